@@ -1,0 +1,307 @@
+//! The session engine behind every control transport (stdio now, the
+//! daemon's WebSocket later): a registry of media sessions and the links
+//! between them, and the dispatch of protocol methods onto them.
+
+use crate::protocol::{codes, Notification, RpcError, PROTOCOL_VERSION};
+use pipelines::{Codec, DescriptionKind, Leg, LegEvent, LegOptions, Link};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Engine-wide defaults, from the command line or the daemon config.
+#[derive(Debug, Clone, Default)]
+pub struct EngineConfig {
+    pub leg_defaults: LegOptions,
+}
+
+pub struct Engine {
+    config: EngineConfig,
+    sessions: Mutex<HashMap<String, Leg>>,
+    /// Links by the pair of session ids they join (sorted).
+    links: Mutex<HashMap<(String, String), Link>>,
+    next_id: AtomicU64,
+    notifications: UnboundedSender<Notification>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateParams {
+    kind: Kind,
+    #[serde(default)]
+    codecs: Option<Vec<Codec>>,
+    #[serde(default)]
+    latency_ms: Option<u32>,
+    /// Address(es) to receive media on / gather ICE candidates on.
+    #[serde(default)]
+    media_addresses: Option<Vec<IpAddr>>,
+    #[serde(default)]
+    opus_bitrate: Option<u32>,
+    #[serde(default)]
+    opus_complexity: Option<u32>,
+    #[serde(default)]
+    ptime: Option<u32>,
+    #[serde(default)]
+    symmetric_rtp: Option<pipelines::SymmetricRtp>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum Kind {
+    Webrtc,
+    Rtp,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionParams {
+    session: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoteDescriptionParams {
+    session: String,
+    #[serde(rename = "type")]
+    kind: String,
+    sdp: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CandidateParams {
+    session: String,
+    candidate: String,
+    #[serde(default)]
+    sdp_m_line_index: Option<u32>,
+    #[serde(default)]
+    sdp_mid: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkParams {
+    a: String,
+    b: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DtmfParams {
+    session: String,
+    tones: String,
+    #[serde(default)]
+    duration: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CloseParams {
+    session: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+fn params<T: for<'de> Deserialize<'de>>(value: Value) -> Result<T, RpcError> {
+    let value = if value.is_null() { json!({}) } else { value };
+    serde_json::from_value(value).map_err(|e| RpcError::invalid_params(format!("invalid params: {e}")))
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig, notifications: UnboundedSender<Notification>) -> Arc<Engine> {
+        Arc::new(Engine {
+            config,
+            sessions: Mutex::default(),
+            links: Mutex::default(),
+            next_id: AtomicU64::new(1),
+            notifications,
+        })
+    }
+
+    /// The `ready` notification a client waits for before its first request.
+    pub fn ready_notification() -> Notification {
+        Notification::new("ready", json!({ "protocol": PROTOCOL_VERSION, "version": env!("CARGO_PKG_VERSION") }))
+    }
+
+    /// Runs one method. Blocking media work runs off the async threads.
+    pub async fn call(self: &Arc<Self>, method: &str, params: Value) -> Result<Value, RpcError> {
+        let engine = self.clone();
+        let method = method.to_string();
+        tokio::task::spawn_blocking(move || engine.call_blocking(&method, params))
+            .await
+            .map_err(|e| RpcError::new(codes::INTERNAL, format!("request failed: {e}")))?
+    }
+
+    fn call_blocking(&self, method: &str, p: Value) -> Result<Value, RpcError> {
+        match method {
+            "protocol.version" => Ok(json!({ "protocol": PROTOCOL_VERSION, "version": env!("CARGO_PKG_VERSION") })),
+            "session.create" => self.create(params(p)?),
+            "session.getLocalDescription" => {
+                let p: SessionParams = params(p)?;
+                let d = self.session(&p.session)?.local_description()?;
+                Ok(json!({ "type": d.kind.as_str(), "sdp": d.sdp }))
+            }
+            "session.setRemoteDescription" => {
+                let p: RemoteDescriptionParams = params(p)?;
+                let kind = match p.kind.as_str() {
+                    "offer" => DescriptionKind::Offer,
+                    "answer" => DescriptionKind::Answer,
+                    other => return Err(RpcError::invalid_params(format!("type must be \"offer\" or \"answer\", not {other:?}"))),
+                };
+                self.session(&p.session)?.set_remote_description(kind, &p.sdp)?;
+                Ok(json!({}))
+            }
+            "session.addIceCandidate" => {
+                let p: CandidateParams = params(p)?;
+                let _ = p.sdp_mid; // one audio m-line: the index is enough
+                self.session(&p.session)?.add_ice_candidate(&p.candidate, p.sdp_m_line_index.unwrap_or(0))?;
+                Ok(json!({}))
+            }
+            "session.connect" => self.connect(params(p)?),
+            "session.disconnect" => {
+                let p: LinkParams = params(p)?;
+                match self.links.lock().unwrap().remove(&link_key(&p.a, &p.b)) {
+                    Some(_) => Ok(json!({})),
+                    None => Err(RpcError::new(codes::WRONG_STATE, format!("{} and {} are not connected", p.a, p.b))),
+                }
+            }
+            "session.sendDtmf" => {
+                let p: DtmfParams = params(p)?;
+                self.session(&p.session)?.send_dtmf(&p.tones, p.duration.unwrap_or(100))?;
+                Ok(json!({}))
+            }
+            "session.close" => {
+                let p: CloseParams = params(p)?;
+                self.close(&p.session, p.reason.as_deref().unwrap_or("closed by request"))?;
+                Ok(json!({}))
+            }
+            "session.list" => {
+                let sessions: Vec<String> = self.sessions.lock().unwrap().keys().cloned().collect();
+                Ok(json!({ "sessions": sessions }))
+            }
+            other => Err(RpcError::new(codes::METHOD_NOT_FOUND, format!("unknown method {other:?}; see docs/protocol.md"))),
+        }
+    }
+
+    fn session(&self, id: &str) -> Result<Leg, RpcError> {
+        self.sessions
+            .lock()
+            .unwrap()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| RpcError::new(codes::UNKNOWN_SESSION, format!("no session {id:?}")))
+    }
+
+    fn create(&self, p: CreateParams) -> Result<Value, RpcError> {
+        let mut options = self.config.leg_defaults.clone();
+        if let Some(codecs) = p.codecs {
+            if codecs.is_empty() {
+                return Err(RpcError::invalid_params("codecs must name at least one codec"));
+            }
+            options.codecs = codecs;
+        }
+        if let Some(ms) = p.latency_ms {
+            options.jitter_latency_ms = ms.clamp(0, 2000);
+        }
+        if let Some(addresses) = p.media_addresses {
+            if addresses.is_empty() {
+                return Err(RpcError::invalid_params("mediaAddresses must not be empty"));
+            }
+            options.media_addresses = addresses;
+        }
+        if let Some(b) = p.opus_bitrate {
+            options.opus_bitrate = b.clamp(6000, 510_000);
+        }
+        if let Some(c) = p.opus_complexity {
+            options.opus_complexity = c.min(10);
+        }
+        if let Some(ptime) = p.ptime {
+            options.ptime = ptime.clamp(10, 60);
+        }
+        if let Some(s) = p.symmetric_rtp {
+            options.symmetric_rtp = s;
+        }
+        let id = format!("s{}", self.next_id.fetch_add(1, Ordering::Relaxed));
+        let events = self.event_handler(&id);
+        let leg = match p.kind {
+            Kind::Webrtc => Leg::new_webrtc(&id, options, events)?,
+            Kind::Rtp => Leg::new_rtp(&id, options, events)?,
+        };
+        self.sessions.lock().unwrap().insert(id.clone(), leg);
+        tracing::info!(session = %id, "session created");
+        Ok(json!({ "session": id }))
+    }
+
+    fn event_handler(&self, id: &str) -> pipelines::EventHandler {
+        let tx = self.notifications.clone();
+        let session = id.to_string();
+        Arc::new(move |event| {
+            let params = match event {
+                LegEvent::ConnectionStateChange(state) => {
+                    json!({ "session": session, "type": "connectionstatechange", "state": state.as_str() })
+                }
+                LegEvent::IceCandidate { candidate, sdp_mline_index } => json!({
+                    "session": session, "type": "icecandidate", "candidate": candidate, "sdpMLineIndex": sdp_mline_index
+                }),
+                LegEvent::Dtmf { tone } => {
+                    tracing::info!(session = %session, %tone, "DTMF received");
+                    json!({ "session": session, "type": "dtmf", "tone": tone.to_string() })
+                }
+                LegEvent::Closed { reason } => json!({ "session": session, "type": "closed", "reason": reason }),
+            };
+            let _ = tx.send(Notification::new("session.event", params));
+        })
+    }
+
+    fn connect(&self, p: LinkParams) -> Result<Value, RpcError> {
+        if p.a == p.b {
+            return Err(RpcError::invalid_params("a session cannot be connected to itself"));
+        }
+        let (a, b) = (self.session(&p.a)?, self.session(&p.b)?);
+        let mut links = self.links.lock().unwrap();
+        // One peer per session: two sources pushed into one send chain
+        // would interleave into noise. Mixing is what rooms are for.
+        for id in [&p.a, &p.b] {
+            if links.keys().any(|(x, y)| x == id || y == id) {
+                return Err(RpcError::new(codes::WRONG_STATE, format!("session {id} is already connected; disconnect it first")));
+            }
+        }
+        let link = Link::new(a.port(), b.port());
+        let passthrough = link.is_passthrough();
+        links.insert(link_key(&p.a, &p.b), link);
+        tracing::info!(a = %p.a, b = %p.b, passthrough, "sessions connected");
+        Ok(json!({ "passthrough": passthrough }))
+    }
+
+    pub fn close(&self, id: &str, reason: &str) -> Result<(), RpcError> {
+        let leg = self
+            .sessions
+            .lock()
+            .unwrap()
+            .remove(id)
+            .ok_or_else(|| RpcError::new(codes::UNKNOWN_SESSION, format!("no session {id:?}")))?;
+        self.links.lock().unwrap().retain(|(x, y), _| x != id && y != id);
+        leg.close(reason);
+        tracing::info!(session = %id, %reason, "session closed");
+        Ok(())
+    }
+
+    /// Closes every session (end of input, shutdown).
+    pub fn close_all(&self, reason: &str) {
+        let ids: Vec<String> = self.sessions.lock().unwrap().keys().cloned().collect();
+        for id in ids {
+            let _ = self.close(&id, reason);
+        }
+    }
+}
+
+fn link_key(a: &str, b: &str) -> (String, String) {
+    if a <= b {
+        (a.to_string(), b.to_string())
+    } else {
+        (b.to_string(), a.to_string())
+    }
+}

@@ -1,0 +1,65 @@
+//! A link carries audio both ways between two legs' ports: encoded frames
+//! untouched when the legs share a codec (passthrough: no decode, no
+//! encode), decoded audio otherwise (transcoding). The choice is made per
+//! buffer from what each leg has negotiated, so a link can be made before
+//! negotiation finishes and survives a codec change in a re-INVITE.
+
+use crate::port::{Consumer, MediaPort, Want};
+use std::sync::Arc;
+
+/// Two-way audio between two ports; dropping it (or [`Link::cut`]) stops it.
+pub struct Link {
+    a: MediaPort,
+    b: MediaPort,
+    ids: (u64, u64),
+}
+
+impl Link {
+    pub fn new(a: &MediaPort, b: &MediaPort) -> Link {
+        let a_to_b = a.add_consumer(Arc::new(Forward { from: a.clone(), to: b.clone() }));
+        let b_to_a = b.add_consumer(Arc::new(Forward { from: b.clone(), to: a.clone() }));
+        Link { a: a.clone(), b: b.clone(), ids: (a_to_b, b_to_a) }
+    }
+
+    /// Whether audio from `a` reaches `b` without transcoding right now.
+    pub fn is_passthrough(&self) -> bool {
+        passthrough(&self.a, &self.b) && passthrough(&self.b, &self.a)
+    }
+
+    pub fn cut(self) {}
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.a.remove_consumer(self.ids.0);
+        self.b.remove_consumer(self.ids.1);
+    }
+}
+
+fn passthrough(from: &MediaPort, to: &MediaPort) -> bool {
+    matches!((from.receive_codec(), to.send_codec()), (Some(r), Some(s)) if r == s)
+}
+
+/// One direction of a link.
+struct Forward {
+    from: MediaPort,
+    to: MediaPort,
+}
+
+impl Consumer for Forward {
+    fn wants(&self) -> Want {
+        match self.to.send_codec() {
+            None => Want::Nothing,
+            Some(_) if passthrough(&self.from, &self.to) => Want::Encoded,
+            Some(_) => Want::Raw,
+        }
+    }
+
+    fn take(&self, sample: &gst::Sample) {
+        if passthrough(&self.from, &self.to) {
+            self.to.push_encoded(sample);
+        } else {
+            self.to.push_raw(sample);
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! The media port of a leg: where its received audio comes out and the
+//! audio it should send goes in. Links, recorders and mixers attach here.
+//!
+//! Audio leaves a port in one of two forms, produced only when someone asks
+//! for it: *encoded* frames straight from the depayloader (for passthrough
+//! between legs that share a codec) or *raw* S16LE mono samples at the
+//! codec's own rate (for transcoding, mixing, recording). Nothing is decoded
+//! while no consumer wants raw audio.
+
+use crate::codec::Codec;
+use gst::prelude::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Which form of audio a consumer wants right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    Raw,
+    Encoded,
+    Nothing,
+}
+
+/// Something that takes the audio a leg receives.
+pub trait Consumer: Send + Sync {
+    /// Asked per buffer, so the answer may change as negotiation goes on.
+    fn wants(&self) -> Want;
+    fn take(&self, sample: &gst::Sample);
+}
+
+#[derive(Clone, Default)]
+pub struct MediaPort {
+    inner: Arc<PortInner>,
+}
+
+#[derive(Default)]
+struct PortInner {
+    consumers: RwLock<Vec<(u64, Arc<dyn Consumer>)>>,
+    next_id: AtomicU64,
+    /// What the leg receives and sends, once negotiated.
+    codecs: Mutex<(Option<Codec>, Option<Codec>)>,
+    /// Where pushed audio enters the send chain, once it exists.
+    inputs: Mutex<Option<SendInputs>>,
+}
+
+/// The two entry points of a leg's send chain.
+#[derive(Clone)]
+pub(crate) struct SendInputs {
+    pub raw: gst_app::AppSrc,
+    pub encoded: gst_app::AppSrc,
+}
+
+impl MediaPort {
+    pub fn add_consumer(&self, consumer: Arc<dyn Consumer>) -> u64 {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        self.inner.consumers.write().unwrap().push((id, consumer));
+        id
+    }
+
+    pub fn remove_consumer(&self, id: u64) {
+        self.inner.consumers.write().unwrap().retain(|(c, _)| *c != id);
+    }
+
+    /// Whether any consumer currently wants audio in this form.
+    pub(crate) fn wanted(&self, want: Want) -> bool {
+        self.inner.consumers.read().unwrap().iter().any(|(_, c)| c.wants() == want)
+    }
+
+    /// Hands a received sample to every consumer that wants its form.
+    pub(crate) fn deliver(&self, want: Want, sample: &gst::Sample) {
+        let consumers: Vec<Arc<dyn Consumer>> = self
+            .inner
+            .consumers
+            .read()
+            .unwrap()
+            .iter()
+            .filter(|(_, c)| c.wants() == want)
+            .map(|(_, c)| c.clone())
+            .collect();
+        for c in consumers {
+            c.take(sample);
+        }
+    }
+
+    /// Codec of the audio this leg receives, once known.
+    pub fn receive_codec(&self) -> Option<Codec> {
+        self.inner.codecs.lock().unwrap().0
+    }
+
+    /// Codec this leg sends, once negotiated.
+    pub fn send_codec(&self) -> Option<Codec> {
+        self.inner.codecs.lock().unwrap().1
+    }
+
+    pub(crate) fn set_receive_codec(&self, codec: Codec) {
+        self.inner.codecs.lock().unwrap().0 = Some(codec);
+    }
+
+    pub(crate) fn set_send(&self, codec: Codec, inputs: SendInputs) {
+        self.inner.codecs.lock().unwrap().1 = Some(codec);
+        *self.inner.inputs.lock().unwrap() = Some(inputs);
+    }
+
+    pub(crate) fn clear(&self) {
+        self.inner.consumers.write().unwrap().clear();
+        *self.inner.inputs.lock().unwrap() = None;
+    }
+
+    /// Sends raw audio (S16LE mono, any rate: it is resampled as needed).
+    pub fn push_raw(&self, sample: &gst::Sample) {
+        let src = self.inner.inputs.lock().unwrap().as_ref().map(|i| i.raw.clone());
+        if let Some(src) = src {
+            push(&src, sample);
+        }
+    }
+
+    /// Sends frames already encoded with [`MediaPort::send_codec`].
+    pub fn push_encoded(&self, sample: &gst::Sample) {
+        let src = self.inner.inputs.lock().unwrap().as_ref().map(|i| i.encoded.clone());
+        if let Some(src) = src {
+            push(&src, sample);
+        }
+    }
+}
+
+/// Pushes a sample from another pipeline. All pipelines share one clock and
+/// base time, so the buffer keeps its running time as its timestamp.
+fn push(src: &gst_app::AppSrc, sample: &gst::Sample) {
+    let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else { return };
+    let running_time = sample
+        .segment()
+        .and_then(|s| s.downcast_ref::<gst::ClockTime>())
+        .and_then(|s| s.to_running_time(buffer.pts()));
+    let mut buffer = buffer.copy();
+    {
+        let b = buffer.make_mut();
+        b.set_pts(running_time);
+        b.set_dts(gst::ClockTime::NONE);
+    }
+    if src.caps().as_ref() != Some(&caps.to_owned()) {
+        src.set_caps(Some(&caps.to_owned()));
+    }
+    let _ = src.push_buffer(buffer);
+}
+
+/// An appsink that hands what reaches it to the port's consumers.
+pub(crate) fn port_sink(port: &MediaPort, want: Want) -> gst_app::AppSink {
+    let port = port.clone();
+    gst_app::AppSink::builder()
+        .sync(false)
+        .async_(false)
+        .max_buffers(8)
+        .drop(true)
+        .callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    port.deliver(want, &sample);
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        )
+        .build()
+}
+
+/// A live appsrc for audio pushed from other pipelines. Leaky with a short
+/// queue: if this leg stalls, old audio is dropped rather than delayed.
+pub(crate) fn port_src(name: &str) -> gst_app::AppSrc {
+    gst_app::AppSrc::builder()
+        .name(name)
+        .is_live(true)
+        .format(gst::Format::Time)
+        .do_timestamp(false)
+        .max_time(gst::ClockTime::from_mseconds(200))
+        .leaky_type(gst_app::AppLeakyType::Downstream)
+        .build()
+}
+
+/// Adds a probe on `pad` letting buffers through only while some consumer
+/// of `port` wants `want`.
+pub(crate) fn gate_on_demand(pad: &gst::Pad, port: &MediaPort, want: Want) {
+    let port = port.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        if port.wanted(want) {
+            gst::PadProbeReturn::Ok
+        } else {
+            gst::PadProbeReturn::Drop
+        }
+    });
+}

@@ -1,0 +1,527 @@
+//! The RTP leg: plain RTP/AVP over UDP for SIP peers (phones, PBXs, trunks).
+//!
+//! ```text
+//! udpsrc(rtp socket) ! tee -+- [RTP only, latch] capsfilter ! rtpbin.recv_rtp_sink_0
+//!                           +- [RTCP only: rtcp-mux] capsfilter --+
+//! udpsrc(rtcp socket) ------------------------------------------- funnel ! rtpbin.recv_rtcp_sink_0
+//! rtpbin.recv_rtp_src_* -> receive::attach (audio to the port, telephone-event to DTMF)
+//! send chain ! rtpbin.send_rtp_sink_0 ; rtpbin.send_rtp_src_0 ! multiudpsink(rtp socket)
+//! rtpbin.send_rtcp_src_0 ! multiudpsink(rtcp socket, or the rtp one with rtcp-mux)
+//! ```
+//! Sending and receiving share one socket per port, so we send from the
+//! port we advertise (symmetric RTP), and we send to wherever the peer's RTP
+//! actually comes from once it arrives (the peer behind NAT, or a phone
+//! that wrote a wrong address into its SDP).
+
+use crate::codec::{self, CodecChoice};
+use crate::leg::{ConnectionState, DescriptionKind, EventHandler, LegEvent, LegOptions, Negotiation, SessionDescriptionText};
+use crate::port::MediaPort;
+use crate::runtime::{make, new_pipeline};
+use crate::sdp::{Attribute, Direction, Media, SessionDescription};
+use crate::send::{self, SendChain, SendGate};
+use crate::{receive, Error};
+use gst::prelude::*;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone)]
+pub struct RtpLeg {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    options: LegOptions,
+    events: EventHandler,
+    pipeline: gst::Pipeline,
+    rtpbin: gst::Element,
+    /// Funnel in front of the RTP socket's sink: RTP, and RTCP with rtcp-mux.
+    rtp_funnel: gst::Element,
+    rtp_out: gst::Element,
+    rtcp_out: gst::Element,
+    local: SocketAddr,
+    port: MediaPort,
+    gate: SendGate,
+    /// Payload type -> caps, read by rtpbin's `request-pt-map`.
+    pt_map: Arc<Mutex<HashMap<u8, gst::Caps>>>,
+    /// Where we send, and whether we re-learn it from incoming packets.
+    destination: Arc<Mutex<Destination>>,
+    may_receive: Arc<AtomicBool>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct Destination {
+    rtp: Option<SocketAddr>,
+    rtcp: Option<SocketAddr>,
+    rtcp_mux: bool,
+    /// Set when a new remote description arrives: the next RTP packet's
+    /// source becomes the destination.
+    latch: bool,
+    seen_media: bool,
+}
+
+struct State {
+    negotiation: Negotiation,
+    session_id: u64,
+    version: u64,
+    send: Option<SendChain>,
+    /// The remote offer being answered.
+    remote_offer: Option<SessionDescription>,
+    rtcp_linked: bool,
+    closed: bool,
+}
+
+impl RtpLeg {
+    pub fn new(name: &str, options: LegOptions, events: EventHandler) -> Result<RtpLeg, Error> {
+        let address = *options.media_addresses.first().ok_or_else(|| Error::Bind("no media address configured".into()))?;
+        let (rtp_socket, rtcp_socket) = bind_pair(address, options.rtp_ports)?;
+        let local = rtp_socket.local_addr().map_err(|e| Error::Bind(e.to_string()))?;
+        let rtp_socket = gio_socket(rtp_socket)?;
+        let rtcp_socket = gio_socket(rtcp_socket)?;
+
+        let pipeline = new_pipeline(name);
+        let rtp_in = make("udpsrc")?;
+        rtp_in.set_property("socket", &rtp_socket);
+        rtp_in.set_property("close-socket", false);
+        let split = make("tee")?;
+        let rtp_caps = capsfilter("application/x-rtp")?;
+        let rtcp_caps = capsfilter("application/x-rtcp")?;
+        let rtcp_in = make("udpsrc")?;
+        rtcp_in.set_property("socket", &rtcp_socket);
+        rtcp_in.set_property("close-socket", false);
+        rtcp_in.set_property("caps", gst::Caps::new_empty_simple("application/x-rtcp"));
+        let rtcp_funnel = make("funnel")?;
+        let rtpbin = make("rtpbin")?;
+        rtpbin.set_property("latency", options.jitter_latency_ms);
+        rtpbin.set_property("drop-on-latency", true);
+        let rtp_out = sink_on(&rtp_socket)?;
+        let rtcp_out = sink_on(&rtcp_socket)?;
+        let rtp_funnel = make("funnel")?;
+        pipeline.add_many([&rtp_in, &split, &rtp_caps, &rtcp_caps, &rtcp_in, &rtcp_funnel, &rtpbin, &rtp_funnel, &rtp_out, &rtcp_out])?;
+        rtp_funnel.link(&rtp_out)?;
+        rtp_in.link(&split)?;
+        split.link(&rtp_caps)?;
+        split.link(&rtcp_caps)?;
+        rtcp_caps.link(&rtcp_funnel)?;
+        rtcp_in.link(&rtcp_funnel)?;
+        rtp_caps.link_pads(Some("src"), &rtpbin, Some("recv_rtp_sink_0"))?;
+        rtcp_funnel.link_pads(Some("src"), &rtpbin, Some("recv_rtcp_sink_0"))?;
+
+        let leg = RtpLeg {
+            inner: Arc::new(Inner {
+                options,
+                events,
+                pipeline,
+                rtpbin,
+                rtp_funnel,
+                rtp_out,
+                rtcp_out,
+                local,
+                port: MediaPort::default(),
+                gate: SendGate::default(),
+                pt_map: Arc::default(),
+                destination: Arc::default(),
+                may_receive: Arc::new(AtomicBool::new(true)),
+                state: Mutex::new(State {
+                    negotiation: Negotiation::Stable,
+                    session_id: rand_u32() as u64,
+                    version: 1,
+                    send: None,
+                    remote_offer: None,
+                    rtcp_linked: false,
+                    closed: false,
+                }),
+            }),
+        };
+        leg.inner.gate.set_transport_up(true);
+        leg.watch_rtp(&split.static_pad("src_0").unwrap());
+        only_rtcp(&split.static_pad("src_1").unwrap());
+        leg.connect_rtpbin();
+        crate::runtime::watch_bus(&leg.inner.pipeline, &leg.inner.events);
+        leg.inner.pipeline.set_state(gst::State::Playing)?;
+        (leg.inner.events)(LegEvent::ConnectionStateChange(ConnectionState::New));
+        Ok(leg)
+    }
+
+    pub fn port(&self) -> &MediaPort {
+        &self.inner.port
+    }
+
+    pub fn local_address(&self) -> SocketAddr {
+        self.inner.local
+    }
+
+    /// Drops what is not RTP (STUN from phones that probe even with ICE
+    /// off, stray RTCP), learns the peer's real address, and reports the
+    /// connection up at the first packet.
+    fn watch_rtp(&self, pad: &gst::Pad) {
+        let destination = self.inner.destination.clone();
+        let rtp_out = self.inner.rtp_out.clone();
+        let rtcp_out = self.inner.rtcp_out.clone();
+        let may_receive = self.inner.may_receive.clone();
+        let events = self.inner.events.clone();
+        let symmetric = self.inner.options.symmetric_rtp;
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            let Some(buffer) = info.buffer() else { return gst::PadProbeReturn::Ok };
+            if !is_rtp(buffer) {
+                return gst::PadProbeReturn::Drop;
+            }
+            let source = buffer
+                .meta::<gst_net::NetAddressMeta>()
+                .and_then(|m| m.addr().downcast::<gio::InetSocketAddress>().ok())
+                .map(SocketAddr::from);
+            let mut dest = destination.lock().unwrap();
+            if !dest.seen_media {
+                dest.seen_media = true;
+                events(LegEvent::ConnectionStateChange(ConnectionState::Connected));
+            }
+            if let Some(source) = source {
+                if dest.latch {
+                    dest.latch = false;
+                    if dest.rtp != Some(source) && symmetric.should_latch(dest.rtp, source) {
+                        tracing::info!(from = ?dest.rtp, to = %source, "symmetric RTP: sending to where the peer's RTP comes from");
+                        dest.rtp = Some(source);
+                        dest.rtcp = Some(if dest.rtcp_mux { source } else { SocketAddr::new(source.ip(), source.port().wrapping_add(1)) });
+                        apply_destination(&dest, &rtp_out, &rtcp_out);
+                    }
+                }
+            }
+            if may_receive.load(Ordering::Relaxed) {
+                gst::PadProbeReturn::Ok
+            } else {
+                gst::PadProbeReturn::Drop
+            }
+        });
+    }
+
+    fn connect_rtpbin(&self) {
+        let pt_map = self.inner.pt_map.clone();
+        self.inner.rtpbin.connect("request-pt-map", false, move |args| {
+            let pt = args[2].get::<u32>().unwrap_or(0) as u8;
+            pt_map.lock().unwrap().get(&pt).cloned().map(|c| c.to_value())
+        });
+        let weak = Arc::downgrade(&self.inner);
+        self.inner.rtpbin.connect_pad_added(move |_, pad| {
+            let Some(inner) = weak.upgrade() else { return };
+            if pad.name().starts_with("recv_rtp_src_") {
+                if let Err(err) = receive::attach(inner.pipeline.upcast_ref(), pad, &inner.port, &inner.events) {
+                    tracing::warn!(%err, "cannot receive RTP stream");
+                }
+            }
+        });
+    }
+
+    pub fn local_description(&self) -> Result<SessionDescriptionText, Error> {
+        let mut state = self.inner.state.lock().unwrap();
+        if state.closed {
+            return Err(Error::Closed);
+        }
+        match &state.negotiation {
+            Negotiation::HaveLocalOffer(sdp) => Ok(SessionDescriptionText { kind: DescriptionKind::Offer, sdp: sdp.clone() }),
+            Negotiation::Stable => {
+                let sdp = self.offer(&mut state);
+                state.negotiation = Negotiation::HaveLocalOffer(sdp.clone());
+                Ok(SessionDescriptionText { kind: DescriptionKind::Offer, sdp })
+            }
+            Negotiation::HaveRemoteOffer => {
+                let offer = state.remote_offer.take().ok_or(Error::WrongState("no remote offer".into()))?;
+                let sdp = self.answer(&mut state, &offer)?;
+                state.negotiation = Negotiation::Stable;
+                Ok(SessionDescriptionText { kind: DescriptionKind::Answer, sdp })
+            }
+        }
+    }
+
+    pub fn set_remote_description(&self, kind: DescriptionKind, text: &str) -> Result<(), Error> {
+        let remote = SessionDescription::parse(text)?;
+        let (_, media) = remote.audio().ok_or_else(|| Error::InvalidSdp("there is no audio section".into()))?;
+        if !media.protocol.starts_with("RTP/AVP") {
+            return Err(Error::InvalidSdp(format!(
+                "an RTP session takes RTP/AVP media, not {} (use a webrtc session for WebRTC peers)",
+                media.protocol
+            )));
+        }
+        let mut state = self.inner.state.lock().unwrap();
+        if state.closed {
+            return Err(Error::Closed);
+        }
+        state.negotiation.check_remote(kind)?;
+        match kind {
+            DescriptionKind::Offer => {
+                // Fail now, not at answer time, so the SIP side can say 488.
+                codec::choose(media, &self.inner.options.codecs)?;
+                state.remote_offer = Some(remote);
+                state.negotiation = Negotiation::HaveRemoteOffer;
+            }
+            DescriptionKind::Answer => {
+                let choice = codec::from_answer(&remote)?;
+                let direction = remote.direction_of(media).answer(Direction::SendRecv);
+                self.apply(&mut state, &remote, media, &choice, direction)?;
+                state.negotiation = Negotiation::Stable;
+            }
+        }
+        Ok(())
+    }
+
+    /// Our offer: every allowed codec, telephone-event, rtcp-mux offered
+    /// with a separate RTCP port as fallback (RFC 5761).
+    fn offer(&self, state: &mut State) -> String {
+        let codecs = &self.inner.options.codecs;
+        let mut media = self.media_section(codecs.iter().map(|c| c.default_payload_type()).collect());
+        for c in codecs {
+            media.attributes.push(Attribute::value("rtpmap", format!("{} {}", c.default_payload_type(), c.rtpmap_value())));
+            if let Some(fmtp) = c.fmtp() {
+                media.attributes.push(Attribute::value("fmtp", format!("{} {fmtp}", c.default_payload_type())));
+            }
+        }
+        media.formats.push(TELEPHONE_EVENT_PT);
+        media.attributes.push(Attribute::value("rtpmap", format!("{TELEPHONE_EVENT_PT} telephone-event/8000")));
+        media.attributes.push(Attribute::value("fmtp", format!("{TELEPHONE_EVENT_PT} 0-16")));
+        media.attributes.push(Attribute::value("ptime", self.inner.options.ptime.to_string()));
+        media.attributes.push(Attribute::value("rtcp", (self.inner.local.port() + 1).to_string()));
+        media.attributes.push(Attribute::flag("rtcp-mux"));
+        media.attributes.push(Attribute::flag("sendrecv"));
+        self.describe(state, media)
+    }
+
+    fn answer(&self, state: &mut State, offer: &SessionDescription) -> Result<String, Error> {
+        let (_, offered) = offer.audio().ok_or_else(|| Error::InvalidSdp("no audio".into()))?;
+        let choice = codec::choose(offered, &self.inner.options.codecs)?;
+        let direction = offer.direction_of(offered).answer(Direction::SendRecv);
+        let mut formats = vec![choice.payload_type];
+        let mut media = self.media_section(vec![]);
+        media.attributes.push(Attribute::value("rtpmap", format!("{} {}", choice.payload_type, choice.codec.rtpmap_value())));
+        if let Some(fmtp) = choice.codec.fmtp() {
+            media.attributes.push(Attribute::value("fmtp", format!("{} {fmtp}", choice.payload_type)));
+        }
+        if let Some((pt, rate)) = choice.telephone_event {
+            formats.push(pt);
+            media.attributes.push(Attribute::value("rtpmap", format!("{pt} telephone-event/{rate}")));
+            media.attributes.push(Attribute::value("fmtp", format!("{pt} 0-16")));
+        }
+        media.formats = formats;
+        if offered.ptime().is_some() {
+            media.attributes.push(Attribute::value("ptime", choice.ptime.to_string()));
+        }
+        if offered.has_attribute("rtcp-mux") {
+            media.attributes.push(Attribute::flag("rtcp-mux"));
+        } else {
+            media.attributes.push(Attribute::value("rtcp", (self.inner.local.port() + 1).to_string()));
+        }
+        media.attributes.push(Attribute::flag(direction.as_str()));
+        self.apply(state, offer, offered, &choice, direction)?;
+        Ok(self.describe(state, media))
+    }
+
+    fn media_section(&self, formats: Vec<u8>) -> Media {
+        Media {
+            kind: "audio".into(),
+            port: self.inner.local.port(),
+            protocol: "RTP/AVP".into(),
+            formats,
+            connection: None,
+            attributes: Vec::new(),
+        }
+    }
+
+    fn describe(&self, state: &mut State, media: Media) -> String {
+        let ip = self.inner.local.ip();
+        let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+        state.version += 1;
+        SessionDescription {
+            origin: format!("sipbridge {} {} IN {family} {ip}", state.session_id, state.version),
+            session_name: "sipbridge".into(),
+            connection: Some(ip),
+            attributes: Vec::new(),
+            media: vec![media],
+        }
+        .to_string()
+    }
+
+    /// Puts a finished negotiation into effect: payload map, destination,
+    /// direction, and the send chain (rebuilt if the codec changed).
+    fn apply(
+        &self,
+        state: &mut State,
+        remote: &SessionDescription,
+        media: &Media,
+        choice: &CodecChoice,
+        direction: Direction,
+    ) -> Result<(), Error> {
+        let inner = &self.inner;
+        {
+            let mut map = inner.pt_map.lock().unwrap();
+            map.clear();
+            map.insert(choice.payload_type, rtp_caps(choice.codec.sdp_name(), choice.codec.clock_rate(), choice.payload_type, choice.codec == codec::Codec::Opus));
+            if let Some((pt, rate)) = choice.telephone_event {
+                map.insert(pt, rtp_caps("TELEPHONE-EVENT", rate, pt, false));
+            }
+        }
+        let rtcp_mux = media.has_attribute("rtcp-mux");
+        let address = remote.address_of(media).filter(|a| !a.is_unspecified() && media.port != 0);
+        {
+            let mut dest = inner.destination.lock().unwrap();
+            dest.rtcp_mux = rtcp_mux;
+            dest.rtp = address.map(|a| SocketAddr::new(a, media.port));
+            dest.rtcp = address.map(|a| {
+                if rtcp_mux {
+                    SocketAddr::new(a, media.port)
+                } else {
+                    SocketAddr::new(a, media.rtcp_port().unwrap_or(media.port.wrapping_add(1)))
+                }
+            });
+            dest.latch = true;
+            apply_destination(&dest, &inner.rtp_out, &inner.rtcp_out);
+        }
+        inner.gate.set_may_send(direction.sends() && address.is_some());
+        inner.may_receive.store(direction.receives(), Ordering::Relaxed);
+
+        let same_stream = state.send.as_ref().is_some_and(|s| s.choice == *choice);
+        if !same_stream {
+            if let Some(old) = state.send.take() {
+                old.remove(inner.pipeline.upcast_ref());
+            }
+            let chain = send::build(inner.pipeline.upcast_ref(), &inner.port, choice, &inner.options, &inner.gate)?;
+            chain.src_pad.link(&inner.rtpbin.request_pad_simple("send_rtp_sink_0").ok_or(Error::Pipeline("rtpbin send pad".into()))?)?;
+            if let Some(src) = inner.rtpbin.static_pad("send_rtp_src_0") {
+                if !src.is_linked() {
+                    src.link(&inner.rtp_funnel.request_pad_simple("sink_%u").unwrap())?;
+                }
+            }
+            state.send = Some(chain);
+        }
+        if !state.rtcp_linked {
+            let rtcp_src = inner.rtpbin.request_pad_simple("send_rtcp_src_0").ok_or(Error::Pipeline("rtpbin rtcp pad".into()))?;
+            // With rtcp-mux, RTCP leaves through the RTP socket's sink.
+            let sink_pad =
+                if rtcp_mux { inner.rtp_funnel.request_pad_simple("sink_%u") } else { inner.rtcp_out.static_pad("sink") };
+            if let Some(sink_pad) = sink_pad {
+                rtcp_src.link(&sink_pad)?;
+            }
+            state.rtcp_linked = true;
+        }
+        Ok(())
+    }
+
+    pub fn dtmf_tone(&self, code: u8, duration: std::time::Duration) -> Result<(), Error> {
+        let state = self.inner.state.lock().unwrap();
+        let chain = state.send.as_ref().ok_or_else(|| Error::Dtmf("the session is not negotiated yet".into()))?;
+        // Hold the lock: tones from concurrent requests must not interleave.
+        chain.dtmf_tone(code, duration)
+    }
+
+    pub fn close(&self, reason: &str) {
+        {
+            let mut state = self.inner.state.lock().unwrap();
+            if state.closed {
+                return;
+            }
+            state.closed = true;
+        }
+        self.inner.port.clear();
+        let _ = self.inner.pipeline.set_state(gst::State::Null);
+        (self.inner.events)(LegEvent::ConnectionStateChange(ConnectionState::Closed));
+        (self.inner.events)(LegEvent::Closed { reason: reason.to_string() });
+    }
+}
+
+/// The telephone-event payload type we offer.
+const TELEPHONE_EVENT_PT: u8 = 101;
+
+fn rtp_caps(encoding: &str, clock_rate: u32, pt: u8, stereo_params: bool) -> gst::Caps {
+    let mut caps = gst::Caps::builder("application/x-rtp")
+        .field("media", "audio")
+        .field("encoding-name", encoding.to_ascii_uppercase())
+        .field("clock-rate", clock_rate as i32)
+        .field("payload", pt as i32);
+    if stereo_params {
+        caps = caps.field("encoding-params", "2");
+    }
+    caps.build()
+}
+
+fn capsfilter(media_type: &str) -> Result<gst::Element, Error> {
+    let f = make("capsfilter")?;
+    f.set_property("caps", gst::Caps::new_empty_simple(media_type));
+    Ok(f)
+}
+
+/// A multiudpsink sending from `socket`, with no destination until one is
+/// negotiated (a plain udpsink would default to localhost:5004).
+fn sink_on(socket: &gio::Socket) -> Result<gst::Element, Error> {
+    let sink = make("multiudpsink")?;
+    sink.set_property("socket", socket);
+    sink.set_property("close-socket", false);
+    sink.set_property("sync", false);
+    sink.set_property("async", false);
+    Ok(sink)
+}
+
+fn apply_destination(dest: &Destination, rtp_out: &gst::Element, rtcp_out: &gst::Element) {
+    let clients = |a: Option<SocketAddr>| a.map(|a| format!("{}:{}", a.ip(), a.port())).unwrap_or_default();
+    rtp_out.set_property("clients", clients(dest.rtp));
+    if dest.rtcp_mux {
+        rtcp_out.set_property("clients", "");
+    } else {
+        rtcp_out.set_property("clients", clients(dest.rtcp));
+    }
+}
+
+/// RTP version 2 and not an RTCP packet type (200-204, RFC 5761 section 4).
+fn is_rtp(buffer: &gst::BufferRef) -> bool {
+    let mut head = [0u8; 2];
+    buffer.copy_to_slice(0, &mut head).is_ok() && head[0] >> 6 == 2 && !(200..=204).contains(&head[1])
+}
+
+fn only_rtcp(pad: &gst::Pad) {
+    pad.add_probe(gst::PadProbeType::BUFFER, |_, info| {
+        let mut head = [0u8; 2];
+        match info.buffer() {
+            Some(b) if b.copy_to_slice(0, &mut head).is_ok() && head[0] >> 6 == 2 && (200..=204).contains(&head[1]) => {
+                gst::PadProbeReturn::Ok
+            }
+            _ => gst::PadProbeReturn::Drop,
+        }
+    });
+}
+
+/// Binds an even RTP port and the RTCP port above it, trying ports in
+/// `range` from a random start so concurrent legs spread out. A range of
+/// (0, 0) lets the kernel pick.
+fn bind_pair(address: IpAddr, range: (u16, u16)) -> Result<(UdpSocket, UdpSocket), Error> {
+    let (low, high) = (range.0 & !1, range.1);
+    if low == 0 {
+        for _ in 0..64 {
+            let rtp = UdpSocket::bind((address, 0)).map_err(|e| Error::Bind(format!("{address}: {e}")))?;
+            let port = rtp.local_addr().map_err(|e| Error::Bind(e.to_string()))?.port();
+            if port % 2 == 0 && port < u16::MAX {
+                if let Ok(rtcp) = UdpSocket::bind((address, port + 1)) {
+                    return Ok((rtp, rtcp));
+                }
+            }
+        }
+        return Err(Error::Bind(format!("no free even port pair on {address}")));
+    }
+    let pairs = ((high - low) / 2).max(1) as u32;
+    let start = rand_u32() % pairs;
+    for i in 0..pairs {
+        let port = low + (((start + i) % pairs) * 2) as u16;
+        if let (Ok(rtp), Ok(rtcp)) = (UdpSocket::bind((address, port)), UdpSocket::bind((address, port + 1))) {
+            return Ok((rtp, rtcp));
+        }
+    }
+    Err(Error::Bind(format!("no free port pair on {address} in {low}-{high}")))
+}
+
+fn gio_socket(socket: UdpSocket) -> Result<gio::Socket, Error> {
+    gio::Socket::from_fd(std::os::fd::OwnedFd::from(socket)).map_err(|e| Error::Bind(e.to_string()))
+}
+
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.finish() as u32
+}

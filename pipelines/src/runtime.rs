@@ -1,0 +1,74 @@
+//! Process-wide media set-up: GStreamer initialisation, the shared clock
+//! and base time, and the one-time costs paid at start-up instead of on the
+//! first call.
+
+use crate::Error;
+use gst::prelude::*;
+use std::sync::OnceLock;
+
+static BASE_TIME: OnceLock<gst::ClockTime> = OnceLock::new();
+
+/// Initialises GStreamer, checks that every element the legs use is
+/// installed, and pays the one-time DTLS start-up cost now (webrtcbin's
+/// DTLS elements generate a process-wide certificate on first use: ~0.35 s).
+pub fn init() -> Result<(), Error> {
+    gst::init().map_err(|e| Error::Pipeline(format!("GStreamer init failed: {e}")))?;
+    for name in REQUIRED_ELEMENTS {
+        if gst::ElementFactory::find(name).is_none() {
+            return Err(Error::MissingElement((*name).to_string()));
+        }
+    }
+    crate::dtls::certificate();
+    let _warm = gst::ElementFactory::make("dtlsdec").build();
+    base_time();
+    Ok(())
+}
+
+const REQUIRED_ELEMENTS: &[&str] = &[
+    "webrtcbin", "rtpbin", "udpsrc", "udpsink", "appsrc", "appsink", "tee", "funnel",
+    "audioconvert", "audioresample", "capsfilter", "fakesink", "rtpdtmfsrc", "rtpdtmfmux",
+    "opusenc", "opusdec", "rtpopuspay", "rtpopusdepay", "mulawenc", "mulawdec", "rtppcmupay",
+    "rtppcmudepay", "alawenc", "alawdec", "rtppcmapay", "rtppcmadepay", "avenc_g722",
+    "avdec_g722", "rtpg722pay", "rtpg722depay", "dtlsdec",
+];
+
+/// Every pipeline runs on the system clock with the same base time, so a
+/// running time in one pipeline is the same instant in every other: buffers
+/// move between legs with their timestamps intact.
+fn base_time() -> gst::ClockTime {
+    *BASE_TIME.get_or_init(|| gst::SystemClock::obtain().time())
+}
+
+/// A new pipeline sharing the process clock and base time.
+pub(crate) fn new_pipeline(name: &str) -> gst::Pipeline {
+    let pipeline = gst::Pipeline::builder().name(name).build();
+    pipeline.use_clock(Some(&gst::SystemClock::obtain()));
+    pipeline.set_start_time(gst::ClockTime::NONE);
+    pipeline.set_base_time(base_time());
+    pipeline
+}
+
+/// Creates an element, naming the missing plugin if it is not installed.
+pub(crate) fn make(factory: &str) -> Result<gst::Element, Error> {
+    gst::ElementFactory::make(factory).build().map_err(|_| Error::MissingElement(factory.to_string()))
+}
+
+/// Logs a pipeline's errors and warnings as they are posted, and reports
+/// an error as a failed connection (the leg's audio has stopped).
+pub(crate) fn watch_bus(pipeline: &gst::Pipeline, events: &crate::EventHandler) {
+    let events = events.clone();
+    let name = pipeline.name();
+    pipeline.bus().expect("pipelines have a bus").set_sync_handler(move |_, msg| {
+        match msg.view() {
+            gst::MessageView::Error(err) => {
+                tracing::error!(pipeline = %name, source = ?err.src().map(|s| s.path_string()), error = %err.error(), debug = ?err.debug(), "media error");
+                events(crate::LegEvent::ConnectionStateChange(crate::ConnectionState::Failed));
+            }
+            gst::MessageView::Warning(w) => {
+                tracing::warn!(pipeline = %name, source = ?w.src().map(|s| s.path_string()), warning = %w.error(), "media warning");
+            }
+            _ => {}
+        }
+        gst::BusSyncReply::Drop
+    });
+}

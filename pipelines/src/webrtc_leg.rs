@@ -1,0 +1,367 @@
+//! The WebRTC leg: `webrtcbin` with one audio transceiver.
+//!
+//! ```text
+//! send chain ! webrtcbin.sink_0        webrtcbin.src_* -> receive::attach
+//! ```
+//! What webrtcbin needs from us, learned the hard way (DESIGN.md section 5):
+//! loopback must be added to the ICE agent by hand; the DTLS certificate
+//! must be ECDSA for aiortc; outgoing audio is dropped until the connection
+//! is up so the far side does not get a burst; payload types follow the
+//! remote offer, and Opus caps carry `encoding-params=2`.
+
+use crate::codec::{self, Codec, CodecChoice};
+use crate::leg::{ConnectionState, DescriptionKind, EventHandler, LegEvent, LegOptions, Negotiation, SessionDescriptionText};
+use crate::port::MediaPort;
+use crate::runtime::{make, new_pipeline, watch_bus};
+use crate::sdp::{Direction, SessionDescription};
+use crate::send::{self, SendChain, SendGate};
+use crate::{receive, Error};
+use gst::prelude::*;
+use gst_webrtc::{WebRTCRTPTransceiverDirection, WebRTCSDPType, WebRTCSessionDescription};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// How long ICE gathering may take before we answer with what we have.
+const GATHERING_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a webrtcbin promise may take.
+const PROMISE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct WebRtcLeg {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    options: LegOptions,
+    events: EventHandler,
+    pipeline: gst::Pipeline,
+    webrtc: gst::Element,
+    /// webrtcbin frees its ICE agent if nobody else holds it: keep it.
+    _ice_agent: gst_webrtc::WebRTCICE,
+    sink_pad: gst::Pad,
+    transceiver: gst_webrtc::WebRTCRTPTransceiver,
+    port: MediaPort,
+    gate: SendGate,
+    gathering_complete: Arc<(Mutex<bool>, Condvar)>,
+    state: Mutex<State>,
+}
+
+struct State {
+    negotiation: Negotiation,
+    send: Option<SendChain>,
+    closed: bool,
+}
+
+impl WebRtcLeg {
+    pub fn new(name: &str, options: LegOptions, events: EventHandler) -> Result<WebRtcLeg, Error> {
+        let pipeline = new_pipeline(name);
+        let webrtc = make("webrtcbin")?;
+        webrtc.set_property_from_str("bundle-policy", "max-bundle");
+        webrtc.set_property("latency", options.jitter_latency_ms);
+        // Every DTLS decoder webrtcbin creates gets our ECDSA certificate;
+        // the SDP fingerprint is computed from it.
+        webrtc.connect("deep-element-added", false, |args| {
+            let element = args[2].get::<gst::Element>().ok()?;
+            if element.factory().is_some_and(|f| f.name() == "dtlsdec") {
+                element.set_property("pem", crate::dtls::certificate());
+            }
+            None
+        });
+        pipeline.add(&webrtc)?;
+
+        let ice_agent = webrtc.property::<gst_webrtc::WebRTCICE>("ice-agent");
+        if ice_agent.find_property("ice-tcp").is_some() {
+            ice_agent.set_property("ice-tcp", false);
+        }
+        for address in &options.media_addresses {
+            // libnice skips loopback when gathering; add it (and any other
+            // configured address) explicitly.
+            ice_agent.emit_by_name::<bool>("add-local-ip-address", &[&address.to_string()]);
+        }
+
+        let sink_pad = webrtc.request_pad_simple("sink_%u").ok_or(Error::Pipeline("webrtcbin sink pad".into()))?;
+        let transceiver = sink_pad.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
+        transceiver.set_property("direction", WebRTCRTPTransceiverDirection::Sendrecv);
+        transceiver.set_property("codec-preferences", offer_caps(&options.codecs));
+
+        let leg = WebRtcLeg {
+            inner: Arc::new(Inner {
+                options,
+                events,
+                pipeline,
+                webrtc,
+                _ice_agent: ice_agent,
+                sink_pad,
+                transceiver,
+                port: MediaPort::default(),
+                gate: SendGate::default(),
+                gathering_complete: Arc::default(),
+                state: Mutex::new(State { negotiation: Negotiation::Stable, send: None, closed: false }),
+            }),
+        };
+        leg.connect_signals();
+        watch_bus(&leg.inner.pipeline, &leg.inner.events);
+        leg.inner.pipeline.set_state(gst::State::Playing)?;
+        (leg.inner.events)(LegEvent::ConnectionStateChange(ConnectionState::New));
+        Ok(leg)
+    }
+
+    fn connect_signals(&self) {
+        let inner = &self.inner;
+        let events = inner.events.clone();
+        inner.webrtc.connect("on-ice-candidate", false, move |args| {
+            let mline = args[1].get::<u32>().unwrap_or(0);
+            let candidate = args[2].get::<String>().unwrap_or_default();
+            events(LegEvent::IceCandidate { candidate, sdp_mline_index: mline });
+            None
+        });
+        let gathering = inner.gathering_complete.clone();
+        inner.webrtc.connect_notify(Some("ice-gathering-state"), move |webrtc, _| {
+            let state = webrtc.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
+            let (lock, cvar) = &*gathering;
+            *lock.lock().unwrap() = state == gst_webrtc::WebRTCICEGatheringState::Complete;
+            cvar.notify_all();
+        });
+        let events = inner.events.clone();
+        let gate = inner.gate.clone();
+        inner.webrtc.connect_notify(Some("connection-state"), move |webrtc, _| {
+            use gst_webrtc::WebRTCPeerConnectionState as S;
+            let state = match webrtc.property::<S>("connection-state") {
+                S::New => ConnectionState::New,
+                S::Connecting => ConnectionState::Connecting,
+                S::Connected => ConnectionState::Connected,
+                S::Disconnected => ConnectionState::Disconnected,
+                S::Failed => ConnectionState::Failed,
+                _ => ConnectionState::Closed,
+            };
+            gate.set_transport_up(state == ConnectionState::Connected);
+            events(LegEvent::ConnectionStateChange(state));
+        });
+        let weak = Arc::downgrade(inner);
+        inner.webrtc.connect_pad_added(move |_, pad| {
+            let Some(inner) = weak.upgrade() else { return };
+            if pad.direction() == gst::PadDirection::Src {
+                if let Err(err) = receive::attach(inner.pipeline.upcast_ref(), pad, &inner.port, &inner.events) {
+                    tracing::warn!(%err, "cannot receive WebRTC stream");
+                }
+            }
+        });
+    }
+
+    pub fn port(&self) -> &MediaPort {
+        &self.inner.port
+    }
+
+    pub fn local_description(&self) -> Result<SessionDescriptionText, Error> {
+        let mut state = self.inner.state.lock().unwrap();
+        if state.closed {
+            return Err(Error::Closed);
+        }
+        let kind = match &state.negotiation {
+            Negotiation::HaveLocalOffer(sdp) => {
+                return Ok(SessionDescriptionText { kind: DescriptionKind::Offer, sdp: sdp.clone() })
+            }
+            Negotiation::Stable => DescriptionKind::Offer,
+            Negotiation::HaveRemoteOffer => DescriptionKind::Answer,
+        };
+        let (signal, field, sdp_type) = match kind {
+            DescriptionKind::Offer => ("create-offer", "offer", WebRTCSDPType::Offer),
+            DescriptionKind::Answer => ("create-answer", "answer", WebRTCSDPType::Answer),
+        };
+        let reply = self.promise(signal, None)?;
+        let description = reply
+            .and_then(|r| r.get::<WebRTCSessionDescription>(field).ok())
+            .ok_or_else(|| Error::Pipeline(format!("webrtcbin gave no {field}")))?;
+        debug_assert_eq!(description.type_(), sdp_type);
+        self.promise("set-local-description", Some(&description))?;
+        self.wait_for_gathering();
+        let local = self.inner.webrtc.property::<Option<WebRTCSessionDescription>>("local-description");
+        let sdp = local.map(|d| d.sdp().as_text()).transpose()?.ok_or(Error::Pipeline("no local description".into()))?;
+        state.negotiation = match kind {
+            DescriptionKind::Offer => Negotiation::HaveLocalOffer(sdp.clone()),
+            DescriptionKind::Answer => Negotiation::Stable,
+        };
+        Ok(SessionDescriptionText { kind, sdp })
+    }
+
+    pub fn set_remote_description(&self, kind: DescriptionKind, text: &str) -> Result<(), Error> {
+        let remote = SessionDescription::parse(text)?;
+        let (_, media) = remote.audio().ok_or_else(|| Error::InvalidSdp("there is no audio section".into()))?;
+        if !media.protocol.contains("SAVPF") {
+            return Err(Error::InvalidSdp(format!(
+                "a WebRTC session takes UDP/TLS/RTP/SAVPF media, not {} (use an rtp session for plain RTP peers)",
+                media.protocol
+            )));
+        }
+        if !media.has_attribute("fingerprint") && !remote.attributes.iter().any(|a| a.name == "fingerprint") {
+            return Err(Error::InvalidSdp("there is no a=fingerprint: WebRTC media needs DTLS".into()));
+        }
+        let mut state = self.inner.state.lock().unwrap();
+        if state.closed {
+            return Err(Error::Closed);
+        }
+        state.negotiation.check_remote(kind)?;
+        let direction = remote.direction_of(media).answer(Direction::SendRecv);
+        let choice = match kind {
+            DescriptionKind::Offer => {
+                let choice = codec::choose(media, &self.inner.options.codecs)?;
+                // Answer with exactly the chosen codec, under the offerer's
+                // payload type numbers.
+                self.inner.transceiver.set_property("codec-preferences", answer_caps(&choice));
+                self.inner.transceiver.set_property("direction", transceiver_direction(direction));
+                choice
+            }
+            DescriptionKind::Answer => codec::from_answer(&remote)?,
+        };
+        let message = gst_sdp::SDPMessage::parse_buffer(text.as_bytes())
+            .map_err(|_| Error::InvalidSdp("GStreamer could not parse the description".into()))?;
+        let sdp_type = match kind {
+            DescriptionKind::Offer => WebRTCSDPType::Offer,
+            DescriptionKind::Answer => WebRTCSDPType::Answer,
+        };
+        self.promise("set-remote-description", Some(&WebRTCSessionDescription::new(sdp_type, message)))?;
+        self.inner.gate.set_may_send(direction.sends());
+        self.ensure_send_chain(&mut state, &choice)?;
+        state.negotiation = match kind {
+            DescriptionKind::Offer => Negotiation::HaveRemoteOffer,
+            DescriptionKind::Answer => Negotiation::Stable,
+        };
+        Ok(())
+    }
+
+    fn ensure_send_chain(&self, state: &mut State, choice: &CodecChoice) -> Result<(), Error> {
+        if state.send.as_ref().is_some_and(|s| s.choice == *choice) {
+            return Ok(());
+        }
+        let bin: &gst::Bin = self.inner.pipeline.upcast_ref();
+        if let Some(old) = state.send.take() {
+            old.remove(bin);
+        }
+        let chain = send::build(bin, &self.inner.port, choice, &self.inner.options, &self.inner.gate)?;
+        chain.src_pad.link(&self.inner.sink_pad)?;
+        state.send = Some(chain);
+        Ok(())
+    }
+
+    pub fn add_ice_candidate(&self, candidate: &str, sdp_mline_index: u32) -> Result<(), Error> {
+        let candidate = candidate.trim().trim_start_matches("a=");
+        if candidate.is_empty() {
+            return Ok(()); // end-of-candidates
+        }
+        if !candidate.starts_with("candidate:") || candidate.split_whitespace().count() < 8 {
+            return Err(Error::InvalidCandidate(format!("{candidate:?} is not an ICE candidate line")));
+        }
+        if self.inner.state.lock().unwrap().closed {
+            return Err(Error::Closed);
+        }
+        self.inner.webrtc.emit_by_name::<()>("add-ice-candidate", &[&sdp_mline_index, &candidate]);
+        Ok(())
+    }
+
+    pub fn dtmf_tone(&self, code: u8, duration: Duration) -> Result<(), Error> {
+        let state = self.inner.state.lock().unwrap();
+        let chain = state.send.as_ref().ok_or_else(|| Error::Dtmf("the session is not negotiated yet".into()))?;
+        chain.dtmf_tone(code, duration)
+    }
+
+    pub fn close(&self, reason: &str) {
+        {
+            let mut state = self.inner.state.lock().unwrap();
+            if state.closed {
+                return;
+            }
+            state.closed = true;
+        }
+        self.inner.port.clear();
+        let _ = self.inner.pipeline.set_state(gst::State::Null);
+        (self.inner.events)(LegEvent::ConnectionStateChange(ConnectionState::Closed));
+        (self.inner.events)(LegEvent::Closed { reason: reason.to_string() });
+    }
+
+    /// Emits a webrtcbin action signal that takes a promise and waits for
+    /// its reply; a reply carrying an `error` field becomes an error.
+    fn promise(&self, signal: &str, description: Option<&WebRTCSessionDescription>) -> Result<Option<gst::Structure>, Error> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let promise = gst::Promise::with_change_func(move |reply| {
+            let _ = tx.send(reply.ok().flatten().map(|s| s.to_owned()));
+        });
+        match description {
+            Some(d) => self.inner.webrtc.emit_by_name::<()>(signal, &[d, &promise]),
+            None => self.inner.webrtc.emit_by_name::<()>(signal, &[&None::<gst::Structure>, &promise]),
+        }
+        let reply = rx.recv_timeout(PROMISE_TIMEOUT).map_err(|_| Error::Timeout("webrtcbin"))?;
+        if let Some(err) = reply.as_ref().and_then(|r| r.get::<gst::glib::Error>("error").ok()) {
+            return Err(Error::InvalidSdp(format!("{signal}: {}", err.message())));
+        }
+        Ok(reply)
+    }
+
+    /// SIP needs complete SDP (no trickle), so wait until every candidate
+    /// is in the local description.
+    fn wait_for_gathering(&self) {
+        let (lock, cvar) = &*self.inner.gathering_complete;
+        let done = lock.lock().unwrap();
+        let (_done, timeout) = cvar.wait_timeout_while(done, GATHERING_TIMEOUT, |complete| !*complete).unwrap();
+        if timeout.timed_out() {
+            tracing::warn!("ICE gathering did not complete in {GATHERING_TIMEOUT:?}; sending the candidates found so far");
+        }
+    }
+}
+
+fn transceiver_direction(d: Direction) -> WebRTCRTPTransceiverDirection {
+    match d {
+        Direction::SendRecv => WebRTCRTPTransceiverDirection::Sendrecv,
+        Direction::SendOnly => WebRTCRTPTransceiverDirection::Sendonly,
+        Direction::RecvOnly => WebRTCRTPTransceiverDirection::Recvonly,
+        Direction::Inactive => WebRTCRTPTransceiverDirection::Inactive,
+    }
+}
+
+fn codec_structure(codec: Codec, pt: u8) -> gst::Structure {
+    let mut s = gst::Structure::builder("application/x-rtp")
+        .field("media", "audio")
+        .field("encoding-name", codec.sdp_name().to_ascii_uppercase())
+        .field("clock-rate", codec.clock_rate() as i32)
+        .field("payload", pt as i32);
+    if codec == Codec::Opus {
+        // Without this the SDP says OPUS/48000 instead of opus/48000/2.
+        s = s.field("encoding-params", "2").field("minptime", "10").field("useinbandfec", "1");
+    }
+    s.build()
+}
+
+fn telephone_event_structure(pt: u8, rate: u32) -> gst::Structure {
+    gst::Structure::builder("application/x-rtp")
+        .field("media", "audio")
+        .field("encoding-name", "TELEPHONE-EVENT")
+        .field("clock-rate", rate as i32)
+        .field("payload", pt as i32)
+        .build()
+}
+
+/// Codec preferences for our offers: every allowed codec, then
+/// telephone-event at 48 kHz (for Opus) and 8 kHz (for the rest).
+fn offer_caps(codecs: &[Codec]) -> gst::Caps {
+    let mut caps = gst::Caps::new_empty();
+    {
+        let caps = caps.get_mut().unwrap();
+        for c in codecs {
+            caps.append_structure(codec_structure(*c, c.default_payload_type()));
+        }
+        caps.append_structure(telephone_event_structure(110, 48000));
+        caps.append_structure(telephone_event_structure(126, 8000));
+    }
+    caps
+}
+
+fn answer_caps(choice: &CodecChoice) -> gst::Caps {
+    let mut caps = gst::Caps::new_empty();
+    {
+        let caps = caps.get_mut().unwrap();
+        caps.append_structure(codec_structure(choice.codec, choice.payload_type));
+        if let Some((pt, rate)) = choice.telephone_event {
+            caps.append_structure(telephone_event_structure(pt, rate));
+        }
+    }
+    caps
+}

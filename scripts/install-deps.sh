@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Installs everything sipbridge needs to build, run and test, on Debian 12.
+# Idempotent: installs only what is missing, so `make run` / `make test` can
+# call it every time. Uses sudo when not root.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")/.." && pwd)"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+APT_PACKAGES=(
+  # build
+  pkg-config libssl-dev
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
+  # media runtime: webrtcbin, libnice ICE, Opus, G.722 (libav), tools for test peers
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-nice gstreamer1.0-libav gstreamer1.0-tools
+  # real peers for the end-to-end tests
+  sip-tester baresip-core kamailio kamailio-websocket-modules chromium
+  # test plumbing
+  util-linux iproute2 sox python3 python3-venv
+)
+# Node.js: Debian's nodejs+npm, unless a Node with npm is already installed
+# (e.g. from NodeSource, whose nodejs package conflicts with Debian's npm).
+if ! command -v npm >/dev/null 2>&1; then APT_PACKAGES+=(nodejs npm); fi
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install-deps: apt installing: ${missing[*]}" >&2
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Kamailio's Debian package enables a system service; tests start their own
+# instance in the foreground, so make sure the packaged one never holds 5060.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet kamailio 2>/dev/null; then
+  $SUDO systemctl stop kamailio || true
+fi
+
+# npm packages: the node shim and the browser/SIP.js test drivers.
+for dir in node-shim tests; do
+  if [ -f "$here/$dir/package.json" ]; then
+    if [ ! -d "$here/$dir/node_modules" ] || [ "$here/$dir/package.json" -nt "$here/$dir/node_modules" ]; then
+      echo "install-deps: npm install in $dir" >&2
+      (cd "$here/$dir" && npm install --no-audit --no-fund --loglevel=error)
+      touch "$here/$dir/node_modules"
+    fi
+  fi
+done
+
+# Python peer (aiortc) in a project-local venv, so nothing system-wide changes.
+if [ -f "$here/tests/requirements.txt" ]; then
+  venv="$here/target/pyenv"
+  if [ ! -x "$venv/bin/python" ] || [ "$here/tests/requirements.txt" -nt "$venv/.installed" ]; then
+    echo "install-deps: python venv for aiortc in $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q -r "$here/tests/requirements.txt"
+    touch "$venv/.installed"
+  fi
+fi
+echo "install-deps: all present" >&2

@@ -1,0 +1,72 @@
+//! `sipbridge stdio` under test: JSON-RPC requests matched by id, the
+//! `session.event` notifications it sends, and raw lines for bad input.
+
+use crate::jsonlines::JsonLines;
+use crate::process::sipbridge_bin;
+use anyhow::{bail, Result};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub struct Bridge {
+    pub io: JsonLines,
+}
+
+impl Bridge {
+    /// Starts `sipbridge stdio` with `args`, and waits for its `ready`.
+    pub fn start(dir: &Path, args: &[&str]) -> Result<Bridge> {
+        let mut cmd = Command::new(sipbridge_bin());
+        cmd.arg("stdio").args(["--rtp-ports", "0-0"]).args(args).env("SIPBRIDGE_LOG", "info,pipelines=debug");
+        let io = JsonLines::spawn(cmd, dir, "sipbridge", Duration::from_secs(240))?;
+        io.wait_event(Duration::from_secs(15), |e| e["method"] == "ready")?;
+        Ok(Bridge { io })
+    }
+
+    /// Sends a request; returns the whole response object (result or error).
+    pub fn request(&self, method: &str, params: Value) -> Result<Value> {
+        let id = self.io.send(json!({ "jsonrpc": "2.0", "method": method, "params": params }))?;
+        self.io.reply(&id, REPLY_TIMEOUT)
+    }
+
+    /// Sends a request that must succeed; returns its result.
+    pub fn call(&self, method: &str, params: Value) -> Result<Value> {
+        let response = self.request(method, params.clone())?;
+        match response.get("result") {
+            Some(result) => Ok(result.clone()),
+            None => bail!("{method} {params} failed: {}", response["error"]),
+        }
+    }
+
+    /// Creates a session of `kind` ("webrtc" or "rtp") with extra options.
+    pub fn create(&self, kind: &str, mut options: Value) -> Result<String> {
+        options["kind"] = json!(kind);
+        let result = self.call("session.create", options)?;
+        Ok(result["session"].as_str().unwrap_or_default().to_string())
+    }
+
+    pub fn local_description(&self, session: &str) -> Result<(String, String)> {
+        let r = self.call("session.getLocalDescription", json!({ "session": session }))?;
+        Ok((r["type"].as_str().unwrap_or_default().into(), r["sdp"].as_str().unwrap_or_default().into()))
+    }
+
+    pub fn set_remote(&self, session: &str, kind: &str, sdp: &str) -> Result<()> {
+        self.call("session.setRemoteDescription", json!({ "session": session, "type": kind, "sdp": sdp }))?;
+        Ok(())
+    }
+
+    /// Waits for a `session.event` of `kind` on `session` matching `pred`.
+    pub fn wait_session_event(&self, session: &str, kind: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Result<Value> {
+        let event = self.io.wait_event(timeout, |e| {
+            e["method"] == "session.event" && e["params"]["session"] == session && e["params"]["type"] == kind && pred(&e["params"])
+        })?;
+        Ok(event["params"].clone())
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.io.child().std().try_wait(), Ok(None))
+    }
+}

@@ -1,0 +1,14 @@
+//! Shared harness for the end-to-end tests: processes bounded in time and
+//! stopped by PID, free loopback ports, per-test scratch directories, audio
+//! checks (Goertzel tone detection on WAV files), and drivers for the peers.
+//!
+//! The tests drive real third-party peers (Chromium, aiortc, GStreamer's
+//! gst-launch, SIPp, baresip, Kamailio); this crate only starts them, talks
+//! to them and measures what they heard.
+
+pub mod audio;
+pub mod bridge;
+pub mod jsonlines;
+pub mod process;
+pub mod rtp_peer;
+pub mod webrtc_peer;
