@@ -13,13 +13,27 @@ use openssl::pkey::PKey;
 use openssl::x509::{X509NameBuilder, X509};
 use std::sync::OnceLock;
 
-/// Certificate and private key, PEM, in the form `dtlsdec`'s `pem` takes.
-pub(crate) fn certificate() -> &'static str {
-    static PEM: OnceLock<String> = OnceLock::new();
-    PEM.get_or_init(|| generate().expect("generating the DTLS certificate"))
+struct Certificate {
+    /// Certificate and private key, PEM, as `dtlsdec`'s `pem` takes them.
+    pem: String,
+    /// SHA-256 fingerprint, as SDP's `a=fingerprint:sha-256` writes it.
+    fingerprint: String,
 }
 
-fn generate() -> Result<String, openssl::error::ErrorStack> {
+fn get() -> &'static Certificate {
+    static CERT: OnceLock<Certificate> = OnceLock::new();
+    CERT.get_or_init(|| generate().expect("generating the DTLS certificate"))
+}
+
+pub(crate) fn certificate() -> &'static str {
+    &get().pem
+}
+
+pub(crate) fn fingerprint() -> &'static str {
+    &get().fingerprint
+}
+
+fn generate() -> Result<Certificate, openssl::error::ErrorStack> {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
     let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
     let mut name = X509NameBuilder::new()?;
@@ -38,9 +52,12 @@ fn generate() -> Result<String, openssl::error::ErrorStack> {
     cert.set_not_after(&*Asn1Time::days_from_now(30)?)?;
     cert.sign(&key, MessageDigest::sha256())?;
     let cert = cert.build();
+    let digest = cert.digest(MessageDigest::sha256())?;
+    let fingerprint = digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":");
+    tracing::info!(%fingerprint, "DTLS certificate (ECDSA P-256) generated");
     let mut pem = String::from_utf8(cert.to_pem()?).expect("PEM is ASCII");
-    pem.push_str(&String::from_utf8(key.private_key_to_pem_pkcs8()?).expect("PEM is ASCII"));
-    Ok(pem)
+    pem.push_str(&String::from_utf8(key.ec_key()?.private_key_to_pem()?).expect("PEM is ASCII"));
+    Ok(Certificate { pem, fingerprint })
 }
 
 #[cfg(test)]
@@ -50,6 +67,6 @@ mod tests {
         let pem = super::certificate();
         let cert = openssl::x509::X509::from_pem(pem.as_bytes()).unwrap();
         assert_eq!(cert.public_key().unwrap().id(), openssl::pkey::Id::EC);
-        assert!(pem.contains("BEGIN PRIVATE KEY"));
+        assert!(pem.contains("BEGIN EC PRIVATE KEY"));
     }
 }

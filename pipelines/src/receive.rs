@@ -35,7 +35,10 @@ pub(crate) fn classify(caps: &gst::CapsRef) -> Stream {
 pub(crate) fn attach(bin: &gst::Bin, pad: &gst::Pad, port: &MediaPort, events: &EventHandler) -> Result<(), Error> {
     let caps = pad.current_caps().or_else(|| pad.allowed_caps()).unwrap_or_else(gst::Caps::new_any);
     match classify(&caps) {
-        Stream::Audio(codec) => attach_audio(bin, pad, codec, port),
+        Stream::Audio(codec) => {
+            tracing::info!(pipeline = %bin.name(), pad = %pad.name(), ?codec, "receiving audio");
+            attach_audio(bin, pad, codec, port)
+        }
         Stream::TelephoneEvent => {
             DtmfDetector::install(pad, events.clone());
             attach_fakesink(bin, pad)

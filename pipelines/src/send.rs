@@ -15,8 +15,13 @@ use std::sync::Arc;
 /// [`SendChain::remove`] for that.
 pub(crate) struct SendChain {
     pub choice: CodecChoice,
+    bin: gst::Bin,
     elements: Vec<gst::Element>,
-    dtmf_src: Option<gst::Element>,
+    mux: gst::Element,
+    /// Made on the first key press: a live `rtpdtmfsrc` pushes its
+    /// telephone-event caps through the mux at once, and webrtcbin would
+    /// then answer with telephone-event as the only codec.
+    dtmf_src: std::sync::Mutex<Option<gst::Element>>,
     /// The chain's output: RTP to link into webrtcbin or rtpbin.
     pub src_pad: gst::Pad,
 }
@@ -75,7 +80,7 @@ pub(crate) fn build(
     configure_ptime(&payloader, codec, choice.ptime);
     let mux = make("rtpdtmfmux")?;
 
-    let mut elements: Vec<gst::Element> = vec![
+    let elements: Vec<gst::Element> = vec![
         raw_src.clone().upcast(),
         convert,
         resample,
@@ -102,24 +107,19 @@ pub(crate) fn build(
         }
     });
 
-    let dtmf_src = match choice.telephone_event {
-        Some((pt, rate)) => {
-            let dtmf = make("rtpdtmfsrc")?;
-            dtmf.set_property("pt", pt as u32);
-            dtmf.set_property("clock-rate", rate);
-            bin.add(&dtmf)?;
-            dtmf.link_pads(Some("src"), &mux, Some("priority_sink_%u"))?;
-            elements.push(dtmf.clone());
-            Some(dtmf)
-        }
-        None => None,
-    };
     for e in &elements {
         e.sync_state_with_parent()?;
     }
     port.set_receive_codec(codec);
     port.set_send(codec, SendInputs { raw: raw_src, encoded: encoded_src });
-    Ok(SendChain { choice: choice.clone(), elements, dtmf_src, src_pad: mux.static_pad("src").unwrap() })
+    Ok(SendChain {
+        choice: choice.clone(),
+        bin: bin.clone(),
+        elements,
+        src_pad: mux.static_pad("src").unwrap(),
+        mux,
+        dtmf_src: Default::default(),
+    })
 }
 
 fn configure_encoder(encoder: &gst::Element, codec: Codec, ptime: u32, options: &LegOptions) {
@@ -154,9 +154,7 @@ fn configure_ptime(payloader: &gst::Element, codec: Codec, ptime: u32) {
 impl SendChain {
     /// Plays one DTMF tone as RFC 4733 events for `duration`.
     pub fn dtmf_tone(&self, event: u8, duration: std::time::Duration) -> Result<(), Error> {
-        let Some(src) = &self.dtmf_src else {
-            return Err(Error::Dtmf("the peer did not negotiate telephone-event".into()));
-        };
+        let src = self.dtmf_source()?;
         let start = gst::Structure::builder("dtmf-event")
             .field("type", 1i32)
             .field("number", event as i32)
@@ -170,8 +168,29 @@ impl SendChain {
         Ok(())
     }
 
+    fn dtmf_source(&self) -> Result<gst::Element, Error> {
+        let Some((pt, rate)) = self.choice.telephone_event else {
+            return Err(Error::Dtmf("the peer did not negotiate telephone-event".into()));
+        };
+        let mut slot = self.dtmf_src.lock().unwrap();
+        if let Some(src) = slot.as_ref() {
+            return Ok(src.clone());
+        }
+        let dtmf = make("rtpdtmfsrc")?;
+        dtmf.set_property("pt", pt as u32);
+        dtmf.set_property("clock-rate", rate);
+        self.bin.add(&dtmf)?;
+        dtmf.link_pads(Some("src"), &self.mux, Some("priority_sink_%u"))?;
+        dtmf.sync_state_with_parent()?;
+        *slot = Some(dtmf.clone());
+        Ok(dtmf)
+    }
+
     /// Takes the chain out of `bin` (on renegotiation to another codec).
-    pub fn remove(self, bin: &gst::Bin) {
+    pub fn remove(mut self, bin: &gst::Bin) {
+        if let Some(dtmf) = self.dtmf_src.lock().unwrap().take() {
+            self.elements.push(dtmf);
+        }
         if let Some(peer) = self.src_pad.peer() {
             let _ = self.src_pad.unlink(&peer);
             if let Some(parent) = peer.parent_element() {

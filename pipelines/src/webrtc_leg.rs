@@ -49,6 +49,10 @@ struct Inner {
 struct State {
     negotiation: Negotiation,
     send: Option<SendChain>,
+    /// The codec chosen from a remote offer, put into effect once our
+    /// answer exists: a send chain linked earlier would make webrtcbin
+    /// intersect the answer with its caps and drop telephone-event.
+    answer_choice: Option<CodecChoice>,
     closed: bool,
 }
 
@@ -58,8 +62,11 @@ impl WebRtcLeg {
         let webrtc = make("webrtcbin")?;
         webrtc.set_property_from_str("bundle-policy", "max-bundle");
         webrtc.set_property("latency", options.jitter_latency_ms);
-        // Every DTLS decoder webrtcbin creates gets our ECDSA certificate;
-        // the SDP fingerprint is computed from it.
+        // Every DTLS decoder webrtcbin creates gets our ECDSA certificate
+        // (setting `pem` remakes its DTLS connection with it). webrtcbin
+        // writes the SDP fingerprint before these elements join the bin,
+        // from its default certificate, so local descriptions get their
+        // fingerprint rewritten to ours (see `with_our_fingerprint`).
         webrtc.connect("deep-element-added", false, |args| {
             let element = args[2].get::<gst::Element>().ok()?;
             if element.factory().is_some_and(|f| f.name() == "dtlsdec") {
@@ -96,7 +103,7 @@ impl WebRtcLeg {
                 port: MediaPort::default(),
                 gate: SendGate::default(),
                 gathering_complete: Arc::default(),
-                state: Mutex::new(State { negotiation: Negotiation::Stable, send: None, closed: false }),
+                state: Mutex::new(State { negotiation: Negotiation::Stable, send: None, answer_choice: None, closed: false }),
             }),
         };
         leg.connect_signals();
@@ -172,7 +179,7 @@ impl WebRtcLeg {
         let description = reply
             .and_then(|r| r.get::<WebRTCSessionDescription>(field).ok())
             .ok_or_else(|| Error::Pipeline(format!("webrtcbin gave no {field}")))?;
-        debug_assert_eq!(description.type_(), sdp_type);
+        let description = with_our_fingerprint(&description, sdp_type)?;
         self.promise("set-local-description", Some(&description))?;
         self.wait_for_gathering();
         let local = self.inner.webrtc.property::<Option<WebRTCSessionDescription>>("local-description");
@@ -181,6 +188,9 @@ impl WebRtcLeg {
             DescriptionKind::Offer => Negotiation::HaveLocalOffer(sdp.clone()),
             DescriptionKind::Answer => Negotiation::Stable,
         };
+        if let Some(choice) = state.answer_choice.take() {
+            self.ensure_send_chain(&mut state, &choice)?;
+        }
         Ok(SessionDescriptionText { kind, sdp })
     }
 
@@ -221,10 +231,15 @@ impl WebRtcLeg {
         };
         self.promise("set-remote-description", Some(&WebRTCSessionDescription::new(sdp_type, message)))?;
         self.inner.gate.set_may_send(direction.sends());
-        self.ensure_send_chain(&mut state, &choice)?;
         state.negotiation = match kind {
-            DescriptionKind::Offer => Negotiation::HaveRemoteOffer,
-            DescriptionKind::Answer => Negotiation::Stable,
+            DescriptionKind::Offer => {
+                state.answer_choice = Some(choice);
+                Negotiation::HaveRemoteOffer
+            }
+            DescriptionKind::Answer => {
+                self.ensure_send_chain(&mut state, &choice)?;
+                Negotiation::Stable
+            }
         };
         Ok(())
     }
@@ -308,6 +323,20 @@ impl WebRtcLeg {
     }
 }
 
+/// The description with every `a=fingerprint` replaced by our
+/// certificate's.
+fn with_our_fingerprint(description: &WebRTCSessionDescription, sdp_type: WebRTCSDPType) -> Result<WebRTCSessionDescription, Error> {
+    let text = description.sdp().as_text()?;
+    let ours = format!("a=fingerprint:sha-256 {}", crate::dtls::fingerprint());
+    let patched: String = text
+        .split_inclusive('\n')
+        .map(|line| if line.starts_with("a=fingerprint:") { format!("{ours}\r\n") } else { line.to_string() })
+        .collect();
+    let message = gst_sdp::SDPMessage::parse_buffer(patched.as_bytes())
+        .map_err(|_| Error::Pipeline("could not re-read our own description".into()))?;
+    Ok(WebRTCSessionDescription::new(sdp_type, message))
+}
+
 fn transceiver_direction(d: Direction) -> WebRTCRTPTransceiverDirection {
     match d {
         Direction::SendRecv => WebRTCRTPTransceiverDirection::Sendrecv,
@@ -317,7 +346,11 @@ fn transceiver_direction(d: Direction) -> WebRTCRTPTransceiverDirection {
     }
 }
 
-fn codec_structure(codec: Codec, pt: u8) -> gst::Structure {
+/// An RTP caps structure for `codec` under payload type `pt`. `fmtp` adds
+/// our Opus parameters; answers leave them out, because webrtcbin matches
+/// the answer's codecs by intersecting with the offer's caps and any
+/// differing fmtp field drops the codec from the answer.
+fn codec_structure(codec: Codec, pt: u8, fmtp: bool) -> gst::Structure {
     let mut s = gst::Structure::builder("application/x-rtp")
         .field("media", "audio")
         .field("encoding-name", codec.sdp_name().to_ascii_uppercase())
@@ -325,7 +358,10 @@ fn codec_structure(codec: Codec, pt: u8) -> gst::Structure {
         .field("payload", pt as i32);
     if codec == Codec::Opus {
         // Without this the SDP says OPUS/48000 instead of opus/48000/2.
-        s = s.field("encoding-params", "2").field("minptime", "10").field("useinbandfec", "1");
+        s = s.field("encoding-params", "2");
+        if fmtp {
+            s = s.field("minptime", "10").field("useinbandfec", "1");
+        }
     }
     s.build()
 }
@@ -346,7 +382,7 @@ fn offer_caps(codecs: &[Codec]) -> gst::Caps {
     {
         let caps = caps.get_mut().unwrap();
         for c in codecs {
-            caps.append_structure(codec_structure(*c, c.default_payload_type()));
+            caps.append_structure(codec_structure(*c, c.default_payload_type(), true));
         }
         caps.append_structure(telephone_event_structure(110, 48000));
         caps.append_structure(telephone_event_structure(126, 8000));
@@ -358,7 +394,7 @@ fn answer_caps(choice: &CodecChoice) -> gst::Caps {
     let mut caps = gst::Caps::new_empty();
     {
         let caps = caps.get_mut().unwrap();
-        caps.append_structure(codec_structure(choice.codec, choice.payload_type));
+        caps.append_structure(codec_structure(choice.codec, choice.payload_type, false));
         if let Some((pt, rate)) = choice.telephone_event {
             caps.append_structure(telephone_event_structure(pt, rate));
         }

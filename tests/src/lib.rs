@@ -9,6 +9,7 @@
 pub mod audio;
 pub mod bridge;
 pub mod jsonlines;
+pub mod kamailio;
 pub mod process;
 pub mod rtp_peer;
 pub mod webrtc_peer;

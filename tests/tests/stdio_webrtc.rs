@@ -1,0 +1,94 @@
+//! `sipbridge stdio` between a real WebRTC peer (headless Chromium or
+//! aiortc) and a plain RTP peer (gst-launch): each must hear the other's
+//! tone, with webrtcbin both answering and offering.
+
+use e2e::bridge::Bridge;
+use e2e::process::test_dir;
+use e2e::rtp_peer::{PeerCodec, RtpPeer};
+use e2e::webrtc_peer::{Stack, WebRtcPeer};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+fn rtp_address(sdp: &str) -> SocketAddr {
+    let ip = sdp.lines().find_map(|l| l.strip_prefix("c=IN IP4 ")).expect("c= line").trim();
+    let port = sdp.lines().find_map(|l| l.strip_prefix("m=audio ")).and_then(|l| l.split(' ').next()).expect("m= line");
+    format!("{ip}:{port}").parse().unwrap()
+}
+
+const BROWSER_TONE: u32 = 440;
+const PHONE_TONE: u32 = 1000;
+
+/// WebRTC peer <-> bridge (webrtc session) <-> bridge (rtp session) <-> RTP peer.
+fn webrtc_to_rtp(name: &str, stack: Stack, browser_offers: bool, phone: PeerCodec) {
+    let dir = test_dir(name);
+    let bridge = Bridge::start(&dir, &[]).unwrap();
+    let browser = WebRtcPeer::start(stack, &dir, "browser", BROWSER_TONE).unwrap();
+    let mut rtp_peer = RtpPeer::start(&dir, "phone", phone).unwrap();
+    let started = Instant::now();
+    let w = bridge.create("webrtc", json!({ "latencyMs": 40 })).unwrap();
+    let r = bridge.create("rtp", json!({})).unwrap();
+
+    if browser_offers {
+        let offer = browser.create_offer().unwrap();
+        bridge.set_remote(&w, "offer", &offer).unwrap();
+        let (kind, answer) = bridge.local_description(&w).unwrap();
+        assert_eq!(kind, "answer");
+        assert!(answer.contains("a=candidate:") && answer.contains("127.0.0.1"), "complete answer with loopback candidates:\n{answer}");
+        browser.set_remote("answer", &answer).unwrap();
+    } else {
+        let (kind, offer) = bridge.local_description(&w).unwrap();
+        assert_eq!(kind, "offer");
+        assert!(offer.to_lowercase().contains("opus/48000/2"), "Opus offered as opus/48000/2:\n{offer}");
+        browser.set_remote("offer", &offer).unwrap();
+        let answer = browser.create_answer().unwrap();
+        bridge.set_remote(&w, "answer", &answer).unwrap();
+    }
+    // The phone offers its single codec; the bridge answers.
+    bridge.set_remote(&r, "offer", &rtp_peer.sdp(Some(20))).unwrap();
+    let (_, phone_answer) = bridge.local_description(&r).unwrap();
+    let linked = bridge.call("session.connect", json!({ "a": w, "b": r })).unwrap();
+    assert_eq!(linked["passthrough"], json!(false), "Opus <-> {phone:?} must be transcoded");
+    rtp_peer.send_tone(PHONE_TONE, rtp_address(&phone_answer)).unwrap();
+
+    browser.wait_connected().unwrap();
+    bridge.wait_session_event(&w, "connectionstatechange", Duration::from_secs(10), |e| e["state"] == "connected").unwrap();
+    let setup = started.elapsed();
+    let heard_by_browser = browser.record(3000, &dir.join("browser-received.wav")).unwrap();
+    let heard_by_phone = rtp_peer.finish().unwrap();
+    eprintln!("{name}: session.create to connected in {setup:?}");
+
+    let b = heard_by_browser.slice(0.5, 60.0);
+    assert!(b.tone_share(PHONE_TONE as f64) > 0.8, "browser should hear the phone: share {}, rms {}", b.tone_share(PHONE_TONE as f64), b.rms());
+    assert!(b.tone_share(BROWSER_TONE as f64) < 0.05, "browser must not hear itself");
+    assert!(b.rms() > 0.05, "browser level {}", b.rms());
+    let p = heard_by_phone.slice(1.5, 60.0);
+    assert!(p.seconds() > 1.0, "phone recording is {} s", heard_by_phone.seconds());
+    assert!(p.tone_share(BROWSER_TONE as f64) > 0.8, "phone should hear the browser: share {}, rms {}", p.tone_share(BROWSER_TONE as f64), p.rms());
+    assert!(p.rms() > 0.05, "phone level {}", p.rms());
+
+    let stats = browser.stats().unwrap();
+    eprintln!("{name}: browser stats {stats}");
+    bridge.call("session.close", json!({ "session": w })).unwrap();
+    bridge.wait_session_event(&w, "closed", Duration::from_secs(5), |_| true).unwrap();
+}
+
+#[test]
+fn chromium_offers_bridge_answers_pcmu_phone() {
+    webrtc_to_rtp("chromium_offers_pcmu", Stack::Chromium, true, PeerCodec::Pcmu);
+}
+
+#[test]
+fn bridge_offers_chromium_answers_g722_phone() {
+    webrtc_to_rtp("bridge_offers_chromium_g722", Stack::Chromium, false, PeerCodec::G722);
+}
+
+#[test]
+fn aiortc_offers_bridge_answers_pcma_phone() {
+    webrtc_to_rtp("aiortc_offers_pcma", Stack::Aiortc, true, PeerCodec::Pcma);
+}
+
+#[test]
+fn bridge_offers_aiortc_answers_pcmu_phone() {
+    webrtc_to_rtp("bridge_offers_aiortc_pcmu", Stack::Aiortc, false, PeerCodec::Pcmu);
+}
