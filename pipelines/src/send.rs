@@ -161,10 +161,14 @@ impl SendChain {
             .field("volume", 10i32)
             .field("start", true)
             .build();
-        src.send_event(gst::event::CustomUpstream::new(start));
+        // Sent into rtpdtmfsrc's source pad, as if from downstream: the
+        // element-level send_event of a base source does not pass custom
+        // upstream events on.
+        let pad = src.static_pad("src").expect("rtpdtmfsrc has a src pad");
+        pad.send_event(gst::event::CustomUpstream::new(start));
         std::thread::sleep(duration);
         let stop = gst::Structure::builder("dtmf-event").field("type", 1i32).field("start", false).build();
-        src.send_event(gst::event::CustomUpstream::new(stop));
+        pad.send_event(gst::event::CustomUpstream::new(stop));
         Ok(())
     }
 

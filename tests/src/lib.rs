@@ -12,4 +12,5 @@ pub mod jsonlines;
 pub mod kamailio;
 pub mod process;
 pub mod rtp_peer;
+pub mod sipp;
 pub mod webrtc_peer;

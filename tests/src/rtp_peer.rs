@@ -141,7 +141,7 @@ pub fn gst_launch(dir: &Path, name: &str, pipeline: &str) -> Result<Child> {
 }
 
 /// Splits a gst-launch description into arguments, keeping quoted caps whole.
-fn shell_words(s: &str) -> Vec<String> {
+pub fn shell_words(s: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;

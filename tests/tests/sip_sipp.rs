@@ -1,0 +1,214 @@
+//! signaling's user agent against SIPp scenarios of ours (tests/sip/*.xml):
+//! as caller (180/200, 183 early media, 486, BYE either way, INVITE
+//! retransmission) and as callee (CANCEL -> 487, hold/resume re-INVITEs,
+//! INFO DTMF, BYE either way, 200 retransmission).
+
+use e2e::process::test_dir;
+use e2e::sipp::{Sipp, SippRun};
+use signaling::{Call, CallEvent, Caller, Config, IncomingCall, Listen, OfferKind, Party, Transport, UaEvent, UserAgent};
+use std::time::Duration;
+
+fn sdp(dir: &str) -> String {
+    format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 49170 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na={dir}\r\n")
+}
+
+async fn ua() -> UserAgent {
+    UserAgent::start(Config {
+        listen: vec![Listen { transport: Transport::Udp, addr: "127.0.0.1:0".parse().unwrap() }],
+        ..Config::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn guest() -> Caller {
+    Caller::Guest { uri: "sip:alice@127.0.0.1".into(), display_name: Some("Alice".into()) }
+}
+
+async fn next(call: &mut Call) -> CallEvent {
+    tokio::time::timeout(Duration::from_secs(10), call.next_event()).await.expect("call event in time").expect("call event")
+}
+
+/// Next event that is not a provisional one.
+async fn next_final(call: &mut Call) -> CallEvent {
+    loop {
+        match next(call).await {
+            CallEvent::Trying | CallEvent::Ringing | CallEvent::Progress { .. } => {}
+            other => return other,
+        }
+    }
+}
+
+async fn incoming(ua: &UserAgent) -> (tokio::sync::mpsc::UnboundedReceiver<UaEvent>, impl FnOnce() -> ()) {
+    (ua.take_events().unwrap(), || ())
+}
+
+async fn wait_call(events: &mut tokio::sync::mpsc::UnboundedReceiver<UaEvent>) -> IncomingCall {
+    match tokio::time::timeout(Duration::from_secs(10), events.recv()).await.expect("incoming call in time") {
+        Some(UaEvent::IncomingCall(c)) => c,
+        other => panic!("expected a call, got {other:?}"),
+    }
+}
+
+fn finish(sipp: &mut SippRun) {
+    sipp.expect_success(Duration::from_secs(15)).unwrap();
+}
+
+/// Counts SIPp trace entries for received messages starting with `start`
+/// and containing `needle`.
+fn count_received(sipp: &SippRun, dir: &std::path::Path, start: &str, needle: &str) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.file_name().to_string_lossy().ends_with("_messages.log") {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            for block in text.split("message received") {
+                let body = block.splitn(2, "\n\n").nth(1).unwrap_or("").trim_start();
+                if body.starts_with(start) && body.split("\n\n").next().unwrap_or("").contains(needle) {
+                    n += 1;
+                }
+            }
+        }
+    }
+    let _ = sipp;
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callee_rings_then_answers_and_we_hang_up() {
+    let dir = test_dir("sip_sipp_ring_answer");
+    let mut sipp = Sipp::new("uas_ring_answer.xml").spawn(&dir, "sipp").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ua = ua().await;
+    let mut call = ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
+    let mut seen = Vec::new();
+    let answered = loop {
+        match next(&mut call).await {
+            ev @ CallEvent::Answered { .. } => break ev,
+            other => seen.push(other),
+        }
+    };
+    assert!(seen.contains(&CallEvent::Ringing), "{seen:?}");
+    assert!(matches!(answered, CallEvent::Answered { sdp: Some(ref s) } if s.contains("m=audio")), "{answered:?}");
+    call.bye().await.unwrap();
+    assert_eq!(next(&mut call).await, CallEvent::Ended { by: Party::Local, reason: "BYE".into() });
+    finish(&mut sipp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_media_183_then_far_end_hangs_up() {
+    let dir = test_dir("sip_sipp_early_media");
+    let mut sipp = Sipp::new("uas_early_media.xml").spawn(&dir, "sipp").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ua = ua().await;
+    let mut call = ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
+    let progress = loop {
+        match next(&mut call).await {
+            CallEvent::Trying => {}
+            other => break other,
+        }
+    };
+    assert!(matches!(progress, CallEvent::Progress { code: 183, sdp: Some(ref s) } if s.contains("s=early")), "{progress:?}");
+    let answered = next_final(&mut call).await;
+    assert!(matches!(answered, CallEvent::Answered { sdp: Some(ref s) } if s.contains("s=answer")), "{answered:?}");
+    assert_eq!(next(&mut call).await, CallEvent::Ended { by: Party::Remote, reason: "BYE".into() });
+    finish(&mut sipp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_486_is_a_failure_with_code() {
+    let dir = test_dir("sip_sipp_busy");
+    let mut sipp = Sipp::new("uas_busy.xml").spawn(&dir, "sipp").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ua = ua().await;
+    let mut call = ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
+    let f = next_final(&mut call).await;
+    assert!(matches!(f, CallEvent::Failed { code: 486, ref reason } if reason == "Busy Here"), "{f:?}");
+    finish(&mut sipp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invite_is_retransmitted_when_the_first_goes_unanswered() {
+    let dir = test_dir("sip_sipp_invite_retrans");
+    // SIPp sits 1.2 s on the INVITE: T1 = 500 ms means at least one
+    // retransmission before it answers.
+    let mut sipp = Sipp::new("uas_ring_answer.xml").args(["-d", "1200"]).spawn(&dir, "sipp").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ua = ua().await;
+    let mut call = ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
+    assert!(matches!(next_final(&mut call).await, CallEvent::Answered { .. }));
+    call.bye().await.unwrap();
+    finish(&mut sipp);
+    let invites = count_received(&sipp, &dir, "INVITE sip:", "CSeq: 1 INVITE");
+    assert!(invites >= 2, "SIPp saw {invites} INVITE(s); expected a retransmission\n{}", sipp.traces());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_while_ringing_is_answered_487() {
+    let dir = test_dir("sip_sipp_cancel");
+    let ua = ua().await;
+    let (mut events, _) = incoming(&ua).await;
+    let addr = ua.local_addr(Transport::Udp).unwrap();
+    let mut sipp = Sipp::new("uac_cancel.xml").args(["-s", "bob"]).remote(addr.to_string()).spawn(&dir, "sipp").unwrap();
+    let inc = wait_call(&mut events).await;
+    assert!(inc.from.contains("sipp@"), "{}", inc.from);
+    assert!(inc.sdp_offer.as_deref().is_some_and(|s| s.contains("m=audio")));
+    let mut call = inc.call;
+    call.ringing().unwrap();
+    assert_eq!(next(&mut call).await, CallEvent::Ended { by: Party::Remote, reason: "CANCEL".into() });
+    finish(&mut sipp);
+}
+
+async fn answer_hold_resume_info(late_ack: bool) {
+    let dir = test_dir(if late_ack { "sip_sipp_200_retrans" } else { "sip_sipp_hold" });
+    let ua = ua().await;
+    let (mut events, _) = incoming(&ua).await;
+    let addr = ua.local_addr(Transport::Udp).unwrap();
+    let mut sipp = Sipp::new("uac_hold_info.xml").args(["-s", "bob", "-d", if late_ack { "1200" } else { "0" }]).remote(addr.to_string()).spawn(&dir, "sipp").unwrap();
+    let inc = wait_call(&mut events).await;
+    let mut call = inc.call;
+    call.ringing().unwrap();
+    call.answer(&sdp("sendrecv")).unwrap();
+    assert_eq!(next(&mut call).await, CallEvent::Confirmed { sdp: None });
+    // Hold: the peer's offer says sendonly, our answer recvonly.
+    let ev = next(&mut call).await;
+    assert!(matches!(&ev, CallEvent::Offer { kind: OfferKind::ReInvite, sdp: Some(s) } if s.contains("a=sendonly")), "{ev:?}");
+    call.accept_offer(&sdp("recvonly")).await.unwrap();
+    // Resume.
+    let ev = next(&mut call).await;
+    assert!(matches!(&ev, CallEvent::Offer { kind: OfferKind::ReInvite, sdp: Some(s) } if s.contains("a=sendrecv")), "{ev:?}");
+    call.accept_offer(&sdp("sendrecv")).await.unwrap();
+    let ev = next(&mut call).await;
+    let CallEvent::Info { content_type, dtmf: Some(d), .. } = &ev else { panic!("{ev:?}") };
+    assert_eq!((content_type.as_str(), d.digit, d.duration_ms), ("application/dtmf-relay", '5', Some(160)));
+    assert_eq!(next(&mut call).await, CallEvent::Ended { by: Party::Remote, reason: "BYE".into() });
+    finish(&mut sipp);
+    if late_ack {
+        let oks = count_received(&sipp, &dir, "SIP/2.0 200", "CSeq: 1 INVITE");
+        assert!(oks >= 2, "SIPp saw {oks} 200 OK(s) to the INVITE; expected a retransmission\n{}", sipp.traces());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_and_resume_reinvites_info_dtmf_and_far_end_bye() {
+    answer_hold_resume_info(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_200_is_retransmitted_until_the_late_ack() {
+    answer_hold_resume_info(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incoming_call_we_hang_up() {
+    let dir = test_dir("sip_sipp_we_bye");
+    let ua = ua().await;
+    let (mut events, _) = incoming(&ua).await;
+    let addr = ua.local_addr(Transport::Udp).unwrap();
+    let mut sipp = Sipp::new("uac_answered_then_bye.xml").args(["-s", "bob"]).remote(addr.to_string()).spawn(&dir, "sipp").unwrap();
+    let mut call = wait_call(&mut events).await.call;
+    call.answer(&sdp("sendrecv")).unwrap();
+    assert_eq!(next(&mut call).await, CallEvent::Confirmed { sdp: None });
+    call.bye().await.unwrap();
+    assert_eq!(next(&mut call).await, CallEvent::Ended { by: Party::Local, reason: "BYE".into() });
+    finish(&mut sipp);
+}
