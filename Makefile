@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: run test deps build bench clean
+.PHONY: run test deps build clean
 
 deps:
 	scripts/install-deps.sh
@@ -12,9 +12,10 @@ deps:
 build: deps
 	$(CARGO) build --workspace --all-targets --locked
 
-# Starts the default service: the echo preset on loopback.
+# Starts the default: `sipbridge stdio` on loopback, printing what to type.
+# (It becomes the echo preset once the daemon lands.)
 run: build
-	$(CARGO) run --locked --bin sipbridge -- run --preset echo
+	$(CARGO) run --locked --bin sipbridge -- stdio
 
 # Every test: unit tests and the end-to-end tests against real peers, inside
 # a private network namespace (loopback only).

@@ -24,6 +24,12 @@ APT_PACKAGES=(
 # (e.g. from NodeSource, whose nodejs package conflicts with Debian's npm).
 if ! command -v npm >/dev/null 2>&1; then APT_PACKAGES+=(nodejs npm); fi
 
+if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
+  echo "install-deps: no Rust toolchain found. Install one with rustup (Rust 1.85 or newer;" >&2
+  echo "              Debian 12's own rustc is too old), then run this again." >&2
+  exit 1
+fi
+
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -7,7 +7,15 @@ use crate::engine::{Engine, EngineConfig};
 use crate::protocol::{self, Notification, Response};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use std::io::IsTerminal;
 use tokio::sync::mpsc;
+
+/// Printed (to stderr) when a person runs `sipbridge stdio` at a terminal.
+const TERMINAL_HINT: &str = r#"sipbridge stdio: type JSON-RPC 2.0 requests, one per line (docs/protocol.md). Try:
+  {"jsonrpc":"2.0","id":1,"method":"session.create","params":{"kind":"rtp","codecs":["PCMU"]}}
+  {"jsonrpc":"2.0","id":2,"method":"session.getLocalDescription","params":{"session":"s1"}}
+  {"jsonrpc":"2.0","id":3,"method":"session.close","params":{"session":"s1"}}
+Ctrl-D (end of input) closes every session and exits."#;
 
 /// Longest line we read; a longer one is answered with an error and skipped.
 const MAX_LINE: usize = 1 << 20;
@@ -43,6 +51,9 @@ pub async fn run(config: EngineConfig) -> anyhow::Result<()> {
     });
 
     out_tx.send(Outgoing::Notification(Engine::ready_notification())).ok();
+    if std::io::stdin().is_terminal() {
+        eprintln!("{TERMINAL_HINT}");
+    }
     let mut lines = BufReader::new(tokio::io::stdin());
     let mut buf = Vec::new();
     let mut pending = tokio::task::JoinSet::new();
