@@ -7,6 +7,7 @@
 //! to them and measures what they heard.
 
 pub mod audio;
+pub mod baresip;
 pub mod bridge;
 pub mod jsonlines;
 pub mod kamailio;

@@ -39,10 +39,6 @@ async fn next_final(call: &mut Call) -> CallEvent {
     }
 }
 
-async fn incoming(ua: &UserAgent) -> (tokio::sync::mpsc::UnboundedReceiver<UaEvent>, impl FnOnce() -> ()) {
-    (ua.take_events().unwrap(), || ())
-}
-
 async fn wait_call(events: &mut tokio::sync::mpsc::UnboundedReceiver<UaEvent>) -> IncomingCall {
     match tokio::time::timeout(Duration::from_secs(10), events.recv()).await.expect("incoming call in time") {
         Some(UaEvent::IncomingCall(c)) => c,
@@ -56,7 +52,7 @@ fn finish(sipp: &mut SippRun) {
 
 /// Counts SIPp trace entries for received messages starting with `start`
 /// and containing `needle`.
-fn count_received(sipp: &SippRun, dir: &std::path::Path, start: &str, needle: &str) -> usize {
+fn count_received(dir: &std::path::Path, start: &str, needle: &str) -> usize {
     let mut n = 0;
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         if e.file_name().to_string_lossy().ends_with("_messages.log") {
@@ -69,7 +65,6 @@ fn count_received(sipp: &SippRun, dir: &std::path::Path, start: &str, needle: &s
             }
         }
     }
-    let _ = sipp;
     n
 }
 
@@ -138,7 +133,7 @@ async fn invite_is_retransmitted_when_the_first_goes_unanswered() {
     assert!(matches!(next_final(&mut call).await, CallEvent::Answered { .. }));
     call.bye().await.unwrap();
     finish(&mut sipp);
-    let invites = count_received(&sipp, &dir, "INVITE sip:", "CSeq: 1 INVITE");
+    let invites = count_received(&dir, "INVITE sip:", "CSeq: 1 INVITE");
     assert!(invites >= 2, "SIPp saw {invites} INVITE(s); expected a retransmission\n{}", sipp.traces());
 }
 
@@ -146,7 +141,7 @@ async fn invite_is_retransmitted_when_the_first_goes_unanswered() {
 async fn cancel_while_ringing_is_answered_487() {
     let dir = test_dir("sip_sipp_cancel");
     let ua = ua().await;
-    let (mut events, _) = incoming(&ua).await;
+    let mut events = ua.take_events().unwrap();
     let addr = ua.local_addr(Transport::Udp).unwrap();
     let mut sipp = Sipp::new("uac_cancel.xml").args(["-s", "bob"]).remote(addr.to_string()).spawn(&dir, "sipp").unwrap();
     let inc = wait_call(&mut events).await;
@@ -161,7 +156,7 @@ async fn cancel_while_ringing_is_answered_487() {
 async fn answer_hold_resume_info(late_ack: bool) {
     let dir = test_dir(if late_ack { "sip_sipp_200_retrans" } else { "sip_sipp_hold" });
     let ua = ua().await;
-    let (mut events, _) = incoming(&ua).await;
+    let mut events = ua.take_events().unwrap();
     let addr = ua.local_addr(Transport::Udp).unwrap();
     let mut sipp = Sipp::new("uac_hold_info.xml").args(["-s", "bob", "-d", if late_ack { "1200" } else { "0" }]).remote(addr.to_string()).spawn(&dir, "sipp").unwrap();
     let inc = wait_call(&mut events).await;
@@ -183,7 +178,7 @@ async fn answer_hold_resume_info(late_ack: bool) {
     assert_eq!(next(&mut call).await, CallEvent::Ended { by: Party::Remote, reason: "BYE".into() });
     finish(&mut sipp);
     if late_ack {
-        let oks = count_received(&sipp, &dir, "SIP/2.0 200", "CSeq: 1 INVITE");
+        let oks = count_received(&dir, "SIP/2.0 200", "CSeq: 1 INVITE");
         assert!(oks >= 2, "SIPp saw {oks} 200 OK(s) to the INVITE; expected a retransmission\n{}", sipp.traces());
     }
 }
@@ -202,7 +197,7 @@ async fn our_200_is_retransmitted_until_the_late_ack() {
 async fn incoming_call_we_hang_up() {
     let dir = test_dir("sip_sipp_we_bye");
     let ua = ua().await;
-    let (mut events, _) = incoming(&ua).await;
+    let mut events = ua.take_events().unwrap();
     let addr = ua.local_addr(Transport::Udp).unwrap();
     let mut sipp = Sipp::new("uac_answered_then_bye.xml").args(["-s", "bob"]).remote(addr.to_string()).spawn(&dir, "sipp").unwrap();
     let mut call = wait_call(&mut events).await.call;

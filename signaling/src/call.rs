@@ -1,0 +1,344 @@
+//! A call (one INVITE dialog), whichever side started it: the handle the
+//! layer above drives, and the task turning rsipstack dialog states into
+//! [`CallEvent`]s.
+
+use crate::core::{content_type, Core};
+use crate::dtmf;
+use crate::error::Error;
+use crate::events::{CallEvent, OfferKind, Party};
+use rsipstack::dialog::dialog::{DialogState, TerminatedReason, TransactionHandle};
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::prelude::{HasHeaders, HeadersExt, ToTypedHeader};
+use rsipstack::sip::{Header, Method, Request, Response, StatusCode};
+use rsipstack::transaction::key::TransactionRole;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, Notify};
+use tracing::debug;
+
+/// Which side sent the INVITE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// We called.
+    Outgoing,
+    /// We were called.
+    Incoming,
+}
+
+pub(crate) struct CallInner {
+    pub core: Arc<Core>,
+    pub call_id: String,
+    pub direction: Direction,
+    pub dialog: Mutex<Option<InviteDialog>>,
+    pub pending_offer: Mutex<Option<TransactionHandle>>,
+    pub events: mpsc::UnboundedSender<CallEvent>,
+    pub established: AtomicBool,
+    pub ended: AtomicBool,
+    pub cancel_requested: AtomicBool,
+    pub cancel_notify: Notify,
+    /// Incoming INVITE without SDP: the answer comes in the ACK.
+    pub offerless: bool,
+    /// Peer slot to release when the call ends.
+    pub peer_ip: Option<IpAddr>,
+}
+
+impl CallInner {
+    pub fn emit(&self, ev: CallEvent) {
+        if matches!(ev, CallEvent::Ended { .. } | CallEvent::Failed { .. }) {
+            if self.ended.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            if let Some(ip) = self.peer_ip {
+                self.core.release_peer_slot(ip);
+            }
+            if let Some(d) = self.dialog.lock().unwrap().as_ref() {
+                self.core.dialogs.remove_dialog(&d.id());
+            }
+        }
+        let _ = self.events.send(ev);
+    }
+
+    fn dialog(&self) -> Result<InviteDialog, Error> {
+        self.dialog.lock().unwrap().clone().ok_or_else(|| Error::InvalidState("no dialog yet".into()))
+    }
+}
+
+/// Handle of one call. Methods that do not apply to the call's direction or
+/// state return [`Error::InvalidState`].
+#[derive(Debug)]
+pub struct Call {
+    pub(crate) inner: Arc<CallInner>,
+    pub(crate) events: mpsc::UnboundedReceiver<CallEvent>,
+}
+
+impl std::fmt::Debug for CallInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Call({}, {:?})", self.call_id, self.direction)
+    }
+}
+
+fn sdp_body(sdp: &str) -> (Option<Vec<Header>>, Option<Vec<u8>>) {
+    (Some(vec![content_type("application/sdp")]), Some(sdp.as_bytes().to_vec()))
+}
+
+/// Body of a message as text, `None` when empty.
+pub(crate) fn body_text(body: &[u8]) -> Option<String> {
+    (!body.is_empty()).then(|| String::from_utf8_lossy(body).into_owned())
+}
+
+pub(crate) fn content_type_of<T: HasHeaders>(m: &T) -> String {
+    m.headers()
+        .iter()
+        .find_map(|h| match h {
+            Header::ContentType(c) => Some(c.value().to_string()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+fn check_response(resp: Option<Response>) -> Result<Response, Error> {
+    let resp = resp.ok_or(Error::Timeout)?;
+    let code = resp.status_code.code();
+    if (200..300).contains(&code) {
+        Ok(resp)
+    } else {
+        Err(Error::Rejected { code, reason: crate::registration::reason(&resp) })
+    }
+}
+
+impl Call {
+    /// The SIP Call-ID.
+    pub fn id(&self) -> &str {
+        &self.inner.call_id
+    }
+
+    /// Incoming or outgoing.
+    pub fn direction(&self) -> Direction {
+        self.inner.direction
+    }
+
+    /// The next event; `None` once the call is over and all events were
+    /// read.
+    pub async fn next_event(&mut self) -> Option<CallEvent> {
+        self.events.recv().await
+    }
+
+    /// Incoming: 180 Ringing.
+    pub fn ringing(&self) -> Result<(), Error> {
+        self.incoming_only()?;
+        Ok(self.inner.dialog()?.ringing(None, None)?)
+    }
+
+    /// Incoming: 183 Session Progress with early-media SDP.
+    pub fn progress(&self, sdp: &str) -> Result<(), Error> {
+        self.incoming_only()?;
+        let (h, b) = sdp_body(sdp);
+        Ok(self.inner.dialog()?.ringing(h, b)?)
+    }
+
+    /// Incoming: 200 OK with the SDP answer (or an offer, when the INVITE
+    /// had none).
+    pub fn answer(&self, sdp: &str) -> Result<(), Error> {
+        self.incoming_only()?;
+        let (h, b) = sdp_body(sdp);
+        self.inner.dialog()?.accept(h, b)?;
+        self.inner.established.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Incoming: a final failure response, e.g. 486, or 488 when no codec
+    /// is in common.
+    pub fn reject(&self, code: u16, reason: Option<&str>) -> Result<(), Error> {
+        self.incoming_only()?;
+        if !(300..700).contains(&code) {
+            return Err(Error::InvalidState(format!("{code} is not a failure code")));
+        }
+        self.inner.dialog()?.reject(Some(StatusCode::from(code)), reason.map(str::to_string))?;
+        self.inner.emit(CallEvent::Ended { by: Party::Local, reason: format!("rejected {code}") });
+        Ok(())
+    }
+
+    /// Ends the call whatever its state: CANCEL an unanswered outgoing call,
+    /// 603 an unanswered incoming one, BYE an established one.
+    pub async fn hangup(&self) -> Result<(), Error> {
+        let inner = &self.inner;
+        if inner.ended.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        if !inner.established.load(Ordering::SeqCst) {
+            return match inner.direction {
+                Direction::Incoming => self.reject(603, None),
+                Direction::Outgoing => {
+                    inner.cancel_requested.store(true, Ordering::SeqCst);
+                    inner.cancel_notify.notify_one();
+                    Ok(())
+                }
+            };
+        }
+        self.bye().await
+    }
+
+    /// BYE (established calls only).
+    pub async fn bye(&self) -> Result<(), Error> {
+        let d = self.inner.dialog()?;
+        d.bye().await?;
+        self.inner.emit(CallEvent::Ended { by: Party::Local, reason: "BYE".into() });
+        Ok(())
+    }
+
+    /// re-INVITE with a new offer (hold: `a=sendonly`; resume: `a=sendrecv`);
+    /// returns the peer's SDP answer.
+    pub async fn reinvite(&self, sdp: &str) -> Result<Option<String>, Error> {
+        let (h, b) = sdp_body(sdp);
+        let resp = check_response(self.inner.dialog()?.reinvite(h, b).await?)?;
+        Ok(body_text(&resp.body))
+    }
+
+    /// UPDATE with a new offer (RFC 3311); returns the SDP answer.
+    pub async fn update(&self, sdp: &str) -> Result<Option<String>, Error> {
+        let (h, b) = sdp_body(sdp);
+        let resp = check_response(self.inner.dialog()?.update(h, b).await?)?;
+        Ok(body_text(&resp.body))
+    }
+
+    /// Answers the pending [`CallEvent::Offer`] with 200 and `sdp`.
+    pub async fn accept_offer(&self, sdp: &str) -> Result<(), Error> {
+        let handle = self.inner.pending_offer.lock().unwrap().take().ok_or_else(|| Error::InvalidState("no pending offer".into()))?;
+        let (h, b) = sdp_body(sdp);
+        handle.respond(StatusCode::OK, h, b).await.map_err(|_| Error::InvalidState("offer transaction gone".into()))
+    }
+
+    /// Refuses the pending [`CallEvent::Offer`] (488 keeps the old session).
+    pub async fn reject_offer(&self, code: u16) -> Result<(), Error> {
+        let handle = self.inner.pending_offer.lock().unwrap().take().ok_or_else(|| Error::InvalidState("no pending offer".into()))?;
+        handle.reply(StatusCode::from(code)).await.map_err(|_| Error::InvalidState("offer transaction gone".into()))
+    }
+
+    /// INFO with any body.
+    pub async fn info(&self, content_type_value: &str, body: &str) -> Result<(), Error> {
+        let d = self.inner.dialog()?;
+        check_response(d.info(Some(vec![content_type(content_type_value)]), Some(body.as_bytes().to_vec())).await?)?;
+        Ok(())
+    }
+
+    /// One DTMF digit as `application/dtmf-relay` INFO.
+    pub async fn send_dtmf(&self, digit: char, duration_ms: u32) -> Result<(), Error> {
+        self.info(dtmf::DTMF_RELAY, &dtmf::format_relay(digit, duration_ms)).await
+    }
+
+    /// MESSAGE inside the call.
+    pub async fn message(&self, content_type_value: &str, body: &str) -> Result<(), Error> {
+        let d = self.inner.dialog()?;
+        check_response(
+            d.request(Method::Message, Some(vec![content_type(content_type_value)]), Some(body.as_bytes().to_vec())).await?,
+        )?;
+        Ok(())
+    }
+
+    fn incoming_only(&self) -> Result<(), Error> {
+        if self.inner.direction != Direction::Incoming {
+            return Err(Error::InvalidState("only for incoming calls".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Translates dialog states into call events until the dialog ends.
+pub(crate) async fn pump(inner: Arc<CallInner>, mut states: mpsc::UnboundedReceiver<DialogState>) {
+    let mut confirmed_once = false;
+    while let Some(state) = states.recv().await {
+        debug!(call = %inner.call_id, %state, "dialog state");
+        match state {
+            DialogState::Trying(_) if inner.direction == Direction::Outgoing => inner.emit(CallEvent::Trying),
+            DialogState::Early(_, resp) if inner.direction == Direction::Outgoing => {
+                let code = resp.status_code.code();
+                let sdp = body_text(&resp.body);
+                inner.emit(if code == 180 && sdp.is_none() { CallEvent::Ringing } else { CallEvent::Progress { code, sdp } });
+            }
+            DialogState::Confirmed(..) if inner.direction == Direction::Incoming && !confirmed_once => {
+                confirmed_once = true;
+                inner.established.store(true, Ordering::SeqCst);
+                let sdp = if inner.offerless {
+                    inner.dialog.lock().unwrap().as_ref().and_then(|d| d.last_remote_ack()).and_then(|a| body_text(&a.body))
+                } else {
+                    None
+                };
+                inner.emit(CallEvent::Confirmed { sdp });
+            }
+            DialogState::Updated(_, req, handle) => {
+                let kind = if req.method == Method::Invite { OfferKind::ReInvite } else { OfferKind::Update };
+                *inner.pending_offer.lock().unwrap() = Some(handle);
+                inner.emit(CallEvent::Offer { kind, sdp: body_text(&req.body) });
+            }
+            DialogState::Info(_, req, handle) => {
+                let _ = handle.reply(StatusCode::OK).await;
+                let ct = content_type_of(&req);
+                let body = String::from_utf8_lossy(&req.body).into_owned();
+                let dtmf = dtmf::parse(&ct, &body);
+                inner.emit(CallEvent::Info { content_type: ct, body, dtmf });
+            }
+            DialogState::Message(_, req, handle) => {
+                let _ = handle.reply(StatusCode::OK).await;
+                inner.emit(CallEvent::Message {
+                    content_type: content_type_of(&req),
+                    body: String::from_utf8_lossy(&req.body).into_owned(),
+                });
+            }
+            DialogState::Options(_, _, handle) | DialogState::Notify(_, _, handle) => {
+                let _ = handle.reply(StatusCode::OK).await;
+            }
+            DialogState::Refer(_, _, handle) | DialogState::Publish(_, _, handle) => {
+                let _ = handle.reply(StatusCode::NotImplemented).await;
+            }
+            DialogState::Terminated(_, reason) => {
+                let role = if inner.direction == Direction::Outgoing { TransactionRole::Client } else { TransactionRole::Server };
+                if inner.direction == Direction::Outgoing && !inner.established.load(Ordering::SeqCst) {
+                    // Setup outcomes (challenges, failures) are reported by
+                    // the task driving the INVITE.
+                    continue;
+                }
+                let (by, why) = ended_by(role, &reason);
+                inner.emit(CallEvent::Ended { by, reason: why });
+                if inner.established.load(Ordering::SeqCst) || inner.direction == Direction::Incoming {
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn ended_by(role: TransactionRole, reason: &TerminatedReason) -> (Party, String) {
+    use TerminatedReason::*;
+    match (role, reason) {
+        (TransactionRole::Server, UacBye) | (TransactionRole::Client, UasBye) => (Party::Remote, "BYE".into()),
+        (_, UacBye) | (_, UasBye) => (Party::Local, "BYE".into()),
+        (TransactionRole::Server, UacCancel) => (Party::Remote, "CANCEL".into()),
+        (_, UacCancel) => (Party::Local, "CANCEL".into()),
+        (_, Timeout) => (Party::Remote, "timeout".into()),
+        (_, other) => (Party::Remote, format!("{other:?}")),
+    }
+}
+
+/// All header fields as (name, value).
+pub(crate) fn header_pairs(req: &Request) -> Vec<(String, String)> {
+    req.headers
+        .iter()
+        .map(|h| {
+            let s = h.to_string();
+            match s.split_once(':') {
+                Some((n, v)) => (n.trim().to_string(), v.trim().to_string()),
+                None => (s, String::new()),
+            }
+        })
+        .collect()
+}
+
+/// The From display name and URI of a request.
+pub(crate) fn from_parts(req: &Request) -> (Option<String>, String) {
+    match req.from_header().ok().and_then(|f| f.typed().ok()) {
+        Some(f) => (f.display_name.clone().map(|d| d.trim_matches('"').to_string()).filter(|d| !d.is_empty()), f.uri.to_string()),
+        None => (None, String::new()),
+    }
+}

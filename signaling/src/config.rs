@@ -1,0 +1,136 @@
+//! Configuration of the user agent and of the accounts it registers.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A SIP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// UDP (RFC 3261 §18).
+    Udp,
+    /// TCP.
+    Tcp,
+    /// SIP over WebSocket (RFC 7118), subprotocol `sip`.
+    Ws,
+}
+
+impl Transport {
+    /// The `transport=` URI parameter / Via token, lower case.
+    pub fn param(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Ws => "ws",
+        }
+    }
+
+    pub(crate) fn to_rsip(self) -> rsipstack::sip::Transport {
+        match self {
+            Transport::Udp => rsipstack::sip::Transport::Udp,
+            Transport::Tcp => rsipstack::sip::Transport::Tcp,
+            Transport::Ws => rsipstack::sip::Transport::Ws,
+        }
+    }
+
+    pub(crate) fn from_rsip(t: rsipstack::sip::Transport) -> Transport {
+        match t {
+            rsipstack::sip::Transport::Tcp | rsipstack::sip::Transport::Tls => Transport::Tcp,
+            rsipstack::sip::Transport::Ws | rsipstack::sip::Transport::Wss => Transport::Ws,
+            _ => Transport::Udp,
+        }
+    }
+}
+
+/// One listening socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen {
+    /// Transport served on it.
+    pub transport: Transport,
+    /// Local address; port 0 picks a free port (read it back with
+    /// [`crate::UserAgent::local_addr`]).
+    pub addr: SocketAddr,
+}
+
+/// User agent configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// User-Agent / Server header value.
+    pub user_agent: String,
+    /// Sockets to listen on; at least one.
+    pub listen: Vec<Listen>,
+    /// Host (IP or name) written into Via and Contact instead of the bound
+    /// address. Needed whenever the bind address (0.0.0.0, a private IP)
+    /// is not what peers can reach: a wrong one is the classic one-way
+    /// audio bug one layer up.
+    pub advertised_host: Option<String>,
+    /// Largest message accepted, in bytes (UDP is further bounded by
+    /// rsipstack's 8 KiB receive buffer).
+    pub max_message_size: usize,
+    /// Calls being set up or in progress per remote IP.
+    pub max_calls_per_peer: usize,
+    /// Requests per second accepted from one remote IP (burst of twice
+    /// that); excess datagrams are dropped unanswered.
+    pub max_requests_per_second_per_peer: u32,
+    /// Remote IPs tracked by the rate limiter (bounds its memory).
+    pub max_tracked_peers: usize,
+    /// RFC 3261 T1 (retransmission base). 500 ms by default; tests may
+    /// lower it.
+    pub t1: Duration,
+    /// Time an incoming INVITE may ring unanswered before a 480.
+    pub ring_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            user_agent: concat!("sipbridge-signaling/", env!("CARGO_PKG_VERSION")).to_string(),
+            listen: Vec::new(),
+            advertised_host: None,
+            max_message_size: 16 * 1024,
+            max_calls_per_peer: 32,
+            max_requests_per_second_per_peer: 200,
+            max_tracked_peers: 4096,
+            t1: Duration::from_millis(500),
+            ring_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// A SIP account: an address-of-record with credentials, registered at and
+/// routed through a registrar/proxy.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// Address-of-record, e.g. `sip:alice@example.com`.
+    pub aor: String,
+    /// Display name for From.
+    pub display_name: Option<String>,
+    /// Digest user name; defaults to the AOR's user part.
+    pub auth_username: Option<String>,
+    /// Digest password.
+    pub password: String,
+    /// Where REGISTER and calls go, e.g. `sip:127.0.0.1:5060;transport=tcp`.
+    /// Defaults to the AOR's domain over UDP.
+    pub proxy: Option<String>,
+    /// Requested registration lifetime in seconds.
+    pub expires: u32,
+}
+
+impl Account {
+    /// An account with the usual defaults (3600 s, no proxy).
+    pub fn new(aor: impl Into<String>, password: impl Into<String>) -> Self {
+        Account {
+            aor: aor.into(),
+            display_name: None,
+            auth_username: None,
+            password: password.into(),
+            proxy: None,
+            expires: 3600,
+        }
+    }
+
+    /// Sets the outbound proxy / registrar URI.
+    pub fn with_proxy(mut self, proxy: impl Into<String>) -> Self {
+        self.proxy = Some(proxy.into());
+        self
+    }
+}

@@ -1,0 +1,152 @@
+//! Typed events handed to the layer above.
+
+use crate::call::Call;
+use crate::dtmf::Dtmf;
+
+/// Who ended a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Party {
+    /// This user agent (the layer above asked).
+    Local,
+    /// The peer (BYE, CANCEL) or the network (timeout).
+    Remote,
+}
+
+/// Which request carried a mid-call offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferKind {
+    /// re-INVITE.
+    ReInvite,
+    /// UPDATE (RFC 3311).
+    Update,
+}
+
+/// Events of one call, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// Outgoing: 100 Trying.
+    Trying,
+    /// Outgoing: 180 Ringing without SDP.
+    Ringing,
+    /// Outgoing: 183 (or 18x with a body): early media. `sdp` is the
+    /// early answer when the response carried one.
+    Progress {
+        /// Status code (183, or 180 with SDP).
+        code: u16,
+        /// Early SDP answer.
+        sdp: Option<String>,
+    },
+    /// Outgoing: 200 OK (the ACK is sent automatically). `sdp` is the answer.
+    Answered {
+        /// SDP of the 200 OK.
+        sdp: Option<String>,
+    },
+    /// Incoming: the ACK for our 200 arrived; the call is up. `sdp` is the
+    /// answer when the INVITE had no offer.
+    Confirmed {
+        /// SDP carried by the ACK.
+        sdp: Option<String>,
+    },
+    /// Outgoing: final failure response, or no response at all (408).
+    Failed {
+        /// Status code.
+        code: u16,
+        /// Reason phrase.
+        reason: String,
+    },
+    /// The peer sent a re-INVITE or UPDATE; answer it with
+    /// [`Call::accept_offer`] or [`Call::reject_offer`] (hold and resume
+    /// arrive here as direction changes in `sdp`).
+    Offer {
+        /// re-INVITE or UPDATE.
+        kind: OfferKind,
+        /// The new offer; `None` for an offerless re-INVITE (answer with an
+        /// offer of your own).
+        sdp: Option<String>,
+    },
+    /// INFO received (already answered 200).
+    Info {
+        /// Content-Type.
+        content_type: String,
+        /// Body as text (lossy UTF-8).
+        body: String,
+        /// Parsed DTMF, for `application/dtmf-relay` and `application/dtmf`.
+        dtmf: Option<Dtmf>,
+    },
+    /// MESSAGE received inside the call (already answered 200).
+    Message {
+        /// Content-Type.
+        content_type: String,
+        /// Body as text.
+        body: String,
+    },
+    /// The call is over (BYE either way, CANCEL, ACK timeout).
+    Ended {
+        /// Who ended it.
+        by: Party,
+        /// What ended it, e.g. `BYE`, `CANCEL`.
+        reason: String,
+    },
+}
+
+/// An incoming INVITE. Answer through `call`: [`Call::ringing`],
+/// [`Call::answer`], [`Call::reject`].
+#[derive(Debug)]
+pub struct IncomingCall {
+    /// The call; its events continue on [`Call::next_event`].
+    pub call: Call,
+    /// From URI.
+    pub from: String,
+    /// From display name.
+    pub display_name: Option<String>,
+    /// To URI.
+    pub to: String,
+    /// Request-URI.
+    pub request_uri: String,
+    /// SDP offer; `None` for an offerless INVITE (give the offer in
+    /// [`Call::answer`], the answer arrives in [`CallEvent::Confirmed`]).
+    pub sdp_offer: Option<String>,
+    /// All header fields of the INVITE, in order, as (name, value).
+    pub headers: Vec<(String, String)>,
+}
+
+/// A MESSAGE outside any call (already answered 200).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingMessage {
+    /// From URI.
+    pub from: String,
+    /// To URI.
+    pub to: String,
+    /// Content-Type.
+    pub content_type: String,
+    /// Body as text.
+    pub body: String,
+}
+
+/// Events of the user agent itself.
+#[derive(Debug)]
+pub enum UaEvent {
+    /// A new incoming call.
+    IncomingCall(IncomingCall),
+    /// A MESSAGE outside a call.
+    Message(IncomingMessage),
+}
+
+/// Events of one registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistrationEvent {
+    /// The registrar accepted the binding for `expires` seconds.
+    Registered {
+        /// Granted lifetime.
+        expires: u32,
+    },
+    /// The registrar refused (or did not answer: 408).
+    RegistrationFailed {
+        /// Status code.
+        code: u16,
+        /// Reason phrase.
+        reason: String,
+    },
+    /// The binding was removed (after [`crate::Registration::unregister`]).
+    Unregistered,
+}

@@ -1,0 +1,231 @@
+//! Incoming requests that reach the transaction layer (already screened by
+//! [`crate::guard`]): in-dialog ones go to their dialog, new INVITEs become
+//! calls, OPTIONS is answered 200, MESSAGE is passed up, the rest is refused
+//! with the right code.
+
+use crate::call::{body_text, content_type_of, from_parts, header_pairs, pump, Call, CallInner, Direction};
+use crate::config::Transport;
+use crate::core::{content_type, Core};
+use crate::events::{CallEvent, IncomingCall, IncomingMessage, Party, UaEvent};
+use crate::validate::ALLOWED_METHODS;
+use rsipstack::dialog::dialog::Dialog;
+use rsipstack::sip::prelude::{HeadersExt, ToTypedHeader};
+use rsipstack::sip::{Header, Method, Request, StatusCode};
+use rsipstack::transaction::transaction::Transaction;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, Notify};
+use tracing::{debug, warn};
+
+/// What the user agent does with a request that matches no dialog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// A new call: passed up as [`UaEvent::IncomingCall`].
+    NewCall,
+    /// OPTIONS answered 200 with Allow/Accept.
+    Options,
+    /// MESSAGE passed up and answered 200.
+    Message,
+    /// ACK or CANCEL handled by the transaction layer.
+    Absorbed,
+    /// Answered with this code and reason.
+    Refuse(u16, String),
+}
+
+fn refuse(code: u16, reason: &str) -> Disposition {
+    Disposition::Refuse(code, reason.to_string())
+}
+
+/// Decides the fate of an out-of-dialog request (RFC 3261 §8.2 order:
+/// method, then URI/headers, then extensions, then content).
+pub(crate) fn disposition(req: &Request) -> Disposition {
+    let has_to_tag = req.to_header().ok().and_then(|t| t.tag().ok().flatten()).is_some();
+    match req.method {
+        Method::Ack | Method::Cancel => return Disposition::Absorbed,
+        Method::Register | Method::Subscribe | Method::Publish => return refuse(405, "Method Not Allowed"),
+        _ => {}
+    }
+    if has_to_tag || matches!(req.method, Method::Bye | Method::Info | Method::Update | Method::PRack | Method::Notify | Method::Refer) {
+        // In-dialog request for a dialog we do not have.
+        return refuse(481, "Call/Transaction Does Not Exist");
+    }
+    if let Some(req_ext) = req.header_value("Require") {
+        if req_ext.split(',').any(|t| !t.trim().is_empty()) {
+            return refuse(420, "Bad Extension");
+        }
+    }
+    match req.method {
+        Method::Options => Disposition::Options,
+        Method::Message => Disposition::Message,
+        Method::Invite => {
+            if !req.body.is_empty() {
+                let ct = content_type_of(req).to_ascii_lowercase();
+                if ct.split(';').next().unwrap_or("").trim() != "application/sdp" {
+                    return refuse(415, "Unsupported Media Type");
+                }
+            }
+            if let Some(accept) = req.header_value("Accept") {
+                let ok = accept.split(',').any(|a| {
+                    let a = a.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                    a == "application/sdp" || a == "application/*" || a == "*/*"
+                });
+                if !ok && !accept.trim().is_empty() {
+                    return refuse(406, "Not Acceptable");
+                }
+            }
+            Disposition::NewCall
+        }
+        _ => refuse(405, "Method Not Allowed"),
+    }
+}
+
+/// Serves incoming transactions until the endpoint stops.
+pub(crate) async fn serve(core: Arc<Core>, mut incoming: rsipstack::transaction::TransactionReceiver) {
+    while let Some(tx) = incoming.recv().await {
+        let core = core.clone();
+        tokio::spawn(async move { handle(core, tx).await });
+    }
+}
+
+async fn handle(core: Arc<Core>, mut tx: Transaction) {
+    if let Some(Dialog::Invite(mut d)) = core.dialogs.match_dialog(&tx) {
+        if let Err(e) = d.handle(&mut tx).await {
+            debug!(error = %e, "in-dialog request");
+        }
+        return;
+    }
+    match disposition(&tx.original) {
+        Disposition::Absorbed => {}
+        Disposition::Options => {
+            let headers = vec![
+                Header::Allow(ALLOWED_METHODS.to_string().into()),
+                Header::Accept("application/sdp".to_string().into()),
+                Header::Other("Accept-Language".into(), "en".into()),
+            ];
+            reply(&core, &mut tx, StatusCode::OK, headers).await;
+        }
+        Disposition::Message => {
+            let (_, from) = from_parts(&tx.original);
+            let to = tx.original.to_header().ok().and_then(|t| t.typed().ok()).map(|t| t.uri.to_string()).unwrap_or_default();
+            let _ = core.events.send(UaEvent::Message(IncomingMessage {
+                from,
+                to,
+                content_type: content_type_of(&tx.original),
+                body: String::from_utf8_lossy(&tx.original.body).into_owned(),
+            }));
+            reply(&core, &mut tx, StatusCode::OK, vec![]).await;
+        }
+        Disposition::Refuse(code, _) => {
+            let mut headers = vec![];
+            match code {
+                405 => headers.push(Header::Allow(ALLOWED_METHODS.to_string().into())),
+                415 => headers.push(Header::Accept("application/sdp".to_string().into())),
+                420 => {
+                    if let Some(r) = tx.original.header_value("Require") {
+                        headers.push(Header::Unsupported(r.into()));
+                    }
+                }
+                _ => {}
+            }
+            reply(&core, &mut tx, StatusCode::from(code), headers).await;
+        }
+        Disposition::NewCall => incoming_invite(core, tx).await,
+    }
+}
+
+/// Out-of-dialog response with a To tag (rsipstack's make_response adds
+/// none, RFC 3261 §8.2.6.2 wants one).
+async fn reply(core: &Core, tx: &mut Transaction, status: StatusCode, headers: Vec<Header>) {
+    let mut resp = core.endpoint.make_response(&tx.original, status, None);
+    if let Ok(to) = resp.to_header_mut() {
+        if to.tag().ok().flatten().is_none() {
+            let v = format!("{};tag={}", to.value(), rsipstack::transaction::make_tag());
+            *to = v.into();
+        }
+    }
+    resp.headers.extend(headers);
+    if let Err(e) = tx.respond(resp).await {
+        warn!(error = %e, "sending response");
+    }
+}
+
+async fn incoming_invite(core: Arc<Core>, mut tx: Transaction) {
+    let peer_ip = tx.connection.as_ref().and_then(|c| c.get_remote_addr()).and_then(|a| a.get_socketaddr().ok()).map(|a| a.ip());
+    if let Some(ip) = peer_ip {
+        if !core.take_peer_slot(ip) {
+            let mut h = vec![Header::RetryAfter("30".to_string().into())];
+            h.push(content_type("text/plain"));
+            reply(&core, &mut tx, StatusCode::ServiceUnavailable, h).await;
+            return;
+        }
+    }
+    let transport = tx.connection.as_ref().map(|c| Transport::from_rsip(c.transport())).unwrap_or(Transport::Udp);
+    let contact = match core.contact(tx.original.uri.user(), transport) {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(error = %e, "no contact for incoming call");
+            return;
+        }
+    };
+    let (state_tx, state_rx) = mpsc::unbounded_channel();
+    let dialog = match core.dialogs.get_or_create_server_invite(&tx, state_tx, None, Some(contact)) {
+        Ok(d) => d,
+        Err(e) => {
+            warn!(error = %e, "creating server dialog");
+            if let Some(ip) = peer_ip {
+                core.release_peer_slot(ip);
+            }
+            reply(&core, &mut tx, StatusCode::ServerInternalError, vec![]).await;
+            return;
+        }
+    };
+    let sdp_offer = body_text(&tx.original.body);
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+    let inner = Arc::new(CallInner {
+        core: core.clone(),
+        call_id: tx.original.call_id_header().map(|c| c.value().to_string()).unwrap_or_default(),
+        direction: Direction::Incoming,
+        dialog: Mutex::new(Some(dialog.clone())),
+        pending_offer: Mutex::new(None),
+        events: ev_tx,
+        established: AtomicBool::new(false),
+        ended: AtomicBool::new(false),
+        cancel_requested: AtomicBool::new(false),
+        cancel_notify: Notify::new(),
+        offerless: sdp_offer.is_none(),
+        peer_ip,
+    });
+    tokio::spawn(pump(inner.clone(), state_rx));
+    let (display_name, from) = from_parts(&tx.original);
+    let to = tx.original.to_header().ok().and_then(|t| t.typed().ok()).map(|t| t.uri.to_string()).unwrap_or_default();
+    let event = IncomingCall {
+        call: Call { inner: inner.clone(), events: ev_rx },
+        from,
+        display_name,
+        to,
+        request_uri: tx.original.uri.to_string(),
+        sdp_offer,
+        headers: header_pairs(&tx.original),
+    };
+    if core.events.send(UaEvent::IncomingCall(event)).is_err() {
+        let _ = dialog.reject(Some(StatusCode::TemporarilyUnavailable), None);
+    }
+    // Unanswered calls do not ring forever.
+    let ring = core.config.ring_timeout;
+    let watchdog = {
+        let inner = inner.clone();
+        let dialog = dialog.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(ring).await;
+            if !inner.established.load(Ordering::SeqCst) && !inner.ended.load(Ordering::SeqCst) {
+                let _ = dialog.reject(Some(StatusCode::TemporarilyUnavailable), None);
+                inner.emit(CallEvent::Ended { by: Party::Local, reason: "no answer".into() });
+            }
+        })
+    };
+    let mut d = dialog;
+    if let Err(e) = d.handle(&mut tx).await {
+        debug!(error = %e, "INVITE transaction");
+    }
+    watchdog.abort();
+}

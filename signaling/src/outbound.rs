@@ -1,0 +1,172 @@
+//! Outgoing calls: INVITE through rsipstack's dialog layer, with 401/407
+//! challenges answered by this crate (rsipstack's own digest is wrong for
+//! SHA-256 and -sess, see [`crate::digest`]): each challenge ends one
+//! rsipstack INVITE and a new one goes out with the same Call-ID and the
+//! credentials.
+
+use crate::call::{body_text, pump, Call, CallInner, Direction};
+use crate::config::Account;
+use crate::core::{extra_headers, parse_uri, route_to, Core};
+use crate::digest::NonceState;
+use crate::error::Error;
+use crate::events::{CallEvent, Party};
+use crate::request::absorb_challenge;
+use rsipstack::dialog::invitation::InviteOption;
+use rsipstack::sip::Header;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, Notify};
+
+/// Who places an outgoing call.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// A configured account: its AOR in From, its proxy as next hop, its
+    /// credentials for challenges.
+    Account(Account),
+    /// No account: this From URI, sent straight to the target.
+    Guest {
+        /// From URI.
+        uri: String,
+        /// From display name.
+        display_name: Option<String>,
+    },
+}
+
+pub(crate) fn start(
+    core: Arc<Core>,
+    caller: Caller,
+    target: &str,
+    sdp_offer: Option<String>,
+    headers: &[(String, String)],
+) -> Result<Call, Error> {
+    let callee = parse_uri(target)?;
+    let (from_uri, display, route, creds) = match &caller {
+        Caller::Account(a) => {
+            let aor = parse_uri(&a.aor)?;
+            let route = match &a.proxy {
+                Some(p) => route_to(&parse_uri(p)?),
+                None => route_to(&callee),
+            };
+            let user = a.auth_username.clone().or_else(|| aor.user().map(str::to_string)).unwrap_or_default();
+            (aor, a.display_name.clone(), route, Some((user, a.password.clone())))
+        }
+        Caller::Guest { uri, display_name } => (parse_uri(uri)?, display_name.clone(), route_to(&callee), None),
+    };
+    let contact = core.contact(from_uri.user(), route.transport)?;
+    let call_id = rsipstack::transaction::make_call_id(None, Default::default()).value().to_string();
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+    let inner = Arc::new(CallInner {
+        core: core.clone(),
+        call_id: call_id.clone(),
+        direction: Direction::Outgoing,
+        dialog: Mutex::new(None),
+        pending_offer: Mutex::new(None),
+        events: ev_tx,
+        established: AtomicBool::new(false),
+        ended: AtomicBool::new(false),
+        cancel_requested: AtomicBool::new(false),
+        cancel_notify: Notify::new(),
+        offerless: false,
+        peer_ip: None,
+    });
+    let option = InviteOption {
+        caller_display_name: display,
+        caller: from_uri,
+        callee,
+        destination: Some(route.dest),
+        content_type: sdp_offer.as_ref().map(|_| "application/sdp".to_string()),
+        offer: sdp_offer.map(String::into_bytes),
+        contact,
+        headers: Some(extra_headers(headers)),
+        call_id: Some(call_id),
+        ..Default::default()
+    };
+    tokio::spawn(drive(inner.clone(), option, creds));
+    Ok(Call { inner, events: ev_rx })
+}
+
+async fn drive(inner: Arc<CallInner>, option: InviteOption, creds: Option<(String, String)>) {
+    let (state_tx, state_rx) = mpsc::unbounded_channel();
+    tokio::spawn(pump(inner.clone(), state_rx));
+    let mut nonce = NonceState::default();
+    let mut answered_nonce = None;
+    let target = option.callee.to_string();
+    for _attempt in 0..4 {
+        let mut opt = option.clone();
+        if let Some((user, pw)) = &creds {
+            let body = opt.offer.clone().unwrap_or_default();
+            if let Some((name, value)) = nonce.answer(user, pw, "INVITE", &target, &body) {
+                let h = if name == "Authorization" {
+                    Header::Authorization(value.into())
+                } else {
+                    Header::ProxyAuthorization(value.into())
+                };
+                opt.headers.get_or_insert_with(Vec::new).push(h);
+            }
+        }
+        let (dialog, mut handle) = match inner.core.dialogs.do_invite_async(opt, state_tx.clone()) {
+            Ok(x) => x,
+            Err(e) => {
+                let e = Error::from(e);
+                inner.emit(CallEvent::Failed { code: e.status_code(), reason: e.to_string() });
+                return;
+            }
+        };
+        *inner.dialog.lock().unwrap() = Some(dialog.clone());
+        if inner.cancel_requested.load(Ordering::SeqCst) {
+            let _ = dialog.cancel().await;
+        }
+        let result = loop {
+            tokio::select! {
+                r = &mut handle => break r,
+                _ = inner.cancel_notify.notified() => { let _ = dialog.cancel().await; }
+            }
+        };
+        let cancelled = inner.cancel_requested.load(Ordering::SeqCst);
+        match result {
+            Ok(Ok((_, Some(resp)))) => {
+                let code = resp.status_code.code();
+                if (200..300).contains(&code) {
+                    if cancelled {
+                        // rsipstack ACKs and BYEs a 2xx that crossed our CANCEL.
+                        inner.emit(CallEvent::Ended { by: Party::Local, reason: "CANCEL".into() });
+                    } else {
+                        inner.established.store(true, Ordering::SeqCst);
+                        inner.emit(CallEvent::Answered { sdp: body_text(&resp.body) });
+                    }
+                    return;
+                }
+                if (code == 401 || code == 407) && creds.is_some() && !cancelled {
+                    match absorb_challenge(&resp, &mut nonce, &mut answered_nonce) {
+                        Ok(true) => continue,
+                        Ok(false) => {}
+                        Err(e) => {
+                            inner.emit(CallEvent::Failed { code, reason: e.to_string() });
+                            return;
+                        }
+                    }
+                }
+                if code == 487 && cancelled {
+                    inner.emit(CallEvent::Ended { by: Party::Local, reason: "CANCEL".into() });
+                } else {
+                    inner.emit(CallEvent::Failed { code, reason: crate::registration::reason(&resp) });
+                }
+                return;
+            }
+            Ok(Ok((_, None))) => {
+                inner.emit(CallEvent::Failed { code: 408, reason: "Request Timeout".into() });
+                return;
+            }
+            Ok(Err(e)) => {
+                let e = Error::from(e);
+                inner.emit(CallEvent::Failed { code: e.status_code(), reason: e.to_string() });
+                return;
+            }
+            Err(e) => {
+                inner.emit(CallEvent::Failed { code: 500, reason: e.to_string() });
+                return;
+            }
+        }
+    }
+    inner.emit(CallEvent::Failed { code: 403, reason: "too many authentication challenges".into() });
+}

@@ -1,0 +1,218 @@
+//! REGISTER with digest auth, refreshed before expiry, re-authenticated on a
+//! stale nonce, removed on request.
+
+use crate::config::Account;
+use crate::core::{name_addr, parse_uri, route_to, Core, Route};
+use crate::digest::NonceState;
+use crate::error::Error;
+use crate::events::RegistrationEvent;
+use crate::request::{send_with_auth, Creds};
+use rsipstack::sip::prelude::{HeadersExt};
+use rsipstack::sip::{Header, Method, Response, Uri};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+/// A registration kept alive in the background. Dropping it stops the
+/// refreshes without unregistering; call [`Registration::unregister`] to
+/// remove the binding.
+#[derive(Debug)]
+pub struct Registration {
+    account: Account,
+    events: mpsc::UnboundedReceiver<RegistrationEvent>,
+    stop: Option<oneshot::Sender<oneshot::Sender<()>>>,
+}
+
+impl Registration {
+    /// The account being registered.
+    pub fn account(&self) -> &Account {
+        &self.account
+    }
+
+    /// The next event; `None` once the registration task ended.
+    pub async fn next_event(&mut self) -> Option<RegistrationEvent> {
+        self.events.recv().await
+    }
+
+    /// Sends REGISTER with `Expires: 0` and waits for the outcome
+    /// ([`RegistrationEvent::Unregistered`] or a failure) on the event
+    /// stream.
+    pub async fn unregister(&mut self) -> Result<(), Error> {
+        let stop = self.stop.take().ok_or_else(|| Error::InvalidState("already unregistered".into()))?;
+        let (done_tx, done_rx) = oneshot::channel();
+        stop.send(done_tx).map_err(|_| Error::Shutdown)?;
+        let _ = done_rx.await;
+        Ok(())
+    }
+}
+
+struct Ctx {
+    core: Arc<Core>,
+    account: Account,
+    aor: Uri,
+    registrar_uri: Uri,
+    route: Route,
+    contact: Uri,
+    call_id: String,
+    from: rsipstack::sip::typed::From,
+    to: rsipstack::sip::typed::To,
+    cseq: u32,
+    nonce: NonceState,
+    events: mpsc::UnboundedSender<RegistrationEvent>,
+}
+
+pub(crate) fn start(core: Arc<Core>, account: Account) -> Result<Registration, Error> {
+    let aor = parse_uri(&account.aor)?;
+    let route = match &account.proxy {
+        Some(p) => route_to(&parse_uri(p)?),
+        None => route_to(&aor),
+    };
+    // Request-URI: the AOR's domain (RFC 3261 §10.2).
+    let registrar_uri = Uri { scheme: aor.scheme.clone(), host_with_port: aor.host_with_port.clone(), ..Default::default() };
+    let contact = core.contact(aor.user(), route.transport)?;
+    let (from, to) = name_addr(&aor, account.display_name.as_deref());
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let ctx = Ctx {
+        call_id: rsipstack::transaction::make_call_id(None, Default::default()).value().to_string(),
+        core,
+        account: account.clone(),
+        aor,
+        registrar_uri,
+        route,
+        contact,
+        from,
+        to,
+        cseq: 1,
+        nonce: NonceState::default(),
+        events: ev_tx,
+    };
+    tokio::spawn(run(ctx, stop_rx));
+    Ok(Registration { account, events: ev_rx, stop: Some(stop_tx) })
+}
+
+async fn run(mut ctx: Ctx, mut stop: oneshot::Receiver<oneshot::Sender<()>>) {
+    let cancel = ctx.core.cancel.clone();
+    let mut failures = 0u32;
+    loop {
+        let expires = ctx.account.expires;
+        let wait = match register(&mut ctx, expires).await {
+            Ok(expires) => {
+                failures = 0;
+                let _ = ctx.events.send(RegistrationEvent::Registered { expires });
+                refresh_after(expires)
+            }
+            Err(e) => {
+                failures += 1;
+                warn!(aor = %ctx.aor, error = %e, "registration failed");
+                let (code, reason) = match &e {
+                    Error::Rejected { code, reason } => (*code, reason.clone()),
+                    other => (other.status_code(), other.to_string()),
+                };
+                let _ = ctx.events.send(RegistrationEvent::RegistrationFailed { code, reason });
+                // Back off: 5 s doubling to 5 min, so a wrong password does
+                // not hammer the registrar.
+                Duration::from_secs((5u64 << failures.min(6)).min(300))
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = cancel.cancelled() => return,
+            done = &mut stop => {
+                let result = register(&mut ctx, 0).await;
+                let _ = ctx.events.send(match result {
+                    Ok(_) => RegistrationEvent::Unregistered,
+                    Err(Error::Rejected { code, reason }) => RegistrationEvent::RegistrationFailed { code, reason },
+                    Err(e) => RegistrationEvent::RegistrationFailed { code: e.status_code(), reason: e.to_string() },
+                });
+                if let Ok(done) = done {
+                    let _ = done.send(());
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Refresh at 80% of the granted time, at least 5 s before expiry.
+fn refresh_after(expires: u32) -> Duration {
+    let e = expires.max(10) as u64;
+    Duration::from_secs((e * 4 / 5).min(e.saturating_sub(5)).max(5))
+}
+
+/// One REGISTER exchange; the granted expiry on success.
+async fn register(ctx: &mut Ctx, expires: u32) -> Result<u32, Error> {
+    let core = ctx.core.clone();
+    let user = ctx.account.auth_username.clone().or_else(|| ctx.aor.user().map(str::to_string)).unwrap_or_default();
+    let password = ctx.account.password.clone();
+    let (resp, last_cseq) = send_with_auth(
+        &core,
+        |cseq| {
+            let mut req = core.request(
+                Method::Register,
+                ctx.registrar_uri.clone(),
+                ctx.route.transport,
+                ctx.from.clone(),
+                ctx.to.clone(),
+                &ctx.call_id,
+                cseq,
+            )?;
+            req.headers.push(Header::Contact(format!("<{}>", ctx.contact).into()));
+            req.headers.push(Header::Expires(expires.to_string().into()));
+            req.headers.push(Header::Allow(crate::validate::ALLOWED_METHODS.to_string().into()));
+            Ok(req)
+        },
+        ctx.cseq,
+        Some(ctx.route.dest.clone()),
+        Some(Creds { username: &user, password: &password }),
+        &mut ctx.nonce,
+    )
+    .await?;
+    ctx.cseq = last_cseq + 1;
+    let code = resp.status_code.code();
+    if !(200..300).contains(&code) {
+        ctx.nonce.clear();
+        return Err(Error::Rejected { code, reason: reason(&resp) });
+    }
+    let granted = granted_expires(&resp, &ctx.contact).unwrap_or(expires);
+    info!(aor = %ctx.aor, granted, "registered");
+    Ok(granted)
+}
+
+/// The reason phrase as sent, else the standard one.
+pub(crate) fn reason(resp: &Response) -> String {
+    resp.reason_phrase().map(str::to_string).unwrap_or_else(|| resp.status_code.text().to_string())
+}
+
+/// The expiry the registrar granted our contact: its `expires` parameter,
+/// else the Expires header (RFC 3261 §10.2.4).
+fn granted_expires(resp: &Response, contact: &Uri) -> Option<u32> {
+    let ours = contact.to_string();
+    let host = contact.host_with_port.to_string();
+    for c in resp.contact_headers() {
+        let v = c.value();
+        if v.contains(&ours) || v.contains(&host) {
+            for p in v.split(';') {
+                if let Some(e) = p.trim().strip_prefix("expires=") {
+                    if let Ok(n) = e.trim().parse() {
+                        return Some(n);
+                    }
+                }
+            }
+        }
+    }
+    resp.expires_header().and_then(|e| e.value().trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refreshes_before_expiry() {
+        assert_eq!(refresh_after(3600), Duration::from_secs(2880));
+        assert_eq!(refresh_after(20), Duration::from_secs(15));
+        assert_eq!(refresh_after(0), Duration::from_secs(5));
+    }
+}

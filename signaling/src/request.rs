@@ -1,0 +1,108 @@
+//! Out-of-dialog client requests (REGISTER, MESSAGE, OPTIONS) sent through
+//! an rsipstack client transaction, answering 401/407 challenges with this
+//! crate's digest code.
+
+use crate::core::Core;
+use crate::digest::{Challenge, NonceState};
+use crate::error::Error;
+use rsipstack::sip::{Header, Request, Response, SipMessage, StatusCodeKind};
+use rsipstack::transaction::key::{TransactionKey, TransactionRole};
+use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transport::SipAddr;
+
+/// Credentials for answering challenges.
+pub(crate) struct Creds<'a> {
+    pub username: &'a str,
+    pub password: &'a str,
+}
+
+/// Sends `req` once and waits for its final response.
+pub(crate) async fn send_once(core: &Core, req: Request, destination: Option<SipAddr>) -> Result<Response, Error> {
+    let key = TransactionKey::from_request(&req, TransactionRole::Client)?;
+    let mut tx = Transaction::new_client(key, req, core.endpoint.clone(), None);
+    tx.destination = destination;
+    tx.send().await?;
+    while let Some(msg) = tx.receive().await {
+        if let SipMessage::Response(resp) = msg {
+            if resp.status_code.kind() != StatusCodeKind::Provisional {
+                return Ok(resp);
+            }
+        }
+    }
+    Err(Error::Timeout)
+}
+
+/// The challenge values of a 401/407.
+pub(crate) fn challenges(resp: &Response) -> Vec<String> {
+    let want_proxy = resp.status_code.code() == 407;
+    resp.headers
+        .iter()
+        .filter_map(|h| match h {
+            Header::WwwAuthenticate(v) if !want_proxy => Some(v.value().to_string()),
+            Header::ProxyAuthenticate(v) if want_proxy => Some(v.value().to_string()),
+            Header::Other(n, v)
+                if (!want_proxy && n.eq_ignore_ascii_case("www-authenticate"))
+                    || (want_proxy && n.eq_ignore_ascii_case("proxy-authenticate")) =>
+            {
+                Some(v.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// What to do after a challenge: `Ok(true)` retry, `Ok(false)` give up with
+/// the challenge as the final answer.
+pub(crate) fn absorb_challenge(resp: &Response, nonce: &mut NonceState, answered_nonce: &mut Option<String>) -> Result<bool, Error> {
+    let values = challenges(resp);
+    let Some(ch) = Challenge::pick(values.iter().map(String::as_str)) else {
+        return Err(Error::Auth(format!("no usable digest challenge in {}", resp.status_code.code())));
+    };
+    // A new challenge after we answered one, without stale=true, means the
+    // credentials themselves were refused (RFC 7616 §3.3): stop there
+    // rather than retrying a wrong password.
+    if answered_nonce.is_some() && !ch.stale {
+        return Ok(false);
+    }
+    *answered_nonce = Some(ch.nonce.clone());
+    nonce.set(ch, resp.status_code.code() == 407);
+    Ok(true)
+}
+
+/// Sends a request built by `build(cseq)`, answering up to three
+/// challenges. Credentials from an earlier exchange are sent up front.
+pub(crate) async fn send_with_auth(
+    core: &Core,
+    mut build: impl FnMut(u32) -> Result<Request, Error>,
+    first_cseq: u32,
+    destination: Option<SipAddr>,
+    creds: Option<Creds<'_>>,
+    nonce: &mut NonceState,
+) -> Result<(Response, u32), Error> {
+    let mut cseq = first_cseq;
+    let mut answered: Option<String> = None;
+    for _ in 0..4 {
+        let mut req = build(cseq)?;
+        if let Some(c) = &creds {
+            let uri = req.uri.to_string();
+            let method = req.method.to_string();
+            if let Some((name, value)) = nonce.answer(c.username, c.password, &method, &uri, &req.body) {
+                req.headers.push(if name == "Authorization" {
+                    Header::Authorization(value.into())
+                } else {
+                    Header::ProxyAuthorization(value.into())
+                });
+            }
+        }
+        let resp = send_once(core, req, destination.clone()).await?;
+        let code = resp.status_code.code();
+        if (code == 401 || code == 407) && creds.is_some() {
+            if absorb_challenge(&resp, nonce, &mut answered)? {
+                cseq += 1;
+                continue;
+            }
+        }
+        return Ok((resp, cseq));
+    }
+    Err(Error::Auth("too many challenges".into()))
+}

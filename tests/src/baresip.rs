@@ -1,0 +1,215 @@
+//! baresip, a real softphone, for SIP end-to-end tests: its own config
+//! directory, accounts you pass in (auto-answer or not), a WAV played with
+//! `aufile`, optional recording with `sndfile`, and control over `ctrl_tcp`
+//! (netstring-framed JSON commands, responses and events).
+
+use crate::process::{free_tcp_port, free_udp_port, spawn, Child};
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// One baresip account line.
+#[derive(Debug, Clone)]
+pub struct BaresipAccount {
+    /// `sip:bob@example.test`.
+    pub aor: String,
+    /// Digest password.
+    pub password: Option<String>,
+    /// Outbound proxy URI, e.g. `sip:127.0.0.1:5060`.
+    pub outbound: Option<String>,
+    /// Answer incoming calls by itself.
+    pub auto_answer: bool,
+    /// Registration interval in seconds; 0 = do not register.
+    pub regint: u32,
+}
+
+impl BaresipAccount {
+    /// The `accounts` file line.
+    pub fn line(&self) -> String {
+        let mut l = format!("<{}>", self.aor);
+        if let Some(p) = &self.password {
+            l.push_str(&format!(";auth_pass={p}"));
+        }
+        if let Some(o) = &self.outbound {
+            l.push_str(&format!(";outbound=\"{o}\""));
+        }
+        if self.auto_answer {
+            l.push_str(";answermode=auto");
+        }
+        l.push_str(&format!(";regint={};audio_codecs=PCMU,PCMA", self.regint));
+        l
+    }
+}
+
+/// Launch options.
+#[derive(Debug, Clone)]
+pub struct BaresipOptions {
+    /// Accounts.
+    pub accounts: Vec<BaresipAccount>,
+    /// WAV played to the far end (`aufile`); silence-free calls need one.
+    /// baresip hangs up when it ends.
+    pub play: Option<PathBuf>,
+    /// Record both directions of each call into `<dir>/baresip/rec`
+    /// (`sndfile`: `dump-<call>-enc.wav` / `-dec.wav`).
+    pub record: bool,
+    /// Process lifetime limit.
+    pub limit: Duration,
+}
+
+/// A running baresip; stopped (by PID) on drop.
+pub struct Baresip {
+    /// The process.
+    pub child: Child,
+    /// Its SIP port (UDP and TCP).
+    pub sip_port: u16,
+    /// Where recordings go when enabled.
+    pub rec_dir: PathBuf,
+    ctrl: Mutex<TcpStream>,
+    inbox: Arc<(Mutex<Vec<Value>>, Condvar)>,
+    token: Mutex<u64>,
+}
+
+impl Baresip {
+    /// Writes `dir/baresip/{config,accounts}` and starts baresip; returns
+    /// once ctrl_tcp accepts a connection.
+    pub fn start(dir: &Path, opts: &BaresipOptions) -> Result<Baresip> {
+        let conf = dir.join("baresip");
+        let rec_dir = conf.join("rec");
+        std::fs::create_dir_all(&rec_dir)?;
+        let sip_port = free_udp_port();
+        let ctrl_port = free_tcp_port();
+        let source = match &opts.play {
+            Some(wav) => format!("aufile,{}", wav.display()),
+            None => "ausine,440".into(),
+        };
+        let mut config = format!(
+            "poll_method\t\tepoll\n\
+             sip_listen\t\t127.0.0.1:{sip_port}\n\
+             net_interface\t\t127.0.0.1\n\
+             dns_server\t\t127.0.0.1:53\n\
+             audio_player\t\taubridge,nil\n\
+             audio_alert\t\taubridge,nil\n\
+             audio_source\t\t{source}\n\
+             ctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}\n\
+             module_path\t\t/usr/lib/baresip/modules\n\
+             module\t\t\tg711.so\n\
+             module\t\t\taufile.so\n\
+             module\t\t\tausine.so\n\
+             module\t\t\taubridge.so\n\
+             module_app\t\taccount.so\n\
+             module_app\t\tmenu.so\n\
+             module_app\t\tctrl_tcp.so\n"
+        );
+        if opts.record {
+            config.push_str(&format!("module\t\t\tsndfile.so\nsnd_path\t\t{}\n", rec_dir.display()));
+        }
+        std::fs::write(conf.join("config"), config)?;
+        let accounts: String = opts.accounts.iter().map(|a| a.line() + "\n").collect();
+        std::fs::write(conf.join("accounts"), accounts)?;
+        let mut cmd = Command::new("baresip");
+        cmd.arg("-f").arg(&conf).stdin(std::process::Stdio::null());
+        let child = spawn(&mut cmd, dir, "baresip", opts.limit)?;
+        let until = Instant::now() + Duration::from_secs(10);
+        let stream = loop {
+            match TcpStream::connect(("127.0.0.1", ctrl_port)) {
+                Ok(s) => break s,
+                Err(_) if Instant::now() < until => std::thread::sleep(Duration::from_millis(50)),
+                Err(e) => bail!("baresip ctrl_tcp not up: {e}; log:\n{}", crate::process::tail(&child.log())),
+            }
+        };
+        let inbox = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let reader = stream.try_clone()?;
+        let sink = inbox.clone();
+        std::thread::spawn(move || read_netstrings(reader, sink));
+        Ok(Baresip { child, sip_port, rec_dir, ctrl: Mutex::new(stream), inbox, token: Mutex::new(0) })
+    }
+
+    /// Runs a ctrl_tcp command (e.g. `dial`, `accept`, `hangup`) and returns
+    /// its response object.
+    pub fn command(&self, command: &str, params: &str) -> Result<Value> {
+        let token = {
+            let mut t = self.token.lock().unwrap();
+            *t += 1;
+            format!("t{}", *t)
+        };
+        let msg = json!({"command": command, "params": params, "token": token}).to_string();
+        self.ctrl.lock().unwrap().write_all(format!("{}:{},", msg.len(), msg).as_bytes())?;
+        self.wait_for(|v| v["response"] == true && v["token"] == token.as_str(), Duration::from_secs(5))
+            .with_context(|| format!("no response to {command}"))
+    }
+
+    /// Waits for an event of `class`/`type` (e.g. `call`/`CALL_ESTABLISHED`,
+    /// `register`/`REGISTER_OK`).
+    pub fn wait_event(&self, class: &str, kind: &str, timeout: Duration) -> Result<Value> {
+        self.wait_for(|v| v["event"] == true && v["class"] == class && v["type"] == kind, timeout)
+            .with_context(|| format!("no {class}/{kind} event; log:\n{}", crate::process::tail(&self.child.log())))
+    }
+
+    /// Waits until every account reported a successful registration. Reads
+    /// baresip's log ("<aor>: {0/UDP/v4} 200 OK"), since the REGISTER_OK
+    /// event can fire before the ctrl_tcp connection is up.
+    pub fn wait_registered(&self, accounts: usize, timeout: Duration) -> Result<()> {
+        let until = Instant::now() + timeout;
+        loop {
+            let log = self.child.log();
+            let ok = log.lines().filter(|l| l.contains("} 200 OK")).count();
+            if ok >= accounts {
+                return Ok(());
+            }
+            if Instant::now() >= until {
+                bail!("baresip did not register {accounts} account(s); log:\n{}", crate::process::tail(&log));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for (and removes) the first message matching `pred`.
+    pub fn wait_for(&self, pred: impl Fn(&Value) -> bool, timeout: Duration) -> Result<Value> {
+        let until = Instant::now() + timeout;
+        let (lock, cv) = &*self.inbox;
+        let mut inbox = lock.lock().unwrap();
+        loop {
+            if let Some(i) = inbox.iter().position(&pred) {
+                return Ok(inbox.remove(i));
+            }
+            let now = Instant::now();
+            if now >= until {
+                bail!("timed out; seen: {:?}", inbox.iter().map(|v| v.to_string()).collect::<Vec<_>>());
+            }
+            inbox = cv.wait_timeout(inbox, until - now).unwrap().0;
+        }
+    }
+}
+
+fn read_netstrings(mut s: TcpStream, sink: Arc<(Mutex<Vec<Value>>, Condvar)>) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        while let Some(colon) = buf.iter().position(|b| *b == b':') {
+            let Some(len) = std::str::from_utf8(&buf[..colon]).ok().and_then(|l| l.parse::<usize>().ok()) else {
+                buf.clear();
+                break;
+            };
+            if buf.len() < colon + 1 + len + 1 {
+                break;
+            }
+            let body = buf[colon + 1..colon + 1 + len].to_vec();
+            buf.drain(..colon + 1 + len + 1);
+            if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                let (lock, cv) = &*sink;
+                lock.lock().unwrap().push(v);
+                cv.notify_all();
+            }
+        }
+    }
+}
