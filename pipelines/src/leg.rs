@@ -241,3 +241,12 @@ impl Leg {
         }
     }
 }
+
+/// Stops a leg's pipeline and reports it closed. Both leg kinds end alike.
+pub(crate) fn shut_down(pipeline: &gst::Pipeline, port: &MediaPort, events: &EventHandler, reason: &str) {
+    use gst::prelude::*;
+    port.clear();
+    let _ = pipeline.set_state(gst::State::Null);
+    events(LegEvent::ConnectionStateChange(ConnectionState::Closed));
+    events(LegEvent::Closed { reason: reason.to_string() });
+}

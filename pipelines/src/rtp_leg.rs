@@ -420,10 +420,7 @@ impl RtpLeg {
             }
             state.closed = true;
         }
-        self.inner.port.clear();
-        let _ = self.inner.pipeline.set_state(gst::State::Null);
-        (self.inner.events)(LegEvent::ConnectionStateChange(ConnectionState::Closed));
-        (self.inner.events)(LegEvent::Closed { reason: reason.to_string() });
+        crate::leg::shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
     }
 }
 

@@ -9,6 +9,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+/// The RTP address an SDP of the bridge advertises (its c= and m= lines).
+pub fn rtp_address(sdp: &str) -> std::net::SocketAddr {
+    let ip = sdp.lines().find_map(|l| l.strip_prefix("c=IN IP4 ")).expect("c= line").trim();
+    let port = sdp.lines().find_map(|l| l.strip_prefix("m=audio ")).and_then(|l| l.split(' ').next()).expect("m= line");
+    format!("{ip}:{port}").parse().expect("an address")
+}
+
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub struct Bridge {

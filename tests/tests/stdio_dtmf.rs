@@ -1,9 +1,9 @@
 //! RFC 4733 DTMF on the RTP leg, both ways.
 
-use e2e::bridge::Bridge;
+use e2e::bridge::{rtp_address, Bridge};
 use e2e::process::{free_udp_port, test_dir};
 use serde_json::json;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::time::Duration;
 
 fn peer_offer(port: u16) -> String {
@@ -12,10 +12,6 @@ fn peer_offer(port: u16) -> String {
     )
 }
 
-fn bridge_address(sdp: &str) -> SocketAddr {
-    let port = sdp.lines().find_map(|l| l.strip_prefix("m=audio ")).and_then(|l| l.split(' ').next()).unwrap();
-    format!("127.0.0.1:{port}").parse().unwrap()
-}
 
 /// One RFC 4733 packet: PT 101, the given marker bit, sequence number,
 /// timestamp and event payload.
@@ -38,7 +34,7 @@ fn rfc4733_from_the_peer_becomes_one_event_per_key_even_without_marker_bits() {
     bridge.set_remote(&s, "offer", &peer_offer(phone.local_addr().unwrap().port())).unwrap();
     let (_, answer) = bridge.local_description(&s).unwrap();
     assert!(answer.contains("telephone-event/8000"), "{answer}");
-    let to = bridge_address(&answer);
+    let to = rtp_address(&answer);
     let mut seq = 100u16;
     // '5' as linphone-like phones send it: no marker bit, three end packets.
     // '#' by the book: marker on the first packet.

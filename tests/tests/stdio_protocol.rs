@@ -2,17 +2,12 @@
 //! JSON-RPC error that says what is wrong, and a call already running keeps
 //! flowing. EOF on stdin closes everything and exits 0.
 
-use e2e::bridge::Bridge;
+use e2e::bridge::{rtp_address, Bridge};
 use e2e::process::test_dir;
 use e2e::rtp_peer::{PeerCodec, RtpPeer};
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use std::time::Duration;
 
-fn bridge_address(sdp: &str) -> SocketAddr {
-    let port = sdp.lines().find_map(|l| l.strip_prefix("m=audio ")).and_then(|l| l.split(' ').next()).unwrap();
-    format!("127.0.0.1:{port}").parse().unwrap()
-}
 
 fn error_code(response: &Value) -> i64 {
     response["error"]["code"].as_i64().unwrap_or_else(|| panic!("expected an error: {response}"))
@@ -28,9 +23,9 @@ fn bad_input_gets_errors_and_the_running_call_keeps_flowing() {
     let sa = bridge.create("rtp", json!({})).unwrap();
     let sb = bridge.create("rtp", json!({})).unwrap();
     bridge.set_remote(&sa, "offer", &a.sdp(None)).unwrap();
-    let to_a = bridge_address(&bridge.local_description(&sa).unwrap().1);
+    let to_a = rtp_address(&bridge.local_description(&sa).unwrap().1);
     bridge.set_remote(&sb, "offer", &b.sdp(None)).unwrap();
-    let to_b = bridge_address(&bridge.local_description(&sb).unwrap().1);
+    let to_b = rtp_address(&bridge.local_description(&sb).unwrap().1);
     bridge.call("session.connect", json!({ "a": sa, "b": sb })).unwrap();
     a.send_tone(440, to_a).unwrap();
     b.send_tone(1000, to_b).unwrap();

@@ -1,19 +1,12 @@
 //! `sipbridge stdio` between plain RTP peers (gst-launch): passthrough and
 //! transcoding, both offer directions, DTMF both ways.
 
-use e2e::bridge::Bridge;
+use e2e::bridge::{rtp_address, Bridge};
 use e2e::process::test_dir;
 use e2e::rtp_peer::{PeerCodec, RtpPeer};
 use serde_json::json;
-use std::net::SocketAddr;
 use std::time::Duration;
 
-/// The bridge's RTP address from its SDP (c= and m= lines).
-fn rtp_address(sdp: &str) -> SocketAddr {
-    let ip = sdp.lines().find_map(|l| l.strip_prefix("c=IN IP4 ")).expect("c= line").trim();
-    let port = sdp.lines().find_map(|l| l.strip_prefix("m=audio ")).and_then(|l| l.split(' ').next()).expect("m= line");
-    format!("{ip}:{port}").parse().unwrap()
-}
 
 /// Two RTP peers with different tones, bridged; each must hear the other.
 /// `a_offers`: peer A's SDP is the offer (else the bridge offers to A).

@@ -2,19 +2,13 @@
 //! aiortc) and a plain RTP peer (gst-launch): each must hear the other's
 //! tone, with webrtcbin both answering and offering.
 
-use e2e::bridge::Bridge;
+use e2e::bridge::{rtp_address, Bridge};
 use e2e::process::test_dir;
 use e2e::rtp_peer::{PeerCodec, RtpPeer};
 use e2e::webrtc_peer::{Stack, WebRtcPeer};
 use serde_json::json;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-fn rtp_address(sdp: &str) -> SocketAddr {
-    let ip = sdp.lines().find_map(|l| l.strip_prefix("c=IN IP4 ")).expect("c= line").trim();
-    let port = sdp.lines().find_map(|l| l.strip_prefix("m=audio ")).and_then(|l| l.split(' ').next()).expect("m= line");
-    format!("{ip}:{port}").parse().unwrap()
-}
 
 const BROWSER_TONE: u32 = 440;
 const PHONE_TONE: u32 = 1000;
