@@ -250,3 +250,31 @@ pub(crate) fn shut_down(pipeline: &gst::Pipeline, port: &MediaPort, events: &Eve
     events(LegEvent::ConnectionStateChange(ConnectionState::Closed));
     events(LegEvent::Closed { reason: reason.to_string() });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symmetric_rtp_auto_follows_a_different_ip_only() {
+        let sdp: std::net::SocketAddr = "192.0.2.10:4000".parse().unwrap();
+        let natted: std::net::SocketAddr = "198.51.100.7:61000".parse().unwrap();
+        let other_port: std::net::SocketAddr = "192.0.2.10:4002".parse().unwrap();
+        assert!(SymmetricRtp::Auto.should_latch(Some(sdp), natted), "phone behind NAT / wrong SDP address");
+        assert!(!SymmetricRtp::Auto.should_latch(Some(sdp), other_port), "same host sending from another port");
+        assert!(SymmetricRtp::Auto.should_latch(None, natted), "no usable SDP address (c=0.0.0.0)");
+        assert!(SymmetricRtp::Always.should_latch(Some(sdp), other_port));
+        assert!(!SymmetricRtp::Never.should_latch(Some(sdp), natted));
+    }
+
+    #[test]
+    fn offer_answer_order_is_enforced() {
+        let stable = Negotiation::Stable;
+        assert!(stable.check_remote(DescriptionKind::Offer).is_ok());
+        assert!(matches!(stable.check_remote(DescriptionKind::Answer), Err(Error::WrongState(_))));
+        let ours = Negotiation::HaveLocalOffer("v=0".into());
+        assert!(ours.check_remote(DescriptionKind::Answer).is_ok());
+        assert!(matches!(ours.check_remote(DescriptionKind::Offer), Err(Error::WrongState(m)) if m.contains("glare")));
+        assert!(Negotiation::HaveRemoteOffer.check_remote(DescriptionKind::Offer).is_err());
+    }
+}
