@@ -29,6 +29,6 @@ mod webrtc_leg;
 pub use codec::{Codec, CodecChoice};
 pub use error::Error;
 pub use leg::{ConnectionState, DescriptionKind, EventHandler, Leg, LegEvent, LegOptions, SessionDescriptionText, SymmetricRtp};
-pub use link::Link;
+pub use link::{Echo, Link};
 pub use port::MediaPort;
 pub use runtime::init;

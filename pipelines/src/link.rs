@@ -14,6 +14,26 @@ pub struct Link {
     ids: (u64, u64),
 }
 
+/// A port's own audio sent back to it (the echo test). The frames go back
+/// encoded, as received: no decoding, no encoding.
+pub struct Echo {
+    port: MediaPort,
+    id: u64,
+}
+
+impl Echo {
+    pub fn new(port: &MediaPort) -> Echo {
+        let id = port.add_consumer(Arc::new(Forward { from: port.clone(), to: port.clone() }));
+        Echo { port: port.clone(), id }
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        self.port.remove_consumer(self.id);
+    }
+}
+
 impl Link {
     pub fn new(a: &MediaPort, b: &MediaPort) -> Link {
         let a_to_b = a.add_consumer(Arc::new(Forward { from: a.clone(), to: b.clone() }));
