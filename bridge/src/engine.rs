@@ -3,7 +3,8 @@
 //! between them, and the dispatch of protocol methods onto them.
 
 use crate::protocol::{codes, Notification, RpcError, PROTOCOL_VERSION};
-use pipelines::{Codec, DescriptionKind, Leg, LegEvent, LegOptions, Link};
+use pipelines::{Codec, DescriptionKind, Leg, LegEvent, LegOptions, Link, Player, RecordFormat, Recorder, Room};
+use std::path::PathBuf;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -23,6 +24,9 @@ pub struct Engine {
     sessions: Mutex<HashMap<String, Leg>>,
     /// Links by the pair of session ids they join (sorted).
     links: Mutex<HashMap<(String, String), Link>>,
+    rooms: Mutex<HashMap<String, RoomEntry>>,
+    players: Mutex<HashMap<String, Player>>,
+    recorders: Mutex<HashMap<String, Recorder>>,
     next_id: AtomicU64,
     notifications: UnboundedSender<Notification>,
 }
@@ -97,6 +101,55 @@ struct DtmfParams {
     duration: Option<u32>,
 }
 
+struct RoomEntry {
+    room: Room,
+    /// Session id -> participant id.
+    members: HashMap<String, u64>,
+    recorder: Option<Recorder>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlayParams {
+    session: String,
+    file: PathBuf,
+    #[serde(default, rename = "loop")]
+    looped: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileParams {
+    session: String,
+    file: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoomParams {
+    room: String,
+    session: String,
+    /// Mixing rate for a room this request creates.
+    #[serde(default)]
+    rate: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MuteParams {
+    room: String,
+    session: String,
+    muted: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoomFileParams {
+    room: String,
+    #[serde(default)]
+    file: Option<PathBuf>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CloseParams {
@@ -116,6 +169,9 @@ impl Engine {
             config,
             sessions: Mutex::default(),
             links: Mutex::default(),
+            rooms: Mutex::default(),
+            players: Mutex::default(),
+            recorders: Mutex::default(),
             next_id: AtomicU64::new(1),
             notifications,
         })
@@ -177,6 +233,73 @@ impl Engine {
                 let p: CloseParams = params(p)?;
                 self.close(&p.session, p.reason.as_deref().unwrap_or("closed by request"))?;
                 Ok(json!({}))
+            }
+            "session.play" => self.play(params(p)?),
+            "session.stopPlay" => {
+                let p: SessionParams = params(p)?;
+                self.session(&p.session)?;
+                self.players.lock().unwrap().remove(&p.session);
+                Ok(json!({}))
+            }
+            "session.record" => {
+                let p: FileParams = params(p)?;
+                let format = RecordFormat::from_path(&p.file)?;
+                let leg = self.session(&p.session)?;
+                let recorder = Recorder::start(leg.port(), &p.file, format)?;
+                if let Some(old) = self.recorders.lock().unwrap().insert(p.session, recorder) {
+                    old.stop()?;
+                }
+                Ok(json!({}))
+            }
+            "session.stopRecord" => {
+                let p: SessionParams = params(p)?;
+                let recorder = self.recorders.lock().unwrap().remove(&p.session);
+                let recorder = recorder.ok_or_else(|| RpcError::new(codes::WRONG_STATE, format!("session {} is not recording", p.session)))?;
+                let file = recorder.path().to_path_buf();
+                recorder.stop()?;
+                Ok(json!({ "file": file }))
+            }
+            "room.join" => self.join_room(params(p)?),
+            "room.leave" => {
+                let p: RoomParams = params(p)?;
+                self.leave_room(&p.room, &p.session)?;
+                Ok(json!({}))
+            }
+            "room.mute" => {
+                let p: MuteParams = params(p)?;
+                let rooms = self.rooms.lock().unwrap();
+                let entry = rooms.get(&p.room).ok_or_else(|| no_room(&p.room))?;
+                let id = entry.members.get(&p.session).ok_or_else(|| not_member(&p.room, &p.session))?;
+                entry.room.set_muted(*id, p.muted);
+                Ok(json!({}))
+            }
+            "room.record" => {
+                let p: RoomFileParams = params(p)?;
+                let file = p.file.ok_or_else(|| RpcError::invalid_params("file is required"))?;
+                let format = RecordFormat::from_path(&file)?;
+                let mut rooms = self.rooms.lock().unwrap();
+                let entry = rooms.get_mut(&p.room).ok_or_else(|| no_room(&p.room))?;
+                let recorder = entry.room.record(&file, format)?;
+                if let Some(old) = entry.recorder.replace(recorder) {
+                    old.stop()?;
+                }
+                Ok(json!({}))
+            }
+            "room.stopRecord" => {
+                let p: RoomFileParams = params(p)?;
+                let recorder = self.rooms.lock().unwrap().get_mut(&p.room).ok_or_else(|| no_room(&p.room))?.recorder.take();
+                let recorder = recorder.ok_or_else(|| RpcError::new(codes::WRONG_STATE, format!("room {} is not recording", p.room)))?;
+                let file = recorder.path().to_path_buf();
+                recorder.stop()?;
+                Ok(json!({ "file": file }))
+            }
+            "room.list" => {
+                let rooms = self.rooms.lock().unwrap();
+                let list: Vec<Value> = rooms
+                    .iter()
+                    .map(|(name, e)| json!({ "room": name, "sessions": e.members.keys().collect::<Vec<_>>() }))
+                    .collect();
+                Ok(json!({ "rooms": list }))
             }
             "session.list" => {
                 let sessions: Vec<String> = self.sessions.lock().unwrap().keys().cloned().collect();
@@ -261,19 +384,80 @@ impl Engine {
             return Err(RpcError::invalid_params("a session cannot be connected to itself"));
         }
         let (a, b) = (self.session(&p.a)?, self.session(&p.b)?);
-        let mut links = self.links.lock().unwrap();
-        // One peer per session: two sources pushed into one send chain
-        // would interleave into noise. Mixing is what rooms are for.
         for id in [&p.a, &p.b] {
-            if links.keys().any(|(x, y)| x == id || y == id) {
-                return Err(RpcError::new(codes::WRONG_STATE, format!("session {id} is already connected; disconnect it first")));
-            }
+            self.check_audio_free(id)?;
         }
+        let mut links = self.links.lock().unwrap();
         let link = Link::new(a.port(), b.port());
         let passthrough = link.is_passthrough();
         links.insert(link_key(&p.a, &p.b), link);
         tracing::info!(a = %p.a, b = %p.b, passthrough, "sessions connected");
         Ok(json!({ "passthrough": passthrough }))
+    }
+
+    /// One source of audio per session: two sources pushed into one send
+    /// chain would interleave into noise. Mixing is what rooms are for.
+    fn check_audio_free(&self, id: &str) -> Result<(), RpcError> {
+        let busy = if self.links.lock().unwrap().keys().any(|(x, y)| x == id || y == id) {
+            Some("connected to another session")
+        } else if self.rooms.lock().unwrap().values().any(|e| e.members.contains_key(id)) {
+            Some("in a room")
+        } else if self.players.lock().unwrap().contains_key(id) {
+            Some("playing a file")
+        } else {
+            None
+        };
+        match busy {
+            Some(what) => Err(RpcError::new(codes::WRONG_STATE, format!("session {id} is already {what}; stop that first"))),
+            None => Ok(()),
+        }
+    }
+
+    fn play(&self, p: PlayParams) -> Result<Value, RpcError> {
+        let leg = self.session(&p.session)?;
+        self.players.lock().unwrap().remove(&p.session);
+        self.check_audio_free(&p.session)?;
+        let tx = self.notifications.clone();
+        let session = p.session.clone();
+        let on_end = Box::new(move || {
+            let _ = tx.send(Notification::new("session.event", json!({ "session": session, "type": "playended" })));
+        });
+        let player = Player::start(leg.port(), &p.file, p.looped, on_end)?;
+        self.players.lock().unwrap().insert(p.session, player);
+        Ok(json!({}))
+    }
+
+    fn join_room(&self, p: RoomParams) -> Result<Value, RpcError> {
+        let leg = self.session(&p.session)?;
+        self.check_audio_free(&p.session)?;
+        let mut rooms = self.rooms.lock().unwrap();
+        if !rooms.contains_key(&p.room) {
+            let rate = p.rate.unwrap_or(16000);
+            if ![8000, 16000, 24000, 32000, 48000].contains(&rate) {
+                return Err(RpcError::invalid_params("rate must be 8000, 16000, 24000, 32000 or 48000"));
+            }
+            let room = Room::new(&p.room, rate)?;
+            rooms.insert(p.room.clone(), RoomEntry { room, members: HashMap::new(), recorder: None });
+        }
+        let entry = rooms.get_mut(&p.room).expect("just inserted");
+        let id = entry.room.join(leg.port())?;
+        entry.members.insert(p.session.clone(), id);
+        Ok(json!({ "room": p.room, "participants": entry.members.len() }))
+    }
+
+    fn leave_room(&self, room: &str, session: &str) -> Result<(), RpcError> {
+        let mut rooms = self.rooms.lock().unwrap();
+        let entry = rooms.get_mut(room).ok_or_else(|| no_room(room))?;
+        let id = entry.members.remove(session).ok_or_else(|| not_member(room, session))?;
+        entry.room.leave(id);
+        if entry.members.is_empty() {
+            let entry = rooms.remove(room).expect("present");
+            if let Some(recorder) = entry.recorder {
+                let _ = recorder.stop();
+            }
+            entry.room.close();
+        }
+        Ok(())
     }
 
     pub fn close(&self, id: &str, reason: &str) -> Result<(), RpcError> {
@@ -284,6 +468,15 @@ impl Engine {
             .remove(id)
             .ok_or_else(|| RpcError::new(codes::UNKNOWN_SESSION, format!("no session {id:?}")))?;
         self.links.lock().unwrap().retain(|(x, y), _| x != id && y != id);
+        self.players.lock().unwrap().remove(id);
+        if let Some(recorder) = self.recorders.lock().unwrap().remove(id) {
+            let _ = recorder.stop();
+        }
+        let member_of: Vec<String> =
+            self.rooms.lock().unwrap().iter().filter(|(_, e)| e.members.contains_key(id)).map(|(n, _)| n.clone()).collect();
+        for room in member_of {
+            let _ = self.leave_room(&room, id);
+        }
         leg.close(reason);
         tracing::info!(session = %id, %reason, "session closed");
         Ok(())
@@ -296,6 +489,14 @@ impl Engine {
             let _ = self.close(&id, reason);
         }
     }
+}
+
+fn no_room(room: &str) -> RpcError {
+    RpcError::new(codes::UNKNOWN_SESSION, format!("no room {room:?}"))
+}
+
+fn not_member(room: &str, session: &str) -> RpcError {
+    RpcError::new(codes::WRONG_STATE, format!("session {session} is not in room {room}"))
 }
 
 fn link_key(a: &str, b: &str) -> (String, String) {

@@ -73,6 +73,8 @@ pub mod codes {
     pub const TIMEOUT: i32 = 1007;
     /// The session has been closed.
     pub const CLOSED: i32 = 1008;
+    /// A file to play or record cannot be used (missing, bad extension, no such directory).
+    pub const FILE: i32 = 1009;
 }
 
 impl RpcError {
@@ -96,6 +98,7 @@ impl From<pipelines::Error> for RpcError {
             E::Dtmf(_) => codes::DTMF,
             E::Timeout(_) => codes::TIMEOUT,
             E::Closed => codes::CLOSED,
+            E::File(_) => codes::FILE,
             E::MissingElement(_) | E::Bind(_) | E::Pipeline(_) => codes::MEDIA,
         };
         let sip_status = match &err {

@@ -30,6 +30,9 @@ pub enum Error {
     /// GStreamer refused an operation; the text says which.
     #[error("media pipeline error: {0}")]
     Pipeline(String),
+    /// A file to play or record cannot be used.
+    #[error("{0}")]
+    File(String),
     /// The leg has been closed.
     #[error("the session is closed")]
     Closed,

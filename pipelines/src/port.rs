@@ -113,6 +113,14 @@ impl MediaPort {
         }
     }
 
+    /// Sends raw audio made by us (mixers, players) at running time `pts`.
+    pub(crate) fn push_raw_buffer(&self, buffer: gst::Buffer, caps: &gst::Caps) {
+        let src = self.inner.inputs.lock().unwrap().as_ref().map(|i| i.raw.clone());
+        if let Some(src) = src {
+            push_buffer(&src, buffer, caps);
+        }
+    }
+
     /// Sends frames already encoded with [`MediaPort::send_codec`].
     pub fn push_encoded(&self, sample: &gst::Sample) {
         let src = self.inner.inputs.lock().unwrap().as_ref().map(|i| i.encoded.clone());
@@ -124,7 +132,7 @@ impl MediaPort {
 
 /// Pushes a sample from another pipeline. All pipelines share one clock and
 /// base time, so the buffer keeps its running time as its timestamp.
-fn push(src: &gst_app::AppSrc, sample: &gst::Sample) {
+pub(crate) fn push(src: &gst_app::AppSrc, sample: &gst::Sample) {
     let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else { return };
     let running_time = sample
         .segment()
@@ -136,8 +144,12 @@ fn push(src: &gst_app::AppSrc, sample: &gst::Sample) {
         b.set_pts(running_time);
         b.set_dts(gst::ClockTime::NONE);
     }
-    if src.caps().as_ref() != Some(&caps.to_owned()) {
-        src.set_caps(Some(&caps.to_owned()));
+    push_buffer(src, buffer, &caps.to_owned());
+}
+
+pub(crate) fn push_buffer(src: &gst_app::AppSrc, buffer: gst::Buffer, caps: &gst::Caps) {
+    if src.caps().as_ref() != Some(caps) {
+        src.set_caps(Some(caps));
     }
     let _ = src.push_buffer(buffer);
 }

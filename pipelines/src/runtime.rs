@@ -39,6 +39,21 @@ fn base_time() -> gst::ClockTime {
     *BASE_TIME.get_or_init(|| gst::SystemClock::obtain().time())
 }
 
+/// Now, as a running time on the shared timeline.
+pub(crate) fn now() -> gst::ClockTime {
+    gst::SystemClock::obtain().time().saturating_sub(base_time())
+}
+
+/// Raw mono S16LE caps at `rate`: what mixers and players hand to legs.
+pub(crate) fn raw_caps(rate: u32) -> gst::Caps {
+    gst::Caps::builder("audio/x-raw")
+        .field("format", "S16LE")
+        .field("rate", rate as i32)
+        .field("channels", 1)
+        .field("layout", "interleaved")
+        .build()
+}
+
 /// A new pipeline sharing the process clock and base time.
 pub(crate) fn new_pipeline(name: &str) -> gst::Pipeline {
     let pipeline = gst::Pipeline::builder().name(name).build();

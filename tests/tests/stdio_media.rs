@@ -1,0 +1,133 @@
+//! Play, record and mix over `sipbridge stdio`, heard by gst-launch RTP peers.
+
+use e2e::audio::{read_wav, tone, write_wav, Pcm};
+use e2e::bridge::{rtp_address, Bridge};
+use e2e::process::test_dir;
+use e2e::rtp_peer::{gst_launch, PeerCodec, RtpPeer};
+use serde_json::json;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A session answering `peer`'s offer; returns (session, where the peer sends).
+fn answered(bridge: &Bridge, peer: &RtpPeer) -> (String, std::net::SocketAddr) {
+    let s = bridge.create("rtp", json!({})).unwrap();
+    bridge.set_remote(&s, "offer", &peer.sdp(None)).unwrap();
+    let (_, answer) = bridge.local_description(&s).unwrap();
+    (s, rtp_address(&answer))
+}
+
+/// Decodes an Ogg/Opus file with GStreamer to a WAV next to it.
+fn decode_ogg(dir: &Path, ogg: &Path) -> Pcm {
+    let wav = ogg.with_extension("decoded.wav");
+    let mut p = gst_launch(
+        dir,
+        "ogg-decode",
+        &format!("filesrc location={} ! oggdemux ! opusdec ! audioconvert ! audio/x-raw,format=S16LE,channels=1 ! wavenc ! filesink location={}", ogg.display(), wav.display()),
+    )
+    .unwrap();
+    let status = p.wait_timeout(Duration::from_secs(20)).unwrap().expect("decoder finishes");
+    assert!(status.success(), "the Ogg file does not decode:\n{}", p.log());
+    read_wav(&wav).unwrap()
+}
+
+#[test]
+fn play_a_file_then_playended() {
+    let dir = test_dir("play");
+    let file = dir.join("prompt.wav");
+    write_wav(&file, &tone(700.0, 2.0, 16000, 0.4)).unwrap();
+    let bridge = Bridge::start(&dir, &[]).unwrap();
+    let peer = RtpPeer::start(&dir, "phone", PeerCodec::Pcmu).unwrap();
+    let (s, _) = answered(&bridge, &peer);
+    let started = Instant::now();
+    bridge.call("session.play", json!({ "session": s, "file": file })).unwrap();
+    bridge.wait_session_event(&s, "playended", Duration::from_secs(10), |_| true).unwrap();
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1800), "played in real time, not as a burst: {took:?}");
+    let heard = peer.finish().unwrap();
+    let voiced = heard.slice(0.0, 60.0);
+    assert!(voiced.tone_share(700.0) > 0.8, "the phone hears the prompt: share {}", voiced.tone_share(700.0));
+    let bad = bridge.request("session.play", json!({ "session": s, "file": dir.join("missing.wav") })).unwrap();
+    assert_eq!(bad["error"]["code"], 1009, "{bad}");
+}
+
+#[test]
+fn record_wav_and_ogg() {
+    let dir = test_dir("record");
+    let bridge = Bridge::start(&dir, &[]).unwrap();
+    let mut a = RtpPeer::start(&dir, "a", PeerCodec::Pcmu).unwrap();
+    let mut b = RtpPeer::start(&dir, "b", PeerCodec::Opus).unwrap();
+    let (sa, to_a) = answered(&bridge, &a);
+    let (sb, to_b) = answered(&bridge, &b);
+    let (wav, ogg) = (dir.join("a.wav"), dir.join("b.ogg"));
+    bridge.call("session.record", json!({ "session": sa, "file": wav })).unwrap();
+    bridge.call("session.record", json!({ "session": sb, "file": ogg })).unwrap();
+    a.send_tone(440, to_a).unwrap();
+    b.send_tone(1000, to_b).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let r = bridge.call("session.stopRecord", json!({ "session": sa })).unwrap();
+    assert_eq!(r["file"], json!(wav));
+    // The Ogg one is finished by closing the session, as a hangup would.
+    bridge.call("session.close", json!({ "session": sb })).unwrap();
+    let got = read_wav(&wav).unwrap();
+    assert!(got.seconds() > 2.0, "WAV holds {} s", got.seconds());
+    assert!(got.slice(0.5, 60.0).tone_share(440.0) > 0.8, "WAV holds the caller's tone");
+    let got = decode_ogg(&dir, &ogg);
+    assert!(got.seconds() > 2.0, "Ogg holds {} s", got.seconds());
+    assert!(got.slice(0.5, 60.0).tone_share(1000.0) > 0.8, "Ogg holds the caller's tone: {}", got.slice(0.5, 60.0).tone_share(1000.0));
+    let bad = bridge.request("session.record", json!({ "session": sa, "file": dir.join("x.mp3") })).unwrap();
+    assert_eq!(bad["error"]["code"], 1009, "{bad}");
+}
+
+#[test]
+fn three_party_room_is_mix_minus() {
+    let dir = test_dir("room");
+    let bridge = Bridge::start(&dir, &[]).unwrap();
+    let tones = [440.0, 1000.0, 1600.0];
+    let codecs = [PeerCodec::Pcmu, PeerCodec::G722, PeerCodec::Opus];
+    let mut peers = Vec::new();
+    let mut sessions = Vec::new();
+    for (i, codec) in codecs.iter().enumerate() {
+        let mut peer = RtpPeer::start(&dir, &format!("p{i}"), *codec).unwrap();
+        let (s, to) = answered(&bridge, &peer);
+        let joined = bridge.call("room.join", json!({ "room": "r1", "session": s })).unwrap();
+        assert_eq!(joined["participants"], i + 1);
+        peer.send_tone(tones[i] as u32, to).unwrap();
+        peers.push(peer);
+        sessions.push(s);
+    }
+    let mix = dir.join("room.wav");
+    bridge.call("room.record", json!({ "room": "r1", "file": mix })).unwrap();
+    let busy = bridge.request("session.connect", json!({ "a": sessions[0], "b": sessions[1] })).unwrap();
+    assert_eq!(busy["error"]["code"], 1003, "a room member cannot also be linked: {busy}");
+    std::thread::sleep(Duration::from_secs(3));
+    // The third participant hangs up; the other two go on.
+    let left_at = Instant::now();
+    bridge.call("session.close", json!({ "session": sessions[2] })).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let r = bridge.call("room.stopRecord", json!({ "room": "r1" })).unwrap();
+    assert_eq!(r["file"], json!(mix));
+    let since_leave = left_at.elapsed().as_secs_f64();
+
+    let heard: Vec<Pcm> = peers.into_iter().map(|p| p.finish().unwrap()).collect();
+    for (i, pcm) in heard.iter().enumerate().take(2) {
+        let end = pcm.seconds();
+        let together = pcm.slice(end - since_leave - 2.5, end - since_leave - 0.5);
+        let after = pcm.slice(end - since_leave + 1.0, end);
+        for (j, t) in tones.iter().enumerate() {
+            let share = together.tone_share(*t);
+            if i == j {
+                assert!(share < 0.05, "participant {i} must not hear itself: {share}");
+            } else {
+                assert!(share > 0.25, "participant {i} hears {j} ({t} Hz) while all three talk: {share}");
+            }
+        }
+        let other = tones[1 - i];
+        assert!(after.tone_share(other) > 0.8, "after the hang-up, {i} still hears {other} Hz: {}", after.tone_share(other));
+        assert!(after.tone_share(tones[2]) < 0.05, "nobody hears the one who left");
+    }
+    let recorded = read_wav(&mix).unwrap();
+    let all = recorded.slice(0.5, 2.5);
+    for t in tones {
+        assert!(all.tone_share(t) > 0.15, "the room recording holds {t} Hz: {}", all.tone_share(t));
+    }
+}
