@@ -179,7 +179,11 @@ impl WebRtcLeg {
         let description = reply
             .and_then(|r| r.get::<WebRTCSessionDescription>(field).ok())
             .ok_or_else(|| Error::Pipeline(format!("webrtcbin gave no {field}")))?;
-        let description = with_our_fingerprint(&description, sdp_type)?;
+        let telephone_event = match kind {
+            DescriptionKind::Answer => state.answer_choice.as_ref().and_then(|c| c.telephone_event),
+            DescriptionKind::Offer => None,
+        };
+        let description = finish_local(&description, sdp_type, telephone_event)?;
         self.promise("set-local-description", Some(&description))?;
         self.wait_for_gathering();
         let local = self.inner.webrtc.property::<Option<WebRTCSessionDescription>>("local-description");
@@ -320,15 +324,36 @@ impl WebRtcLeg {
     }
 }
 
-/// The description with every `a=fingerprint` replaced by our
-/// certificate's.
-fn with_our_fingerprint(description: &WebRTCSessionDescription, sdp_type: WebRTCSDPType) -> Result<WebRTCSessionDescription, Error> {
+/// Our local description as it must go out: every `a=fingerprint`
+/// replaced by our certificate's, and, in answers, telephone-event put back
+/// (webrtcbin 1.22 answers with one codec only, so a browser could not send
+/// us DTMF).
+fn finish_local(
+    description: &WebRTCSessionDescription,
+    sdp_type: WebRTCSDPType,
+    telephone_event: Option<(u8, u32)>,
+) -> Result<WebRTCSessionDescription, Error> {
     let text = description.sdp().as_text()?;
     let ours = format!("a=fingerprint:sha-256 {}", crate::dtls::fingerprint());
-    let patched: String = text
-        .split_inclusive('\n')
-        .map(|line| if line.starts_with("a=fingerprint:") { format!("{ours}\r\n") } else { line.to_string() })
-        .collect();
+    let mut patched = String::with_capacity(text.len() + 128);
+    let mut extra = String::new();
+    for line in text.split_inclusive('\n') {
+        let bare = line.trim_end();
+        if bare.starts_with("a=fingerprint:") {
+            patched.push_str(&ours);
+            patched.push_str("\r\n");
+            continue;
+        }
+        match telephone_event {
+            Some((pt, rate)) if bare.starts_with("m=audio ") && !bare.split(' ').skip(3).any(|f| f == pt.to_string()) => {
+                patched.push_str(&format!("{bare} {pt}\r\n"));
+                // One audio section: its attributes run to the end.
+                extra = format!("a=rtpmap:{pt} telephone-event/{rate}\r\na=fmtp:{pt} 0-15\r\n");
+            }
+            _ => patched.push_str(line),
+        }
+    }
+    patched.push_str(&extra);
     let message = gst_sdp::SDPMessage::parse_buffer(patched.as_bytes())
         .map_err(|_| Error::Pipeline("could not re-read our own description".into()))?;
     Ok(WebRTCSessionDescription::new(sdp_type, message))

@@ -86,3 +86,22 @@ fn aiortc_offers_bridge_answers_pcma_phone() {
 fn bridge_offers_aiortc_answers_pcmu_phone() {
     webrtc_to_rtp("bridge_offers_aiortc_pcmu", Stack::Aiortc, false, PeerCodec::Pcmu);
 }
+
+/// DTMF both ways with a browser that offers: its RTCDTMFSender reaches us
+/// as `dtmf` events, so the answer must carry telephone-event.
+#[test]
+fn chromium_dtmf_reaches_the_bridge() {
+    let dir = test_dir("chromium_dtmf");
+    let bridge = Bridge::start(&dir, &[]).unwrap();
+    let browser = WebRtcPeer::start(Stack::Chromium, &dir, "browser", BROWSER_TONE).unwrap();
+    let w = bridge.create("webrtc", json!({})).unwrap();
+    let offer = browser.create_offer().unwrap();
+    bridge.set_remote(&w, "offer", &offer).unwrap();
+    let (_, answer) = bridge.local_description(&w).unwrap();
+    assert!(answer.to_lowercase().contains("telephone-event/48000"), "the answer keeps telephone-event:\n{answer}");
+    browser.set_remote("answer", &answer).unwrap();
+    browser.wait_connected().unwrap();
+    browser.send_dtmf("1#", 120).unwrap();
+    bridge.wait_session_event(&w, "dtmf", Duration::from_secs(10), |e| e["tone"] == "1").unwrap();
+    bridge.wait_session_event(&w, "dtmf", Duration::from_secs(10), |e| e["tone"] == "#").unwrap();
+}
