@@ -50,6 +50,8 @@ struct CreateParams {
     ptime: Option<u32>,
     #[serde(default)]
     symmetric_rtp: Option<pipelines::SymmetricRtp>,
+    #[serde(default)]
+    rtp_timeout_ms: Option<u32>,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -346,6 +348,9 @@ impl Engine {
         }
         if let Some(s) = p.symmetric_rtp {
             options.symmetric_rtp = s;
+        }
+        if let Some(t) = p.rtp_timeout_ms {
+            options.rtp_timeout_ms = t;
         }
         let id = format!("s{}", self.next_id.fetch_add(1, Ordering::Relaxed));
         let events = self.event_handler(&id);

@@ -32,6 +32,9 @@ pub struct LegOptions {
     /// When RTP legs send to where the peer's RTP comes from instead of
     /// the address in its SDP.
     pub symmetric_rtp: SymmetricRtp,
+    /// RTP legs report `disconnected` after this long without RTP from a
+    /// peer that should be sending (0: never).
+    pub rtp_timeout_ms: u32,
 }
 
 /// Symmetric RTP (RFC 4961) policy for RTP legs.
@@ -71,6 +74,7 @@ impl Default for LegOptions {
             opus_complexity: 5,
             ptime: 20,
             symmetric_rtp: SymmetricRtp::Auto,
+            rtp_timeout_ms: 10_000,
         }
     }
 }

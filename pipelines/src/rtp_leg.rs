@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 #[derive(Clone)]
 pub struct RtpLeg {
@@ -60,6 +61,10 @@ struct Destination {
     /// source becomes the destination.
     latch: bool,
     seen_media: bool,
+    /// When the last RTP packet arrived, and whether we have reported the
+    /// peer silent (see [`RtpLeg::check_silence`]).
+    last_packet: Option<Instant>,
+    silent: bool,
 }
 
 struct State {
@@ -139,6 +144,9 @@ impl RtpLeg {
         leg.watch_rtp(&split.static_pad("src_0").unwrap());
         only_rtcp(&split.static_pad("src_1").unwrap());
         leg.connect_rtpbin();
+        if leg.inner.options.rtp_timeout_ms > 0 {
+            silence_watch().lock().unwrap().push(Arc::downgrade(&leg.inner));
+        }
         crate::runtime::watch_bus(&leg.inner.pipeline, &leg.inner.events);
         leg.inner.pipeline.set_state(gst::State::Playing)?;
         (leg.inner.events)(LegEvent::ConnectionStateChange(ConnectionState::New));
@@ -173,8 +181,10 @@ impl RtpLeg {
                 .and_then(|m| m.addr().downcast::<gio::InetSocketAddress>().ok())
                 .map(SocketAddr::from);
             let mut dest = destination.lock().unwrap();
-            if !dest.seen_media {
+            dest.last_packet = Some(Instant::now());
+            if !dest.seen_media || dest.silent {
                 dest.seen_media = true;
+                dest.silent = false;
                 events(LegEvent::ConnectionStateChange(ConnectionState::Connected));
             }
             if let Some(source) = source {
@@ -373,6 +383,10 @@ impl RtpLeg {
                 }
             });
             dest.latch = true;
+            // A new description (hold, resume) restarts the silence clock.
+            if dest.last_packet.is_some() {
+                dest.last_packet = Some(Instant::now());
+            }
             apply_destination(&dest, &inner.rtp_out, &inner.rtcp_out);
         }
         inner.gate.set_may_send(direction.sends() && address.is_some());
@@ -422,6 +436,49 @@ impl RtpLeg {
         }
         crate::leg::shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
     }
+}
+
+impl Inner {
+    /// Reports the peer `disconnected` when its RTP has stopped for longer
+    /// than the timeout although it should be sending (a phone that lost
+    /// power, a NAT binding gone); `connected` again when packets resume.
+    fn check_silence(&self) {
+        let timeout = std::time::Duration::from_millis(self.options.rtp_timeout_ms as u64);
+        let mut dest = self.destination.lock().unwrap();
+        let expected = self.may_receive.load(Ordering::Relaxed);
+        if let (Some(last), false, true) = (dest.last_packet, dest.silent, expected) {
+            if last.elapsed() > timeout {
+                dest.silent = true;
+                tracing::warn!(silent_for = ?last.elapsed(), "no RTP from the peer");
+                (self.events)(LegEvent::ConnectionStateChange(ConnectionState::Disconnected));
+            }
+        }
+    }
+}
+
+/// RTP legs watched for silence, checked twice a second by one thread for
+/// the whole process.
+fn silence_watch() -> &'static Mutex<Vec<std::sync::Weak<Inner>>> {
+    static WATCHED: std::sync::OnceLock<Mutex<Vec<std::sync::Weak<Inner>>>> = std::sync::OnceLock::new();
+    WATCHED.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("rtp-silence".into())
+            .spawn(|| loop {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                let legs: Vec<Arc<Inner>> = {
+                    let mut watched = silence_watch().lock().unwrap();
+                    watched.retain(|w| w.strong_count() > 0);
+                    watched.iter().filter_map(|w| w.upgrade()).collect()
+                };
+                for leg in legs {
+                    if !leg.state.lock().unwrap().closed {
+                        leg.check_silence();
+                    }
+                }
+            })
+            .expect("spawning the RTP silence watch");
+        Mutex::default()
+    })
 }
 
 /// The telephone-event payload type we offer.

@@ -121,6 +121,14 @@ impl RtpPeer {
         Ok(())
     }
 
+    /// Stops sending, as a phone that lost power would (no BYE, no RTCP BYE).
+    pub fn stop_sending(&mut self) {
+        if let Some(mut s) = self.sender.take() {
+            s.signal(libc::SIGKILL);
+            s.stop();
+        }
+    }
+
     /// Stops both halves (EOS first, so the WAV header is written) and
     /// returns what the peer received.
     pub fn finish(mut self) -> Result<Pcm> {

@@ -66,3 +66,40 @@ fn opus_rtp_to_pcmu_is_transcoded_bridge_offering() {
 fn g722_to_pcma_is_transcoded() {
     bridge_two_rtp_peers("g722_pcma", PeerCodec::G722, PeerCodec::Pcma, true, false);
 }
+
+/// A phone that vanishes mid-call (no BYE, its RTP just stops) is reported
+/// `disconnected` after the RTP timeout; the bridge stays up and another
+/// call goes on untouched.
+#[test]
+fn a_vanished_peer_is_reported_and_other_calls_go_on() {
+    let dir = test_dir("vanished_peer");
+    let bridge = Bridge::start(&dir, &[]).unwrap();
+    let mut calls = Vec::new();
+    for (n, tones) in [(0, (440, 1000)), (1, (700, 1600))] {
+        let mut a = RtpPeer::start(&dir, &format!("a{n}"), PeerCodec::Pcmu).unwrap();
+        let mut b = RtpPeer::start(&dir, &format!("b{n}"), PeerCodec::Pcmu).unwrap();
+        let sa = bridge.create("rtp", json!({ "rtpTimeoutMs": 1500 })).unwrap();
+        let sb = bridge.create("rtp", json!({})).unwrap();
+        bridge.set_remote(&sa, "offer", &a.sdp(None)).unwrap();
+        let to_a = rtp_address(&bridge.local_description(&sa).unwrap().1);
+        bridge.set_remote(&sb, "offer", &b.sdp(None)).unwrap();
+        let to_b = rtp_address(&bridge.local_description(&sb).unwrap().1);
+        bridge.call("session.connect", json!({ "a": sa, "b": sb })).unwrap();
+        a.send_tone(tones.0, to_a).unwrap();
+        b.send_tone(tones.1, to_b).unwrap();
+        calls.push((a, b, sa, tones));
+    }
+    let sa0 = calls[0].2.clone();
+    bridge.wait_session_event(&sa0, "connectionstatechange", Duration::from_secs(10), |e| e["state"] == "connected").unwrap();
+    calls[0].0.stop_sending();
+    bridge.wait_session_event(&sa0, "connectionstatechange", Duration::from_secs(6), |e| e["state"] == "disconnected").unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let mut bridge = bridge;
+    assert!(bridge.is_running());
+    let (a1, b1, _, tones) = calls.pop().unwrap();
+    let heard_a = a1.finish().unwrap();
+    let heard_b = b1.finish().unwrap();
+    let (ta, tb) = (heard_a.slice(heard_a.seconds() - 1.5, 60.0), heard_b.slice(heard_b.seconds() - 1.5, 60.0));
+    assert!(ta.tone_share(tones.1 as f64) > 0.8, "the other call still flows: {}", ta.tone_share(tones.1 as f64));
+    assert!(tb.tone_share(tones.0 as f64) > 0.8, "the other call still flows: {}", tb.tone_share(tones.0 as f64));
+}
