@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: run test deps build clean
+.PHONY: run test deps build bench clean
 
 deps:
 	scripts/install-deps.sh
@@ -12,15 +12,24 @@ deps:
 build: deps
 	$(CARGO) build --workspace --all-targets --locked
 
-# Starts the default: `sipbridge stdio` on loopback, printing what to type.
-# (It becomes the echo preset once the daemon lands.)
+# Starts the default: the echo preset on loopback (SIP on udp 127.0.0.1:5060),
+# printing the SIP URI to call and a baresip line that calls it.
+# `sipbridge stdio` (the media engine for SIP.js apps) is one command away:
+# `cargo run --bin sipbridge -- stdio`.
 run: build
-	$(CARGO) run --locked --bin sipbridge -- stdio
+	$(CARGO) run --locked --bin sipbridge -- run --preset echo
 
 # Every test: unit tests and the end-to-end tests against real peers, inside
 # a private network namespace (loopback only).
 test: build
 	scripts/netns.sh $(CARGO) test --workspace --locked --offline
+	scripts/netns.sh npm --prefix node-shim test
 
 clean:
 	$(CARGO) clean
+
+# Benchmarks (not part of `make test`): prints a table, writes target/bench.json.
+# BENCH_CALLS=1,10 make bench for a quick run.
+bench: deps
+	$(CARGO) build --release --locked -p sipbridge -p e2e
+	SIPBRIDGE_LOG=warn SIPBRIDGE_BIN=$(CURDIR)/target/release/sipbridge scripts/netns.sh $(CURDIR)/target/release/bench

@@ -26,7 +26,10 @@ impl Bridge {
     /// Starts `sipbridge stdio` with `args`, and waits for its `ready`.
     pub fn start(dir: &Path, args: &[&str]) -> Result<Bridge> {
         let mut cmd = Command::new(sipbridge_bin());
-        cmd.arg("stdio").args(["--rtp-ports", "0-0"]).args(args).env("SIPBRIDGE_LOG", "info,pipelines=debug");
+        cmd.arg("stdio").args(["--rtp-ports", "0-0"]).args(args);
+        if std::env::var_os("SIPBRIDGE_LOG").is_none() {
+            cmd.env("SIPBRIDGE_LOG", "info,pipelines=debug");
+        }
         let io = JsonLines::spawn(cmd, dir, "sipbridge", Duration::from_secs(240))?;
         io.wait_event(Duration::from_secs(15), |e| e["method"] == "ready")?;
         Ok(Bridge { io })

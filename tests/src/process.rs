@@ -172,8 +172,12 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// The `sipbridge` binary built for this test run.
+/// The `sipbridge` binary built for this test run (`SIPBRIDGE_BIN`
+/// overrides it: the benchmarks use the release build).
 pub fn sipbridge_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("SIPBRIDGE_BIN") {
+        return PathBuf::from(bin);
+    }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"));
