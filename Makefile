@@ -30,6 +30,7 @@ clean:
 
 # Benchmarks (not part of `make test`): prints a table, writes target/bench.json.
 # BENCH_CALLS=1,10 make bench for a quick run.
-bench: deps
+bench:
+	scripts/install-deps.sh --bench
 	$(CARGO) build --release --locked -p sipbridge -p e2e
 	SIPBRIDGE_LOG=warn SIPBRIDGE_BIN=$(CURDIR)/target/release/sipbridge scripts/netns.sh $(CURDIR)/target/release/bench

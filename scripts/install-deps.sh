@@ -16,9 +16,9 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-nice gstreamer1.0-libav gstreamer1.0-tools
   # real peers for the end-to-end tests
-  sip-tester baresip-core kamailio kamailio-websocket-modules chromium
+  sip-tester baresip-core kamailio kamailio-websocket-modules kamailio-tls-modules chromium
   # test plumbing
-  util-linux iproute2 sox python3 python3-venv
+  util-linux iproute2 sox python3 python3-venv openssl
 )
 # Node.js: Debian's nodejs+npm, unless a Node with npm is already installed
 # (e.g. from NodeSource, whose nodejs package conflicts with Debian's npm).
@@ -29,6 +29,9 @@ if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
   echo "              Debian 12's own rustc is too old), then run this again." >&2
   exit 1
 fi
+
+# `make bench` also compares against these (--bench).
+if [ "${1:-}" = "--bench" ]; then APT_PACKAGES+=(rtpengine-daemon); fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

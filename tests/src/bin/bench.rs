@@ -159,7 +159,16 @@ fn status_field(pid: u32, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// What the calls go through.
+enum Relay<'a> {
+    /// `sipbridge stdio`: two RTP sessions joined by `session.connect`.
+    Sipbridge,
+    /// rtpengine, userspace only (`--table=-1`), driven over its ng protocol.
+    Rtpengine(&'a Rtpengine),
+}
+
 struct RunResult {
+    system: &'static str,
     mode: &'static str,
     calls: usize,
     cpu_ms_per_call_second: f64,
@@ -171,26 +180,58 @@ struct RunResult {
     checked: String,
 }
 
-fn run(dir: &Path, mode: &'static str, calls: usize, a: Codec, b: Codec, payloads: &[(Codec, std::sync::Arc<Vec<Vec<u8>>>)]) -> Result<RunResult> {
-    let mut bridge = Bridge::start(dir, &[])?;
-    let pid = bridge.io.child().pid();
+fn run(
+    dir: &Path,
+    relay: Relay,
+    mode: &'static str,
+    calls: usize,
+    a: Codec,
+    b: Codec,
+    payloads: &[(Codec, std::sync::Arc<Vec<Vec<u8>>>)],
+) -> Result<RunResult> {
+    let mut bridge = match relay {
+        Relay::Sipbridge => Some(Bridge::start(dir, &[])?),
+        Relay::Rtpengine(_) => None,
+    };
+    let pid = match (&mut bridge, &relay) {
+        (Some(b), _) => b.io.child().pid(),
+        (None, Relay::Rtpengine(r)) => r.pid,
+        _ => unreachable!(),
+    };
     let (rss0, threads0) = (status_field(pid, "VmRSS:"), status_field(pid, "Threads:"));
     let payloads_for = |c: Codec| payloads.iter().find(|(k, _)| *k == c).map(|(_, p)| p.clone()).unwrap();
     let mut streams: Vec<Stream> = Vec::new();
     let mut setups: Vec<f64> = Vec::new();
     for call in 0..calls {
         let started = Instant::now();
-        let mut sessions = Vec::new();
-        for (i, codec) in [a, b].into_iter().enumerate() {
-            let socket = UdpSocket::bind("127.0.0.1:0")?;
+        let sockets: Vec<UdpSocket> = (0..2).map(|_| UdpSocket::bind("127.0.0.1:0")).collect::<std::io::Result<_>>()?;
+        let ports: Vec<u16> = sockets.iter().map(|s| s.local_addr().map(|a| a.port())).collect::<std::io::Result<_>>()?;
+        // Where each generated stream must send.
+        let targets: Vec<SocketAddr> = match (&bridge, &relay) {
+            (Some(bridge), _) => {
+                let mut targets = Vec::new();
+                let mut sessions = Vec::new();
+                for (codec, port) in [a, b].into_iter().zip(&ports) {
+                    let s = bridge.create("rtp", json!({ "codecs": [match codec { Codec::Pcmu => "PCMU", Codec::Opus => "OPUS" }] }))?;
+                    bridge.set_remote(&s, "offer", &codec.sdp(*port))?;
+                    let (_, answer) = bridge.local_description(&s)?;
+                    targets.push(rtp_address(&answer));
+                    sessions.push(s);
+                }
+                let linked = bridge.call("session.connect", json!({ "a": sessions[0], "b": sessions[1] }))?;
+                if linked["passthrough"] != json!(a == b) {
+                    bail!("call {call}: passthrough {} but expected {}", linked["passthrough"], a == b);
+                }
+                targets
+            }
+            (None, Relay::Rtpengine(engine)) => engine.call(&format!("bench-{call}"), (b, ports[1]), (a, ports[0]))?,
+            _ => unreachable!(),
+        };
+        for (i, (codec, socket)) in [a, b].into_iter().zip(sockets).enumerate() {
             socket.set_nonblocking(true)?;
-            let port = socket.local_addr()?.port();
-            let s = bridge.create("rtp", json!({ "codecs": [match codec { Codec::Pcmu => "PCMU", Codec::Opus => "OPUS" }] }))?;
-            bridge.set_remote(&s, "offer", &codec.sdp(port))?;
-            let (_, answer) = bridge.local_description(&s)?;
             streams.push(Stream {
                 socket,
-                to: rtp_address(&answer),
+                to: targets[i],
                 codec,
                 payloads: payloads_for(codec),
                 next: call * 7 + i,
@@ -201,12 +242,6 @@ fn run(dir: &Path, mode: &'static str, calls: usize, a: Codec, b: Codec, payload
                 first_rx: None,
                 heard: Vec::new(),
             });
-            sessions.push(s);
-        }
-        let linked = bridge.call("session.connect", json!({ "a": sessions[0], "b": sessions[1] }))?;
-        let expected = a == b;
-        if linked["passthrough"] != json!(expected) {
-            bail!("call {call}: passthrough {} but expected {expected}", linked["passthrough"]);
         }
         // Setup time: from the first request to audio arriving on both
         // sides, generating as a caller would from the moment it can.
@@ -269,9 +304,24 @@ fn run(dir: &Path, mode: &'static str, calls: usize, a: Codec, b: Codec, payload
     }
     setups.sort_by(|x, y| x.total_cmp(y));
     let pct = |p: f64| setups.get(((setups.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN);
-    bridge.io.close_stdin();
-    let _ = bridge.io.child().wait_timeout(Duration::from_secs(20));
+    match (&mut bridge, &relay) {
+        (Some(bridge), _) => {
+            bridge.io.close_stdin();
+            let _ = bridge.io.child().wait_timeout(Duration::from_secs(20));
+        }
+        (None, Relay::Rtpengine(engine)) => {
+            for call in 0..calls {
+                engine.delete(&format!("bench-{call}"))?;
+            }
+        }
+        _ => {}
+    }
+    let system = match relay {
+        Relay::Sipbridge => "sipbridge",
+        Relay::Rtpengine(_) => "rtpengine",
+    };
     Ok(RunResult {
+        system,
         mode,
         calls,
         cpu_ms_per_call_second: cpu * 1000.0 / (calls as f64 * window),
@@ -318,30 +368,39 @@ fn main() -> Result<()> {
         (Codec::Pcmu, std::sync::Arc::new(capture_payloads(&dir, Codec::Pcmu, TONE_A, 100)?)),
         (Codec::Opus, std::sync::Arc::new(capture_payloads(&dir, Codec::Opus, TONE_B, 100)?)),
     ];
+    let rtpengine = Rtpengine::start(&dir)?;
     let mut results = Vec::new();
     for &k in &levels {
-        eprintln!("bench: passthrough, {k} calls");
-        results.push(run(&dir, "passthrough PCMU<->PCMU", k, Codec::Pcmu, Codec::Pcmu, &payloads)?);
-        eprintln!("bench: transcoded, {k} calls");
-        results.push(run(&dir, "transcoded PCMU<->Opus", k, Codec::Pcmu, Codec::Opus, &payloads)?);
+        for (mode, a, b) in [("passthrough PCMU<->PCMU", Codec::Pcmu, Codec::Pcmu), ("transcoded PCMU<->Opus", Codec::Pcmu, Codec::Opus)] {
+            eprintln!("bench: sipbridge, {mode}, {k} calls");
+            results.push(run(&dir, Relay::Sipbridge, mode, k, a, b, &payloads)?);
+            eprintln!("bench: rtpengine, {mode}, {k} calls");
+            results.push(run(&dir, Relay::Rtpengine(&rtpengine), mode, k, a, b, &payloads)?);
+        }
     }
+    drop(rtpengine);
     eprintln!("bench: codec floor");
     let floor = codec_floor(&dir)?;
 
     println!();
     let date = std::process::Command::new("date").arg("-u").arg("+%F %H:%M UTC").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
     println!("sipbridge benchmark ({date}; {} cores; loopback, release build; one run)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
-    println!("{:<26} {:>6} {:>14} {:>10} {:>12} {:>10} {:>12} {:>11}", "mode", "calls", "CPU ms/call-s", "real time", "setup med ms", "p95 ms", "RSS KiB/call", "threads/call");
+    println!("{:<10} {:<24} {:>6} {:>14} {:>10} {:>12} {:>10} {:>12} {:>11} {:>10}", "system", "mode", "calls", "CPU ms/call-s", "real time", "setup med ms", "p95 ms", "RSS KiB/call", "threads/call", "vs rtpe");
     for r in &results {
+        let ratio = results
+            .iter()
+            .find(|o| o.system == "rtpengine" && o.mode == r.mode && o.calls == r.calls)
+            .map(|o| format!("{:.2}x", r.cpu_ms_per_call_second / o.cpu_ms_per_call_second))
+            .unwrap_or_default();
         println!(
-            "{:<26} {:>6} {:>14.2} {:>9.1}% {:>12.1} {:>10.1} {:>12.0} {:>11.2}",
-            r.mode, r.calls, r.cpu_ms_per_call_second, r.realtime_ratio * 100.0, r.setup_median_ms, r.setup_p95_ms, r.rss_kib_per_call, r.threads_per_call
+            "{:<10} {:<24} {:>6} {:>14.2} {:>9.1}% {:>12.1} {:>10.1} {:>12.0} {:>11.2} {:>10}",
+            r.system, r.mode, r.calls, r.cpu_ms_per_call_second, r.realtime_ratio * 100.0, r.setup_median_ms, r.setup_p95_ms, r.rss_kib_per_call, r.threads_per_call, ratio
         );
     }
-    println!("{:<26} {:>6} {:>14.2}   (same elements, one pipeline, no network)", "codec floor Opus<->PCMU", 1, floor);
+    println!("{:<10} {:<24} {:>6} {:>14.2}   (same GStreamer elements, one pipeline, no network)", "floor", "transcoded PCMU<->Opus", 1, floor);
     let json = json!({
         "results": results.iter().map(|r| json!({
-            "mode": r.mode, "calls": r.calls, "cpu_ms_per_call_second": r.cpu_ms_per_call_second,
+            "system": r.system, "mode": r.mode, "calls": r.calls, "cpu_ms_per_call_second": r.cpu_ms_per_call_second,
             "realtime": r.realtime_ratio, "setup_median_ms": r.setup_median_ms, "setup_p95_ms": r.setup_p95_ms,
             "rss_kib_per_call": r.rss_kib_per_call, "threads_per_call": r.threads_per_call, "checked": r.checked,
         })).collect::<Vec<_>>(),
@@ -351,4 +410,139 @@ fn main() -> Result<()> {
     std::fs::write(&out, serde_json::to_string_pretty(&json)?)?;
     println!("\nwritten to {}", out.display());
     Ok(())
+}
+
+/// rtpengine in userspace on loopback, driven over the ng control protocol
+/// (bencoded dictionaries over UDP).
+struct Rtpengine {
+    process: e2e::process::Child,
+    pid: u32,
+    control: UdpSocket,
+}
+
+impl Rtpengine {
+    fn start(dir: &Path) -> Result<Rtpengine> {
+        let ng_port = e2e::process::free_udp_port();
+        let mut cmd = std::process::Command::new("rtpengine");
+        cmd.args(["--table=-1", "--interface=127.0.0.1", "--foreground", "--log-stderr", "--log-level=4", "--delete-delay=0"])
+            .arg(format!("--listen-ng=127.0.0.1:{ng_port}"))
+            .args(["--port-min=30000", "--port-max=40000", "--num-threads=2"]);
+        let process = e2e::process::spawn(&mut cmd, dir, "rtpengine", Duration::from_secs(3600))?;
+        let pid = process.pid();
+        let control = UdpSocket::bind("127.0.0.1:0")?;
+        control.set_read_timeout(Some(Duration::from_secs(5)))?;
+        control.connect(("127.0.0.1", ng_port))?;
+        let engine = Rtpengine { process, pid, control };
+        for _ in 0..50 {
+            if engine.command(&[("command", B::s("ping"))]).is_ok() {
+                return Ok(engine);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!("rtpengine does not answer; log:\n{}", engine.process.log())
+    }
+
+    /// Sets up one call: `offerer` offers (its codec, its port), `answerer`
+    /// answers. Returns where each side must send, in (answerer, offerer)
+    /// order to match the generator's (a, b) streams.
+    fn call(&self, id: &str, offerer: (Codec, u16), answerer: (Codec, u16)) -> Result<Vec<SocketAddr>> {
+        let mut offer = vec![
+            ("command", B::s("offer")),
+            ("call-id", B::s(id)),
+            ("from-tag", B::s("b")),
+            ("sdp", B::s(&offerer.0.sdp(offerer.1))),
+        ];
+        if offerer.0 != answerer.0 {
+            // The other side gets the answerer's codec offered; rtpengine
+            // transcodes between them.
+            offer.push(("codec", B::Dict(vec![("transcode".into(), B::List(vec![B::s("PCMU")]))])));
+        }
+        let reply = self.command(&offer)?;
+        let to_offerer_side = sdp_address(&reply)?; // the answerer sends here
+        let answer = vec![
+            ("command", B::s("answer")),
+            ("call-id", B::s(id)),
+            ("from-tag", B::s("b")),
+            ("to-tag", B::s("a")),
+            ("sdp", B::s(&answerer.0.sdp(answerer.1))),
+        ];
+        let reply = self.command(&answer)?;
+        let to_answerer_side = sdp_address(&reply)?; // the offerer sends here
+        Ok(vec![to_offerer_side, to_answerer_side])
+    }
+
+    fn delete(&self, id: &str) -> Result<()> {
+        self.command(&[("command", B::s("delete")), ("call-id", B::s(id))])?;
+        Ok(())
+    }
+
+    fn command(&self, dict: &[(&str, B)]) -> Result<String> {
+        let cookie = format!("{:x}", rand_cookie());
+        let body = B::Dict(dict.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()).encode();
+        let mut msg = format!("{cookie} ").into_bytes();
+        msg.extend(body);
+        self.control.send(&msg)?;
+        let mut buf = vec![0u8; 65536];
+        let n = self.control.recv(&mut buf)?;
+        let reply = String::from_utf8_lossy(&buf[..n]).to_string();
+        let reply = reply.strip_prefix(&format!("{cookie} ")).unwrap_or(&reply).to_string();
+        if !reply.contains("6:result2:ok") && !reply.contains("6:result4:pong") {
+            bail!("rtpengine: {reply}");
+        }
+        Ok(reply)
+    }
+}
+
+fn rand_cookie() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64);
+    h.finish()
+}
+
+/// The RTP address in the SDP carried in a bencoded ng reply.
+fn sdp_address(reply: &str) -> Result<SocketAddr> {
+    let start = reply.find("v=0").context("no SDP in the rtpengine reply")?;
+    Ok(rtp_address(&reply[start..]))
+}
+
+/// Just enough bencode for the ng protocol.
+#[derive(Clone)]
+enum B {
+    Str(Vec<u8>),
+    List(Vec<B>),
+    Dict(Vec<(String, B)>),
+}
+
+impl B {
+    fn s(text: &str) -> B {
+        B::Str(text.as_bytes().to_vec())
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            B::Str(bytes) => {
+                let mut out = format!("{}:", bytes.len()).into_bytes();
+                out.extend(bytes);
+                out
+            }
+            B::List(items) => {
+                let mut out = b"l".to_vec();
+                items.iter().for_each(|i| out.extend(i.encode()));
+                out.push(b'e');
+                out
+            }
+            B::Dict(entries) => {
+                let mut entries = entries.clone();
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                let mut out = b"d".to_vec();
+                for (k, v) in entries {
+                    out.extend(B::s(&k).encode());
+                    out.extend(v.encode());
+                }
+                out.push(b'e');
+                out
+            }
+        }
+    }
 }
