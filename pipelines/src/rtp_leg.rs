@@ -210,7 +210,9 @@ impl RtpLeg {
         let pt_map = self.inner.pt_map.clone();
         self.inner.rtpbin.connect("request-pt-map", false, move |args| {
             let pt = args[2].get::<u32>().unwrap_or(0) as u8;
-            pt_map.lock().unwrap().get(&pt).cloned().map(|c| c.to_value())
+            // An unknown payload type (RTP before the answer, a stray PT)
+            // must get NULL caps, not "no value": glib aborts on the latter.
+            Some(pt_map.lock().unwrap().get(&pt).cloned().to_value())
         });
         let weak = Arc::downgrade(&self.inner);
         self.inner.rtpbin.connect_pad_added(move |_, pad| {

@@ -193,7 +193,10 @@ impl SessionDescription {
     /// legacy hold address `c=0.0.0.0` (RFC 2543) means sendonly.
     pub fn direction_of(&self, media: &Media) -> Direction {
         let dir = direction_in(&media.attributes).or(self.session_direction()).unwrap_or(Direction::SendRecv);
-        let legacy_hold = self.address_of(media).is_some_and(|a| a.is_unspecified());
+        // With ICE, c=0.0.0.0 (port 9) is a trickle-ICE placeholder (RFC
+        // 8840), not the old RFC 2543 hold.
+        let ice = media.has_attribute("ice-ufrag") || self.attributes.iter().any(|a| a.name == "ice-ufrag");
+        let legacy_hold = !ice && self.address_of(media).is_some_and(|a| a.is_unspecified());
         match (dir, legacy_hold) {
             (Direction::SendRecv, true) => Direction::SendOnly,
             (Direction::RecvOnly, true) => Direction::Inactive,
@@ -419,6 +422,10 @@ mod tests {
         assert_eq!(Direction::Inactive.answer(Direction::SendRecv), Direction::Inactive);
         assert_eq!(Direction::RecvOnly.answer(Direction::SendRecv), Direction::SendOnly);
         assert_eq!(Direction::SendRecv.answer(Direction::SendRecv), Direction::SendRecv);
+        // A trickle-ICE offer (c=0.0.0.0 before any candidate) is not a hold.
+        let trickle = format!("{hold}a=ice-ufrag:abcd\r\n");
+        let sdp = SessionDescription::parse(&trickle).unwrap();
+        assert_eq!(sdp.direction_of(sdp.audio().unwrap().1), Direction::SendRecv);
     }
 
     #[test]
