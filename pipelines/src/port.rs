@@ -45,8 +45,49 @@ struct PortInner {
 /// The two entry points of a leg's send chain.
 #[derive(Clone)]
 pub(crate) struct SendInputs {
-    pub raw: gst_app::AppSrc,
-    pub encoded: gst_app::AppSrc,
+    pub raw: Arc<InputPad>,
+    pub encoded: Arc<InputPad>,
+}
+
+/// An entry into a leg's send chain: a pad of ours, linked to the chain's
+/// first element, through which buffers are pushed on the caller's thread.
+/// No queue and no streaming thread of its own: the audio another leg
+/// receives is encoded and sent by that leg's receiving thread, one thread
+/// hop fewer per packet and two threads fewer per leg than an appsrc.
+pub(crate) struct InputPad {
+    pad: gst::Pad,
+    /// Caps last sent downstream; `None` until the stream has started.
+    caps: Mutex<Option<gst::Caps>>,
+}
+
+impl InputPad {
+    pub fn new(name: &str, target: &gst::Pad) -> Result<InputPad, crate::Error> {
+        let pad = gst::Pad::builder(gst::PadDirection::Src).name(name).build();
+        pad.set_active(true)?;
+        pad.link(target)?;
+        Ok(InputPad { pad, caps: Mutex::new(None) })
+    }
+
+    /// Pushes one buffer (already on the shared timeline), preceded by the
+    /// stream-start, caps and segment events the chain needs first.
+    pub fn push(&self, buffer: gst::Buffer, caps: &gst::Caps) {
+        // Held across the push: pushes from different threads (a link, then
+        // a mixer) must not interleave their events and buffers.
+        let mut current = self.caps.lock().unwrap();
+        let starting = current.is_none();
+        if starting {
+            self.pad.push_event(gst::event::StreamStart::new(&format!("{}-{:p}", self.pad.name(), self)));
+        }
+        if current.as_ref() != Some(caps) {
+            self.pad.push_event(gst::event::Caps::new(caps));
+            *current = Some(caps.clone());
+        }
+        if starting {
+            self.pad.push_event(gst::event::Segment::new(&gst::FormattedSegment::<gst::ClockTime>::new()));
+        }
+        // Not-linked or flushing means the leg is being torn down.
+        let _ = self.pad.push(buffer);
+    }
 }
 
 impl MediaPort {
@@ -107,33 +148,35 @@ impl MediaPort {
 
     /// Sends raw audio (S16LE mono, any rate: it is resampled as needed).
     pub fn push_raw(&self, sample: &gst::Sample) {
-        let src = self.inner.inputs.lock().unwrap().as_ref().map(|i| i.raw.clone());
-        if let Some(src) = src {
-            push(&src, sample);
+        let input = self.inner.inputs.lock().unwrap().as_ref().map(|i| i.raw.clone());
+        if let (Some(input), Some((buffer, caps))) = (input, retimed(sample)) {
+            input.push(buffer, &caps);
         }
     }
 
-    /// Sends raw audio made by us (mixers, players) at running time `pts`.
+    /// Sends raw audio made by us (mixers, players), already stamped on the
+    /// shared timeline.
     pub(crate) fn push_raw_buffer(&self, buffer: gst::Buffer, caps: &gst::Caps) {
-        let src = self.inner.inputs.lock().unwrap().as_ref().map(|i| i.raw.clone());
-        if let Some(src) = src {
-            push_buffer(&src, buffer, caps);
+        let input = self.inner.inputs.lock().unwrap().as_ref().map(|i| i.raw.clone());
+        if let Some(input) = input {
+            input.push(buffer, caps);
         }
     }
 
     /// Sends frames already encoded with [`MediaPort::send_codec`].
     pub fn push_encoded(&self, sample: &gst::Sample) {
-        let src = self.inner.inputs.lock().unwrap().as_ref().map(|i| i.encoded.clone());
-        if let Some(src) = src {
-            push(&src, sample);
+        let input = self.inner.inputs.lock().unwrap().as_ref().map(|i| i.encoded.clone());
+        if let (Some(input), Some((buffer, caps))) = (input, retimed(sample)) {
+            input.push(buffer, &caps);
         }
     }
 }
 
-/// Pushes a sample from another pipeline. All pipelines share one clock and
-/// base time, so the buffer keeps its running time as its timestamp.
-pub(crate) fn push(src: &gst_app::AppSrc, sample: &gst::Sample) {
-    let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else { return };
+/// A sample's buffer with its timestamp turned into running time. All
+/// pipelines share one clock and base time, so that running time is the
+/// same instant in every pipeline.
+fn retimed(sample: &gst::Sample) -> Option<(gst::Buffer, gst::Caps)> {
+    let (buffer, caps) = (sample.buffer()?, sample.caps()?);
     let running_time = sample
         .segment()
         .and_then(|s| s.downcast_ref::<gst::ClockTime>())
@@ -144,7 +187,14 @@ pub(crate) fn push(src: &gst_app::AppSrc, sample: &gst::Sample) {
         b.set_pts(running_time);
         b.set_dts(gst::ClockTime::NONE);
     }
-    push_buffer(src, buffer, &caps.to_owned());
+    Some((buffer, caps.to_owned()))
+}
+
+/// Pushes a sample from another pipeline into an appsrc (recorders, rooms).
+pub(crate) fn push(src: &gst_app::AppSrc, sample: &gst::Sample) {
+    if let Some((buffer, caps)) = retimed(sample) {
+        push_buffer(src, buffer, &caps);
+    }
 }
 
 pub(crate) fn push_buffer(src: &gst_app::AppSrc, buffer: gst::Buffer, caps: &gst::Caps) {

@@ -4,7 +4,7 @@
 
 use crate::codec::{Codec, CodecChoice};
 use crate::leg::LegOptions;
-use crate::port::{port_src, MediaPort, SendInputs};
+use crate::port::{InputPad, MediaPort, SendInputs};
 use crate::runtime::make;
 use crate::Error;
 use gst::prelude::*;
@@ -51,9 +51,9 @@ impl SendGate {
 
 /// Builds, in `bin`:
 /// ```text
-/// appsrc(raw) ! audioconvert ! audioresample ! caps ! encoder --\
-///                                                                 funnel ! payloader ! [gate] ! rtpdtmfmux ! src_pad
-/// appsrc(encoded) ----------------------------------------------/        rtpdtmfsrc --^
+/// (raw input pad) audioconvert ! audioresample ! caps ! encoder --\
+///                                                                   funnel ! payloader ! [gate] ! rtpdtmfmux ! src_pad
+/// (encoded input pad) --------------------------------------------/        rtpdtmfsrc --^
 /// ```
 pub(crate) fn build(
     bin: &gst::Bin,
@@ -63,8 +63,6 @@ pub(crate) fn build(
     gate: &SendGate,
 ) -> Result<SendChain, Error> {
     let codec = choice.codec;
-    let raw_src = port_src("raw_in");
-    let encoded_src = port_src("encoded_in");
     let convert = make("audioconvert")?;
     let resample = make("audioresample")?;
     let caps = make("capsfilter")?;
@@ -80,22 +78,13 @@ pub(crate) fn build(
     configure_ptime(&payloader, codec, choice.ptime);
     let mux = make("rtpdtmfmux")?;
 
-    let elements: Vec<gst::Element> = vec![
-        raw_src.clone().upcast(),
-        convert,
-        resample,
-        caps,
-        encoder,
-        encoded_src.clone().upcast(),
-        funnel.clone(),
-        payloader.clone(),
-        mux.clone(),
-    ];
+    let elements: Vec<gst::Element> = vec![convert.clone(), resample, caps, encoder.clone(), funnel.clone(), payloader.clone(), mux.clone()];
     bin.add_many(&elements)?;
-    gst::Element::link_many(&elements[0..5])?;
-    elements[4].link(&funnel)?;
-    elements[5].link(&funnel)?;
+    gst::Element::link_many(&elements[0..4])?;
+    encoder.link(&funnel)?;
     funnel.link(&payloader)?;
+    let raw_in = InputPad::new("raw_in", &convert.static_pad("sink").expect("audioconvert has a sink pad"))?;
+    let encoded_in = InputPad::new("encoded_in", &funnel.request_pad_simple("sink_%u").ok_or(Error::Pipeline("funnel pad".into()))?)?;
     payloader.link_pads(Some("src"), &mux, Some("sink_%u"))?;
 
     let gate = gate.clone();
@@ -111,7 +100,7 @@ pub(crate) fn build(
         e.sync_state_with_parent()?;
     }
     port.set_receive_codec(codec);
-    port.set_send(codec, SendInputs { raw: raw_src, encoded: encoded_src });
+    port.set_send(codec, SendInputs { raw: Arc::new(raw_in), encoded: Arc::new(encoded_in) });
     Ok(SendChain {
         choice: choice.clone(),
         bin: bin.clone(),
