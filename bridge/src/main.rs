@@ -1,6 +1,8 @@
 //! `sipbridge`: a WebRTC <-> SIP audio bridge on GStreamer.
 
+mod daemon;
 mod engine;
+mod gateway;
 mod protocol;
 mod stdio;
 
@@ -23,6 +25,56 @@ enum Command {
         #[command(flatten)]
         media: MediaArgs,
     },
+    /// Answer SIP calls with a preset (echo, play, record, conference):
+    /// `sipbridge run --preset echo` and call sip:echo@127.0.0.1:5060.
+    Run {
+        /// A built-in preset (`sipbridge presets` lists them) or the path
+        /// of a preset file.
+        #[arg(long, value_name = "NAME|FILE")]
+        preset: String,
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
+    /// The bridge daemon: SIP user agent, registrations and a preset, all
+    /// from a TOML file (commented sample: examples/sipbridge.toml).
+    Daemon {
+        #[arg(long, value_name = "FILE")]
+        config: std::path::PathBuf,
+        #[command(flatten)]
+        daemon: DaemonArgs,
+    },
+    /// List the built-in presets.
+    Presets,
+    /// Browser gateway: the softphone page at `/` and the JSON-RPC
+    /// WebSocket API at `/ws` on --ws-listen, a SIP user agent on
+    /// --sip-listen (docs/protocol.md, section Gateway).
+    Gateway(gateway::GatewayArgs),
+}
+
+#[derive(clap::Args)]
+struct DaemonArgs {
+    /// SIP listen address, `[udp:|tcp:|ws:]ADDR:PORT` (repeatable); replaces
+    /// `sip.listen`. Default: udp:127.0.0.1:5060.
+    #[arg(long = "sip-listen", value_name = "ADDR:PORT")]
+    sip_listen: Vec<String>,
+    /// Address RTP is received on and written into SDP; replaces
+    /// `media.addresses`. Default: 127.0.0.1.
+    #[arg(long = "media-address", value_name = "ADDR")]
+    media_addresses: Vec<IpAddr>,
+    /// Override any setting: `--set play.file=/tmp/hello.wav`,
+    /// `--set limits.max_calls=20`, `--set conference.record=true`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+impl DaemonArgs {
+    fn clone_overrides(&self) -> daemon::config::Overrides {
+        daemon::config::Overrides {
+            sip_listen: self.sip_listen.clone(),
+            media_addresses: self.media_addresses.clone(),
+            set: self.set.clone(),
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -61,17 +113,59 @@ impl MediaArgs {
     }
 }
 
+/// `sipbridge run --preset gateway FLAGS` is `sipbridge gateway FLAGS`.
+fn command_line() -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let is = |i: usize, s: &str| args.get(i).is_some_and(|a| a == s);
+    if is(1, "run") {
+        let preset = args.iter().position(|a| a == "--preset").filter(|i| is(i + 1, daemon::preset::GATEWAY));
+        if let Some(i) = preset {
+            args.drain(i..i + 2);
+            args[1] = "gateway".into();
+        } else if let Some(i) = args.iter().position(|a| a.to_str() == Some(&format!("--preset={}", daemon::preset::GATEWAY))) {
+            args.remove(i);
+            args[1] = "gateway".into();
+        }
+    }
+    args
+}
+
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(command_line());
+    if let Command::Presets = cli.command {
+        print!("{}", daemon::preset::listing());
+        return Ok(());
+    }
+    // Configuration errors are reported before anything starts.
+    let daemon_config = match &cli.command {
+        Command::Run { preset, daemon } => {
+            Some((daemon::config::Config::for_run(preset, &daemon.clone_overrides())?, daemon::Mode::Run))
+        }
+        Command::Daemon { config, daemon } => {
+            Some((daemon::config::Config::for_daemon(config, &daemon.clone_overrides())?, daemon::Mode::Daemon))
+        }
+        _ => None,
+    };
+    // The SIP stack logs every message at info: only its warnings by default.
+    let default_filter = if daemon_config.is_some() { "info,rsipstack=warn" } else { "info" };
+    // Colours only for a person at a terminal, not in files and journals.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SIPBRIDGE_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("SIPBRIDGE_LOG").unwrap_or_else(|_| default_filter.into()),
         )
         .init();
     pipelines::init()?;
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Stdio { media } => runtime.block_on(stdio::run(media.engine_config())),
+        Command::Run { .. } | Command::Daemon { .. } => {
+            let (config, mode) = daemon_config.expect("parsed above");
+            runtime.block_on(daemon::run(config, mode))
+        }
+        Command::Presets => Ok(()),
+        Command::Gateway(args) => runtime.block_on(gateway::run(args.into_config())),
     }
 }

@@ -69,8 +69,10 @@ fn attach_audio(bin: &gst::Bin, pad: &gst::Pad, codec: Codec, port: &MediaPort) 
     let encoded_sink = port_sink(port, Want::Encoded);
     let decoder = make(codec.decoder())?;
     if codec == Codec::Opus {
-        // Conceal lost packets with Opus's own PLC/FEC rather than silence.
-        decoder.set_property("use-inband-fec", true);
+        // Conceal lost packets with Opus's PLC rather than silence. In-band
+        // FEC stays off: decoding it holds every packet back until the next
+        // one arrives (20 ms more mouth-to-ear, measured by `make bench`).
+        decoder.set_property("use-inband-fec", false);
         decoder.set_property("plc", true);
     }
     let convert = make("audioconvert")?;

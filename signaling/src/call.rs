@@ -41,10 +41,20 @@ pub(crate) struct CallInner {
     pub offerless: bool,
     /// Peer slot to release when the call ends.
     pub peer_ip: Option<IpAddr>,
+    /// Set once a final event (Answered, Failed, Ended) went out: later
+    /// provisional events are stale (the INVITE's result and its dialog's
+    /// 1xx states arrive on two tasks) and must not follow it.
+    pub setup_done: Mutex<bool>,
 }
 
 impl CallInner {
     pub fn emit(&self, ev: CallEvent) {
+        let mut setup_done = self.setup_done.lock().unwrap();
+        match ev {
+            CallEvent::Trying | CallEvent::Ringing | CallEvent::Progress { .. } if *setup_done => return,
+            CallEvent::Answered { .. } | CallEvent::Failed { .. } | CallEvent::Ended { .. } => *setup_done = true,
+            _ => {}
+        }
         if matches!(ev, CallEvent::Ended { .. } | CallEvent::Failed { .. }) {
             if self.ended.swap(true, Ordering::SeqCst) {
                 return;
@@ -122,6 +132,14 @@ impl Call {
     /// read.
     pub async fn next_event(&mut self) -> Option<CallEvent> {
         self.events.recv().await
+    }
+
+    /// Takes the event stream out of the handle, so the handle can be
+    /// shared (e.g. in an `Arc`) while a task reads the events; afterwards
+    /// [`Call::next_event`] returns `None`.
+    pub fn take_events(&mut self) -> mpsc::UnboundedReceiver<CallEvent> {
+        let (_closed, empty) = mpsc::unbounded_channel();
+        std::mem::replace(&mut self.events, empty)
     }
 
     /// Incoming: 180 Ringing.

@@ -12,6 +12,10 @@ pub enum Transport {
     Tcp,
     /// SIP over WebSocket (RFC 7118), subprotocol `sip`.
     Ws,
+    /// SIP over TLS (RFC 3261 §26.3.1, `transport=tls`). Listening needs
+    /// [`Config::tls`] with a certificate; connecting needs its trust
+    /// anchors.
+    Tls,
 }
 
 impl Transport {
@@ -21,6 +25,7 @@ impl Transport {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
             Transport::Ws => "ws",
+            Transport::Tls => "tls",
         }
     }
 
@@ -29,12 +34,14 @@ impl Transport {
             Transport::Udp => rsipstack::sip::Transport::Udp,
             Transport::Tcp => rsipstack::sip::Transport::Tcp,
             Transport::Ws => rsipstack::sip::Transport::Ws,
+            Transport::Tls => rsipstack::sip::Transport::Tls,
         }
     }
 
     pub(crate) fn from_rsip(t: rsipstack::sip::Transport) -> Transport {
         match t {
-            rsipstack::sip::Transport::Tcp | rsipstack::sip::Transport::Tls => Transport::Tcp,
+            rsipstack::sip::Transport::Tcp => Transport::Tcp,
+            rsipstack::sip::Transport::Tls => Transport::Tls,
             rsipstack::sip::Transport::Ws | rsipstack::sip::Transport::Wss => Transport::Ws,
             _ => Transport::Udp,
         }
@@ -78,6 +85,31 @@ pub struct Config {
     pub t1: Duration,
     /// Time an incoming INVITE may ring unanswered before a 480.
     pub ring_timeout: Duration,
+    /// Certificates for SIP over TLS; `None` = no TLS.
+    pub tls: Option<TlsSettings>,
+}
+
+/// PEM material for SIP over TLS.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// Our certificate chain (PEM), for a [`Transport::Tls`] listener.
+    pub cert_pem: Option<String>,
+    /// Its private key (PEM, PKCS#8 or PKCS#1).
+    pub key_pem: Option<String>,
+    /// Trust anchors (PEM) for the servers we connect to. No system roots
+    /// are used: without this, outgoing TLS connections fail verification.
+    pub ca_pem: Option<String>,
+}
+
+impl TlsSettings {
+    pub(crate) fn to_rsip(&self) -> rsipstack::transport::tls::TlsConfig {
+        rsipstack::transport::tls::TlsConfig {
+            cert: self.cert_pem.as_ref().map(|s| s.as_bytes().to_vec()),
+            key: self.key_pem.as_ref().map(|s| s.as_bytes().to_vec()),
+            ca_certs: self.ca_pem.as_ref().map(|s| s.as_bytes().to_vec()),
+            ..Default::default()
+        }
+    }
 }
 
 impl Default for Config {
@@ -92,6 +124,7 @@ impl Default for Config {
             max_tracked_peers: 4096,
             t1: Duration::from_millis(500),
             ring_timeout: Duration::from_secs(120),
+            tls: None,
         }
     }
 }
@@ -113,6 +146,8 @@ pub struct Account {
     pub proxy: Option<String>,
     /// Requested registration lifetime in seconds.
     pub expires: u32,
+    /// Extra headers sent with every REGISTER (name, value).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Account {
@@ -125,7 +160,15 @@ impl Account {
             password: password.into(),
             proxy: None,
             expires: 3600,
+            headers: Vec::new(),
         }
+    }
+
+    /// An account whose secret is the digest HA1, hex of
+    /// H(user:realm:password) as Kamailio's `ha1` column holds it, instead
+    /// of the password. It answers only challenges of that realm and hash.
+    pub fn with_ha1(aor: impl Into<String>, ha1: impl Into<String>) -> Self {
+        Account::new(aor, format!("{}{}", crate::digest::HA1_MARKER, ha1.into()))
     }
 
     /// Sets the outbound proxy / registrar URI.

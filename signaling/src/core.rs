@@ -25,6 +25,9 @@ pub(crate) struct Core {
     pub guard: Arc<Guard>,
     pub events: mpsc::UnboundedSender<UaEvent>,
     pub peer_calls: Mutex<HashMap<IpAddr, usize>>,
+    /// Registered accounts by AOR user part (lower case): the credentials
+    /// an incoming call to that user answers in-dialog challenges with.
+    pub accounts: Mutex<HashMap<String, crate::config::Account>>,
     pub cancel: CancellationToken,
 }
 
@@ -94,6 +97,21 @@ impl Core {
     ) -> Result<Request, Error> {
         let via = self.via(t)?;
         Ok(self.endpoint.make_request(method, uri, via, from, to, cseq, Some(call_id.to_string().into())))
+    }
+
+    /// rsipstack credentials for an incoming call to `user`, from the
+    /// account registered for it (see [`crate::outbound`] for why rsipstack
+    /// answers in-dialog challenges and when that works).
+    pub fn credential_for(&self, user: Option<&str>) -> Option<rsipstack::dialog::authenticate::Credential> {
+        let user = user?.to_ascii_lowercase();
+        let accounts = self.accounts.lock().unwrap();
+        let a = accounts.get(&user)?;
+        Some(rsipstack::dialog::authenticate::Credential {
+            username: user.clone(),
+            password: a.password.clone(),
+            realm: None,
+            auth_username: a.auth_username.clone(),
+        })
     }
 
     /// Counts a call against its peer; `false` when the peer is at its limit.

@@ -229,10 +229,18 @@ pub struct DigestInput<'a> {
     pub body: &'a [u8],
 }
 
+/// A password of this form carries a precomputed HA1 (hex of
+/// H(username:realm:password)) instead of the password itself; see
+/// [`crate::Account::with_ha1`]. The NUL keeps it apart from real passwords.
+pub const HA1_MARKER: &str = "\u{0}ha1:";
+
 /// The `response=` value (RFC 7616 §3.4.1).
 pub fn response(i: &DigestInput<'_>) -> String {
     let alg = i.algorithm;
-    let mut ha1 = alg.hex(format!("{}:{}:{}", i.username, i.realm, i.password).as_bytes());
+    let mut ha1 = match i.password.strip_prefix(HA1_MARKER) {
+        Some(given) => given.to_ascii_lowercase(),
+        None => alg.hex(format!("{}:{}:{}", i.username, i.realm, i.password).as_bytes()),
+    };
     if alg.is_sess() {
         ha1 = alg.hex(format!("{ha1}:{}:{}", i.nonce, i.cnonce).as_bytes());
     }
@@ -336,6 +344,17 @@ impl NonceState {
         self.challenge.is_some()
     }
 
+    /// Whether the stored challenge came in a 407 (answered with
+    /// Proxy-Authorization) rather than a 401.
+    pub fn is_proxy(&self) -> bool {
+        self.proxy
+    }
+
+    /// The stored challenge, if any.
+    pub fn challenge(&self) -> Option<&Challenge> {
+        self.challenge.as_ref()
+    }
+
     /// The header (name, value) answering the stored challenge for one
     /// request, with the next nonce-count.
     pub fn answer(&mut self, username: &str, password: &str, method: &str, uri: &str, body: &[u8]) -> Option<(&'static str, String)> {
@@ -357,6 +376,27 @@ mod tests {
             algorithm: Algorithm::Md5,
             username: "Mufasa",
             password: "Circle Of Life",
+            realm: "testrealm@host.com",
+            nonce: "dcd98b7102dd2f0e8b11d0f600bfb0c093",
+            method: "GET",
+            uri: "/dir/index.html",
+            qop: Some("auth"),
+            nc: 1,
+            cnonce: "0a4f113b",
+            body: b"",
+        });
+        assert_eq!(r, "6629fae49393a05397450978507c4ef1");
+    }
+
+    // The same vector from the precomputed HA1 (MD5 of Mufasa:realm:password).
+    #[test]
+    fn precomputed_ha1_gives_the_same_response() {
+        let ha1 = Algorithm::Md5.hex(b"Mufasa:testrealm@host.com:Circle Of Life");
+        let password = format!("{HA1_MARKER}{}", ha1.to_uppercase());
+        let r = response(&DigestInput {
+            algorithm: Algorithm::Md5,
+            username: "Mufasa",
+            password: &password,
             realm: "testrealm@host.com",
             nonce: "dcd98b7102dd2f0e8b11d0f600bfb0c093",
             method: "GET",

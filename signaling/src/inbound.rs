@@ -168,7 +168,10 @@ async fn incoming_invite(core: Arc<Core>, mut tx: Transaction) {
         }
     };
     let (state_tx, state_rx) = mpsc::unbounded_channel();
-    let dialog = match core.dialogs.get_or_create_server_invite(&tx, state_tx, None, Some(contact)) {
+    // In-dialog requests we send (BYE, re-INVITE...) may be challenged by
+    // the proxy: answered with the called account's credentials.
+    let credential = core.credential_for(tx.original.uri.user());
+    let dialog = match core.dialogs.get_or_create_server_invite(&tx, state_tx, credential, Some(contact)) {
         Ok(d) => d,
         Err(e) => {
             warn!(error = %e, "creating server dialog");
@@ -194,6 +197,7 @@ async fn incoming_invite(core: Arc<Core>, mut tx: Transaction) {
         cancel_notify: Notify::new(),
         offerless: sdp_offer.is_none(),
         peer_ip,
+        setup_done: Mutex::new(false),
     });
     tokio::spawn(pump(inner.clone(), state_rx));
     let (display_name, from) = from_parts(&tx.original);

@@ -1,5 +1,5 @@
 //! SIP user agent for sipbridge: registrations, calls and messages over
-//! UDP, TCP and WebSocket, with SDP as plain text at the boundary.
+//! UDP, TCP, TLS and WebSocket, with SDP as plain text at the boundary.
 //!
 //! rsipstack (pinned) does transactions, dialogs and transports; this crate
 //! wraps it behind [`UserAgent`], [`Registration`] and [`Call`] and their
@@ -41,7 +41,7 @@ pub mod validate;
 pub mod wire;
 
 pub use call::{Call, Direction};
-pub use config::{Account, Config, Listen, Transport};
+pub use config::{Account, Config, Listen, TlsSettings, Transport};
 pub use error::{standard_reason, Error};
 pub use events::{CallEvent, IncomingCall, IncomingMessage, OfferKind, Party, RegistrationEvent, UaEvent};
 pub use outbound::Caller;

@@ -7,10 +7,12 @@
 use crate::call::{body_text, pump, Call, CallInner, Direction};
 use crate::config::Account;
 use crate::core::{extra_headers, parse_uri, route_to, Core};
-use crate::digest::NonceState;
+use crate::digest::{Algorithm, NonceState};
 use crate::error::Error;
 use crate::events::{CallEvent, Party};
 use crate::request::absorb_challenge;
+use rsipstack::dialog::authenticate::Credential;
+use rsipstack::dialog::dialog::{DialogState, TerminatedReason};
 use rsipstack::dialog::invitation::InviteOption;
 use rsipstack::sip::Header;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,6 +70,7 @@ pub(crate) fn start(
         cancel_notify: Notify::new(),
         offerless: false,
         peer_ip: None,
+        setup_done: Mutex::new(false),
     });
     let option = InviteOption {
         caller_display_name: display,
@@ -102,6 +105,7 @@ async fn drive(inner: Arc<CallInner>, option: InviteOption, creds: Option<(Strin
                     Header::ProxyAuthorization(value.into())
                 };
                 opt.headers.get_or_insert_with(Vec::new).push(h);
+                opt.credential = in_dialog_credential(&nonce, user, pw, opt.caller.user());
             }
         }
         let (dialog, mut handle) = match inner.core.dialogs.do_invite_async(opt, state_tx.clone()) {
@@ -154,7 +158,14 @@ async fn drive(inner: Arc<CallInner>, option: InviteOption, creds: Option<(Strin
                 return;
             }
             Ok(Ok((_, None))) => {
-                inner.emit(CallEvent::Failed { code: 408, reason: "Request Timeout".into() });
+                // rsipstack gives up without a response when a challenge
+                // it answered (see `in_dialog_credential`) comes back.
+                if matches!(dialog.state(), DialogState::Terminated(_, TerminatedReason::ProxyAuthRequired)) {
+                    let code = if nonce.is_proxy() { 407 } else { 401 };
+                    inner.emit(CallEvent::Failed { code, reason: "authentication failed".into() });
+                } else {
+                    inner.emit(CallEvent::Failed { code: 408, reason: "Request Timeout".into() });
+                }
                 return;
             }
             Ok(Err(e)) => {
@@ -169,4 +180,21 @@ async fn drive(inner: Arc<CallInner>, option: InviteOption, creds: Option<(Strin
         }
     }
     inner.emit(CallEvent::Failed { code: 403, reason: "too many authentication challenges".into() });
+}
+
+/// Credentials handed to rsipstack's dialog once our own code has answered
+/// the INVITE's challenge: rsipstack sends the in-dialog requests
+/// (re-INVITE, UPDATE, INFO, MESSAGE, BYE) and, without credentials, ends
+/// the whole call when a proxy or the peer challenges one of them. Its
+/// digest code is right for plain MD5 only (see [`crate::digest`]), so
+/// only then; for other algorithms a challenged in-dialog request still
+/// ends the call (rare: proxies challenge initial requests).
+fn in_dialog_credential(nonce: &NonceState, auth_user: &str, password: &str, aor_user: Option<&str>) -> Option<Credential> {
+    let ch = nonce.challenge().filter(|c| c.algorithm == Algorithm::Md5)?;
+    Some(Credential {
+        username: aor_user.unwrap_or(auth_user).to_string(),
+        password: password.to_string(),
+        realm: Some(ch.realm.clone()),
+        auth_username: Some(auth_user.to_string()),
+    })
 }

@@ -15,8 +15,10 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 /// A registration kept alive in the background. Dropping it stops the
-/// refreshes without unregistering; call [`Registration::unregister`] to
-/// remove the binding.
+/// refreshes and removes the binding in the background (a REGISTER with
+/// `Expires: 0` whose outcome nobody sees); call
+/// [`Registration::unregister`] to wait for that outcome. Shutting the
+/// user agent down stops everything without unregistering.
 #[derive(Debug)]
 pub struct Registration {
     account: Account,
@@ -88,6 +90,9 @@ pub(crate) fn start(core: Arc<Core>, account: Account) -> Result<Registration, E
         nonce: NonceState::default(),
         events: ev_tx,
     };
+    if let Some(user) = ctx.aor.user() {
+        ctx.core.accounts.lock().unwrap().insert(user.to_ascii_lowercase(), account.clone());
+    }
     tokio::spawn(run(ctx, stop_rx));
     Ok(Registration { account, events: ev_rx, stop: Some(stop_tx) })
 }
@@ -126,6 +131,9 @@ async fn run(mut ctx: Ctx, mut stop: oneshot::Receiver<oneshot::Sender<()>>) {
                     Err(Error::Rejected { code, reason }) => RegistrationEvent::RegistrationFailed { code, reason },
                     Err(e) => RegistrationEvent::RegistrationFailed { code: e.status_code(), reason: e.to_string() },
                 });
+                if let Some(user) = ctx.aor.user() {
+                    ctx.core.accounts.lock().unwrap().remove(&user.to_ascii_lowercase());
+                }
                 if let Ok(done) = done {
                     let _ = done.send(());
                 }
@@ -161,6 +169,7 @@ async fn register(ctx: &mut Ctx, expires: u32) -> Result<u32, Error> {
             req.headers.push(Header::Contact(format!("<{}>", ctx.contact).into()));
             req.headers.push(Header::Expires(expires.to_string().into()));
             req.headers.push(Header::Allow(crate::validate::ALLOWED_METHODS.to_string().into()));
+            req.headers.extend(crate::core::extra_headers(&ctx.account.headers));
             Ok(req)
         },
         ctx.cseq,

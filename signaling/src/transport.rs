@@ -9,7 +9,7 @@ use crate::config::{Config, Listen, Transport};
 use crate::error::Error;
 use crate::guard::{Guard, ScreenedUdp};
 use rsipstack::transport::{
-    udp::UdpConnection, SipAddr, SipConnection, TcpListenerConnection, TransportLayer,
+    tls::TlsListenerConnection, udp::UdpConnection, SipAddr, SipConnection, TcpListenerConnection, TransportLayer,
     WebSocketListenerConnection,
 };
 use std::collections::HashMap;
@@ -57,16 +57,21 @@ pub(crate) async fn bind(config: &Config, guard: Arc<Guard>, cancel: &Cancellati
                 layer.add_transport(SipConnection::Udp(conn));
                 local
             }
-            Transport::Tcp | Transport::Ws => {
+            Transport::Tcp | Transport::Ws | Transport::Tls => {
                 let probe = std::net::TcpListener::bind(addr)
                     .map_err(|e| Error::Transport(format!("bind {transport:?} {addr}: {e}")))?;
                 let local = probe.local_addr().map_err(|e| Error::Transport(e.to_string()))?;
                 drop(probe);
                 let external = adv_ip.map(|ip| SocketAddr::new(ip, local.port()));
-                let conn = if *transport == Transport::Tcp {
-                    SipConnection::TcpListener(TcpListenerConnection::new(local, external).await?)
-                } else {
-                    SipConnection::WebSocketListener(WebSocketListenerConnection::new(local, external, false).await?)
+                let conn = match transport {
+                    Transport::Tcp => SipConnection::TcpListener(TcpListenerConnection::new(local, external).await?),
+                    Transport::Tls => {
+                        let tls = config.tls.as_ref().filter(|t| t.cert_pem.is_some() && t.key_pem.is_some()).ok_or_else(|| {
+                            Error::Config("a TLS listener needs tls.cert_pem and tls.key_pem".into())
+                        })?;
+                        SipConnection::TlsListener(TlsListenerConnection::new(local, external, tls.to_rsip()).await?)
+                    }
+                    _ => SipConnection::WebSocketListener(WebSocketListenerConnection::new(local, external, false).await?),
                 };
                 layer.add_transport(conn);
                 local
@@ -83,6 +88,10 @@ pub(crate) async fn bind(config: &Config, guard: Arc<Guard>, cancel: &Cancellati
         };
         bound.insert(*transport, local);
         advertised.insert(*transport, shown);
+    }
+    if let Some(tls) = &config.tls {
+        // Trust anchors (and our certificate) for outgoing TLS connections.
+        layer.set_tls_config(tls.to_rsip());
     }
     Ok(Transports { layer, bound, advertised })
 }

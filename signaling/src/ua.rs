@@ -66,6 +66,7 @@ impl UserAgent {
             guard,
             events: ev_tx,
             peer_calls: Mutex::new(HashMap::new()),
+            accounts: Mutex::new(HashMap::new()),
             cancel: cancel.clone(),
             config,
         });

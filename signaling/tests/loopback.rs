@@ -132,3 +132,17 @@ async fn cancel_while_ringing_and_reject() {
     let Some(UaEvent::Message(m)) = b_events.recv().await else { panic!() };
     assert_eq!((m.content_type.as_str(), m.body.as_str()), ("text/plain", "hello"));
 }
+
+/// A TLS listener without a certificate is a configuration error, not a
+/// listener that fails every handshake.
+#[tokio::test]
+async fn tls_listener_needs_a_certificate() {
+    let err = UserAgent::start(Config {
+        listen: vec![Listen { transport: Transport::Tls, addr: "127.0.0.1:0".parse().unwrap() }],
+        tls: Some(signaling::TlsSettings { ca_pem: Some(String::new()), ..Default::default() }),
+        ..Config::default()
+    })
+    .await
+    .unwrap_err();
+    assert!(matches!(err, signaling::Error::Config(ref m) if m.contains("cert_pem")), "{err:?}");
+}

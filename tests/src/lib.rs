@@ -9,6 +9,8 @@
 pub mod audio;
 pub mod baresip;
 pub mod bridge;
+pub mod gateway;
+pub mod daemon;
 pub mod jsonlines;
 pub mod kamailio;
 pub mod process;

@@ -6,7 +6,7 @@ use e2e::audio::{tone, write_wav};
 use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
 use e2e::kamailio::{Kamailio, KamailioOptions};
 use e2e::process::{free_udp_port, test_dir};
-use signaling::{Account, Call, CallEvent, Caller, Config, Listen, Party, RegistrationEvent, Transport, UaEvent, UserAgent};
+use signaling::{Account, Call, CallEvent, Caller, Config, Listen, Party, RegistrationEvent, TlsSettings, Transport, UaEvent, UserAgent};
 use std::time::Duration;
 
 /// An SDP offer/answer for a UDP socket we hold, so baresip's RTP lands
@@ -103,4 +103,110 @@ async fn calls_both_ways_with_baresip_through_kamailio_407() {
     expect_pcmu(&rtp);
     bob.command("hangup", "").unwrap();
     assert_eq!(next(&mut call).await, CallEvent::Ended { by: Party::Remote, reason: "BYE".into() });
+}
+
+/// The same two calls with our account registered over `transport` (WS or
+/// TLS) and baresip over UDP: Kamailio bridges the transports, reaches us
+/// for the incoming call, and in-dialog requests (ACK, BYE) cross back in
+/// both directions. Returns Kamailio's log.
+async fn calls_with_our_side_on(transport: Transport, name: &str) -> String {
+    let dir = test_dir(name);
+    let mut opts = KamailioOptions::new("example.test", &[("alice", "a-pw"), ("bob", "b-pw")]);
+    opts.tls = transport == Transport::Tls;
+    let k = Kamailio::start(&dir, &opts).unwrap();
+    let wav = dir.join("tone.wav");
+    write_wav(&wav, &tone(440.0, 20.0, 8000, 0.3)).unwrap();
+    let bob = Baresip::start(
+        &dir,
+        &BaresipOptions {
+            accounts: vec![BaresipAccount {
+                aor: k.aor("bob"),
+                password: Some("b-pw".into()),
+                outbound: Some(k.proxy_uri("udp")),
+                auto_answer: true,
+                regint: 600,
+            }],
+            play: Some(wav),
+            record: false,
+            limit: Duration::from_secs(60),
+        },
+    )
+    .unwrap();
+    bob.wait_registered(1, Duration::from_secs(10)).unwrap();
+
+    let any = "127.0.0.1:0".parse().unwrap();
+    // Over TLS we trust Kamailio's self-signed certificate and listen with
+    // the same one (Kamailio does not verify it).
+    let tls = (transport == Transport::Tls).then(|| TlsSettings {
+        cert_pem: k.tls_cert_pem.clone(),
+        key_pem: k.tls_key_pem.clone(),
+        ca_pem: k.tls_cert_pem.clone(),
+    });
+    let ua = UserAgent::start(Config {
+        listen: vec![Listen { transport: Transport::Udp, addr: any }, Listen { transport, addr: any }],
+        tls,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let mut events = ua.take_events().unwrap();
+    let alice = Account::new(k.aor("alice"), "a-pw").with_proxy(k.proxy_uri(transport.param()));
+    let mut reg = ua.register(alice.clone()).unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(10), reg.next_event()).await.unwrap().unwrap();
+    assert!(matches!(ev, RegistrationEvent::Registered { .. }), "{ev:?}\n{}", k.log());
+
+    // Us -> baresip (UDP), through the 407.
+    let (offer, rtp) = media();
+    let mut call = ua.invite(Caller::Account(alice.clone()), &k.aor("bob"), Some(offer), &[]).unwrap();
+    let answered = loop {
+        match next(&mut call).await {
+            CallEvent::Trying | CallEvent::Ringing | CallEvent::Progress { .. } => {}
+            other => break other,
+        }
+    };
+    assert!(matches!(&answered, CallEvent::Answered { sdp: Some(s) } if s.contains("PCMU")), "{answered:?}\n{}", k.log());
+    bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(5)).unwrap();
+    expect_pcmu(&rtp);
+    call.bye().await.unwrap();
+    assert_eq!(next(&mut call).await, CallEvent::Ended { by: Party::Local, reason: "BYE".into() });
+    bob.wait_event("call", "CALL_CLOSED", Duration::from_secs(5)).unwrap();
+
+    // baresip (UDP) -> us: Kamailio finds our binding and reaches us over
+    // our transport; baresip's BYE follows the same way.
+    bob.command("dial", &k.aor("alice")).unwrap();
+    let inc = match tokio::time::timeout(Duration::from_secs(10), events.recv()).await.expect("incoming call") {
+        Some(UaEvent::IncomingCall(c)) => c,
+        other => panic!("{other:?}"),
+    };
+    assert!(inc.from.contains("bob@example.test"), "{}", inc.from);
+    let mut call = inc.call;
+    let (answer, rtp) = media();
+    call.answer(&answer).unwrap();
+    assert_eq!(next(&mut call).await, CallEvent::Confirmed { sdp: None }, "{}", k.log());
+    bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(5)).unwrap();
+    expect_pcmu(&rtp);
+    bob.command("hangup", "").unwrap();
+    assert_eq!(next(&mut call).await, CallEvent::Ended { by: Party::Remote, reason: "BYE".into() }, "{}", k.log());
+    k.log()
+}
+
+/// Our side on SIP over WebSocket (RFC 7118).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_both_ways_with_baresip_over_websocket() {
+    let log = calls_with_our_side_on(Transport::Ws, "sip_baresip_ws").await;
+    // Our requests crossed Kamailio's WebSocket side, and baresip's
+    // in-dialog requests reached us through our Contact's connection alias.
+    for m in ["REQ REGISTER", "REQ INVITE", "REQ ACK", "REQ BYE"] {
+        assert!(log.lines().any(|l| l.contains(m) && l.contains("(ws)")), "no {m} over WS:\n{log}");
+    }
+    assert!(log.lines().any(|l| l.contains("REQ BYE sip:alice@") && l.contains(";alias=")), "baresip's BYE not routed by alias:\n{log}");
+}
+
+/// Our side on SIP over TLS, Kamailio's certificate trusted explicitly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_both_ways_with_baresip_over_tls() {
+    let log = calls_with_our_side_on(Transport::Tls, "sip_baresip_tls").await;
+    for m in ["REQ REGISTER", "REQ INVITE", "REQ ACK", "REQ BYE"] {
+        assert!(log.lines().any(|l| l.contains(m) && l.contains("(tls)")), "no {m} over TLS:\n{log}");
+    }
 }

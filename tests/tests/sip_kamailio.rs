@@ -73,3 +73,25 @@ async fn wrong_password_fails_with_401() {
     let ev = next(&mut reg).await;
     assert!(matches!(ev, RegistrationEvent::RegistrationFailed { code: 401 | 403, .. }), "{ev:?}");
 }
+
+/// An INVITE whose credentials Kamailio refuses (it challenges again)
+/// fails with the challenge's code instead of looping or timing out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invite_with_wrong_password_fails_with_407() {
+    let dir = test_dir("sip_kamailio_invite_wrong_pw");
+    let k = Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("alice", "right"), ("bob", "b-pw")])).unwrap();
+    let ua = ua().await;
+    let alice = Account::new(k.aor("alice"), "wrong").with_proxy(k.proxy_uri("udp"));
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 49170 RTP/AVP 0\r\n";
+    let mut call = ua.invite(signaling::Caller::Account(alice), &k.aor("bob"), Some(sdp.into()), &[]).unwrap();
+    let outcome = loop {
+        let ev = tokio::time::timeout(Duration::from_secs(10), call.next_event()).await.expect("call event in time").expect("event");
+        if !matches!(ev, signaling::CallEvent::Trying) {
+            break ev;
+        }
+    };
+    assert!(matches!(outcome, signaling::CallEvent::Failed { code: 407 | 403, .. }), "{outcome:?}\n{}", k.log());
+    // Both our answers reached Kamailio, then we stopped.
+    let tries = k.log().matches("PROXY-AUTHZ Digest username=\"alice\"").count();
+    assert!((1..=3).contains(&tries), "{tries} authenticated INVITEs");
+}

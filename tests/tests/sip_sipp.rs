@@ -207,3 +207,64 @@ async fn incoming_call_we_hang_up() {
     assert_eq!(next(&mut call).await, CallEvent::Ended { by: Party::Local, reason: "BYE".into() });
     finish(&mut sipp);
 }
+
+/// A callee that challenges both the INVITE and, inside the call, the
+/// re-INVITE (some PBXs challenge every request): both are answered with the
+/// account's credentials, which SIPp verifies, and the call survives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn challenged_invite_and_in_dialog_reinvite_are_answered() {
+    let dir = test_dir("sip_sipp_auth_reinvite");
+    let mut sipp = Sipp::new("uas_auth_reinvite.xml").spawn(&dir, "sipp").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ua = ua().await;
+    let account = signaling::Account::new("sip:alice@sipp.test", "a-pw").with_proxy(format!("sip:{}", sipp.addr()));
+    let mut call = ua.invite(Caller::Account(account), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
+    let answered = next_final(&mut call).await;
+    assert!(matches!(answered, CallEvent::Answered { .. }), "{answered:?}\n{}", sipp.traces());
+    let answer = tokio::time::timeout(Duration::from_secs(10), call.reinvite(&sdp("sendonly"))).await.expect("re-INVITE in time");
+    assert!(matches!(&answer, Ok(Some(s)) if s.contains("a=recvonly")), "{answer:?}\n{}", sipp.traces());
+    call.bye().await.unwrap();
+    assert_eq!(next(&mut call).await, CallEvent::Ended { by: Party::Local, reason: "BYE".into() });
+    finish(&mut sipp);
+}
+
+/// An incoming call to an account we registered: when the caller's side
+/// challenges our BYE, it goes out again with that account's credentials
+/// (otherwise the far end would keep the call up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_bye_on_an_incoming_call_answers_a_challenge() {
+    let dir = test_dir("sip_sipp_bye_challenged");
+    let mut registrar = Sipp::new("uas_registrar.xml").spawn(&dir, "registrar").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ua = ua().await;
+    let mut events = ua.take_events().unwrap();
+    let account = signaling::Account::new("sip:alice@sipp.test", "a-pw").with_proxy(format!("sip:{}", registrar.addr()));
+    let mut reg = ua.register(account).unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(10), reg.next_event()).await.expect("registered in time");
+    assert!(matches!(ev, Some(signaling::RegistrationEvent::Registered { .. })), "{ev:?}\n{}", registrar.traces());
+    finish(&mut registrar);
+    let addr = ua.local_addr(Transport::Udp).unwrap();
+    let mut sipp = Sipp::new("uac_bye_challenged.xml").args(["-s", "alice"]).remote(addr.to_string()).spawn(&dir, "sipp").unwrap();
+    let mut call = wait_call(&mut events).await.call;
+    call.answer(&sdp("sendrecv")).unwrap();
+    assert_eq!(next(&mut call).await, CallEvent::Confirmed { sdp: None });
+    call.bye().await.unwrap();
+    assert_eq!(next(&mut call).await, CallEvent::Ended { by: Party::Local, reason: "BYE".into() });
+    finish(&mut sipp);
+    drop(reg);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_carries_the_accounts_custom_headers() {
+    let dir = test_dir("sip_sipp_register_headers");
+    let mut registrar = Sipp::new("uas_registrar_headers.xml").spawn(&dir, "registrar").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ua = ua().await;
+    let mut account = signaling::Account::new("sip:alice@sipp.test", "a-pw").with_proxy(format!("sip:{}", registrar.addr()));
+    account.headers = vec![("X-Tenant".into(), "acme".into())];
+    let mut reg = ua.register(account).unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(10), reg.next_event()).await.expect("registered in time");
+    assert!(matches!(ev, Some(signaling::RegistrationEvent::Registered { .. })), "{ev:?}\n{}", registrar.traces());
+    finish(&mut registrar);
+    drop(reg);
+}

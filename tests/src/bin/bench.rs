@@ -125,6 +125,11 @@ fn ulaw_decode(byte: u8) -> f32 {
 
 /// Captures `count` RTP payloads from a gst-launch encoder.
 fn capture_payloads(dir: &Path, codec: Codec, hz: f64, count: usize) -> Result<Vec<Vec<u8>>> {
+    capture(dir, codec, &format!("wave=sine freq={hz} volume=0.3"), count)
+}
+
+/// Captures `count` RTP payloads of `codec` from `audiotestsrc WAVE`.
+fn capture(dir: &Path, codec: Codec, wave: &str, count: usize) -> Result<Vec<Vec<u8>>> {
     let socket = UdpSocket::bind("127.0.0.1:0")?;
     socket.set_read_timeout(Some(Duration::from_secs(10)))?;
     let port = socket.local_addr()?.port();
@@ -132,8 +137,9 @@ fn capture_payloads(dir: &Path, codec: Codec, hz: f64, count: usize) -> Result<V
         Codec::Pcmu => "audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay pt=0 min-ptime=20000000 max-ptime=20000000",
         Codec::Opus => "audio/x-raw,rate=48000,channels=1 ! opusenc bitrate=32000 frame-size=20 ! rtpopuspay pt=111",
     };
-    let pipeline = format!("audiotestsrc is-live=true wave=sine freq={hz} volume=0.3 ! audioconvert ! audioresample ! {enc} ! udpsink host=127.0.0.1 port={port}");
-    let _gen = e2e::rtp_peer::gst_launch(dir, &format!("capture-{codec:?}"), &pipeline)?;
+    let pipeline = format!("audiotestsrc is-live=true {wave} ! audioconvert ! audioresample ! {enc} ! udpsink host=127.0.0.1 port={port}");
+    let name = format!("capture-{codec:?}-{}", wave.split_whitespace().next().unwrap_or("").trim_start_matches("wave="));
+    let _gen = e2e::rtp_peer::gst_launch(dir, &name, &pipeline)?;
     let mut buf = [0u8; 2048];
     let mut payloads = Vec::new();
     while payloads.len() < count {
@@ -334,6 +340,69 @@ fn run(
     })
 }
 
+/// Added latency through the relay, `from` -> PCMU: the generator sends
+/// silence with a 200 ms tone burst every second and times, on one clock,
+/// the first packet of each burst against the first packet that decodes
+/// loud on the PCMU side. Returns every burst's delay in ms.
+fn latency(dir: &Path, from: Codec, tone: &[Vec<u8>], silence: &[Vec<u8>]) -> Result<Vec<f64>> {
+    let bridge = Bridge::start(dir, &[])?;
+    let a = UdpSocket::bind("127.0.0.1:0")?;
+    let b = UdpSocket::bind("127.0.0.1:0")?;
+    let mut targets = Vec::new();
+    let mut sessions = Vec::new();
+    for (codec, sock) in [(from, &a), (Codec::Pcmu, &b)] {
+        let s = bridge.create("rtp", json!({ "codecs": [match codec { Codec::Pcmu => "PCMU", Codec::Opus => "OPUS" }] }))?;
+        bridge.set_remote(&s, "offer", &codec.sdp(sock.local_addr()?.port()))?;
+        targets.push(rtp_address(&bridge.local_description(&s)?.1));
+        sessions.push(s);
+    }
+    bridge.call("session.connect", json!({ "a": sessions[0], "b": sessions[1] }))?;
+    b.set_nonblocking(true)?;
+    let (mut seq, mut ts) = (0u16, 0u32);
+    let mut buf = [0u8; 2048];
+    let mut delays = Vec::new();
+    let mut burst_sent: Option<Instant> = None;
+    let mut loud_before = false;
+    let start = Instant::now();
+    let mut next = start;
+    for tick in 0..(12 * 50) {
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        next += PTIME;
+        // Bursts of 10 packets (200 ms) at the start of every second, after the first.
+        let in_burst = tick >= 50 && tick % 50 < 10;
+        let payload = if in_burst { &tone[tick % tone.len()] } else { &silence[tick % silence.len()] };
+        if in_burst && tick % 50 == 0 {
+            burst_sent = Some(Instant::now());
+        }
+        let mut packet = vec![0x80, from.pt()];
+        packet.extend_from_slice(&seq.to_be_bytes());
+        packet.extend_from_slice(&ts.to_be_bytes());
+        packet.extend_from_slice(&0x5151_5151u32.to_be_bytes());
+        packet.extend_from_slice(payload);
+        a.send_to(&packet, targets[0])?;
+        seq = seq.wrapping_add(1);
+        ts = ts.wrapping_add(from.clock_step());
+        while let Ok(n) = b.recv(&mut buf) {
+            if n <= 12 || (200..=204).contains(&buf[1]) {
+                continue;
+            }
+            let rms = (buf[12..n].iter().map(|x| (ulaw_decode(*x) as f64).powi(2)).sum::<f64>() / (n - 12) as f64).sqrt();
+            let loud = rms > 0.05;
+            if loud && !loud_before {
+                if let Some(sent) = burst_sent.take() {
+                    delays.push(sent.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            loud_before = loud;
+        }
+    }
+    if delays.len() < 8 {
+        bail!("latency {from:?}->PCMU: only {} of 11 bursts detected", delays.len());
+    }
+    delays.sort_by(|x, y| x.total_cmp(y));
+    Ok(delays)
+}
+
 /// The codec floor: the same elements as one transcoded call, in one
 /// pipeline with no network, paced by the clock. CPU per call-second.
 fn codec_floor(dir: &Path) -> Result<f64> {
@@ -381,6 +450,13 @@ fn main() -> Result<()> {
     drop(rtpengine);
     eprintln!("bench: codec floor");
     let floor = codec_floor(&dir)?;
+    eprintln!("bench: added latency");
+    let pcmu_silence = capture(&dir, Codec::Pcmu, "wave=silence", 50)?;
+    let opus_silence = capture(&dir, Codec::Opus, "wave=silence", 50)?;
+    let latencies = vec![
+        ("PCMU -> PCMU (passthrough)", latency(&dir, Codec::Pcmu, &payloads[0].1, &pcmu_silence)?),
+        ("Opus -> PCMU (transcoded)", latency(&dir, Codec::Opus, &payloads[1].1, &opus_silence)?),
+    ];
 
     println!();
     let date = std::process::Command::new("date").arg("-u").arg("+%F %H:%M UTC").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
@@ -398,6 +474,11 @@ fn main() -> Result<()> {
         );
     }
     println!("{:<10} {:<24} {:>6} {:>14.2}   (same GStreamer elements, one pipeline, no network)", "floor", "transcoded PCMU<->Opus", 1, floor);
+    println!();
+    println!("added latency through sipbridge (tone-burst onsets, one clock; jitter buffer {} ms)", 40);
+    for (what, d) in &latencies {
+        println!("  {what:<28} median {:>6.1} ms   min {:>6.1}   max {:>6.1}   ({} bursts)", d[d.len() / 2], d[0], d[d.len() - 1], d.len());
+    }
     let json = json!({
         "results": results.iter().map(|r| json!({
             "system": r.system, "mode": r.mode, "calls": r.calls, "cpu_ms_per_call_second": r.cpu_ms_per_call_second,
@@ -405,6 +486,7 @@ fn main() -> Result<()> {
             "rss_kib_per_call": r.rss_kib_per_call, "threads_per_call": r.threads_per_call, "checked": r.checked,
         })).collect::<Vec<_>>(),
         "codec_floor_cpu_ms_per_call_second": floor,
+        "latency_ms": latencies.iter().map(|(what, d)| json!({ "path": what, "median": d[d.len() / 2], "min": d[0], "max": d[d.len() - 1] })).collect::<Vec<_>>(),
     });
     let out = workspace_root().join("target/bench.json");
     std::fs::write(&out, serde_json::to_string_pretty(&json)?)?;

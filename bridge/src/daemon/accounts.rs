@@ -1,0 +1,40 @@
+//! Registered accounts: each kept registered by the user agent (refreshes,
+//! re-authentication) and unregistered at shutdown. Passwords never reach
+//! the log: only the AOR is printed.
+
+use signaling::{Account, RegistrationEvent, UserAgent};
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::{info, warn, Instrument};
+
+/// Starts registering `account`; the returned future logs its progress and
+/// unregisters once `shutdown` turns true.
+pub fn keep(ua: &UserAgent, account: Account, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    let aor = account.aor.clone();
+    let mut reg = ua.register(account).map_err(|e| anyhow::anyhow!("registering {aor}: {e}"))?;
+    let span = tracing::info_span!("account", aor = %aor);
+    Ok(async move {
+        loop {
+            tokio::select! {
+                ev = reg.next_event() => match ev {
+                    Some(RegistrationEvent::Registered { expires }) => info!(expires, "registered"),
+                    Some(RegistrationEvent::RegistrationFailed { code, reason }) => warn!(code, %reason, "registration failed"),
+                    Some(RegistrationEvent::Unregistered) => info!("unregistered"),
+                    None => return,
+                },
+                _ = shutdown.changed() => break,
+            }
+        }
+        if tokio::time::timeout(Duration::from_secs(4), reg.unregister()).await.is_err() {
+            warn!("unregistering timed out");
+            return;
+        }
+        // The outcome arrives as an event.
+        match tokio::time::timeout(Duration::from_secs(4), reg.next_event()).await {
+            Ok(Some(RegistrationEvent::Unregistered)) => info!("unregistered"),
+            Ok(Some(other)) => warn!(?other, "unregistering"),
+            _ => {}
+        }
+    }
+    .instrument(span))
+}

@@ -1,0 +1,609 @@
+//! The daemon's configuration: one TOML document made of layers, each
+//! overriding the one before, table by table:
+//!
+//! 1. the preset (`preset = "echo"` in the config file, or `--preset`),
+//! 2. the config file itself (`sipbridge daemon --config FILE`),
+//! 3. the command line (`--sip-listen`, `--media-address`, `--set key=value`).
+//!
+//! See `examples/sipbridge.toml` for every key.
+
+use super::preset::Preset;
+use anyhow::{bail, Context, Result};
+use pipelines::{Codec, LegOptions, SymmetricRtp};
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+/// The whole configuration, after the layers were merged.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The preset this came from (informational; set by the loader).
+    #[serde(default)]
+    pub preset: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub action: Action,
+    #[serde(default)]
+    pub play: PlaySettings,
+    #[serde(default)]
+    pub record: RecordSettings,
+    #[serde(default)]
+    pub conference: ConferenceSettings,
+    #[serde(default)]
+    pub sip: SipSettings,
+    #[serde(default)]
+    pub media: MediaSettings,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default, rename = "account")]
+    pub accounts: Vec<AccountSettings>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Echo,
+    Play,
+    Record,
+    Conference,
+}
+
+impl Action {
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Echo => "echo",
+            Action::Play => "play",
+            Action::Record => "record",
+            Action::Conference => "conference",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaySettings {
+    #[serde(default)]
+    pub file: PathBuf,
+    #[serde(default, rename = "loop")]
+    pub looped: bool,
+    /// Seconds; 0 = never.
+    #[serde(default)]
+    pub hangup_after: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileFormat {
+    #[default]
+    Wav,
+    #[serde(alias = "opus", alias = "oggopus")]
+    Ogg,
+}
+
+impl FileFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            FileFormat::Wav => "wav",
+            FileFormat::Ogg => "ogg",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordSettings {
+    #[serde(default = "default_recordings")]
+    pub dir: PathBuf,
+    #[serde(default)]
+    pub format: FileFormat,
+    /// Seconds; 0 = no limit.
+    #[serde(default)]
+    pub max_seconds: u64,
+}
+
+impl Default for RecordSettings {
+    fn default() -> Self {
+        RecordSettings { dir: default_recordings(), format: FileFormat::Wav, max_seconds: 0 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConferenceSettings {
+    #[serde(default = "default_rate")]
+    pub rate: u32,
+    #[serde(default)]
+    pub record: bool,
+    #[serde(default = "default_recordings")]
+    pub record_dir: PathBuf,
+    #[serde(default)]
+    pub format: FileFormat,
+    #[serde(default = "default_mute")]
+    pub mute_dtmf: String,
+}
+
+impl Default for ConferenceSettings {
+    fn default() -> Self {
+        ConferenceSettings {
+            rate: default_rate(),
+            record: false,
+            record_dir: default_recordings(),
+            format: FileFormat::Wav,
+            mute_dtmf: default_mute(),
+        }
+    }
+}
+
+fn default_recordings() -> PathBuf {
+    PathBuf::from("recordings")
+}
+fn default_rate() -> u32 {
+    16000
+}
+fn default_mute() -> String {
+    "*6".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipSettings {
+    /// `udp:ADDR:PORT`, `tcp:ADDR:PORT`, `ws:ADDR:PORT` or a bare
+    /// `ADDR:PORT` (UDP).
+    #[serde(default = "default_listen")]
+    pub listen: Vec<String>,
+    /// Host written into Via/Contact when the bind address is not what
+    /// peers can reach.
+    #[serde(default)]
+    pub advertised_host: Option<String>,
+    #[serde(default = "default_user_agent")]
+    pub user_agent: String,
+    /// Calls set up or in progress per remote IP (a flood guard below the
+    /// global limit); default: `limits.max_calls`, so a PBX or SBC sending
+    /// every call from one address is not cut short.
+    #[serde(default)]
+    pub max_calls_per_peer: Option<usize>,
+}
+
+impl Default for SipSettings {
+    fn default() -> Self {
+        SipSettings {
+            listen: default_listen(),
+            advertised_host: None,
+            user_agent: default_user_agent(),
+            max_calls_per_peer: None,
+        }
+    }
+}
+
+fn default_listen() -> Vec<String> {
+    vec!["udp:127.0.0.1:5060".into()]
+}
+fn default_user_agent() -> String {
+    concat!("sipbridge/", env!("CARGO_PKG_VERSION")).into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaSettings {
+    #[serde(default = "default_media_addresses")]
+    pub addresses: Vec<IpAddr>,
+    /// `LOW-HIGH`; `0-0` lets the kernel pick.
+    #[serde(default = "default_rtp_ports")]
+    pub rtp_ports: String,
+    #[serde(default = "default_latency")]
+    pub latency_ms: u32,
+    #[serde(default = "default_codecs")]
+    pub codecs: Vec<Codec>,
+    #[serde(default = "default_opus_bitrate")]
+    pub opus_bitrate: u32,
+    #[serde(default = "default_opus_complexity")]
+    pub opus_complexity: u32,
+    #[serde(default)]
+    pub symmetric_rtp: SymmetricRtp,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        MediaSettings {
+            addresses: default_media_addresses(),
+            rtp_ports: default_rtp_ports(),
+            latency_ms: default_latency(),
+            codecs: default_codecs(),
+            opus_bitrate: default_opus_bitrate(),
+            opus_complexity: default_opus_complexity(),
+            symmetric_rtp: SymmetricRtp::Auto,
+        }
+    }
+}
+
+fn default_media_addresses() -> Vec<IpAddr> {
+    vec![IpAddr::from([127, 0, 0, 1])]
+}
+fn default_rtp_ports() -> String {
+    "20000-30000".into()
+}
+fn default_latency() -> u32 {
+    40
+}
+fn default_codecs() -> Vec<Codec> {
+    LegOptions::default().codecs
+}
+fn default_opus_bitrate() -> u32 {
+    LegOptions::default().opus_bitrate
+}
+fn default_opus_complexity() -> u32 {
+    LegOptions::default().opus_complexity
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Concurrent calls; the next one is answered 503.
+    #[serde(default = "default_max_calls")]
+    pub max_calls: usize,
+    /// Seconds the daemon waits for calls to end at shutdown.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_calls: default_max_calls(), shutdown_grace: default_shutdown_grace() }
+    }
+}
+
+fn default_max_calls() -> usize {
+    100
+}
+fn default_shutdown_grace() -> u64 {
+    5
+}
+
+/// An account registered at a registrar. The password comes from the file
+/// (`password`) or, better, from an environment variable (`password_env`);
+/// it is never logged.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSettings {
+    pub aor: String,
+    #[serde(default)]
+    pub proxy: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default = "default_expires")]
+    pub expires: u32,
+}
+
+fn default_expires() -> u32 {
+    600
+}
+
+impl std::fmt::Debug for AccountSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountSettings")
+            .field("aor", &self.aor)
+            .field("proxy", &self.proxy)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("password_env", &self.password_env)
+            .field("expires", &self.expires)
+            .finish()
+    }
+}
+
+impl AccountSettings {
+    /// The signaling account, with the password resolved.
+    pub fn account(&self) -> Result<signaling::Account> {
+        let password = match (&self.password, &self.password_env) {
+            (_, Some(var)) => std::env::var(var).with_context(|| format!("account {}: environment variable {var} is not set", self.aor))?,
+            (Some(p), None) => p.clone(),
+            (None, None) => bail!("account {}: give `password` or `password_env`", self.aor),
+        };
+        let mut account = signaling::Account::new(self.aor.clone(), password);
+        account.proxy = self.proxy.clone();
+        account.auth_username = self.username.clone();
+        account.display_name = self.display_name.clone();
+        account.expires = self.expires;
+        Ok(account)
+    }
+}
+
+/// What the command line adds on top of the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub sip_listen: Vec<String>,
+    pub media_addresses: Vec<IpAddr>,
+    /// `key=value` with a dotted key, e.g. `play.file=/tmp/a.wav`.
+    pub set: Vec<String>,
+}
+
+impl Config {
+    /// Deserializes a merged table, and checks what serde cannot.
+    pub fn from_table(table: toml::Table) -> Result<Config> {
+        if !table.contains_key("action") {
+            bail!("no preset: give `preset = \"echo\"` (or play, record, conference, or a preset file's path), or `action = ...` with its settings");
+        }
+        let config: Config = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| anyhow::anyhow!("{}", e.message()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// `sipbridge run --preset NAME`: the preset, then the command line.
+    pub fn for_run(preset: &str, overrides: &Overrides) -> Result<Config> {
+        let preset = Preset::load(preset)?;
+        let mut table = preset.table.clone();
+        table.insert("preset".into(), toml::Value::String(preset.name.clone()));
+        apply_overrides(&mut table, overrides)?;
+        Config::from_table(table)
+    }
+
+    /// `sipbridge daemon --config FILE`: the file's preset (if any), the
+    /// file, then the command line.
+    pub fn for_daemon(path: &std::path::Path, overrides: &Overrides) -> Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let file: toml::Table = text.parse().with_context(|| format!("{} is not valid TOML", path.display()))?;
+        let mut table = match file.get("preset").and_then(|p| p.as_str()) {
+            Some(name) => {
+                // A relative preset path is relative to the config file.
+                let name = if name.contains('/') && !name.starts_with('/') {
+                    path.parent().unwrap_or(std::path::Path::new(".")).join(name).to_string_lossy().into_owned()
+                } else {
+                    name.to_string()
+                };
+                let preset = Preset::load(&name)?;
+                let mut t = preset.table;
+                t.insert("preset".into(), toml::Value::String(preset.name));
+                t
+            }
+            None => toml::Table::new(),
+        };
+        let mut file = file;
+        file.remove("preset");
+        merge(&mut table, file);
+        apply_overrides(&mut table, overrides)?;
+        Config::from_table(table).with_context(|| format!("in {}", path.display()))
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.sip.listen.is_empty() {
+            bail!("sip.listen: give at least one address");
+        }
+        let mut transports = Vec::new();
+        for l in &self.sip.listen {
+            let t = parse_listen(l)?.transport;
+            if transports.contains(&t) {
+                bail!("sip.listen: one listener per transport ({} is given twice)", t.param());
+            }
+            transports.push(t);
+        }
+        if self.media.addresses.is_empty() {
+            bail!("media.addresses: give at least one address");
+        }
+        parse_range(&self.media.rtp_ports)?;
+        if self.media.codecs.is_empty() {
+            bail!("media.codecs: give at least one codec");
+        }
+        if self.limits.max_calls == 0 {
+            bail!("limits.max_calls must be at least 1");
+        }
+        match self.action {
+            Action::Play if self.play.file.as_os_str().is_empty() => {
+                bail!("the play preset needs a file: --set play.file=/path/to/file.wav (WAV or Ogg/Opus)")
+            }
+            Action::Play if !self.play.file.is_file() => bail!("play.file {} does not exist", self.play.file.display()),
+            Action::Conference if !(8000..=48000).contains(&self.conference.rate) => {
+                bail!("conference.rate must be between 8000 and 48000 Hz")
+            }
+            _ => {}
+        }
+        for a in &self.accounts {
+            if !a.aor.starts_with("sip:") && !a.aor.starts_with("sips:") {
+                bail!("account aor {:?} must be a SIP URI (sip:user@domain)", a.aor);
+            }
+        }
+        Ok(())
+    }
+
+    /// Options for each call's media leg.
+    pub fn leg_options(&self) -> LegOptions {
+        LegOptions {
+            media_addresses: self.media.addresses.clone(),
+            codecs: self.media.codecs.clone(),
+            jitter_latency_ms: self.media.latency_ms,
+            rtp_ports: parse_range(&self.media.rtp_ports).expect("validated"),
+            opus_bitrate: self.media.opus_bitrate,
+            opus_complexity: self.media.opus_complexity,
+            symmetric_rtp: self.media.symmetric_rtp,
+            ..LegOptions::default()
+        }
+    }
+
+    /// The SIP listeners.
+    pub fn listeners(&self) -> Vec<signaling::Listen> {
+        self.sip.listen.iter().map(|l| parse_listen(l).expect("validated")).collect()
+    }
+}
+
+/// Deep merge: tables merge key by key, anything else replaces.
+pub fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn apply_overrides(table: &mut toml::Table, o: &Overrides) -> Result<()> {
+    let section = |table: &mut toml::Table, name: &str| -> toml::Table {
+        match table.remove(name) {
+            Some(toml::Value::Table(t)) => t,
+            _ => toml::Table::new(),
+        }
+    };
+    if !o.sip_listen.is_empty() {
+        let mut sip = section(table, "sip");
+        sip.insert("listen".into(), toml::Value::Array(o.sip_listen.iter().map(|s| toml::Value::String(s.clone())).collect()));
+        table.insert("sip".into(), toml::Value::Table(sip));
+    }
+    if !o.media_addresses.is_empty() {
+        let mut media = section(table, "media");
+        media.insert(
+            "addresses".into(),
+            toml::Value::Array(o.media_addresses.iter().map(|a| toml::Value::String(a.to_string())).collect()),
+        );
+        table.insert("media".into(), toml::Value::Table(media));
+    }
+    for kv in &o.set {
+        set(table, kv)?;
+    }
+    Ok(())
+}
+
+/// Applies one `key=value`: a dotted key into the table; the value is read
+/// as a TOML value (`true`, `20`, `"x"`, `["a"]`) or else taken as a string.
+pub fn set(table: &mut toml::Table, kv: &str) -> Result<()> {
+    let (key, value) = kv.split_once('=').with_context(|| format!("--set {kv:?}: expected key=value"))?;
+    let key = key.trim();
+    if key.is_empty() || key.split('.').any(str::is_empty) {
+        bail!("--set {kv:?}: bad key");
+    }
+    let value = match format!("v = {value}").parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").unwrap(),
+        Err(_) => toml::Value::String(value.to_string()),
+    };
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut t = table;
+    for part in &parts[..parts.len() - 1] {
+        let entry = t.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        t = match entry {
+            toml::Value::Table(inner) => inner,
+            _ => bail!("--set {kv:?}: {part} is not a table"),
+        };
+    }
+    t.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+/// `udp:ADDR:PORT`, `tcp:...`, `ws:...`, or bare `ADDR:PORT` (UDP).
+pub fn parse_listen(s: &str) -> Result<signaling::Listen> {
+    use signaling::Transport;
+    let (transport, addr) = match s.split_once(':') {
+        Some(("udp", rest)) => (Transport::Udp, rest),
+        Some(("tcp", rest)) => (Transport::Tcp, rest),
+        Some(("ws", rest)) => (Transport::Ws, rest),
+        _ => (Transport::Udp, s),
+    };
+    let addr: SocketAddr = addr.parse().with_context(|| format!("sip.listen {s:?}: expected [udp:|tcp:|ws:]ADDR:PORT"))?;
+    Ok(signaling::Listen { transport, addr })
+}
+
+fn parse_range(s: &str) -> Result<(u16, u16)> {
+    let bad = || anyhow::anyhow!("media.rtp_ports {s:?}: expected LOW-HIGH, e.g. 20000-30000");
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let (a, b): (u16, u16) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+    if a > b {
+        return Err(bad());
+    }
+    Ok((a, b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_override_in_order() {
+        let o = Overrides {
+            sip_listen: vec!["127.0.0.1:5080".into()],
+            media_addresses: vec!["127.0.0.2".parse().unwrap()],
+            set: vec!["limits.max_calls=20".into(), "conference.mute_dtmf=#9".into(), "conference.record=true".into()],
+        };
+        let c = Config::for_run("conference", &o).unwrap();
+        assert_eq!(c.action, Action::Conference);
+        assert_eq!(c.preset.as_deref(), Some("conference"));
+        assert_eq!(c.limits.max_calls, 20);
+        assert_eq!(c.conference.mute_dtmf, "#9");
+        assert!(c.conference.record);
+        assert_eq!(c.conference.rate, 16000, "kept from the preset");
+        assert_eq!(c.sip.listen, vec!["127.0.0.1:5080"]);
+        assert_eq!(c.media.addresses, vec!["127.0.0.2".parse::<IpAddr>().unwrap()]);
+        assert_eq!(c.listeners()[0].transport, signaling::Transport::Udp);
+    }
+
+    #[test]
+    fn config_file_on_top_of_its_preset() {
+        let dir = std::env::temp_dir().join(format!("sipbridge-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("d.toml");
+        std::fs::write(
+            &path,
+            "preset = \"record\"\n[record]\nformat = \"ogg\"\n[sip]\nlisten = [\"tcp:127.0.0.1:5070\"]\n\
+             [[account]]\naor = \"sip:rec@example.test\"\npassword_env = \"NOPE_NOT_SET_XYZ\"\n",
+        )
+        .unwrap();
+        let c = Config::for_daemon(&path, &Overrides::default()).unwrap();
+        assert_eq!(c.action, Action::Record);
+        assert_eq!(c.record.format, FileFormat::Ogg);
+        assert_eq!(c.record.dir, PathBuf::from("recordings"), "kept from the preset");
+        assert_eq!(c.listeners()[0].transport, signaling::Transport::Tcp);
+        let err = c.accounts[0].account().unwrap_err().to_string();
+        assert!(err.contains("NOPE_NOT_SET_XYZ"), "{err}");
+    }
+
+    #[test]
+    fn the_commented_example_config_loads() {
+        let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/sipbridge.toml"));
+        let c = Config::for_daemon(path, &Overrides::default()).unwrap();
+        assert_eq!((c.action, c.listeners().len(), c.limits.max_calls), (Action::Echo, 2, 100));
+    }
+
+    #[test]
+    fn passwords_are_not_in_debug_output() {
+        let a = AccountSettings {
+            aor: "sip:a@b".into(),
+            proxy: None,
+            username: None,
+            display_name: None,
+            password: Some("hunter2".into()),
+            password_env: None,
+            expires: 60,
+        };
+        assert!(!format!("{a:?}").contains("hunter2"));
+        assert_eq!(a.account().unwrap().password, "hunter2");
+    }
+
+    #[test]
+    fn mistakes_are_reported() {
+        let o = |s: &str| Overrides { set: vec![s.into()], ..Overrides::default() };
+        assert!(Config::for_run("echo", &o("limits.max_call=3")).unwrap_err().to_string().contains("max_call"));
+        assert!(Config::for_run("echo", &o("media.rtp_ports=30000-20000")).is_err());
+        assert!(Config::for_run("echo", &o("noequals")).is_err());
+        let err = Config::for_run("play", &Overrides::default()).unwrap_err().to_string();
+        assert!(err.contains("play.file"), "{err}");
+        assert!(parse_listen("sctp:1.2.3.4:5").is_err());
+        assert!(Config::from_table(toml::Table::new()).unwrap_err().to_string().contains("preset = \"echo\""));
+        let two_udp = Overrides { sip_listen: vec!["127.0.0.1:5060".into(), "udp:127.0.0.1:5062".into()], ..Overrides::default() };
+        assert!(Config::for_run("echo", &two_udp).unwrap_err().to_string().contains("udp is given twice"));
+    }
+
+    #[test]
+    fn set_reads_toml_values_or_strings() {
+        let mut t = toml::Table::new();
+        set(&mut t, "a.b=true").unwrap();
+        set(&mut t, "a.c=/tmp/x.wav").unwrap();
+        set(&mut t, "n=5").unwrap();
+        assert_eq!(t["a"]["b"].as_bool(), Some(true));
+        assert_eq!(t["a"]["c"].as_str(), Some("/tmp/x.wav"));
+        assert_eq!(t["n"].as_integer(), Some(5));
+    }
+}

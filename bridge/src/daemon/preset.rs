@@ -1,0 +1,117 @@
+//! Presets: what the daemon does with an incoming call, as TOML data files
+//! (`pipelines/presets/*.toml`, built into the binary). A preset is a
+//! partial daemon configuration: an `action` and its settings table, plus
+//! a one-line `description`. A user's own copy is loaded by path.
+
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+
+/// The built-in presets, in the order `sipbridge presets` lists them.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("echo", include_str!("../../../pipelines/presets/echo.toml")),
+    ("play", include_str!("../../../pipelines/presets/play.toml")),
+    ("record", include_str!("../../../pipelines/presets/record.toml")),
+    ("conference", include_str!("../../../pipelines/presets/conference.toml")),
+];
+
+/// A loaded preset: its name and its TOML table.
+#[derive(Debug, Clone)]
+pub struct Preset {
+    pub name: String,
+    pub table: toml::Table,
+}
+
+impl Preset {
+    /// Loads a built-in preset by name, or a preset file when `name` looks
+    /// like a path (contains `/` or ends in `.toml`).
+    pub fn load(name: &str) -> Result<Preset> {
+        if name.contains('/') || name.ends_with(".toml") {
+            let path = Path::new(name);
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading preset file {}", path.display()))?;
+            let table = parse(&text).with_context(|| format!("preset file {}", path.display()))?;
+            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| name.to_string());
+            return Ok(Preset { name: stem, table });
+        }
+        match BUILTIN.iter().find(|(n, _)| *n == name) {
+            Some((n, text)) => Ok(Preset { name: n.to_string(), table: parse(text).expect("built-in presets parse") }),
+            None => bail!(
+                "no preset named {name:?}; built-in presets: {} (or give the path of a preset file)",
+                BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+
+    /// The preset's one-line description.
+    pub fn description(&self) -> &str {
+        self.table.get("description").and_then(|d| d.as_str()).unwrap_or("")
+    }
+}
+
+fn parse(text: &str) -> Result<toml::Table> {
+    let table: toml::Table = text.parse()?;
+    match table.get("action").and_then(|a| a.as_str()) {
+        Some(_) => Ok(table),
+        None => bail!("a preset needs `action = \"echo\" | \"play\" | \"record\" | \"conference\"`"),
+    }
+}
+
+/// `name  description` lines for `sipbridge presets`.
+pub fn listing() -> String {
+    let width = BUILTIN.iter().map(|(n, _)| n.len()).max().unwrap_or(0).max(GATEWAY.len());
+    let mut out: String = BUILTIN
+        .iter()
+        .map(|(n, _)| {
+            let p = Preset::load(n).expect("built-in preset");
+            format!("{n:width$}  {}\n", p.description())
+        })
+        .collect();
+    out.push_str(&format!("{GATEWAY:width$}  browser gateway: softphone page and WebSocket API on --ws-listen, SIP on --sip-listen\n"));
+    out
+}
+
+/// The browser gateway is started as a preset too (`run --preset gateway`),
+/// with the flags of `sipbridge gateway`: it is a service of its own (a
+/// WebSocket server and per-user accounts), not a way of answering calls.
+pub const GATEWAY: &str = "gateway";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_preset_loads_into_a_config() {
+        for (name, _) in BUILTIN {
+            let p = Preset::load(name).unwrap();
+            assert!(!p.description().is_empty(), "{name} has no description");
+            assert!(!p.description().contains('\n'));
+            let mut table = p.table.clone();
+            if *name == "play" {
+                // The play preset needs a file that exists.
+                let file = std::env::temp_dir().join(format!("sipbridge-preset-play-{}.wav", std::process::id()));
+                std::fs::write(&file, b"RIFF").unwrap();
+                super::super::config::set(&mut table, &format!("play.file={}", file.display())).unwrap();
+            }
+            let config = super::super::config::Config::from_table(table).unwrap();
+            assert_eq!(config.action.name(), *name);
+        }
+        assert!(listing().lines().count() == BUILTIN.len());
+    }
+
+    #[test]
+    fn unknown_preset_names_the_known_ones() {
+        let err = Preset::load("karaoke").unwrap_err().to_string();
+        assert!(err.contains("echo, play, record, conference"), "{err}");
+    }
+
+    #[test]
+    fn a_preset_file_by_path() {
+        let dir = std::env::temp_dir().join(format!("sipbridge-preset-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("mine.toml");
+        std::fs::write(&path, "description = \"mine\"\naction = \"echo\"\n").unwrap();
+        let p = Preset::load(path.to_str().unwrap()).unwrap();
+        assert_eq!((p.name.as_str(), p.description()), ("mine", "mine"));
+        std::fs::write(&path, "description = \"no action\"\n").unwrap();
+        assert!(Preset::load(path.to_str().unwrap()).is_err());
+    }
+}

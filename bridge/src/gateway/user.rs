@@ -1,0 +1,627 @@
+//! One WebSocket connection = one web user: at most one SIP account (a
+//! registration kept alive by signaling, or a guest identity with no
+//! REGISTER) and its calls. Requests are dispatched here; events go out as
+//! `sip.event` notifications. Secrets never reach the logs.
+
+use super::call::{DtmfMethod, GwCall};
+use super::errors::{codes, err, from_sip, no_call};
+use super::Gateway;
+use crate::protocol::{Notification, RpcError, PROTOCOL_VERSION};
+use pipelines::DescriptionKind;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use signaling::{Account, Caller, IncomingCall, IncomingMessage, RegistrationEvent};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+pub struct User {
+    pub id: u64,
+    gw: Arc<Gateway>,
+    out: mpsc::UnboundedSender<String>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    account: Option<AccountState>,
+    calls: HashMap<String, Arc<GwCall>>,
+    /// Calls being set up (media legs being made), counted against the limit.
+    pending: usize,
+    /// The connection has closed: calls that finish setting up are hung up.
+    closed: bool,
+}
+
+struct AccountState {
+    caller: Caller,
+    aor: String,
+    guest: bool,
+    /// The registrar accepted the binding: only then are incoming calls
+    /// for the AOR routed here (a wrong password must not capture them).
+    registered: bool,
+    /// Stops the registration task (unregistering first); the reply says done.
+    stop: Option<mpsc::UnboundedSender<oneshot::Sender<()>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RegisterParams {
+    username: String,
+    #[serde(default)]
+    secret: Option<String>,
+    #[serde(default)]
+    ha1_secret: Option<String>,
+    #[serde(default)]
+    auth_user: Option<String>,
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    proxy: Option<String>,
+    #[serde(default)]
+    outbound_proxy: Option<String>,
+    #[serde(default)]
+    transport: Option<String>,
+    #[serde(default)]
+    expires: Option<u32>,
+    #[serde(default)]
+    headers: Option<HashMap<String, String>>,
+    #[serde(default)]
+    guest: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Jsep {
+    #[serde(rename = "type")]
+    kind: String,
+    sdp: String,
+}
+
+impl Jsep {
+    fn parse(self) -> Result<(DescriptionKind, String), RpcError> {
+        let kind = match self.kind.as_str() {
+            "offer" => DescriptionKind::Offer,
+            "answer" => DescriptionKind::Answer,
+            other => return Err(err(codes::JSEP, format!("jsep.type must be \"offer\" or \"answer\", not {other:?}"))),
+        };
+        if !self.sdp.trim_start().starts_with("v=0") {
+            return Err(err(codes::JSEP, "jsep.sdp is not an SDP (it must start with v=0)"));
+        }
+        Ok((kind, self.sdp))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CallParams {
+    uri: String,
+    #[serde(default)]
+    headers: Option<HashMap<String, String>>,
+    #[serde(default)]
+    jsep: Option<Jsep>,
+    #[serde(default)]
+    dtmf_method: Option<DtmfMethod>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AcceptParams {
+    call: String,
+    jsep: Option<Jsep>,
+    #[serde(default)]
+    dtmf_method: Option<DtmfMethod>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallOnly {
+    call: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeclineParams {
+    call: String,
+    #[serde(default)]
+    code: Option<u16>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldParams {
+    call: String,
+    #[serde(default)]
+    direction: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateParams {
+    call: String,
+    #[serde(default)]
+    jsep: Option<Jsep>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TrickleParams {
+    call: String,
+    #[serde(default)]
+    candidate: Option<String>,
+    #[serde(default)]
+    sdp_m_line_index: Option<u32>,
+    #[serde(default)]
+    sdp_mid: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DtmfParams {
+    call: String,
+    tones: String,
+    #[serde(default)]
+    method: Option<DtmfMethod>,
+    #[serde(default)]
+    duration: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct InfoParams {
+    call: String,
+    content_type: String,
+    content: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MessageParams {
+    #[serde(default)]
+    call: Option<String>,
+    #[serde(default)]
+    uri: Option<String>,
+    content: String,
+    #[serde(default)]
+    content_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordingParams {
+    call: String,
+    action: String,
+    #[serde(default)]
+    peer: Option<bool>,
+    #[serde(default)]
+    user: Option<bool>,
+    #[serde(default)]
+    filename: Option<String>,
+}
+
+fn params<T: for<'de> Deserialize<'de>>(value: Value) -> Result<T, RpcError> {
+    let value = if value.is_null() { json!({}) } else { value };
+    serde_json::from_value(value).map_err(|e| RpcError::invalid_params(format!("invalid params: {e}")))
+}
+
+fn is_sip_uri(s: &str) -> bool {
+    (s.starts_with("sip:") || s.starts_with("sips:")) && s.len() > 4 && !s.contains(char::is_whitespace)
+}
+
+/// A header name we pass on: a token, and none the stack must own.
+fn check_headers(headers: Option<HashMap<String, String>>) -> Result<Vec<(String, String)>, RpcError> {
+    const RESERVED: &[&str] = &["via", "from", "to", "call-id", "cseq", "contact", "content-length", "content-type", "max-forwards", "route", "record-route"];
+    let mut out = Vec::new();
+    for (name, value) in headers.unwrap_or_default() {
+        let token = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b));
+        if !token || RESERVED.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(RpcError::invalid_params(format!("header {name:?} cannot be set")));
+        }
+        if value.contains(['\r', '\n']) {
+            return Err(RpcError::invalid_params(format!("header {name:?} has a line break in its value")));
+        }
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+impl User {
+    pub fn new(gw: Arc<Gateway>, out: mpsc::UnboundedSender<String>) -> Arc<User> {
+        Arc::new(User { id: gw.next_id(), gw, out, state: Mutex::default() })
+    }
+
+    /// Sends a `sip.event` notification to the browser.
+    pub fn emit(&self, event: &str, mut params: Value) {
+        params["event"] = json!(event);
+        tracing::debug!(user = self.id, %event, "event");
+        if let Ok(text) = serde_json::to_string(&Notification::new("sip.event", params)) {
+            let _ = self.out.send(text);
+        }
+    }
+
+    /// (user, host) of the registered AOR, for routing incoming requests.
+    pub fn aor_key(&self) -> Option<(String, String)> {
+        let st = self.state.lock().unwrap();
+        st.account.as_ref().filter(|a| a.registered && !a.guest).and_then(|a| super::aor_key(&a.aor))
+    }
+
+    pub fn call_ended(&self, id: &str) {
+        self.state.lock().unwrap().calls.remove(id);
+    }
+
+    fn call(&self, id: &str) -> Result<Arc<GwCall>, RpcError> {
+        self.state.lock().unwrap().calls.get(id).cloned().ok_or_else(|| no_call(id))
+    }
+
+    fn caller(&self) -> Result<Caller, RpcError> {
+        let st = self.state.lock().unwrap();
+        st.account
+            .as_ref()
+            .map(|a| a.caller.clone())
+            .ok_or_else(|| err(codes::NOT_REGISTERED, "register first (sip.register, or with guest: true for calls without REGISTER)"))
+    }
+
+    /// Reserves a call slot; `false` when the connection is at its limit.
+    fn reserve_call(&self) -> bool {
+        let mut st = self.state.lock().unwrap();
+        if st.calls.len() + st.pending >= self.gw.config.max_calls_per_connection {
+            return false;
+        }
+        st.pending += 1;
+        true
+    }
+
+    fn finish_reservation(&self, call: Option<Arc<GwCall>>) {
+        let mut st = self.state.lock().unwrap();
+        st.pending -= 1;
+        if let Some(c) = call {
+            if st.closed {
+                tokio::spawn(async move {
+                    let _ = c.hangup().await;
+                });
+            } else if !c.is_ended() {
+                st.calls.insert(c.id.clone(), c);
+            }
+        }
+    }
+
+    pub async fn request(self: &Arc<Self>, method: &str, p: Value) -> Result<Value, RpcError> {
+        match method {
+            "protocol.version" => Ok(json!({ "protocol": PROTOCOL_VERSION, "version": env!("CARGO_PKG_VERSION") })),
+            "sip.register" => self.register(params(p)?),
+            "sip.unregister" => self.unregister().await,
+            "sip.call" => self.place_call(params(p)?).await,
+            "sip.accept" => {
+                let p: AcceptParams = params(p)?;
+                let jsep = p.jsep.ok_or_else(|| err(codes::JSEP, "sip.accept needs the browser's answer in jsep"))?.parse()?;
+                if jsep.0 != DescriptionKind::Answer {
+                    return Err(err(codes::JSEP, "sip.accept takes an answer (jsep.type \"answer\")"));
+                }
+                self.call(&p.call)?.accept(jsep.1, p.dtmf_method).await?;
+                Ok(json!({}))
+            }
+            "sip.decline" => {
+                let p: DeclineParams = params(p)?;
+                self.call(&p.call)?.decline(p.code.unwrap_or(486)).await?;
+                Ok(json!({}))
+            }
+            "sip.hangup" => {
+                let p: CallOnly = params(p)?;
+                self.call(&p.call)?.hangup().await?;
+                Ok(json!({}))
+            }
+            "sip.hold" => {
+                let p: HoldParams = params(p)?;
+                let direction = match p.direction.as_deref() {
+                    None | Some("sendonly") => "sendonly",
+                    Some("inactive") => "inactive",
+                    Some(other) => return Err(RpcError::invalid_params(format!("direction must be \"sendonly\" or \"inactive\", not {other:?}"))),
+                };
+                self.call(&p.call)?.set_hold(Some(direction)).await
+            }
+            "sip.unhold" => {
+                let p: CallOnly = params(p)?;
+                self.call(&p.call)?.set_hold(None).await
+            }
+            "sip.update" => {
+                let p: UpdateParams = params(p)?;
+                let jsep = p.jsep.map(Jsep::parse).transpose()?;
+                self.call(&p.call)?.update(jsep).await
+            }
+            "sip.trickle" => {
+                let p: TrickleParams = params(p)?;
+                let _ = p.sdp_mid; // one audio m-line
+                self.call(&p.call)?.trickle(p.candidate.unwrap_or_default(), p.sdp_m_line_index.unwrap_or(0)).await?;
+                Ok(json!({}))
+            }
+            "sip.dtmf" => {
+                let p: DtmfParams = params(p)?;
+                let duration = p.duration.unwrap_or(100).clamp(40, 2000);
+                self.call(&p.call)?.dtmf(p.tones, p.method, duration).await?;
+                Ok(json!({}))
+            }
+            "sip.info" => {
+                let p: InfoParams = params(p)?;
+                if p.content_type.contains(['\r', '\n']) {
+                    return Err(RpcError::invalid_params("contentType has a line break"));
+                }
+                self.call(&p.call)?.info(&p.content_type, &p.content).await?;
+                Ok(json!({}))
+            }
+            "sip.message" => self.message(params(p)?).await,
+            "sip.recording" => {
+                let p: RecordingParams = params(p)?;
+                let start = match p.action.as_str() {
+                    "start" => true,
+                    "stop" => false,
+                    other => return Err(RpcError::invalid_params(format!("action must be \"start\" or \"stop\", not {other:?}"))),
+                };
+                self.call(&p.call)?.recording(start, p.peer.unwrap_or(true), p.user.unwrap_or(true), p.filename).await
+            }
+            "sip.calls" => {
+                let st = self.state.lock().unwrap();
+                Ok(json!({ "calls": st.calls.values().map(|c| c.summary()).collect::<Vec<_>>() }))
+            }
+            other => Err(err(codes::METHOD_NOT_FOUND, format!("unknown method {other:?}; see the Gateway section of docs/protocol.md"))),
+        }
+    }
+
+    fn register(self: &Arc<Self>, p: RegisterParams) -> Result<Value, RpcError> {
+        if !is_sip_uri(&p.username) {
+            return Err(RpcError::invalid_params(format!("username must be a SIP URI like sip:alice@example.com, not {:?}", p.username)));
+        }
+        let headers = check_headers(p.headers.clone())?;
+        let mut st = self.state.lock().unwrap();
+        if st.account.is_some() {
+            return Err(err(codes::ALREADY_REGISTERED, "an account is already registered on this connection; sip.unregister first"));
+        }
+        if p.guest {
+            st.account = Some(AccountState {
+                caller: Caller::Guest { uri: p.username.clone(), display_name: p.display_name.clone() },
+                aor: p.username.clone(),
+                guest: true,
+                registered: false,
+                stop: None,
+            });
+            drop(st);
+            self.emit("registered", json!({ "username": p.username, "guest": true }));
+            return Ok(json!({ "guest": true }));
+        }
+        let mut proxy = p.outbound_proxy.or(p.proxy);
+        if let Some(t) = p.transport.as_deref() {
+            let t = t.to_ascii_lowercase();
+            if !matches!(t.as_str(), "udp" | "tcp" | "ws") {
+                return Err(RpcError::invalid_params(format!("transport must be udp, tcp or ws, not {t:?}")));
+            }
+            let base = proxy.clone().unwrap_or_else(|| {
+                let domain = super::aor_key(&p.username).map(|k| k.1).unwrap_or_default();
+                format!("sip:{domain}")
+            });
+            proxy = Some(if base.contains(";transport=") { base } else { format!("{base};transport={t}") });
+        }
+        if let Some(px) = &proxy {
+            if !is_sip_uri(px) {
+                return Err(RpcError::invalid_params(format!("proxy must be a SIP URI like sip:pbx.example.com:5060, not {px:?}")));
+            }
+        }
+        let mut account = match (p.secret, p.ha1_secret) {
+            (Some(_), Some(_)) => return Err(RpcError::invalid_params("give secret or ha1Secret, not both")),
+            (Some(secret), None) if !secret.contains('\0') => Account::new(p.username.clone(), secret),
+            (Some(_), None) => return Err(RpcError::invalid_params("secret must not contain NUL")),
+            (None, Some(ha1)) if matches!(ha1.len(), 32 | 64) && ha1.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Account::with_ha1(p.username.clone(), ha1)
+            }
+            (None, Some(_)) => return Err(RpcError::invalid_params("ha1Secret must be the hex digest H(user:realm:password): 32 (MD5) or 64 (SHA-256) hex digits")),
+            (None, None) => return Err(RpcError::invalid_params("secret (or ha1Secret) is required, or guest: true")),
+        };
+        account.display_name = p.display_name;
+        account.auth_username = p.auth_user;
+        account.proxy = proxy;
+        account.headers = headers;
+        if let Some(e) = p.expires {
+            account.expires = e.clamp(60, 86_400);
+        }
+        let registration = self.gw.ua.register(account.clone()).map_err(from_sip)?;
+        let (stop_tx, stop_rx) = mpsc::unbounded_channel();
+        st.account = Some(AccountState {
+            caller: Caller::Account(account),
+            aor: p.username.clone(),
+            guest: false,
+            registered: false,
+            stop: Some(stop_tx),
+        });
+        drop(st);
+        tracing::info!(user = self.id, aor = %p.username, "registering");
+        self.emit("registering", json!({ "username": p.username }));
+        tokio::spawn(self.clone().keep_registered(registration, stop_rx, p.username));
+        Ok(json!({}))
+    }
+
+    /// Forwards registration events; a failure ends the registration (the
+    /// user may register again, e.g. with the right password).
+    async fn keep_registered(
+        self: Arc<Self>,
+        mut reg: signaling::Registration,
+        mut stop: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
+        username: String,
+    ) {
+        loop {
+            tokio::select! {
+                ev = reg.next_event() => match ev {
+                    Some(RegistrationEvent::Registered { expires }) => {
+                        tracing::info!(user = self.id, aor = %username, expires, "registered");
+                        if let Some(a) = self.state.lock().unwrap().account.as_mut() {
+                            a.registered = true;
+                        }
+                        self.emit("registered", json!({ "username": username, "expires": expires }));
+                    }
+                    Some(RegistrationEvent::RegistrationFailed { code, reason }) => {
+                        tracing::info!(user = self.id, aor = %username, code, %reason, "registration failed");
+                        self.clear_account();
+                        self.emit("registration_failed", json!({ "username": username, "code": code, "reason": reason }));
+                        return;
+                    }
+                    Some(RegistrationEvent::Unregistered) => {}
+                    None => return,
+                },
+                done = stop.recv() => {
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                        if reg.unregister().await.is_ok() {
+                            while let Some(ev) = reg.next_event().await {
+                                if matches!(ev, RegistrationEvent::Unregistered | RegistrationEvent::RegistrationFailed { .. }) {
+                                    break;
+                                }
+                            }
+                        }
+                    })
+                    .await;
+                    self.emit("unregistered", json!({ "username": username }));
+                    if let Some(done) = done {
+                        let _ = done.send(());
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn clear_account(&self) {
+        self.state.lock().unwrap().account = None;
+    }
+
+    async fn unregister(&self) -> Result<Value, RpcError> {
+        let account = self.state.lock().unwrap().account.take();
+        let account = account.ok_or_else(|| err(codes::NOT_REGISTERED, "no account is registered on this connection"))?;
+        match account.stop {
+            Some(stop) => {
+                let (tx, rx) = oneshot::channel();
+                if stop.send(tx).is_ok() {
+                    let _ = rx.await;
+                }
+            }
+            None => self.emit("unregistered", json!({ "username": account.aor })),
+        }
+        Ok(json!({}))
+    }
+
+    async fn place_call(self: &Arc<Self>, p: CallParams) -> Result<Value, RpcError> {
+        if !is_sip_uri(&p.uri) {
+            return Err(RpcError::invalid_params(format!("uri must be a SIP URI like sip:bob@example.com, not {:?}", p.uri)));
+        }
+        let headers = check_headers(p.headers)?;
+        let offer = match p.jsep.map(Jsep::parse).transpose()? {
+            Some((DescriptionKind::Offer, sdp)) => Some(sdp),
+            Some(_) => return Err(err(codes::JSEP, "sip.call takes the browser's offer (jsep.type \"offer\"), or no jsep")),
+            None => None,
+        };
+        let caller = self.caller()?;
+        if !self.reserve_call() {
+            return Err(err(codes::TOO_MANY_CALLS, format!("this connection already has {} call(s), its limit", self.gw.config.max_calls_per_connection)));
+        }
+        let id = format!("c{}", self.gw.next_id());
+        tracing::info!(user = self.id, call = %id, uri = %p.uri, "calling");
+        let result = GwCall::outgoing(self.gw.clone(), self, id.clone(), caller, p.uri.clone(), headers, offer, p.dtmf_method.unwrap_or(DtmfMethod::Rfc4733)).await;
+        match result {
+            Ok((call, jsep)) => {
+                self.finish_reservation(Some(call));
+                self.emit("calling", json!({ "call": id, "uri": p.uri }));
+                Ok(json!({ "call": id, "jsep": jsep }))
+            }
+            Err(e) => {
+                self.finish_reservation(None);
+                Err(e)
+            }
+        }
+    }
+
+    async fn message(&self, p: MessageParams) -> Result<Value, RpcError> {
+        let content_type = p.content_type.unwrap_or_else(|| "text/plain".into());
+        if content_type.contains(['\r', '\n']) {
+            return Err(RpcError::invalid_params("contentType has a line break"));
+        }
+        match (p.call, p.uri) {
+            (Some(call), None) => self.call(&call)?.message(&content_type, &p.content).await?,
+            (None, Some(uri)) => {
+                if !is_sip_uri(&uri) {
+                    return Err(RpcError::invalid_params(format!("uri must be a SIP URI, not {uri:?}")));
+                }
+                let caller = self.caller()?;
+                self.gw.ua.message(&caller, &uri, &content_type, &p.content).await.map_err(from_sip)?;
+            }
+            _ => return Err(RpcError::invalid_params("give either call (inside a call) or uri (outside), not both")),
+        }
+        Ok(json!({}))
+    }
+
+    /// An INVITE routed to this user.
+    pub fn incoming_call(self: &Arc<Self>, inc: IncomingCall) {
+        let caller = inc.from.clone();
+        let display = inc.display_name.clone();
+        // Custom (X-) headers of the INVITE go to the browser, as Janus does.
+        let headers: serde_json::Map<String, Value> = inc
+            .headers
+            .iter()
+            .filter(|(n, _)| n.len() > 2 && n[..2].eq_ignore_ascii_case("x-"))
+            .map(|(n, v)| (n.clone(), json!(v)))
+            .collect();
+        if !self.reserve_call() {
+            tracing::info!(user = self.id, from = %caller, "busy: 486");
+            let _ = inc.call.reject(486, None);
+            self.emit("missed_call", json!({ "caller": caller, "displayName": display }));
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let id = format!("c{}", me.gw.next_id());
+            match GwCall::incoming(me.gw.clone(), &me, id.clone(), inc).await {
+                Ok((call, jsep)) => {
+                    me.finish_reservation(Some(call));
+                    tracing::info!(user = me.id, call = %id, from = %caller, "incoming call");
+                    me.emit("incomingcall", json!({ "call": id, "caller": caller, "displayName": display, "headers": headers, "jsep": jsep }));
+                }
+                Err(e) => {
+                    me.finish_reservation(None);
+                    tracing::warn!(user = me.id, from = %caller, error = %e.message, "incoming call refused");
+                    me.emit("missed_call", json!({ "caller": caller, "displayName": display, "reason": e.message }));
+                }
+            }
+        });
+    }
+
+    pub fn incoming_message(&self, m: IncomingMessage) {
+        self.emit("message", json!({ "sender": m.from, "contentType": m.content_type, "content": m.body }));
+    }
+
+    /// The connection closed: hang up every call, unregister.
+    pub async fn shutdown(&self) {
+        let calls: Vec<Arc<GwCall>> = {
+            let mut st = self.state.lock().unwrap();
+            st.closed = true;
+            st.calls.values().cloned().collect()
+        };
+        for call in calls {
+            let _ = call.hangup().await;
+        }
+        if self.state.lock().unwrap().account.is_some() {
+            let _ = self.unregister().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_headers_are_refused() {
+        let ok = check_headers(Some(HashMap::from([("X-Tag".to_string(), "1".to_string())]))).unwrap();
+        assert_eq!(ok, vec![("X-Tag".to_string(), "1".to_string())]);
+        assert!(check_headers(Some(HashMap::from([("Via".to_string(), "x".to_string())]))).is_err());
+        assert!(check_headers(Some(HashMap::from([("X-A".to_string(), "a\r\nB: c".to_string())]))).is_err());
+    }
+
+    #[test]
+    fn register_params_are_strict() {
+        let p: Result<RegisterParams, _> = params(json!({"username": "sip:a@b", "secrett": "x"}));
+        assert!(p.is_err(), "unknown fields are refused");
+    }
+}

@@ -1,0 +1,161 @@
+//! `sipbridge gateway` under test and the softphone page it serves, driven
+//! in headless Chromium by tests/peers/softphone-driver.mjs (JSON lines:
+//! commands with ids, `{"event":"gw","data":...}` for what the page sees).
+
+use crate::audio::{read_wav, Pcm};
+use crate::jsonlines::JsonLines;
+use crate::process::{free_tcp_port, free_udp_port, sipbridge_bin, spawn, workspace_root, Child};
+use anyhow::{bail, Result};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// A running gateway; stopped (by PID) on drop.
+pub struct Gateway {
+    pub child: Child,
+    pub ws_port: u16,
+    pub sip_port: u16,
+    pub token: Option<String>,
+    pub recordings: PathBuf,
+}
+
+impl Gateway {
+    /// Starts `sipbridge gateway` on free loopback ports with `extra` args
+    /// and waits until it listens. A token, when given, is passed through
+    /// the environment (never on the command line).
+    pub fn start(dir: &Path, token: Option<&str>, extra: &[&str]) -> Result<Gateway> {
+        let ws_port = free_tcp_port();
+        let sip_port = loop {
+            let p = free_udp_port();
+            if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+                break p;
+            }
+        };
+        let recordings = dir.join("recordings");
+        let mut cmd = Command::new(sipbridge_bin());
+        // Started as the issue documents it: the gateway preset.
+        cmd.args(["run", "--preset", "gateway"])
+            .args(["--ws-listen", &format!("127.0.0.1:{ws_port}")])
+            .args(["--sip-listen", &format!("127.0.0.1:{sip_port}")])
+            .args(["--rtp-ports", "0-0"])
+            .arg("--recordings-dir")
+            .arg(&recordings)
+            .args(extra)
+            .env("SIPBRIDGE_LOG", "info,sipbridge=debug");
+        match token {
+            Some(t) => cmd.env("SIPBRIDGE_WS_TOKEN", t),
+            None => cmd.env_remove("SIPBRIDGE_WS_TOKEN"),
+        };
+        let mut child = spawn(&mut cmd, dir, "gateway", Duration::from_secs(240))?;
+        child.wait_for_log("gateway listening", Duration::from_secs(15))?;
+        Ok(Gateway { child, ws_port, sip_port, token: token.map(str::to_string), recordings })
+    }
+
+    /// The page's URL (with the token, if any).
+    pub fn url(&self) -> String {
+        match &self.token {
+            Some(t) => format!("http://127.0.0.1:{}/?token={t}", self.ws_port),
+            None => format!("http://127.0.0.1:{}/", self.ws_port),
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.child.log()
+    }
+}
+
+/// The softphone page in Chromium.
+pub struct Softphone {
+    pub io: JsonLines,
+}
+
+pub const STEP: Duration = Duration::from_secs(20);
+
+impl Softphone {
+    /// Opens `url` in a fresh Chromium whose microphone plays `tone_hz`;
+    /// returns once the page's WebSocket is up.
+    pub fn start(dir: &Path, name: &str, url: &str, tone_hz: u32) -> Result<Softphone> {
+        let mut cmd = Command::new("node");
+        cmd.arg(workspace_root().join("tests/peers/softphone-driver.mjs"))
+            .args(["--url", url, "--tone", &tone_hz.to_string(), "--log-prefix", name]);
+        let io = JsonLines::spawn(cmd, dir, name, Duration::from_secs(200))?;
+        io.wait_event(Duration::from_secs(40), |e| e["event"] == "ready")?;
+        let phone = Softphone { io };
+        Ok(phone)
+    }
+
+    /// Waits for the page's WebSocket `ready`.
+    pub fn wait_ready(&self) -> Result<()> {
+        self.wait(|d| d["event"] == "ws" && d["state"] == "ready").map(|_| ())
+    }
+
+    /// Runs a driver command; fails on an `error` reply.
+    pub fn cmd(&self, cmd: &str, mut args: Value) -> Result<Value> {
+        args["cmd"] = json!(cmd);
+        let id = self.io.send(args.clone())?;
+        let reply = self.io.reply(&id, Duration::from_secs(30))?;
+        if let Some(e) = reply.get("error") {
+            bail!("softphone {args}: {e}");
+        }
+        Ok(reply)
+    }
+
+    pub fn click(&self, selector: &str) -> Result<()> {
+        self.cmd("click", json!({ "selector": selector })).map(|_| ())
+    }
+
+    pub fn fill(&self, selector: &str, value: &str) -> Result<()> {
+        self.cmd("fill", json!({ "selector": selector, "value": value })).map(|_| ())
+    }
+
+    /// One JSON-RPC request from the page: `{result}` or `{error}`.
+    pub fn request(&self, method: &str, params: Value) -> Result<Value> {
+        Ok(self.cmd("request", json!({ "method": method, "params": params }))?["response"].clone())
+    }
+
+    /// A raw WebSocket text message from the page.
+    pub fn raw(&self, text: &str) -> Result<()> {
+        self.cmd("raw", json!({ "text": text })).map(|_| ())
+    }
+
+    /// Waits for a page event (sip.event params, ws/pc states) matching `pred`.
+    pub fn wait(&self, pred: impl Fn(&Value) -> bool) -> Result<Value> {
+        self.wait_for(STEP, pred)
+    }
+
+    pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Result<Value> {
+        let e = self.io.wait_event(timeout, |e| e["event"] == "gw" && pred(&e["data"]))?;
+        Ok(e["data"].clone())
+    }
+
+    /// Waits for `sip.event` `name`.
+    pub fn wait_event(&self, name: &str) -> Result<Value> {
+        self.wait(|d| d["event"] == name)
+    }
+
+    /// Every page event so far.
+    pub fn events(&self) -> Vec<Value> {
+        self.io.events().into_iter().filter(|e| e["event"] == "gw").map(|e| e["data"].clone()).collect()
+    }
+
+    /// Fills the account form (opening "More settings" for the proxy) and
+    /// clicks Register.
+    pub fn register(&self, aor: &str, secret: &str, proxy: &str) -> Result<()> {
+        self.fill("#username", aor)?;
+        self.fill("#secret", secret)?;
+        self.click("#account summary")?;
+        self.fill("#proxy", proxy)?;
+        self.click("#register")
+    }
+
+    /// Records what the page hears for `ms` into `path`.
+    pub fn record(&self, ms: u64, path: &Path) -> Result<Pcm> {
+        self.cmd("record", json!({ "ms": ms, "path": path }))?;
+        read_wav(path)
+    }
+
+    pub fn screenshot(&self, path: &Path) -> Result<()> {
+        self.cmd("screenshot", json!({ "path": path })).map(|_| ())
+    }
+}

@@ -1,0 +1,257 @@
+//! The browser gateway end to end: the softphone page the gateway serves,
+//! in headless Chromium (fake microphone playing a tone), registers through
+//! `sipbridge gateway` at Kamailio with digest auth and calls baresip
+//! registered at the same Kamailio, and the other way round. Audio is
+//! checked on both sides (Goertzel): the page's tone in baresip's
+//! recording, baresip's tone in what the page heard.
+
+use e2e::audio::{tone, write_wav, Pcm};
+use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
+use e2e::gateway::{Gateway, Softphone};
+use e2e::kamailio::{Kamailio, KamailioOptions};
+use e2e::process::{test_dir, workspace_root};
+use serde_json::json;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const PAGE_TONE: u32 = 660;
+const BARESIP_TONE: f64 = 440.0;
+
+fn baresip(dir: &Path, k: &Kamailio, auto_answer: bool) -> Baresip {
+    let wav = dir.join("baresip-tone.wav");
+    write_wav(&wav, &tone(BARESIP_TONE, 60.0, 8000, 0.3)).unwrap();
+    let b = Baresip::start(
+        dir,
+        &BaresipOptions {
+            accounts: vec![BaresipAccount {
+                aor: k.aor("bob"),
+                password: Some("b-pw".into()),
+                outbound: Some(k.proxy_uri("udp")),
+                auto_answer,
+                regint: 600,
+            }],
+            play: Some(wav),
+            record: true,
+            limit: Duration::from_secs(120),
+        },
+    )
+    .unwrap();
+    b.wait_registered(1, Duration::from_secs(10)).unwrap();
+    b
+}
+
+fn registered_page(dir: &Path, gw: &Gateway, k: &Kamailio) -> Softphone {
+    let page = Softphone::start(dir, "softphone", &gw.url(), PAGE_TONE).unwrap();
+    page.wait_ready().unwrap();
+    page.register(&k.aor("alice"), "a-pw", &k.proxy_uri("udp")).unwrap();
+    let ev = page.wait(|d| d["event"] == "registered" || d["event"] == "registration_failed").unwrap();
+    assert_eq!(ev["event"], "registered", "{ev}\ngateway log:\n{}", gw.log());
+    assert!(k.log().contains("AUTHZ Digest username=\"alice\""), "REGISTER was not digest-authenticated:\n{}", k.log());
+    page
+}
+
+/// The newest baresip recording of what it decoded (the far end's audio).
+fn baresip_heard(b: &Baresip) -> Pcm {
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut files: Vec<_> = std::fs::read_dir(&b.rec_dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.to_string_lossy().ends_with("-dec.wav"))
+            .collect();
+        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        if let Some(last) = files.last() {
+            if let Ok(pcm) = e2e::audio::read_wav(last) {
+                if pcm.seconds() > 1.0 {
+                    return pcm;
+                }
+            }
+        }
+        assert!(Instant::now() < until, "no baresip recording in {}", b.rec_dir.display());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn assert_hears(pcm: &Pcm, freq: f64, who: &str) {
+    let share = pcm.tone_share(freq);
+    assert!(share > 0.5, "{who} should hear {freq} Hz; share {share:.3}, rms {:.4}", pcm.rms());
+}
+
+#[test]
+fn page_calls_baresip_audio_dtmf_hold_hangup() {
+    let dir = test_dir("gateway_outgoing");
+    let k = Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("alice", "a-pw"), ("bob", "b-pw")])).unwrap();
+    let mut bob = baresip(&dir, &k, true);
+    let gw = Gateway::start(&dir, None, &[]).unwrap();
+    let page = registered_page(&dir, &gw, &k);
+
+    // A MESSAGE outside any call, typed into the page.
+    page.fill("#target", &k.aor("bob")).unwrap();
+    page.fill("#msgtext", "hello from the page").unwrap();
+    page.click("#msgsend").unwrap();
+    // The page lists a message once the far end answered 2xx (baresip does).
+    let until = Instant::now() + Duration::from_secs(5);
+    while !page.cmd("text", json!({ "selector": "#msglist" })).unwrap()["text"].as_str().unwrap_or_default().contains("hello from the page") {
+        assert!(Instant::now() < until, "MESSAGE not accepted:\n{}", k.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(k.log().contains("REQ MESSAGE sip:bob@example.test"), "{}", k.log());
+
+    // Dial from the UI.
+    page.fill("#target", &k.aor("bob")).unwrap();
+    page.click("#call").unwrap();
+    let accepted = page.wait(|d| d["event"] == "accepted" || d["event"] == "hangup").unwrap();
+    assert_eq!(accepted["event"], "accepted", "{accepted}\n{}", gw.log());
+    let call = accepted["call"].as_str().unwrap().to_string();
+    bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(5)).unwrap();
+    page.wait(|d| d["event"] == "pcstate" && d["state"] == "connected").unwrap();
+
+    // Audio both ways (skip the first second: jitter buffers filling).
+    std::thread::sleep(Duration::from_millis(1500));
+    let heard = page.record(3000, &dir.join("page-heard.wav")).unwrap();
+    assert_hears(&heard.slice(0.5, 3.0), BARESIP_TONE, "the page");
+    page.screenshot(&dir.join("softphone-in-call.png")).unwrap();
+    // docs/softphone.png (the README's picture) is refreshed when missing
+    // or asked for, so ordinary runs leave the tree alone.
+    let docs_png = workspace_root().join("docs/softphone.png");
+    if !docs_png.exists() || std::env::var_os("SIPBRIDGE_UPDATE_SCREENSHOT").is_some() {
+        std::fs::copy(dir.join("softphone-in-call.png"), docs_png).unwrap();
+    }
+
+    // DTMF from the page's dial pad, RFC 4733 (default) and SIP INFO.
+    page.click("#pad button:has-text('5')").unwrap();
+    let d = bob.wait_event("call", "CALL_DTMF_START", Duration::from_secs(5)).unwrap();
+    assert_eq!(d["param"], "5", "{d}");
+    page.cmd("select", json!({ "selector": "#dtmfMethod", "value": "info" })).unwrap();
+    page.click("#pad button:has-text('#')").unwrap();
+    let d = bob.wait_event("call", "CALL_DTMF_START", Duration::from_secs(5)).unwrap();
+    assert_eq!(d["param"], "#", "{d}");
+    assert!(k.log().contains("REQ INFO"), "the second key went as SIP INFO:\n{}", k.log());
+
+    // The browser's own RTCDTMFSender, relayed by the gateway as RFC 4733.
+    page.cmd("select", json!({ "selector": "#dtmfMethod", "value": "browser" })).unwrap();
+    page.click("#pad button:has-text('9')").unwrap();
+    let d = bob.wait_event("call", "CALL_DTMF_START", Duration::from_secs(5)).unwrap();
+    assert_eq!(d["param"], "9", "{d}");
+    // DTMF from the SIP side becomes a dtmf event.
+    bob.command("sndcode", "7").unwrap();
+    let d = page.wait(|d| d["event"] == "dtmf").unwrap();
+    assert_eq!(d["tone"], "7", "{d}");
+
+    // Recording both directions of the call.
+    let r = page.request("sip.recording", json!({ "call": call, "action": "start", "filename": "out-call" })).unwrap();
+    assert_eq!(r["result"]["recording"], true, "{r}");
+    page.wait(|d| d["event"] == "recordingupdated" && d["recording"] == true).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let r = page.request("sip.recording", json!({ "call": call, "action": "stop" })).unwrap();
+    assert_eq!(r["result"]["recording"], false, "{r}");
+    let peer = e2e::audio::read_wav(&gw.recordings.join("out-call-peer.wav")).unwrap();
+    assert_hears(&peer.slice(0.3, peer.seconds()), BARESIP_TONE, "the peer-side recording");
+    let user = e2e::audio::read_wav(&gw.recordings.join("out-call-user.wav")).unwrap();
+    assert_hears(&user.slice(0.3, user.seconds()), PAGE_TONE as f64, "the user-side recording");
+    let r = page.request("sip.recording", json!({ "call": call, "action": "start", "filename": "../escape" })).unwrap();
+    assert_eq!(r["error"]["code"], -32602, "no paths in recording names: {r}");
+
+    // Hold: baresip gets a re-INVITE offering sendonly and answers
+    // recvonly; the page hears silence. Unhold: sendrecv again, audio back.
+    let r = page.request("sip.hold", json!({ "call": call })).unwrap();
+    assert_eq!(r["result"]["held"], true, "{r}\n{}", gw.log());
+    assert_eq!(r["result"]["direction"], "sendonly", "{r}");
+    assert_eq!(r["result"]["peerDirection"], "recvonly", "baresip's answer to our hold: {r}");
+    bob.child.wait_for_log("got re-INVITE", Duration::from_secs(5)).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let held = page.record(1500, &dir.join("page-held.wav")).unwrap();
+    assert!(held.rms() < 0.01, "on hold the page must hear silence, rms {:.4}", held.rms());
+    let r = page.request("sip.hold", json!({ "call": call })).unwrap();
+    assert_eq!(r["error"]["code"], 2003, "hold twice is a wrong-state error: {r}");
+    let r = page.request("sip.unhold", json!({ "call": call })).unwrap();
+    assert_eq!(r["result"]["held"], false, "{r}");
+    assert_eq!(r["result"]["peerDirection"], "sendrecv", "{r}");
+    assert_eq!(bob.child.log().matches("got re-INVITE").count(), 2, "two re-INVITEs reached baresip");
+    std::thread::sleep(Duration::from_millis(1000));
+    let resumed = page.record(2000, &dir.join("page-resumed.wav")).unwrap();
+    assert_hears(&resumed.slice(0.3, 2.0), BARESIP_TONE, "the page after unhold");
+
+    // Renegotiation from the browser (sip.update with a fresh offer):
+    // answered by the gateway, audio keeps flowing.
+    let r = page.cmd("invoke", json!({ "fn": "renegotiate", "args": [false] })).unwrap();
+    assert_eq!(r["value"]["ok"], true, "{r}");
+    std::thread::sleep(Duration::from_millis(500));
+    let after = page.record(1500, &dir.join("page-renegotiated.wav")).unwrap();
+    assert_hears(&after.slice(0.2, 1.5), BARESIP_TONE, "the page after renegotiation");
+    let r = page.cmd("invoke", json!({ "fn": "renegotiate", "args": [true] })).unwrap();
+    assert_eq!(r["value"]["ok"], true, "ICE restart: {r}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = page.record(1500, &dir.join("page-ice-restarted.wav")).unwrap();
+    assert_hears(&after.slice(0.2, 1.5), BARESIP_TONE, "the page after an ICE restart");
+
+    // Hang up from the page; baresip's recording holds the page's tone.
+    page.click("#hangup").unwrap();
+    let h = page.wait_event("hangup").unwrap();
+    assert_eq!(h["by"], "local", "{h}");
+    bob.wait_event("call", "CALL_CLOSED", Duration::from_secs(5)).unwrap();
+    let heard = baresip_heard(&bob);
+    assert_hears(&heard.slice(1.5, heard.seconds().min(4.5)), PAGE_TONE as f64, "baresip");
+}
+
+#[test]
+fn baresip_calls_page_accept_busy_decline_and_close() {
+    let dir = test_dir("gateway_incoming");
+    let k = Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("alice", "a-pw"), ("bob", "b-pw")])).unwrap();
+    let bob = baresip(&dir, &k, false);
+    let gw = Gateway::start(&dir, None, &[]).unwrap();
+    let page = registered_page(&dir, &gw, &k);
+
+    // baresip calls the page's account: incomingcall with the caller, the
+    // page answers from the UI, audio both ways.
+    bob.command("dial", &k.aor("alice")).unwrap();
+    let inc = page.wait_event("incomingcall").unwrap();
+    assert!(inc["caller"].as_str().unwrap_or_default().contains("bob@example.test"), "{inc}");
+    assert_eq!(inc["jsep"]["type"], "offer", "{inc}");
+    page.click("#answer").unwrap();
+    page.wait_event("accepted").unwrap();
+    bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(5)).unwrap();
+    page.wait(|d| d["event"] == "pcstate" && d["state"] == "connected").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let heard = page.record(2500, &dir.join("page-heard.wav")).unwrap();
+    assert_hears(&heard.slice(0.5, 2.5), BARESIP_TONE, "the page");
+
+    // A second call while busy: missed_call on the page, 486 for the caller.
+    bob.command("dial", &k.aor("alice")).unwrap();
+    let missed = page.wait_event("missed_call").unwrap();
+    assert!(missed["caller"].as_str().unwrap_or_default().contains("bob@example.test"), "{missed}");
+    let closed = bob.wait_event("call", "CALL_CLOSED", Duration::from_secs(5)).unwrap();
+    assert!(closed.to_string().contains("486"), "the second caller gets 486: {closed}");
+
+    // baresip hangs up: the page hears of it.
+    std::thread::sleep(Duration::from_millis(500));
+    bob.command("hangup", "").unwrap();
+    let h = page.wait_event("hangup").unwrap();
+    assert_eq!(h["by"], "remote", "{h}");
+    bob.wait_event("call", "CALL_CLOSED", Duration::from_secs(5)).unwrap();
+    let heard = baresip_heard(&bob);
+    assert_hears(&heard.slice(1.5, heard.seconds().min(3.5)), PAGE_TONE as f64, "baresip");
+
+    // Declined from the UI: the caller gets 486.
+    bob.command("dial", &k.aor("alice")).unwrap();
+    let declined = page.wait(|d| d["event"] == "incomingcall" && d["call"] != inc["call"]).unwrap();
+    page.click("#decline").unwrap();
+    let closed = bob.wait_event("call", "CALL_CLOSED", Duration::from_secs(5)).unwrap();
+    assert!(closed.to_string().contains("486"), "declined with 486: {closed}");
+
+    // Closing the page (its WebSocket) hangs up its call and unregisters.
+    bob.command("dial", &k.aor("alice")).unwrap();
+    page.wait(|d| d["event"] == "incomingcall" && d["call"] != inc["call"] && d["call"] != declined["call"]).unwrap();
+    page.click("#answer").unwrap();
+    bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(5)).unwrap();
+    let registers_before = k.log().matches("REQ REGISTER").count();
+    drop(page);
+    bob.wait_event("call", "CALL_CLOSED", Duration::from_secs(10)).unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    while k.log().matches("REQ REGISTER").count() <= registers_before {
+        assert!(Instant::now() < until, "no un-REGISTER after the page closed:\n{}", k.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(gw.log().contains("web user disconnected"));
+}

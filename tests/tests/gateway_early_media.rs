@@ -1,0 +1,165 @@
+//! Early media through the gateway: the page (a guest account, no
+//! REGISTER) calls SIPp, which answers 183 with SDP and streams a tone
+//! before its 200 OK; the page must hear the tone while the call is still
+//! in progress, then the call is answered and hung up from the page.
+
+use e2e::audio::tone;
+use e2e::gateway::{Gateway, Softphone};
+use e2e::process::test_dir;
+use e2e::sipp::Sipp;
+use serde_json::json;
+use std::path::Path;
+use std::time::Duration;
+
+const EARLY_TONE: f64 = 500.0;
+
+/// G.711 mu-law encoding of one sample.
+fn ulaw(sample: f32) -> u8 {
+    const BIAS: i32 = 0x84;
+    let mut pcm = (sample.clamp(-1.0, 1.0) * 32635.0) as i32;
+    let sign = if pcm < 0 {
+        pcm = -pcm;
+        0x80
+    } else {
+        0
+    };
+    pcm = (pcm + BIAS).min(32767);
+    let mut exponent = 7;
+    let mut mask = 0x4000;
+    while exponent > 0 && pcm & mask == 0 {
+        exponent -= 1;
+        mask >>= 1;
+    }
+    let mantissa = (pcm >> (exponent + 3)) & 0x0f;
+    !(sign | (exponent << 4) as i32 | mantissa) as u8
+}
+
+/// A mu-law WAV (format 7) for SIPp's rtp_stream.
+fn write_ulaw_wav(path: &Path, seconds: f64, freq: f64) {
+    let pcm = tone(freq, seconds, 8000, 0.3);
+    let data: Vec<u8> = pcm.samples.iter().map(|s| ulaw(*s)).collect();
+    let mut w = Vec::new();
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(38 + data.len() as u32).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&18u32.to_le_bytes());
+    w.extend_from_slice(&7u16.to_le_bytes()); // mu-law
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&8000u32.to_le_bytes());
+    w.extend_from_slice(&8000u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&8u16.to_le_bytes());
+    w.extend_from_slice(&0u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    w.extend_from_slice(&data);
+    std::fs::write(path, w).unwrap();
+}
+
+const SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="183 with streamed early media, 200, BYE from the caller">
+  <recv request="INVITE" crlf="true"/>
+  <send><![CDATA[
+
+      SIP/2.0 183 Session Progress
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=sipp 1 1 IN IP[local_ip_type] [local_ip]
+      s=early
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [rtpstream_audio_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+      a=ptime:20
+      a=sendrecv
+
+    ]]></send>
+  <nop><action><exec rtp_stream="early.wav,-1,0"/></action></nop>
+  <pause milliseconds="5000"/>
+  <send retrans="500"><![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=sipp 1 1 IN IP[local_ip_type] [local_ip]
+      s=early
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [rtpstream_audio_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+      a=ptime:20
+      a=sendrecv
+
+    ]]></send>
+  <recv request="ACK" crlf="true"/>
+  <recv request="BYE"/>
+  <send><![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]></send>
+</scenario>
+"#;
+
+#[test]
+fn page_hears_183_early_media_then_answer() {
+    let dir = test_dir("gateway_early_media");
+    write_ulaw_wav(&dir.join("early.wav"), 20.0, EARLY_TONE);
+    std::fs::write(dir.join("early.xml"), SCENARIO).unwrap();
+    let mut sipp = Sipp::new(dir.join("early.xml").to_str().unwrap())
+        .args(["-mi".to_string(), "127.0.0.1".to_string(), "-mp".to_string(), e2e::process::free_udp_port().to_string()])
+        .limit(Duration::from_secs(40))
+        .spawn(&dir, "sipp")
+        .unwrap();
+    let gw = Gateway::start(&dir, None, &[]).unwrap();
+    let page = Softphone::start(&dir, "softphone", &gw.url(), 660).unwrap();
+    page.wait_ready().unwrap();
+    let r = page.request("sip.register", json!({ "username": "sip:alice@127.0.0.1", "guest": true })).unwrap();
+    assert_eq!(r["result"]["guest"], true, "{r}");
+    page.wait_event("registered").unwrap();
+
+    let target = format!("sip:sipp@{}", sipp.addr());
+    page.fill("#target", &target).unwrap();
+    page.click("#call").unwrap();
+    let progress = page.wait(|d| d["event"] == "progress" || d["event"] == "hangup").unwrap();
+    assert_eq!(progress["event"], "progress", "{progress}\n{}", gw.log());
+    assert_eq!(progress["earlyMedia"], true, "{progress}");
+    page.wait(|d| d["event"] == "pcstate" && d["state"] == "connected").unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let early = page.record(2000, &dir.join("page-early.wav")).unwrap();
+    assert!(
+        !page.events().iter().any(|e| e["event"] == "accepted"),
+        "the recording must be of early media, before the 200"
+    );
+    let share = early.tone_share(EARLY_TONE);
+    assert!(share > 0.5, "the page should hear the 183's {EARLY_TONE} Hz; share {share:.3}, rms {:.4}", early.rms());
+
+    page.wait_event("accepted").unwrap();
+    page.click("#hangup").unwrap();
+    let h = page.wait_event("hangup").unwrap();
+    assert_eq!(h["by"], "local", "{h}");
+    sipp.expect_success(Duration::from_secs(10)).unwrap();
+}
