@@ -22,7 +22,7 @@ run: build
 # Every test: unit tests and the end-to-end tests against real peers, inside
 # a private network namespace (loopback only).
 test: build
-	scripts/netns.sh $(CARGO) test --workspace --locked --offline
+	scripts/netns.sh $(CARGO) test --workspace --locked --offline --no-fail-fast
 	scripts/netns.sh npm --prefix node-shim test
 
 clean:

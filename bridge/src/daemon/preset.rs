@@ -94,7 +94,10 @@ mod tests {
             let config = super::super::config::Config::from_table(table).unwrap();
             assert_eq!(config.action.name(), *name);
         }
-        assert!(listing().lines().count() == BUILTIN.len());
+        // Every built-in preset, then the gateway.
+        let listing = listing();
+        assert_eq!(listing.lines().count(), BUILTIN.len() + 1);
+        assert!(listing.lines().last().is_some_and(|l| l.starts_with(GATEWAY)), "{listing}");
     }
 
     #[test]
