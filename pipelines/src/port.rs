@@ -40,6 +40,8 @@ struct PortInner {
     codecs: Mutex<(Option<Codec>, Option<Codec>)>,
     /// Where pushed audio enters the send chain, once it exists.
     inputs: Mutex<Option<SendInputs>>,
+    /// When audio was last pushed (ms on the filler's clock), see [`filler`].
+    last_push_ms: AtomicU64,
 }
 
 /// The two entry points of a leg's send chain.
@@ -138,7 +140,10 @@ impl MediaPort {
 
     pub(crate) fn set_send(&self, codec: Codec, inputs: SendInputs) {
         self.inner.codecs.lock().unwrap().1 = Some(codec);
-        *self.inner.inputs.lock().unwrap() = Some(inputs);
+        let first = self.inner.inputs.lock().unwrap().replace(inputs).is_none();
+        if first {
+            filler::watch(&self.inner);
+        }
     }
 
     pub(crate) fn clear(&self) {
@@ -148,6 +153,7 @@ impl MediaPort {
 
     /// Sends raw audio (S16LE mono, any rate: it is resampled as needed).
     pub fn push_raw(&self, sample: &gst::Sample) {
+        self.inner.touch();
         let input = self.inner.inputs.lock().unwrap().as_ref().map(|i| i.raw.clone());
         if let (Some(input), Some((buffer, caps))) = (input, retimed(sample)) {
             input.push(buffer, &caps);
@@ -157,6 +163,7 @@ impl MediaPort {
     /// Sends raw audio made by us (mixers, players), already stamped on the
     /// shared timeline.
     pub(crate) fn push_raw_buffer(&self, buffer: gst::Buffer, caps: &gst::Caps) {
+        self.inner.touch();
         let input = self.inner.inputs.lock().unwrap().as_ref().map(|i| i.raw.clone());
         if let Some(input) = input {
             input.push(buffer, caps);
@@ -165,10 +172,90 @@ impl MediaPort {
 
     /// Sends frames already encoded with [`MediaPort::send_codec`].
     pub fn push_encoded(&self, sample: &gst::Sample) {
+        self.inner.touch();
         let input = self.inner.inputs.lock().unwrap().as_ref().map(|i| i.encoded.clone());
         if let (Some(input), Some((buffer, caps))) = (input, retimed(sample)) {
             input.push(buffer, &caps);
         }
+    }
+}
+
+impl PortInner {
+    fn touch(&self) {
+        self.last_push_ms.store(filler::clock_ms(), Ordering::Relaxed);
+    }
+}
+
+/// Silence for legs nobody is sending audio to (not connected yet, a
+/// record-only call, a linked peer on hold): without it the leg sends no RTP
+/// at all, and phones and carriers with an RTP timeout hang up, and NAT
+/// bindings expire. One thread for the process, every 20 ms; a leg counts as
+/// idle after 500 ms without audio (longer than any packet time a peer may
+/// use: some send 100 ms and more per packet), so real audio always wins.
+mod filler {
+    use super::{Ordering, PortInner};
+    use crate::runtime::{now, raw_caps};
+    use std::sync::{Arc, Mutex, OnceLock, Weak};
+    use std::time::{Duration, Instant};
+
+    const TICK: Duration = Duration::from_millis(20);
+    const IDLE_MS: u64 = 500;
+
+    pub(super) fn clock_ms() -> u64 {
+        static START: OnceLock<Instant> = OnceLock::new();
+        START.get_or_init(Instant::now).elapsed().as_millis() as u64
+    }
+
+    pub(super) fn watch(port: &Arc<PortInner>) {
+        port.touch();
+        ports().lock().unwrap().push(Arc::downgrade(port));
+    }
+
+    fn ports() -> &'static Mutex<Vec<Weak<PortInner>>> {
+        static PORTS: OnceLock<Mutex<Vec<Weak<PortInner>>>> = OnceLock::new();
+        PORTS.get_or_init(|| {
+            std::thread::Builder::new().name("silence-filler".into()).spawn(run).expect("spawning the silence filler");
+            Mutex::default()
+        })
+    }
+
+    fn run() {
+        let mut next = Instant::now();
+        loop {
+            next += TICK;
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            if Instant::now() > next + TICK * 5 {
+                next = Instant::now();
+            }
+            let idle: Vec<Arc<PortInner>> = {
+                let mut ports = ports().lock().unwrap();
+                ports.retain(|p| p.upgrade().is_some_and(|p| p.inputs.lock().unwrap().is_some()));
+                let now = clock_ms();
+                ports
+                    .iter()
+                    .filter_map(Weak::upgrade)
+                    .filter(|p| now.saturating_sub(p.last_push_ms.load(Ordering::Relaxed)) > IDLE_MS)
+                    .collect()
+            };
+            for port in idle {
+                fill(&port);
+            }
+        }
+    }
+
+    /// 20 ms of silence at the send codec's own rate (no resampling).
+    fn fill(port: &PortInner) {
+        let Some(codec) = port.codecs.lock().unwrap().1 else { return };
+        let Some(input) = port.inputs.lock().unwrap().as_ref().map(|i| i.raw.clone()) else { return };
+        let rate = codec.sample_rate();
+        let samples = (rate as u64 * TICK.as_millis() as u64 / 1000) as usize;
+        let mut buffer = gst::Buffer::from_mut_slice(vec![0u8; samples * 2]);
+        {
+            let b = buffer.get_mut().expect("a new buffer is writable");
+            b.set_pts(now());
+            b.set_duration(TICK.try_into().ok());
+        }
+        input.push(buffer, &raw_caps(rate));
     }
 }
 

@@ -276,8 +276,19 @@ pub fn sipp_pcap(name: &str) -> String {
     format!("/usr/share/sip-tester/{name}")
 }
 
-/// Counts RTP packets arriving on `sock`, from the first one until `quiet`
-/// passes without another (or `limit` overall): (packets, payload types).
+/// Counts RTP packets carrying sound arriving on `sock`, from the first one
+/// until `quiet` passes without another (or `limit` overall): (packets,
+/// payload types). G.711 packets made only of silence codes are not counted:
+/// the bridge sends silence on legs that have nothing else to send, and an
+/// echo test must count what came back, not that.
+fn is_g711_silence(pt: u8, payload: &[u8]) -> bool {
+    match pt {
+        0 => payload.iter().all(|b| matches!(b, 0xff | 0x7f)),
+        8 => payload.iter().all(|b| matches!(b, 0xd5 | 0x55)),
+        _ => false,
+    }
+}
+
 pub fn count_rtp(sock: &std::net::UdpSocket, quiet: Duration, limit: Duration) -> (usize, Vec<u8>) {
     sock.set_read_timeout(Some(quiet)).unwrap();
     let until = Instant::now() + limit;
@@ -286,6 +297,9 @@ pub fn count_rtp(sock: &std::net::UdpSocket, quiet: Duration, limit: Duration) -
     while Instant::now() < until {
         match sock.recv_from(&mut buf) {
             Ok((len, _)) if len > 12 && buf[0] >> 6 == 2 => {
+                if is_g711_silence(buf[1] & 0x7f, &buf[12..len]) {
+                    continue;
+                }
                 n += 1;
                 let pt = buf[1] & 0x7f;
                 if !pts.contains(&pt) {

@@ -160,7 +160,10 @@ fn page_calls_baresip_audio_dtmf_hold_hangup() {
     assert_eq!(r["result"]["direction"], "sendonly", "{r}");
     assert_eq!(r["result"]["peerDirection"], "recvonly", "baresip's answer to our hold: {r}");
     bob.child.wait_for_log("got re-INVITE", Duration::from_secs(5)).unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // Past the bridge's idle threshold (500 ms), when it starts sending
+    // silence on the held leg (the encoder's last few ms of the call go out
+    // at that moment).
+    std::thread::sleep(Duration::from_millis(1000));
     let held = page.record(1500, &dir.join("page-held.wav")).unwrap();
     assert!(held.rms() < 0.01, "on hold the page must hear silence, rms {:.4}", held.rms());
     let r = page.request("sip.hold", json!({ "call": call })).unwrap();

@@ -131,3 +131,18 @@ fn three_party_room_is_mix_minus() {
         assert!(all.tone_share(t) > 0.15, "the room recording holds {t} Hz: {}", all.tone_share(t));
     }
 }
+
+/// A session with no audio source still sends RTP (silence), so phones and
+/// carriers with an RTP timeout keep the call, and NAT bindings stay open.
+#[test]
+fn an_idle_session_sends_silence() {
+    let dir = test_dir("idle_silence");
+    let bridge = Bridge::start(&dir, &[]).unwrap();
+    let peer = RtpPeer::start(&dir, "phone", PeerCodec::Pcma).unwrap();
+    let (_s, _) = answered(&bridge, &peer);
+    // Silence starts once the leg has been idle for 500 ms.
+    std::thread::sleep(Duration::from_millis(2500));
+    let heard = peer.finish().unwrap();
+    assert!(heard.seconds() > 1.5, "the phone received {} s of audio while nothing was connected", heard.seconds());
+    assert!(heard.rms() < 0.01, "and it is silence: rms {}", heard.rms());
+}
