@@ -75,11 +75,11 @@ impl Consumer for Forward {
         }
     }
 
-    fn take(&self, sample: &gst::Sample) {
-        if passthrough(&self.from, &self.to) {
-            self.to.push_encoded(sample);
-        } else {
-            self.to.push_raw(sample);
+    fn take(&self, want: Want, sample: &gst::Sample) {
+        match want {
+            Want::Encoded => self.to.push_encoded(sample),
+            Want::Raw => self.to.push_raw(sample),
+            Want::Nothing => {}
         }
     }
 }

@@ -24,7 +24,8 @@ pub enum Want {
 pub trait Consumer: Send + Sync {
     /// Asked per buffer, so the answer may change as negotiation goes on.
     fn wants(&self) -> Want;
-    fn take(&self, sample: &gst::Sample);
+    /// A sample in the form `want` (what [`Consumer::wants`] said for it).
+    fn take(&self, want: Want, sample: &gst::Sample);
 }
 
 #[derive(Clone, Default)]
@@ -120,7 +121,7 @@ impl MediaPort {
             .map(|(_, c)| c.clone())
             .collect();
         for c in consumers {
-            c.take(sample);
+            c.take(want, sample);
         }
     }
 

@@ -166,7 +166,7 @@ impl Consumer for Tap {
         Want::Raw
     }
 
-    fn take(&self, sample: &gst::Sample) {
+    fn take(&self, _: Want, sample: &gst::Sample) {
         self.0.push(sample);
     }
 }

@@ -196,7 +196,7 @@ impl Consumer for Feed {
         Want::Raw
     }
 
-    fn take(&self, sample: &gst::Sample) {
+    fn take(&self, _: Want, sample: &gst::Sample) {
         push(&self.0, sample);
     }
 }

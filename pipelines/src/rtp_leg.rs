@@ -397,7 +397,7 @@ impl RtpLeg {
         let same_stream = state.send.as_ref().is_some_and(|s| s.choice == *choice);
         if !same_stream {
             if let Some(old) = state.send.take() {
-                old.remove(inner.pipeline.upcast_ref());
+                old.remove();
             }
             let chain = send::build(inner.pipeline.upcast_ref(), &inner.port, choice, &inner.options, &inner.gate)?;
             chain.src_pad.link(&inner.rtpbin.request_pad_simple("send_rtp_sink_0").ok_or(Error::Pipeline("rtpbin send pad".into()))?)?;

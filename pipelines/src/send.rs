@@ -179,8 +179,8 @@ impl SendChain {
         Ok(dtmf)
     }
 
-    /// Takes the chain out of `bin` (on renegotiation to another codec).
-    pub fn remove(mut self, bin: &gst::Bin) {
+    /// Takes the chain out of its bin (on renegotiation to another codec).
+    pub fn remove(mut self) {
         if let Some(dtmf) = self.dtmf_src.lock().unwrap().take() {
             self.elements.push(dtmf);
         }
@@ -195,6 +195,6 @@ impl SendChain {
         for e in &self.elements {
             let _ = e.set_state(gst::State::Null);
         }
-        let _ = bin.remove_many(&self.elements);
+        let _ = self.bin.remove_many(&self.elements);
     }
 }

@@ -254,7 +254,7 @@ impl WebRtcLeg {
         }
         let bin: &gst::Bin = self.inner.pipeline.upcast_ref();
         if let Some(old) = state.send.take() {
-            old.remove(bin);
+            old.remove();
         }
         let chain = send::build(bin, &self.inner.port, choice, &self.inner.options, &self.inner.gate)?;
         chain.src_pad.link(&self.inner.sink_pad)?;
