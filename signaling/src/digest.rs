@@ -370,12 +370,11 @@ mod tests {
     use super::*;
 
     // RFC 2617 §3.5 (HTTP GET; the method enters only through HA2).
-    #[test]
-    fn rfc2617_md5_qop_auth_vector() {
-        let r = response(&DigestInput {
+    fn rfc2617(password: &str) -> String {
+        response(&DigestInput {
             algorithm: Algorithm::Md5,
             username: "Mufasa",
-            password: "Circle Of Life",
+            password,
             realm: "testrealm@host.com",
             nonce: "dcd98b7102dd2f0e8b11d0f600bfb0c093",
             method: "GET",
@@ -384,29 +383,19 @@ mod tests {
             nc: 1,
             cnonce: "0a4f113b",
             body: b"",
-        });
-        assert_eq!(r, "6629fae49393a05397450978507c4ef1");
+        })
+    }
+
+    #[test]
+    fn rfc2617_md5_qop_auth_vector() {
+        assert_eq!(rfc2617("Circle Of Life"), "6629fae49393a05397450978507c4ef1");
     }
 
     // The same vector from the precomputed HA1 (MD5 of Mufasa:realm:password).
     #[test]
     fn precomputed_ha1_gives_the_same_response() {
         let ha1 = Algorithm::Md5.hex(b"Mufasa:testrealm@host.com:Circle Of Life");
-        let password = format!("{HA1_MARKER}{}", ha1.to_uppercase());
-        let r = response(&DigestInput {
-            algorithm: Algorithm::Md5,
-            username: "Mufasa",
-            password: &password,
-            realm: "testrealm@host.com",
-            nonce: "dcd98b7102dd2f0e8b11d0f600bfb0c093",
-            method: "GET",
-            uri: "/dir/index.html",
-            qop: Some("auth"),
-            nc: 1,
-            cnonce: "0a4f113b",
-            body: b"",
-        });
-        assert_eq!(r, "6629fae49393a05397450978507c4ef1");
+        assert_eq!(rfc2617(&format!("{HA1_MARKER}{}", ha1.to_uppercase())), "6629fae49393a05397450978507c4ef1");
     }
 
     fn rfc7616(algorithm: Algorithm) -> String {

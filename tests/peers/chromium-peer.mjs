@@ -17,13 +17,13 @@
 
 import { chromium } from 'playwright-core';
 import { createInterface } from 'node:readline';
-import { mkdtempSync, rmSync, writeFileSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { RATE, wavBytes, toneWav, chromiumArgs, findBrowserPid } from './chromium-common.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const RATE = 48000;
 
 // ---------------------------------------------------------------- arguments
 function parseArgs(argv) {
@@ -55,36 +55,6 @@ const log = (msg) => process.stderr.write(`[${opts.logPrefix}] ${msg}\n`);
 const send = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 
 // ---------------------------------------------------------------- WAV helpers
-function wavBytes(pcm /* Buffer of s16le mono */) {
-  const h = Buffer.alloc(44);
-  h.write('RIFF', 0);
-  h.writeUInt32LE(36 + pcm.length, 4);
-  h.write('WAVE', 8);
-  h.write('fmt ', 12);
-  h.writeUInt32LE(16, 16); // fmt chunk size
-  h.writeUInt16LE(1, 20); // PCM
-  h.writeUInt16LE(1, 22); // mono
-  h.writeUInt32LE(RATE, 24);
-  h.writeUInt32LE(RATE * 2, 28); // byte rate
-  h.writeUInt16LE(2, 32); // block align
-  h.writeUInt16LE(16, 34); // bits per sample
-  h.write('data', 36);
-  h.writeUInt32LE(pcm.length, 40);
-  return Buffer.concat([h, pcm]);
-}
-
-// 60 s of sine at amplitude 0.3. Chromium loops the file; with an integer
-// frequency a whole number of seconds holds whole periods, so the loop point
-// is seamless.
-function toneWav(freq) {
-  const n = RATE * 60;
-  const pcm = Buffer.alloc(n * 2);
-  for (let i = 0; i < n; i++) {
-    pcm.writeInt16LE(Math.round(0.3 * 32767 * Math.sin((2 * Math.PI * freq * i) / RATE)), i * 2);
-  }
-  return wavBytes(pcm);
-}
-
 function rmsOf(pcm) {
   let sum = 0;
   const n = pcm.length / 2;
@@ -102,21 +72,6 @@ let context = null;
 let page = null;
 let browserPid = null;
 let shuttingDown = false;
-
-// Playwright spawns the browser detached (own process group, pgid == pid)
-// but does not expose its PID for persistent contexts: find our child.
-function findBrowserPid() {
-  for (const ent of readdirSync('/proc')) {
-    if (!/^\d+$/.test(ent)) continue;
-    try {
-      const stat = readFileSync(`/proc/${ent}/stat`, 'utf8');
-      // Fields after the ")" that closes comm: state ppid ...
-      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(rest[1]) === process.pid && stat.includes('(chromium')) return Number(ent);
-    } catch { /* process went away */ }
-  }
-  return null;
-}
 
 function killBrowserGroup() {
   if (!browserPid) return;
@@ -247,23 +202,8 @@ async function main() {
     executablePath: opts.chromium,
     headless: true,
     timeout: 30000,
-    // Playwright adds --headless, --no-sandbox, --no-first-run,
-    // --disable-background-networking, --disable-component-update, ...
-    // These are ours: no GPU, no QUIC/sync, fake mic playing the tone WAV
-    // (loops by default), loopback ICE candidates, audio without a gesture.
-    args: [
-      '--disable-gpu',
-      '--disable-quic',
-      '--disable-sync',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--use-fake-ui-for-media-stream',
-      '--use-fake-device-for-media-stream',
-      `--use-file-for-fake-audio-capture=${wav}`,
-      '--allow-loopback-in-peer-connection',
-      '--autoplay-policy=no-user-gesture-required',
-    ],
+    // Playwright adds --headless, --no-sandbox, ...; ours are in chromium-common.mjs.
+    args: chromiumArgs(wav),
     // Playwright's headless --mute-audio is kept: it does not stop the remote
     // audio being decoded and heard by WebAudio (the <audio> element does).
   });

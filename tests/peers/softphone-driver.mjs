@@ -20,11 +20,11 @@
 
 import { chromium } from 'playwright-core';
 import { createInterface } from 'node:readline';
-import { mkdtempSync, rmSync, writeFileSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { RATE, wavBytes, toneWav, chromiumArgs, findBrowserPid } from './chromium-common.mjs';
 
-const RATE = 48000;
 const opts = { tone: 440, url: null, logPrefix: 'softphone', chromium: process.env.CHROMIUM_PATH || '/usr/bin/chromium' };
 for (let i = 2; i < process.argv.length; i++) {
   const a = process.argv[i];
@@ -41,39 +41,11 @@ const log = (m) => process.stderr.write(`[${opts.logPrefix}] ${m}\n`);
 const send = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function wavBytes(pcm) {
-  const h = Buffer.alloc(44);
-  h.write('RIFF', 0); h.writeUInt32LE(36 + pcm.length, 4); h.write('WAVE', 8); h.write('fmt ', 12);
-  h.writeUInt32LE(16, 16); h.writeUInt16LE(1, 20); h.writeUInt16LE(1, 22); h.writeUInt32LE(RATE, 24);
-  h.writeUInt32LE(RATE * 2, 28); h.writeUInt16LE(2, 32); h.writeUInt16LE(16, 34); h.write('data', 36);
-  h.writeUInt32LE(pcm.length, 40);
-  return Buffer.concat([h, pcm]);
-}
-
-function toneWav(freq) {
-  const n = RATE * 60;
-  const pcm = Buffer.alloc(n * 2);
-  for (let i = 0; i < n; i++) pcm.writeInt16LE(Math.round(0.3 * 32767 * Math.sin((2 * Math.PI * freq * i) / RATE)), i * 2);
-  return wavBytes(pcm);
-}
-
 const workDir = mkdtempSync(join(tmpdir(), 'softphone-'));
 let context = null;
 let page = null;
 let browserPid = null;
 let shuttingDown = false;
-
-function findBrowserPid() {
-  for (const ent of readdirSync('/proc')) {
-    if (!/^\d+$/.test(ent)) continue;
-    try {
-      const stat = readFileSync(`/proc/${ent}/stat`, 'utf8');
-      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(rest[1]) === process.pid && stat.includes('(chromium')) return Number(ent);
-    } catch { /* gone */ }
-  }
-  return null;
-}
 
 function cleanupSync() {
   if (browserPid) { try { process.kill(-browserPid, 'SIGKILL'); } catch { /* gone */ } browserPid = null; }
@@ -177,13 +149,7 @@ async function main() {
     headless: true,
     timeout: 30000,
     viewport: { width: 1180, height: 820 },
-    args: [
-      '--disable-gpu', '--disable-quic', '--disable-sync', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update',
-      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-      `--use-file-for-fake-audio-capture=${wav}`,
-      '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required',
-    ],
+    args: chromiumArgs(wav),
   });
   browserPid = findBrowserPid();
   context.on('close', () => { if (!shuttingDown) shutdown(1, 'browser gone'); });

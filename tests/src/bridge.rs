@@ -62,6 +62,15 @@ impl Bridge {
         Ok((r["type"].as_str().unwrap_or_default().into(), r["sdp"].as_str().unwrap_or_default().into()))
     }
 
+    /// An RTP session (with `options`) answering `offer`; returns the
+    /// session and where the offerer must send its RTP.
+    pub fn answer_rtp(&self, offer: &str, options: Value) -> Result<(String, std::net::SocketAddr)> {
+        let s = self.create("rtp", options)?;
+        self.set_remote(&s, "offer", offer)?;
+        let (_, answer) = self.local_description(&s)?;
+        Ok((s, rtp_address(&answer)))
+    }
+
     pub fn set_remote(&self, session: &str, kind: &str, sdp: &str) -> Result<()> {
         self.call("session.setRemoteDescription", json!({ "session": session, "type": kind, "sdp": sdp }))?;
         Ok(())

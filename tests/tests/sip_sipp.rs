@@ -46,6 +46,25 @@ async fn wait_call(events: &mut tokio::sync::mpsc::UnboundedReceiver<UaEvent>) -
     }
 }
 
+/// Registers alice at a SIPp registrar running `scenario` (after `adjust`
+/// has had its say on the account); the scenario must have succeeded.
+async fn register_at_sipp(
+    dir: &std::path::Path,
+    scenario: &str,
+    ua: &UserAgent,
+    adjust: impl FnOnce(&mut signaling::Account),
+) -> signaling::Registration {
+    let mut registrar = Sipp::new(scenario).spawn(dir, "registrar").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut account = signaling::Account::new("sip:alice@sipp.test", "a-pw").with_proxy(format!("sip:{}", registrar.addr()));
+    adjust(&mut account);
+    let mut reg = ua.register(account).unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(10), reg.next_event()).await.expect("registered in time");
+    assert!(matches!(ev, Some(signaling::RegistrationEvent::Registered { .. })), "{ev:?}\n{}", registrar.traces());
+    finish(&mut registrar);
+    reg
+}
+
 fn finish(sipp: &mut SippRun) {
     sipp.expect_success(Duration::from_secs(15)).unwrap();
 }
@@ -234,15 +253,9 @@ async fn challenged_invite_and_in_dialog_reinvite_are_answered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_bye_on_an_incoming_call_answers_a_challenge() {
     let dir = test_dir("sip_sipp_bye_challenged");
-    let mut registrar = Sipp::new("uas_registrar.xml").spawn(&dir, "registrar").unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let ua = ua().await;
     let mut events = ua.take_events().unwrap();
-    let account = signaling::Account::new("sip:alice@sipp.test", "a-pw").with_proxy(format!("sip:{}", registrar.addr()));
-    let mut reg = ua.register(account).unwrap();
-    let ev = tokio::time::timeout(Duration::from_secs(10), reg.next_event()).await.expect("registered in time");
-    assert!(matches!(ev, Some(signaling::RegistrationEvent::Registered { .. })), "{ev:?}\n{}", registrar.traces());
-    finish(&mut registrar);
+    let reg = register_at_sipp(&dir, "uas_registrar.xml", &ua, |_| {}).await;
     let addr = ua.local_addr(Transport::Udp).unwrap();
     let mut sipp = Sipp::new("uac_bye_challenged.xml").args(["-s", "alice"]).remote(addr.to_string()).spawn(&dir, "sipp").unwrap();
     let mut call = wait_call(&mut events).await.call;
@@ -257,14 +270,10 @@ async fn our_bye_on_an_incoming_call_answers_a_challenge() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_carries_the_accounts_custom_headers() {
     let dir = test_dir("sip_sipp_register_headers");
-    let mut registrar = Sipp::new("uas_registrar_headers.xml").spawn(&dir, "registrar").unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let ua = ua().await;
-    let mut account = signaling::Account::new("sip:alice@sipp.test", "a-pw").with_proxy(format!("sip:{}", registrar.addr()));
-    account.headers = vec![("X-Tenant".into(), "acme".into())];
-    let mut reg = ua.register(account).unwrap();
-    let ev = tokio::time::timeout(Duration::from_secs(10), reg.next_event()).await.expect("registered in time");
-    assert!(matches!(ev, Some(signaling::RegistrationEvent::Registered { .. })), "{ev:?}\n{}", registrar.traces());
-    finish(&mut registrar);
+    let reg = register_at_sipp(&dir, "uas_registrar_headers.xml", &ua, |account| {
+        account.headers = vec![("X-Tenant".into(), "acme".into())];
+    })
+    .await;
     drop(reg);
 }

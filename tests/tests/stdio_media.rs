@@ -1,7 +1,7 @@
 //! Play, record and mix over `sipbridge stdio`, heard by gst-launch RTP peers.
 
 use e2e::audio::{read_wav, tone, write_wav, Pcm};
-use e2e::bridge::{rtp_address, Bridge};
+use e2e::bridge::Bridge;
 use e2e::process::test_dir;
 use e2e::rtp_peer::{gst_launch, PeerCodec, RtpPeer};
 use serde_json::json;
@@ -10,10 +10,7 @@ use std::time::{Duration, Instant};
 
 /// A session answering `peer`'s offer; returns (session, where the peer sends).
 fn answered(bridge: &Bridge, peer: &RtpPeer) -> (String, std::net::SocketAddr) {
-    let s = bridge.create("rtp", json!({})).unwrap();
-    bridge.set_remote(&s, "offer", &peer.sdp(None)).unwrap();
-    let (_, answer) = bridge.local_description(&s).unwrap();
-    (s, rtp_address(&answer))
+    bridge.answer_rtp(&peer.sdp(None), json!({})).unwrap()
 }
 
 /// Decodes an Ogg/Opus file with GStreamer to a WAV next to it.

@@ -2,7 +2,7 @@
 //! JSON-RPC error that says what is wrong, and a call already running keeps
 //! flowing. EOF on stdin closes everything and exits 0.
 
-use e2e::bridge::{rtp_address, Bridge};
+use e2e::bridge::Bridge;
 use e2e::process::test_dir;
 use e2e::rtp_peer::{PeerCodec, RtpPeer};
 use serde_json::{json, Value};
@@ -20,12 +20,8 @@ fn bad_input_gets_errors_and_the_running_call_keeps_flowing() {
     // A running passthrough call: A (440 Hz) <-> B (1000 Hz).
     let mut a = RtpPeer::start(&dir, "peer-a", PeerCodec::Pcmu).unwrap();
     let mut b = RtpPeer::start(&dir, "peer-b", PeerCodec::Pcmu).unwrap();
-    let sa = bridge.create("rtp", json!({})).unwrap();
-    let sb = bridge.create("rtp", json!({})).unwrap();
-    bridge.set_remote(&sa, "offer", &a.sdp(None)).unwrap();
-    let to_a = rtp_address(&bridge.local_description(&sa).unwrap().1);
-    bridge.set_remote(&sb, "offer", &b.sdp(None)).unwrap();
-    let to_b = rtp_address(&bridge.local_description(&sb).unwrap().1);
+    let (sa, to_a) = bridge.answer_rtp(&a.sdp(None), json!({})).unwrap();
+    let (sb, to_b) = bridge.answer_rtp(&b.sdp(None), json!({})).unwrap();
     bridge.call("session.connect", json!({ "a": sa, "b": sb })).unwrap();
     a.send_tone(440, to_a).unwrap();
     b.send_tone(1000, to_b).unwrap();

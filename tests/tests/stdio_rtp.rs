@@ -78,12 +78,8 @@ fn a_vanished_peer_is_reported_and_other_calls_go_on() {
     for (n, tones) in [(0, (440, 1000)), (1, (700, 1600))] {
         let mut a = RtpPeer::start(&dir, &format!("a{n}"), PeerCodec::Pcmu).unwrap();
         let mut b = RtpPeer::start(&dir, &format!("b{n}"), PeerCodec::Pcmu).unwrap();
-        let sa = bridge.create("rtp", json!({ "rtpTimeoutMs": 1500 })).unwrap();
-        let sb = bridge.create("rtp", json!({})).unwrap();
-        bridge.set_remote(&sa, "offer", &a.sdp(None)).unwrap();
-        let to_a = rtp_address(&bridge.local_description(&sa).unwrap().1);
-        bridge.set_remote(&sb, "offer", &b.sdp(None)).unwrap();
-        let to_b = rtp_address(&bridge.local_description(&sb).unwrap().1);
+        let (sa, to_a) = bridge.answer_rtp(&a.sdp(None), json!({ "rtpTimeoutMs": 1500 })).unwrap();
+        let (sb, to_b) = bridge.answer_rtp(&b.sdp(None), json!({})).unwrap();
         bridge.call("session.connect", json!({ "a": sa, "b": sb })).unwrap();
         a.send_tone(tones.0, to_a).unwrap();
         b.send_tone(tones.1, to_b).unwrap();
