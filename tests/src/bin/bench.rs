@@ -397,8 +397,9 @@ impl System for RtpengineCalls<'_> {
     }
 
     fn finish(&mut self, calls: usize) -> Result<()> {
+        // A failed run may have set up fewer calls: delete what there is.
         for call in 0..calls {
-            self.0.delete(&format!("bench-{call}"))?;
+            let _ = self.0.delete(&format!("bench-{call}"));
         }
         Ok(())
     }
@@ -416,6 +417,27 @@ struct RunResult {
     rss_kib_per_call: f64,
     threads_per_call: f64,
     checked: String,
+    /// Why the row does not count, if it does not.
+    failed: Option<String>,
+}
+
+impl RunResult {
+    fn failed(system: &'static str, mode: &'static str, calls: usize, why: String) -> RunResult {
+        RunResult {
+            system,
+            mode,
+            calls,
+            cpu_ms_per_call_second: f64::NAN,
+            gen_cpu_ms_per_call_second: f64::NAN,
+            realtime_ratio: f64::NAN,
+            setup_median_ms: f64::NAN,
+            setup_p95_ms: f64::NAN,
+            rss_kib_per_call: f64::NAN,
+            threads_per_call: f64::NAN,
+            checked: String::new(),
+            failed: Some(why),
+        }
+    }
 }
 
 /// The generator's clock: one tick per packet time for every leg.
@@ -440,7 +462,18 @@ impl Ticker {
     }
 }
 
+/// One row: `calls` concurrent calls of `mode` through `system`. A call
+/// that cannot be set up is an error; calls that do not deliver their
+/// audio make the row failed (it is still printed, and the bench fails).
 fn run(system: &mut dyn System, mode: &Mode, calls: usize, payloads: &Payloads, shared: &webrtc_load::Shared) -> Result<RunResult> {
+    let outcome = run_calls(system, mode, calls, payloads, shared);
+    let finished = system.finish(calls);
+    let result = outcome?;
+    finished?;
+    Ok(result)
+}
+
+fn run_calls(system: &mut dyn System, mode: &Mode, calls: usize, payloads: &Payloads, shared: &webrtc_load::Shared) -> Result<RunResult> {
     let what = format!("{} {} K={calls}", system.name(), mode.name);
     let pid = system.pid();
     let (rss0, threads0) = (status_field(pid, "VmRSS:"), status_field(pid, "Threads:"));
@@ -556,26 +589,34 @@ fn run(system: &mut dyn System, mode: &Mode, calls: usize, payloads: &Payloads, 
     let window = window_start.map(|w| w.elapsed().as_secs_f64()).unwrap_or(1.0);
     let (rss1, threads1) = (status_field(pid, "VmRSS:"), status_field(pid, "Threads:"));
     // Check every call: packets both ways; each leg hears the other's tone.
+    let mut failures = Vec::new();
     for (call, pair) in legs.chunks(2).enumerate() {
         for (i, leg) in pair.iter().enumerate() {
-            if let Some(e) = leg.error() {
-                bail!("{what}: call {call} leg {i}: WebRTC client failed: {e}");
-            }
             let expected_packets = ((WARMUP.as_secs_f64() + window) * 50.0 * 0.8) as u64;
-            if leg.received() < expected_packets {
-                bail!("{what}: call {call} leg {i} received {} packets, expected at least {expected_packets}", leg.received());
-            }
             let want = if i == 0 { TONE_B } else { TONE_A };
-            let pcm = leg.heard().with_context(|| format!("{what}: call {call} leg {i}"))?;
-            let share = pcm.tone_share(want);
-            if pcm.samples.len() < pcm.rate as usize || share < 0.8 {
-                bail!("{what}: call {call} leg {i} does not hear {want} Hz (share {share:.2} over {} samples)", pcm.samples.len());
+            let heard = leg.heard();
+            let share = heard.as_ref().map(|pcm| if pcm.samples.len() < pcm.rate as usize { 0.0 } else { pcm.tone_share(want) }).unwrap_or(0.0);
+            let failure = if let Some(e) = leg.error() {
+                Some(format!("WebRTC client failed: {e}"))
+            } else if leg.received() < expected_packets {
+                Some(format!("received {} packets, expected at least {expected_packets}", leg.received()))
+            } else if let Err(e) = &heard {
+                Some(format!("{e:#}"))
+            } else if share < 0.8 {
+                Some(format!("does not hear {want} Hz (share {share:.2})"))
+            } else {
+                None
+            };
+            if let Some(f) = failure {
+                failures.push(format!("call {call} leg {}: {f}", ["A", "B"][i]));
             }
         }
     }
+    if !failures.is_empty() {
+        eprintln!("bench: {what}: {} of {} legs failed their checks, first: {}", failures.len(), calls * 2, failures[0]);
+    }
     setups.sort_by(|x, y| x.total_cmp(y));
     let pct = |p: f64| setups.get(((setups.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN);
-    system.finish(calls)?;
     drop(legs);
     Ok(RunResult {
         system: system.name(),
@@ -589,6 +630,7 @@ fn run(system: &mut dyn System, mode: &Mode, calls: usize, payloads: &Payloads, 
         rss_kib_per_call: (rss1 - rss0) / calls as f64,
         threads_per_call: (threads1 - threads0) / calls as f64,
         checked: format!("{calls} calls: packets both ways, each leg decodes to the other leg's tone"),
+        failed: (!failures.is_empty()).then(|| format!("{} of {} legs failed their checks, first: {}", failures.len(), calls * 2, failures[0])),
     })
 }
 
@@ -704,11 +746,17 @@ fn main() -> Result<()> {
             if filter("BENCH_SYSTEMS", "sipbridge") {
                 eprintln!("bench: sipbridge, {}, {k} calls", mode.name);
                 let mut system = Sipbridge::start(&dir)?;
-                results.push(run(&mut system, mode, k, &payloads, &shared)?);
+                results.push(run(&mut system, mode, k, &payloads, &shared).unwrap_or_else(|e| {
+                    eprintln!("bench: {e:#}");
+                    RunResult::failed("sipbridge", mode.name, k, format!("{e:#}"))
+                }));
             }
             if filter("BENCH_SYSTEMS", "rtpengine") {
                 eprintln!("bench: rtpengine, {}, {k} calls", mode.name);
-                results.push(run(&mut RtpengineCalls(&rtpengine), mode, k, &payloads, &shared)?);
+                results.push(run(&mut RtpengineCalls(&rtpengine), mode, k, &payloads, &shared).unwrap_or_else(|e| {
+                    eprintln!("bench: {e:#}");
+                    RunResult::failed("rtpengine", mode.name, k, format!("{e:#}"))
+                }));
             }
         }
     }
@@ -750,6 +798,9 @@ fn main() -> Result<()> {
             ratio,
             r.gen_cpu_ms_per_call_second
         );
+        if let Some(why) = &r.failed {
+            println!("{:<10} {:<30} {:>6}   FAILED: {why}", "", "", "");
+        }
     }
     println!("{:<10} {:<30} {:>6} {:>14.2}   (same GStreamer elements, one pipeline, no network)", "floor", "transcoded PCMU<->Opus", 1, floor);
     println!();
@@ -765,6 +816,7 @@ fn main() -> Result<()> {
             "generator_cpu_ms_per_call_second": r.gen_cpu_ms_per_call_second,
             "realtime": r.realtime_ratio, "setup_median_ms": r.setup_median_ms, "setup_p95_ms": r.setup_p95_ms,
             "rss_kib_per_call": r.rss_kib_per_call, "threads_per_call": r.threads_per_call, "checked": r.checked,
+            "failed": r.failed,
         })).collect::<Vec<_>>(),
         "codec_floor_cpu_ms_per_call_second": floor,
         "latency_ms": latencies.iter().map(|(what, d)| json!({ "path": what, "median": d[d.len() / 2], "min": d[0], "max": d[d.len() - 1] })).collect::<Vec<_>>(),
@@ -773,6 +825,10 @@ fn main() -> Result<()> {
     let out = workspace_root().join("target/bench.json");
     std::fs::write(&out, serde_json::to_string_pretty(&json)?)?;
     println!("\nwritten to {}", out.display());
+    let failed = results.iter().filter(|r| r.failed.is_some()).count();
+    if failed > 0 {
+        bail!("{failed} of {} rows failed their checks (marked FAILED above): their figures do not count", results.len());
+    }
     Ok(())
 }
 
