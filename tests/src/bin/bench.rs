@@ -108,11 +108,14 @@ const MODES: [Mode; 4] = [
     Mode { name: "transcoded WebRTC-Opus<->PCMU", b: Codec::Opus, transport: Transport::WebRtc },
 ];
 
+/// Captured RTP payloads, one per packet time.
+type Packets = Arc<Vec<Vec<u8>>>;
+
 /// The captured payloads: (codec, tone) -> packets.
-struct Payloads(Vec<(Codec, f64, Arc<Vec<Vec<u8>>>)>);
+struct Payloads(Vec<(Codec, f64, Packets)>);
 
 impl Payloads {
-    fn get(&self, codec: Codec, tone: f64) -> Arc<Vec<Vec<u8>>> {
+    fn get(&self, codec: Codec, tone: f64) -> Packets {
         self.0.iter().find(|(c, t, _)| *c == codec && *t == tone).map(|(_, _, p)| p.clone()).expect("captured payloads")
     }
 }
@@ -276,7 +279,7 @@ fn status_field(pid: u32, name: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix(name).map(|v| v.trim().split_whitespace().next().unwrap_or("0").parse().unwrap_or(0.0)))
+        .find_map(|l| l.strip_prefix(name).map(|v| v.split_whitespace().next().unwrap_or("0").parse().unwrap_or(0.0)))
         .unwrap_or(0.0)
 }
 
