@@ -315,9 +315,21 @@ impl Sipbridge {
 
     /// A session of `kind` answering `offer`; returns it and the answer.
     fn answer(&self, kind: &str, codec: Codec, offer: &str) -> Result<(String, String)> {
+        let t0 = Instant::now();
         let s = self.bridge.create(kind, json!({ "codecs": [codec.name()] }))?;
+        let t1 = Instant::now();
         self.bridge.set_remote(&s, "offer", offer)?;
+        let t2 = Instant::now();
         let (_, answer) = self.bridge.local_description(&s)?;
+        if std::env::var_os("BENCH_DEBUG").is_some() {
+            let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1000.0;
+            eprintln!(
+                "bench: sipbridge {kind} session: create {:.1} ms, setRemoteDescription {:.1} ms, getLocalDescription {:.1} ms",
+                ms(t0, t1),
+                ms(t1, t2),
+                ms(t2, Instant::now())
+            );
+        }
         Ok((s, answer))
     }
 
