@@ -168,6 +168,11 @@ fn check_request(line: &str, m: &RawMessage<'_>, framing: Framing) -> Result<Vec
     check_single(m, "cseq")?;
     check_name_addr(m.first("from").unwrap_or_default()).map_err(|e| bad(format!("Malformed From: {e}")))?;
     check_name_addr(m.first("to").unwrap_or_default()).map_err(|e| bad(format!("Malformed To: {e}")))?;
+    for h in m.all("contact") {
+        for elem in split_commas(&h.value) {
+            check_contact(elem).map_err(|e| bad(format!("Malformed Contact: {e}")))?;
+        }
+    }
     check_call_id(m.first("call-id").unwrap_or_default())?;
     // RFC 3261 §8.1.1.3 makes the From tag mandatory and the transaction
     // layer keys on it; RFC 2543 peers without one are refused here.
@@ -321,7 +326,11 @@ fn check_request_uri(uri: &str) -> Result<(), Reject> {
     if !matches!(scheme.as_str(), "sip" | "sips" | "tel") {
         return Err(Reject { code: 416, reason: "Unsupported URI Scheme".into() });
     }
-    if scheme != "tel" && rest.contains('?') {
+    // '?' starts URI headers only after the userinfo: the user part may
+    // hold it (user-unreserved, RFC 3261 §25.1; RFC 4475 intmeth), and no
+    // raw '@' can follow the userinfo in a valid URI.
+    let after_userinfo = rest.split_once('@').map_or(rest, |(_, hostpart)| hostpart);
+    if scheme != "tel" && after_userinfo.contains('?') {
         return Err(bad("Headers not allowed in Request-URI"));
     }
     Ok(())
@@ -484,6 +493,9 @@ fn check_name_addr(v: &str) -> Result<(), &'static str> {
         if spec.contains(char::is_whitespace) || spec.contains('"') {
             return Err("display name without <>");
         }
+        if spec.contains('?') {
+            return Err(HEADERS_OUTSIDE_BRACKETS);
+        }
         check_addr_spec(spec)?;
         params = &v[end..];
     }
@@ -498,6 +510,26 @@ fn check_name_addr(v: &str) -> Result<(), &'static str> {
                 return Err("bad parameter");
             }
         }
+    }
+    Ok(())
+}
+
+/// RFC 3261 §20: a URI with a comma, question mark or semicolon MUST be
+/// in name-addr form; in addr-spec form a `?` (URI headers) cannot be told
+/// apart from the field's own syntax (RFC 4475 regbadct).
+const HEADERS_OUTSIDE_BRACKETS: &str = "URI with headers not enclosed in <>";
+
+/// One Contact value: `*`, a name-addr (not looked into here) or an
+/// addr-spec, which must not carry URI headers.
+fn check_contact(elem: &str) -> Result<(), &'static str> {
+    let elem = elem.trim();
+    if elem == "*" || find_unquoted(elem, '<')?.is_some() {
+        return Ok(());
+    }
+    // addr-spec form: the URI ends at the first ';' (header parameters follow).
+    let spec = &elem[..elem.find(';').unwrap_or(elem.len())];
+    if spec.contains('?') {
+        return Err(HEADERS_OUTSIDE_BRACKETS);
     }
     Ok(())
 }
@@ -769,6 +801,39 @@ mod tests {
         assert_eq!(tidy_params("\"J R \\\"\"  <sip:j@e> ; tag = 98"), "\"J R \\\"\" <sip:j@e>;tag=98");
         assert!(has_tag("<sip:a@b> ; tag = 1"));
         assert!(!has_tag("<sip:a@b;tag=1>"));
+    }
+
+    #[test]
+    fn question_mark_in_request_uri_user_part_is_not_a_header() {
+        // RFC 4475 §3.1.1.2 (intmeth) uses '?' and '/' in the user part.
+        let uri = "sip:a?b/c=d@example.com";
+        assert_eq!(code(&OK.replace("OPTIONS sip:bob@example.com SIP", &format!("OPTIONS {uri} SIP"))), "accepted");
+        assert_eq!(
+            code(&OK.replace("OPTIONS sip:bob@example.com SIP", "OPTIONS sip:a?b@example.com?Route=x SIP")),
+            "400 Headers not allowed in Request-URI"
+        );
+        assert_eq!(
+            code(&OK.replace("OPTIONS sip:bob@example.com SIP", "OPTIONS sip:example.com?Route=x SIP")),
+            "400 Headers not allowed in Request-URI"
+        );
+    }
+
+    #[test]
+    fn uri_headers_need_angle_brackets() {
+        // RFC 4475 §3.1.2.13 (regbadct) is invalid; §3.3.14 (regescrt), the
+        // same URI inside <>, is valid.
+        let reg = OK.replace("OPTIONS", "REGISTER");
+        let with = |contact: &str| code(&reg.replace("Content-Length: 0", &format!("Contact: {contact}\r\nContent-Length: 0")));
+        assert_eq!(with("sip:u@192.0.2.1?Route=%3Csip:p.example.com%3E"), "400 Malformed Contact: URI with headers not enclosed in <>");
+        assert_eq!(with("<sip:u@192.0.2.1>, sip:v@192.0.2.2?X=1;q=0.5"), "400 Malformed Contact: URI with headers not enclosed in <>");
+        assert_eq!(with("<sip:u@192.0.2.1?Route=%3Csip:p.example.com%3E>"), "accepted");
+        assert_eq!(with("sip:u@192.0.2.1;expires=60"), "accepted");
+        assert_eq!(with("\"who?\" <sip:u@192.0.2.1>;q=0.1"), "accepted");
+        assert_eq!(with("*"), "accepted");
+        assert_eq!(
+            code(&reg.replace("To: <sip:bob@example.com>", "To: sip:bob@example.com?Subject=hi")),
+            "400 Malformed To: URI with headers not enclosed in <>"
+        );
     }
 
     #[test]
