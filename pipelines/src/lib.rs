@@ -21,6 +21,7 @@ mod link;
 mod player;
 mod port;
 mod recorder;
+mod relay;
 mod room;
 mod rtp_leg;
 mod runtime;

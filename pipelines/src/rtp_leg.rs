@@ -1,9 +1,9 @@
 //! The RTP leg: plain RTP/AVP over UDP for SIP peers (phones, PBXs, trunks).
 //!
 //! ```text
-//! udpsrc(rtp socket) ! tee -+- [RTP only, latch] capsfilter ! rtpbin.recv_rtp_sink_0
-//!                           +- [RTCP only: rtcp-mux] capsfilter --+
-//! udpsrc(rtcp socket) ------------------------------------------- funnel ! rtpbin.recv_rtcp_sink_0
+//! udpsrc(rtp socket) ! [latch; relay] tee -+- [RTP only] capsfilter ! rtpbin.recv_rtp_sink_0
+//!                                         +- [RTCP only: rtcp-mux] capsfilter --+
+//! udpsrc(rtcp socket) --------------------------------------------------------- funnel ! rtpbin.recv_rtcp_sink_0
 //! rtpbin.recv_rtp_src_* -> receive::attach (audio to the port, telephone-event to DTMF)
 //! send chain ! rtpbin.send_rtp_sink_0 ; rtpbin.send_rtp_src_0 ! multiudpsink(rtp socket)
 //! rtpbin.send_rtcp_src_0 ! multiudpsink(rtcp socket, or the rtp one with rtcp-mux)
@@ -11,11 +11,14 @@
 //! Sending and receiving share one socket per port, so we send from the
 //! port we advertise (symmetric RTP), and we send to wherever the peer's RTP
 //! actually comes from once it arrives (the peer behind NAT, or a phone
-//! that wrote a wrong address into its SDP).
+//! that wrote a wrong address into its SDP). Audio for a linked RTP leg
+//! with the same codec leaves at `[relay]` through that leg's socket
+//! (see [`crate::relay`]).
 
 use crate::codec::{self, CodecChoice};
 use crate::leg::{ConnectionState, DescriptionKind, EventHandler, LegEvent, LegOptions, Negotiation, SessionDescriptionText};
 use crate::port::MediaPort;
+use crate::relay::{RelayEnd, RelayFormat};
 use crate::runtime::{make, new_pipeline};
 use crate::sdp::{Attribute, Direction, Media, SessionDescription};
 use crate::send::{self, SendChain, SendGate};
@@ -44,6 +47,7 @@ struct Inner {
     local: SocketAddr,
     port: MediaPort,
     gate: SendGate,
+    relay: Arc<RelayEnd>,
     /// Payload type -> caps, read by rtpbin's `request-pt-map`.
     pt_map: Arc<Mutex<HashMap<u8, gst::Caps>>>,
     /// Where we send, and whether we re-learn it from incoming packets.
@@ -83,6 +87,7 @@ impl RtpLeg {
         let address = *options.media_addresses.first().ok_or_else(|| Error::Bind("no media address configured".into()))?;
         let (rtp_socket, rtcp_socket) = bind_pair(address, options.rtp_ports)?;
         let local = rtp_socket.local_addr().map_err(|e| Error::Bind(e.to_string()))?;
+        let relay_socket = rtp_socket.try_clone().map_err(|e| Error::Bind(e.to_string()))?;
         let rtp_socket = gio_socket(rtp_socket)?;
         let rtcp_socket = gio_socket(rtcp_socket)?;
 
@@ -114,6 +119,12 @@ impl RtpLeg {
         rtp_caps.link_pads(Some("src"), &rtpbin, Some("recv_rtp_sink_0"))?;
         rtcp_funnel.link_pads(Some("src"), &rtpbin, Some("recv_rtcp_sink_0"))?;
 
+        let destination: Arc<Mutex<Destination>> = Arc::default();
+        let gate = SendGate::default();
+        let relay_destination = destination.clone();
+        let relay = Arc::new(RelayEnd::new(relay_socket, Box::new(move || relay_destination.lock().unwrap().rtp), gate.clone()));
+        let port = MediaPort::default();
+        port.set_relay_end(relay.clone());
         let leg = RtpLeg {
             inner: Arc::new(Inner {
                 options,
@@ -124,14 +135,15 @@ impl RtpLeg {
                 rtp_out,
                 rtcp_out,
                 local,
-                port: MediaPort::default(),
-                gate: SendGate::default(),
+                port,
+                gate,
+                relay,
                 pt_map: Arc::default(),
-                destination: Arc::default(),
+                destination,
                 may_receive: Arc::new(AtomicBool::new(true)),
                 state: Mutex::new(State {
                     negotiation: Negotiation::Stable,
-                    session_id: rand_u32() as u64,
+                    session_id: crate::runtime::random_u32() as u64,
                     version: 1,
                     send: None,
                     remote_offer: None,
@@ -141,8 +153,9 @@ impl RtpLeg {
             }),
         };
         leg.inner.gate.set_transport_up(true);
-        leg.watch_rtp(&split.static_pad("src_0").unwrap());
-        only_rtcp(&split.static_pad("src_1").unwrap());
+        leg.watch_rtp(&rtp_in.static_pad("src").unwrap());
+        keep_only(&split.static_pad("src_0").unwrap(), Packet::Rtp);
+        keep_only(&split.static_pad("src_1").unwrap(), Packet::Rtcp);
         leg.connect_rtpbin();
         if leg.inner.options.rtp_timeout_ms > 0 {
             silence_watch().lock().unwrap().push(Arc::downgrade(&leg.inner));
@@ -161,34 +174,40 @@ impl RtpLeg {
         self.inner.local
     }
 
-    /// Drops what is not RTP (STUN from phones that probe even with ICE
-    /// off, stray RTCP), learns the peer's real address, and reports the
-    /// connection up at the first packet.
+    /// Runs on the socket thread for every datagram: drops what is neither
+    /// RTP nor RTCP (STUN from phones that probe even with ICE off), learns
+    /// the peer's real address, reports the connection up at the first
+    /// packet, and relays audio straight to a linked RTP leg (see
+    /// [`crate::relay`]), which then skips the rest of the pipeline.
     fn watch_rtp(&self, pad: &gst::Pad) {
         let destination = self.inner.destination.clone();
         let rtp_out = self.inner.rtp_out.clone();
         let rtcp_out = self.inner.rtcp_out.clone();
         let may_receive = self.inner.may_receive.clone();
         let events = self.inner.events.clone();
+        let port = self.inner.port.clone();
         let symmetric = self.inner.options.symmetric_rtp;
         pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
             let Some(buffer) = info.buffer() else { return gst::PadProbeReturn::Ok };
-            if !is_rtp(buffer) {
-                return gst::PadProbeReturn::Drop;
+            let Ok(data) = buffer.map_readable() else { return gst::PadProbeReturn::Drop };
+            match Packet::of(&data) {
+                Packet::Rtcp => return gst::PadProbeReturn::Ok,
+                Packet::Other => return gst::PadProbeReturn::Drop,
+                Packet::Rtp => {}
             }
             let source = buffer
                 .meta::<gst_net::NetAddressMeta>()
                 .and_then(|m| m.addr().downcast::<gio::InetSocketAddress>().ok())
                 .map(SocketAddr::from);
-            let mut dest = destination.lock().unwrap();
-            dest.last_packet = Some(Instant::now());
-            if !dest.seen_media || dest.silent {
-                dest.seen_media = true;
-                dest.silent = false;
-                events(LegEvent::ConnectionStateChange(ConnectionState::Connected));
-            }
-            if let Some(source) = source {
-                if dest.latch {
+            {
+                let mut dest = destination.lock().unwrap();
+                dest.last_packet = Some(Instant::now());
+                if !dest.seen_media || dest.silent {
+                    dest.seen_media = true;
+                    dest.silent = false;
+                    events(LegEvent::ConnectionStateChange(ConnectionState::Connected));
+                }
+                if let (Some(source), true) = (source, dest.latch) {
                     dest.latch = false;
                     if dest.rtp != Some(source) && symmetric.should_latch(dest.rtp, source) {
                         tracing::info!(from = ?dest.rtp, to = %source, "symmetric RTP: sending to where the peer's RTP comes from");
@@ -198,11 +217,14 @@ impl RtpLeg {
                     }
                 }
             }
-            if may_receive.load(Ordering::Relaxed) {
-                gst::PadProbeReturn::Ok
-            } else {
-                gst::PadProbeReturn::Drop
+            if !may_receive.load(Ordering::Relaxed) {
+                return gst::PadProbeReturn::Drop;
             }
+            // Relayed and nobody else (a recorder, say) wants it decoded.
+            if port.relay(&data) && !port.has_demand() {
+                return gst::PadProbeReturn::Drop;
+            }
+            gst::PadProbeReturn::Ok
         });
     }
 
@@ -392,6 +414,7 @@ impl RtpLeg {
             apply_destination(&dest, &inner.rtp_out, &inner.rtcp_out);
         }
         inner.gate.set_may_send(direction.sends() && address.is_some());
+        inner.relay.set_format(Some(RelayFormat { codec: choice.codec, ptime: choice.ptime, payload_type: choice.payload_type }));
         inner.may_receive.store(direction.receives(), Ordering::Relaxed);
 
         let same_stream = state.send.as_ref().is_some_and(|s| s.choice == *choice);
@@ -436,6 +459,7 @@ impl RtpLeg {
             }
             state.closed = true;
         }
+        self.inner.relay.set_format(None);
         crate::leg::shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
     }
 }
@@ -525,19 +549,37 @@ fn apply_destination(dest: &Destination, rtp_out: &gst::Element, rtcp_out: &gst:
     }
 }
 
-/// RTP version 2 and not an RTCP packet type (200-204, RFC 5761 section 4).
-fn is_rtp(buffer: &gst::BufferRef) -> bool {
-    let mut head = [0u8; 2];
-    buffer.copy_to_slice(0, &mut head).is_ok() && head[0] >> 6 == 2 && !(200..=204).contains(&head[1])
+/// What arrived on an RTP socket.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Packet {
+    Rtp,
+    /// RTCP packet types 200-204 (RFC 5761 section 4: how rtcp-mux tells them apart).
+    Rtcp,
+    /// Not RTP version 2: STUN, garbage.
+    Other,
 }
 
-fn only_rtcp(pad: &gst::Pad) {
-    pad.add_probe(gst::PadProbeType::BUFFER, |_, info| {
+impl Packet {
+    fn of(data: &[u8]) -> Packet {
+        match data {
+            [first, second, ..] if first >> 6 == 2 => {
+                if (200..=204).contains(second) {
+                    Packet::Rtcp
+                } else {
+                    Packet::Rtp
+                }
+            }
+            _ => Packet::Other,
+        }
+    }
+}
+
+/// Lets only `kind` through `pad`.
+fn keep_only(pad: &gst::Pad, kind: Packet) {
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         let mut head = [0u8; 2];
         match info.buffer() {
-            Some(b) if b.copy_to_slice(0, &mut head).is_ok() && head[0] >> 6 == 2 && (200..=204).contains(&head[1]) => {
-                gst::PadProbeReturn::Ok
-            }
+            Some(b) if b.copy_to_slice(0, &mut head).is_ok() && Packet::of(&head) == kind => gst::PadProbeReturn::Ok,
             _ => gst::PadProbeReturn::Drop,
         }
     });
@@ -561,7 +603,7 @@ fn bind_pair(address: IpAddr, range: (u16, u16)) -> Result<(UdpSocket, UdpSocket
         return Err(Error::Bind(format!("no free even port pair on {address}")));
     }
     let pairs = ((high - low) / 2).max(1) as u32;
-    let start = rand_u32() % pairs;
+    let start = crate::runtime::random_u32() % pairs;
     for i in 0..pairs {
         let port = low + (((start + i) % pairs) * 2) as u16;
         if let (Ok(rtp), Ok(rtcp)) = (UdpSocket::bind((address, port)), UdpSocket::bind((address, port + 1))) {
@@ -573,11 +615,4 @@ fn bind_pair(address: IpAddr, range: (u16, u16)) -> Result<(UdpSocket, UdpSocket
 
 fn gio_socket(socket: UdpSocket) -> Result<gio::Socket, Error> {
     gio::Socket::from_fd(std::os::fd::OwnedFd::from(socket)).map_err(|e| Error::Bind(e.to_string()))
-}
-
-fn rand_u32() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
-    h.finish() as u32
 }

@@ -44,7 +44,7 @@ impl SendGate {
         self.may_send.store(may, Ordering::Relaxed);
     }
 
-    fn open(&self) -> bool {
+    pub fn open(&self) -> bool {
         self.transport_up.load(Ordering::Relaxed) && self.may_send.load(Ordering::Relaxed)
     }
 }
