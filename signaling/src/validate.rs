@@ -175,10 +175,12 @@ fn check_request(line: &str, m: &RawMessage<'_>, framing: Framing) -> Result<Vec
     }
     check_call_id(m.first("call-id").unwrap_or_default())?;
     // RFC 3261 §8.1.1.3 makes the From tag mandatory and the transaction
-    // layer keys on it; RFC 2543 peers without one are refused here.
-    if !has_tag(m.first("from").unwrap_or_default()) {
-        return Err(bad("Missing From tag"));
-    }
+    // layer keys on it, but RFC 2543 clients send none (§8.2.6.2, RFC 4475
+    // §3.4.1): such a From gets a synthetic tag the stack can key on, taken
+    // off again on the way out (see `crate::compat`).
+    let from = tidy_params(m.first("from").unwrap_or_default());
+    let synthetic_from = (!has_tag(&from))
+        .then(|| crate::compat::with_synthetic_tag(&from, m.first("call-id").unwrap_or_default()));
     let cseq_method = check_cseq(m.first("cseq").unwrap_or_default())?;
     if cseq_method != method {
         return Err(bad("CSeq method does not match Request-Line"));
@@ -205,7 +207,7 @@ fn check_request(line: &str, m: &RawMessage<'_>, framing: Framing) -> Result<Vec
         return Err(Reject { code: 501, reason: "Not Implemented".into() });
     }
     check_request_uri(uri)?;
-    Ok(canonical(line, m, &vias, body))
+    Ok(canonical(line, m, &vias, body, synthetic_from.as_deref()))
 }
 
 fn check_response(line: &str, m: &RawMessage<'_>, framing: Framing) -> Result<Vec<u8>, Reject> {
@@ -227,7 +229,7 @@ fn check_response(line: &str, m: &RawMessage<'_>, framing: Framing) -> Result<Ve
     }
     check_cseq(m.first("cseq").unwrap_or_default())?;
     let body = check_body(m, framing)?;
-    Ok(canonical(line, m, &vias, body))
+    Ok(canonical(line, m, &vias, body, None))
 }
 
 /// `SIP/<something>`, case-insensitively (byte-wise: the input may hold
@@ -584,8 +586,9 @@ fn check_addr_spec(spec: &str) -> Result<(), &'static str> {
 
 /// Rebuilds the message: start line as sent, each Via element on its own
 /// line, other fields unfolded under their long names, Content-Length set
-/// to the framed body.
-fn canonical(start: &str, m: &RawMessage<'_>, vias: &[ViaElem], body: &[u8]) -> Vec<u8> {
+/// to the framed body; `from`, when given, replaces the From value (a
+/// tagless From with its synthetic tag).
+fn canonical(start: &str, m: &RawMessage<'_>, vias: &[ViaElem], body: &[u8], from: Option<&str>) -> Vec<u8> {
     let mut out = String::with_capacity(m.body_offset + 64);
     out.push_str(start);
     out.push_str("\r\n");
@@ -601,6 +604,12 @@ fn canonical(start: &str, m: &RawMessage<'_>, vias: &[ViaElem], body: &[u8]) -> 
                 }
             }
             "content-length" => {}
+            "from" if from.is_some() => {
+                out.push_str(&long_name(h));
+                out.push_str(": ");
+                out.push_str(from.unwrap_or_default());
+                out.push_str("\r\n");
+            }
             "from" | "to" | "contact" | "route" | "record-route" => {
                 out.push_str(&long_name(h));
                 out.push_str(": ");
@@ -834,6 +843,24 @@ mod tests {
             code(&reg.replace("To: <sip:bob@example.com>", "To: sip:bob@example.com?Subject=hi")),
             "400 Malformed To: URI with headers not enclosed in <>"
         );
+    }
+
+    #[test]
+    fn tagless_from_gets_the_synthetic_tag() {
+        // RFC 2543 syntax (RFC 4475 §3.4.1): no From tag, no branch.
+        let msg = OK.replace("From: <sip:a@example.com>;tag=1", "f: sip:a@example.com ").replace(";branch=z9hG4bK1", "");
+        let Screening::Accept(bytes) = screen(msg.as_bytes(), Framing::Datagram, 65535, "") else { panic!("{}", code(&msg)) };
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        let tag = crate::compat::synthetic_tag("c1", "sip:a@example.com");
+        assert!(text.contains(&format!("\r\nFrom: sip:a@example.com;tag={tag}\r\n")), "{text}");
+        // Its ACK and BYE get the same tag; a tagged From is left alone.
+        for method in ["ACK", "BYE", "CANCEL"] {
+            let m = msg.replace("OPTIONS", method).replace("To: <sip:bob@example.com>", "To: <sip:bob@example.com>;tag=x");
+            let Screening::Accept(b) = screen(m.as_bytes(), Framing::Datagram, 65535, "") else { panic!("{method}") };
+            assert!(String::from_utf8_lossy(&b).contains(&format!(";tag={tag}\r\n")), "{method}");
+        }
+        let Screening::Accept(b) = screen(OK.as_bytes(), Framing::Datagram, 65535, "") else { panic!() };
+        assert!(String::from_utf8_lossy(&b).contains("From: <sip:a@example.com>;tag=1\r\n"));
     }
 
     #[test]

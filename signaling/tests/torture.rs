@@ -71,7 +71,7 @@ const EXPECTED: &[(&str, &str, char, &str)] = &[
     ("cparam02", "3.3.13 REGISTER with a url-parameter", 'A', "accepted, answered 405 Method Not Allowed"),
     ("regescrt", "3.3.14 REGISTER with a URL-escaped header", 'A', "accepted, answered 405 Method Not Allowed"),
     ("sdp01", "3.3.15 unacceptable Accept offering", 'A', "accepted, answered 406 Not Acceptable"),
-    ("inv2543", "3.4.1 INVITE with RFC 2543 syntax (no From tag)", 'R', "rejected: 400 Missing From tag"),
+    ("inv2543", "3.4.1 INVITE with RFC 2543 syntax (no From tag)", 'A', "accepted: new call"),
 ];
 
 fn corpus() -> BTreeMap<String, Vec<u8>> {
@@ -124,6 +124,7 @@ async fn rfc4475_over_udp_into_a_live_agent() {
     .await
     .unwrap();
     let target = ua.local_addr(Transport::Udp).unwrap();
+    let mut ua_events = ua.take_events().unwrap();
     let corpus = corpus();
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
@@ -148,6 +149,18 @@ async fn rfc4475_over_udp_into_a_live_agent() {
         }
     }
     assert!(answered >= 20);
+    // The RFC 2543 INVITE (no From tag) became an incoming call like the
+    // RFC 3261 ones.
+    let inv2543 = signaling::wire::scan(&corpus["inv2543"]).unwrap();
+    let (call_id, from) = (inv2543.first("call-id").unwrap().to_string(), inv2543.first("from").unwrap().to_string());
+    let call = loop {
+        match tokio::time::timeout(Duration::from_secs(5), ua_events.recv()).await {
+            Ok(Some(signaling::UaEvent::IncomingCall(c))) if c.call.id() == call_id => break c,
+            Ok(Some(_)) => continue,
+            other => panic!("inv2543 did not become an incoming call: {other:?}"),
+        }
+    };
+    assert_eq!(call.from, signaling::compat::header_uri(&from));
     let (accepted, rejected, _dropped) = ua.screen_stats();
     assert_eq!(rejected, answered as u64);
     assert!(accepted >= 20, "accepted {accepted}");
