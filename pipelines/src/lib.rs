@@ -20,6 +20,7 @@ mod leg;
 mod link;
 mod player;
 mod port;
+mod reactor;
 mod recorder;
 mod relay;
 mod room;
