@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 APT_PACKAGES=(
   # build
-  pkg-config libssl-dev
+  pkg-config libssl-dev libopus-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
   # media runtime: webrtcbin, libnice ICE, Opus, G.722 (libav), tools for test peers
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad

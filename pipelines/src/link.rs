@@ -6,6 +6,7 @@
 //! Between two plain RTP legs with the same codec and packet time, packets
 //! skip the link altogether: the legs relay them (see [`crate::relay`]).
 
+use crate::codec::Codec;
 use crate::port::{Consumer, MediaPort, Want};
 use std::sync::Arc;
 
@@ -84,6 +85,12 @@ impl Consumer for Forward {
             Some(_) if passthrough(&self.from, &self.to) => Want::Encoded,
             Some(_) => Want::Raw,
         }
+    }
+
+    /// The other leg's encoder rate: a G.711 leg needs no more than 8 kHz
+    /// (Opus encoders take any rate, so they get what there is).
+    fn raw_rate(&self) -> Option<u32> {
+        self.to.send_codec().filter(|c| *c != Codec::Opus).map(Codec::sample_rate)
     }
 
     fn take(&self, want: Want, sample: &gst::Sample) {

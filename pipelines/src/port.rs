@@ -4,7 +4,8 @@
 //! Audio leaves a port in one of two forms, produced only when someone asks
 //! for it: *encoded* frames straight from the depayloader (for passthrough
 //! between legs that share a codec) or *raw* S16LE mono samples at the
-//! codec's own rate (for transcoding, mixing, recording). Nothing is decoded
+//! codec's own rate, or for Opus at the lowest rate every consumer can use
+//! (for transcoding, mixing, recording). Nothing is decoded
 //! while no consumer wants raw audio.
 
 use crate::codec::Codec;
@@ -27,7 +28,15 @@ pub trait Consumer: Send + Sync {
     fn wants(&self) -> Want;
     /// A sample in the form `want` (what [`Consumer::wants`] said for it).
     fn take(&self, want: Want, sample: &gst::Sample);
+    /// The sample rate this consumer will use raw audio at, if it uses
+    /// less than the codec's full rate: decoders need not produce more.
+    fn raw_rate(&self) -> Option<u32> {
+        None
+    }
 }
+
+/// The highest rate raw audio is produced at.
+const FULL_RATE: u32 = 48000;
 
 #[derive(Clone, Default)]
 pub struct MediaPort {
@@ -160,6 +169,14 @@ impl MediaPort {
             peer.touch();
         }
         sent
+    }
+
+    /// The highest rate any consumer wants raw audio at now (48 kHz when
+    /// one wants the full rate, or when there is none).
+    pub(crate) fn raw_rate(&self) -> u32 {
+        let consumers = self.inner.consumers.read().unwrap();
+        let wanting = consumers.iter().filter(|(_, c)| c.wants() == Want::Raw);
+        wanting.map(|(_, c)| c.raw_rate().unwrap_or(FULL_RATE)).max().unwrap_or(FULL_RATE)
     }
 
     /// Whether any consumer currently wants audio in this form.
