@@ -65,6 +65,7 @@ pub(crate) fn build(
     let codec = choice.codec;
     let convert = make("audioconvert")?;
     let resample = make("audioresample")?;
+    align_resampler_output(&resample);
     let caps = make("capsfilter")?;
     caps.set_property(
         "caps",
@@ -109,6 +110,91 @@ pub(crate) fn build(
         mux,
         dtmf_src: Default::default(),
     })
+}
+
+/// Hides audioresample's lookahead from the encoder's packet framing.
+///
+/// After every reset (stream start, new caps, a discontinuity) audioresample's
+/// first output is short by its filter's lookahead (default quality, 48 ->
+/// 8 kHz: 129 of 160 samples; 8 -> 48 kHz: 763 of 960); later outputs are as
+/// long as their inputs. The encoders work in whole packets (`rtppcmupay`
+/// 20 ms, `opusenc` 20 ms frames), so every packet then waited for the next
+/// packet's input to arrive: 20 ms added to each transcoded direction.
+/// Padding that first output with the missing samples of silence lines the
+/// packets up with the input again: a packet leaves as soon as its input has
+/// arrived, late only by the filter's own lookahead (about 4 ms).
+///
+/// Padding happens once per reset and only by what the reset cost: when a
+/// discontinuity makes audioresample first drain its filter (the tail of the
+/// audio before it, pushed in the same call), the drained samples count
+/// against the shortfall, so the stream never grows longer than its input.
+fn align_resampler_output(resample: &gst::Element) {
+    #[derive(Default)]
+    struct Tally {
+        /// Frames and rate of the input buffer being processed.
+        in_frames: u64,
+        in_rate: u64,
+        /// Frames pushed so far while processing it (a drain comes first).
+        out_frames: u64,
+    }
+    let tally = Arc::new(std::sync::Mutex::new(Tally::default()));
+    let sink = resample.static_pad("sink").expect("audioresample has a sink pad");
+    let src = resample.static_pad("src").expect("audioresample has a src pad");
+    let t = tally.clone();
+    sink.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        if let (Some(buffer), Some((rate, bpf))) = (info.buffer(), pad.current_caps().as_deref().and_then(raw_layout)) {
+            *t.lock().unwrap() = Tally { in_frames: (buffer.size() / bpf) as u64, in_rate: rate, out_frames: 0 };
+        }
+        gst::PadProbeReturn::Ok
+    });
+    src.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some((rate, bpf)) = pad.current_caps().as_deref().and_then(raw_layout) else { return gst::PadProbeReturn::Ok };
+        let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() else { return gst::PadProbeReturn::Ok };
+        let frames = (buffer.size() / bpf) as u64;
+        let mut t = tally.lock().unwrap();
+        let before = t.out_frames;
+        t.out_frames += frames;
+        if !buffer.flags().contains(gst::BufferFlags::DISCONT) || t.in_rate == 0 {
+            return gst::PadProbeReturn::Ok;
+        }
+        let expected = (t.in_frames * rate + t.in_rate / 2) / t.in_rate;
+        let missing = expected.saturating_sub(before + frames);
+        // Never more than a packet's worth: anything else is not lookahead.
+        if missing == 0 || missing > rate / 50 {
+            return gst::PadProbeReturn::Ok;
+        }
+        t.out_frames += missing;
+        let pad_ns = missing * 1_000_000_000 / rate;
+        let mut data = vec![0u8; missing as usize * bpf];
+        if let Ok(map) = buffer.map_readable() {
+            data.extend_from_slice(&map);
+        }
+        let mut padded = gst::Buffer::from_mut_slice(data);
+        {
+            let b = padded.get_mut().expect("a new buffer is writable");
+            b.set_flags(buffer.flags());
+            b.set_pts(buffer.pts().map(|p| p.saturating_sub(gst::ClockTime::from_nseconds(pad_ns))));
+            b.set_duration(buffer.duration().map(|d| d + gst::ClockTime::from_nseconds(pad_ns)));
+        }
+        *buffer = padded;
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Rate and bytes per frame of raw audio caps whose zero bytes are silence
+/// (signed integer and float formats).
+fn raw_layout(caps: &gst::CapsRef) -> Option<(u64, usize)> {
+    let s = caps.structure(0)?;
+    let rate = s.get::<i32>("rate").ok()? as u64;
+    let channels = s.get::<i32>("channels").ok()? as usize;
+    let width = match s.get::<&str>("format").ok()? {
+        "S16LE" | "S16BE" => 2,
+        "S24LE" | "S24BE" => 3,
+        "S32LE" | "S32BE" | "F32LE" | "F32BE" | "S24_32LE" | "S24_32BE" => 4,
+        "F64LE" | "F64BE" => 8,
+        _ => return None,
+    };
+    (rate > 0 && s.get::<&str>("layout").map_or(true, |l| l == "interleaved")).then_some((rate, width * channels))
 }
 
 fn configure_encoder(encoder: &gst::Element, codec: Codec, ptime: u32, options: &LegOptions) {
@@ -196,5 +282,77 @@ impl SendChain {
             let _ = e.set_state(gst::State::Null);
         }
         let _ = self.bin.remove_many(&self.elements);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::port::InputPad;
+    use std::sync::Mutex;
+
+    /// Pushes twenty 20 ms buffers at `from` Hz through an aligned
+    /// audioresample to `to` Hz, with a 100 ms timestamp gap (which makes
+    /// audioresample drain and restart) after buffer `gap_after`; returns
+    /// the frames out so far after each push.
+    fn frames_out_after_each_push(from: u32, to: u32, gap_after: Option<usize>) -> Vec<u64> {
+        gst::init().unwrap();
+        let pipeline = gst::Pipeline::new();
+        let resample = make("audioresample").unwrap();
+        align_resampler_output(&resample);
+        let caps = make("capsfilter").unwrap();
+        caps.set_property("caps", gst::Caps::builder("audio/x-raw").field("rate", to as i32).build());
+        let out = Arc::new(Mutex::new(0u64));
+        let counted = out.clone();
+        let sink = gst_app::AppSink::builder()
+            .sync(false)
+            .async_(false)
+            .callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |s| {
+                        let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        *counted.lock().unwrap() += sample.buffer().map_or(0, |b| b.size() as u64 / 2);
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            )
+            .build();
+        pipeline.add_many([&resample, &caps, sink.upcast_ref()]).unwrap();
+        gst::Element::link_many([&resample, &caps, sink.upcast_ref()]).unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let input = InputPad::new("raw_in", &resample.static_pad("sink").unwrap()).unwrap();
+        let caps = crate::runtime::raw_caps(from);
+        let mut pts = gst::ClockTime::from_seconds(1);
+        let mut after = Vec::new();
+        for i in 0..20 {
+            let frames = from as usize / 50;
+            let tone = (0..frames).flat_map(|n| (((n as f64 * 0.3).sin() * 8000.0) as i16).to_le_bytes()).collect::<Vec<u8>>();
+            let mut buffer = gst::Buffer::from_mut_slice(tone);
+            {
+                let b = buffer.get_mut().unwrap();
+                b.set_pts(pts);
+                b.set_duration(gst::ClockTime::from_mseconds(20));
+            }
+            input.push(buffer, &caps);
+            after.push(*out.lock().unwrap());
+            pts += gst::ClockTime::from_mseconds(if gap_after == Some(i) { 120 } else { 20 });
+        }
+        pipeline.set_state(gst::State::Null).unwrap();
+        after
+    }
+
+    /// Each 20 ms of input yields exactly 20 ms of output at once, so an
+    /// encoder that works in 20 ms packets never waits for the next one;
+    /// and a restart (drain plus refill) does not make the stream longer.
+    #[test]
+    fn resampled_packets_leave_with_their_input() {
+        for (from, to) in [(48000, 8000), (8000, 48000), (16000, 8000), (8000, 16000), (8000, 8000)] {
+            for gap in [None, Some(9)] {
+                let per_packet = to as u64 / 50;
+                for (i, total) in frames_out_after_each_push(from, to, gap).into_iter().enumerate() {
+                    assert_eq!(total, (i as u64 + 1) * per_packet, "{from} -> {to} Hz, gap after {gap:?}: frames out after input {i}");
+                }
+            }
+        }
     }
 }
