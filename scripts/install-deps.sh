@@ -9,7 +9,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 APT_PACKAGES=(
-  # build (libopus-dev: the bench decodes the Opus its calls receive, to check the tone)
+  # build
   pkg-config libssl-dev libopus-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
   # media runtime: webrtcbin, libnice ICE, Opus, G.722 (libav), tools for test peers

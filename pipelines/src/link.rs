@@ -3,7 +3,10 @@
 //! encode), decoded audio otherwise (transcoding). The choice is made per
 //! buffer from what each leg has negotiated, so a link can be made before
 //! negotiation finishes and survives a codec change in a re-INVITE.
+//! Between two plain RTP legs with the same codec and packet time, packets
+//! skip the link altogether: the legs relay them (see [`crate::relay`]).
 
+use crate::codec::Codec;
 use crate::port::{Consumer, MediaPort, Want};
 use std::sync::Arc;
 
@@ -24,12 +27,14 @@ pub struct Echo {
 impl Echo {
     pub fn new(port: &MediaPort) -> Echo {
         let id = port.add_consumer(Arc::new(Forward { from: port.clone(), to: port.clone() }));
+        port.relay_to(port);
         Echo { port: port.clone(), id }
     }
 }
 
 impl Drop for Echo {
     fn drop(&mut self) {
+        self.port.stop_relay_to(&self.port);
         self.port.remove_consumer(self.id);
     }
 }
@@ -38,6 +43,8 @@ impl Link {
     pub fn new(a: &MediaPort, b: &MediaPort) -> Link {
         let a_to_b = a.add_consumer(Arc::new(Forward { from: a.clone(), to: b.clone() }));
         let b_to_a = b.add_consumer(Arc::new(Forward { from: b.clone(), to: a.clone() }));
+        a.relay_to(b);
+        b.relay_to(a);
         Link { a: a.clone(), b: b.clone(), ids: (a_to_b, b_to_a) }
     }
 
@@ -51,6 +58,8 @@ impl Link {
 
 impl Drop for Link {
     fn drop(&mut self) {
+        self.a.stop_relay_to(&self.b);
+        self.b.stop_relay_to(&self.a);
         self.a.remove_consumer(self.ids.0);
         self.b.remove_consumer(self.ids.1);
     }
@@ -68,11 +77,20 @@ struct Forward {
 
 impl Consumer for Forward {
     fn wants(&self) -> Want {
+        if self.from.relays_to(&self.to) {
+            return Want::Nothing;
+        }
         match self.to.send_codec() {
             None => Want::Nothing,
             Some(_) if passthrough(&self.from, &self.to) => Want::Encoded,
             Some(_) => Want::Raw,
         }
+    }
+
+    /// The other leg's encoder rate: a G.711 leg needs no more than 8 kHz
+    /// (Opus encoders take any rate, so they get what there is).
+    fn raw_rate(&self) -> Option<u32> {
+        self.to.send_codec().filter(|c| *c != Codec::Opus).map(Codec::sample_rate)
     }
 
     fn take(&self, want: Want, sample: &gst::Sample) {

@@ -4,13 +4,15 @@
 //! Audio leaves a port in one of two forms, produced only when someone asks
 //! for it: *encoded* frames straight from the depayloader (for passthrough
 //! between legs that share a codec) or *raw* S16LE mono samples at the
-//! codec's own rate (for transcoding, mixing, recording). Nothing is decoded
+//! codec's own rate, or for Opus at the lowest rate every consumer can use
+//! (for transcoding, mixing, recording). Nothing is decoded
 //! while no consumer wants raw audio.
 
 use crate::codec::Codec;
+use crate::relay::{self, RelayEnd};
 use gst::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
 /// Which form of audio a consumer wants right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +28,15 @@ pub trait Consumer: Send + Sync {
     fn wants(&self) -> Want;
     /// A sample in the form `want` (what [`Consumer::wants`] said for it).
     fn take(&self, want: Want, sample: &gst::Sample);
+    /// The sample rate this consumer will use raw audio at, if it uses
+    /// less than the codec's full rate: decoders need not produce more.
+    fn raw_rate(&self) -> Option<u32> {
+        None
+    }
 }
+
+/// The highest rate raw audio is produced at.
+const FULL_RATE: u32 = 48000;
 
 #[derive(Clone, Default)]
 pub struct MediaPort {
@@ -43,6 +53,10 @@ struct PortInner {
     inputs: Mutex<Option<SendInputs>>,
     /// When audio was last pushed (ms on the filler's clock), see [`filler`].
     last_push_ms: AtomicU64,
+    /// Set by RTP legs, which can relay packets (see [`crate::relay`]).
+    relay: OnceLock<Arc<RelayEnd>>,
+    /// The port this one's received packets are relayed to, if any.
+    relay_peer: RwLock<Weak<PortInner>>,
 }
 
 /// The two entry points of a leg's send chain.
@@ -102,6 +116,67 @@ impl MediaPort {
 
     pub fn remove_consumer(&self, id: u64) {
         self.inner.consumers.write().unwrap().retain(|(c, _)| *c != id);
+    }
+
+    /// Whether any consumer currently wants this port's audio at all.
+    pub(crate) fn has_demand(&self) -> bool {
+        self.inner.consumers.read().unwrap().iter().any(|(_, c)| c.wants() != Want::Nothing)
+    }
+
+    /// Makes the port relay-capable: its leg can send packets relayed to it.
+    pub(crate) fn set_relay_end(&self, end: Arc<RelayEnd>) {
+        let _ = self.inner.relay.set(end);
+    }
+
+    /// Relays what this port receives to `to` from now on, if both legs can
+    /// relay (plain RTP legs); links and echoes call this.
+    pub(crate) fn relay_to(&self, to: &MediaPort) {
+        if self.inner.relay.get().is_some() && to.inner.relay.get().is_some() {
+            *self.inner.relay_peer.write().unwrap() = Arc::downgrade(&to.inner);
+        }
+    }
+
+    /// Stops relaying to `to` (and only to `to`: another link may have
+    /// taken over since).
+    pub(crate) fn stop_relay_to(&self, to: &MediaPort) {
+        let mut peer = self.inner.relay_peer.write().unwrap();
+        if Weak::ptr_eq(&peer, &Arc::downgrade(&to.inner)) {
+            *peer = Weak::new();
+        }
+    }
+
+    /// Whether audio received here reaches `to` by the relay, so that the
+    /// link between them has nothing to do.
+    pub(crate) fn relays_to(&self, to: &MediaPort) -> bool {
+        if !Weak::ptr_eq(&self.inner.relay_peer.read().unwrap(), &Arc::downgrade(&to.inner)) {
+            return false;
+        }
+        let format = |p: &PortInner| p.relay.get().and_then(|e| e.format());
+        matches!((format(&self.inner), format(&to.inner)), (Some(from), Some(to)) if from.relays_as(&to))
+    }
+
+    /// Relays one received RTP packet, if this port is relayed and the
+    /// packet is its negotiated audio. True if it was sent on.
+    pub(crate) fn relay(&self, packet: &[u8]) -> bool {
+        let Some(own) = self.inner.relay.get().and_then(|e| e.format()) else { return false };
+        if relay::payload_type(packet) != Some(own.payload_type) {
+            return false;
+        }
+        let Some(peer) = self.inner.relay_peer.read().unwrap().upgrade() else { return false };
+        let sent = peer.relay.get().is_some_and(|end| end.send(packet, &own));
+        if sent {
+            // Relayed audio counts as audio sent: no silence filling.
+            peer.touch();
+        }
+        sent
+    }
+
+    /// The highest rate any consumer wants raw audio at now (48 kHz when
+    /// one wants the full rate, or when there is none).
+    pub(crate) fn raw_rate(&self) -> u32 {
+        let consumers = self.inner.consumers.read().unwrap();
+        let wanting = consumers.iter().filter(|(_, c)| c.wants() == Want::Raw);
+        wanting.map(|(_, c)| c.raw_rate().unwrap_or(FULL_RATE)).max().unwrap_or(FULL_RATE)
     }
 
     /// Whether any consumer currently wants audio in this form.

@@ -1,9 +1,9 @@
 //! The RTP leg: plain RTP/AVP over UDP for SIP peers (phones, PBXs, trunks).
 //!
 //! ```text
-//! udpsrc(rtp socket) ! tee -+- [RTP only, latch] capsfilter ! rtpbin.recv_rtp_sink_0
-//!                           +- [RTCP only: rtcp-mux] capsfilter --+
-//! udpsrc(rtcp socket) ------------------------------------------- funnel ! rtpbin.recv_rtcp_sink_0
+//! rtp socket  --(shared socket thread: screen, latch, relay)--> rtp_in pad  -> rtpbin.recv_rtp_sink_0
+//!                                     (RTCP with rtcp-mux) --+
+//! rtcp socket --(shared socket thread)--------------------------> rtcp_in pad -> rtpbin.recv_rtcp_sink_0
 //! rtpbin.recv_rtp_src_* -> receive::attach (audio to the port, telephone-event to DTMF)
 //! send chain ! rtpbin.send_rtp_sink_0 ; rtpbin.send_rtp_src_0 ! multiudpsink(rtp socket)
 //! rtpbin.send_rtcp_src_0 ! multiudpsink(rtcp socket, or the rtp one with rtcp-mux)
@@ -11,11 +11,16 @@
 //! Sending and receiving share one socket per port, so we send from the
 //! port we advertise (symmetric RTP), and we send to wherever the peer's RTP
 //! actually comes from once it arrives (the peer behind NAT, or a phone
-//! that wrote a wrong address into its SDP).
+//! that wrote a wrong address into its SDP). The sockets are read by a few
+//! threads shared by all legs ([`crate::reactor`]), not a `udpsrc` each;
+//! audio for a linked RTP leg with the same codec is relayed from there
+//! through that leg's socket ([`crate::relay`]) and never enters rtpbin.
 
 use crate::codec::{self, CodecChoice};
 use crate::leg::{ConnectionState, DescriptionKind, EventHandler, LegEvent, LegOptions, Negotiation, SessionDescriptionText};
-use crate::port::MediaPort;
+use crate::port::{InputPad, MediaPort};
+use crate::reactor;
+use crate::relay::{RelayEnd, RelayFormat};
 use crate::runtime::{make, new_pipeline};
 use crate::sdp::{Attribute, Direction, Media, SessionDescription};
 use crate::send::{self, SendChain, SendGate};
@@ -24,7 +29,7 @@ use gst::prelude::*;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Instant;
 
 #[derive(Clone)]
@@ -44,11 +49,14 @@ struct Inner {
     local: SocketAddr,
     port: MediaPort,
     gate: SendGate,
+    relay: Arc<RelayEnd>,
     /// Payload type -> caps, read by rtpbin's `request-pt-map`.
     pt_map: Arc<Mutex<HashMap<u8, gst::Caps>>>,
     /// Where we send, and whether we re-learn it from incoming packets.
     destination: Arc<Mutex<Destination>>,
     may_receive: Arc<AtomicBool>,
+    /// The RTP and RTCP sockets being read; cleared on close.
+    sockets: Mutex<Vec<reactor::Registration>>,
     state: Mutex<State>,
 }
 
@@ -83,37 +91,38 @@ impl RtpLeg {
         let address = *options.media_addresses.first().ok_or_else(|| Error::Bind("no media address configured".into()))?;
         let (rtp_socket, rtcp_socket) = bind_pair(address, options.rtp_ports)?;
         let local = rtp_socket.local_addr().map_err(|e| Error::Bind(e.to_string()))?;
+        let clone = |s: &UdpSocket| s.try_clone().map_err(|e| Error::Bind(e.to_string()));
+        let (rtp_reader, rtcp_reader, relay_socket) = (clone(&rtp_socket)?, clone(&rtcp_socket)?, clone(&rtp_socket)?);
         let rtp_socket = gio_socket(rtp_socket)?;
         let rtcp_socket = gio_socket(rtcp_socket)?;
 
         let pipeline = new_pipeline(name);
-        let rtp_in = make("udpsrc")?;
-        rtp_in.set_property("socket", &rtp_socket);
-        rtp_in.set_property("close-socket", false);
-        let split = make("tee")?;
-        let rtp_caps = capsfilter("application/x-rtp")?;
-        let rtcp_caps = capsfilter("application/x-rtcp")?;
-        let rtcp_in = make("udpsrc")?;
-        rtcp_in.set_property("socket", &rtcp_socket);
-        rtcp_in.set_property("close-socket", false);
-        rtcp_in.set_property("caps", gst::Caps::new_empty_simple("application/x-rtcp"));
-        let rtcp_funnel = make("funnel")?;
         let rtpbin = make("rtpbin")?;
         rtpbin.set_property("latency", options.jitter_latency_ms);
         rtpbin.set_property("drop-on-latency", true);
         let rtp_out = sink_on(&rtp_socket)?;
         let rtcp_out = sink_on(&rtcp_socket)?;
         let rtp_funnel = make("funnel")?;
-        pipeline.add_many([&rtp_in, &split, &rtp_caps, &rtcp_caps, &rtcp_in, &rtcp_funnel, &rtpbin, &rtp_funnel, &rtp_out, &rtcp_out])?;
+        pipeline.add_many([&rtpbin, &rtp_funnel, &rtp_out, &rtcp_out])?;
         rtp_funnel.link(&rtp_out)?;
-        rtp_in.link(&split)?;
-        split.link(&rtp_caps)?;
-        split.link(&rtcp_caps)?;
-        rtcp_caps.link(&rtcp_funnel)?;
-        rtcp_in.link(&rtcp_funnel)?;
-        rtp_caps.link_pads(Some("src"), &rtpbin, Some("recv_rtp_sink_0"))?;
-        rtcp_funnel.link_pads(Some("src"), &rtpbin, Some("recv_rtcp_sink_0"))?;
+        let entry = |name: &str, rtpbin_pad: &str| -> Result<Arc<InputPad>, Error> {
+            let target = rtpbin.request_pad_simple(rtpbin_pad).ok_or_else(|| Error::Pipeline(format!("rtpbin {rtpbin_pad}")))?;
+            Ok(Arc::new(InputPad::new(name, &target)?))
+        };
+        let inputs = Inputs { rtp: entry("rtp_in", "recv_rtp_sink_0")?, rtcp: entry("rtcp_in", "recv_rtcp_sink_0")? };
+        // No probation: a relayed stream reaches rtpbin only in part (its
+        // telephone-event packets, between relayed audio), so its sequence
+        // numbers are never consecutive, and a source on probation would
+        // never be validated. The socket handler screens packets already.
+        let session = rtpbin.emit_by_name::<gst::glib::Object>("get-internal-session", &[&0u32]);
+        session.set_property("probation", 0u32);
 
+        let destination: Arc<Mutex<Destination>> = Arc::default();
+        let gate = SendGate::default();
+        let relay_destination = destination.clone();
+        let relay = Arc::new(RelayEnd::new(relay_socket, Box::new(move || relay_destination.lock().unwrap().rtp), gate.clone()));
+        let port = MediaPort::default();
+        port.set_relay_end(relay.clone());
         let leg = RtpLeg {
             inner: Arc::new(Inner {
                 options,
@@ -124,14 +133,16 @@ impl RtpLeg {
                 rtp_out,
                 rtcp_out,
                 local,
-                port: MediaPort::default(),
-                gate: SendGate::default(),
+                port,
+                gate,
+                relay,
                 pt_map: Arc::default(),
-                destination: Arc::default(),
+                destination,
                 may_receive: Arc::new(AtomicBool::new(true)),
+                sockets: Mutex::default(),
                 state: Mutex::new(State {
                     negotiation: Negotiation::Stable,
-                    session_id: rand_u32() as u64,
+                    session_id: crate::runtime::random_u32() as u64,
                     version: 1,
                     send: None,
                     remote_offer: None,
@@ -141,14 +152,24 @@ impl RtpLeg {
             }),
         };
         leg.inner.gate.set_transport_up(true);
-        leg.watch_rtp(&split.static_pad("src_0").unwrap());
-        only_rtcp(&split.static_pad("src_1").unwrap());
         leg.connect_rtpbin();
         if leg.inner.options.rtp_timeout_ms > 0 {
             silence_watch().lock().unwrap().push(Arc::downgrade(&leg.inner));
         }
         crate::runtime::watch_bus(&leg.inner.pipeline, &leg.inner.events);
         leg.inner.pipeline.set_state(gst::State::Playing)?;
+        let rtcp_only = inputs.rtcp.clone();
+        let registered = [
+            reactor::register(rtp_reader, leg.rtp_handler(inputs)),
+            reactor::register(rtcp_reader, Box::new(move |data, _| {
+                if Packet::of(data) == Packet::Rtcp {
+                    rtcp_only.push(arrived(data), &RTCP_CAPS);
+                }
+            })),
+        ];
+        for registration in registered {
+            leg.inner.sockets.lock().unwrap().push(registration.map_err(|e| Error::Bind(e.to_string()))?);
+        }
         (leg.inner.events)(LegEvent::ConnectionStateChange(ConnectionState::New));
         Ok(leg)
     }
@@ -161,33 +182,34 @@ impl RtpLeg {
         self.inner.local
     }
 
-    /// Drops what is not RTP (STUN from phones that probe even with ICE
-    /// off, stray RTCP), learns the peer's real address, and reports the
-    /// connection up at the first packet.
-    fn watch_rtp(&self, pad: &gst::Pad) {
+    /// What happens to every datagram on the RTP socket, on a shared
+    /// socket thread ([`crate::reactor`]): what is neither RTP nor RTCP
+    /// (STUN from phones that probe even with ICE off) is dropped, the
+    /// peer's real address is learnt, the connection reported up at the
+    /// first packet, and audio for a linked RTP leg relayed straight to it
+    /// ([`crate::relay`]); the rest goes into rtpbin.
+    fn rtp_handler(&self, inputs: Inputs) -> reactor::Handler {
         let destination = self.inner.destination.clone();
         let rtp_out = self.inner.rtp_out.clone();
         let rtcp_out = self.inner.rtcp_out.clone();
         let may_receive = self.inner.may_receive.clone();
         let events = self.inner.events.clone();
+        let port = self.inner.port.clone();
         let symmetric = self.inner.options.symmetric_rtp;
-        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-            let Some(buffer) = info.buffer() else { return gst::PadProbeReturn::Ok };
-            if !is_rtp(buffer) {
-                return gst::PadProbeReturn::Drop;
+        Box::new(move |data, source| {
+            match Packet::of(data) {
+                Packet::Rtcp => return inputs.rtcp.push(arrived(data), &RTCP_CAPS),
+                Packet::Other => return,
+                Packet::Rtp => {}
             }
-            let source = buffer
-                .meta::<gst_net::NetAddressMeta>()
-                .and_then(|m| m.addr().downcast::<gio::InetSocketAddress>().ok())
-                .map(SocketAddr::from);
-            let mut dest = destination.lock().unwrap();
-            dest.last_packet = Some(Instant::now());
-            if !dest.seen_media || dest.silent {
-                dest.seen_media = true;
-                dest.silent = false;
-                events(LegEvent::ConnectionStateChange(ConnectionState::Connected));
-            }
-            if let Some(source) = source {
+            {
+                let mut dest = destination.lock().unwrap();
+                dest.last_packet = Some(Instant::now());
+                if !dest.seen_media || dest.silent {
+                    dest.seen_media = true;
+                    dest.silent = false;
+                    events(LegEvent::ConnectionStateChange(ConnectionState::Connected));
+                }
                 if dest.latch {
                     dest.latch = false;
                     if dest.rtp != Some(source) && symmetric.should_latch(dest.rtp, source) {
@@ -198,12 +220,15 @@ impl RtpLeg {
                     }
                 }
             }
-            if may_receive.load(Ordering::Relaxed) {
-                gst::PadProbeReturn::Ok
-            } else {
-                gst::PadProbeReturn::Drop
+            if !may_receive.load(Ordering::Relaxed) {
+                return;
             }
-        });
+            // Relayed, and nobody else (a recorder, say) wants it decoded.
+            if port.relay(data) && !port.has_demand() {
+                return;
+            }
+            inputs.rtp.push(arrived(data), &RTP_CAPS);
+        })
     }
 
     fn connect_rtpbin(&self) {
@@ -392,6 +417,7 @@ impl RtpLeg {
             apply_destination(&dest, &inner.rtp_out, &inner.rtcp_out);
         }
         inner.gate.set_may_send(direction.sends() && address.is_some());
+        inner.relay.set_format(Some(RelayFormat { codec: choice.codec, ptime: choice.ptime, payload_type: choice.payload_type }));
         inner.may_receive.store(direction.receives(), Ordering::Relaxed);
 
         let same_stream = state.send.as_ref().is_some_and(|s| s.choice == *choice);
@@ -436,6 +462,8 @@ impl RtpLeg {
             }
             state.closed = true;
         }
+        self.inner.relay.set_format(None);
+        self.inner.sockets.lock().unwrap().clear();
         crate::leg::shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
     }
 }
@@ -498,12 +526,6 @@ fn rtp_caps(encoding: &str, clock_rate: u32, pt: u8, stereo_params: bool) -> gst
     caps.build()
 }
 
-fn capsfilter(media_type: &str) -> Result<gst::Element, Error> {
-    let f = make("capsfilter")?;
-    f.set_property("caps", gst::Caps::new_empty_simple(media_type));
-    Ok(f)
-}
-
 /// A multiudpsink sending from `socket`, with no destination until one is
 /// negotiated (a plain udpsink would default to localhost:5004).
 fn sink_on(socket: &gio::Socket) -> Result<gst::Element, Error> {
@@ -525,22 +547,49 @@ fn apply_destination(dest: &Destination, rtp_out: &gst::Element, rtcp_out: &gst:
     }
 }
 
-/// RTP version 2 and not an RTCP packet type (200-204, RFC 5761 section 4).
-fn is_rtp(buffer: &gst::BufferRef) -> bool {
-    let mut head = [0u8; 2];
-    buffer.copy_to_slice(0, &mut head).is_ok() && head[0] >> 6 == 2 && !(200..=204).contains(&head[1])
+/// What arrived on an RTP socket.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Packet {
+    Rtp,
+    /// RTCP packet types 200-204 (RFC 5761 section 4: how rtcp-mux tells them apart).
+    Rtcp,
+    /// Not RTP version 2: STUN, garbage.
+    Other,
 }
 
-fn only_rtcp(pad: &gst::Pad) {
-    pad.add_probe(gst::PadProbeType::BUFFER, |_, info| {
-        let mut head = [0u8; 2];
-        match info.buffer() {
-            Some(b) if b.copy_to_slice(0, &mut head).is_ok() && head[0] >> 6 == 2 && (200..=204).contains(&head[1]) => {
-                gst::PadProbeReturn::Ok
+impl Packet {
+    fn of(data: &[u8]) -> Packet {
+        match data {
+            [first, second, ..] if first >> 6 == 2 => {
+                if (200..=204).contains(second) {
+                    Packet::Rtcp
+                } else {
+                    Packet::Rtp
+                }
             }
-            _ => gst::PadProbeReturn::Drop,
+            _ => Packet::Other,
         }
-    });
+    }
+}
+
+/// Where received packets enter the pipeline: rtpbin's RTP and RTCP sinks.
+struct Inputs {
+    rtp: Arc<InputPad>,
+    rtcp: Arc<InputPad>,
+}
+
+static RTP_CAPS: LazyLock<gst::Caps> = LazyLock::new(|| gst::Caps::new_empty_simple("application/x-rtp"));
+static RTCP_CAPS: LazyLock<gst::Caps> = LazyLock::new(|| gst::Caps::new_empty_simple("application/x-rtcp"));
+
+/// A received datagram as a buffer stamped with its arrival (running time
+/// on the shared timeline), which is what rtpbin's jitter buffer times from.
+fn arrived(data: &[u8]) -> gst::Buffer {
+    let mut buffer = gst::Buffer::from_slice(data.to_vec());
+    let now = crate::runtime::now();
+    let b = buffer.get_mut().expect("a new buffer is writable");
+    b.set_pts(now);
+    b.set_dts(now);
+    buffer
 }
 
 /// Binds an even RTP port and the RTCP port above it, trying ports in
@@ -561,7 +610,7 @@ fn bind_pair(address: IpAddr, range: (u16, u16)) -> Result<(UdpSocket, UdpSocket
         return Err(Error::Bind(format!("no free even port pair on {address}")));
     }
     let pairs = ((high - low) / 2).max(1) as u32;
-    let start = rand_u32() % pairs;
+    let start = crate::runtime::random_u32() % pairs;
     for i in 0..pairs {
         let port = low + (((start + i) % pairs) * 2) as u16;
         if let (Ok(rtp), Ok(rtcp)) = (UdpSocket::bind((address, port)), UdpSocket::bind((address, port + 1))) {
@@ -573,11 +622,4 @@ fn bind_pair(address: IpAddr, range: (u16, u16)) -> Result<(UdpSocket, UdpSocket
 
 fn gio_socket(socket: UdpSocket) -> Result<gio::Socket, Error> {
     gio::Socket::from_fd(std::os::fd::OwnedFd::from(socket)).map_err(|e| Error::Bind(e.to_string()))
-}
-
-fn rand_u32() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
-    h.finish() as u32
 }

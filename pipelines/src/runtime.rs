@@ -87,3 +87,13 @@ pub(crate) fn watch_bus(pipeline: &gst::Pipeline, events: &crate::EventHandler) 
         gst::BusSyncReply::Drop
     });
 }
+
+/// A random 32-bit number (SSRCs, SDP session ids, port choice), without a
+/// dependency on a random-number crate: std's randomly keyed hasher over
+/// the current time.
+pub(crate) fn random_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.finish() as u32
+}

@@ -131,8 +131,20 @@ impl rsipstack::platform::net::UdpSocket for ScreenedUdp {
         }
     }
 
+    /// Everything rsipstack sends over UDP passes here as bytes: the last
+    /// point to take synthetic From tags (given to RFC 2543 requests on the
+    /// way in) off again, so the peer sees its From as it sent it
+    /// ([`crate::compat`]).
     async fn send_to(&self, buf: &[u8], addr: SocketAddr) -> rsipstack::Result<usize> {
-        Ok(self.sock.send_to(buf, addr).await?)
+        match crate::compat::strip_synthetic_tags(buf) {
+            Some(plain) => {
+                self.sock.send_to(&plain, addr).await?;
+                // rsipstack only checks for an error; report the length
+                // it asked to send.
+                Ok(buf.len())
+            }
+            None => Ok(self.sock.send_to(buf, addr).await?),
+        }
     }
 
     fn local_addr(&self) -> rsipstack::Result<SocketAddr> {

@@ -24,6 +24,7 @@
 //! ```
 
 mod call;
+pub mod compat;
 mod config;
 mod core;
 pub mod digest;

@@ -168,12 +168,19 @@ fn check_request(line: &str, m: &RawMessage<'_>, framing: Framing) -> Result<Vec
     check_single(m, "cseq")?;
     check_name_addr(m.first("from").unwrap_or_default()).map_err(|e| bad(format!("Malformed From: {e}")))?;
     check_name_addr(m.first("to").unwrap_or_default()).map_err(|e| bad(format!("Malformed To: {e}")))?;
+    for h in m.all("contact") {
+        for elem in split_commas(&h.value) {
+            check_contact(elem).map_err(|e| bad(format!("Malformed Contact: {e}")))?;
+        }
+    }
     check_call_id(m.first("call-id").unwrap_or_default())?;
     // RFC 3261 §8.1.1.3 makes the From tag mandatory and the transaction
-    // layer keys on it; RFC 2543 peers without one are refused here.
-    if !has_tag(m.first("from").unwrap_or_default()) {
-        return Err(bad("Missing From tag"));
-    }
+    // layer keys on it, but RFC 2543 clients send none (§8.2.6.2, RFC 4475
+    // §3.4.1): such a From gets a synthetic tag the stack can key on, taken
+    // off again on the way out (see `crate::compat`).
+    let from = tidy_params(m.first("from").unwrap_or_default());
+    let synthetic_from = (!has_tag(&from))
+        .then(|| crate::compat::with_synthetic_tag(&from, m.first("call-id").unwrap_or_default()));
     let cseq_method = check_cseq(m.first("cseq").unwrap_or_default())?;
     if cseq_method != method {
         return Err(bad("CSeq method does not match Request-Line"));
@@ -200,7 +207,7 @@ fn check_request(line: &str, m: &RawMessage<'_>, framing: Framing) -> Result<Vec
         return Err(Reject { code: 501, reason: "Not Implemented".into() });
     }
     check_request_uri(uri)?;
-    Ok(canonical(line, m, &vias, body))
+    Ok(canonical(line, m, &vias, body, synthetic_from.as_deref()))
 }
 
 fn check_response(line: &str, m: &RawMessage<'_>, framing: Framing) -> Result<Vec<u8>, Reject> {
@@ -222,7 +229,7 @@ fn check_response(line: &str, m: &RawMessage<'_>, framing: Framing) -> Result<Ve
     }
     check_cseq(m.first("cseq").unwrap_or_default())?;
     let body = check_body(m, framing)?;
-    Ok(canonical(line, m, &vias, body))
+    Ok(canonical(line, m, &vias, body, None))
 }
 
 /// `SIP/<something>`, case-insensitively (byte-wise: the input may hold
@@ -321,7 +328,11 @@ fn check_request_uri(uri: &str) -> Result<(), Reject> {
     if !matches!(scheme.as_str(), "sip" | "sips" | "tel") {
         return Err(Reject { code: 416, reason: "Unsupported URI Scheme".into() });
     }
-    if scheme != "tel" && rest.contains('?') {
+    // '?' starts URI headers only after the userinfo: the user part may
+    // hold it (user-unreserved, RFC 3261 §25.1; RFC 4475 intmeth), and no
+    // raw '@' can follow the userinfo in a valid URI.
+    let after_userinfo = rest.split_once('@').map_or(rest, |(_, hostpart)| hostpart);
+    if scheme != "tel" && after_userinfo.contains('?') {
         return Err(bad("Headers not allowed in Request-URI"));
     }
     Ok(())
@@ -484,6 +495,9 @@ fn check_name_addr(v: &str) -> Result<(), &'static str> {
         if spec.contains(char::is_whitespace) || spec.contains('"') {
             return Err("display name without <>");
         }
+        if spec.contains('?') {
+            return Err(HEADERS_OUTSIDE_BRACKETS);
+        }
         check_addr_spec(spec)?;
         params = &v[end..];
     }
@@ -498,6 +512,26 @@ fn check_name_addr(v: &str) -> Result<(), &'static str> {
                 return Err("bad parameter");
             }
         }
+    }
+    Ok(())
+}
+
+/// RFC 3261 §20: a URI with a comma, question mark or semicolon MUST be
+/// in name-addr form; in addr-spec form a `?` (URI headers) cannot be told
+/// apart from the field's own syntax (RFC 4475 regbadct).
+const HEADERS_OUTSIDE_BRACKETS: &str = "URI with headers not enclosed in <>";
+
+/// One Contact value: `*`, a name-addr (not looked into here) or an
+/// addr-spec, which must not carry URI headers.
+fn check_contact(elem: &str) -> Result<(), &'static str> {
+    let elem = elem.trim();
+    if elem == "*" || find_unquoted(elem, '<')?.is_some() {
+        return Ok(());
+    }
+    // addr-spec form: the URI ends at the first ';' (header parameters follow).
+    let spec = &elem[..elem.find(';').unwrap_or(elem.len())];
+    if spec.contains('?') {
+        return Err(HEADERS_OUTSIDE_BRACKETS);
     }
     Ok(())
 }
@@ -552,8 +586,9 @@ fn check_addr_spec(spec: &str) -> Result<(), &'static str> {
 
 /// Rebuilds the message: start line as sent, each Via element on its own
 /// line, other fields unfolded under their long names, Content-Length set
-/// to the framed body.
-fn canonical(start: &str, m: &RawMessage<'_>, vias: &[ViaElem], body: &[u8]) -> Vec<u8> {
+/// to the framed body; `from`, when given, replaces the From value (a
+/// tagless From with its synthetic tag).
+fn canonical(start: &str, m: &RawMessage<'_>, vias: &[ViaElem], body: &[u8], from: Option<&str>) -> Vec<u8> {
     let mut out = String::with_capacity(m.body_offset + 64);
     out.push_str(start);
     out.push_str("\r\n");
@@ -569,6 +604,12 @@ fn canonical(start: &str, m: &RawMessage<'_>, vias: &[ViaElem], body: &[u8]) -> 
                 }
             }
             "content-length" => {}
+            "from" if from.is_some() => {
+                out.push_str(&long_name(h));
+                out.push_str(": ");
+                out.push_str(from.unwrap_or_default());
+                out.push_str("\r\n");
+            }
             "from" | "to" | "contact" | "route" | "record-route" => {
                 out.push_str(&long_name(h));
                 out.push_str(": ");
@@ -769,6 +810,57 @@ mod tests {
         assert_eq!(tidy_params("\"J R \\\"\"  <sip:j@e> ; tag = 98"), "\"J R \\\"\" <sip:j@e>;tag=98");
         assert!(has_tag("<sip:a@b> ; tag = 1"));
         assert!(!has_tag("<sip:a@b;tag=1>"));
+    }
+
+    #[test]
+    fn question_mark_in_request_uri_user_part_is_not_a_header() {
+        // RFC 4475 §3.1.1.2 (intmeth) uses '?' and '/' in the user part.
+        let uri = "sip:a?b/c=d@example.com";
+        assert_eq!(code(&OK.replace("OPTIONS sip:bob@example.com SIP", &format!("OPTIONS {uri} SIP"))), "accepted");
+        assert_eq!(
+            code(&OK.replace("OPTIONS sip:bob@example.com SIP", "OPTIONS sip:a?b@example.com?Route=x SIP")),
+            "400 Headers not allowed in Request-URI"
+        );
+        assert_eq!(
+            code(&OK.replace("OPTIONS sip:bob@example.com SIP", "OPTIONS sip:example.com?Route=x SIP")),
+            "400 Headers not allowed in Request-URI"
+        );
+    }
+
+    #[test]
+    fn uri_headers_need_angle_brackets() {
+        // RFC 4475 §3.1.2.13 (regbadct) is invalid; §3.3.14 (regescrt), the
+        // same URI inside <>, is valid.
+        let reg = OK.replace("OPTIONS", "REGISTER");
+        let with = |contact: &str| code(&reg.replace("Content-Length: 0", &format!("Contact: {contact}\r\nContent-Length: 0")));
+        assert_eq!(with("sip:u@192.0.2.1?Route=%3Csip:p.example.com%3E"), "400 Malformed Contact: URI with headers not enclosed in <>");
+        assert_eq!(with("<sip:u@192.0.2.1>, sip:v@192.0.2.2?X=1;q=0.5"), "400 Malformed Contact: URI with headers not enclosed in <>");
+        assert_eq!(with("<sip:u@192.0.2.1?Route=%3Csip:p.example.com%3E>"), "accepted");
+        assert_eq!(with("sip:u@192.0.2.1;expires=60"), "accepted");
+        assert_eq!(with("\"who?\" <sip:u@192.0.2.1>;q=0.1"), "accepted");
+        assert_eq!(with("*"), "accepted");
+        assert_eq!(
+            code(&reg.replace("To: <sip:bob@example.com>", "To: sip:bob@example.com?Subject=hi")),
+            "400 Malformed To: URI with headers not enclosed in <>"
+        );
+    }
+
+    #[test]
+    fn tagless_from_gets_the_synthetic_tag() {
+        // RFC 2543 syntax (RFC 4475 §3.4.1): no From tag, no branch.
+        let msg = OK.replace("From: <sip:a@example.com>;tag=1", "f: sip:a@example.com ").replace(";branch=z9hG4bK1", "");
+        let Screening::Accept(bytes) = screen(msg.as_bytes(), Framing::Datagram, 65535, "") else { panic!("{}", code(&msg)) };
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        let tag = crate::compat::synthetic_tag("c1", "sip:a@example.com");
+        assert!(text.contains(&format!("\r\nFrom: sip:a@example.com;tag={tag}\r\n")), "{text}");
+        // Its ACK and BYE get the same tag; a tagged From is left alone.
+        for method in ["ACK", "BYE", "CANCEL"] {
+            let m = msg.replace("OPTIONS", method).replace("To: <sip:bob@example.com>", "To: <sip:bob@example.com>;tag=x");
+            let Screening::Accept(b) = screen(m.as_bytes(), Framing::Datagram, 65535, "") else { panic!("{method}") };
+            assert!(String::from_utf8_lossy(&b).contains(&format!(";tag={tag}\r\n")), "{method}");
+        }
+        let Screening::Accept(b) = screen(OK.as_bytes(), Framing::Datagram, 65535, "") else { panic!() };
+        assert!(String::from_utf8_lossy(&b).contains("From: <sip:a@example.com>;tag=1\r\n"));
     }
 
     #[test]

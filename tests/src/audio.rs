@@ -160,6 +160,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ulaw_round_trip_keeps_a_tone() {
+        let pcm = tone(440.0, 0.5, 8000, 0.5);
+        let back = Pcm { rate: 8000, samples: pcm.samples.iter().map(|s| ulaw_decode(ulaw_encode(*s))).collect() };
+        assert!(back.tone_share(440.0) > 0.95, "share {}", back.tone_share(440.0));
+        assert!((back.rms() - pcm.rms()).abs() < 0.02, "levels {} {}", back.rms(), pcm.rms());
+        assert_eq!(ulaw_encode(0.0), 0xff, "silence is 0xff in µ-law");
+    }
+
+    #[test]
     fn goertzel_finds_the_tone_and_only_the_tone() {
         let pcm = tone(440.0, 1.0, 8000, 0.3);
         assert!(pcm.tone_share(440.0) > 0.95, "{}", pcm.tone_share(440.0));
@@ -199,4 +208,25 @@ mod tests {
         assert_eq!(back.samples.len(), 8000);
         assert!(back.tone_share(697.0) > 0.95);
     }
+}
+
+/// Linear (-1..1) to G.711 µ-law, for tests that write RTP by hand.
+pub fn ulaw_encode(sample: f32) -> u8 {
+    const BIAS: i32 = 0x84;
+    let linear = (sample.clamp(-1.0, 1.0) * 32635.0) as i32;
+    let (sign, magnitude) = if linear < 0 { (0x80, -linear) } else { (0, linear) };
+    let magnitude = (magnitude + BIAS).min(0x7fff);
+    let exponent = (7 - (magnitude.leading_zeros() as i32 - 17)).clamp(0, 7);
+    let mantissa = (magnitude >> (exponent + 3)) & 0x0f;
+    !(sign | (exponent << 4) as u8 | mantissa as u8)
+}
+
+/// G.711 µ-law to linear (-1..1).
+pub fn ulaw_decode(byte: u8) -> f32 {
+    let u = !byte;
+    let sign = u & 0x80;
+    let exponent = (u >> 4) & 0x07;
+    let mantissa = u & 0x0f;
+    let magnitude = ((((mantissa as i32) << 3) + 0x84) << exponent) - 0x84;
+    (if sign != 0 { -magnitude } else { magnitude }) as f32 / 32768.0
 }

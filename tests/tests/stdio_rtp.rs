@@ -1,11 +1,13 @@
 //! `sipbridge stdio` between plain RTP peers (gst-launch): passthrough and
 //! transcoding, both offer directions, DTMF both ways.
 
+use e2e::audio::{read_wav, tone, ulaw_encode};
 use e2e::bridge::{rtp_address, Bridge};
 use e2e::process::test_dir;
 use e2e::rtp_peer::{PeerCodec, RtpPeer};
 use serde_json::json;
-use std::time::Duration;
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
 
 
 /// Two RTP peers with different tones, bridged; each must hear the other.
@@ -55,6 +57,84 @@ fn bridge_two_rtp_peers(name: &str, a: PeerCodec, b: PeerCodec, a_offers: bool, 
 #[test]
 fn pcmu_to_pcmu_is_passed_through() {
     bridge_two_rtp_peers("pcmu_passthrough", PeerCodec::Pcmu, PeerCodec::Pcmu, true, true);
+}
+
+/// Two RTP legs with the same codec and packet time are joined by relaying
+/// packets rather than depayloading and payloading again: what one phone
+/// sends reaches the other packet for packet, a lost packet stays a gap
+/// (so the far jitter buffer conceals it), under the bridge's own SSRC. A
+/// recording of the relayed leg still gets the audio.
+#[test]
+fn same_codec_rtp_legs_are_relayed_packet_for_packet() {
+    const SSRC: u32 = 0x5eed_0001;
+    let dir = test_dir("relay");
+    let bridge = Bridge::start(&dir, &[]).unwrap();
+    let phone_a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let phone_b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    phone_b.set_nonblocking(true).unwrap();
+    let sdp = |socket: &UdpSocket| {
+        let port = socket.local_addr().unwrap().port();
+        format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=sendrecv\r\n")
+    };
+    let (sa, to_a) = bridge.answer_rtp(&sdp(&phone_a), json!({})).unwrap();
+    let (sb, _) = bridge.answer_rtp(&sdp(&phone_b), json!({})).unwrap();
+    let linked = bridge.call("session.connect", json!({ "a": sa, "b": sb })).unwrap();
+    assert_eq!(linked["passthrough"], json!(true), "{linked}");
+    let wav = dir.join("a.wav");
+    bridge.call("session.record", json!({ "session": sa, "file": wav })).unwrap();
+
+    // 3 s of tone in 20 ms packets; packets 20-24 are "lost" on the way.
+    // 443.7 Hz puts a different phase into each of the first 500 packets,
+    // so every payload tells which packet it is.
+    const HZ: f64 = 443.7;
+    let pcm = tone(HZ, 3.0, 8000, 0.5);
+    let sent: Vec<Vec<u8>> = pcm.samples.chunks(160).map(|c| c.iter().map(|s| ulaw_encode(*s)).collect()).collect();
+    let lost = 20..25;
+    let mut received = Vec::new();
+    let mut buf = [0u8; 2048];
+    let start = Instant::now();
+    for (i, payload) in sent.iter().enumerate() {
+        if !lost.contains(&i) {
+            let mut packet = vec![0x80, 0];
+            packet.extend((1000 + i as u16).to_be_bytes());
+            packet.extend((5000 + 160 * i as u32).to_be_bytes());
+            packet.extend(SSRC.to_be_bytes());
+            packet.extend(payload);
+            phone_a.send_to(&packet, to_a).unwrap();
+        }
+        std::thread::sleep((start + Duration::from_millis(20 * (i as u64 + 1))).saturating_duration_since(Instant::now()));
+        while let Ok(n) = phone_b.recv(&mut buf) {
+            received.push(buf[..n].to_vec());
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    while let Ok(n) = phone_b.recv(&mut buf) {
+        received.push(buf[..n].to_vec());
+    }
+
+    // Which sent packet each received one is (the silence B got before
+    // A's audio arrived matches none).
+    let relayed: Vec<(usize, u16, u32, u32)> = received
+        .iter()
+        .filter_map(|p| {
+            let index = sent.iter().position(|s| s.as_slice() == &p[12..])?;
+            Some((index, u16::from_be_bytes([p[2], p[3]]), u32::from_be_bytes([p[4], p[5], p[6], p[7]]), u32::from_be_bytes([p[8], p[9], p[10], p[11]])))
+        })
+        .collect();
+    assert!(relayed.len() >= 120, "B got {} of the {} packets A sent", relayed.len(), sent.len() - lost.len());
+    assert!(relayed.iter().all(|r| r.3 == relayed[0].3 && r.3 != SSRC), "one stream, under the bridge's SSRC, not A's");
+    for pair in relayed.windows(2) {
+        let ((i, seq_i, ts_i, _), (j, seq_j, ts_j, _)) = (pair[0], pair[1]);
+        assert!(j > i, "packets kept their order: {i} then {j}");
+        assert_eq!(seq_j.wrapping_sub(seq_i) as usize, j - i, "sequence numbers keep A's spacing, gaps included ({i} -> {j})");
+        assert_eq!(ts_j.wrapping_sub(ts_i) as usize, (j - i) * 160, "timestamps keep A's spacing ({i} -> {j})");
+    }
+    assert!(relayed.windows(2).any(|p| p[0].0 < lost.start && p[1].0 >= lost.end), "the loss crossed the bridge as a gap");
+
+    bridge.call("session.stopRecord", json!({ "session": sa })).unwrap();
+    let recorded = read_wav(&wav).unwrap();
+    assert!(recorded.seconds() > 2.0, "the recording holds {} s", recorded.seconds());
+    assert!(recorded.slice(0.5, 60.0).tone_share(HZ) > 0.8, "the recording of the relayed leg holds A's tone");
 }
 
 #[test]

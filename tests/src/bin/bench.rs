@@ -649,64 +649,168 @@ fn run_calls(system: &mut dyn System, mode: &Mode, calls: usize, payloads: &Payl
     })
 }
 
-/// Added latency through the relay, `from` -> PCMU: the generator sends
-/// silence with a 200 ms tone burst every second and times, on one clock,
-/// the first packet of each burst against the first packet that decodes
-/// loud on the PCMU side. Returns every burst's delay in ms.
-fn latency(dir: &Path, from: Codec, tone: &[Vec<u8>], silence: &[Vec<u8>]) -> Result<Vec<f64>> {
-    let bridge = Bridge::start(dir, &[])?;
-    let a = UdpSocket::bind("127.0.0.1:0")?;
-    let b = UdpSocket::bind("127.0.0.1:0")?;
-    let mut targets = Vec::new();
-    let mut sessions = Vec::new();
-    for (codec, sock) in [(from, &a), (Codec::Pcmu, &b)] {
-        let s = bridge.create("rtp", json!({ "codecs": [match codec { Codec::Pcmu => "PCMU", Codec::Opus => "OPUS" }] }))?;
-        bridge.set_remote(&s, "offer", &codec.sdp(sock.local_addr()?.port()))?;
-        targets.push(rtp_address(&bridge.local_description(&s)?.1));
-        sessions.push(s);
+/// Packets in a latency run: 12 s, a 200 ms tone burst at the start of
+/// every second after the first.
+const LATENCY_PACKETS: usize = 12 * 50;
+
+/// The latency stimulus in `codec`: RTP payloads of one continuous encode
+/// (one encoder, so the decoder never sees a splice) of silence with a
+/// 200 ms 1000 Hz burst at the start of every second after the first.
+/// Packet `k` carries the audio of [k * 20 ms, (k + 1) * 20 ms).
+fn burst_stimulus(dir: &Path, codec: Codec) -> Result<Vec<Vec<u8>>> {
+    let rate: u32 = match codec {
+        Codec::Pcmu => 8000,
+        Codec::Opus => 48000,
+    };
+    let per_packet = rate as usize / 50;
+    let samples = (0..(LATENCY_PACKETS + 10) * per_packet)
+        .map(|i| {
+            let packet = i / per_packet;
+            if packet >= 50 && packet % 50 < 10 {
+                0.3 * (2.0 * std::f64::consts::PI * 1000.0 * i as f64 / rate as f64).sin() as f32
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let wav = dir.join(format!("burst-{codec:?}.wav"));
+    e2e::audio::write_wav(&wav, &Pcm { rate, samples })?;
+    let enc = match codec {
+        Codec::Pcmu => "mulawenc ! rtppcmupay pt=0 min-ptime=20000000 max-ptime=20000000",
+        Codec::Opus => "opusenc bitrate=32000 frame-size=20 ! rtpopuspay pt=111",
+    };
+    // RFC 4571 framing to stdout (fdsink: see DESIGN.md on filesink).
+    let pipeline = format!("filesrc location={} ! wavparse ! audioconvert ! audio/x-raw,channels=1 ! {enc} ! rtpstreampay ! fdsink fd=1", wav.display());
+    let out = std::process::Command::new("gst-launch-1.0").arg("-q").args(e2e::rtp_peer::shell_words(&pipeline)).output()?;
+    let mut payloads = Vec::new();
+    let mut rest = &out.stdout[..];
+    while rest.len() >= 2 {
+        let n = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+        if rest.len() < 2 + n || n < 12 {
+            break;
+        }
+        payloads.push(rest[2 + 12..2 + n].to_vec());
+        rest = &rest[2 + n..];
     }
-    bridge.call("session.connect", json!({ "a": sessions[0], "b": sessions[1] }))?;
-    b.set_nonblocking(true)?;
+    if payloads.len() < LATENCY_PACKETS {
+        bail!("burst stimulus {codec:?}: {} packets encoded, {LATENCY_PACKETS} needed: {}", payloads.len(), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(payloads)
+}
+
+/// What a latency run measures: through sipbridge, or straight into the
+/// measuring receiver (the receiver's own delay, e.g. the Opus decoder helper).
+#[derive(Clone, Copy, PartialEq)]
+enum Route {
+    Sipbridge,
+    Direct,
+}
+
+/// Added latency `from` -> `to`: the generator sends the burst stimulus (one
+/// packet per 20 ms tick) and times, on one clock, the first packet of each
+/// burst against the arrival of the first packet that decodes loud on the
+/// `to` side. Arrivals are timestamped as they come (the generator waits for
+/// its next tick in `recv`), not at its next tick. PCMU is decoded here;
+/// Opus by a `gst-launch-1.0` helper (udpsrc ! rtpopusdepay ! opusdec !
+/// udpsink) that forwards each decoded buffer as raw S16LE in one datagram.
+/// Returns every burst's delay in ms, sorted.
+fn latency(dir: &Path, route: Route, from: Codec, to: Codec, stimulus: &[Vec<u8>]) -> Result<Vec<f64>> {
+    let tx = UdpSocket::bind("127.0.0.1:0")?;
+    let rx = UdpSocket::bind("127.0.0.1:0")?;
+    // Where `to`'s RTP must go, and the decoder helper if there is one.
+    let (to_port, _helper) = match to {
+        Codec::Pcmu => (rx.local_addr()?.port(), None),
+        Codec::Opus => {
+            let port = e2e::process::free_udp_port();
+            let helper = e2e::rtp_peer::gst_launch(
+                dir,
+                &format!("latency-decoder-{port}"),
+                &format!(
+                    "udpsrc address=127.0.0.1 port={port} caps=\"application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=111\" ! rtpopusdepay ! opusdec plc=false ! audioconvert ! audio/x-raw,format=S16LE,channels=1,rate=48000 ! udpsink host=127.0.0.1 port={} sync=false async=false",
+                    rx.local_addr()?.port()
+                ),
+            )?;
+            (port, Some(helper))
+        }
+    };
+    let (_bridge, target) = match route {
+        Route::Sipbridge => {
+            let bridge = Bridge::start(dir, &[])?;
+            let mut targets = Vec::new();
+            let mut sessions = Vec::new();
+            for (codec, port) in [(from, tx.local_addr()?.port()), (to, to_port)] {
+                let s = bridge.create("rtp", json!({ "codecs": [match codec { Codec::Pcmu => "PCMU", Codec::Opus => "OPUS" }] }))?;
+                bridge.set_remote(&s, "offer", &codec.sdp(port))?;
+                targets.push(rtp_address(&bridge.local_description(&s)?.1));
+                sessions.push(s);
+            }
+            bridge.call("session.connect", json!({ "a": sessions[0], "b": sessions[1] }))?;
+            (Some(bridge), targets[0])
+        }
+        Route::Direct => (None, SocketAddr::from(([127, 0, 0, 1], to_port))),
+    };
     let (mut seq, mut ts) = (0u16, 0u32);
-    let mut buf = [0u8; 2048];
+    let mut buf = [0u8; 4096];
     let mut delays = Vec::new();
     let mut burst_sent: Option<Instant> = None;
     let mut loud_before = false;
     let start = Instant::now();
     let mut next = start;
-    for tick in 0..(12 * 50) {
-        std::thread::sleep(next.saturating_duration_since(Instant::now()));
-        next += PTIME;
-        // Bursts of 10 packets (200 ms) at the start of every second, after the first.
-        let in_burst = tick >= 50 && tick % 50 < 10;
-        let payload = if in_burst { &tone[tick % tone.len()] } else { &silence[tick % silence.len()] };
-        if in_burst && tick % 50 == 0 {
-            burst_sent = Some(Instant::now());
-        }
-        let mut packet = vec![0x80, from.pt()];
-        packet.extend_from_slice(&seq.to_be_bytes());
-        packet.extend_from_slice(&ts.to_be_bytes());
-        packet.extend_from_slice(&0x5151_5151u32.to_be_bytes());
-        packet.extend_from_slice(payload);
-        a.send_to(&packet, targets[0])?;
-        seq = seq.wrapping_add(1);
-        ts = ts.wrapping_add(from.clock_step());
-        while let Ok(n) = b.recv(&mut buf) {
-            if n <= 12 || (200..=204).contains(&buf[1]) {
+    for tick in 0..LATENCY_PACKETS {
+        // Receive until the tick is due, timestamping each arrival.
+        loop {
+            let now = Instant::now();
+            if now >= next {
+                break;
+            }
+            rx.set_read_timeout(Some(next - now))?;
+            let Ok(n) = rx.recv(&mut buf) else { continue };
+            let arrived = Instant::now();
+            let (samples, rate): (Vec<f64>, f64) = match to {
+                Codec::Pcmu => {
+                    if n <= 12 || buf[0] >> 6 != 2 || (200..=204).contains(&buf[1]) {
+                        continue;
+                    }
+                    (buf[12..n].iter().map(|x| ulaw_decode(*x) as f64).collect(), 8000.0)
+                }
+                Codec::Opus => (buf[..n].chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]) as f64 / 32768.0).collect(), 48000.0),
+            };
+            if samples.is_empty() {
                 continue;
             }
-            let rms = (buf[12..n].iter().map(|x| (ulaw_decode(*x) as f64).powi(2)).sum::<f64>() / (n - 12) as f64).sqrt();
+            let rms = (samples.iter().map(|x| x * x).sum::<f64>() / samples.len() as f64).sqrt();
             let loud = rms > 0.05;
             if loud && !loud_before {
                 if let Some(sent) = burst_sent.take() {
-                    delays.push(sent.elapsed().as_secs_f64() * 1000.0);
+                    // To the first loud sample, not the packet's start: the
+                    // delay filters and codecs add inside a packet counts too.
+                    let onset = samples.iter().position(|x| x.abs() > 0.1).unwrap_or(0) as f64 / rate;
+                    delays.push(((arrived - sent).as_secs_f64() + onset) * 1000.0);
                 }
             }
             loud_before = loud;
         }
+        next += PTIME;
+        let is_onset = tick >= 50 && tick % 50 == 0;
+        let mut packet = vec![0x80, from.pt()];
+        packet.extend_from_slice(&seq.to_be_bytes());
+        packet.extend_from_slice(&ts.to_be_bytes());
+        packet.extend_from_slice(&0x5151_5151u32.to_be_bytes());
+        packet.extend_from_slice(&stimulus[tick]);
+        if is_onset {
+            burst_sent = Some(Instant::now());
+        }
+        tx.send_to(&packet, target)?;
+        seq = seq.wrapping_add(1);
+        ts = ts.wrapping_add(from.clock_step());
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    if route == Route::Sipbridge {
+        // Keep each run's bridge log apart (the next run's would replace it).
+        let _ = std::fs::rename(dir.join("sipbridge.log"), dir.join(format!("sipbridge-latency-{from:?}-{to:?}.log")));
     }
     if delays.len() < 8 {
-        bail!("latency {from:?}->PCMU: only {} of 11 bursts detected", delays.len());
+        bail!("latency {from:?}->{to:?}: only {} of 11 bursts detected", delays.len());
     }
     delays.sort_by(|x, y| x.total_cmp(y));
     Ok(delays)
@@ -748,43 +852,52 @@ fn main() -> Result<()> {
     let bench_started = Instant::now();
     let dir = test_dir("bench");
     eprintln!("bench: scratch dir {}", dir.display());
-    let payloads = Payloads(vec![
-        (Codec::Pcmu, TONE_A, Arc::new(capture_payloads(&dir, Codec::Pcmu, TONE_A, 100)?)),
-        (Codec::Pcmu, TONE_B, Arc::new(capture_payloads(&dir, Codec::Pcmu, TONE_B, 100)?)),
-        (Codec::Opus, TONE_B, Arc::new(capture_payloads(&dir, Codec::Opus, TONE_B, 100)?)),
-    ]);
-    let shared = webrtc_load::Shared::new()?;
-    let rtpengine = Rtpengine::start(&dir)?;
+    // BENCH_ONLY=latency runs the latency section alone.
+    let only_latency = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "latency");
     let mut results = Vec::new();
-    for &k in &levels {
-        for mode in MODES.iter().filter(|m| filter("BENCH_MODES", m.name)) {
-            if filter("BENCH_SYSTEMS", "sipbridge") {
-                eprintln!("bench: sipbridge, {}, {k} calls", mode.name);
-                let mut system = Sipbridge::start(&dir)?;
-                results.push(run(&mut system, mode, k, &payloads, &shared).unwrap_or_else(|e| {
-                    eprintln!("bench: {e:#}");
-                    RunResult::failed("sipbridge", mode.name, k, format!("{e:#}"))
-                }));
-            }
-            if filter("BENCH_SYSTEMS", "rtpengine") {
-                eprintln!("bench: rtpengine, {}, {k} calls", mode.name);
-                results.push(run(&mut RtpengineCalls(&rtpengine), mode, k, &payloads, &shared).unwrap_or_else(|e| {
-                    eprintln!("bench: {e:#}");
-                    RunResult::failed("rtpengine", mode.name, k, format!("{e:#}"))
-                }));
+    let mut floor = None;
+    if !only_latency {
+        let payloads = Payloads(vec![
+            (Codec::Pcmu, TONE_A, Arc::new(capture_payloads(&dir, Codec::Pcmu, TONE_A, 100)?)),
+            (Codec::Pcmu, TONE_B, Arc::new(capture_payloads(&dir, Codec::Pcmu, TONE_B, 100)?)),
+            (Codec::Opus, TONE_B, Arc::new(capture_payloads(&dir, Codec::Opus, TONE_B, 100)?)),
+        ]);
+        let shared = webrtc_load::Shared::new()?;
+        let rtpengine = Rtpengine::start(&dir)?;
+        for &k in &levels {
+            for mode in MODES.iter().filter(|m| filter("BENCH_MODES", m.name)) {
+                if filter("BENCH_SYSTEMS", "sipbridge") {
+                    eprintln!("bench: sipbridge, {}, {k} calls", mode.name);
+                    let mut system = Sipbridge::start(&dir)?;
+                    results.push(run(&mut system, mode, k, &payloads, &shared).unwrap_or_else(|e| {
+                        eprintln!("bench: {e:#}");
+                        RunResult::failed("sipbridge", mode.name, k, format!("{e:#}"))
+                    }));
+                }
+                if filter("BENCH_SYSTEMS", "rtpengine") {
+                    eprintln!("bench: rtpengine, {}, {k} calls", mode.name);
+                    results.push(run(&mut RtpengineCalls(&rtpengine), mode, k, &payloads, &shared).unwrap_or_else(|e| {
+                        eprintln!("bench: {e:#}");
+                        RunResult::failed("rtpengine", mode.name, k, format!("{e:#}"))
+                    }));
+                }
             }
         }
+        drop(rtpengine);
+        eprintln!("bench: codec floor");
+        floor = Some(codec_floor(&dir)?);
     }
-    drop(rtpengine);
-    eprintln!("bench: codec floor");
-    let floor = codec_floor(&dir)?;
     eprintln!("bench: added latency");
-    let pcmu_silence = capture(&dir, Codec::Pcmu, "wave=silence", 50)?;
-    let opus_silence = capture(&dir, Codec::Opus, "wave=silence", 50)?;
+    let pcmu_bursts = burst_stimulus(&dir, Codec::Pcmu)?;
+    let opus_bursts = burst_stimulus(&dir, Codec::Opus)?;
     let latencies = vec![
-        ("PCMU -> PCMU (passthrough)", latency(&dir, Codec::Pcmu, &payloads.get(Codec::Pcmu, TONE_A), &pcmu_silence)?),
-        ("Opus -> PCMU (transcoded)", latency(&dir, Codec::Opus, &payloads.get(Codec::Opus, TONE_B), &opus_silence)?),
+        ("PCMU -> PCMU (passthrough)", latency(&dir, Route::Sipbridge, Codec::Pcmu, Codec::Pcmu, &pcmu_bursts)?),
+        ("Opus -> PCMU (transcoded)", latency(&dir, Route::Sipbridge, Codec::Opus, Codec::Pcmu, &opus_bursts)?),
+        ("PCMU -> Opus (transcoded)", latency(&dir, Route::Sipbridge, Codec::Pcmu, Codec::Opus, &pcmu_bursts)?),
     ];
+    // The Opus side is decoded by a helper process; its own delay, measured
+    // alone, is part of the PCMU -> Opus figure (not subtracted).
+    let helper = latency(&dir, Route::Direct, Codec::Opus, Codec::Opus, &opus_bursts)?;
 
     println!();
     let date = std::process::Command::new("date").arg("-u").arg("+%F %H:%M UTC").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
@@ -817,12 +930,16 @@ fn main() -> Result<()> {
             println!("{:<10} {:<30} {:>6}   FAILED: {why}", "", "", "");
         }
     }
-    println!("{:<10} {:<30} {:>6} {:>14.2}   (same GStreamer elements, one pipeline, no network)", "floor", "transcoded PCMU<->Opus", 1, floor);
+    if let Some(floor) = floor {
+        println!("{:<10} {:<30} {:>6} {:>14.2}   (same GStreamer elements, one pipeline, no network)", "floor", "transcoded PCMU<->Opus", 1, floor);
+    }
     println!();
     println!("added latency through sipbridge (tone-burst onsets, one clock; jitter buffer {} ms)", 40);
     for (what, d) in &latencies {
         println!("  {what:<28} median {:>6.1} ms   min {:>6.1}   max {:>6.1}   ({} bursts)", d[d.len() / 2], d[0], d[d.len() - 1], d.len());
     }
+    let d = &helper;
+    println!("  (the Opus decoding helper alone: median {:.1} ms, min {:.1}, max {:.1}; included above)", d[d.len() / 2], d[0], d[d.len() - 1]);
     let total = bench_started.elapsed().as_secs_f64();
     println!("\nbench run time {:.0} s", total);
     let json = json!({
@@ -834,6 +951,7 @@ fn main() -> Result<()> {
             "failed": r.failed,
         })).collect::<Vec<_>>(),
         "codec_floor_cpu_ms_per_call_second": floor,
+        "latency_opus_decoder_helper_ms": json!({ "median": helper[helper.len() / 2], "min": helper[0], "max": helper[helper.len() - 1] }),
         "latency_ms": latencies.iter().map(|(what, d)| json!({ "path": what, "median": d[d.len() / 2], "min": d[0], "max": d[d.len() - 1] })).collect::<Vec<_>>(),
         "run_time_s": total,
     });
