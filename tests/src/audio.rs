@@ -136,6 +136,38 @@ impl Pcm {
     }
 }
 
+/// G.711 µ-law encoding of one linear sample (ITU-T G.711, bias 0x84).
+pub fn ulaw_encode(sample: i16) -> u8 {
+    const BIAS: i32 = 0x84;
+    const CLIP: i32 = 32635;
+    let mut x = sample as i32;
+    let sign = if x < 0 {
+        x = -x;
+        0x80
+    } else {
+        0
+    };
+    x = x.min(CLIP) + BIAS;
+    let mut exponent = 7;
+    let mut mask = 0x4000;
+    while exponent > 0 && x & mask == 0 {
+        exponent -= 1;
+        mask >>= 1;
+    }
+    let mantissa = (x >> (exponent + 3)) & 0x0f;
+    !((sign | (exponent << 4) | mantissa) as u8)
+}
+
+/// G.711 µ-law decoding to [-1, 1].
+pub fn ulaw_decode(byte: u8) -> f32 {
+    let u = !byte;
+    let exponent = (u >> 4) & 0x07;
+    let mantissa = (u & 0x0f) as i32;
+    let magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
+    let v = if u & 0x80 != 0 { -magnitude } else { magnitude };
+    v as f32 / 32768.0
+}
+
 /// Goertzel power at `freq`, normalised by the block's energy so that a
 /// pure sine of any amplitude gives (almost) exactly 1.
 fn goertzel_share(samples: &[f32], rate: u32, freq: f64) -> f64 {
@@ -180,6 +212,15 @@ mod tests {
     fn a_slightly_detuned_tone_still_counts() {
         let pcm = tone(441.5, 2.0, 16000, 0.3);
         assert!(pcm.tone_share(440.0) > 0.8, "{}", pcm.tone_share(440.0));
+    }
+
+    #[test]
+    fn ulaw_round_trip() {
+        for s in [-32768i16, -12345, -100, -1, 0, 1, 100, 12345, 32767] {
+            let back = ulaw_decode(ulaw_encode(s)) * 32768.0;
+            assert!((back - s as f32).abs() <= (s as f32).abs() / 16.0 + 8.0, "{s} -> {back}");
+        }
+        assert_eq!(ulaw_encode(0), 0xff);
     }
 
     #[test]
