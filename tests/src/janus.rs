@@ -64,6 +64,9 @@ pub fn setup_ice_interface() -> Result<()> {
     if std::env::var("SIPBRIDGE_NETNS").as_deref() != Ok("inside") || init.as_ref() == Some(&own) {
         bail!("Janus needs its ICE interface, which is only created inside a private network namespace: run under scripts/netns.sh");
     }
+    // Tests of one binary run in parallel threads: one at a time here.
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let has = |args: &[&str]| -> Result<String> { run_ip(args) };
     let links = has(&["-o", "link", "show"])?;
     if !links.lines().any(|l| l.split(':').nth(1).map(str::trim) == Some(ICE_INTERFACE)) {
@@ -503,6 +506,65 @@ impl SipHandle {
     pub fn detach(self) -> Result<()> {
         post(self.port, &format!("/janus/{}/{}", self.session, self.id), json!({ "janus": "detach" }))?;
         Ok(())
+    }
+}
+
+// --------------------------------------------------------------------------
+// Calls, as the bench makes them
+
+/// Everything a benchmark needs to put calls through Janus: the process,
+/// one session for all calls, and the SIP far end.
+pub struct JanusCalls {
+    // Field order is drop order: the session's poller, then the UAS, then
+    // the process.
+    session: Session,
+    pub uas: SipUas,
+    pub janus: Janus,
+}
+
+/// One call through Janus.
+pub struct JanusCall {
+    pub handle: SipHandle,
+    /// Janus's SDP answer for the WebRTC side.
+    pub answer: String,
+    /// Where Janus receives (and from where it sends) the call's plain RTP.
+    pub janus_rtp: SocketAddr,
+}
+
+impl JanusCalls {
+    /// Sets up the ICE interface, starts Janus and the SIP far end.
+    pub fn start(dir: &Path) -> Result<JanusCalls> {
+        setup_ice_interface()?;
+        let janus = Janus::start(dir)?;
+        let uas = SipUas::start()?;
+        let session = janus.session()?;
+        Ok(JanusCalls { session, uas, janus })
+    }
+
+    /// The Janus process, for CPU and memory figures.
+    pub fn pid(&self) -> u32 {
+        self.janus.pid()
+    }
+
+    /// Call number `n`: the WebRTC peer's `offer` goes to Janus, Janus
+    /// calls the far end, which answers PCMU on 127.0.0.1:`rtp_port` (the
+    /// generator must send from that socket: see [`PcmuPhone`]). Returns
+    /// once Janus has the 200 and its WebRTC answer is known.
+    pub fn call(&self, n: usize, offer: &str, rtp_port: u16) -> Result<JanusCall> {
+        let user = format!("call{n}");
+        self.uas.expect(&user, rtp_port);
+        let handle = self.session.attach_sip()?;
+        handle.register_guest(&format!("sip:web{n}@127.0.0.1"))?;
+        handle.call(&self.uas.uri(&user), offer)?;
+        let answer = handle.wait_accepted(Duration::from_secs(15)).with_context(|| format!("call {n}"))?;
+        let janus_rtp = self.uas.wait_answered(&user, Duration::from_secs(5))?;
+        Ok(JanusCall { handle, answer, janus_rtp })
+    }
+
+    /// Ends a call (Janus sends the BYE) and detaches its handle.
+    pub fn hang_up(&self, call: JanusCall) -> Result<()> {
+        call.handle.hangup()?;
+        call.handle.detach()
     }
 }
 

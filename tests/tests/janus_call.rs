@@ -67,3 +67,54 @@ fn janus_sip_plugin_relays_pcmu_both_ways() {
     assert!(uas.errors().is_empty(), "{:?}", uas.errors());
     session.destroy().unwrap();
 }
+
+/// Three calls at once through one Janus session (the bench's shape: one
+/// session, one SIP handle per call): each side hears only its own peer.
+#[test]
+#[ignore = "needs the bench-only janus package; run under scripts/netns.sh with --ignored"]
+fn janus_keeps_concurrent_calls_apart() {
+    let dir = test_dir("janus_calls");
+    let relay = e2e::janus::JanusCalls::start(&dir).unwrap();
+    let web_tones = [600u32, 1000, 1400];
+    let phone_tones = [440.0, 800.0, 1200.0];
+    let mut webs = Vec::new();
+    let mut phones = Vec::new();
+    let mut calls = Vec::new();
+    for (n, hz) in web_tones.iter().enumerate() {
+        let web = WebRtcPeer::start(Stack::Aiortc, &dir, &format!("web{n}"), *hz).unwrap();
+        let phone = PcmuPhone::bind().unwrap();
+        let call = relay.call(n, &pcmu_only(&web.create_offer().unwrap()), phone.port()).unwrap();
+        web.set_remote("answer", &call.answer).unwrap();
+        webs.push(web);
+        phones.push((phone, call.janus_rtp));
+        calls.push(call);
+    }
+    for web in &webs {
+        web.wait_connected().unwrap();
+    }
+    let phones: Vec<_> = phones.into_iter().zip(phone_tones).map(|((p, to), hz)| p.run(hz, to, Duration::from_secs(5))).collect();
+    std::thread::sleep(Duration::from_secs(1));
+    // All three record at once.
+    let recs: Vec<_> = (webs.iter().enumerate())
+        .map(|(n, w)| w.io.send(serde_json::json!({"cmd": "record", "ms": 2500, "path": dir.join(format!("web{n}-received.wav"))})).unwrap())
+        .collect();
+    for (n, (web, id)) in webs.iter().zip(recs).enumerate() {
+        let reply = web.io.reply(&id, Duration::from_secs(10)).unwrap();
+        assert!(reply.get("error").is_none(), "{reply}");
+        let pcm = e2e::audio::read_wav(&dir.join(format!("web{n}-received.wav"))).unwrap();
+        let share = pcm.tone_share(phone_tones[n]);
+        eprintln!("web{n} heard {} Hz: share {share:.3}", phone_tones[n]);
+        assert!(share > 0.8, "web{n}: share of {} Hz {share}, rms {}", phone_tones[n], pcm.rms());
+    }
+    for call in calls {
+        relay.hang_up(call).unwrap();
+    }
+    for (n, phone) in phones.into_iter().enumerate() {
+        let pcm = phone.join().unwrap().unwrap();
+        let tail = pcm.slice(0.5, pcm.seconds() - 0.2);
+        let share = tail.tone_share(web_tones[n] as f64);
+        eprintln!("phone{n} heard {} Hz: share {share:.3} over {:.1} s", web_tones[n], tail.seconds());
+        assert!(tail.seconds() > 2.0 && share > 0.8, "phone{n}: share of {} Hz {share} over {:.1} s", web_tones[n], tail.seconds());
+    }
+    assert!(relay.uas.errors().is_empty(), "{:?}", relay.uas.errors());
+}
