@@ -551,7 +551,9 @@ impl JanusCalls {
     /// generator must send from that socket: see [`PcmuPhone`]). Returns
     /// once Janus has the 200 and its WebRTC answer is known.
     pub fn call(&self, n: usize, offer: &str, rtp_port: u16) -> Result<JanusCall> {
-        let user = format!("call{n}");
+        // Unique across runs (the bench numbers calls from 0 in every run).
+        static SERIAL: AtomicU64 = AtomicU64::new(0);
+        let user = format!("call{n}-{}", SERIAL.fetch_add(1, Ordering::Relaxed));
         self.uas.expect(&user, rtp_port);
         let handle = self.session.attach_sip()?;
         handle.register_guest(&format!("sip:web{n}@127.0.0.1"))?;
@@ -652,7 +654,9 @@ impl SipUas {
 
     /// Announces a call to `user`: it is answered with PCMU on `rtp_port`.
     pub fn expect(&self, user: &str, rtp_port: u16) {
-        self.state.0.lock().unwrap().expected.insert(user.to_string(), rtp_port);
+        let mut s = self.state.0.lock().unwrap();
+        s.answered.remove(user);
+        s.expected.insert(user.to_string(), rtp_port);
     }
 
     /// Waits until the call to `user` was answered; returns Janus's RTP
@@ -736,10 +740,9 @@ impl PcmuPhone {
                 tick += 1;
                 loop {
                     match self.socket.recv_from(&mut buf) {
-                        Ok((n, _)) if n > 12 && buf[0] >> 6 == 2 && buf[1] & 0x7f == 0 => {
-                            let cc = (buf[0] & 0x0f) as usize;
-                            let start = 12 + 4 * cc;
-                            heard.extend(buf[start.min(n)..n].iter().map(|b| crate::audio::ulaw_decode(*b)));
+                        Ok((n, _)) if n > 12 && buf[1] & 0x7f == 0 => {
+                            let payload = crate::rtp_peer::rtp_payload(&buf[..n]).unwrap_or_default();
+                            heard.extend(payload.iter().map(|b| crate::audio::ulaw_decode(*b)));
                         }
                         Ok(_) => {}
                         Err(_) => break,
