@@ -17,4 +17,5 @@ pub mod kamailio;
 pub mod process;
 pub mod rtp_peer;
 pub mod sipp;
+pub mod webrtc_load;
 pub mod webrtc_peer;

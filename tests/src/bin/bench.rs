@@ -1,34 +1,46 @@
 //! `make bench`: what a call costs in `sipbridge`, measured on loopback in
 //! one run and printed as a table (and written to target/bench.json).
 //!
-//! Each call is two RTP sessions of one `sipbridge stdio` process joined by
-//! `session.connect`. The load generator is this program: one thread, plain
-//! UDP sockets, replaying RTP packets that GStreamer's own encoders made
-//! (captured once at start), 50 packets a second per stream. Every call's
-//! audio is checked: packets must arrive on both sides, and the PCMU side
-//! must decode to the tone the other side sends, so a fast but broken run
-//! cannot pass.
+//! A call joins leg A, a plain RTP peer sending PCMU (the SIP side), to leg
+//! B. The load generator is this program, in one thread: plain UDP sockets
+//! for RTP legs and, for WebRTC legs, lightweight `str0m` WebRTC clients
+//! (`e2e::webrtc_load`: ICE, DTLS-SRTP, one socket each), all replaying
+//! payloads that GStreamer's own encoders made (captured once at start), 50
+//! packets a second per stream. Leg A sends a 440 Hz tone, leg B 1000 Hz.
+//! Every call's audio is checked on both legs: packets must arrive, and what
+//! arrives must decode (PCMU, or Opus through libopus) to the other leg's
+//! tone, so a fast but broken run cannot pass.
 //!
-//! Modes: passthrough (PCMU <-> PCMU: no decoding) and transcoded (Opus <->
-//! PCMU, plain RTP on both legs: decode, resample, encode each way).
+//! Modes: passthrough (PCMU <-> PCMU: no decoding) and transcoded (PCMU <->
+//! Opus: decode, resample, encode each way), each with leg B as plain RTP
+//! (the lean comparison) and as a WebRTC peer offering like a browser (the
+//! issue's transcoded mode is "Opus WebRTC leg <-> PCMU SIP leg").
+//! Systems: sipbridge (`sipbridge stdio`) and rtpengine (userspace, ng);
+//! another system plugs in by implementing [`System`].
 //! Also measured: the codec floor (the same GStreamer elements in one
-//! gst-launch pipeline, no network), call-setup time (first request to first
-//! packet back), resident memory and threads per call.
+//! gst-launch pipeline, no network), call-setup time (first request to audio
+//! both ways), resident memory and threads per call, the generator's own CPU.
 
 use anyhow::{bail, Context, Result};
 use e2e::audio::Pcm;
 use e2e::bridge::{rtp_address, Bridge};
 use e2e::process::{test_dir, workspace_root};
+use e2e::webrtc_load::{self, ulaw_decode, Audio, Client};
 use serde_json::json;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const PTIME: Duration = Duration::from_millis(20);
 const MEASURE: Duration = Duration::from_secs(10);
 const WARMUP: Duration = Duration::from_secs(2);
-const TONE_A: f64 = 440.0; // what the PCMU streams carry
-const TONE_B: f64 = 1000.0; // what the Opus streams carry
+const TONE_A: f64 = 440.0; // what leg A (plain RTP, PCMU) sends
+const TONE_B: f64 = 1000.0; // what leg B sends
+/// Longest a call may take from first request to audio both ways.
+const SETUP_LIMIT: Duration = Duration::from_secs(10);
+/// Most payloads an RTP leg keeps for the tone check (4 s).
+const KEEP_PACKETS: usize = 200;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Codec {
@@ -44,6 +56,7 @@ impl Codec {
         }
     }
 
+    /// A plain RTP offer (or answer) for one leg receiving on `port`.
     fn sdp(self, port: u16) -> String {
         let map = match self {
             Codec::Pcmu => "a=rtpmap:0 PCMU/8000\r\n".to_string(),
@@ -52,11 +65,17 @@ impl Codec {
         format!("v=0\r\no=gen 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP {}\r\n{map}a=ptime:20\r\n", self.pt())
     }
 
-    /// The tone this codec's captured packets carry.
-    fn tone(self) -> f64 {
+    fn name(self) -> &'static str {
         match self {
-            Codec::Pcmu => TONE_A,
-            Codec::Opus => TONE_B,
+            Codec::Pcmu => "PCMU",
+            Codec::Opus => "OPUS",
+        }
+    }
+
+    fn audio(self) -> Audio {
+        match self {
+            Codec::Pcmu => Audio::Pcmu,
+            Codec::Opus => Audio::Opus,
         }
     }
 
@@ -68,20 +87,51 @@ impl Codec {
     }
 }
 
-/// One generated stream: sends recorded payloads, receives what the bridge sends.
+/// How leg B reaches the system under test.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Transport {
+    Rtp,
+    WebRtc,
+}
+
+/// One bench mode: leg A is always plain RTP sending PCMU.
+struct Mode {
+    name: &'static str,
+    b: Codec,
+    transport: Transport,
+}
+
+const MODES: [Mode; 4] = [
+    Mode { name: "passthrough PCMU<->PCMU", b: Codec::Pcmu, transport: Transport::Rtp },
+    Mode { name: "transcoded PCMU<->Opus", b: Codec::Opus, transport: Transport::Rtp },
+    Mode { name: "passthrough WebRTC-PCMU<->PCMU", b: Codec::Pcmu, transport: Transport::WebRtc },
+    Mode { name: "transcoded WebRTC-Opus<->PCMU", b: Codec::Opus, transport: Transport::WebRtc },
+];
+
+/// The captured payloads: (codec, tone) -> packets.
+struct Payloads(Vec<(Codec, f64, Arc<Vec<Vec<u8>>>)>);
+
+impl Payloads {
+    fn get(&self, codec: Codec, tone: f64) -> Arc<Vec<Vec<u8>>> {
+        self.0.iter().find(|(c, t, _)| *c == codec && *t == tone).map(|(_, _, p)| p.clone()).expect("captured payloads")
+    }
+}
+
+/// One plain RTP leg of the generator: sends recorded payloads, receives
+/// what the system sends.
 struct Stream {
     socket: UdpSocket,
     to: SocketAddr,
     codec: Codec,
-    payloads: std::sync::Arc<Vec<Vec<u8>>>,
+    payloads: Arc<Vec<Vec<u8>>>,
     next: usize,
     seq: u16,
     ts: u32,
     ssrc: u32,
     received: u64,
     first_rx: Option<Instant>,
-    /// Decoded PCMU received (kept for the tone check, bounded).
-    heard: Vec<f32>,
+    /// Payloads received while measuring (bounded), for the tone check.
+    heard: Vec<Vec<u8>>,
 }
 
 impl Stream {
@@ -106,21 +156,70 @@ impl Stream {
             }
             self.received += 1;
             self.first_rx.get_or_insert_with(Instant::now);
-            if keep_audio && self.codec == Codec::Pcmu && self.heard.len() < 8000 * 4 {
-                self.heard.extend(buf[12..n].iter().map(|b| ulaw_decode(*b)));
+            if keep_audio && self.heard.len() < KEEP_PACKETS {
+                let cc = (buf[0] & 0x0f) as usize;
+                let start = 12 + 4 * cc;
+                if start <= n {
+                    self.heard.push(buf[start..n].to_vec());
+                }
             }
         }
     }
 }
 
-/// G.711 µ-law to linear, for checking what the PCMU side hears.
-fn ulaw_decode(byte: u8) -> f32 {
-    let u = !byte;
-    let sign = u & 0x80;
-    let exponent = (u >> 4) & 0x07;
-    let mantissa = u & 0x0f;
-    let magnitude = ((((mantissa as i32) << 3) + 0x84) << exponent) - 0x84;
-    (if sign != 0 { -magnitude } else { magnitude }) as f32 / 32768.0
+/// One leg of a call as the generator sees it.
+enum Leg {
+    Rtp(Stream),
+    WebRtc(Box<Client>),
+}
+
+impl Leg {
+    fn send(&mut self) {
+        match self {
+            Leg::Rtp(s) => s.send(),
+            Leg::WebRtc(c) => c.send_frame(),
+        }
+    }
+
+    fn service(&mut self, buf: &mut [u8], keep_audio: bool) {
+        match self {
+            Leg::Rtp(s) => s.drain(buf, keep_audio),
+            Leg::WebRtc(c) => {
+                c.keep_audio(keep_audio);
+                c.service(buf);
+            }
+        }
+    }
+
+    fn received(&self) -> u64 {
+        match self {
+            Leg::Rtp(s) => s.received,
+            Leg::WebRtc(c) => c.received,
+        }
+    }
+
+    fn first_rx(&self) -> Option<Instant> {
+        match self {
+            Leg::Rtp(s) => s.first_rx,
+            Leg::WebRtc(c) => c.first_rx,
+        }
+    }
+
+    /// What it heard, decoded; the codec it receives.
+    fn heard(&self) -> Result<Pcm> {
+        match self {
+            Leg::Rtp(s) => webrtc_load::decode(s.codec.audio(), &s.heard),
+            Leg::WebRtc(c) => c.heard(),
+        }
+    }
+
+    /// Why a WebRTC leg is dead, if it is.
+    fn error(&self) -> Option<String> {
+        match self {
+            Leg::Rtp(_) => None,
+            Leg::WebRtc(c) => c.error.clone().map(|e| format!("{e} ({})", c.state())),
+        }
+    }
 }
 
 /// Captures `count` RTP payloads from a gst-launch encoder.
@@ -138,7 +237,7 @@ fn capture(dir: &Path, codec: Codec, wave: &str, count: usize) -> Result<Vec<Vec
         Codec::Opus => "audio/x-raw,rate=48000,channels=1 ! opusenc bitrate=32000 frame-size=20 ! rtpopuspay pt=111",
     };
     let pipeline = format!("audiotestsrc is-live=true {wave} ! audioconvert ! audioresample ! {enc} ! udpsink host=127.0.0.1 port={port}");
-    let name = format!("capture-{codec:?}-{}", wave.split_whitespace().next().unwrap_or("").trim_start_matches("wave="));
+    let name = format!("capture-{codec:?}-{}", wave.split_whitespace().take(2).collect::<Vec<_>>().join("-").replace("wave=", "").replace("freq=", ""));
     let _gen = e2e::rtp_peer::gst_launch(dir, &name, &pipeline)?;
     let mut buf = [0u8; 2048];
     let mut payloads = Vec::new();
@@ -165,12 +264,128 @@ fn status_field(pid: u32, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// What the calls go through.
-enum Relay<'a> {
-    /// `sipbridge stdio`: two RTP sessions joined by `session.connect`.
-    Sipbridge,
-    /// rtpengine, userspace only (`--table=-1`), driven over its ng protocol.
-    Rtpengine(&'a Rtpengine),
+/// A system under test: how it sets up and ends the bench's calls. The
+/// generator does the rest (sending, receiving, checking), the same for
+/// every system.
+trait System {
+    fn name(&self) -> &'static str;
+    /// The process whose CPU, memory and threads are measured.
+    fn pid(&mut self) -> u32;
+    /// Plain RTP on both legs. `a` and `b` are each leg's codec and its
+    /// SDP (where the generator receives). Returns where leg A and leg B
+    /// must send, in that order.
+    fn rtp_call(&mut self, call: usize, a: (Codec, &str), b: (Codec, &str)) -> Result<[SocketAddr; 2]>;
+    /// Leg B is a WebRTC peer offering `webrtc.1` (one codec, `webrtc.0`),
+    /// leg A plain RTP described by `rtp.1`. Returns the answer for the
+    /// WebRTC peer and where leg A must send its RTP.
+    fn webrtc_call(&mut self, call: usize, webrtc: (Codec, &str), rtp: (Codec, &str)) -> Result<(String, SocketAddr)>;
+    /// Ends the `calls` calls of this run (and the process, if it is per run).
+    fn finish(&mut self, calls: usize) -> Result<()>;
+}
+
+/// `sipbridge stdio`, one process per run: each call is two sessions
+/// joined by `session.connect`.
+struct Sipbridge {
+    bridge: Bridge,
+}
+
+impl Sipbridge {
+    fn start(dir: &Path) -> Result<Sipbridge> {
+        Ok(Sipbridge { bridge: Bridge::start(dir, &[])? })
+    }
+
+    /// A session of `kind` answering `offer`; returns it and the answer.
+    fn answer(&self, kind: &str, codec: Codec, offer: &str) -> Result<(String, String)> {
+        let s = self.bridge.create(kind, json!({ "codecs": [codec.name()] }))?;
+        self.bridge.set_remote(&s, "offer", offer)?;
+        let (_, answer) = self.bridge.local_description(&s)?;
+        Ok((s, answer))
+    }
+
+    fn connect(&self, call: usize, a: &str, b: &str, passthrough: bool) -> Result<()> {
+        let linked = self.bridge.call("session.connect", json!({ "a": a, "b": b }))?;
+        if linked["passthrough"] != json!(passthrough) {
+            bail!("call {call}: passthrough {} but expected {passthrough}", linked["passthrough"]);
+        }
+        Ok(())
+    }
+}
+
+impl System for Sipbridge {
+    fn name(&self) -> &'static str {
+        "sipbridge"
+    }
+
+    fn pid(&mut self) -> u32 {
+        self.bridge.io.child().pid()
+    }
+
+    fn rtp_call(&mut self, call: usize, a: (Codec, &str), b: (Codec, &str)) -> Result<[SocketAddr; 2]> {
+        let (sa, answer_a) = self.answer("rtp", a.0, a.1)?;
+        let (sb, answer_b) = self.answer("rtp", b.0, b.1)?;
+        self.connect(call, &sa, &sb, a.0 == b.0)?;
+        Ok([rtp_address(&answer_a), rtp_address(&answer_b)])
+    }
+
+    fn webrtc_call(&mut self, call: usize, webrtc: (Codec, &str), rtp: (Codec, &str)) -> Result<(String, SocketAddr)> {
+        let (sa, answer_a) = self.answer("rtp", rtp.0, rtp.1)?;
+        let (sb, answer_b) = self.answer("webrtc", webrtc.0, webrtc.1)?;
+        self.connect(call, &sa, &sb, webrtc.0 == rtp.0)?;
+        Ok((answer_b, rtp_address(&answer_a)))
+    }
+
+    fn finish(&mut self, _calls: usize) -> Result<()> {
+        self.bridge.io.close_stdin();
+        let _ = self.bridge.io.child().wait_timeout(Duration::from_secs(20));
+        Ok(())
+    }
+}
+
+/// rtpengine (one process for the whole bench): each call is one ng
+/// offer/answer, leg B offering.
+struct RtpengineCalls<'a>(&'a Rtpengine);
+
+impl System for RtpengineCalls<'_> {
+    fn name(&self) -> &'static str {
+        "rtpengine"
+    }
+
+    fn pid(&mut self) -> u32 {
+        self.0.pid
+    }
+
+    fn rtp_call(&mut self, call: usize, a: (Codec, &str), b: (Codec, &str)) -> Result<[SocketAddr; 2]> {
+        let [to_b_side, to_a_side] = self.0.call(&format!("bench-{call}"), b, a, &[])?;
+        // Leg A sends to what rtpengine offered it (the offerer's side).
+        Ok([to_b_side, to_a_side])
+    }
+
+    fn webrtc_call(&mut self, call: usize, webrtc: (Codec, &str), rtp: (Codec, &str)) -> Result<(String, SocketAddr)> {
+        // The recipe of issue 7: plain RTP towards the SIP side, no ICE, no
+        // DTLS; rtcp-mux split; Opus masked and transcoded to PCMU. DTLS is
+        // left unset in the answer (rtpengine then does DTLS-SRTP towards
+        // the WebRTC offerer).
+        let mut flags = vec![
+            ("transport-protocol", B::s("RTP/AVP")),
+            ("ICE", B::s("remove")),
+            ("DTLS", B::s("off")),
+            ("rtcp-mux", B::List(vec![B::s("demux")])),
+        ];
+        if webrtc.0 != rtp.0 {
+            flags.push(("codec", B::Dict(vec![("mask".into(), B::List(vec![B::s("opus")])), ("transcode".into(), B::List(vec![B::s(rtp.0.name())]))])));
+        }
+        let id = format!("bench-{call}");
+        let offer = self.0.command_sdp(&id, "offer", webrtc.1, &flags)?;
+        let answer = self.0.command_sdp(&id, "answer", rtp.1, &[])?;
+        Ok((answer, rtp_address(&offer)))
+    }
+
+    fn finish(&mut self, calls: usize) -> Result<()> {
+        for call in 0..calls {
+            self.0.delete(&format!("bench-{call}"))?;
+        }
+        Ok(())
+    }
 }
 
 struct RunResult {
@@ -178,6 +393,7 @@ struct RunResult {
     mode: &'static str,
     calls: usize,
     cpu_ms_per_call_second: f64,
+    gen_cpu_ms_per_call_second: f64,
     realtime_ratio: f64,
     setup_median_ms: f64,
     setup_p95_ms: f64,
@@ -186,157 +402,167 @@ struct RunResult {
     checked: String,
 }
 
-fn run(
-    dir: &Path,
-    relay: Relay,
-    mode: &'static str,
-    calls: usize,
-    a: Codec,
-    b: Codec,
-    payloads: &[(Codec, std::sync::Arc<Vec<Vec<u8>>>)],
-) -> Result<RunResult> {
-    let mut bridge = match relay {
-        Relay::Sipbridge => Some(Bridge::start(dir, &[])?),
-        Relay::Rtpengine(_) => None,
-    };
-    let pid = match (&mut bridge, &relay) {
-        (Some(b), _) => b.io.child().pid(),
-        (None, Relay::Rtpengine(r)) => r.pid,
-        _ => unreachable!(),
-    };
+/// The generator's clock: one tick per packet time for every leg.
+struct Ticker {
+    next: Instant,
+    ticks: u64,
+    late: u64,
+}
+
+impl Ticker {
+    /// Sends on every leg if a tick is due (used while calls are set up,
+    /// so earlier calls keep flowing).
+    fn send_if_due(&mut self, legs: &mut [Leg]) {
+        let now = Instant::now();
+        if now >= self.next {
+            legs.iter_mut().for_each(Leg::send);
+            self.next += PTIME;
+            if now > self.next {
+                self.next = now + PTIME;
+            }
+        }
+    }
+}
+
+fn run(system: &mut dyn System, mode: &Mode, calls: usize, payloads: &Payloads, shared: &webrtc_load::Shared) -> Result<RunResult> {
+    let what = format!("{} {} K={calls}", system.name(), mode.name);
+    let pid = system.pid();
     let (rss0, threads0) = (status_field(pid, "VmRSS:"), status_field(pid, "Threads:"));
-    let payloads_for = |c: Codec| payloads.iter().find(|(k, _)| *k == c).map(|(_, p)| p.clone()).unwrap();
-    let mut streams: Vec<Stream> = Vec::new();
+    let a = Codec::Pcmu;
+    let mut legs: Vec<Leg> = Vec::new();
     let mut setups: Vec<f64> = Vec::new();
+    let mut buf = vec![0u8; 2048];
+    let mut ticker = Ticker { next: Instant::now(), ticks: 0, late: 0 };
+    let stream = |socket: UdpSocket, to: SocketAddr, codec: Codec, tone: f64, call: usize, i: usize| -> Result<Leg> {
+        socket.set_nonblocking(true)?;
+        Ok(Leg::Rtp(Stream {
+            socket,
+            to,
+            codec,
+            payloads: payloads.get(codec, tone),
+            next: call * 7 + i,
+            seq: (call * 100) as u16,
+            ts: (call * 1000) as u32,
+            ssrc: 0x1000 + (call * 2 + i) as u32,
+            received: 0,
+            first_rx: None,
+            heard: Vec::new(),
+        }))
+    };
     for call in 0..calls {
         let started = Instant::now();
-        let sockets: Vec<UdpSocket> = (0..2).map(|_| UdpSocket::bind("127.0.0.1:0")).collect::<std::io::Result<_>>()?;
-        let ports: Vec<u16> = sockets.iter().map(|s| s.local_addr().map(|a| a.port())).collect::<std::io::Result<_>>()?;
-        // Where each generated stream must send.
-        let targets: Vec<SocketAddr> = match (&bridge, &relay) {
-            (Some(bridge), _) => {
-                let mut targets = Vec::new();
-                let mut sessions = Vec::new();
-                for (codec, port) in [a, b].into_iter().zip(&ports) {
-                    let s = bridge.create("rtp", json!({ "codecs": [match codec { Codec::Pcmu => "PCMU", Codec::Opus => "OPUS" }] }))?;
-                    bridge.set_remote(&s, "offer", &codec.sdp(*port))?;
-                    let (_, answer) = bridge.local_description(&s)?;
-                    targets.push(rtp_address(&answer));
-                    sessions.push(s);
-                }
-                let linked = bridge.call("session.connect", json!({ "a": sessions[0], "b": sessions[1] }))?;
-                if linked["passthrough"] != json!(a == b) {
-                    bail!("call {call}: passthrough {} but expected {}", linked["passthrough"], a == b);
-                }
-                targets
+        let socket_a = UdpSocket::bind("127.0.0.1:0")?;
+        let sdp_a = a.sdp(socket_a.local_addr()?.port());
+        match mode.transport {
+            Transport::Rtp => {
+                let socket_b = UdpSocket::bind("127.0.0.1:0")?;
+                let sdp_b = mode.b.sdp(socket_b.local_addr()?.port());
+                let [to_a, to_b] = system.rtp_call(call, (a, &sdp_a), (mode.b, &sdp_b)).with_context(|| format!("{what}: call {call}"))?;
+                legs.push(stream(socket_a, to_a, a, TONE_A, call, 0)?);
+                legs.push(stream(socket_b, to_b, mode.b, TONE_B, call, 1)?);
             }
-            (None, Relay::Rtpengine(engine)) => engine.call(&format!("bench-{call}"), (b, ports[1]), (a, ports[0]))?,
-            _ => unreachable!(),
-        };
-        for (i, (codec, socket)) in [a, b].into_iter().zip(sockets).enumerate() {
-            socket.set_nonblocking(true)?;
-            streams.push(Stream {
-                socket,
-                to: targets[i],
-                codec,
-                payloads: payloads_for(codec),
-                next: call * 7 + i,
-                seq: (call * 100) as u16,
-                ts: (call * 1000) as u32,
-                ssrc: 0x1000 + (call * 2 + i) as u32,
-                received: 0,
-                first_rx: None,
-                heard: Vec::new(),
-            });
+            Transport::WebRtc => {
+                let mut client = Client::new(shared, mode.b.audio(), payloads.get(mode.b, TONE_B), call * 7 + 1)?;
+                let (answer, to_a) = system.webrtc_call(call, (mode.b, client.offer()), (a, &sdp_a)).with_context(|| format!("{what}: call {call}"))?;
+                if std::env::var_os("BENCH_DEBUG").is_some() {
+                    eprintln!("bench: call {call} offer:\n{}\nanswer:\n{answer}", client.offer());
+                }
+                client.accept_answer(&answer).with_context(|| format!("{what}: call {call}"))?;
+                legs.push(stream(socket_a, to_a, a, TONE_A, call, 0)?);
+                legs.push(Leg::WebRtc(Box::new(client)));
+            }
         }
         // Setup time: from the first request to audio arriving on both
-        // sides, generating as a caller would from the moment it can.
-        let pair = streams.len() - 2;
-        let mut buf = vec![0u8; 2048];
-        while streams[pair..].iter().any(|s| s.first_rx.is_none()) && started.elapsed() < Duration::from_secs(5) {
-            for s in streams[pair..].iter_mut() {
-                s.send();
-                s.drain(&mut buf, false);
+        // legs, every leg sending as a caller would from the moment it can
+        // (a WebRTC leg once DTLS is up). Replies are read as they come.
+        let pair = legs.len() - 2;
+        while legs[pair..].iter().any(|l| l.first_rx().is_none()) && started.elapsed() < SETUP_LIMIT {
+            ticker.send_if_due(&mut legs);
+            for l in legs.iter_mut() {
+                l.service(&mut buf, false);
             }
-            std::thread::sleep(PTIME);
+            if let Some(e) = legs[pair..].iter().find_map(Leg::error) {
+                bail!("{what}: call {call}: WebRTC client failed: {e}");
+            }
+            std::thread::sleep(Duration::from_millis(1));
         }
-        let first = streams[pair..].iter().filter_map(|s| s.first_rx).max();
-        setups.push(first.map(|f| (f - started).as_secs_f64() * 1000.0).unwrap_or(f64::NAN));
+        let first = legs[pair..].iter().map(Leg::first_rx).collect::<Option<Vec<_>>>().and_then(|f| f.into_iter().max());
+        match first {
+            Some(f) => setups.push((f - started).as_secs_f64() * 1000.0),
+            None => bail!(
+                "{what}: call {call}: no audio both ways after {SETUP_LIMIT:?} (received {} / {}){}",
+                legs[pair].received(),
+                legs[pair + 1].received(),
+                match &legs[pair + 1] {
+                    Leg::WebRtc(c) => format!("; WebRTC leg: {}{}", c.state(), c.error.as_ref().map(|e| format!(", {e}")).unwrap_or_default()),
+                    Leg::Rtp(_) => String::new(),
+                }
+            ),
+        }
     }
-    // Generate: one tick per packet time, all streams.
-    let mut buf = vec![0u8; 2048];
+    // Generate: one tick per packet time, all legs.
     let start = Instant::now();
-    let mut next = start;
-    let (mut cpu0, mut window_start) = (None, None);
-    let mut late_ticks = 0u64;
-    let mut ticks = 0u64;
+    ticker.next = start;
+    let (mut cpu0, mut gen0, mut window_start) = (None, 0.0, None);
+    let me = std::process::id();
     while start.elapsed() < WARMUP + MEASURE {
         let now = Instant::now();
-        if now < next {
-            std::thread::sleep(next - now);
-        } else if now - next > PTIME {
-            late_ticks += 1;
+        if now < ticker.next {
+            std::thread::sleep(ticker.next - now);
+        } else if now - ticker.next > PTIME {
+            ticker.late += 1;
         }
-        next += PTIME;
-        ticks += 1;
+        ticker.next += PTIME;
+        ticker.ticks += 1;
         let measuring = start.elapsed() >= WARMUP;
         if measuring && cpu0.is_none() {
             cpu0 = Some(cpu_seconds(pid));
+            gen0 = cpu_seconds(me);
             window_start = Some(Instant::now());
         }
-        for s in streams.iter_mut() {
-            s.send();
-            s.drain(&mut buf, measuring);
+        for l in legs.iter_mut() {
+            l.send();
+            l.service(&mut buf, measuring);
         }
     }
     let cpu = cpu_seconds(pid) - cpu0.unwrap_or(0.0);
+    let gen_cpu = cpu_seconds(me) - gen0;
     let window = window_start.map(|w| w.elapsed().as_secs_f64()).unwrap_or(1.0);
     let (rss1, threads1) = (status_field(pid, "VmRSS:"), status_field(pid, "Threads:"));
-    // Check every call: packets both ways; the PCMU side hears the other tone.
-    for (call, pair) in streams.chunks(2).enumerate() {
-        for (i, s) in pair.iter().enumerate() {
-            let expected_packets = ((WARMUP.as_secs_f64() + window) * 50.0 * 0.8) as u64;
-            if s.received < expected_packets {
-                bail!("{mode} K={calls}: call {call} leg {i} received {} packets, expected at least {expected_packets}", s.received);
+    // Check every call: packets both ways; each leg hears the other's tone.
+    for (call, pair) in legs.chunks(2).enumerate() {
+        for (i, leg) in pair.iter().enumerate() {
+            if let Some(e) = leg.error() {
+                bail!("{what}: call {call} leg {i}: WebRTC client failed: {e}");
             }
-            if s.codec == Codec::Pcmu {
-                let want = pair[1 - i].codec.tone();
-                let pcm = Pcm { rate: 8000, samples: s.heard.clone() };
-                if pcm.tone_share(want) < 0.8 {
-                    bail!("{mode} K={calls}: call {call} leg {i} does not hear {want} Hz (share {:.2})", pcm.tone_share(want));
-                }
+            let expected_packets = ((WARMUP.as_secs_f64() + window) * 50.0 * 0.8) as u64;
+            if leg.received() < expected_packets {
+                bail!("{what}: call {call} leg {i} received {} packets, expected at least {expected_packets}", leg.received());
+            }
+            let want = if i == 0 { TONE_B } else { TONE_A };
+            let pcm = leg.heard().with_context(|| format!("{what}: call {call} leg {i}"))?;
+            let share = pcm.tone_share(want);
+            if pcm.samples.len() < pcm.rate as usize || share < 0.8 {
+                bail!("{what}: call {call} leg {i} does not hear {want} Hz (share {share:.2} over {} samples)", pcm.samples.len());
             }
         }
     }
     setups.sort_by(|x, y| x.total_cmp(y));
     let pct = |p: f64| setups.get(((setups.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN);
-    match (&mut bridge, &relay) {
-        (Some(bridge), _) => {
-            bridge.io.close_stdin();
-            let _ = bridge.io.child().wait_timeout(Duration::from_secs(20));
-        }
-        (None, Relay::Rtpengine(engine)) => {
-            for call in 0..calls {
-                engine.delete(&format!("bench-{call}"))?;
-            }
-        }
-        _ => {}
-    }
-    let system = match relay {
-        Relay::Sipbridge => "sipbridge",
-        Relay::Rtpengine(_) => "rtpengine",
-    };
+    system.finish(calls)?;
+    drop(legs);
     Ok(RunResult {
-        system,
-        mode,
+        system: system.name(),
+        mode: mode.name,
         calls,
         cpu_ms_per_call_second: cpu * 1000.0 / (calls as f64 * window),
-        realtime_ratio: 1.0 - late_ticks as f64 / ticks as f64,
+        gen_cpu_ms_per_call_second: gen_cpu * 1000.0 / (calls as f64 * window),
+        realtime_ratio: 1.0 - ticker.late as f64 / ticker.ticks.max(1) as f64,
         setup_median_ms: pct(0.5),
         setup_p95_ms: pct(0.95),
         rss_kib_per_call: (rss1 - rss0) / calls as f64,
         threads_per_call: (threads1 - threads0) / calls as f64,
-        checked: format!("{} calls: packets both ways, PCMU side hears the other tone", calls),
+        checked: format!("{calls} calls: packets both ways, each leg decodes to the other leg's tone"),
     })
 }
 
@@ -431,20 +657,33 @@ fn main() -> Result<()> {
         .ok()
         .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![1, 10, 50, 100]);
+    // BENCH_MODES=webrtc (comma-separated, case-insensitive substrings of
+    // the mode names) runs only those modes; BENCH_SYSTEMS likewise.
+    let filter = |var: &str, name: &str| -> bool {
+        std::env::var(var).map(|v| v.split(',').any(|w| name.to_lowercase().contains(&w.trim().to_lowercase()))).unwrap_or(true)
+    };
+    let bench_started = Instant::now();
     let dir = test_dir("bench");
     eprintln!("bench: scratch dir {}", dir.display());
-    let payloads = vec![
-        (Codec::Pcmu, std::sync::Arc::new(capture_payloads(&dir, Codec::Pcmu, TONE_A, 100)?)),
-        (Codec::Opus, std::sync::Arc::new(capture_payloads(&dir, Codec::Opus, TONE_B, 100)?)),
-    ];
+    let payloads = Payloads(vec![
+        (Codec::Pcmu, TONE_A, Arc::new(capture_payloads(&dir, Codec::Pcmu, TONE_A, 100)?)),
+        (Codec::Pcmu, TONE_B, Arc::new(capture_payloads(&dir, Codec::Pcmu, TONE_B, 100)?)),
+        (Codec::Opus, TONE_B, Arc::new(capture_payloads(&dir, Codec::Opus, TONE_B, 100)?)),
+    ]);
+    let shared = webrtc_load::Shared::new()?;
     let rtpengine = Rtpengine::start(&dir)?;
     let mut results = Vec::new();
     for &k in &levels {
-        for (mode, a, b) in [("passthrough PCMU<->PCMU", Codec::Pcmu, Codec::Pcmu), ("transcoded PCMU<->Opus", Codec::Pcmu, Codec::Opus)] {
-            eprintln!("bench: sipbridge, {mode}, {k} calls");
-            results.push(run(&dir, Relay::Sipbridge, mode, k, a, b, &payloads)?);
-            eprintln!("bench: rtpengine, {mode}, {k} calls");
-            results.push(run(&dir, Relay::Rtpengine(&rtpengine), mode, k, a, b, &payloads)?);
+        for mode in MODES.iter().filter(|m| filter("BENCH_MODES", m.name)) {
+            if filter("BENCH_SYSTEMS", "sipbridge") {
+                eprintln!("bench: sipbridge, {}, {k} calls", mode.name);
+                let mut system = Sipbridge::start(&dir)?;
+                results.push(run(&mut system, mode, k, &payloads, &shared)?);
+            }
+            if filter("BENCH_SYSTEMS", "rtpengine") {
+                eprintln!("bench: rtpengine, {}, {k} calls", mode.name);
+                results.push(run(&mut RtpengineCalls(&rtpengine), mode, k, &payloads, &shared)?);
+            }
         }
     }
     drop(rtpengine);
@@ -454,14 +693,17 @@ fn main() -> Result<()> {
     let pcmu_silence = capture(&dir, Codec::Pcmu, "wave=silence", 50)?;
     let opus_silence = capture(&dir, Codec::Opus, "wave=silence", 50)?;
     let latencies = vec![
-        ("PCMU -> PCMU (passthrough)", latency(&dir, Codec::Pcmu, &payloads[0].1, &pcmu_silence)?),
-        ("Opus -> PCMU (transcoded)", latency(&dir, Codec::Opus, &payloads[1].1, &opus_silence)?),
+        ("PCMU -> PCMU (passthrough)", latency(&dir, Codec::Pcmu, &payloads.get(Codec::Pcmu, TONE_A), &pcmu_silence)?),
+        ("Opus -> PCMU (transcoded)", latency(&dir, Codec::Opus, &payloads.get(Codec::Opus, TONE_B), &opus_silence)?),
     ];
 
     println!();
     let date = std::process::Command::new("date").arg("-u").arg("+%F %H:%M UTC").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
     println!("sipbridge benchmark ({date}; {} cores; loopback, release build; one run)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
-    println!("{:<10} {:<24} {:>6} {:>14} {:>10} {:>12} {:>10} {:>12} {:>11} {:>10}", "system", "mode", "calls", "CPU ms/call-s", "real time", "setup med ms", "p95 ms", "RSS KiB/call", "threads/call", "vs rtpe");
+    println!(
+        "{:<10} {:<30} {:>6} {:>14} {:>10} {:>12} {:>10} {:>12} {:>12} {:>10} {:>10}",
+        "system", "mode", "calls", "CPU ms/call-s", "real time", "setup med ms", "p95 ms", "RSS KiB/call", "threads/call", "vs rtpe", "gen ms/c-s"
+    );
     for r in &results {
         let ratio = results
             .iter()
@@ -469,24 +711,38 @@ fn main() -> Result<()> {
             .map(|o| format!("{:.2}x", r.cpu_ms_per_call_second / o.cpu_ms_per_call_second))
             .unwrap_or_default();
         println!(
-            "{:<10} {:<24} {:>6} {:>14.2} {:>9.1}% {:>12.1} {:>10.1} {:>12.0} {:>11.2} {:>10}",
-            r.system, r.mode, r.calls, r.cpu_ms_per_call_second, r.realtime_ratio * 100.0, r.setup_median_ms, r.setup_p95_ms, r.rss_kib_per_call, r.threads_per_call, ratio
+            "{:<10} {:<30} {:>6} {:>14.2} {:>9.1}% {:>12.1} {:>10.1} {:>12.0} {:>12.2} {:>10} {:>10.2}",
+            r.system,
+            r.mode,
+            r.calls,
+            r.cpu_ms_per_call_second,
+            r.realtime_ratio * 100.0,
+            r.setup_median_ms,
+            r.setup_p95_ms,
+            r.rss_kib_per_call,
+            r.threads_per_call,
+            ratio,
+            r.gen_cpu_ms_per_call_second
         );
     }
-    println!("{:<10} {:<24} {:>6} {:>14.2}   (same GStreamer elements, one pipeline, no network)", "floor", "transcoded PCMU<->Opus", 1, floor);
+    println!("{:<10} {:<30} {:>6} {:>14.2}   (same GStreamer elements, one pipeline, no network)", "floor", "transcoded PCMU<->Opus", 1, floor);
     println!();
     println!("added latency through sipbridge (tone-burst onsets, one clock; jitter buffer {} ms)", 40);
     for (what, d) in &latencies {
         println!("  {what:<28} median {:>6.1} ms   min {:>6.1}   max {:>6.1}   ({} bursts)", d[d.len() / 2], d[0], d[d.len() - 1], d.len());
     }
+    let total = bench_started.elapsed().as_secs_f64();
+    println!("\nbench run time {:.0} s", total);
     let json = json!({
         "results": results.iter().map(|r| json!({
             "system": r.system, "mode": r.mode, "calls": r.calls, "cpu_ms_per_call_second": r.cpu_ms_per_call_second,
+            "generator_cpu_ms_per_call_second": r.gen_cpu_ms_per_call_second,
             "realtime": r.realtime_ratio, "setup_median_ms": r.setup_median_ms, "setup_p95_ms": r.setup_p95_ms,
             "rss_kib_per_call": r.rss_kib_per_call, "threads_per_call": r.threads_per_call, "checked": r.checked,
         })).collect::<Vec<_>>(),
         "codec_floor_cpu_ms_per_call_second": floor,
         "latency_ms": latencies.iter().map(|(what, d)| json!({ "path": what, "median": d[d.len() / 2], "min": d[0], "max": d[d.len() - 1] })).collect::<Vec<_>>(),
+        "run_time_s": total,
     });
     let out = workspace_root().join("target/bench.json");
     std::fs::write(&out, serde_json::to_string_pretty(&json)?)?;
@@ -524,33 +780,31 @@ impl Rtpengine {
         bail!("rtpengine does not answer; log:\n{}", engine.process.log())
     }
 
-    /// Sets up one call: `offerer` offers (its codec, its port), `answerer`
-    /// answers. Returns where each side must send, in (answerer, offerer)
-    /// order to match the generator's (a, b) streams.
-    fn call(&self, id: &str, offerer: (Codec, u16), answerer: (Codec, u16)) -> Result<Vec<SocketAddr>> {
-        let mut offer = vec![
-            ("command", B::s("offer")),
-            ("call-id", B::s(id)),
-            ("from-tag", B::s("b")),
-            ("sdp", B::s(&offerer.0.sdp(offerer.1))),
-        ];
+    /// Sets up one plain call: `offerer` offers (its codec, its SDP),
+    /// `answerer` answers. Returns where the answerer must send, then where
+    /// the offerer must send.
+    fn call(&self, id: &str, offerer: (Codec, &str), answerer: (Codec, &str), flags: &[(&str, B)]) -> Result<[SocketAddr; 2]> {
+        let mut flags = flags.to_vec();
         if offerer.0 != answerer.0 {
             // The other side gets the answerer's codec offered; rtpengine
             // transcodes between them.
-            offer.push(("codec", B::Dict(vec![("transcode".into(), B::List(vec![B::s("PCMU")]))])));
+            flags.push(("codec", B::Dict(vec![("transcode".into(), B::List(vec![B::s(answerer.0.name())]))])));
         }
-        let reply = self.command(&offer)?;
-        let to_offerer_side = sdp_address(&reply)?; // the answerer sends here
-        let answer = vec![
-            ("command", B::s("answer")),
-            ("call-id", B::s(id)),
-            ("from-tag", B::s("b")),
-            ("to-tag", B::s("a")),
-            ("sdp", B::s(&answerer.0.sdp(answerer.1))),
-        ];
-        let reply = self.command(&answer)?;
-        let to_answerer_side = sdp_address(&reply)?; // the offerer sends here
-        Ok(vec![to_offerer_side, to_answerer_side])
+        let offer = self.command_sdp(id, "offer", offerer.1, &flags)?;
+        let answer = self.command_sdp(id, "answer", answerer.1, &[])?;
+        Ok([rtp_address(&offer), rtp_address(&answer)])
+    }
+
+    /// An ng `offer` (from tag "b") or `answer` (to tag "a") carrying `sdp`
+    /// with `flags`; returns the SDP of the reply.
+    fn command_sdp(&self, id: &str, command: &str, sdp: &str, flags: &[(&str, B)]) -> Result<String> {
+        let mut dict = vec![("command", B::s(command)), ("call-id", B::s(id)), ("from-tag", B::s("b")), ("sdp", B::s(sdp))];
+        if command == "answer" {
+            dict.push(("to-tag", B::s("a")));
+        }
+        dict.extend(flags.iter().cloned());
+        let reply = self.command(&dict)?;
+        sdp_of(&reply)
     }
 
     fn delete(&self, id: &str) -> Result<()> {
@@ -582,10 +836,14 @@ fn rand_cookie() -> u64 {
     h.finish()
 }
 
-/// The RTP address in the SDP carried in a bencoded ng reply.
-fn sdp_address(reply: &str) -> Result<SocketAddr> {
-    let start = reply.find("v=0").context("no SDP in the rtpengine reply")?;
-    Ok(rtp_address(&reply[start..]))
+/// The SDP carried in a bencoded ng reply (the value of its `sdp` key).
+fn sdp_of(reply: &str) -> Result<String> {
+    let key = reply.find("3:sdp").context("no SDP in the rtpengine reply")?;
+    let rest = &reply[key + 5..];
+    let colon = rest.find(':').context("bad bencode")?;
+    let len: usize = rest[..colon].parse().context("bad bencode length")?;
+    let bytes = rest.as_bytes();
+    Ok(String::from_utf8_lossy(&bytes[colon + 1..(colon + 1 + len).min(bytes.len())]).to_string())
 }
 
 /// Just enough bencode for the ng protocol.
