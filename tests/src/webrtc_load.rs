@@ -89,6 +89,8 @@ pub struct Client {
     /// Datagrams that reached the socket (STUN, DTLS, SRTP, SRTCP).
     pub datagrams: u64,
     known_ssrc: Option<u32>,
+    /// When the first STUN, DTLS and SRTP datagram arrived (for diagnosis).
+    pub first_in: [Option<Instant>; 3],
 }
 
 impl Client {
@@ -134,6 +136,7 @@ impl Client {
             ice_state: IceConnectionState::New,
             datagrams: 0,
             known_ssrc: None,
+            first_in: [None; 3],
         };
         client.drain();
         Ok(client)
@@ -150,7 +153,8 @@ impl Client {
 
     /// Applies the relay's answer; ICE and DTLS start at the next `service`.
     pub fn accept_answer(&mut self, sdp: &str) -> Result<()> {
-        let answer = SdpAnswer::from_sdp_string(sdp).with_context(|| format!("parsing the answer:\n{sdp}"))?;
+        let sdp = with_bundle_group(sdp);
+        let answer = SdpAnswer::from_sdp_string(&sdp).with_context(|| format!("parsing the answer:\n{sdp}"))?;
         let pending = self.pending.take().context("answer without a pending offer")?;
         self.rtc.sdp_api().accept_answer(pending, answer).context("str0m refused the answer")?;
         self.drain();
@@ -176,16 +180,27 @@ impl Client {
             match self.socket.recv_from(buf) {
                 Ok((n, source)) => {
                     self.datagrams += 1;
+                    let class = match buf[0] {
+                        0..=3 => Some(0),
+                        20..=63 => Some(1),
+                        128..=191 => Some(2),
+                        _ => None,
+                    };
+                    if let Some(c) = class {
+                        self.first_in[c].get_or_insert_with(Instant::now);
+                    }
                     self.map_unsignalled_ssrc(&buf[..n]);
                     let Ok(contents) = buf[..n].try_into() else { continue };
                     let input = Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source, destination: self.local, contents });
-                    if self.rtc.accepts(&input) {
-                        if let Err(e) = self.rtc.handle_input(input) {
-                            self.error = Some(format!("input: {e}"));
-                            return;
-                        }
-                        self.drain();
+                    // Everything on this socket is this client's (no
+                    // `Rtc::accepts` demux: it drops DTLS that arrives
+                    // before ICE has a valid pair, as rtpengine's does, and
+                    // the peer then waits for its DTLS retransmit timer).
+                    if let Err(e) = self.rtc.handle_input(input) {
+                        self.error = Some(format!("input: {e}"));
+                        return;
                     }
+                    self.drain();
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(_) => break,
@@ -274,6 +289,24 @@ impl Client {
     pub fn heard(&self) -> Result<Pcm> {
         decode(self.audio, &self.heard)
     }
+}
+
+/// An answer that does not bundle (rtpengine's answers carry no
+/// `a=group:BUNDLE`) is, with one media section, the same as one that
+/// bundles it alone; browsers take either, str0m only the latter.
+fn with_bundle_group(sdp: &str) -> String {
+    if sdp.contains("a=group:BUNDLE") {
+        return sdp.to_string();
+    }
+    let Some(mid) = sdp.lines().find_map(|l| l.strip_prefix("a=mid:")) else { return sdp.to_string() };
+    let mut out = String::with_capacity(sdp.len() + 32);
+    for line in sdp.split_inclusive('\n') {
+        if line.starts_with("m=") && !out.contains("a=group:") {
+            out.push_str(&format!("a=group:BUNDLE {}\r\n", mid.trim()));
+        }
+        out.push_str(line);
+    }
+    out
 }
 
 /// Decodes received payloads of one codec to mono PCM (Opus at 48 kHz,

@@ -159,14 +159,30 @@ impl Stream {
             self.received += 1;
             self.first_rx.get_or_insert_with(Instant::now);
             if keep_audio && self.heard.len() < KEEP_PACKETS {
-                // Past CSRCs and header extensions: Janus passes the WebRTC
-                // client's extensions on to the plain-RTP side.
-                if let Some(payload) = e2e::rtp_peer::rtp_payload(&buf[..n]) {
+                if let Some(payload) = rtp_payload(&buf[..n]) {
+                    if self.heard.is_empty() && std::env::var_os("BENCH_DEBUG").is_some() {
+                        eprintln!("bench: first packet kept: {:02x?}", &buf[..n.min(48)]);
+                    }
                     self.heard.push(payload.to_vec());
                 }
             }
         }
     }
+}
+
+/// The payload of an RTP packet: after CSRCs and any header extension,
+/// without padding.
+fn rtp_payload(packet: &[u8]) -> Option<&[u8]> {
+    let mut start = 12 + 4 * (packet[0] & 0x0f) as usize;
+    if packet[0] & 0x10 != 0 {
+        let words = u16::from_be_bytes([*packet.get(start + 2)?, *packet.get(start + 3)?]) as usize;
+        start += 4 + 4 * words;
+    }
+    let mut end = packet.len();
+    if packet[0] & 0x20 != 0 {
+        end = end.checked_sub(*packet.last()? as usize)?;
+    }
+    packet.get(start..end)
 }
 
 /// One leg of a call as the generator sees it.
@@ -514,6 +530,7 @@ fn run(system: &mut dyn System, mode: &Mode, calls: usize, payloads: &Payloads, 
                 legs.push(Leg::WebRtc(Box::new(client)));
             }
         }
+        let signalled = Some(Instant::now());
         // Setup time: from the first request to audio arriving on both
         // legs, every leg sending as a caller would from the moment it can
         // (a WebRTC leg once DTLS is up). Replies are read as they come.
@@ -529,6 +546,15 @@ fn run(system: &mut dyn System, mode: &Mode, calls: usize, payloads: &Payloads, 
             std::thread::sleep(Duration::from_millis(1));
         }
         let first = legs[pair..].iter().map(Leg::first_rx).collect::<Option<Vec<_>>>().and_then(|f| f.into_iter().max());
+        if std::env::var_os("BENCH_DEBUG").is_some() {
+            let ms = |t: Option<Instant>| t.map(|t| format!("{:.0}", (t - started).as_secs_f64() * 1000.0)).unwrap_or("-".into());
+            let (connected, first_in) = match &legs[pair + 1] {
+                Leg::WebRtc(c) => (c.connected, c.first_in),
+                Leg::Rtp(_) => (None, [None; 3]),
+            };
+            eprintln!("bench: call {call}: first STUN in {} ms, DTLS {} ms, SRTP {} ms", ms(first_in[0]), ms(first_in[1]), ms(first_in[2]));
+            eprintln!("bench: call {call}: control {} ms, DTLS up {} ms, audio at A {} ms, at B {} ms", ms(signalled), ms(connected), ms(legs[pair].first_rx()), ms(legs[pair + 1].first_rx()));
+        }
         match first {
             Some(f) => setups.push((f - started).as_secs_f64() * 1000.0),
             None => bail!(
