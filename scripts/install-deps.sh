@@ -30,8 +30,9 @@ if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
   exit 1
 fi
 
-# `make bench` also compares against these (--bench).
-if [ "${1:-}" = "--bench" ]; then APT_PACKAGES+=(rtpengine-daemon); fi
+# `make bench` also compares against these (--bench): rtpengine (media
+# relay) and the Janus gateway (its SIP plugin, WebRTC <-> SIP passthrough).
+if [ "${1:-}" = "--bench" ]; then APT_PACKAGES+=(rtpengine-daemon janus); fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -49,6 +50,11 @@ fi
 # instance in the foreground, so make sure the packaged one never holds 5060.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet kamailio 2>/dev/null; then
   $SUDO systemctl stop kamailio || true
+fi
+# Likewise Janus (--bench): the bench starts its own, with its own config, in
+# a private network namespace; the packaged service is not wanted running.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet janus 2>/dev/null; then
+  $SUDO systemctl stop janus || true
 fi
 
 # npm packages: the node shim and the browser/SIP.js test drivers.

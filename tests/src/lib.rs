@@ -3,14 +3,15 @@
 //! checks (Goertzel tone detection on WAV files), and drivers for the peers.
 //!
 //! The tests drive real third-party peers (Chromium, aiortc, GStreamer's
-//! gst-launch, SIPp, baresip, Kamailio); this crate only starts them, talks
-//! to them and measures what they heard.
+//! gst-launch, SIPp, baresip, Kamailio; Janus for the benchmarks); this
+//! crate only starts them, talks to them and measures what they heard.
 
 pub mod audio;
 pub mod baresip;
 pub mod bridge;
 pub mod gateway;
 pub mod daemon;
+pub mod janus;
 pub mod jsonlines;
 pub mod kamailio;
 pub mod process;

@@ -169,3 +169,42 @@ pub fn shell_words(s: &str) -> Vec<String> {
     }
     words
 }
+
+/// The payload of an RTP packet (RFC 3550 5.1/5.3.1): after the fixed
+/// header, the CSRC list and any header extension, before any padding.
+/// `None` if it is not RTP version 2 or is truncated. WebRTC senders put
+/// header extensions (mid, audio level, ...) on every packet, and relays
+/// such as Janus pass them on to the plain-RTP side: a receiver that skips
+/// only the CSRCs reads the extension as audio.
+pub fn rtp_payload(packet: &[u8]) -> Option<&[u8]> {
+    if packet.len() < 12 || packet[0] >> 6 != 2 {
+        return None;
+    }
+    let mut start = 12 + 4 * (packet[0] & 0x0f) as usize;
+    if packet[0] & 0x10 != 0 {
+        let words = u16::from_be_bytes([*packet.get(start + 2)?, *packet.get(start + 3)?]) as usize;
+        start += 4 + 4 * words;
+    }
+    let mut end = packet.len();
+    if packet[0] & 0x20 != 0 {
+        end = end.checked_sub(*packet.last()? as usize)?;
+    }
+    packet.get(start..end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rtp_payload;
+
+    #[test]
+    fn rtp_payload_skips_csrcs_extensions_and_padding() {
+        let mut p = vec![0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+        p.extend_from_slice(&[1, 2, 3]);
+        assert_eq!(rtp_payload(&p), Some(&[1u8, 2, 3][..]));
+        // One CSRC, a one-word extension (RFC 8285 one-byte form), 2 bytes of padding.
+        let mut p = vec![0xb1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 9, 9, 9, 9, 0xbe, 0xde, 0, 1, 0x10, 0xff, 0, 0];
+        p.extend_from_slice(&[7, 8, 0, 2]);
+        assert_eq!(rtp_payload(&p), Some(&[7u8, 8][..]));
+        assert_eq!(rtp_payload(&[0x90, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0xbe]), None);
+    }
+}

@@ -3,7 +3,7 @@
 //! before its 200 OK; the page must hear the tone while the call is still
 //! in progress, then the call is answered and hung up from the page.
 
-use e2e::audio::tone;
+use e2e::audio::{tone, ulaw_encode};
 use e2e::gateway::{Gateway, Softphone};
 use e2e::process::test_dir;
 use e2e::sipp::Sipp;
@@ -13,31 +13,10 @@ use std::time::Duration;
 
 const EARLY_TONE: f64 = 500.0;
 
-/// G.711 mu-law encoding of one sample.
-fn ulaw(sample: f32) -> u8 {
-    const BIAS: i32 = 0x84;
-    let mut pcm = (sample.clamp(-1.0, 1.0) * 32635.0) as i32;
-    let sign = if pcm < 0 {
-        pcm = -pcm;
-        0x80
-    } else {
-        0
-    };
-    pcm = (pcm + BIAS).min(32767);
-    let mut exponent = 7;
-    let mut mask = 0x4000;
-    while exponent > 0 && pcm & mask == 0 {
-        exponent -= 1;
-        mask >>= 1;
-    }
-    let mantissa = (pcm >> (exponent + 3)) & 0x0f;
-    !(sign | (exponent << 4) as i32 | mantissa) as u8
-}
-
 /// A mu-law WAV (format 7) for SIPp's rtp_stream.
 fn write_ulaw_wav(path: &Path, seconds: f64, freq: f64) {
     let pcm = tone(freq, seconds, 8000, 0.3);
-    let data: Vec<u8> = pcm.samples.iter().map(|s| ulaw(*s)).collect();
+    let data: Vec<u8> = pcm.samples.iter().map(|s| ulaw_encode((*s * 32767.0) as i16)).collect();
     let mut w = Vec::new();
     w.extend_from_slice(b"RIFF");
     w.extend_from_slice(&(38 + data.len() as u32).to_le_bytes());

@@ -88,7 +88,7 @@ fn same_codec_rtp_legs_are_relayed_packet_for_packet() {
     // so every payload tells which packet it is.
     const HZ: f64 = 443.7;
     let pcm = tone(HZ, 3.0, 8000, 0.5);
-    let sent: Vec<Vec<u8>> = pcm.samples.chunks(160).map(|c| c.iter().map(|s| ulaw_encode(*s)).collect()).collect();
+    let sent: Vec<Vec<u8>> = pcm.samples.chunks(160).map(|c| c.iter().map(|s| ulaw_encode((*s * 32767.0) as i16)).collect()).collect();
     let lost = 20..25;
     let mut received = Vec::new();
     let mut buf = [0u8; 2048];

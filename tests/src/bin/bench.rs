@@ -15,7 +15,9 @@
 //! Opus: decode, resample, encode each way), each with leg B as plain RTP
 //! (the lean comparison) and as a WebRTC peer offering like a browser (the
 //! issue's transcoded mode is "Opus WebRTC leg <-> PCMU SIP leg").
-//! Systems: sipbridge (`sipbridge stdio`) and rtpengine (userspace, ng);
+//! Systems: sipbridge (`sipbridge stdio`), rtpengine (userspace, ng) and,
+//! on the passthrough WebRTC mode only, the Janus gateway's SIP plugin
+//! (`e2e::janus`: it does not transcode);
 //! another system plugs in by implementing [`System`].
 //! Also measured: the codec floor (the same GStreamer elements in one
 //! gst-launch pipeline, no network), call-setup time (first request to audio
@@ -368,6 +370,46 @@ impl System for Sipbridge {
     fn finish(&mut self, _calls: usize) -> Result<()> {
         self.bridge.io.close_stdin();
         let _ = self.bridge.io.child().wait_timeout(Duration::from_secs(20));
+        Ok(())
+    }
+}
+
+/// The Janus gateway's SIP plugin (one process for the whole bench:
+/// `e2e::janus`): each call is one SIP plugin handle, the WebRTC leg
+/// offering, calling the bench's own SIP UAS, which answers with leg A's
+/// socket. Janus relays without transcoding: passthrough WebRTC calls only.
+struct JanusSystem<'a> {
+    relay: &'a e2e::janus::JanusCalls,
+    calls: Vec<e2e::janus::JanusCall>,
+}
+
+impl System for JanusSystem<'_> {
+    fn name(&self) -> &'static str {
+        "janus"
+    }
+
+    fn pid(&mut self) -> u32 {
+        self.relay.pid()
+    }
+
+    fn rtp_call(&mut self, _call: usize, _a: (Codec, &str), _b: (Codec, &str)) -> Result<[SocketAddr; 2]> {
+        bail!("janus: its SIP plugin bridges WebRTC to SIP; plain RTP on both legs is not a Janus call")
+    }
+
+    fn webrtc_call(&mut self, call: usize, webrtc: (Codec, &str), rtp: (Codec, &str)) -> Result<(String, SocketAddr)> {
+        if webrtc.0 != rtp.0 {
+            bail!("janus does not transcode ({:?} <-> {:?})", webrtc.0, rtp.0);
+        }
+        let c = self.relay.call(call, webrtc.1, rtp_address(rtp.1).port())?;
+        let out = (c.answer.clone(), c.janus_rtp);
+        self.calls.push(c);
+        Ok(out)
+    }
+
+    fn finish(&mut self, _calls: usize) -> Result<()> {
+        for c in self.calls.drain(..) {
+            self.relay.hang_up(c)?;
+        }
         Ok(())
     }
 }
@@ -864,6 +906,13 @@ fn main() -> Result<()> {
         ]);
         let shared = webrtc_load::Shared::new()?;
         let rtpengine = Rtpengine::start(&dir)?;
+        // Janus has only the passthrough WebRTC mode to run (it does not
+        // transcode, and its SIP plugin needs a WebRTC leg).
+        let janus_mode = |m: &Mode| m.transport == Transport::WebRtc && m.b == Codec::Pcmu;
+        let janus = match filter("BENCH_SYSTEMS", "janus") && MODES.iter().any(|m| janus_mode(m) && filter("BENCH_MODES", m.name)) {
+            true => Some(e2e::janus::JanusCalls::start(&dir)?),
+            false => None,
+        };
         for &k in &levels {
             for mode in MODES.iter().filter(|m| filter("BENCH_MODES", m.name)) {
                 if filter("BENCH_SYSTEMS", "sipbridge") {
@@ -881,9 +930,17 @@ fn main() -> Result<()> {
                         RunResult::failed("rtpengine", mode.name, k, format!("{e:#}"))
                     }));
                 }
+                if let Some(relay) = janus.as_ref().filter(|_| janus_mode(mode)) {
+                    eprintln!("bench: janus, {}, {k} calls", mode.name);
+                    results.push(run(&mut JanusSystem { relay, calls: Vec::new() }, mode, k, &payloads, &shared).unwrap_or_else(|e| {
+                        eprintln!("bench: {e:#}");
+                        RunResult::failed("janus", mode.name, k, format!("{e:#}"))
+                    }));
+                }
             }
         }
         drop(rtpengine);
+        drop(janus);
         eprintln!("bench: codec floor");
         floor = Some(codec_floor(&dir)?);
     }
@@ -903,8 +960,8 @@ fn main() -> Result<()> {
     let date = std::process::Command::new("date").arg("-u").arg("+%F %H:%M UTC").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
     println!("sipbridge benchmark ({date}; {} cores; loopback, release build; one run)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
     println!(
-        "{:<10} {:<30} {:>6} {:>14} {:>10} {:>12} {:>10} {:>12} {:>12} {:>10} {:>10}",
-        "system", "mode", "calls", "CPU ms/call-s", "real time", "setup med ms", "p95 ms", "RSS KiB/call", "threads/call", "vs rtpe", "gen ms/c-s"
+        "{:<10} {:<30} {:>6} {:>14} {:>10} {:>12} {:>10} {:>12} {:>12} {:>10} {:>10} {:>10}",
+        "system", "mode", "calls", "CPU ms/call-s", "real time", "setup med ms", "p95 ms", "RSS KiB/call", "threads/call", "vs rtpe", "vs janus", "gen ms/c-s"
     );
     for r in &results {
         let ratio = results
@@ -912,8 +969,13 @@ fn main() -> Result<()> {
             .find(|o| o.system == "rtpengine" && o.mode == r.mode && o.calls == r.calls)
             .map(|o| format!("{:.2}x", r.cpu_ms_per_call_second / o.cpu_ms_per_call_second))
             .unwrap_or_default();
+        let vs_janus = results
+            .iter()
+            .find(|o| o.system == "janus" && o.mode == r.mode && o.calls == r.calls)
+            .map(|o| format!("{:.2}x", r.cpu_ms_per_call_second / o.cpu_ms_per_call_second))
+            .unwrap_or_default();
         println!(
-            "{:<10} {:<30} {:>6} {:>14.2} {:>9.1}% {:>12.1} {:>10.1} {:>12.0} {:>12.2} {:>10} {:>10.2}",
+            "{:<10} {:<30} {:>6} {:>14.2} {:>9.1}% {:>12.1} {:>10.1} {:>12.0} {:>12.2} {:>10} {:>10} {:>10.2}",
             r.system,
             r.mode,
             r.calls,
@@ -924,6 +986,7 @@ fn main() -> Result<()> {
             r.rss_kib_per_call,
             r.threads_per_call,
             ratio,
+            vs_janus,
             r.gen_cpu_ms_per_call_second
         );
         if let Some(why) = &r.failed {
