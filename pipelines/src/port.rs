@@ -370,6 +370,12 @@ pub(crate) fn push_buffer(src: &gst_app::AppSrc, buffer: gst::Buffer, caps: &gst
 /// An appsink that hands what reaches it to the port's consumers.
 pub(crate) fn port_sink(port: &MediaPort, want: Want) -> gst_app::AppSink {
     let port = port.clone();
+    sample_sink(move |sample| port.deliver(want, sample))
+}
+
+/// An appsink calling `on_sample` on the streaming thread for every sample:
+/// no clock sync, and a short leaky queue if the callback falls behind.
+pub(crate) fn sample_sink(on_sample: impl Fn(&gst::Sample) + Send + Sync + 'static) -> gst_app::AppSink {
     gst_app::AppSink::builder()
         .sync(false)
         .async_(false)
@@ -379,7 +385,7 @@ pub(crate) fn port_sink(port: &MediaPort, want: Want) -> gst_app::AppSink {
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |sink| {
                     let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    port.deliver(want, &sample);
+                    on_sample(&sample);
                     Ok(gst::FlowSuccess::Ok)
                 })
                 .build(),

@@ -6,7 +6,7 @@ use crate::codec::Codec;
 use crate::dtmf::DtmfDetector;
 use crate::leg::EventHandler;
 use crate::opus_decoder::{native_rate, OpusDecoder};
-use crate::port::{gate_on_demand, port_sink, MediaPort, Want};
+use crate::port::{gate_on_demand, port_sink, sample_sink, MediaPort, Want};
 use crate::runtime::{make, raw_caps};
 use crate::Error;
 use gst::prelude::*;
@@ -107,51 +107,46 @@ fn attach_audio(bin: &gst::Bin, pad: &gst::Pad, codec: Codec, port: &MediaPort) 
 /// arrives (20 ms more mouth-to-ear, measured by `make bench`).
 fn opus_raw_sink(port: &MediaPort) -> gst_app::AppSink {
     let port = port.clone();
-    let decoder: Mutex<Option<OpusDecoder>> = Mutex::new(None);
-    let next_pts: Mutex<Option<gst::ClockTime>> = Mutex::new(None);
-    gst_app::AppSink::builder()
-        .sync(false)
-        .async_(false)
-        .max_buffers(8)
-        .drop(true)
-        .callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |sink| {
-                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    let Some(buffer) = sample.buffer() else { return Ok(gst::FlowSuccess::Ok) };
-                    let mut slot = decoder.lock().unwrap();
-                    let rate = native_rate(port.raw_rate());
-                    if slot.as_ref().map(OpusDecoder::rate) != Some(rate) {
-                        *slot = Some(OpusDecoder::new(rate).map_err(|err| {
-                            tracing::error!(%err, "cannot create an Opus decoder");
-                            gst::FlowError::Error
-                        })?);
-                    }
-                    let decoder = slot.as_mut().expect("just made");
-                    let pts = buffer.pts();
-                    let mut expected = next_pts.lock().unwrap();
-                    if let (Some(pts), Some(expected)) = (pts, *expected) {
-                        let gap = pts.saturating_sub(expected);
-                        if gap >= gst::ClockTime::from_mseconds(10) && gap <= gst::ClockTime::from_mseconds(120) {
-                            let lost = (gap.nseconds() * rate as u64 / 1_000_000_000) as usize;
-                            if let Ok(pcm) = decoder.decode(None, lost) {
-                                deliver(&port, pcm, rate, Some(expected), &sample);
-                            }
-                        }
-                    }
-                    let Ok(map) = buffer.map_readable() else { return Ok(gst::FlowSuccess::Ok) };
-                    match decoder.decode(Some(&map), 0) {
-                        Ok(pcm) => {
-                            let duration = deliver(&port, pcm, rate, pts, &sample);
-                            *expected = pts.map(|p| p + duration);
-                        }
-                        Err(err) => tracing::debug!(%err, "undecodable Opus frame dropped"),
-                    }
-                    Ok(gst::FlowSuccess::Ok)
-                })
-                .build(),
-        )
-        .build()
+    let state = Mutex::new(OpusSinkState { decoder: None, next_pts: None });
+    sample_sink(move |sample| state.lock().unwrap().decode(&port, sample))
+}
+
+/// The decoder of [`opus_raw_sink`] and where the next frame should start.
+struct OpusSinkState {
+    decoder: Option<OpusDecoder>,
+    next_pts: Option<gst::ClockTime>,
+}
+
+impl OpusSinkState {
+    fn decode(&mut self, port: &MediaPort, sample: &gst::Sample) {
+        let Some(buffer) = sample.buffer() else { return };
+        let rate = native_rate(port.raw_rate());
+        if self.decoder.as_ref().map(OpusDecoder::rate) != Some(rate) {
+            match OpusDecoder::new(rate) {
+                Ok(d) => self.decoder = Some(d),
+                Err(err) => return tracing::error!(%err, "cannot create an Opus decoder"),
+            }
+        }
+        let decoder = self.decoder.as_mut().expect("just made");
+        let pts = buffer.pts();
+        if let (Some(pts), Some(expected)) = (pts, self.next_pts) {
+            let gap = pts.saturating_sub(expected);
+            if gap >= gst::ClockTime::from_mseconds(10) && gap <= gst::ClockTime::from_mseconds(120) {
+                let lost = (gap.nseconds() * rate as u64 / 1_000_000_000) as usize;
+                if let Ok(pcm) = decoder.decode(None, lost) {
+                    deliver(port, pcm, rate, Some(expected), sample);
+                }
+            }
+        }
+        let Ok(map) = buffer.map_readable() else { return };
+        match decoder.decode(Some(&map), 0) {
+            Ok(pcm) => {
+                let duration = deliver(port, pcm, rate, pts, sample);
+                self.next_pts = pts.map(|p| p + duration);
+            }
+            Err(err) => tracing::debug!(%err, "undecodable Opus frame dropped"),
+        }
+    }
 }
 
 /// Hands decoded samples to the port's raw consumers as a sample on the

@@ -46,21 +46,9 @@ pub fn header_uri(value: &str) -> &str {
     }
 }
 
+/// The first unquoted `needle` (an unterminated quote means none).
 fn find_unquoted(v: &str, needle: char) -> Option<usize> {
-    let (mut quoted, mut escape) = (false, false);
-    for (i, c) in v.char_indices() {
-        if escape {
-            escape = false;
-            continue;
-        }
-        match c {
-            '\\' if quoted => escape = true,
-            '"' => quoted = !quoted,
-            c if c == needle && !quoted => return Some(i),
-            _ => {}
-        }
-    }
-    None
+    crate::validate::find_unquoted(v, needle).ok().flatten()
 }
 
 /// The tag standing in for a missing From tag: a hash of the Call-ID and

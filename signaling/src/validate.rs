@@ -536,7 +536,7 @@ fn check_contact(elem: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn find_unquoted(v: &str, needle: char) -> Result<Option<usize>, &'static str> {
+pub(crate) fn find_unquoted(v: &str, needle: char) -> Result<Option<usize>, &'static str> {
     let (mut quoted, mut escape) = (false, false);
     for (i, c) in v.char_indices() {
         if escape {

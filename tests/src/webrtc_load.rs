@@ -13,7 +13,7 @@
 //! Nothing here blocks: the caller drives every client from its own loop
 //! (`service` for sockets and timers, `send_frame` once per packet time).
 
-use crate::audio::Pcm;
+use crate::audio::{ulaw_decode, Pcm};
 use anyhow::{bail, Context, Result};
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
@@ -325,16 +325,6 @@ pub fn decode(audio: Audio, payloads: &[Vec<u8>]) -> Result<Pcm> {
             Ok(Pcm { rate: 48000, samples })
         }
     }
-}
-
-/// G.711 µ-law to linear.
-pub fn ulaw_decode(byte: u8) -> f32 {
-    let u = !byte;
-    let sign = u & 0x80;
-    let exponent = (u >> 4) & 0x07;
-    let mantissa = u & 0x0f;
-    let magnitude = ((((mantissa as i32) << 3) + 0x84) << exponent) - 0x84;
-    (if sign != 0 { -magnitude } else { magnitude }) as f32 / 32768.0
 }
 
 impl Client {

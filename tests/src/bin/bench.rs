@@ -24,10 +24,11 @@
 //! both ways), resident memory and threads per call, the generator's own CPU.
 
 use anyhow::{bail, Context, Result};
-use e2e::audio::Pcm;
+use e2e::audio::{ulaw_decode, Pcm};
 use e2e::bridge::{rtp_address, Bridge};
 use e2e::process::{test_dir, workspace_root};
-use e2e::webrtc_load::{self, ulaw_decode, Audio, Client};
+use e2e::rtp_peer::rtp_payload;
+use e2e::webrtc_load::{self, Audio, Client};
 use serde_json::json;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
@@ -171,21 +172,6 @@ impl Stream {
             }
         }
     }
-}
-
-/// The payload of an RTP packet: after CSRCs and any header extension,
-/// without padding.
-fn rtp_payload(packet: &[u8]) -> Option<&[u8]> {
-    let mut start = 12 + 4 * (packet[0] & 0x0f) as usize;
-    if packet[0] & 0x10 != 0 {
-        let words = u16::from_be_bytes([*packet.get(start + 2)?, *packet.get(start + 3)?]) as usize;
-        start += 4 + 4 * words;
-    }
-    let mut end = packet.len();
-    if packet[0] & 0x20 != 0 {
-        end = end.checked_sub(*packet.last()? as usize)?;
-    }
-    packet.get(start..end)
 }
 
 /// One leg of a call as the generator sees it.
@@ -858,11 +844,15 @@ fn latency(dir: &Path, route: Route, from: Codec, to: Codec, stimulus: &[Vec<u8>
     Ok(delays)
 }
 
-/// The codec floor: the same elements as one transcoded call, in one
-/// pipeline with no network, paced by the clock. CPU per call-second.
+/// The codec floor: the codec work of one transcoded call done with stock
+/// GStreamer elements the cheapest way, as sipbridge does it (Opus decoded
+/// straight to 8 kHz, 8 kHz audio encoded to Opus without resampling), in
+/// one pipeline with no network, paced by the clock. CPU per call-second.
+/// sipbridge decodes Opus with libopus's single-stream API, which is
+/// cheaper than `opusdec` here (see pipelines/src/opus_decoder.rs).
 fn codec_floor(dir: &Path) -> Result<f64> {
-    let opus_to_pcmu = "audiotestsrc is-live=true freq=440 ! audio/x-raw,rate=48000,channels=1 ! opusenc bitrate=32000 complexity=5 frame-size=20 ! opusdec ! audioresample ! audio/x-raw,rate=8000 ! mulawenc ! fakesink";
-    let pcmu_to_opus = "audiotestsrc is-live=true freq=1000 ! audio/x-raw,rate=8000,channels=1 ! mulawenc ! mulawdec ! audioresample ! audio/x-raw,rate=48000 ! opusenc bitrate=32000 complexity=5 frame-size=20 audio-type=voice ! fakesink";
+    let opus_to_pcmu = "audiotestsrc is-live=true freq=440 ! audio/x-raw,rate=48000,channels=1 ! opusenc bitrate=32000 complexity=5 frame-size=20 ! opusdec ! audio/x-raw,rate=8000 ! mulawenc ! fakesink";
+    let pcmu_to_opus = "audiotestsrc is-live=true freq=1000 ! audio/x-raw,rate=8000,channels=1 ! mulawenc ! mulawdec ! opusenc bitrate=32000 complexity=5 frame-size=20 audio-type=voice ! fakesink";
     // The generator's own encode/decode (audiotestsrc, first encoder, last
     // decoder) is measured separately and subtracted.
     let gen_opus = "audiotestsrc is-live=true freq=440 ! audio/x-raw,rate=48000,channels=1 ! opusenc bitrate=32000 complexity=5 frame-size=20 ! fakesink";
