@@ -125,3 +125,54 @@ fn drain(entry: &Entry, buf: &mut [u8]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn wait_for(count: &AtomicUsize, n: usize) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if count.load(Ordering::SeqCst) >= n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    #[test]
+    fn datagrams_reach_the_handler_until_the_registration_is_dropped() {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let address = socket.local_addr().unwrap();
+        // A leg keeps other handles on the same socket (its sender, the relay).
+        let other_handle = socket.try_clone().unwrap();
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        let registration = register(
+            socket,
+            Box::new(move |data, _| {
+                if data == b"rtp" {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                }
+            }),
+        )
+        .unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..3 {
+            peer.send_to(b"rtp", address).unwrap();
+        }
+        assert!(wait_for(&count, 3), "got {} of 3 datagrams", count.load(Ordering::SeqCst));
+
+        drop(registration);
+        peer.send_to(b"rtp", address).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(count.load(Ordering::SeqCst), 3, "nothing is handled once the registration is dropped");
+        other_handle.set_nonblocking(false).unwrap();
+        other_handle.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        let mut buf = [0u8; 8];
+        let (n, _) = other_handle.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"rtp", "the datagram stays on the socket for its other handles");
+    }
+}
