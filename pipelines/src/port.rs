@@ -9,7 +9,7 @@
 //! while no consumer wants raw audio.
 
 use crate::codec::Codec;
-use crate::relay::{self, RelayEnd};
+use crate::relay::{self, RelayEnd, RelayFormat};
 use gst::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
@@ -53,8 +53,10 @@ struct PortInner {
     inputs: Mutex<Option<SendInputs>>,
     /// When audio was last pushed (ms on the filler's clock), see [`filler`].
     last_push_ms: AtomicU64,
-    /// Set by RTP legs, which can relay packets (see [`crate::relay`]).
+    /// Set by RTP legs, which can send relayed packets (see [`crate::relay`]).
     relay: OnceLock<Arc<RelayEnd>>,
+    /// What the leg negotiated, for relaying packets from or to it.
+    relay_format: RwLock<Option<RelayFormat>>,
     /// The port this one's received packets are relayed to, if any.
     relay_peer: RwLock<Weak<PortInner>>,
 }
@@ -123,15 +125,20 @@ impl MediaPort {
         self.inner.consumers.read().unwrap().iter().any(|(_, c)| c.wants() != Want::Nothing)
     }
 
-    /// Makes the port relay-capable: its leg can send packets relayed to it.
+    /// Makes the port a relay target: its leg can send packets relayed to it.
     pub(crate) fn set_relay_end(&self, end: Arc<RelayEnd>) {
         let _ = self.inner.relay.set(end);
     }
 
-    /// Relays what this port receives to `to` from now on, if both legs can
-    /// relay (plain RTP legs); links and echoes call this.
+    /// What the leg negotiated (`None` before, and once closed).
+    pub(crate) fn set_relay_format(&self, format: Option<RelayFormat>) {
+        *self.inner.relay_format.write().unwrap() = format;
+    }
+
+    /// Relays what this port receives to `to` from now on, if `to`'s leg
+    /// can send relayed packets (plain RTP legs); links and echoes call this.
     pub(crate) fn relay_to(&self, to: &MediaPort) {
-        if self.inner.relay.get().is_some() && to.inner.relay.get().is_some() {
+        if to.inner.relay.get().is_some() {
             *self.inner.relay_peer.write().unwrap() = Arc::downgrade(&to.inner);
         }
     }
@@ -151,19 +158,20 @@ impl MediaPort {
         if !Weak::ptr_eq(&self.inner.relay_peer.read().unwrap(), &Arc::downgrade(&to.inner)) {
             return false;
         }
-        let format = |p: &PortInner| p.relay.get().and_then(|e| e.format());
+        let format = |p: &PortInner| *p.relay_format.read().unwrap();
         matches!((format(&self.inner), format(&to.inner)), (Some(from), Some(to)) if from.relays_as(&to))
     }
 
     /// Relays one received RTP packet, if this port is relayed and the
     /// packet is its negotiated audio. True if it was sent on.
     pub(crate) fn relay(&self, packet: &[u8]) -> bool {
-        let Some(own) = self.inner.relay.get().and_then(|e| e.format()) else { return false };
+        let Some(own) = *self.inner.relay_format.read().unwrap() else { return false };
         if relay::payload_type(packet) != Some(own.payload_type) {
             return false;
         }
         let Some(peer) = self.inner.relay_peer.read().unwrap().upgrade() else { return false };
-        let sent = peer.relay.get().is_some_and(|end| end.send(packet, &own));
+        let Some(theirs) = *peer.relay_format.read().unwrap() else { return false };
+        let sent = peer.relay.get().is_some_and(|end| end.send(packet, &own, &theirs));
         if sent {
             // Relayed audio counts as audio sent: no silence filling.
             peer.touch();

@@ -18,10 +18,10 @@
 //! wall clock across such a change. With an echo, the caller would
 //! otherwise receive its own SSRC back, which RFC 3550 treats as a loop.
 
-use crate::codec::Codec;
+use crate::codec::{Codec, CodecChoice};
 use crate::send::SendGate;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::{Mutex, RwLock};
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// What a leg negotiated, as far as relaying is concerned.
@@ -33,6 +33,10 @@ pub(crate) struct RelayFormat {
 }
 
 impl RelayFormat {
+    pub fn of(choice: &CodecChoice) -> RelayFormat {
+        RelayFormat { codec: choice.codec, ptime: choice.ptime, payload_type: choice.payload_type }
+    }
+
     /// Packets of `self` may leave as packets of `other` unchanged but for
     /// the header: same codec, same packet time.
     pub fn relays_as(&self, other: &RelayFormat) -> bool {
@@ -48,28 +52,19 @@ pub(crate) struct RelayEnd {
     destination: Box<dyn Fn() -> Option<SocketAddr> + Send + Sync>,
     /// Closed while the negotiated direction says we must not send.
     gate: SendGate,
-    format: RwLock<Option<RelayFormat>>,
     header: Mutex<HeaderRewrite>,
 }
 
 impl RelayEnd {
     pub fn new(socket: UdpSocket, destination: Box<dyn Fn() -> Option<SocketAddr> + Send + Sync>, gate: SendGate) -> RelayEnd {
-        RelayEnd { socket, destination, gate, format: RwLock::new(None), header: Mutex::new(HeaderRewrite::new()) }
+        RelayEnd { socket, destination, gate, header: Mutex::new(HeaderRewrite::new()) }
     }
 
-    pub fn format(&self) -> Option<RelayFormat> {
-        *self.format.read().unwrap()
-    }
-
-    pub fn set_format(&self, format: Option<RelayFormat>) {
-        *self.format.write().unwrap() = format;
-    }
-
-    /// Sends `packet` (RTP, received by the other end in `from`'s format)
-    /// as this leg's own stream. Returns false when it was not sent: the
-    /// formats differ, nothing is negotiated, or this leg must not send now.
-    pub fn send(&self, packet: &[u8], from: &RelayFormat) -> bool {
-        let Some(format) = self.format() else { return false };
+    /// Sends `packet` (RTP received in `from`'s format) as this leg's own
+    /// stream in its format `to`. Returns false when it was not sent: the
+    /// formats differ, or this leg must not send now.
+    pub fn send(&self, packet: &[u8], from: &RelayFormat, to: &RelayFormat) -> bool {
+        let format = *to;
         if !from.relays_as(&format) || !self.gate.open() || packet.len() < RTP_HEADER {
             return false;
         }

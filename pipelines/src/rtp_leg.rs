@@ -49,7 +49,6 @@ struct Inner {
     local: SocketAddr,
     port: MediaPort,
     gate: SendGate,
-    relay: Arc<RelayEnd>,
     /// Payload type -> caps, read by rtpbin's `request-pt-map`.
     pt_map: Arc<Mutex<HashMap<u8, gst::Caps>>>,
     /// Where we send, and whether we re-learn it from incoming packets.
@@ -120,9 +119,9 @@ impl RtpLeg {
         let destination: Arc<Mutex<Destination>> = Arc::default();
         let gate = SendGate::default();
         let relay_destination = destination.clone();
-        let relay = Arc::new(RelayEnd::new(relay_socket, Box::new(move || relay_destination.lock().unwrap().rtp), gate.clone()));
+        let relay = RelayEnd::new(relay_socket, Box::new(move || relay_destination.lock().unwrap().rtp), gate.clone());
         let port = MediaPort::default();
-        port.set_relay_end(relay.clone());
+        port.set_relay_end(Arc::new(relay));
         let leg = RtpLeg {
             inner: Arc::new(Inner {
                 options,
@@ -135,7 +134,6 @@ impl RtpLeg {
                 local,
                 port,
                 gate,
-                relay,
                 pt_map: Arc::default(),
                 destination,
                 may_receive: Arc::new(AtomicBool::new(true)),
@@ -417,7 +415,7 @@ impl RtpLeg {
             apply_destination(&dest, &inner.rtp_out, &inner.rtcp_out);
         }
         inner.gate.set_may_send(direction.sends() && address.is_some());
-        inner.relay.set_format(Some(RelayFormat { codec: choice.codec, ptime: choice.ptime, payload_type: choice.payload_type }));
+        inner.port.set_relay_format(Some(RelayFormat::of(choice)));
         inner.may_receive.store(direction.receives(), Ordering::Relaxed);
 
         let same_stream = state.send.as_ref().is_some_and(|s| s.choice == *choice);
@@ -462,7 +460,7 @@ impl RtpLeg {
             }
             state.closed = true;
         }
-        self.inner.relay.set_format(None);
+        self.inner.port.set_relay_format(None);
         self.inner.sockets.lock().unwrap().clear();
         crate::leg::shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
     }

@@ -11,6 +11,7 @@
 
 use crate::codec::{self, Codec, CodecChoice};
 use crate::leg::{ConnectionState, DescriptionKind, EventHandler, LegEvent, LegOptions, Negotiation, SessionDescriptionText};
+use crate::relay::RelayFormat;
 use crate::port::MediaPort;
 use crate::runtime::{make, new_pipeline, watch_bus};
 use crate::sdp::{Direction, SessionDescription};
@@ -158,6 +159,7 @@ impl WebRtcLeg {
         inner.webrtc.connect_pad_added(move |_, pad| {
             let Some(inner) = weak.upgrade() else { return };
             if pad.direction() == gst::PadDirection::Src {
+                relay_from(pad, &inner.port);
                 if let Err(err) = receive::attach(inner.pipeline.upcast_ref(), pad, &inner.port, &inner.events) {
                     tracing::warn!(%err, "cannot receive WebRTC stream");
                 }
@@ -259,6 +261,7 @@ impl WebRtcLeg {
     }
 
     fn ensure_send_chain(&self, state: &mut State, choice: &CodecChoice) -> Result<(), Error> {
+        self.inner.port.set_relay_format(Some(RelayFormat::of(choice)));
         if state.send.as_ref().is_some_and(|s| s.choice == *choice) {
             return Ok(());
         }
@@ -301,6 +304,7 @@ impl WebRtcLeg {
             }
             state.closed = true;
         }
+        self.inner.port.set_relay_format(None);
         crate::leg::shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
     }
 
@@ -355,6 +359,22 @@ impl WebRtcLeg {
 struct Gathering {
     complete: bool,
     last_candidate: Option<Instant>,
+}
+
+/// Audio RTP leaving webrtcbin (decrypted, past its jitter buffer) for a
+/// linked plain RTP leg with the same codec goes straight out of that leg's
+/// socket ([`crate::relay`]): no depayloading, payloading or second rtpbin.
+/// It goes on into the pipeline only if something else wants it decoded.
+fn relay_from(pad: &gst::Pad, port: &MediaPort) {
+    let port = port.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let relayed = info.buffer().and_then(|b| b.map_readable().ok()).is_some_and(|data| port.relay(&data));
+        if relayed && !port.has_demand() {
+            gst::PadProbeReturn::Drop
+        } else {
+            gst::PadProbeReturn::Ok
+        }
+    });
 }
 
 /// Our local description as it must go out: every `a=fingerprint`

@@ -105,3 +105,53 @@ fn chromium_dtmf_reaches_the_bridge() {
     bridge.wait_session_event(&w, "dtmf", Duration::from_secs(10), |e| e["tone"] == "1").unwrap();
     bridge.wait_session_event(&w, "dtmf", Duration::from_secs(10), |e| e["tone"] == "#").unwrap();
 }
+
+/// A WebRTC leg and a plain RTP leg that negotiated the same codec are
+/// joined by relaying: audio leaving webrtcbin (decrypted) goes straight out
+/// of the RTP leg's socket as the WebRTC peer sent it, header extensions
+/// included (which is how this test tells a relayed packet from one that
+/// was depayloaded and payloaded again), and the phone hears the tone.
+#[test]
+fn webrtc_to_rtp_with_the_same_codec_is_relayed() {
+    use e2e::audio::{tone, ulaw_encode, Pcm, ulaw_decode};
+    use e2e::rtp_peer::rtp_payload;
+    use e2e::webrtc_load::{Audio, Client, Shared};
+    use std::net::UdpSocket;
+    use std::sync::Arc;
+
+    let dir = test_dir("webrtc_relay");
+    let bridge = Bridge::start(&dir, &[]).unwrap();
+    let pcm = tone(PHONE_TONE as f64, 2.0, 8000, 0.5);
+    let payloads: Vec<Vec<u8>> = pcm.samples.chunks(160).map(|c| c.iter().map(|s| ulaw_encode((*s * 32767.0) as i16)).collect()).collect();
+    let mut client = Client::new(&Shared::new().unwrap(), Audio::Pcmu, Arc::new(payloads), 0).unwrap();
+    let sw = bridge.create("webrtc", json!({ "codecs": ["PCMU"] })).unwrap();
+    bridge.set_remote(&sw, "offer", client.offer()).unwrap();
+    let (_, answer) = bridge.local_description(&sw).unwrap();
+    client.accept_answer(&answer).unwrap();
+
+    let phone = UdpSocket::bind("127.0.0.1:0").unwrap();
+    phone.set_nonblocking(true).unwrap();
+    let port = phone.local_addr().unwrap().port();
+    let sdp = format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=sendrecv\r\n");
+    let (sr, _) = bridge.answer_rtp(&sdp, json!({})).unwrap();
+    let linked = bridge.call("session.connect", json!({ "a": sw, "b": sr })).unwrap();
+    assert_eq!(linked["passthrough"], json!(true), "{linked}");
+
+    let mut buf = vec![0u8; 2048];
+    let mut received: Vec<Vec<u8>> = Vec::new();
+    let start = Instant::now();
+    let mut next = start;
+    while start.elapsed() < Duration::from_secs(5) {
+        client.service(&mut buf);
+        client.send_frame();
+        while let Ok(n) = phone.recv(&mut buf) {
+            received.push(buf[..n].to_vec());
+        }
+        next += Duration::from_millis(20);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    let relayed: Vec<&Vec<u8>> = received.iter().filter(|p| p[0] & 0x10 != 0).collect();
+    assert!(relayed.len() >= 100, "{} of {} packets at the phone came through the relay ({})", relayed.len(), received.len(), client.state());
+    let heard = Pcm { rate: 8000, samples: relayed.iter().filter_map(|p| rtp_payload(p)).flatten().map(|b| ulaw_decode(*b)).collect() };
+    assert!(heard.tone_share(PHONE_TONE as f64) > 0.8, "the phone hears the WebRTC peer's tone: share {}", heard.tone_share(PHONE_TONE as f64));
+}
