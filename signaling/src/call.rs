@@ -48,6 +48,34 @@ pub(crate) struct CallInner {
 }
 
 impl CallInner {
+    /// A call's shared state, and the receiving end of its events.
+    pub fn new(
+        core: &Arc<Core>,
+        call_id: String,
+        direction: Direction,
+        dialog: Option<InviteDialog>,
+        offerless: bool,
+        peer_ip: Option<IpAddr>,
+    ) -> (Arc<CallInner>, mpsc::UnboundedReceiver<CallEvent>) {
+        let (events, receiver) = mpsc::unbounded_channel();
+        let inner = Arc::new(CallInner {
+            core: core.clone(),
+            call_id,
+            direction,
+            dialog: Mutex::new(dialog),
+            pending_offer: Mutex::new(None),
+            events,
+            established: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
+            cancel_requested: AtomicBool::new(false),
+            cancel_notify: Notify::new(),
+            offerless,
+            peer_ip,
+            setup_done: Mutex::new(false),
+        });
+        (inner, receiver)
+    }
+
     pub fn emit(&self, ev: CallEvent) {
         let mut setup_done = self.setup_done.lock().unwrap();
         match ev {

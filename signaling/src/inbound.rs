@@ -12,9 +12,9 @@ use rsipstack::dialog::dialog::Dialog;
 use rsipstack::sip::prelude::{HeadersExt, ToTypedHeader};
 use rsipstack::sip::{Header, Method, Request, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, Notify};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 /// What the user agent does with a request that matches no dialog.
@@ -183,22 +183,9 @@ async fn incoming_invite(core: Arc<Core>, mut tx: Transaction) {
         }
     };
     let sdp_offer = body_text(&tx.original.body);
-    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-    let inner = Arc::new(CallInner {
-        core: core.clone(),
-        call_id: tx.original.call_id_header().map(|c| c.value().to_string()).unwrap_or_default(),
-        direction: Direction::Incoming,
-        dialog: Mutex::new(Some(dialog.clone())),
-        pending_offer: Mutex::new(None),
-        events: ev_tx,
-        established: AtomicBool::new(false),
-        ended: AtomicBool::new(false),
-        cancel_requested: AtomicBool::new(false),
-        cancel_notify: Notify::new(),
-        offerless: sdp_offer.is_none(),
-        peer_ip,
-        setup_done: Mutex::new(false),
-    });
+    let call_id = tx.original.call_id_header().map(|c| c.value().to_string()).unwrap_or_default();
+    let offerless = sdp_offer.is_none();
+    let (inner, ev_rx) = CallInner::new(&core, call_id, Direction::Incoming, Some(dialog.clone()), offerless, peer_ip);
     tokio::spawn(pump(inner.clone(), state_rx));
     let (display_name, from) = from_parts(&tx.original);
     let to = tx.original.to_header().ok().and_then(|t| t.typed().ok()).map(|t| t.uri.to_string()).unwrap_or_default();

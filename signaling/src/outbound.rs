@@ -6,7 +6,7 @@
 
 use crate::call::{body_text, pump, Call, CallInner, Direction};
 use crate::config::Account;
-use crate::core::{extra_headers, parse_uri, route_to, Core};
+use crate::core::{extra_headers, parse_uri, route_to, Core, Route};
 use crate::digest::{Algorithm, NonceState};
 use crate::error::Error;
 use crate::events::{CallEvent, Party};
@@ -14,10 +14,10 @@ use crate::request::absorb_challenge;
 use rsipstack::dialog::authenticate::Credential;
 use rsipstack::dialog::dialog::{DialogState, TerminatedReason};
 use rsipstack::dialog::invitation::InviteOption;
-use rsipstack::sip::Header;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, Notify};
+use rsipstack::sip::{Header, Uri};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::mpsc;
 
 /// Who places an outgoing call.
 #[derive(Debug, Clone)]
@@ -42,36 +42,10 @@ pub(crate) fn start(
     headers: &[(String, String)],
 ) -> Result<Call, Error> {
     let callee = parse_uri(target)?;
-    let (from_uri, display, route, creds) = match &caller {
-        Caller::Account(a) => {
-            let aor = parse_uri(&a.aor)?;
-            let route = match &a.proxy {
-                Some(p) => route_to(&parse_uri(p)?),
-                None => route_to(&callee),
-            };
-            let user = a.auth_username.clone().or_else(|| aor.user().map(str::to_string)).unwrap_or_default();
-            (aor, a.display_name.clone(), route, Some((user, a.password.clone())))
-        }
-        Caller::Guest { uri, display_name } => (parse_uri(uri)?, display_name.clone(), route_to(&callee), None),
-    };
+    let (from_uri, display, route, creds) = resolve_caller(&caller, &callee)?;
     let contact = core.contact(from_uri.user(), route.transport)?;
     let call_id = rsipstack::transaction::make_call_id(None, Default::default()).value().to_string();
-    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-    let inner = Arc::new(CallInner {
-        core: core.clone(),
-        call_id: call_id.clone(),
-        direction: Direction::Outgoing,
-        dialog: Mutex::new(None),
-        pending_offer: Mutex::new(None),
-        events: ev_tx,
-        established: AtomicBool::new(false),
-        ended: AtomicBool::new(false),
-        cancel_requested: AtomicBool::new(false),
-        cancel_notify: Notify::new(),
-        offerless: false,
-        peer_ip: None,
-        setup_done: Mutex::new(false),
-    });
+    let (inner, ev_rx) = CallInner::new(&core, call_id.clone(), Direction::Outgoing, None, false, None);
     let option = InviteOption {
         caller_display_name: display,
         caller: from_uri,
@@ -196,5 +170,23 @@ fn in_dialog_credential(nonce: &NonceState, auth_user: &str, password: &str, aor
         password: password.to_string(),
         realm: Some(ch.realm.clone()),
         auth_username: Some(auth_user.to_string()),
+    })
+}
+
+/// Who a request goes out as and where it is sent: an account's AOR,
+/// display name, route (its proxy, or straight to the target) and
+/// credentials, or a guest's URI sent straight to the target.
+pub(crate) fn resolve_caller(caller: &Caller, callee: &Uri) -> Result<(Uri, Option<String>, Route, Option<(String, String)>), Error> {
+    Ok(match caller {
+        Caller::Account(a) => {
+            let aor = parse_uri(&a.aor)?;
+            let route = match &a.proxy {
+                Some(p) => route_to(&parse_uri(p)?),
+                None => route_to(callee),
+            };
+            let user = a.auth_username.clone().or_else(|| aor.user().map(str::to_string)).unwrap_or_default();
+            (aor, a.display_name.clone(), route, Some((user, a.password.clone())))
+        }
+        Caller::Guest { uri, display_name } => (parse_uri(uri)?, display_name.clone(), route_to(callee), None),
     })
 }

@@ -3,7 +3,7 @@
 
 use crate::call::Call;
 use crate::config::{Account, Config, Transport};
-use crate::core::{name_addr, parse_uri, route_to, Core};
+use crate::core::{name_addr, parse_uri, Core};
 use crate::digest::NonceState;
 use crate::error::Error;
 use crate::events::UaEvent;
@@ -112,18 +112,7 @@ impl UserAgent {
     async fn out_of_dialog(&self, caller: &Caller, method: Method, target: &str, body: Option<(&str, &str)>) -> Result<(), Error> {
         let core = &self.core;
         let callee = parse_uri(target)?;
-        let (from_uri, display, route, creds) = match caller {
-            Caller::Account(a) => {
-                let aor = parse_uri(&a.aor)?;
-                let route = match &a.proxy {
-                    Some(p) => route_to(&parse_uri(p)?),
-                    None => route_to(&callee),
-                };
-                let user = a.auth_username.clone().or_else(|| aor.user().map(str::to_string)).unwrap_or_default();
-                (aor, a.display_name.clone(), route, Some((user, a.password.clone())))
-            }
-            Caller::Guest { uri, display_name } => (parse_uri(uri)?, display_name.clone(), route_to(&callee), None),
-        };
+        let (from_uri, display, route, creds) = crate::outbound::resolve_caller(caller, &callee)?;
         let (from, _) = name_addr(&from_uri, display.as_deref());
         let to = rsipstack::sip::typed::To { display_name: None, uri: callee.clone(), params: vec![] };
         let call_id = rsipstack::transaction::make_call_id(None, Default::default()).value().to_string();
