@@ -438,18 +438,12 @@ fn check_host_port(s: &str) -> Result<(), &'static str> {
 /// Splits a header value at commas outside quotes and angle brackets.
 fn split_commas(v: &str) -> Vec<&str> {
     let mut out = Vec::new();
-    let (mut start, mut quoted, mut angle, mut escape) = (0, false, false, false);
-    for (i, c) in v.char_indices() {
-        if escape {
-            escape = false;
-            continue;
-        }
+    let (mut start, mut angle) = (0, false);
+    for (i, c) in Unquoted::new(v) {
         match c {
-            '\\' if quoted => escape = true,
-            '"' => quoted = !quoted,
-            '<' if !quoted => angle = true,
-            '>' if !quoted => angle = false,
-            ',' if !quoted && !angle => {
+            '<' => angle = true,
+            '>' => angle = false,
+            ',' if !angle => {
                 out.push(&v[start..i]);
                 start = i + 1;
             }
@@ -458,6 +452,42 @@ fn split_commas(v: &str) -> Vec<&str> {
     }
     out.push(&v[start..]);
     out
+}
+
+/// The characters of a header value outside quoted strings, with their
+/// byte offsets (the quotes themselves and backslash escapes inside them
+/// left out). Once run to the end, `quoted` says whether a quoted string
+/// was left open.
+struct Unquoted<'a> {
+    chars: std::str::CharIndices<'a>,
+    quoted: bool,
+    escape: bool,
+}
+
+impl<'a> Unquoted<'a> {
+    fn new(v: &'a str) -> Unquoted<'a> {
+        Unquoted { chars: v.char_indices(), quoted: false, escape: false }
+    }
+}
+
+impl Iterator for Unquoted<'_> {
+    type Item = (usize, char);
+
+    fn next(&mut self) -> Option<(usize, char)> {
+        for (i, c) in self.chars.by_ref() {
+            if self.escape {
+                self.escape = false;
+                continue;
+            }
+            match c {
+                '\\' if self.quoted => self.escape = true,
+                '"' => self.quoted = !self.quoted,
+                _ if !self.quoted => return Some((i, c)),
+                _ => {}
+            }
+        }
+        None
+    }
 }
 
 /// From/To: `[display-name] <addr-spec> *(;param)` or `addr-spec *(;param)`
@@ -537,20 +567,11 @@ fn check_contact(elem: &str) -> Result<(), &'static str> {
 }
 
 pub(crate) fn find_unquoted(v: &str, needle: char) -> Result<Option<usize>, &'static str> {
-    let (mut quoted, mut escape) = (false, false);
-    for (i, c) in v.char_indices() {
-        if escape {
-            escape = false;
-            continue;
-        }
-        match c {
-            '\\' if quoted => escape = true,
-            '"' => quoted = !quoted,
-            c if c == needle && !quoted => return Ok(Some(i)),
-            _ => {}
-        }
+    let mut chars = Unquoted::new(v);
+    if let Some((i, _)) = chars.find(|&(_, c)| c == needle) {
+        return Ok(Some(i));
     }
-    if quoted {
+    if chars.quoted {
         return Err("unterminated quoted string");
     }
     Ok(None)
