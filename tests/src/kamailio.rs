@@ -170,6 +170,18 @@ impl Kamailio {
         format!("sip:{user}@{}", self.domain)
     }
 
+    /// A baresip account registered here over UDP (every 600 s) with digest
+    /// `password`.
+    pub fn baresip_account(&self, user: &str, password: &str, auto_answer: bool) -> crate::baresip::BaresipAccount {
+        crate::baresip::BaresipAccount {
+            aor: self.aor(user),
+            password: Some(password.into()),
+            outbound: Some(self.proxy_uri("udp")),
+            auto_answer,
+            regint: 600,
+        }
+    }
+
     /// Kamailio's log so far.
     pub fn log(&self) -> String {
         self.child.log()

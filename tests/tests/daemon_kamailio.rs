@@ -3,7 +3,7 @@
 //! baresip, echoes it, and unregisters at shutdown.
 
 use e2e::audio::{read_wav, tone, write_wav};
-use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
+use e2e::baresip::{Baresip, BaresipOptions};
 use e2e::daemon::Daemon;
 use e2e::kamailio::{Kamailio, KamailioOptions};
 use e2e::process::test_dir;
@@ -27,13 +27,7 @@ fn registered_daemon_answers_a_call_routed_by_kamailio() {
     let bob = Baresip::start(
         &dir,
         &BaresipOptions {
-            accounts: vec![BaresipAccount {
-                aor: k.aor("bob"),
-                password: Some("b-pw".into()),
-                outbound: Some(k.proxy_uri("udp")),
-                auto_answer: false,
-                regint: 600,
-            }],
+            accounts: vec![k.baresip_account("bob", "b-pw", false)],
             play: Some(wav),
             record: true,
             limit: Duration::from_secs(60),

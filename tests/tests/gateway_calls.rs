@@ -6,7 +6,7 @@
 //! recording, baresip's tone in what the page heard.
 
 use e2e::audio::{tone, write_wav, Pcm};
-use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
+use e2e::baresip::{Baresip, BaresipOptions};
 use e2e::gateway::{Gateway, Softphone};
 use e2e::kamailio::{Kamailio, KamailioOptions};
 use e2e::process::{test_dir, workspace_root};
@@ -23,13 +23,7 @@ fn baresip(dir: &Path, k: &Kamailio, auto_answer: bool) -> Baresip {
     let b = Baresip::start(
         dir,
         &BaresipOptions {
-            accounts: vec![BaresipAccount {
-                aor: k.aor("bob"),
-                password: Some("b-pw".into()),
-                outbound: Some(k.proxy_uri("udp")),
-                auto_answer,
-                regint: 600,
-            }],
+            accounts: vec![k.baresip_account("bob", "b-pw", auto_answer)],
             play: Some(wav),
             record: true,
             limit: Duration::from_secs(120),

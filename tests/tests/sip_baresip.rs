@@ -3,7 +3,7 @@
 //! 407 proxy challenge.
 
 use e2e::audio::{tone, write_wav};
-use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
+use e2e::baresip::{Baresip, BaresipOptions};
 use e2e::kamailio::{Kamailio, KamailioOptions};
 use e2e::process::{free_udp_port, test_dir};
 use signaling::{Account, Call, CallEvent, Caller, Config, Listen, Party, RegistrationEvent, TlsSettings, Transport, UaEvent, UserAgent};
@@ -39,13 +39,7 @@ async fn calls_both_ways_with_baresip_through_kamailio_407() {
     let bob = Baresip::start(
         &dir,
         &BaresipOptions {
-            accounts: vec![BaresipAccount {
-                aor: k.aor("bob"),
-                password: Some("b-pw".into()),
-                outbound: Some(k.proxy_uri("udp")),
-                auto_answer: true,
-                regint: 600,
-            }],
+            accounts: vec![k.baresip_account("bob", "b-pw", true)],
             play: Some(wav),
             record: false,
             limit: Duration::from_secs(60),
@@ -119,13 +113,7 @@ async fn calls_with_our_side_on(transport: Transport, name: &str) -> String {
     let bob = Baresip::start(
         &dir,
         &BaresipOptions {
-            accounts: vec![BaresipAccount {
-                aor: k.aor("bob"),
-                password: Some("b-pw".into()),
-                outbound: Some(k.proxy_uri("udp")),
-                auto_answer: true,
-                regint: 600,
-            }],
+            accounts: vec![k.baresip_account("bob", "b-pw", true)],
             play: Some(wav),
             record: false,
             limit: Duration::from_secs(60),
