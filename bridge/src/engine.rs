@@ -4,11 +4,11 @@
 
 use crate::protocol::{codes, Notification, RpcError, PROTOCOL_VERSION};
 use pipelines::{Codec, DescriptionKind, Leg, LegEvent, LegOptions, Link, Player, RecordFormat, Recorder, Room};
-use std::path::PathBuf;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::UnboundedSender;
@@ -207,7 +207,11 @@ impl Engine {
                 let kind = match p.kind.as_str() {
                     "offer" => DescriptionKind::Offer,
                     "answer" => DescriptionKind::Answer,
-                    other => return Err(RpcError::invalid_params(format!("type must be \"offer\" or \"answer\", not {other:?}"))),
+                    other => {
+                        return Err(RpcError::invalid_params(format!(
+                            "type must be \"offer\" or \"answer\", not {other:?}"
+                        )))
+                    }
                 };
                 self.session(&p.session)?.set_remote_description(kind, &p.sdp)?;
                 Ok(json!({}))
@@ -256,7 +260,9 @@ impl Engine {
             "session.stopRecord" => {
                 let p: SessionParams = params(p)?;
                 let recorder = self.recorders.lock().unwrap().remove(&p.session);
-                let recorder = recorder.ok_or_else(|| RpcError::new(codes::WRONG_STATE, format!("session {} is not recording", p.session)))?;
+                let recorder = recorder.ok_or_else(|| {
+                    RpcError::new(codes::WRONG_STATE, format!("session {} is not recording", p.session))
+                })?;
                 let file = recorder.path().to_path_buf();
                 recorder.stop()?;
                 Ok(json!({ "file": file }))
@@ -289,8 +295,10 @@ impl Engine {
             }
             "room.stopRecord" => {
                 let p: RoomFileParams = params(p)?;
-                let recorder = self.rooms.lock().unwrap().get_mut(&p.room).ok_or_else(|| no_room(&p.room))?.recorder.take();
-                let recorder = recorder.ok_or_else(|| RpcError::new(codes::WRONG_STATE, format!("room {} is not recording", p.room)))?;
+                let recorder =
+                    self.rooms.lock().unwrap().get_mut(&p.room).ok_or_else(|| no_room(&p.room))?.recorder.take();
+                let recorder = recorder
+                    .ok_or_else(|| RpcError::new(codes::WRONG_STATE, format!("room {} is not recording", p.room)))?;
                 let file = recorder.path().to_path_buf();
                 recorder.stop()?;
                 Ok(json!({ "file": file }))
@@ -307,7 +315,9 @@ impl Engine {
                 let sessions: Vec<String> = self.sessions.lock().unwrap().keys().cloned().collect();
                 Ok(json!({ "sessions": sessions }))
             }
-            other => Err(RpcError::new(codes::METHOD_NOT_FOUND, format!("unknown method {other:?}; see docs/protocol.md"))),
+            other => {
+                Err(RpcError::new(codes::METHOD_NOT_FOUND, format!("unknown method {other:?}; see docs/protocol.md")))
+            }
         }
     }
 
@@ -413,7 +423,9 @@ impl Engine {
             None
         };
         match busy {
-            Some(what) => Err(RpcError::new(codes::WRONG_STATE, format!("session {id} is already {what}; stop that first"))),
+            Some(what) => {
+                Err(RpcError::new(codes::WRONG_STATE, format!("session {id} is already {what}; stop that first")))
+            }
             None => Ok(()),
         }
     }
@@ -477,8 +489,14 @@ impl Engine {
         if let Some(recorder) = self.recorders.lock().unwrap().remove(id) {
             let _ = recorder.stop();
         }
-        let member_of: Vec<String> =
-            self.rooms.lock().unwrap().iter().filter(|(_, e)| e.members.contains_key(id)).map(|(n, _)| n.clone()).collect();
+        let member_of: Vec<String> = self
+            .rooms
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, e)| e.members.contains_key(id))
+            .map(|(n, _)| n.clone())
+            .collect();
         for room in member_of {
             let _ = self.leave_room(&room, id);
         }

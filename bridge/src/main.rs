@@ -122,7 +122,9 @@ fn command_line() -> Vec<std::ffi::OsString> {
         if let Some(i) = preset {
             args.drain(i..i + 2);
             args[1] = "gateway".into();
-        } else if let Some(i) = args.iter().position(|a| a.to_str() == Some(&format!("--preset={}", daemon::preset::GATEWAY))) {
+        } else if let Some(i) =
+            args.iter().position(|a| a.to_str() == Some(&format!("--preset={}", daemon::preset::GATEWAY)))
+        {
             args.remove(i);
             args[1] = "gateway".into();
         }

@@ -6,8 +6,8 @@
 use crate::engine::{Engine, EngineConfig};
 use crate::protocol::{self, Notification, Response};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use std::io::IsTerminal;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
 /// Printed (to stderr) when a person runs `sipbridge stdio` at a terminal.
@@ -67,7 +67,8 @@ pub async fn run(config: EngineConfig) -> anyhow::Result<()> {
             // Skip the rest of the oversized line.
             let mut rest = Vec::new();
             lines.read_until(b'\n', &mut rest).await?;
-            let err = protocol::RpcError::new(protocol::codes::INVALID_REQUEST, format!("line longer than {MAX_LINE} bytes"));
+            let err =
+                protocol::RpcError::new(protocol::codes::INVALID_REQUEST, format!("line longer than {MAX_LINE} bytes"));
             out_tx.send(Outgoing::Response(Response::error(Value::Null, err))).ok();
             continue;
         }

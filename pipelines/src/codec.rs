@@ -163,7 +163,12 @@ pub fn telephone_event(media: &Media, clock_rate: u32) -> Option<(u8, u32)> {
     let events: Vec<(u8, u32)> = media
         .formats
         .iter()
-        .filter_map(|pt| media.rtpmap(*pt).filter(|m| m.encoding.eq_ignore_ascii_case("telephone-event")).map(|m| (*pt, m.clock_rate)))
+        .filter_map(|pt| {
+            media
+                .rtpmap(*pt)
+                .filter(|m| m.encoding.eq_ignore_ascii_case("telephone-event"))
+                .map(|m| (*pt, m.clock_rate))
+        })
         .collect();
     events.iter().find(|(_, rate)| *rate == clock_rate).or(events.first()).copied()
 }

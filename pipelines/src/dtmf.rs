@@ -105,7 +105,13 @@ mod tests {
         let mut det = DtmfDetector::default();
         let mut seen = Vec::new();
         // '5': start, continuation, three end packets, all at timestamp 1000.
-        for p in [packet(5, false, 160), packet(5, false, 320), packet(5, true, 800), packet(5, true, 800), packet(5, true, 800)] {
+        for p in [
+            packet(5, false, 160),
+            packet(5, false, 320),
+            packet(5, true, 800),
+            packet(5, true, 800),
+            packet(5, true, 800),
+        ] {
             seen.extend(det.feed(1000, &p));
         }
         // '5' again: a new key press has a new timestamp.

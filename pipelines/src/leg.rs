@@ -108,11 +108,18 @@ impl ConnectionState {
 pub enum LegEvent {
     ConnectionStateChange(ConnectionState),
     /// A local ICE candidate (WebRTC legs), for trickle users.
-    IceCandidate { candidate: String, sdp_mline_index: u32 },
+    IceCandidate {
+        candidate: String,
+        sdp_mline_index: u32,
+    },
     /// A DTMF key press received (RFC 4733).
-    Dtmf { tone: char },
+    Dtmf {
+        tone: char,
+    },
     /// The leg stopped on its own (media error) or was closed.
-    Closed { reason: String },
+    Closed {
+        reason: String,
+    },
 }
 
 /// Where a leg reports its events. Called from GStreamer threads: keep it

@@ -22,6 +22,7 @@ mod opus_decoder;
 mod player;
 mod port;
 mod reactor;
+mod receive;
 mod recorder;
 mod relay;
 mod room;
@@ -29,12 +30,13 @@ mod rtp_leg;
 mod runtime;
 pub mod sdp;
 mod send;
-mod receive;
 mod webrtc_leg;
 
 pub use codec::{Codec, CodecChoice};
 pub use error::Error;
-pub use leg::{ConnectionState, DescriptionKind, EventHandler, Leg, LegEvent, LegOptions, SessionDescriptionText, SymmetricRtp};
+pub use leg::{
+    ConnectionState, DescriptionKind, EventHandler, Leg, LegEvent, LegOptions, SessionDescriptionText, SymmetricRtp,
+};
 pub use link::{Echo, Link};
 pub use player::Player;
 pub use port::MediaPort;

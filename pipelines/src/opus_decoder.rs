@@ -20,7 +20,14 @@ struct OpusDecoderState {
 #[link(name = "opus")]
 extern "C" {
     fn opus_decoder_create(fs: i32, channels: c_int, error: *mut c_int) -> *mut OpusDecoderState;
-    fn opus_decode(st: *mut OpusDecoderState, data: *const u8, len: i32, pcm: *mut i16, frame_size: c_int, decode_fec: c_int) -> c_int;
+    fn opus_decode(
+        st: *mut OpusDecoderState,
+        data: *const u8,
+        len: i32,
+        pcm: *mut i16,
+        frame_size: c_int,
+        decode_fec: c_int,
+    ) -> c_int;
     fn opus_decoder_destroy(st: *mut OpusDecoderState);
 }
 

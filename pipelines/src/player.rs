@@ -38,7 +38,11 @@ impl Player {
         let caps = make("capsfilter")?;
         caps.set_property(
             "caps",
-            gst::Caps::builder("audio/x-raw").field("format", "S16LE").field("channels", 1).field("layout", "interleaved").build(),
+            gst::Caps::builder("audio/x-raw")
+                .field("format", "S16LE")
+                .field("channels", 1)
+                .field("layout", "interleaved")
+                .build(),
         );
         let port = port.clone();
         let sink = gst_app::AppSink::builder()
@@ -62,7 +66,10 @@ impl Player {
         gst::Element::link_many([&convert, &resample, &caps, sink.upcast_ref()])?;
         let convert_sink = convert.static_pad("sink").unwrap();
         decode.connect_pad_added(move |_, pad| {
-            let is_audio = pad.current_caps().and_then(|c| c.structure(0).map(|s| s.name().starts_with("audio/"))).unwrap_or(false);
+            let is_audio = pad
+                .current_caps()
+                .and_then(|c| c.structure(0).map(|s| s.name().starts_with("audio/")))
+                .unwrap_or(false);
             if is_audio && !convert_sink.is_linked() {
                 let _ = pad.link(&convert_sink);
             }

@@ -348,10 +348,8 @@ mod filler {
 /// same instant in every pipeline.
 fn retimed(sample: &gst::Sample) -> Option<(gst::Buffer, gst::Caps)> {
     let (buffer, caps) = (sample.buffer()?, sample.caps()?);
-    let running_time = sample
-        .segment()
-        .and_then(|s| s.downcast_ref::<gst::ClockTime>())
-        .and_then(|s| s.to_running_time(buffer.pts()));
+    let running_time =
+        sample.segment().and_then(|s| s.downcast_ref::<gst::ClockTime>()).and_then(|s| s.to_running_time(buffer.pts()));
     let mut buffer = buffer.copy();
     {
         let b = buffer.make_mut();

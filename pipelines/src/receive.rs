@@ -77,7 +77,11 @@ fn attach_audio(bin: &gst::Bin, pad: &gst::Pad, codec: Codec, port: &MediaPort) 
         let raw_caps = make("capsfilter")?;
         raw_caps.set_property(
             "caps",
-            gst::Caps::builder("audio/x-raw").field("format", "S16LE").field("channels", 1).field("layout", "interleaved").build(),
+            gst::Caps::builder("audio/x-raw")
+                .field("format", "S16LE")
+                .field("channels", 1)
+                .field("layout", "interleaved")
+                .build(),
         );
         vec![make(codec.decoder())?, make("audioconvert")?, raw_caps, port_sink(port, Want::Raw).upcast()]
     };
@@ -151,7 +155,13 @@ impl OpusSinkState {
 
 /// Hands decoded samples to the port's raw consumers as a sample on the
 /// depayloader's segment; returns their duration.
-fn deliver(port: &MediaPort, pcm: &[i16], rate: u32, pts: Option<gst::ClockTime>, encoded: &gst::Sample) -> gst::ClockTime {
+fn deliver(
+    port: &MediaPort,
+    pcm: &[i16],
+    rate: u32,
+    pts: Option<gst::ClockTime>,
+    encoded: &gst::Sample,
+) -> gst::ClockTime {
     let duration = gst::ClockTime::from_nseconds(pcm.len() as u64 * 1_000_000_000 / rate as u64);
     let bytes: Vec<u8> = pcm.iter().flat_map(|s| s.to_le_bytes()).collect();
     let mut buffer = gst::Buffer::from_mut_slice(bytes);

@@ -109,12 +109,18 @@ impl RecorderInner {
         match format {
             RecordFormat::Wav => {
                 let caps = make("capsfilter")?;
-                caps.set_property("caps", gst::Caps::builder("audio/x-raw").field("format", "S16LE").field("channels", 1).build());
+                caps.set_property(
+                    "caps",
+                    gst::Caps::builder("audio/x-raw").field("format", "S16LE").field("channels", 1).build(),
+                );
                 chain.extend([caps, make("wavenc")?]);
             }
             RecordFormat::OggOpus => {
                 let caps = make("capsfilter")?;
-                caps.set_property("caps", gst::Caps::builder("audio/x-raw").field("rate", 48000).field("channels", 1).build());
+                caps.set_property(
+                    "caps",
+                    gst::Caps::builder("audio/x-raw").field("rate", 48000).field("channels", 1).build(),
+                );
                 chain.extend([caps, make("opusenc")?, make("oggmux")?]);
             }
         }
@@ -142,10 +148,8 @@ impl RecorderInner {
         *finished = true;
         let _ = self.src.end_of_stream();
         let bus = self.pipeline.bus().expect("pipelines have a bus");
-        let done = bus.timed_pop_filtered(
-            gst::ClockTime::from_seconds(5),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        );
+        let done =
+            bus.timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Eos, gst::MessageType::Error]);
         let _ = self.pipeline.set_state(gst::State::Null);
         match done.as_ref().map(|m| m.view()) {
             Some(gst::MessageView::Eos(_)) => {

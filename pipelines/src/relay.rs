@@ -56,7 +56,11 @@ pub(crate) struct RelayEnd {
 }
 
 impl RelayEnd {
-    pub fn new(socket: UdpSocket, destination: Box<dyn Fn() -> Option<SocketAddr> + Send + Sync>, gate: SendGate) -> RelayEnd {
+    pub fn new(
+        socket: UdpSocket,
+        destination: Box<dyn Fn() -> Option<SocketAddr> + Send + Sync>,
+        gate: SendGate,
+    ) -> RelayEnd {
         RelayEnd { socket, destination, gate, header: Mutex::new(HeaderRewrite::new()) }
     }
 

@@ -251,7 +251,8 @@ fn mix_once(room: &RoomInner) {
 }
 
 fn to_buffer(samples: &[i32], pts: gst::ClockTime, rate: u32) -> gst::Buffer {
-    let bytes: Vec<u8> = samples.iter().flat_map(|s| ((*s).clamp(i16::MIN as i32, i16::MAX as i32) as i16).to_le_bytes()).collect();
+    let bytes: Vec<u8> =
+        samples.iter().flat_map(|s| ((*s).clamp(i16::MIN as i32, i16::MAX as i32) as i16).to_le_bytes()).collect();
     let mut buffer = gst::Buffer::from_mut_slice(bytes);
     {
         let b = buffer.get_mut().unwrap();

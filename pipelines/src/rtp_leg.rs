@@ -17,7 +17,9 @@
 //! through that leg's socket ([`crate::relay`]) and never enters rtpbin.
 
 use crate::codec::{self, CodecChoice};
-use crate::leg::{ConnectionState, DescriptionKind, EventHandler, LegEvent, LegOptions, Negotiation, SessionDescriptionText};
+use crate::leg::{
+    ConnectionState, DescriptionKind, EventHandler, LegEvent, LegOptions, Negotiation, SessionDescriptionText,
+};
 use crate::port::{InputPad, MediaPort};
 use crate::reactor;
 use crate::relay::{RelayEnd, RelayFormat};
@@ -87,7 +89,8 @@ struct State {
 
 impl RtpLeg {
     pub fn new(name: &str, options: LegOptions, events: EventHandler) -> Result<RtpLeg, Error> {
-        let address = *options.media_addresses.first().ok_or_else(|| Error::Bind("no media address configured".into()))?;
+        let address =
+            *options.media_addresses.first().ok_or_else(|| Error::Bind("no media address configured".into()))?;
         let (rtp_socket, rtcp_socket) = bind_pair(address, options.rtp_ports)?;
         let local = rtp_socket.local_addr().map_err(|e| Error::Bind(e.to_string()))?;
         let clone = |s: &UdpSocket| s.try_clone().map_err(|e| Error::Bind(e.to_string()));
@@ -105,7 +108,8 @@ impl RtpLeg {
         pipeline.add_many([&rtpbin, &rtp_funnel, &rtp_out, &rtcp_out])?;
         rtp_funnel.link(&rtp_out)?;
         let entry = |name: &str, rtpbin_pad: &str| -> Result<Arc<InputPad>, Error> {
-            let target = rtpbin.request_pad_simple(rtpbin_pad).ok_or_else(|| Error::Pipeline(format!("rtpbin {rtpbin_pad}")))?;
+            let target =
+                rtpbin.request_pad_simple(rtpbin_pad).ok_or_else(|| Error::Pipeline(format!("rtpbin {rtpbin_pad}")))?;
             Ok(Arc::new(InputPad::new(name, &target)?))
         };
         let inputs = Inputs { rtp: entry("rtp_in", "recv_rtp_sink_0")?, rtcp: entry("rtcp_in", "recv_rtcp_sink_0")? };
@@ -159,11 +163,14 @@ impl RtpLeg {
         let rtcp_only = inputs.rtcp.clone();
         let registered = [
             reactor::register(rtp_reader, leg.rtp_handler(inputs)),
-            reactor::register(rtcp_reader, Box::new(move |data, _| {
-                if Packet::of(data) == Packet::Rtcp {
-                    rtcp_only.push(arrived(data), &RTCP_CAPS);
-                }
-            })),
+            reactor::register(
+                rtcp_reader,
+                Box::new(move |data, _| {
+                    if Packet::of(data) == Packet::Rtcp {
+                        rtcp_only.push(arrived(data), &RTCP_CAPS);
+                    }
+                }),
+            ),
         ];
         for registration in registered {
             leg.inner.sockets.lock().unwrap().push(registration.map_err(|e| Error::Bind(e.to_string()))?);
@@ -213,7 +220,11 @@ impl RtpLeg {
                     if dest.rtp != Some(source) && symmetric.should_latch(dest.rtp, source) {
                         tracing::info!(from = ?dest.rtp, to = %source, "symmetric RTP: sending to where the peer's RTP comes from");
                         dest.rtp = Some(source);
-                        dest.rtcp = Some(if dest.rtcp_mux { source } else { SocketAddr::new(source.ip(), source.port().wrapping_add(1)) });
+                        dest.rtcp = Some(if dest.rtcp_mux {
+                            source
+                        } else {
+                            SocketAddr::new(source.ip(), source.port().wrapping_add(1))
+                        });
                         apply_destination(&dest, &rtp_out, &rtcp_out);
                     }
                 }
@@ -254,7 +265,9 @@ impl RtpLeg {
             return Err(Error::Closed);
         }
         match &state.negotiation {
-            Negotiation::HaveLocalOffer(sdp) => Ok(SessionDescriptionText { kind: DescriptionKind::Offer, sdp: sdp.clone() }),
+            Negotiation::HaveLocalOffer(sdp) => {
+                Ok(SessionDescriptionText { kind: DescriptionKind::Offer, sdp: sdp.clone() })
+            }
             Negotiation::Stable => {
                 let sdp = self.offer(&mut state);
                 state.negotiation = Negotiation::HaveLocalOffer(sdp.clone());
@@ -306,7 +319,9 @@ impl RtpLeg {
         let codecs = &self.inner.options.codecs;
         let mut media = self.media_section(codecs.iter().map(|c| c.default_payload_type()).collect());
         for c in codecs {
-            media.attributes.push(Attribute::value("rtpmap", format!("{} {}", c.default_payload_type(), c.rtpmap_value())));
+            media
+                .attributes
+                .push(Attribute::value("rtpmap", format!("{} {}", c.default_payload_type(), c.rtpmap_value())));
             if let Some(fmtp) = c.fmtp() {
                 media.attributes.push(Attribute::value("fmtp", format!("{} {fmtp}", c.default_payload_type())));
             }
@@ -327,7 +342,9 @@ impl RtpLeg {
         let direction = offer.direction_of(offered).answer(Direction::SendRecv);
         let mut formats = vec![choice.payload_type];
         let mut media = self.media_section(vec![]);
-        media.attributes.push(Attribute::value("rtpmap", format!("{} {}", choice.payload_type, choice.codec.rtpmap_value())));
+        media
+            .attributes
+            .push(Attribute::value("rtpmap", format!("{} {}", choice.payload_type, choice.codec.rtpmap_value())));
         if let Some(fmtp) = choice.codec.fmtp() {
             media.attributes.push(Attribute::value("fmtp", format!("{} {fmtp}", choice.payload_type)));
         }
@@ -389,7 +406,15 @@ impl RtpLeg {
         {
             let mut map = inner.pt_map.lock().unwrap();
             map.clear();
-            map.insert(choice.payload_type, rtp_caps(choice.codec.sdp_name(), choice.codec.clock_rate(), choice.payload_type, choice.codec == codec::Codec::Opus));
+            map.insert(
+                choice.payload_type,
+                rtp_caps(
+                    choice.codec.sdp_name(),
+                    choice.codec.clock_rate(),
+                    choice.payload_type,
+                    choice.codec == codec::Codec::Opus,
+                ),
+            );
             if let Some((pt, rate)) = choice.telephone_event {
                 map.insert(pt, rtp_caps("TELEPHONE-EVENT", rate, pt, false));
             }
@@ -424,7 +449,9 @@ impl RtpLeg {
                 old.remove();
             }
             let chain = send::build(inner.pipeline.upcast_ref(), &inner.port, choice, &inner.options, &inner.gate)?;
-            chain.src_pad.link(&inner.rtpbin.request_pad_simple("send_rtp_sink_0").ok_or(Error::Pipeline("rtpbin send pad".into()))?)?;
+            chain.src_pad.link(
+                &inner.rtpbin.request_pad_simple("send_rtp_sink_0").ok_or(Error::Pipeline("rtpbin send pad".into()))?,
+            )?;
             if let Some(src) = inner.rtpbin.static_pad("send_rtp_src_0") {
                 if !src.is_linked() {
                     src.link(&inner.rtp_funnel.request_pad_simple("sink_%u").unwrap())?;
@@ -433,10 +460,14 @@ impl RtpLeg {
             state.send = Some(chain);
         }
         if !state.rtcp_linked {
-            let rtcp_src = inner.rtpbin.request_pad_simple("send_rtcp_src_0").ok_or(Error::Pipeline("rtpbin rtcp pad".into()))?;
+            let rtcp_src =
+                inner.rtpbin.request_pad_simple("send_rtcp_src_0").ok_or(Error::Pipeline("rtpbin rtcp pad".into()))?;
             // With rtcp-mux, RTCP leaves through the RTP socket's sink.
-            let sink_pad =
-                if rtcp_mux { inner.rtp_funnel.request_pad_simple("sink_%u") } else { inner.rtcp_out.static_pad("sink") };
+            let sink_pad = if rtcp_mux {
+                inner.rtp_funnel.request_pad_simple("sink_%u")
+            } else {
+                inner.rtcp_out.static_pad("sink")
+            };
             if let Some(sink_pad) = sink_pad {
                 rtcp_src.link(&sink_pad)?;
             }

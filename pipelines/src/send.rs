@@ -67,7 +67,10 @@ pub(crate) fn build(
     let resample = make("audioresample")?;
     align_resampler_output(&resample);
     let caps = make("capsfilter")?;
-    caps.set_property("caps", gst::Caps::builder("audio/x-raw").field("rate", encoder_rates(codec)).field("channels", 1).build());
+    caps.set_property(
+        "caps",
+        gst::Caps::builder("audio/x-raw").field("rate", encoder_rates(codec)).field("channels", 1).build(),
+    );
     let encoder = make(codec.encoder())?;
     configure_encoder(&encoder, codec, choice.ptime, options);
     let funnel = make("funnel")?;
@@ -76,13 +79,17 @@ pub(crate) fn build(
     configure_ptime(&payloader, codec, choice.ptime);
     let mux = make("rtpdtmfmux")?;
 
-    let elements: Vec<gst::Element> = vec![convert.clone(), resample, caps, encoder.clone(), funnel.clone(), payloader.clone(), mux.clone()];
+    let elements: Vec<gst::Element> =
+        vec![convert.clone(), resample, caps, encoder.clone(), funnel.clone(), payloader.clone(), mux.clone()];
     bin.add_many(&elements)?;
     gst::Element::link_many(&elements[0..4])?;
     encoder.link(&funnel)?;
     funnel.link(&payloader)?;
     let raw_in = InputPad::new("raw_in", &convert.static_pad("sink").expect("audioconvert has a sink pad"))?;
-    let encoded_in = InputPad::new("encoded_in", &funnel.request_pad_simple("sink_%u").ok_or(Error::Pipeline("funnel pad".into()))?)?;
+    let encoded_in = InputPad::new(
+        "encoded_in",
+        &funnel.request_pad_simple("sink_%u").ok_or(Error::Pipeline("funnel pad".into()))?,
+    )?;
     payloader.link_pads(Some("src"), &mux, Some("sink_%u"))?;
 
     let gate = gate.clone();
@@ -430,7 +437,8 @@ mod tests {
             let (gap, discont) = PATTERN.iter().find(|p| p.0 == i).map_or((0, i == 0), |p| (p.1, p.2));
             pts += gst::ClockTime::from_mseconds(gap);
             let frames = from as usize / 50;
-            let tone = (0..frames).flat_map(|n| (((n as f64 * 0.3).sin() * 8000.0) as i16).to_le_bytes()).collect::<Vec<u8>>();
+            let tone =
+                (0..frames).flat_map(|n| (((n as f64 * 0.3).sin() * 8000.0) as i16).to_le_bytes()).collect::<Vec<u8>>();
             let mut buffer = gst::Buffer::from_mut_slice(tone);
             {
                 let b = buffer.get_mut().unwrap();

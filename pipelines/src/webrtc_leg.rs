@@ -10,9 +10,11 @@
 //! remote offer, and Opus caps carry `encoding-params=2`.
 
 use crate::codec::{self, Codec, CodecChoice};
-use crate::leg::{ConnectionState, DescriptionKind, EventHandler, LegEvent, LegOptions, Negotiation, SessionDescriptionText};
-use crate::relay::RelayFormat;
+use crate::leg::{
+    ConnectionState, DescriptionKind, EventHandler, LegEvent, LegOptions, Negotiation, SessionDescriptionText,
+};
 use crate::port::MediaPort;
+use crate::relay::RelayFormat;
 use crate::runtime::{make, new_pipeline, watch_bus};
 use crate::sdp::{Direction, SessionDescription};
 use crate::send::{self, SendChain, SendGate};
@@ -106,7 +108,12 @@ impl WebRtcLeg {
                 port: MediaPort::default(),
                 gate: SendGate::default(),
                 gathering: Arc::default(),
-                state: Mutex::new(State { negotiation: Negotiation::Stable, send: None, answer_choice: None, closed: false }),
+                state: Mutex::new(State {
+                    negotiation: Negotiation::Stable,
+                    send: None,
+                    answer_choice: None,
+                    closed: false,
+                }),
             }),
         };
         leg.connect_signals();
@@ -199,7 +206,8 @@ impl WebRtcLeg {
         self.promise("set-local-description", Some(&description))?;
         self.wait_for_gathering();
         let local = self.inner.webrtc.property::<Option<WebRTCSessionDescription>>("local-description");
-        let sdp = local.map(|d| d.sdp().as_text()).transpose()?.ok_or(Error::Pipeline("no local description".into()))?;
+        let sdp =
+            local.map(|d| d.sdp().as_text()).transpose()?.ok_or(Error::Pipeline("no local description".into()))?;
         state.negotiation = match kind {
             DescriptionKind::Offer => Negotiation::HaveLocalOffer(sdp.clone()),
             DescriptionKind::Answer => Negotiation::Stable,
@@ -310,7 +318,11 @@ impl WebRtcLeg {
 
     /// Emits a webrtcbin action signal that takes a promise and waits for
     /// its reply; a reply carrying an `error` field becomes an error.
-    fn promise(&self, signal: &str, description: Option<&WebRTCSessionDescription>) -> Result<Option<gst::Structure>, Error> {
+    fn promise(
+        &self,
+        signal: &str,
+        description: Option<&WebRTCSessionDescription>,
+    ) -> Result<Option<gst::Structure>, Error> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let promise = gst::Promise::with_change_func(move |reply| {
             let _ = tx.send(reply.ok().flatten().map(|s| s.to_owned()));
@@ -345,7 +357,9 @@ impl WebRtcLeg {
                 return;
             }
             if now >= deadline {
-                tracing::warn!("ICE gathering did not complete in {GATHERING_TIMEOUT:?}; sending the candidates found so far");
+                tracing::warn!(
+                    "ICE gathering did not complete in {GATHERING_TIMEOUT:?}; sending the candidates found so far"
+                );
                 return;
             }
             let wait = CANDIDATES_QUIET.saturating_sub(quiet_since.unwrap_or_default()).min(deadline - now);
@@ -398,7 +412,9 @@ fn finish_local(
             continue;
         }
         match telephone_event {
-            Some((pt, rate)) if bare.starts_with("m=audio ") && !bare.split(' ').skip(3).any(|f| f == pt.to_string()) => {
+            Some((pt, rate))
+                if bare.starts_with("m=audio ") && !bare.split(' ').skip(3).any(|f| f == pt.to_string()) =>
+            {
                 patched.push_str(&format!("{bare} {pt}\r\n"));
                 // One audio section: its attributes run to the end.
                 extra = format!("a=rtpmap:{pt} telephone-event/{rate}\r\na=fmtp:{pt} 0-15\r\n");

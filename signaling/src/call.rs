@@ -250,14 +250,26 @@ impl Call {
 
     /// Answers the pending [`CallEvent::Offer`] with 200 and `sdp`.
     pub async fn accept_offer(&self, sdp: &str) -> Result<(), Error> {
-        let handle = self.inner.pending_offer.lock().unwrap().take().ok_or_else(|| Error::InvalidState("no pending offer".into()))?;
+        let handle = self
+            .inner
+            .pending_offer
+            .lock()
+            .unwrap()
+            .take()
+            .ok_or_else(|| Error::InvalidState("no pending offer".into()))?;
         let (h, b) = sdp_body(sdp);
         handle.respond(StatusCode::OK, h, b).await.map_err(|_| Error::InvalidState("offer transaction gone".into()))
     }
 
     /// Refuses the pending [`CallEvent::Offer`] (488 keeps the old session).
     pub async fn reject_offer(&self, code: u16) -> Result<(), Error> {
-        let handle = self.inner.pending_offer.lock().unwrap().take().ok_or_else(|| Error::InvalidState("no pending offer".into()))?;
+        let handle = self
+            .inner
+            .pending_offer
+            .lock()
+            .unwrap()
+            .take()
+            .ok_or_else(|| Error::InvalidState("no pending offer".into()))?;
         handle.reply(StatusCode::from(code)).await.map_err(|_| Error::InvalidState("offer transaction gone".into()))
     }
 
@@ -277,7 +289,8 @@ impl Call {
     pub async fn message(&self, content_type_value: &str, body: &str) -> Result<(), Error> {
         let d = self.inner.dialog()?;
         check_response(
-            d.request(Method::Message, Some(vec![content_type(content_type_value)]), Some(body.as_bytes().to_vec())).await?,
+            d.request(Method::Message, Some(vec![content_type(content_type_value)]), Some(body.as_bytes().to_vec()))
+                .await?,
         )?;
         Ok(())
     }
@@ -300,13 +313,23 @@ pub(crate) async fn pump(inner: Arc<CallInner>, mut states: mpsc::UnboundedRecei
             DialogState::Early(_, resp) if inner.direction == Direction::Outgoing => {
                 let code = resp.status_code.code();
                 let sdp = body_text(&resp.body);
-                inner.emit(if code == 180 && sdp.is_none() { CallEvent::Ringing } else { CallEvent::Progress { code, sdp } });
+                inner.emit(if code == 180 && sdp.is_none() {
+                    CallEvent::Ringing
+                } else {
+                    CallEvent::Progress { code, sdp }
+                });
             }
             DialogState::Confirmed(..) if inner.direction == Direction::Incoming && !confirmed_once => {
                 confirmed_once = true;
                 inner.established.store(true, Ordering::SeqCst);
                 let sdp = if inner.offerless {
-                    inner.dialog.lock().unwrap().as_ref().and_then(|d| d.last_remote_ack()).and_then(|a| body_text(&a.body))
+                    inner
+                        .dialog
+                        .lock()
+                        .unwrap()
+                        .as_ref()
+                        .and_then(|d| d.last_remote_ack())
+                        .and_then(|a| body_text(&a.body))
                 } else {
                     None
                 };
@@ -338,7 +361,11 @@ pub(crate) async fn pump(inner: Arc<CallInner>, mut states: mpsc::UnboundedRecei
                 let _ = handle.reply(StatusCode::NotImplemented).await;
             }
             DialogState::Terminated(_, reason) => {
-                let role = if inner.direction == Direction::Outgoing { TransactionRole::Client } else { TransactionRole::Server };
+                let role = if inner.direction == Direction::Outgoing {
+                    TransactionRole::Client
+                } else {
+                    TransactionRole::Server
+                };
                 if inner.direction == Direction::Outgoing && !inner.established.load(Ordering::SeqCst) {
                     // Setup outcomes (challenges, failures) are reported by
                     // the task driving the INVITE.
@@ -384,7 +411,10 @@ pub(crate) fn header_pairs(req: &Request) -> Vec<(String, String)> {
 /// The From display name and URI of a request.
 pub(crate) fn from_parts(req: &Request) -> (Option<String>, String) {
     match req.from_header().ok().and_then(|f| f.typed().ok()) {
-        Some(f) => (f.display_name.clone().map(|d| d.trim_matches('"').to_string()).filter(|d| !d.is_empty()), f.uri.to_string()),
+        Some(f) => (
+            f.display_name.clone().map(|d| d.trim_matches('"').to_string()).filter(|d| !d.is_empty()),
+            f.uri.to_string(),
+        ),
         None => (None, String::new()),
     }
 }

@@ -174,7 +174,13 @@ mod tests {
         // The INVITE, its ACK, CANCEL and BYE of an RFC 2543 client carry
         // the same From; whatever form it takes, only the URI counts.
         let want = synthetic_tag(CID, "sip:dan@example.org");
-        for v in ["sip:dan@example.org", "<sip:dan@example.org>", "\"Dan <x>\" <sip:dan@example.org>", "Dan <sip:dan@example.org> ;x=1", "sip:dan@example.org;x=1"] {
+        for v in [
+            "sip:dan@example.org",
+            "<sip:dan@example.org>",
+            "\"Dan <x>\" <sip:dan@example.org>",
+            "Dan <sip:dan@example.org> ;x=1",
+            "sip:dan@example.org;x=1",
+        ] {
             assert_eq!(synthetic_tag(CID, header_uri(v)), want, "{v}");
             assert_eq!(with_synthetic_tag(v, CID), format!("{v};tag={want}"));
         }
@@ -207,7 +213,8 @@ mod tests {
         assert!(strip_synthetic_tags(ours.replace("TAG", &other).replace("CID", CID).as_bytes()).is_none());
         assert!(strip_synthetic_tags(b"SIP/2.0 200 OK\r\nCall-ID: x\r\n\r\n").is_none());
         // The prefix in the body only: no rewrite.
-        assert!(strip_synthetic_tags(format!("SIP/2.0 200 OK\r\nCall-ID: x\r\n\r\n{SYNTHETIC_TAG_PREFIX}").as_bytes()).is_none());
+        assert!(strip_synthetic_tags(format!("SIP/2.0 200 OK\r\nCall-ID: x\r\n\r\n{SYNTHETIC_TAG_PREFIX}").as_bytes())
+            .is_none());
     }
 
     #[test]

@@ -132,10 +132,7 @@ impl Challenge {
     /// Of several challenges (a server may offer one per algorithm), the
     /// strongest this crate can answer.
     pub fn pick<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<Challenge> {
-        values
-            .into_iter()
-            .filter_map(Challenge::parse)
-            .max_by_key(|c| c.algorithm.strength())
+        values.into_iter().filter_map(Challenge::parse).max_by_key(|c| c.algorithm.strength())
     }
 }
 
@@ -357,7 +354,14 @@ impl NonceState {
 
     /// The header (name, value) answering the stored challenge for one
     /// request, with the next nonce-count.
-    pub fn answer(&mut self, username: &str, password: &str, method: &str, uri: &str, body: &[u8]) -> Option<(&'static str, String)> {
+    pub fn answer(
+        &mut self,
+        username: &str,
+        password: &str,
+        method: &str,
+        uri: &str,
+        body: &[u8],
+    ) -> Option<(&'static str, String)> {
         let challenge = self.challenge.as_ref()?;
         self.nc += 1;
         let name = if self.proxy { "Proxy-Authorization" } else { "Authorization" };

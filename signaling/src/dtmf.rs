@@ -76,8 +76,14 @@ mod tests {
 
     #[test]
     fn parses_relay_and_plain_bodies() {
-        assert_eq!(parse(DTMF_RELAY, "Signal=5\r\nDuration=160\r\n"), Some(Dtmf { digit: '5', duration_ms: Some(160) }));
-        assert_eq!(parse("Application/DTMF-Relay", "signal = #\nduration=250"), Some(Dtmf { digit: '#', duration_ms: Some(250) }));
+        assert_eq!(
+            parse(DTMF_RELAY, "Signal=5\r\nDuration=160\r\n"),
+            Some(Dtmf { digit: '5', duration_ms: Some(160) })
+        );
+        assert_eq!(
+            parse("Application/DTMF-Relay", "signal = #\nduration=250"),
+            Some(Dtmf { digit: '#', duration_ms: Some(250) })
+        );
         assert_eq!(parse(DTMF_RELAY, "Signal=11\r\n"), Some(Dtmf { digit: '#', duration_ms: None }));
         assert_eq!(parse("application/dtmf", "7"), Some(Dtmf { digit: '7', duration_ms: None }));
         assert_eq!(parse(DTMF_RELAY, "Signal=Z\r\n"), None);

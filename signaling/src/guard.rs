@@ -107,10 +107,11 @@ impl rsipstack::platform::net::UdpSocket for ScreenedUdp {
             let limit = self.guard.max_message_size.min(buf.len());
             // A panic here would end rsipstack's receive task and leave the
             // agent deaf: contain it (the fuzz tests look for such bugs).
-            let verdict = match std::panic::catch_unwind(|| screen(data, Framing::Datagram, limit, &self.guard.user_agent)) {
-                Ok(v) => v,
-                Err(_) => Screening::Drop("screen panicked".into()),
-            };
+            let verdict =
+                match std::panic::catch_unwind(|| screen(data, Framing::Datagram, limit, &self.guard.user_agent)) {
+                    Ok(v) => v,
+                    Err(_) => Screening::Drop("screen panicked".into()),
+                };
             self.guard.count(&verdict);
             match verdict {
                 Screening::Accept(bytes) => {
@@ -175,7 +176,9 @@ impl rsipstack::transaction::endpoint::TransportEventInspector for StreamInspect
             }
         }
         let bytes = msg.to_bytes();
-        let verdict = match std::panic::catch_unwind(|| screen(&bytes, Framing::Stream, self.guard.max_message_size, &self.guard.user_agent)) {
+        let verdict = match std::panic::catch_unwind(|| {
+            screen(&bytes, Framing::Stream, self.guard.max_message_size, &self.guard.user_agent)
+        }) {
             Ok(v) => v,
             Err(_) => Screening::Drop("screen panicked".into()),
         };

@@ -45,7 +45,12 @@ pub(crate) fn disposition(req: &Request) -> Disposition {
         Method::Register | Method::Subscribe | Method::Publish => return refuse(405, "Method Not Allowed"),
         _ => {}
     }
-    if has_to_tag || matches!(req.method, Method::Bye | Method::Info | Method::Update | Method::PRack | Method::Notify | Method::Refer) {
+    if has_to_tag
+        || matches!(
+            req.method,
+            Method::Bye | Method::Info | Method::Update | Method::PRack | Method::Notify | Method::Refer
+        )
+    {
         // In-dialog request for a dialog we do not have.
         return refuse(481, "Call/Transaction Does Not Exist");
     }
@@ -106,7 +111,13 @@ async fn handle(core: Arc<Core>, mut tx: Transaction) {
         }
         Disposition::Message => {
             let (_, from) = from_parts(&tx.original);
-            let to = tx.original.to_header().ok().and_then(|t| t.typed().ok()).map(|t| t.uri.to_string()).unwrap_or_default();
+            let to = tx
+                .original
+                .to_header()
+                .ok()
+                .and_then(|t| t.typed().ok())
+                .map(|t| t.uri.to_string())
+                .unwrap_or_default();
             let _ = core.events.send(UaEvent::Message(IncomingMessage {
                 from,
                 to,
@@ -150,7 +161,8 @@ async fn reply(core: &Core, tx: &mut Transaction, status: StatusCode, headers: V
 }
 
 async fn incoming_invite(core: Arc<Core>, mut tx: Transaction) {
-    let peer_ip = tx.connection.as_ref().and_then(|c| c.get_remote_addr()).and_then(|a| a.get_socketaddr().ok()).map(|a| a.ip());
+    let peer_ip =
+        tx.connection.as_ref().and_then(|c| c.get_remote_addr()).and_then(|a| a.get_socketaddr().ok()).map(|a| a.ip());
     if let Some(ip) = peer_ip {
         if !core.take_peer_slot(ip) {
             let mut h = vec![Header::RetryAfter("30".to_string().into())];

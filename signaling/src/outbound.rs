@@ -163,7 +163,12 @@ async fn drive(inner: Arc<CallInner>, option: InviteOption, creds: Option<(Strin
 /// digest code is right for plain MD5 only (see [`crate::digest`]), so
 /// only then; for other algorithms a challenged in-dialog request still
 /// ends the call (rare: proxies challenge initial requests).
-fn in_dialog_credential(nonce: &NonceState, auth_user: &str, password: &str, aor_user: Option<&str>) -> Option<Credential> {
+fn in_dialog_credential(
+    nonce: &NonceState,
+    auth_user: &str,
+    password: &str,
+    aor_user: Option<&str>,
+) -> Option<Credential> {
     let ch = nonce.challenge().filter(|c| c.algorithm == Algorithm::Md5)?;
     Some(Credential {
         username: aor_user.unwrap_or(auth_user).to_string(),
@@ -176,7 +181,10 @@ fn in_dialog_credential(nonce: &NonceState, auth_user: &str, password: &str, aor
 /// Who a request goes out as and where it is sent: an account's AOR,
 /// display name, route (its proxy, or straight to the target) and
 /// credentials, or a guest's URI sent straight to the target.
-pub(crate) fn resolve_caller(caller: &Caller, callee: &Uri) -> Result<(Uri, Option<String>, Route, Option<(String, String)>), Error> {
+pub(crate) fn resolve_caller(
+    caller: &Caller,
+    callee: &Uri,
+) -> Result<(Uri, Option<String>, Route, Option<(String, String)>), Error> {
     Ok(match caller {
         Caller::Account(a) => {
             let aor = parse_uri(&a.aor)?;

@@ -7,7 +7,7 @@ use crate::digest::NonceState;
 use crate::error::Error;
 use crate::events::RegistrationEvent;
 use crate::request::{send_with_auth, Creds};
-use rsipstack::sip::prelude::{HeadersExt};
+use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::{Header, Method, Response, Uri};
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,7 +71,8 @@ pub(crate) fn start(core: Arc<Core>, account: Account) -> Result<Registration, E
         None => route_to(&aor),
     };
     // Request-URI: the AOR's domain (RFC 3261 §10.2).
-    let registrar_uri = Uri { scheme: aor.scheme.clone(), host_with_port: aor.host_with_port.clone(), ..Default::default() };
+    let registrar_uri =
+        Uri { scheme: aor.scheme.clone(), host_with_port: aor.host_with_port.clone(), ..Default::default() };
     let contact = core.contact(aor.user(), route.transport)?;
     let (from, to) = name_addr(&aor, account.display_name.as_deref());
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();

@@ -53,7 +53,11 @@ pub(crate) fn challenges(resp: &Response) -> Vec<String> {
 
 /// What to do after a challenge: `Ok(true)` retry, `Ok(false)` give up with
 /// the challenge as the final answer.
-pub(crate) fn absorb_challenge(resp: &Response, nonce: &mut NonceState, answered_nonce: &mut Option<String>) -> Result<bool, Error> {
+pub(crate) fn absorb_challenge(
+    resp: &Response,
+    nonce: &mut NonceState,
+    answered_nonce: &mut Option<String>,
+) -> Result<bool, Error> {
     let values = challenges(resp);
     let Some(ch) = Challenge::pick(values.iter().map(String::as_str)) else {
         return Err(Error::Auth(format!("no usable digest challenge in {}", resp.status_code.code())));

@@ -66,12 +66,15 @@ pub(crate) async fn bind(config: &Config, guard: Arc<Guard>, cancel: &Cancellati
                 let conn = match transport {
                     Transport::Tcp => SipConnection::TcpListener(TcpListenerConnection::new(local, external).await?),
                     Transport::Tls => {
-                        let tls = config.tls.as_ref().filter(|t| t.cert_pem.is_some() && t.key_pem.is_some()).ok_or_else(|| {
-                            Error::Config("a TLS listener needs tls.cert_pem and tls.key_pem".into())
-                        })?;
+                        let tls =
+                            config.tls.as_ref().filter(|t| t.cert_pem.is_some() && t.key_pem.is_some()).ok_or_else(
+                                || Error::Config("a TLS listener needs tls.cert_pem and tls.key_pem".into()),
+                            )?;
                         SipConnection::TlsListener(TlsListenerConnection::new(local, external, tls.to_rsip()).await?)
                     }
-                    _ => SipConnection::WebSocketListener(WebSocketListenerConnection::new(local, external, false).await?),
+                    _ => SipConnection::WebSocketListener(
+                        WebSocketListenerConnection::new(local, external, false).await?,
+                    ),
                 };
                 layer.add_transport(conn);
                 local

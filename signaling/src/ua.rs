@@ -95,7 +95,13 @@ impl UserAgent {
 
     /// Places a call to `target` (a SIP URI). `sdp_offer` is the offer;
     /// `headers` are extra header fields (name, value).
-    pub fn invite(&self, caller: Caller, target: &str, sdp_offer: Option<String>, headers: &[(String, String)]) -> Result<Call, Error> {
+    pub fn invite(
+        &self,
+        caller: Caller,
+        target: &str,
+        sdp_offer: Option<String>,
+        headers: &[(String, String)],
+    ) -> Result<Call, Error> {
         crate::outbound::start(self.core.clone(), caller, target, sdp_offer, headers)
     }
 
@@ -109,7 +115,13 @@ impl UserAgent {
         self.out_of_dialog(caller, Method::Options, target, None).await
     }
 
-    async fn out_of_dialog(&self, caller: &Caller, method: Method, target: &str, body: Option<(&str, &str)>) -> Result<(), Error> {
+    async fn out_of_dialog(
+        &self,
+        caller: &Caller,
+        method: Method,
+        target: &str,
+        body: Option<(&str, &str)>,
+    ) -> Result<(), Error> {
         let core = &self.core;
         let callee = parse_uri(target)?;
         let (from_uri, display, route, creds) = crate::outbound::resolve_caller(caller, &callee)?;
@@ -120,7 +132,8 @@ impl UserAgent {
         let (resp, _) = send_with_auth(
             core,
             |cseq| {
-                let mut req = core.request(method, callee.clone(), route.transport, from.clone(), to.clone(), &call_id, cseq)?;
+                let mut req =
+                    core.request(method, callee.clone(), route.transport, from.clone(), to.clone(), &call_id, cseq)?;
                 if let Some((ct, b)) = body {
                     req.headers.push(Header::ContentType(ct.to_string().into()));
                     req.body = b.as_bytes().to_vec();

@@ -58,8 +58,20 @@ impl Screening<'_> {
 
 /// Methods the stack underneath can represent; anything else gets a 501.
 pub const KNOWN_METHODS: &[&str] = &[
-    "ACK", "BYE", "CANCEL", "INFO", "INVITE", "MESSAGE", "NOTIFY", "OPTIONS", "PRACK", "PUBLISH", "REFER",
-    "REGISTER", "SUBSCRIBE", "UPDATE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "INFO",
+    "INVITE",
+    "MESSAGE",
+    "NOTIFY",
+    "OPTIONS",
+    "PRACK",
+    "PUBLISH",
+    "REFER",
+    "REGISTER",
+    "SUBSCRIBE",
+    "UPDATE",
 ];
 
 /// Methods this user agent handles, for Allow headers.
@@ -179,8 +191,8 @@ fn check_request(line: &str, m: &RawMessage<'_>, framing: Framing) -> Result<Vec
     // §3.4.1): such a From gets a synthetic tag the stack can key on, taken
     // off again on the way out (see `crate::compat`).
     let from = tidy_params(m.first("from").unwrap_or_default());
-    let synthetic_from = (!has_tag(&from))
-        .then(|| crate::compat::with_synthetic_tag(&from, m.first("call-id").unwrap_or_default()));
+    let synthetic_from =
+        (!has_tag(&from)).then(|| crate::compat::with_synthetic_tag(&from, m.first("call-id").unwrap_or_default()));
     let cseq_method = check_cseq(m.first("cseq").unwrap_or_default())?;
     if cseq_method != method {
         return Err(bad("CSeq method does not match Request-Line"));
@@ -217,7 +229,10 @@ fn check_response(line: &str, m: &RawMessage<'_>, framing: Framing) -> Result<Ve
     if !version.eq_ignore_ascii_case("SIP/2.0") {
         return Err(bad("Unsupported SIP version in response"));
     }
-    if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) || !(100..700).contains(&code.parse::<u16>().unwrap_or(0)) {
+    if code.len() != 3
+        || !code.bytes().all(|b| b.is_ascii_digit())
+        || !(100..700).contains(&code.parse::<u16>().unwrap_or(0))
+    {
         return Err(bad("Malformed Status-Code"));
     }
     if !m.bad_lines.is_empty() {
@@ -794,9 +809,15 @@ mod tests {
         assert_eq!(code(&OK.replace("1 OPTIONS", "1 INVITE")), "400 CSeq method does not match Request-Line");
         assert_eq!(code(&OK.replace("Call-ID: c1\r\n", "")), "400 Missing Call-ID header");
         assert_eq!(code(&OK.replace("Content-Length: 0", "Content-Length: -1")), "400 Malformed Content-Length");
-        assert_eq!(code(&OK.replace("Content-Length: 0", "Content-Length: 10")), "400 Content-Length larger than message");
+        assert_eq!(
+            code(&OK.replace("Content-Length: 0", "Content-Length: 10")),
+            "400 Content-Length larger than message"
+        );
         assert_eq!(code(&OK.replace("OPTIONS sip", "FOO sip").replace("1 OPTIONS", "1 FOO")), "501 Not Implemented");
-        assert_eq!(code(&OK.replace("Max-Forwards: 70\r\n", "Max-Forwards: 70\r\nnot a header\r\n")), "400 Malformed header line: not a header");
+        assert_eq!(
+            code(&OK.replace("Max-Forwards: 70\r\n", "Max-Forwards: 70\r\nnot a header\r\n")),
+            "400 Malformed header line: not a header"
+        );
         assert!(code(&OK.replace("Via: SIP/2.0/UDP", "Via: SIP/3.0/UDP")).starts_with("400 Malformed Via"));
         assert_eq!(code(&OK.replace("sip:bob@example.com SIP", "xyz:bob SIP")), "416 Unsupported URI Scheme");
     }
@@ -853,9 +874,17 @@ mod tests {
         // RFC 4475 §3.1.2.13 (regbadct) is invalid; §3.3.14 (regescrt), the
         // same URI inside <>, is valid.
         let reg = OK.replace("OPTIONS", "REGISTER");
-        let with = |contact: &str| code(&reg.replace("Content-Length: 0", &format!("Contact: {contact}\r\nContent-Length: 0")));
-        assert_eq!(with("sip:u@192.0.2.1?Route=%3Csip:p.example.com%3E"), "400 Malformed Contact: URI with headers not enclosed in <>");
-        assert_eq!(with("<sip:u@192.0.2.1>, sip:v@192.0.2.2?X=1;q=0.5"), "400 Malformed Contact: URI with headers not enclosed in <>");
+        let with = |contact: &str| {
+            code(&reg.replace("Content-Length: 0", &format!("Contact: {contact}\r\nContent-Length: 0")))
+        };
+        assert_eq!(
+            with("sip:u@192.0.2.1?Route=%3Csip:p.example.com%3E"),
+            "400 Malformed Contact: URI with headers not enclosed in <>"
+        );
+        assert_eq!(
+            with("<sip:u@192.0.2.1>, sip:v@192.0.2.2?X=1;q=0.5"),
+            "400 Malformed Contact: URI with headers not enclosed in <>"
+        );
         assert_eq!(with("<sip:u@192.0.2.1?Route=%3Csip:p.example.com%3E>"), "accepted");
         assert_eq!(with("sip:u@192.0.2.1;expires=60"), "accepted");
         assert_eq!(with("\"who?\" <sip:u@192.0.2.1>;q=0.1"), "accepted");
@@ -869,14 +898,18 @@ mod tests {
     #[test]
     fn tagless_from_gets_the_synthetic_tag() {
         // RFC 2543 syntax (RFC 4475 §3.4.1): no From tag, no branch.
-        let msg = OK.replace("From: <sip:a@example.com>;tag=1", "f: sip:a@example.com ").replace(";branch=z9hG4bK1", "");
-        let Screening::Accept(bytes) = screen(msg.as_bytes(), Framing::Datagram, 65535, "") else { panic!("{}", code(&msg)) };
+        let msg =
+            OK.replace("From: <sip:a@example.com>;tag=1", "f: sip:a@example.com ").replace(";branch=z9hG4bK1", "");
+        let Screening::Accept(bytes) = screen(msg.as_bytes(), Framing::Datagram, 65535, "") else {
+            panic!("{}", code(&msg))
+        };
         let text = String::from_utf8(bytes.to_vec()).unwrap();
         let tag = crate::compat::synthetic_tag("c1", "sip:a@example.com");
         assert!(text.contains(&format!("\r\nFrom: sip:a@example.com;tag={tag}\r\n")), "{text}");
         // Its ACK and BYE get the same tag; a tagged From is left alone.
         for method in ["ACK", "BYE", "CANCEL"] {
-            let m = msg.replace("OPTIONS", method).replace("To: <sip:bob@example.com>", "To: <sip:bob@example.com>;tag=x");
+            let m =
+                msg.replace("OPTIONS", method).replace("To: <sip:bob@example.com>", "To: <sip:bob@example.com>;tag=x");
             let Screening::Accept(b) = screen(m.as_bytes(), Framing::Datagram, 65535, "") else { panic!("{method}") };
             assert!(String::from_utf8_lossy(&b).contains(&format!(";tag={tag}\r\n")), "{method}");
         }

@@ -45,9 +45,27 @@ fn corpus() -> Vec<Vec<u8>> {
 }
 
 const TOKENS: &[&[u8]] = &[
-    b"\r\n", b"\r\n\r\n", b":", b";", b",", b"\"", b"<", b">", b" ", b"\t", b"%00", b"SIP/2.0", b"Content-Length: ",
-    b"-1", b"99999999999999999999", b"Via: SIP/2.0/UDP x;branch=z9hG4bK", b"CSeq: 1 INVITE", b"\xff\xfe", b"\0",
-    b"To: <sip:a@b>;tag=1", b"l: 0",
+    b"\r\n",
+    b"\r\n\r\n",
+    b":",
+    b";",
+    b",",
+    b"\"",
+    b"<",
+    b">",
+    b" ",
+    b"\t",
+    b"%00",
+    b"SIP/2.0",
+    b"Content-Length: ",
+    b"-1",
+    b"99999999999999999999",
+    b"Via: SIP/2.0/UDP x;branch=z9hG4bK",
+    b"CSeq: 1 INVITE",
+    b"\xff\xfe",
+    b"\0",
+    b"To: <sip:a@b>;tag=1",
+    b"l: 0",
 ];
 
 fn mutate(rng: &mut Rng, corpus: &[Vec<u8>]) -> Vec<u8> {

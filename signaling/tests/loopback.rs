@@ -40,9 +40,15 @@ async fn call_flow(transport: Transport) {
     let port = b.local_addr(transport).unwrap().port();
     let target = format!("sip:bob@127.0.0.1:{port};transport={}", transport.param());
     let mut out = a
-        .invite(Caller::Guest { uri: "sip:alice@127.0.0.1".into(), display_name: Some("Alice".into()) }, &target, Some(SDP.into()), &[("X-Test".into(), "1".into())])
+        .invite(
+            Caller::Guest { uri: "sip:alice@127.0.0.1".into(), display_name: Some("Alice".into()) },
+            &target,
+            Some(SDP.into()),
+            &[("X-Test".into(), "1".into())],
+        )
         .unwrap();
-    let Some(UaEvent::IncomingCall(inc)) = tokio::time::timeout(Duration::from_secs(5), b_events.recv()).await.unwrap() else {
+    let Some(UaEvent::IncomingCall(inc)) = tokio::time::timeout(Duration::from_secs(5), b_events.recv()).await.unwrap()
+    else {
         panic!("no incoming call")
     };
     assert_eq!(inc.display_name.as_deref(), Some("Alice"));
@@ -63,7 +69,10 @@ async fn call_flow(transport: Transport) {
         (out, r)
     });
     let offer = next(&mut inc_call).await;
-    assert!(matches!(&offer, CallEvent::Offer { kind: OfferKind::ReInvite, sdp: Some(s) } if s.contains("sendonly")), "{offer:?}");
+    assert!(
+        matches!(&offer, CallEvent::Offer { kind: OfferKind::ReInvite, sdp: Some(s) } if s.contains("sendonly")),
+        "{offer:?}"
+    );
     inc_call.accept_offer(&SDP.replace("sendrecv", "recvonly")).await.unwrap();
     let (mut out, r) = ctl.await.unwrap();
     assert!(r.unwrap().unwrap().contains("recvonly"));
@@ -86,11 +95,16 @@ async fn call_flow(transport: Transport) {
     let CallEvent::Info { dtmf: Some(d), .. } = info else { panic!("{info:?}") };
     assert_eq!((d.digit, d.duration_ms), ('7', Some(160)));
     out.message("text/plain", "hi").await.unwrap();
-    assert!(matches!(until(&mut inc_call, |e| matches!(e, CallEvent::Message { .. })).await, CallEvent::Message { ref body, .. } if body == "hi"));
+    assert!(
+        matches!(until(&mut inc_call, |e| matches!(e, CallEvent::Message { .. })).await, CallEvent::Message { ref body, .. } if body == "hi")
+    );
 
     // BYE from the callee.
     inc_call.bye().await.unwrap();
-    assert_eq!(until(&mut out, |e| matches!(e, CallEvent::Ended { .. })).await, CallEvent::Ended { by: Party::Remote, reason: "BYE".into() });
+    assert_eq!(
+        until(&mut out, |e| matches!(e, CallEvent::Ended { .. })).await,
+        CallEvent::Ended { by: Party::Remote, reason: "BYE".into() }
+    );
 }
 
 #[tokio::test]
@@ -116,8 +130,14 @@ async fn cancel_while_ringing_and_reject() {
     inc_call.ringing().unwrap();
     until(&mut out, |e| matches!(e, CallEvent::Ringing)).await;
     out.hangup().await.unwrap();
-    assert_eq!(until(&mut inc_call, |e| matches!(e, CallEvent::Ended { .. })).await, CallEvent::Ended { by: Party::Remote, reason: "CANCEL".into() });
-    assert_eq!(until(&mut out, |e| matches!(e, CallEvent::Ended { .. })).await, CallEvent::Ended { by: Party::Local, reason: "CANCEL".into() });
+    assert_eq!(
+        until(&mut inc_call, |e| matches!(e, CallEvent::Ended { .. })).await,
+        CallEvent::Ended { by: Party::Remote, reason: "CANCEL".into() }
+    );
+    assert_eq!(
+        until(&mut out, |e| matches!(e, CallEvent::Ended { .. })).await,
+        CallEvent::Ended { by: Party::Local, reason: "CANCEL".into() }
+    );
 
     // 488 from above (no common codec) reaches the caller as Failed.
     let mut out = a.invite(guest.clone(), &target, Some(SDP.into()), &[]).unwrap();
@@ -182,7 +202,9 @@ impl Rfc2543Peer {
             "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {me}\r\nFrom: {PEER_FROM}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq}\r\nContact: <sip:dan@{me}>\r\n"
         );
         match body {
-            Some(b) => msg.push_str(&format!("Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}", b.len())),
+            Some(b) => {
+                msg.push_str(&format!("Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}", b.len()))
+            }
             None => msg.push_str("Content-Length: 0\r\n\r\n"),
         }
         self.sock.send_to(msg.as_bytes(), self.ua).await.unwrap();
@@ -190,7 +212,10 @@ impl Rfc2543Peer {
 
     async fn recv(&mut self) -> String {
         let mut buf = vec![0u8; 65536];
-        let (n, _) = tokio::time::timeout(Duration::from_secs(5), self.sock.recv_from(&mut buf)).await.expect("datagram in time").unwrap();
+        let (n, _) = tokio::time::timeout(Duration::from_secs(5), self.sock.recv_from(&mut buf))
+            .await
+            .expect("datagram in time")
+            .unwrap();
         let text = String::from_utf8(buf[..n].to_vec()).unwrap();
         self.seen.push(text.clone());
         text
@@ -260,12 +285,18 @@ async fn rfc2543_tagless_invite_answered_acked_and_byed() {
 
     let remote = contact_uri(&ok);
     peer.send("ACK", &remote, &to_tag, cid, "1 ACK", None).await;
-    assert_eq!(until(&mut call, |e| matches!(e, CallEvent::Confirmed { .. })).await, CallEvent::Confirmed { sdp: None });
+    assert_eq!(
+        until(&mut call, |e| matches!(e, CallEvent::Confirmed { .. })).await,
+        CallEvent::Confirmed { sdp: None }
+    );
 
     peer.send("BYE", &remote, &to_tag, cid, "2 BYE", None).await;
     let bye_ok = peer.response(200, "2 BYE").await;
     assert_eq!(header(&bye_ok, "To"), Some(to_tag.as_str()));
-    assert_eq!(until(&mut call, |e| matches!(e, CallEvent::Ended { .. })).await, CallEvent::Ended { by: Party::Remote, reason: "BYE".into() });
+    assert_eq!(
+        until(&mut call, |e| matches!(e, CallEvent::Ended { .. })).await,
+        CallEvent::Ended { by: Party::Remote, reason: "BYE".into() }
+    );
     peer.assert_no_synthetic_tag();
     assert!(events.try_recv().is_err(), "the retransmitted INVITE must not be a second call");
 }
@@ -323,6 +354,9 @@ async fn rfc2543_tagless_call_byed_by_us_and_cancelled() {
     peer.response(200, "1 CANCEL").await;
     let terminated = peer.response(487, "1 INVITE").await;
     peer.send("ACK", &ruri, header(&terminated, "To").unwrap(), cid, "1 ACK", None).await;
-    assert_eq!(until(&mut call, |e| matches!(e, CallEvent::Ended { .. })).await, CallEvent::Ended { by: Party::Remote, reason: "CANCEL".into() });
+    assert_eq!(
+        until(&mut call, |e| matches!(e, CallEvent::Ended { .. })).await,
+        CallEvent::Ended { by: Party::Remote, reason: "CANCEL".into() }
+    );
     peer.assert_no_synthetic_tag();
 }

@@ -79,9 +79,8 @@ pub fn write_wav(path: &Path, pcm: &Pcm) -> Result<()> {
 /// A sine tone of `freq` Hz, `seconds` long, at amplitude `level` (0..1).
 pub fn tone(freq: f64, seconds: f64, rate: u32, level: f32) -> Pcm {
     let n = (seconds * rate as f64) as usize;
-    let samples = (0..n)
-        .map(|i| level * (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin() as f32)
-        .collect();
+    let samples =
+        (0..n).map(|i| level * (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin() as f32).collect();
     Pcm { rate, samples }
 }
 

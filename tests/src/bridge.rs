@@ -77,9 +77,18 @@ impl Bridge {
     }
 
     /// Waits for a `session.event` of `kind` on `session` matching `pred`.
-    pub fn wait_session_event(&self, session: &str, kind: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Result<Value> {
+    pub fn wait_session_event(
+        &self,
+        session: &str,
+        kind: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Result<Value> {
         let event = self.io.wait_event(timeout, |e| {
-            e["method"] == "session.event" && e["params"]["session"] == session && e["params"]["type"] == kind && pred(&e["params"])
+            e["method"] == "session.event"
+                && e["params"]["session"] == session
+                && e["params"]["type"] == kind
+                && pred(&e["params"])
         })?;
         Ok(event["params"].clone())
     }

@@ -75,7 +75,11 @@ impl Daemon {
                 return Ok(lines);
             }
             if Instant::now() >= until {
-                bail!("daemon logged {} of {n} lines with {needles:?}; log:\n{}", lines.len(), crate::process::tail(&self.log()));
+                bail!(
+                    "daemon logged {} of {n} lines with {needles:?}; log:\n{}",
+                    lines.len(),
+                    crate::process::tail(&self.log())
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -124,7 +128,15 @@ pub struct CallerScenario {
 
 impl CallerScenario {
     pub fn new(ending: Ending) -> CallerScenario {
-        CallerScenario { sdp_port: None, formats: "8 0 101", pcaps: Vec::new(), hold_ms: 1000, info_digits: String::new(), offerless: false, ending }
+        CallerScenario {
+            sdp_port: None,
+            formats: "8 0 101",
+            pcaps: Vec::new(),
+            hold_ms: 1000,
+            info_digits: String::new(),
+            offerless: false,
+            ending,
+        }
     }
 
     /// Writes the scenario to `<dir>/<name>.xml` and returns its path.
@@ -134,7 +146,8 @@ impl CallerScenario {
             "v=0\n      o=sipp 1 1 IN IP[local_ip_type] [local_ip]\n      s=-\n      c=IN IP[media_ip_type] [media_ip]\n      t=0 0\n      m=audio {port} RTP/AVP {formats}\n      a=rtpmap:0 PCMU/8000\n      a=rtpmap:8 PCMA/8000\n      a=rtpmap:101 telephone-event/8000\n      a=fmtp:101 0-15\n      a=ptime:30\n      a=sendrecv\n",
             formats = self.formats
         );
-        let (invite_type, invite_sdp) = if self.offerless { ("", String::new()) } else { ("      Content-Type: application/sdp\n", sdp.clone()) };
+        let (invite_type, invite_sdp) =
+            if self.offerless { ("", String::new()) } else { ("      Content-Type: application/sdp\n", sdp.clone()) };
         let invite = format!(
             r#"  <send retrans="500"><![CDATA[
 
@@ -154,7 +167,8 @@ impl CallerScenario {
   <recv response="180" optional="true"/>
 "#
         );
-        let (ack_type, ack_sdp) = if self.offerless { ("      Content-Type: application/sdp\n", sdp.clone()) } else { ("", String::new()) };
+        let (ack_type, ack_sdp) =
+            if self.offerless { ("      Content-Type: application/sdp\n", sdp.clone()) } else { ("", String::new()) };
         let ack = |cseq: &str| {
             format!(
                 r#"  <send><![CDATA[

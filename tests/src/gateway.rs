@@ -77,8 +77,14 @@ impl Softphone {
     /// returns once the page's WebSocket is up.
     pub fn start(dir: &Path, name: &str, url: &str, tone_hz: u32) -> Result<Softphone> {
         let mut cmd = Command::new("node");
-        cmd.arg(workspace_root().join("tests/peers/softphone-driver.mjs"))
-            .args(["--url", url, "--tone", &tone_hz.to_string(), "--log-prefix", name]);
+        cmd.arg(workspace_root().join("tests/peers/softphone-driver.mjs")).args([
+            "--url",
+            url,
+            "--tone",
+            &tone_hz.to_string(),
+            "--log-prefix",
+            name,
+        ]);
         let io = JsonLines::spawn(cmd, dir, name, Duration::from_secs(200))?;
         io.wait_event(Duration::from_secs(40), |e| e["event"] == "ready")?;
         let phone = Softphone { io };

@@ -277,11 +277,14 @@ admin: {
 /// returns the JSON body.
 fn http(port: u16, method: &str, path: &str, body: Option<&Value>, timeout: Duration) -> Result<Value> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).with_context(|| format!("connecting to janus at {addr}"))?;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .with_context(|| format!("connecting to janus at {addr}"))?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nAccept: application/json\r\n");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nAccept: application/json\r\n"
+    );
     if method == "POST" {
         req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
     }
@@ -291,12 +294,17 @@ fn http(port: u16, method: &str, path: &str, body: Option<&Value>, timeout: Dura
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).with_context(|| format!("{method} {path}: reading the reply"))?;
     let text = String::from_utf8_lossy(&raw);
-    let (head, rest) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow!("{method} {path}: no HTTP header in {text:?}"))?;
+    let (head, rest) =
+        text.split_once("\r\n\r\n").ok_or_else(|| anyhow!("{method} {path}: no HTTP header in {text:?}"))?;
     let status = head.split(' ').nth(1).unwrap_or("");
     if status != "200" {
         bail!("{method} {path}: HTTP {status}: {rest}");
     }
-    let payload = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(rest)? } else { rest.to_string() };
+    let payload = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(rest)?
+    } else {
+        rest.to_string()
+    };
     serde_json::from_str(&payload).with_context(|| format!("{method} {path}: not JSON: {payload:?}"))
 }
 
@@ -387,7 +395,11 @@ impl Session {
 
     /// Attaches a handle of the SIP plugin.
     pub fn attach_sip(&self) -> Result<SipHandle> {
-        let reply = post(self.port, &format!("/janus/{}", self.id), json!({ "janus": "attach", "plugin": "janus.plugin.sip" }))?;
+        let reply = post(
+            self.port,
+            &format!("/janus/{}", self.id),
+            json!({ "janus": "attach", "plugin": "janus.plugin.sip" }),
+        )?;
         let id = reply["data"]["id"].as_u64().ok_or_else(|| anyhow!("attach: no handle id in {reply}"))?;
         Ok(SipHandle { port: self.port, session: self.id, id, inbox: self.inbox.clone() })
     }
@@ -598,9 +610,16 @@ struct UasState {
 
 impl SipUas {
     pub fn start() -> Result<SipUas> {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).thread_name("sip-uas").enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("sip-uas")
+            .enable_all()
+            .build()?;
         let ua = runtime.block_on(signaling::UserAgent::start(signaling::Config {
-            listen: vec![signaling::Listen { transport: signaling::Transport::Udp, addr: "127.0.0.1:0".parse().unwrap() }],
+            listen: vec![signaling::Listen {
+                transport: signaling::Transport::Udp,
+                addr: "127.0.0.1:0".parse().unwrap(),
+            }],
             // All of Janus's calls come from 127.0.0.1: lift the per-peer limits.
             max_calls_per_peer: 10_000,
             max_requests_per_second_per_peer: 100_000,
@@ -718,7 +737,12 @@ impl PcmuPhone {
 
     /// Sends `hz` to `to` for `duration` (paced by the clock) on another
     /// thread; joining it returns what arrived meanwhile.
-    pub fn run(self, hz: f64, to: SocketAddr, duration: Duration) -> std::thread::JoinHandle<Result<crate::audio::Pcm>> {
+    pub fn run(
+        self,
+        hz: f64,
+        to: SocketAddr,
+        duration: Duration,
+    ) -> std::thread::JoinHandle<Result<crate::audio::Pcm>> {
         std::thread::spawn(move || {
             let tone = crate::audio::tone(hz, 1.0, 8000, 0.3);
             self.socket.set_nonblocking(true)?;
@@ -733,7 +757,9 @@ impl PcmuPhone {
                 packet.extend_from_slice(&ts.to_be_bytes());
                 packet.extend_from_slice(&ssrc.to_be_bytes());
                 let off = (tick as usize * 160) % tone.samples.len();
-                packet.extend(tone.samples[off..off + 160].iter().map(|s| crate::audio::ulaw_encode((s * 32767.0) as i16)));
+                packet.extend(
+                    tone.samples[off..off + 160].iter().map(|s| crate::audio::ulaw_encode((s * 32767.0) as i16)),
+                );
                 let _ = self.socket.send_to(&packet, to);
                 seq = seq.wrapping_add(1);
                 ts = ts.wrapping_add(160);
@@ -827,7 +853,10 @@ mod tests {
         let offer = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 96 9 0 8\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 opus/48000/2\r\na=fmtp:96 useinbandfec=1\r\na=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\n";
         let p = pcmu_only(offer);
         assert!(p.contains("m=audio 9 UDP/TLS/RTP/SAVPF 0\r\n"), "{p}");
-        assert!(p.contains("a=rtpmap:0 PCMU/8000") && !p.contains("opus") && !p.contains("G722") && !p.contains("PCMA"), "{p}");
+        assert!(
+            p.contains("a=rtpmap:0 PCMU/8000") && !p.contains("opus") && !p.contains("G722") && !p.contains("PCMA"),
+            "{p}"
+        );
         assert!(p.contains("a=candidate:1"), "{p}");
         assert_eq!(sdp_rtp_address(&pcmu_sdp(4000)), Some("127.0.0.1:4000".parse().unwrap()));
         assert_eq!(uri_user("sip:call7@127.0.0.1:5070;transport=udp"), "call7");

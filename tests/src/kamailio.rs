@@ -73,8 +73,13 @@ impl Kamailio {
         let run = base.join("run");
         fs::create_dir_all(&db)?;
         fs::create_dir_all(&run)?;
-        fs::write(db.join("version"), "id(int,auto) table_name(string) table_version(int)\n0:subscriber:7\n0:location:9\n")?;
-        let mut sub = String::from("id(int,auto) username(string) domain(string) password(string) ha1(string,null) ha1b(string,null)\n");
+        fs::write(
+            db.join("version"),
+            "id(int,auto) table_name(string) table_version(int)\n0:subscriber:7\n0:location:9\n",
+        )?;
+        let mut sub = String::from(
+            "id(int,auto) username(string) domain(string) password(string) ha1(string,null) ha1b(string,null)\n",
+        );
         for (i, (u, p)) in opts.users.iter().enumerate() {
             sub.push_str(&format!("{}:{}:{}:{}::\n", i + 1, u, opts.domain, p));
         }
@@ -108,7 +113,8 @@ impl Kamailio {
             tls_cert_pem = Some(fs::read_to_string(&cert)?);
             tls_key_pem = Some(fs::read_to_string(&key)?);
         }
-        let template = fs::read_to_string(workspace_root().join("tests/sip/kamailio.cfg")).context("kamailio.cfg template")?;
+        let template =
+            fs::read_to_string(workspace_root().join("tests/sip/kamailio.cfg")).context("kamailio.cfg template")?;
         let cfg = template
             .replace("%UDP_PORT%", &udp_port.to_string())
             .replace("%TCP_PORT%", &tcp_port.to_string())
@@ -122,12 +128,27 @@ impl Kamailio {
         let cfg_path = base.join("kamailio.cfg");
         fs::write(&cfg_path, cfg)?;
         let mut cmd = Command::new("kamailio");
-        cmd.arg("-f").arg(&cfg_path).args(["-DD", "-E", "-m", "32", "-M", "8"]).arg("-Y").arg(&run).arg("-w").arg(&base);
+        cmd.arg("-f")
+            .arg(&cfg_path)
+            .args(["-DD", "-E", "-m", "32", "-M", "8"])
+            .arg("-Y")
+            .arg(&run)
+            .arg("-w")
+            .arg(&base);
         if opts.tls {
             cmd.args(["-A", "WITH_TLS"]);
         }
         let child = spawn(&mut cmd, dir, "kamailio", opts.limit)?;
-        let k = Kamailio { child, udp_port, tcp_port, ws_port, tls_port, tls_cert_pem, tls_key_pem, domain: opts.domain.clone() };
+        let k = Kamailio {
+            child,
+            udp_port,
+            tcp_port,
+            ws_port,
+            tls_port,
+            tls_cert_pem,
+            tls_key_pem,
+            domain: opts.domain.clone(),
+        };
         k.wait_ready(Duration::from_secs(10))?;
         Ok(k)
     }

@@ -9,8 +9,8 @@
 pub mod audio;
 pub mod baresip;
 pub mod bridge;
-pub mod gateway;
 pub mod daemon;
+pub mod gateway;
 pub mod janus;
 pub mod jsonlines;
 pub mod kamailio;

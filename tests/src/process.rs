@@ -178,9 +178,8 @@ pub fn sipbridge_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("SIPBRIDGE_BIN") {
         return PathBuf::from(bin);
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
     let bin = target.join("debug").join("sipbridge");
     assert!(bin.exists(), "{} is missing: run `cargo build --workspace` first", bin.display());
     bin

@@ -20,7 +20,8 @@ impl Sipp {
     /// `scenario` is a file name under `tests/sip/` or a path.
     pub fn new(scenario: &str) -> Sipp {
         let p = Path::new(scenario);
-        let scenario = if p.is_absolute() { p.to_path_buf() } else { workspace_root().join("tests/sip").join(scenario) };
+        let scenario =
+            if p.is_absolute() { p.to_path_buf() } else { workspace_root().join("tests/sip").join(scenario) };
         Sipp { scenario, port: free_udp_port(), remote: None, args: Vec::new(), limit: Duration::from_secs(30) }
     }
 
@@ -104,7 +105,10 @@ impl SippRun {
             for e in rd.flatten() {
                 let n = e.file_name().to_string_lossy().into_owned();
                 if n.ends_with("_errors.log") || n.ends_with("_messages.log") {
-                    out.push_str(&format!("\n--- {n}\n{}", crate::process::tail(&std::fs::read_to_string(e.path()).unwrap_or_default())));
+                    out.push_str(&format!(
+                        "\n--- {n}\n{}",
+                        crate::process::tail(&std::fs::read_to_string(e.path()).unwrap_or_default())
+                    ));
                 }
             }
         }

@@ -191,7 +191,10 @@ impl Client {
                     }
                     self.map_unsignalled_ssrc(&buf[..n]);
                     let Ok(contents) = buf[..n].try_into() else { continue };
-                    let input = Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source, destination: self.local, contents });
+                    let input = Input::Receive(
+                        Instant::now(),
+                        Receive { proto: Protocol::Udp, source, destination: self.local, contents },
+                    );
                     // Everything on this socket is this client's (no
                     // `Rtc::accepts` demux: it drops DTLS that arrives
                     // before ICE has a valid pair, as rtpengine's does, and
@@ -330,6 +333,12 @@ pub fn decode(audio: Audio, payloads: &[Vec<u8>]) -> Result<Pcm> {
 impl Client {
     /// ICE and DTLS state and datagram count, for error messages.
     pub fn state(&self) -> String {
-        format!("ICE {:?}, DTLS-SRTP up: {}, {} datagrams in, {} media packets", self.ice_state, self.connected.is_some(), self.datagrams, self.received)
+        format!(
+            "ICE {:?}, DTLS-SRTP up: {}, {} datagrams in, {} media packets",
+            self.ice_state,
+            self.connected.is_some(),
+            self.datagrams,
+            self.received
+        )
     }
 }

@@ -13,7 +13,10 @@ use std::time::Duration;
 
 async fn answered(call: &mut Call) -> String {
     loop {
-        let ev = tokio::time::timeout(Duration::from_secs(10), call.next_event()).await.expect("answer in time").expect("call event");
+        let ev = tokio::time::timeout(Duration::from_secs(10), call.next_event())
+            .await
+            .expect("answer in time")
+            .expect("call event");
         match ev {
             CallEvent::Answered { sdp: Some(sdp) } => return sdp,
             CallEvent::Trying | CallEvent::Ringing | CallEvent::Progress { .. } => {}
@@ -60,7 +63,12 @@ async fn conference_across_opus_g722_and_pcmu_survives_a_stalled_phone() {
         let together = pcm.slice(1.5, 3.5);
         for (j, f) in freqs.iter().enumerate() {
             if i == j {
-                assert!(together.tone_share(*f) < 0.05, "{} must not hear itself: share {}", phones[i].2, together.tone_share(*f));
+                assert!(
+                    together.tone_share(*f) < 0.05,
+                    "{} must not hear itself: share {}",
+                    phones[i].2,
+                    together.tone_share(*f)
+                );
             } else {
                 assert!(
                     together.tone_share(*f) > 0.25,
@@ -75,6 +83,12 @@ async fn conference_across_opus_g722_and_pcmu_survives_a_stalled_phone() {
     // After the Opus phone stalled: G.722 and PCMU still hear each other.
     for (i, other) in [(1usize, 700.0), (2, 1000.0)] {
         let after = heard[i].slice(5.0, 6.5);
-        assert!(after.tone_share(other) > 0.8, "{} should still hear {other} Hz: share {}, rms {}", phones[i].2, after.tone_share(other), after.rms());
+        assert!(
+            after.tone_share(other) > 0.8,
+            "{} should still hear {other} Hz: share {}, rms {}",
+            phones[i].2,
+            after.tone_share(other),
+            after.rms()
+        );
     }
 }

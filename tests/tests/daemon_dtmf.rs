@@ -19,10 +19,18 @@ fn sipp_rfc4733_and_info_digits_are_logged_with_the_call_id() {
     scenario.info_digits = "5#".into();
     scenario.hold_ms = 1000;
     let xml = scenario.write(&dir, "uac_dtmf").unwrap();
-    let mut sipp = Sipp::new(xml.to_str().unwrap()).args(["-s", "echo"]).remote(daemon.addr()).spawn(&dir, "sipp").unwrap();
+    let mut sipp =
+        Sipp::new(xml.to_str().unwrap()).args(["-s", "echo"]).remote(daemon.addr()).spawn(&dir, "sipp").unwrap();
     sipp.expect_success(Duration::from_secs(20)).unwrap();
     daemon.wait_lines(&["call ended"], 1, Duration::from_secs(5)).unwrap();
-    let id = daemon.lines_with(&["incoming call"])[0].split("call{id=").nth(1).unwrap().split('}').next().unwrap().to_string();
+    let id = daemon.lines_with(&["incoming call"])[0]
+        .split("call{id=")
+        .nth(1)
+        .unwrap()
+        .split('}')
+        .next()
+        .unwrap()
+        .to_string();
     let rfc4733 = daemon.lines_with(&["dtmf", "via=rfc4733"]);
     assert_eq!(rfc4733.len(), 1, "one key press in the pcap: {rfc4733:?}\n{}", daemon.log());
     assert!(rfc4733[0].contains("digit=1") && rfc4733[0].contains(&format!("call{{id={id}}}")), "{}", rfc4733[0]);
@@ -40,7 +48,13 @@ fn baresip_rfc4733_keys_are_logged() {
     let b = Baresip::start(
         &dir,
         &BaresipOptions {
-            accounts: vec![BaresipAccount { aor: "sip:alice@127.0.0.1".into(), password: None, outbound: None, auto_answer: false, regint: 0 }],
+            accounts: vec![BaresipAccount {
+                aor: "sip:alice@127.0.0.1".into(),
+                password: None,
+                outbound: None,
+                auto_answer: false,
+                regint: 0,
+            }],
             play: Some(wav),
             record: false,
             limit: Duration::from_secs(40),

@@ -66,7 +66,12 @@ fn baresip_hears_its_own_tone_back() {
     let pcm = heard(&b);
     let tail = pcm.slice(1.0, pcm.seconds() - 0.3);
     assert!(tail.seconds() > 2.0, "recording too short: {} s", pcm.seconds());
-    assert!(tail.tone_share(440.0) > 0.8, "baresip should hear its 440 Hz back: share {}, rms {}", tail.tone_share(440.0), tail.rms());
+    assert!(
+        tail.tone_share(440.0) > 0.8,
+        "baresip should hear its 440 Hz back: share {}, rms {}",
+        tail.tone_share(440.0),
+        tail.rms()
+    );
     assert!(tail.rms() > 0.05, "level {}", tail.rms());
     daemon.wait_lines(&["call{id=", "answered", "codec=PCMU"], 1, Duration::from_secs(1)).unwrap();
     daemon.wait_lines(&["call{id=", "call ended", "by=remote"], 1, Duration::from_secs(5)).unwrap();
@@ -84,7 +89,8 @@ fn sipp_pcap_audio_is_echoed() {
     scenario.pcaps = vec![sipp_pcap("g711a.pcap")];
     scenario.hold_ms = 8000;
     let xml = scenario.write(&dir, "uac_pcap").unwrap();
-    let mut sipp = Sipp::new(xml.to_str().unwrap()).args(["-s", "echo"]).remote(daemon.addr()).spawn(&dir, "sipp").unwrap();
+    let mut sipp =
+        Sipp::new(xml.to_str().unwrap()).args(["-s", "echo"]).remote(daemon.addr()).spawn(&dir, "sipp").unwrap();
     let (packets, pts) = count_rtp(&sock, Duration::from_secs(2), Duration::from_secs(20));
     sipp.expect_success(Duration::from_secs(20)).unwrap();
     // g711a.pcap holds 236 PCMA packets of 30 ms; G.711 payloaders may
@@ -114,7 +120,8 @@ fn twenty_concurrent_calls_then_503_then_sigterm_byes_everyone() {
     let setup = started.elapsed();
 
     let refused = CallerScenario::new(Ending::Refused(503)).write(&dir, "uac_refused").unwrap();
-    let mut one_more = Sipp::new(refused.to_str().unwrap()).args(["-s", "echo"]).remote(daemon.addr()).spawn(&dir, "sipp-21").unwrap();
+    let mut one_more =
+        Sipp::new(refused.to_str().unwrap()).args(["-s", "echo"]).remote(daemon.addr()).spawn(&dir, "sipp-21").unwrap();
     one_more.expect_success(Duration::from_secs(15)).unwrap();
     daemon.wait_lines(&["call refused", "code=503"], 1, Duration::from_secs(1)).unwrap();
 
@@ -136,7 +143,11 @@ fn hold_and_resume_reinvites_are_answered_from_the_leg() {
     // recvonly, then sendrecv again; an INFO digit; the caller hangs up.
     let dir = test_dir("daemon_echo_hold");
     let daemon = Daemon::start(&dir, ECHO, &[]).unwrap();
-    let mut sipp = Sipp::new("uac_hold_info.xml").args(["-s", "echo", "-d", "0"]).remote(daemon.addr()).spawn(&dir, "sipp").unwrap();
+    let mut sipp = Sipp::new("uac_hold_info.xml")
+        .args(["-s", "echo", "-d", "0"])
+        .remote(daemon.addr())
+        .spawn(&dir, "sipp")
+        .unwrap();
     sipp.expect_success(Duration::from_secs(20)).unwrap();
     let answered = daemon.wait_lines(&["new offer answered"], 2, Duration::from_secs(2)).unwrap();
     assert!(answered[0].contains("direction=recvonly") && answered[1].contains("direction=sendrecv"), "{answered:?}");
@@ -151,7 +162,8 @@ fn no_common_codec_is_488_and_options_is_200() {
     let mut scenario = CallerScenario::new(Ending::Refused(488));
     scenario.formats = "18";
     let xml = scenario.write(&dir, "uac_g729").unwrap();
-    let mut sipp = Sipp::new(xml.to_str().unwrap()).args(["-s", "echo"]).remote(daemon.addr()).spawn(&dir, "sipp").unwrap();
+    let mut sipp =
+        Sipp::new(xml.to_str().unwrap()).args(["-s", "echo"]).remote(daemon.addr()).spawn(&dir, "sipp").unwrap();
     sipp.expect_success(Duration::from_secs(15)).unwrap();
     daemon.wait_lines(&["call refused", "code=488"], 1, Duration::from_secs(1)).unwrap();
 
@@ -182,7 +194,8 @@ fn offerless_invite_gets_our_offer_and_the_ack_answer_sets_up_media() {
     scenario.pcaps = vec![sipp_pcap("g711a.pcap")];
     scenario.hold_ms = 3000;
     let xml = scenario.write(&dir, "uac_offerless").unwrap();
-    let mut sipp = Sipp::new(xml.to_str().unwrap()).args(["-s", "echo"]).remote(daemon.addr()).spawn(&dir, "sipp").unwrap();
+    let mut sipp =
+        Sipp::new(xml.to_str().unwrap()).args(["-s", "echo"]).remote(daemon.addr()).spawn(&dir, "sipp").unwrap();
     let (packets, pts) = count_rtp(&sock, Duration::from_secs(1), Duration::from_secs(10));
     sipp.expect_success(Duration::from_secs(15)).unwrap();
     daemon.wait_lines(&["media negotiated from the ACK", "codec=PCMA"], 1, Duration::from_secs(1)).unwrap();

@@ -12,13 +12,16 @@ use std::time::{Duration, Instant};
 #[test]
 fn registered_daemon_answers_a_call_routed_by_kamailio() {
     let dir = test_dir("daemon_kamailio");
-    let k = Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("echo", "s3cret-echo-pw"), ("bob", "b-pw")])).unwrap();
+    let k =
+        Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("echo", "s3cret-echo-pw"), ("bob", "b-pw")]))
+            .unwrap();
     let config = format!(
         "preset = \"echo\"\n\n[[account]]\naor = \"{}\"\nproxy = \"{}\"\npassword_env = \"ECHO_SIP_PASSWORD\"\nexpires = 300\n",
         k.aor("echo"),
         k.proxy_uri("udp")
     );
-    let mut daemon = Daemon::start_named(&dir, "sipbridge", &config, &[], &[("ECHO_SIP_PASSWORD", "s3cret-echo-pw")]).unwrap();
+    let mut daemon =
+        Daemon::start_named(&dir, "sipbridge", &config, &[], &[("ECHO_SIP_PASSWORD", "s3cret-echo-pw")]).unwrap();
     daemon.wait_lines(&["account{aor=sip:echo@example.test}", "registered"], 1, Duration::from_secs(10)).unwrap();
     assert!(k.log().contains("AUTHZ Digest username=\"echo\""), "no digest REGISTER:\n{}", k.log());
 
@@ -42,7 +45,11 @@ fn registered_daemon_answers_a_call_routed_by_kamailio() {
 
     let until = Instant::now() + Duration::from_secs(5);
     let dec = loop {
-        let found = std::fs::read_dir(&bob.rec_dir).unwrap().flatten().map(|e| e.path()).find(|p| p.to_string_lossy().ends_with("dec.wav"));
+        let found = std::fs::read_dir(&bob.rec_dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with("dec.wav"));
         if let Some(p) = found {
             break p;
         }
@@ -51,7 +58,12 @@ fn registered_daemon_answers_a_call_routed_by_kamailio() {
     };
     let pcm = read_wav(&dec).unwrap();
     let tail = pcm.slice(1.0, pcm.seconds() - 0.3);
-    assert!(tail.tone_share(600.0) > 0.8, "bob should hear his 600 Hz back through Kamailio: share {}, rms {}", tail.tone_share(600.0), tail.rms());
+    assert!(
+        tail.tone_share(600.0) > 0.8,
+        "bob should hear his 600 Hz back through Kamailio: share {}, rms {}",
+        tail.tone_share(600.0),
+        tail.rms()
+    );
 
     let status = daemon.terminate(Duration::from_secs(15)).unwrap();
     assert!(status.success(), "{status}");
@@ -69,7 +81,9 @@ fn a_wrong_password_is_logged_as_a_failed_registration() {
         k.proxy_uri("udp")
     );
     let mut daemon = Daemon::start(&dir, &config, &[]).unwrap();
-    let failed = daemon.wait_lines(&["account{aor=sip:echo@example.test}", "registration failed"], 1, Duration::from_secs(10)).unwrap();
+    let failed = daemon
+        .wait_lines(&["account{aor=sip:echo@example.test}", "registration failed"], 1, Duration::from_secs(10))
+        .unwrap();
     assert!(failed[0].contains("code=403") || failed[0].contains("code=401"), "{failed:?}");
     // The daemon keeps serving direct calls; it stops cleanly.
     assert!(daemon.terminate(Duration::from_secs(10)).unwrap().success());

@@ -20,7 +20,13 @@ fn caller(dir: &Path, name: &str, play: Option<PathBuf>) -> Baresip {
     Baresip::start(
         &own,
         &BaresipOptions {
-            accounts: vec![BaresipAccount { aor: format!("sip:{name}@127.0.0.1"), password: None, outbound: None, auto_answer: false, regint: 0 }],
+            accounts: vec![BaresipAccount {
+                aor: format!("sip:{name}@127.0.0.1"),
+                password: None,
+                outbound: None,
+                auto_answer: false,
+                regint: 0,
+            }],
             play,
             record: true,
             limit: Duration::from_secs(60),
@@ -39,7 +45,11 @@ fn tone_file(dir: &Path, freq: f64, seconds: f64) -> PathBuf {
 fn heard(b: &Baresip) -> Pcm {
     let until = Instant::now() + Duration::from_secs(5);
     loop {
-        let dec = std::fs::read_dir(&b.rec_dir).unwrap().flatten().map(|e| e.path()).find(|p| p.to_string_lossy().ends_with("dec.wav"));
+        let dec = std::fs::read_dir(&b.rec_dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with("dec.wav"));
         if let Some(p) = dec {
             return read_wav(&p).unwrap();
         }
@@ -50,7 +60,11 @@ fn heard(b: &Baresip) -> Pcm {
 
 /// The one file in `dir` (a recordings directory).
 fn only_file(dir: &Path) -> PathBuf {
-    let files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).flatten().map(|e| e.path()).collect();
+    let files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     files[0].clone()
 }
@@ -78,7 +92,12 @@ fn play_caller_hears_the_file() {
     daemon.wait_lines(&["call ended by us (BYE)"], 1, Duration::from_secs(5)).unwrap();
     let pcm = heard(&b);
     let part = pcm.slice(0.5, 2.5);
-    assert!(part.tone_share(850.0) > 0.8, "the caller should hear the file's 850 Hz: share {}, rms {}", part.tone_share(850.0), part.rms());
+    assert!(
+        part.tone_share(850.0) > 0.8,
+        "the caller should hear the file's 850 Hz: share {}, rms {}",
+        part.tone_share(850.0),
+        part.rms()
+    );
     assert!(part.tone_share(440.0) < 0.05, "and not itself");
 }
 
@@ -102,7 +121,12 @@ fn record_holds_the_callers_tone_after_sigterm_mid_call() {
     let pcm = read_wav(&file).unwrap();
     let part = pcm.slice(0.5, pcm.seconds());
     assert!(pcm.seconds() > 2.0, "recording only {} s", pcm.seconds());
-    assert!(part.tone_share(523.0) > 0.8, "the recording should hold the caller's 523 Hz: share {}, rms {}", part.tone_share(523.0), part.rms());
+    assert!(
+        part.tone_share(523.0) > 0.8,
+        "the recording should hold the caller's 523 Hz: share {}, rms {}",
+        part.tone_share(523.0),
+        part.rms()
+    );
     daemon.wait_lines(&["recording finished"], 1, Duration::from_secs(1)).unwrap();
 }
 
@@ -138,14 +162,28 @@ fn conference_of_three_mix_minus_and_room_recording() {
         let together = pcm.slice(1.0, 3.0);
         let others: Vec<f64> = (0..3).filter(|j| *j != i).map(|j| freqs[j]).collect();
         for f in &others {
-            assert!(together.tone_share(*f) > 0.25, "caller {i} should hear {f} Hz: share {}, rms {}", together.tone_share(*f), together.rms());
+            assert!(
+                together.tone_share(*f) > 0.25,
+                "caller {i} should hear {f} Hz: share {}, rms {}",
+                together.tone_share(*f),
+                together.rms()
+            );
         }
-        assert!(together.tone_share(freqs[i]) < 0.05, "caller {i} must not hear itself: share {}", together.tone_share(freqs[i]));
+        assert!(
+            together.tone_share(freqs[i]) < 0.05,
+            "caller {i} must not hear itself: share {}",
+            together.tone_share(freqs[i])
+        );
         if i < 2 {
             // After C left (at ~3.5 s): only the other one of A and B.
             let after = pcm.slice(5.0, 8.0);
             let other = freqs[1 - i];
-            assert!(after.tone_share(other) > 0.8, "caller {i} should still hear {other} Hz: share {}, rms {}", after.tone_share(other), after.rms());
+            assert!(
+                after.tone_share(other) > 0.8,
+                "caller {i} should still hear {other} Hz: share {}, rms {}",
+                after.tone_share(other),
+                after.rms()
+            );
             assert!(after.tone_share(freqs[2]) < 0.05 && after.tone_share(freqs[i]) < 0.05, "caller {i} after C left");
         }
     }
@@ -154,7 +192,11 @@ fn conference_of_three_mix_minus_and_room_recording() {
     let room = read_wav(&file).unwrap();
     let together = room.slice(1.0, 3.0);
     for f in freqs {
-        assert!(together.tone_share(f) > 0.2, "the room recording should hold {f} Hz: share {}", together.tone_share(f));
+        assert!(
+            together.tone_share(f) > 0.2,
+            "the room recording should hold {f} Hz: share {}",
+            together.tone_share(f)
+        );
     }
 }
 
@@ -189,7 +231,12 @@ fn conference_star_six_mutes_and_unmutes() {
     let muted = pcm.slice(muted_at + 0.6, unmuted_at - 0.6);
     let after = pcm.slice(unmuted_at + 0.8, unmuted_at + 2.5);
     assert!(before.tone_share(700.0) > 0.8, "A hears B before the mute: {}", before.tone_share(700.0));
-    assert!(muted.rms() < 0.01, "A must not hear muted B ({muted_at:.1}-{unmuted_at:.1} s): rms {}, share {}", muted.rms(), muted.tone_share(700.0));
+    assert!(
+        muted.rms() < 0.01,
+        "A must not hear muted B ({muted_at:.1}-{unmuted_at:.1} s): rms {}, share {}",
+        muted.rms(),
+        muted.tone_share(700.0)
+    );
     assert!(after.tone_share(700.0) > 0.8, "A hears B again after *6: {}", after.tone_share(700.0));
 }
 
@@ -209,7 +256,11 @@ fn play_ogg_opus_and_record_ogg_opus() {
     // The file to play, as Ogg/Opus.
     let wav = tone_file(&dir, 950.0, 3.0);
     let ogg = dir.join("tone-950.ogg");
-    gst_launch(&format!("filesrc location={} ! wavparse ! audioconvert ! audioresample ! opusenc ! oggmux ! filesink location={}", wav.display(), ogg.display()));
+    gst_launch(&format!(
+        "filesrc location={} ! wavparse ! audioconvert ! audioresample ! opusenc ! oggmux ! filesink location={}",
+        wav.display(),
+        ogg.display()
+    ));
     let config = format!("preset = \"play\"\n[play]\nfile = \"{}\"\n", ogg.display());
     let player = Daemon::start_named(&dir, "sipbridge-play", &config, &[], &[]).unwrap();
     let b = caller(&dir, "alice", Some(tone_file(&dir, 440.0, 20.0)));
@@ -217,7 +268,12 @@ fn play_ogg_opus_and_record_ogg_opus() {
     b.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(10)).unwrap();
     b.wait_event("call", "CALL_CLOSED", Duration::from_secs(10)).unwrap();
     let part = heard(&b).slice(0.5, 2.5);
-    assert!(part.tone_share(950.0) > 0.8, "the caller should hear the Ogg file's 950 Hz: share {}, rms {}", part.tone_share(950.0), part.rms());
+    assert!(
+        part.tone_share(950.0) > 0.8,
+        "the caller should hear the Ogg file's 950 Hz: share {}, rms {}",
+        part.tone_share(950.0),
+        part.rms()
+    );
 
     // Recording to Ogg/Opus: the caller hangs up (its file ends); the file
     // must decode and hold its tone.
@@ -240,7 +296,12 @@ fn play_ogg_opus_and_record_ogg_opus() {
     let pcm = read_wav(&decoded).unwrap();
     assert!(pcm.seconds() > 2.0, "decoded only {} s", pcm.seconds());
     let part = pcm.slice(0.5, pcm.seconds() - 0.3);
-    assert!(part.tone_share(620.0) > 0.8, "the Ogg recording should hold 620 Hz: share {}, rms {}", part.tone_share(620.0), part.rms());
+    assert!(
+        part.tone_share(620.0) > 0.8,
+        "the Ogg recording should hold 620 Hz: share {}, rms {}",
+        part.tone_share(620.0),
+        part.rms()
+    );
 }
 
 #[test]

@@ -75,7 +75,8 @@ fn assert_hears(pcm: &Pcm, freq: f64, who: &str) {
 #[test]
 fn page_calls_baresip_audio_dtmf_hold_hangup() {
     let dir = test_dir("gateway_outgoing");
-    let k = Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("alice", "a-pw"), ("bob", "b-pw")])).unwrap();
+    let k =
+        Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("alice", "a-pw"), ("bob", "b-pw")])).unwrap();
     let mut bob = baresip(&dir, &k, true);
     let gw = Gateway::start(&dir, None, &[]).unwrap();
     let page = registered_page(&dir, &gw, &k);
@@ -86,7 +87,11 @@ fn page_calls_baresip_audio_dtmf_hold_hangup() {
     page.click("#msgsend").unwrap();
     // The page lists a message once the far end answered 2xx (baresip does).
     let until = Instant::now() + Duration::from_secs(5);
-    while !page.cmd("text", json!({ "selector": "#msglist" })).unwrap()["text"].as_str().unwrap_or_default().contains("hello from the page") {
+    while !page.cmd("text", json!({ "selector": "#msglist" })).unwrap()["text"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("hello from the page")
+    {
         assert!(Instant::now() < until, "MESSAGE not accepted:\n{}", k.log());
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -195,7 +200,8 @@ fn page_calls_baresip_audio_dtmf_hold_hangup() {
 #[test]
 fn baresip_calls_page_accept_busy_decline_and_close() {
     let dir = test_dir("gateway_incoming");
-    let k = Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("alice", "a-pw"), ("bob", "b-pw")])).unwrap();
+    let k =
+        Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("alice", "a-pw"), ("bob", "b-pw")])).unwrap();
     let bob = baresip(&dir, &k, false);
     let gw = Gateway::start(&dir, None, &[]).unwrap();
     let page = registered_page(&dir, &gw, &k);

@@ -109,7 +109,12 @@ fn page_hears_183_early_media_then_answer() {
     write_ulaw_wav(&dir.join("early.wav"), 20.0, EARLY_TONE);
     std::fs::write(dir.join("early.xml"), SCENARIO).unwrap();
     let mut sipp = Sipp::new(dir.join("early.xml").to_str().unwrap())
-        .args(["-mi".to_string(), "127.0.0.1".to_string(), "-mp".to_string(), e2e::process::free_udp_port().to_string()])
+        .args([
+            "-mi".to_string(),
+            "127.0.0.1".to_string(),
+            "-mp".to_string(),
+            e2e::process::free_udp_port().to_string(),
+        ])
         .limit(Duration::from_secs(40))
         .spawn(&dir, "sipp")
         .unwrap();

@@ -41,8 +41,12 @@ fn http(port: u16, path: &str, headers: &[&str]) -> (String, String) {
     (status, body)
 }
 
-const UPGRADE: [&str; 4] =
-    ["Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="];
+const UPGRADE: [&str; 4] = [
+    "Upgrade: websocket",
+    "Connection: Upgrade",
+    "Sec-WebSocket-Version: 13",
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+];
 
 fn code(response: &Value) -> i64 {
     response["error"]["code"].as_i64().unwrap_or_else(|| panic!("expected an error: {response}"))
@@ -88,11 +92,13 @@ fn token_origin_limits_bad_requests_and_wrong_password() {
     assert!(r["error"]["message"].as_str().unwrap_or_default().contains("register"), "{r}");
     let r = page.request("sip.register", json!({ "username": "alice", "secret": "x" })).unwrap();
     assert_eq!(code(&r), -32602, "not a SIP URI: {r}");
-    let r = page.request("sip.register", json!({ "username": k.aor("alice"), "secret": "x", "colour": "red" })).unwrap();
+    let r =
+        page.request("sip.register", json!({ "username": k.aor("alice"), "secret": "x", "colour": "red" })).unwrap();
     assert_eq!(code(&r), -32602, "unknown field: {r}");
     let r = page.request("sip.hangup", json!({ "call": "c999" })).unwrap();
     assert_eq!(code(&r), 2002, "{r}");
-    let r = page.request("sip.accept", json!({ "call": "c999", "jsep": { "type": "answer", "sdp": "v=0\r\n" } })).unwrap();
+    let r =
+        page.request("sip.accept", json!({ "call": "c999", "jsep": { "type": "answer", "sdp": "v=0\r\n" } })).unwrap();
     assert_eq!(code(&r), 2002, "{r}");
     let r = page.request("sip.dtmf", json!({ "call": "c1" })).unwrap();
     assert_eq!(code(&r), -32602, "missing tones: {r}");
@@ -102,7 +108,10 @@ fn token_origin_limits_bad_requests_and_wrong_password() {
     // Wrong password: registration_failed with the registrar's code; the
     // password never reaches the gateway's log.
     let r = page
-        .request("sip.register", json!({ "username": k.aor("alice"), "secret": "wrong-pw-xyz", "proxy": k.proxy_uri("udp") }))
+        .request(
+            "sip.register",
+            json!({ "username": k.aor("alice"), "secret": "wrong-pw-xyz", "proxy": k.proxy_uri("udp") }),
+        )
         .unwrap();
     assert!(r.get("result").is_some(), "{r}");
     let failed = page.wait_event("registration_failed").unwrap();
@@ -119,7 +128,9 @@ fn token_origin_limits_bad_requests_and_wrong_password() {
     page.wait_event("registered").unwrap();
     let r = page.request("sip.register", json!({ "username": k.aor("alice"), "secret": "a-pw" })).unwrap();
     assert_eq!(code(&r), 2001, "already registered: {r}");
-    let r = page.request("sip.call", json!({ "uri": "sip:bob@example.test", "jsep": { "type": "answer", "sdp": "v=0\r\n" } })).unwrap();
+    let r = page
+        .request("sip.call", json!({ "uri": "sip:bob@example.test", "jsep": { "type": "answer", "sdp": "v=0\r\n" } }))
+        .unwrap();
     assert_eq!(code(&r), 2006, "a call takes an offer: {r}");
     let r = page.request("sip.call", json!({ "uri": "sip:bob@example.test", "headers": { "Via": "x" } })).unwrap();
     assert_eq!(code(&r), -32602, "reserved header: {r}");
@@ -131,9 +142,12 @@ fn token_origin_limits_bad_requests_and_wrong_password() {
     assert!(!gw.log().contains("a-pw"), "the secret must not be logged");
 
     // The same account with its HA1 instead of the password.
-    let md5 = std::process::Command::new("sh").args(["-c", "printf %s alice:example.test:a-pw | md5sum"]).output().unwrap();
+    let md5 =
+        std::process::Command::new("sh").args(["-c", "printf %s alice:example.test:a-pw | md5sum"]).output().unwrap();
     let ha1 = String::from_utf8_lossy(&md5.stdout).split_whitespace().next().unwrap().to_string();
-    let r = page.request("sip.register", json!({ "username": k.aor("alice"), "ha1Secret": "xyz", "proxy": k.proxy_uri("udp") })).unwrap();
+    let r = page
+        .request("sip.register", json!({ "username": k.aor("alice"), "ha1Secret": "xyz", "proxy": k.proxy_uri("udp") }))
+        .unwrap();
     assert_eq!(code(&r), -32602, "not a digest: {r}");
     let r = page
         .request("sip.register", json!({ "username": k.aor("alice"), "ha1Secret": ha1, "proxy": k.proxy_uri("udp") }))

@@ -37,7 +37,10 @@ fn janus_sip_plugin_relays_pcmu_both_ways() {
     handle.call(&uas.uri("far"), &offer).unwrap();
     let janus_rtp = uas.wait_answered("far", Duration::from_secs(10)).unwrap();
     let answer = handle.wait_accepted(Duration::from_secs(10)).unwrap();
-    eprintln!("janus: INVITE to 200 in {:?}; its RTP on the SIP side: {janus_rtp}\nanswer to WebRTC:\n{answer}", started.elapsed());
+    eprintln!(
+        "janus: INVITE to 200 in {:?}; its RTP on the SIP side: {janus_rtp}\nanswer to WebRTC:\n{answer}",
+        started.elapsed()
+    );
     assert!(answer.contains("PCMU/8000"), "{answer}");
     web.set_remote("answer", &answer).unwrap();
     web.wait_connected().unwrap();
@@ -92,11 +95,17 @@ fn janus_keeps_concurrent_calls_apart() {
     for web in &webs {
         web.wait_connected().unwrap();
     }
-    let phones: Vec<_> = phones.into_iter().zip(phone_tones).map(|((p, to), hz)| p.run(hz, to, Duration::from_secs(5))).collect();
+    let phones: Vec<_> =
+        phones.into_iter().zip(phone_tones).map(|((p, to), hz)| p.run(hz, to, Duration::from_secs(5))).collect();
     std::thread::sleep(Duration::from_secs(1));
     // All three record at once.
     let recs: Vec<_> = (webs.iter().enumerate())
-        .map(|(n, w)| w.io.send(serde_json::json!({"cmd": "record", "ms": 2500, "path": dir.join(format!("web{n}-received.wav"))})).unwrap())
+        .map(|(n, w)| {
+            w.io.send(
+                serde_json::json!({"cmd": "record", "ms": 2500, "path": dir.join(format!("web{n}-received.wav"))}),
+            )
+            .unwrap()
+        })
         .collect();
     for (n, (web, id)) in webs.iter().zip(recs).enumerate() {
         let reply = web.io.reply(&id, Duration::from_secs(10)).unwrap();
@@ -114,7 +123,12 @@ fn janus_keeps_concurrent_calls_apart() {
         let tail = pcm.slice(0.5, pcm.seconds() - 0.2);
         let share = tail.tone_share(web_tones[n] as f64);
         eprintln!("phone{n} heard {} Hz: share {share:.3} over {:.1} s", web_tones[n], tail.seconds());
-        assert!(tail.seconds() > 2.0 && share > 0.8, "phone{n}: share of {} Hz {share} over {:.1} s", web_tones[n], tail.seconds());
+        assert!(
+            tail.seconds() > 2.0 && share > 0.8,
+            "phone{n}: share of {} Hz {share} over {:.1} s",
+            web_tones[n],
+            tail.seconds()
+        );
     }
     assert!(relay.uas.errors().is_empty(), "{:?}", relay.uas.errors());
 }

@@ -6,7 +6,10 @@ use e2e::audio::{tone, write_wav};
 use e2e::baresip::{Baresip, BaresipOptions};
 use e2e::kamailio::{Kamailio, KamailioOptions};
 use e2e::process::{free_udp_port, test_dir};
-use signaling::{Account, Call, CallEvent, Caller, Config, Listen, Party, RegistrationEvent, TlsSettings, Transport, UaEvent, UserAgent};
+use signaling::{
+    Account, Call, CallEvent, Caller, Config, Listen, Party, RegistrationEvent, TlsSettings, Transport, UaEvent,
+    UserAgent,
+};
 use std::time::Duration;
 
 /// An SDP offer/answer for a UDP socket we hold, so baresip's RTP lands
@@ -27,13 +30,17 @@ fn expect_pcmu(sock: &std::net::UdpSocket) {
 }
 
 async fn next(call: &mut Call) -> CallEvent {
-    tokio::time::timeout(Duration::from_secs(10), call.next_event()).await.expect("call event in time").expect("call event")
+    tokio::time::timeout(Duration::from_secs(10), call.next_event())
+        .await
+        .expect("call event in time")
+        .expect("call event")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_both_ways_with_baresip_through_kamailio_407() {
     let dir = test_dir("sip_baresip_calls");
-    let k = Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("alice", "a-pw"), ("bob", "b-pw")])).unwrap();
+    let k =
+        Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("alice", "a-pw"), ("bob", "b-pw")])).unwrap();
     let wav = dir.join("tone.wav");
     write_wav(&wav, &tone(440.0, 20.0, 8000, 0.3)).unwrap();
     let bob = Baresip::start(
@@ -69,10 +76,18 @@ async fn calls_both_ways_with_baresip_through_kamailio_407() {
             other => break other,
         }
     };
-    assert!(matches!(&answered, CallEvent::Answered { sdp: Some(s) } if s.contains("m=audio") && s.contains("PCMU")), "{answered:?}\n{}", k.log());
+    assert!(
+        matches!(&answered, CallEvent::Answered { sdp: Some(s) } if s.contains("m=audio") && s.contains("PCMU")),
+        "{answered:?}\n{}",
+        k.log()
+    );
     let est = bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(5)).unwrap();
     assert_eq!(est["direction"], "incoming", "{est}");
-    assert!(k.log().contains("PROXY-AUTHZ Digest username=\"alice\""), "our INVITE was not challenged/answered:\n{}", k.log());
+    assert!(
+        k.log().contains("PROXY-AUTHZ Digest username=\"alice\""),
+        "our INVITE was not challenged/answered:\n{}",
+        k.log()
+    );
     expect_pcmu(&rtp);
     call.bye().await.unwrap();
     assert_eq!(next(&mut call).await, CallEvent::Ended { by: Party::Local, reason: "BYE".into() });
@@ -152,7 +167,11 @@ async fn calls_with_our_side_on(transport: Transport, name: &str) -> String {
             other => break other,
         }
     };
-    assert!(matches!(&answered, CallEvent::Answered { sdp: Some(s) } if s.contains("PCMU")), "{answered:?}\n{}", k.log());
+    assert!(
+        matches!(&answered, CallEvent::Answered { sdp: Some(s) } if s.contains("PCMU")),
+        "{answered:?}\n{}",
+        k.log()
+    );
     bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(5)).unwrap();
     expect_pcmu(&rtp);
     call.bye().await.unwrap();
@@ -187,7 +206,10 @@ async fn calls_both_ways_with_baresip_over_websocket() {
     for m in ["REQ REGISTER", "REQ INVITE", "REQ ACK", "REQ BYE"] {
         assert!(log.lines().any(|l| l.contains(m) && l.contains("(ws)")), "no {m} over WS:\n{log}");
     }
-    assert!(log.lines().any(|l| l.contains("REQ BYE sip:alice@") && l.contains(";alias=")), "baresip's BYE not routed by alias:\n{log}");
+    assert!(
+        log.lines().any(|l| l.contains("REQ BYE sip:alice@") && l.contains(";alias=")),
+        "baresip's BYE not routed by alias:\n{log}"
+    );
 }
 
 /// Our side on SIP over TLS, Kamailio's certificate trusted explicitly.

@@ -22,13 +22,20 @@ async fn ua() -> UserAgent {
 }
 
 async fn next(reg: &mut signaling::Registration) -> RegistrationEvent {
-    tokio::time::timeout(Duration::from_secs(10), reg.next_event()).await.expect("registration event in time").expect("event")
+    tokio::time::timeout(Duration::from_secs(10), reg.next_event())
+        .await
+        .expect("registration event in time")
+        .expect("event")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_over_udp_tcp_and_websocket_then_unregister() {
     let dir = test_dir("sip_kamailio_register");
-    let k = Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("alice", "a-pw"), ("bob", "b-pw"), ("carol", "c-pw")])).unwrap();
+    let k = Kamailio::start(
+        &dir,
+        &KamailioOptions::new("example.test", &[("alice", "a-pw"), ("bob", "b-pw"), ("carol", "c-pw")]),
+    )
+    .unwrap();
     let ua = ua().await;
     let mut regs = Vec::new();
     for (user, pw, t) in [("alice", "a-pw", "udp"), ("bob", "b-pw", "tcp"), ("carol", "c-pw", "ws")] {
@@ -38,7 +45,11 @@ async fn register_over_udp_tcp_and_websocket_then_unregister() {
     }
     for (user, t, reg) in regs.iter_mut() {
         let ev = next(reg).await;
-        assert!(matches!(ev, RegistrationEvent::Registered { expires } if expires > 0 && expires <= 120), "{user} over {t}: {ev:?}\n{}", k.log());
+        assert!(
+            matches!(ev, RegistrationEvent::Registered { expires } if expires > 0 && expires <= 120),
+            "{user} over {t}: {ev:?}\n{}",
+            k.log()
+        );
     }
     let log = k.log();
     for (user, t, reg) in regs.iter_mut() {
@@ -46,7 +57,10 @@ async fn register_over_udp_tcp_and_websocket_then_unregister() {
         assert_eq!(next(reg).await, RegistrationEvent::Unregistered, "{user} over {t}");
     }
     // Kamailio saw each transport (its REQ log line names the protocol).
-    assert!(log.contains("REQ REGISTER") && log.contains("(udp)") && log.contains("(tcp)") && log.contains("(ws)"), "{log}");
+    assert!(
+        log.contains("REQ REGISTER") && log.contains("(udp)") && log.contains("(tcp)") && log.contains("(ws)"),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,13 +93,17 @@ async fn wrong_password_fails_with_401() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invite_with_wrong_password_fails_with_407() {
     let dir = test_dir("sip_kamailio_invite_wrong_pw");
-    let k = Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("alice", "right"), ("bob", "b-pw")])).unwrap();
+    let k =
+        Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("alice", "right"), ("bob", "b-pw")])).unwrap();
     let ua = ua().await;
     let alice = Account::new(k.aor("alice"), "wrong").with_proxy(k.proxy_uri("udp"));
     let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 49170 RTP/AVP 0\r\n";
     let mut call = ua.invite(signaling::Caller::Account(alice), &k.aor("bob"), Some(sdp.into()), &[]).unwrap();
     let outcome = loop {
-        let ev = tokio::time::timeout(Duration::from_secs(10), call.next_event()).await.expect("call event in time").expect("event");
+        let ev = tokio::time::timeout(Duration::from_secs(10), call.next_event())
+            .await
+            .expect("call event in time")
+            .expect("event");
         if !matches!(ev, signaling::CallEvent::Trying) {
             break ev;
         }

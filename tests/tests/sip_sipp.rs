@@ -5,7 +5,9 @@
 
 use e2e::process::test_dir;
 use e2e::sipp::{Sipp, SippRun};
-use signaling::{Call, CallEvent, Caller, Config, IncomingCall, Listen, OfferKind, Party, Transport, UaEvent, UserAgent};
+use signaling::{
+    Call, CallEvent, Caller, Config, IncomingCall, Listen, OfferKind, Party, Transport, UaEvent, UserAgent,
+};
 use std::time::Duration;
 
 fn sdp(dir: &str) -> String {
@@ -26,7 +28,10 @@ fn guest() -> Caller {
 }
 
 async fn next(call: &mut Call) -> CallEvent {
-    tokio::time::timeout(Duration::from_secs(10), call.next_event()).await.expect("call event in time").expect("call event")
+    tokio::time::timeout(Duration::from_secs(10), call.next_event())
+        .await
+        .expect("call event in time")
+        .expect("call event")
 }
 
 /// Next event that is not a provisional one.
@@ -56,7 +61,8 @@ async fn register_at_sipp(
 ) -> signaling::Registration {
     let mut registrar = Sipp::new(scenario).spawn(dir, "registrar").unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut account = signaling::Account::new("sip:alice@sipp.test", "a-pw").with_proxy(format!("sip:{}", registrar.addr()));
+    let mut account =
+        signaling::Account::new("sip:alice@sipp.test", "a-pw").with_proxy(format!("sip:{}", registrar.addr()));
     adjust(&mut account);
     let mut reg = ua.register(account).unwrap();
     let ev = tokio::time::timeout(Duration::from_secs(10), reg.next_event()).await.expect("registered in time");
@@ -121,7 +127,10 @@ async fn early_media_183_then_far_end_hangs_up() {
             other => break other,
         }
     };
-    assert!(matches!(progress, CallEvent::Progress { code: 183, sdp: Some(ref s) } if s.contains("s=early")), "{progress:?}");
+    assert!(
+        matches!(progress, CallEvent::Progress { code: 183, sdp: Some(ref s) } if s.contains("s=early")),
+        "{progress:?}"
+    );
     let answered = next_final(&mut call).await;
     assert!(matches!(answered, CallEvent::Answered { sdp: Some(ref s) } if s.contains("s=answer")), "{answered:?}");
     assert_eq!(next(&mut call).await, CallEvent::Ended { by: Party::Remote, reason: "BYE".into() });
@@ -162,7 +171,8 @@ async fn cancel_while_ringing_is_answered_487() {
     let ua = ua().await;
     let mut events = ua.take_events().unwrap();
     let addr = ua.local_addr(Transport::Udp).unwrap();
-    let mut sipp = Sipp::new("uac_cancel.xml").args(["-s", "bob"]).remote(addr.to_string()).spawn(&dir, "sipp").unwrap();
+    let mut sipp =
+        Sipp::new("uac_cancel.xml").args(["-s", "bob"]).remote(addr.to_string()).spawn(&dir, "sipp").unwrap();
     let inc = wait_call(&mut events).await;
     assert!(inc.from.contains("sipp@"), "{}", inc.from);
     assert!(inc.sdp_offer.as_deref().is_some_and(|s| s.contains("m=audio")));
@@ -177,7 +187,11 @@ async fn answer_hold_resume_info(late_ack: bool) {
     let ua = ua().await;
     let mut events = ua.take_events().unwrap();
     let addr = ua.local_addr(Transport::Udp).unwrap();
-    let mut sipp = Sipp::new("uac_hold_info.xml").args(["-s", "bob", "-d", if late_ack { "1200" } else { "0" }]).remote(addr.to_string()).spawn(&dir, "sipp").unwrap();
+    let mut sipp = Sipp::new("uac_hold_info.xml")
+        .args(["-s", "bob", "-d", if late_ack { "1200" } else { "0" }])
+        .remote(addr.to_string())
+        .spawn(&dir, "sipp")
+        .unwrap();
     let inc = wait_call(&mut events).await;
     let mut call = inc.call;
     call.ringing().unwrap();
@@ -185,11 +199,17 @@ async fn answer_hold_resume_info(late_ack: bool) {
     assert_eq!(next(&mut call).await, CallEvent::Confirmed { sdp: None });
     // Hold: the peer's offer says sendonly, our answer recvonly.
     let ev = next(&mut call).await;
-    assert!(matches!(&ev, CallEvent::Offer { kind: OfferKind::ReInvite, sdp: Some(s) } if s.contains("a=sendonly")), "{ev:?}");
+    assert!(
+        matches!(&ev, CallEvent::Offer { kind: OfferKind::ReInvite, sdp: Some(s) } if s.contains("a=sendonly")),
+        "{ev:?}"
+    );
     call.accept_offer(&sdp("recvonly")).await.unwrap();
     // Resume.
     let ev = next(&mut call).await;
-    assert!(matches!(&ev, CallEvent::Offer { kind: OfferKind::ReInvite, sdp: Some(s) } if s.contains("a=sendrecv")), "{ev:?}");
+    assert!(
+        matches!(&ev, CallEvent::Offer { kind: OfferKind::ReInvite, sdp: Some(s) } if s.contains("a=sendrecv")),
+        "{ev:?}"
+    );
     call.accept_offer(&sdp("sendrecv")).await.unwrap();
     let ev = next(&mut call).await;
     let CallEvent::Info { content_type, dtmf: Some(d), .. } = &ev else { panic!("{ev:?}") };
@@ -218,7 +238,11 @@ async fn incoming_call_we_hang_up() {
     let ua = ua().await;
     let mut events = ua.take_events().unwrap();
     let addr = ua.local_addr(Transport::Udp).unwrap();
-    let mut sipp = Sipp::new("uac_answered_then_bye.xml").args(["-s", "bob"]).remote(addr.to_string()).spawn(&dir, "sipp").unwrap();
+    let mut sipp = Sipp::new("uac_answered_then_bye.xml")
+        .args(["-s", "bob"])
+        .remote(addr.to_string())
+        .spawn(&dir, "sipp")
+        .unwrap();
     let mut call = wait_call(&mut events).await.call;
     call.answer(&sdp("sendrecv")).unwrap();
     assert_eq!(next(&mut call).await, CallEvent::Confirmed { sdp: None });
@@ -237,10 +261,13 @@ async fn challenged_invite_and_in_dialog_reinvite_are_answered() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let ua = ua().await;
     let account = signaling::Account::new("sip:alice@sipp.test", "a-pw").with_proxy(format!("sip:{}", sipp.addr()));
-    let mut call = ua.invite(Caller::Account(account), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
+    let mut call =
+        ua.invite(Caller::Account(account), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
     let answered = next_final(&mut call).await;
     assert!(matches!(answered, CallEvent::Answered { .. }), "{answered:?}\n{}", sipp.traces());
-    let answer = tokio::time::timeout(Duration::from_secs(10), call.reinvite(&sdp("sendonly"))).await.expect("re-INVITE in time");
+    let answer = tokio::time::timeout(Duration::from_secs(10), call.reinvite(&sdp("sendonly")))
+        .await
+        .expect("re-INVITE in time");
     assert!(matches!(&answer, Ok(Some(s)) if s.contains("a=recvonly")), "{answer:?}\n{}", sipp.traces());
     call.bye().await.unwrap();
     assert_eq!(next(&mut call).await, CallEvent::Ended { by: Party::Local, reason: "BYE".into() });
@@ -257,7 +284,8 @@ async fn our_bye_on_an_incoming_call_answers_a_challenge() {
     let mut events = ua.take_events().unwrap();
     let reg = register_at_sipp(&dir, "uas_registrar.xml", &ua, |_| {}).await;
     let addr = ua.local_addr(Transport::Udp).unwrap();
-    let mut sipp = Sipp::new("uac_bye_challenged.xml").args(["-s", "alice"]).remote(addr.to_string()).spawn(&dir, "sipp").unwrap();
+    let mut sipp =
+        Sipp::new("uac_bye_challenged.xml").args(["-s", "alice"]).remote(addr.to_string()).spawn(&dir, "sipp").unwrap();
     let mut call = wait_call(&mut events).await.call;
     call.answer(&sdp("sendrecv")).unwrap();
     assert_eq!(next(&mut call).await, CallEvent::Confirmed { sdp: None });

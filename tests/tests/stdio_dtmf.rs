@@ -12,7 +12,6 @@ fn peer_offer(port: u16) -> String {
     )
 }
 
-
 /// One RFC 4733 packet: PT 101, the given marker bit, sequence number,
 /// timestamp and event payload.
 fn telephone_event(seq: u16, timestamp: u32, marker: bool, event: u8, end: bool, duration: u16) -> Vec<u8> {
@@ -79,7 +78,11 @@ fn send_dtmf_reaches_a_gstreamer_rfc4733_decoder() {
     bridge.call("session.sendDtmf", json!({ "session": s, "tones": "1#9", "duration": 120 })).unwrap();
     decoder.wait_for_log("number=(int)9", Duration::from_secs(10)).unwrap();
     let log = decoder.log();
-    let numbers: Vec<&str> = log.lines().filter(|l| l.contains("(element): dtmf-event")).filter_map(|l| l.split("number=(int)").nth(1)?.split(',').next()).collect();
+    let numbers: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("(element): dtmf-event"))
+        .filter_map(|l| l.split("number=(int)").nth(1)?.split(',').next())
+        .collect();
     assert_eq!(numbers, vec!["1", "11", "9"], "decoded key presses, in order:\n{log}");
     let err = bridge.request("session.sendDtmf", json!({ "session": s, "tones": "1x" })).unwrap();
     assert_eq!(err["error"]["code"], 1005, "{err}");

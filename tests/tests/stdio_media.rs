@@ -70,7 +70,11 @@ fn record_wav_and_ogg() {
     assert!(got.slice(0.5, 60.0).tone_share(440.0) > 0.8, "WAV holds the caller's tone");
     let got = decode_ogg(&dir, &ogg);
     assert!(got.seconds() > 2.0, "Ogg holds {} s", got.seconds());
-    assert!(got.slice(0.5, 60.0).tone_share(1000.0) > 0.8, "Ogg holds the caller's tone: {}", got.slice(0.5, 60.0).tone_share(1000.0));
+    assert!(
+        got.slice(0.5, 60.0).tone_share(1000.0) > 0.8,
+        "Ogg holds the caller's tone: {}",
+        got.slice(0.5, 60.0).tone_share(1000.0)
+    );
     let bad = bridge.request("session.record", json!({ "session": sa, "file": dir.join("x.mp3") })).unwrap();
     assert_eq!(bad["error"]["code"], 1009, "{bad}");
 }
@@ -119,7 +123,11 @@ fn three_party_room_is_mix_minus() {
             }
         }
         let other = tones[1 - i];
-        assert!(after.tone_share(other) > 0.8, "after the hang-up, {i} still hears {other} Hz: {}", after.tone_share(other));
+        assert!(
+            after.tone_share(other) > 0.8,
+            "after the hang-up, {i} still hears {other} Hz: {}",
+            after.tone_share(other)
+        );
         assert!(after.tone_share(tones[2]) < 0.05, "nobody hears the one who left");
     }
     let recorded = read_wav(&mix).unwrap();

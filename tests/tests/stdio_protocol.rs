@@ -8,7 +8,6 @@ use e2e::rtp_peer::{PeerCodec, RtpPeer};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-
 fn error_code(response: &Value) -> i64 {
     response["error"]["code"].as_i64().unwrap_or_else(|| panic!("expected an error: {response}"))
 }
@@ -47,29 +46,39 @@ fn bad_input_gets_errors_and_the_running_call_keeps_flowing() {
     // SDP garbage, and an empty body.
     let s = bridge.create("rtp", json!({})).unwrap();
     for garbage in ["hello", "", "v=0\r\no=x\r\nm=audio 99999 RTP/AVP 0\r\n"] {
-        let r = bridge.request("session.setRemoteDescription", json!({ "session": s, "type": "offer", "sdp": garbage })).unwrap();
+        let r = bridge
+            .request("session.setRemoteDescription", json!({ "session": s, "type": "offer", "sdp": garbage }))
+            .unwrap();
         assert_eq!(error_code(&r), 1001, "{garbage:?}: {r}");
     }
     // No common codec: 1002, and the SIP status to answer with.
     let g729 = "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
-    let r = bridge.request("session.setRemoteDescription", json!({ "session": s, "type": "offer", "sdp": g729 })).unwrap();
+    let r =
+        bridge.request("session.setRemoteDescription", json!({ "session": s, "type": "offer", "sdp": g729 })).unwrap();
     assert_eq!(error_code(&r), 1002, "{r}");
     assert_eq!(r["error"]["data"]["sipStatus"], 488, "{r}");
     // Offer/answer out of order.
-    let r = bridge.request("session.setRemoteDescription", json!({ "session": s, "type": "answer", "sdp": a.sdp(None) })).unwrap();
+    let r = bridge
+        .request("session.setRemoteDescription", json!({ "session": s, "type": "answer", "sdp": a.sdp(None) }))
+        .unwrap();
     assert_eq!(error_code(&r), 1003, "{r}");
     // A WebRTC session handed plain RTP SDP.
     let w = bridge.create("webrtc", json!({})).unwrap();
-    let r = bridge.request("session.setRemoteDescription", json!({ "session": w, "type": "offer", "sdp": a.sdp(None) })).unwrap();
+    let r = bridge
+        .request("session.setRemoteDescription", json!({ "session": w, "type": "offer", "sdp": a.sdp(None) }))
+        .unwrap();
     assert_eq!(error_code(&r), 1001, "{r}");
-    let r = bridge.request("session.addIceCandidate", json!({ "session": w, "candidate": "garbage", "sdpMLineIndex": 0 })).unwrap();
+    let r = bridge
+        .request("session.addIceCandidate", json!({ "session": w, "candidate": "garbage", "sdpMLineIndex": 0 }))
+        .unwrap();
     assert_eq!(error_code(&r), 1004, "{r}");
     // Linking a session already linked.
     let r = bridge.request("session.connect", json!({ "a": sa, "b": s })).unwrap();
     assert_eq!(error_code(&r), 1003, "{r}");
 
     // Requests may overlap: fire several at once, match replies by id.
-    let ids: Vec<Value> = (0..5).map(|_| bridge.io.send(json!({ "jsonrpc": "2.0", "method": "session.list" })).unwrap()).collect();
+    let ids: Vec<Value> =
+        (0..5).map(|_| bridge.io.send(json!({ "jsonrpc": "2.0", "method": "session.list" })).unwrap()).collect();
     for id in ids.iter().rev() {
         let r = bridge.io.reply(id, Duration::from_secs(5)).unwrap();
         assert!(r["result"]["sessions"].as_array().is_some(), "{r}");

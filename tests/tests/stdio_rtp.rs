@@ -9,7 +9,6 @@ use serde_json::json;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-
 /// Two RTP peers with different tones, bridged; each must hear the other.
 /// `a_offers`: peer A's SDP is the offer (else the bridge offers to A).
 fn bridge_two_rtp_peers(name: &str, a: PeerCodec, b: PeerCodec, a_offers: bool, expect_passthrough: bool) {
@@ -24,7 +23,10 @@ fn bridge_two_rtp_peers(name: &str, a: PeerCodec, b: PeerCodec, a_offers: bool, 
         bridge.set_remote(&sa, "offer", &peer_a.sdp(Some(20))).unwrap();
         let (kind, answer) = bridge.local_description(&sa).unwrap();
         assert_eq!(kind, "answer");
-        assert!(answer.contains(&format!("RTP/AVP {} 101", a.payload_type())), "answer keeps the offered codec:\n{answer}");
+        assert!(
+            answer.contains(&format!("RTP/AVP {} 101", a.payload_type())),
+            "answer keeps the offered codec:\n{answer}"
+        );
         rtp_address(&answer)
     } else {
         let (kind, offer) = bridge.local_description(&sa).unwrap();
@@ -40,15 +42,32 @@ fn bridge_two_rtp_peers(name: &str, a: PeerCodec, b: PeerCodec, a_offers: bool, 
     assert_eq!(linked["passthrough"], json!(expect_passthrough), "{linked}");
     peer_a.send_tone(440, bridge_a).unwrap();
     peer_b.send_tone(1000, bridge_b).unwrap();
-    bridge.wait_session_event(&sa, "connectionstatechange", Duration::from_secs(10), |e| e["state"] == "connected").unwrap();
+    bridge
+        .wait_session_event(&sa, "connectionstatechange", Duration::from_secs(10), |e| e["state"] == "connected")
+        .unwrap();
     std::thread::sleep(Duration::from_secs(3));
     let heard_a = peer_a.finish().unwrap();
     let heard_b = peer_b.finish().unwrap();
     let (tail_a, tail_b) = (heard_a.slice(1.0, 60.0), heard_b.slice(1.0, 60.0));
-    assert!(tail_a.seconds() > 1.0 && tail_b.seconds() > 1.0, "recordings too short: {} s, {} s", heard_a.seconds(), heard_b.seconds());
-    assert!(tail_a.tone_share(1000.0) > 0.8, "A should hear B's 1000 Hz: share {}, rms {}", tail_a.tone_share(1000.0), tail_a.rms());
+    assert!(
+        tail_a.seconds() > 1.0 && tail_b.seconds() > 1.0,
+        "recordings too short: {} s, {} s",
+        heard_a.seconds(),
+        heard_b.seconds()
+    );
+    assert!(
+        tail_a.tone_share(1000.0) > 0.8,
+        "A should hear B's 1000 Hz: share {}, rms {}",
+        tail_a.tone_share(1000.0),
+        tail_a.rms()
+    );
     assert!(tail_a.tone_share(440.0) < 0.05, "A must not hear itself");
-    assert!(tail_b.tone_share(440.0) > 0.8, "B should hear A's 440 Hz: share {}, rms {}", tail_b.tone_share(440.0), tail_b.rms());
+    assert!(
+        tail_b.tone_share(440.0) > 0.8,
+        "B should hear A's 440 Hz: share {}, rms {}",
+        tail_b.tone_share(440.0),
+        tail_b.rms()
+    );
     assert!(tail_a.rms() > 0.05 && tail_b.rms() > 0.05, "levels: {} {}", tail_a.rms(), tail_b.rms());
     bridge.call("session.close", json!({ "session": sa })).unwrap();
     bridge.call("session.close", json!({ "session": sb })).unwrap();
@@ -88,7 +107,8 @@ fn same_codec_rtp_legs_are_relayed_packet_for_packet() {
     // so every payload tells which packet it is.
     const HZ: f64 = 443.7;
     let pcm = tone(HZ, 3.0, 8000, 0.5);
-    let sent: Vec<Vec<u8>> = pcm.samples.chunks(160).map(|c| c.iter().map(|s| ulaw_encode((*s * 32767.0) as i16)).collect()).collect();
+    let sent: Vec<Vec<u8>> =
+        pcm.samples.chunks(160).map(|c| c.iter().map(|s| ulaw_encode((*s * 32767.0) as i16)).collect()).collect();
     let lost = 20..25;
     let mut received = Vec::new();
     let mut buf = [0u8; 2048];
@@ -102,7 +122,9 @@ fn same_codec_rtp_legs_are_relayed_packet_for_packet() {
             packet.extend(payload);
             phone_a.send_to(&packet, to_a).unwrap();
         }
-        std::thread::sleep((start + Duration::from_millis(20 * (i as u64 + 1))).saturating_duration_since(Instant::now()));
+        std::thread::sleep(
+            (start + Duration::from_millis(20 * (i as u64 + 1))).saturating_duration_since(Instant::now()),
+        );
         while let Ok(n) = phone_b.recv(&mut buf) {
             received.push(buf[..n].to_vec());
         }
@@ -118,7 +140,12 @@ fn same_codec_rtp_legs_are_relayed_packet_for_packet() {
         .iter()
         .filter_map(|p| {
             let index = sent.iter().position(|s| s.as_slice() == &p[12..])?;
-            Some((index, u16::from_be_bytes([p[2], p[3]]), u32::from_be_bytes([p[4], p[5], p[6], p[7]]), u32::from_be_bytes([p[8], p[9], p[10], p[11]])))
+            Some((
+                index,
+                u16::from_be_bytes([p[2], p[3]]),
+                u32::from_be_bytes([p[4], p[5], p[6], p[7]]),
+                u32::from_be_bytes([p[8], p[9], p[10], p[11]]),
+            ))
         })
         .collect();
     assert!(relayed.len() >= 120, "B got {} of the {} packets A sent", relayed.len(), sent.len() - lost.len());
@@ -126,10 +153,17 @@ fn same_codec_rtp_legs_are_relayed_packet_for_packet() {
     for pair in relayed.windows(2) {
         let ((i, seq_i, ts_i, _), (j, seq_j, ts_j, _)) = (pair[0], pair[1]);
         assert!(j > i, "packets kept their order: {i} then {j}");
-        assert_eq!(seq_j.wrapping_sub(seq_i) as usize, j - i, "sequence numbers keep A's spacing, gaps included ({i} -> {j})");
+        assert_eq!(
+            seq_j.wrapping_sub(seq_i) as usize,
+            j - i,
+            "sequence numbers keep A's spacing, gaps included ({i} -> {j})"
+        );
         assert_eq!(ts_j.wrapping_sub(ts_i) as usize, (j - i) * 160, "timestamps keep A's spacing ({i} -> {j})");
     }
-    assert!(relayed.windows(2).any(|p| p[0].0 < lost.start && p[1].0 >= lost.end), "the loss crossed the bridge as a gap");
+    assert!(
+        relayed.windows(2).any(|p| p[0].0 < lost.start && p[1].0 >= lost.end),
+        "the loss crossed the bridge as a gap"
+    );
 
     bridge.call("session.stopRecord", json!({ "session": sa })).unwrap();
     let recorded = read_wav(&wav).unwrap();
@@ -166,9 +200,13 @@ fn a_vanished_peer_is_reported_and_other_calls_go_on() {
         calls.push((a, b, sa, tones));
     }
     let sa0 = calls[0].2.clone();
-    bridge.wait_session_event(&sa0, "connectionstatechange", Duration::from_secs(10), |e| e["state"] == "connected").unwrap();
+    bridge
+        .wait_session_event(&sa0, "connectionstatechange", Duration::from_secs(10), |e| e["state"] == "connected")
+        .unwrap();
     calls[0].0.stop_sending();
-    bridge.wait_session_event(&sa0, "connectionstatechange", Duration::from_secs(6), |e| e["state"] == "disconnected").unwrap();
+    bridge
+        .wait_session_event(&sa0, "connectionstatechange", Duration::from_secs(6), |e| e["state"] == "disconnected")
+        .unwrap();
     std::thread::sleep(Duration::from_secs(2));
     let mut bridge = bridge;
     assert!(bridge.is_running());

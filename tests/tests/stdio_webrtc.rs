@@ -9,7 +9,6 @@ use e2e::webrtc_peer::{Stack, WebRtcPeer};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-
 const BROWSER_TONE: u32 = 440;
 const PHONE_TONE: u32 = 1000;
 
@@ -28,7 +27,10 @@ fn webrtc_to_rtp(name: &str, stack: Stack, browser_offers: bool, phone: PeerCode
         bridge.set_remote(&w, "offer", &offer).unwrap();
         let (kind, answer) = bridge.local_description(&w).unwrap();
         assert_eq!(kind, "answer");
-        assert!(answer.contains("a=candidate:") && answer.contains("127.0.0.1"), "complete answer with loopback candidates:\n{answer}");
+        assert!(
+            answer.contains("a=candidate:") && answer.contains("127.0.0.1"),
+            "complete answer with loopback candidates:\n{answer}"
+        );
         browser.set_remote("answer", &answer).unwrap();
     } else {
         let (kind, offer) = bridge.local_description(&w).unwrap();
@@ -46,19 +48,31 @@ fn webrtc_to_rtp(name: &str, stack: Stack, browser_offers: bool, phone: PeerCode
     rtp_peer.send_tone(PHONE_TONE, rtp_address(&phone_answer)).unwrap();
 
     browser.wait_connected().unwrap();
-    bridge.wait_session_event(&w, "connectionstatechange", Duration::from_secs(10), |e| e["state"] == "connected").unwrap();
+    bridge
+        .wait_session_event(&w, "connectionstatechange", Duration::from_secs(10), |e| e["state"] == "connected")
+        .unwrap();
     let setup = started.elapsed();
     let heard_by_browser = browser.record(3000, &dir.join("browser-received.wav")).unwrap();
     let heard_by_phone = rtp_peer.finish().unwrap();
     eprintln!("{name}: session.create to connected in {setup:?}");
 
     let b = heard_by_browser.slice(0.5, 60.0);
-    assert!(b.tone_share(PHONE_TONE as f64) > 0.8, "browser should hear the phone: share {}, rms {}", b.tone_share(PHONE_TONE as f64), b.rms());
+    assert!(
+        b.tone_share(PHONE_TONE as f64) > 0.8,
+        "browser should hear the phone: share {}, rms {}",
+        b.tone_share(PHONE_TONE as f64),
+        b.rms()
+    );
     assert!(b.tone_share(BROWSER_TONE as f64) < 0.05, "browser must not hear itself");
     assert!(b.rms() > 0.05, "browser level {}", b.rms());
     let p = heard_by_phone.slice(1.5, 60.0);
     assert!(p.seconds() > 1.0, "phone recording is {} s", heard_by_phone.seconds());
-    assert!(p.tone_share(BROWSER_TONE as f64) > 0.8, "phone should hear the browser: share {}, rms {}", p.tone_share(BROWSER_TONE as f64), p.rms());
+    assert!(
+        p.tone_share(BROWSER_TONE as f64) > 0.8,
+        "phone should hear the browser: share {}, rms {}",
+        p.tone_share(BROWSER_TONE as f64),
+        p.rms()
+    );
     assert!(p.rms() > 0.05, "phone level {}", p.rms());
 
     let stats = browser.stats().unwrap();
@@ -113,7 +127,7 @@ fn chromium_dtmf_reaches_the_bridge() {
 /// was depayloaded and payloaded again), and the phone hears the tone.
 #[test]
 fn webrtc_to_rtp_with_the_same_codec_is_relayed() {
-    use e2e::audio::{tone, ulaw_encode, Pcm, ulaw_decode};
+    use e2e::audio::{tone, ulaw_decode, ulaw_encode, Pcm};
     use e2e::rtp_peer::rtp_payload;
     use e2e::webrtc_load::{Audio, Client, Shared};
     use std::net::UdpSocket;
@@ -122,7 +136,8 @@ fn webrtc_to_rtp_with_the_same_codec_is_relayed() {
     let dir = test_dir("webrtc_relay");
     let bridge = Bridge::start(&dir, &[]).unwrap();
     let pcm = tone(PHONE_TONE as f64, 2.0, 8000, 0.5);
-    let payloads: Vec<Vec<u8>> = pcm.samples.chunks(160).map(|c| c.iter().map(|s| ulaw_encode((*s * 32767.0) as i16)).collect()).collect();
+    let payloads: Vec<Vec<u8>> =
+        pcm.samples.chunks(160).map(|c| c.iter().map(|s| ulaw_encode((*s * 32767.0) as i16)).collect()).collect();
     let mut client = Client::new(&Shared::new().unwrap(), Audio::Pcmu, Arc::new(payloads), 0).unwrap();
     let sw = bridge.create("webrtc", json!({ "codecs": ["PCMU"] })).unwrap();
     bridge.set_remote(&sw, "offer", client.offer()).unwrap();
@@ -151,7 +166,20 @@ fn webrtc_to_rtp_with_the_same_codec_is_relayed() {
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
     let relayed: Vec<&Vec<u8>> = received.iter().filter(|p| p[0] & 0x10 != 0).collect();
-    assert!(relayed.len() >= 100, "{} of {} packets at the phone came through the relay ({})", relayed.len(), received.len(), client.state());
-    let heard = Pcm { rate: 8000, samples: relayed.iter().filter_map(|p| rtp_payload(p)).flatten().map(|b| ulaw_decode(*b)).collect() };
-    assert!(heard.tone_share(PHONE_TONE as f64) > 0.8, "the phone hears the WebRTC peer's tone: share {}", heard.tone_share(PHONE_TONE as f64));
+    assert!(
+        relayed.len() >= 100,
+        "{} of {} packets at the phone came through the relay ({})",
+        relayed.len(),
+        received.len(),
+        client.state()
+    );
+    let heard = Pcm {
+        rate: 8000,
+        samples: relayed.iter().filter_map(|p| rtp_payload(p)).flatten().map(|b| ulaw_decode(*b)).collect(),
+    };
+    assert!(
+        heard.tone_share(PHONE_TONE as f64) > 0.8,
+        "the phone hears the WebRTC peer's tone: share {}",
+        heard.tone_share(PHONE_TONE as f64)
+    );
 }

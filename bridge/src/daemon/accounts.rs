@@ -9,7 +9,11 @@ use tracing::{info, warn, Instrument};
 
 /// Starts registering `account`; the returned future logs its progress and
 /// unregisters once `shutdown` turns true.
-pub fn keep(ua: &UserAgent, account: Account, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<impl std::future::Future<Output = ()>> {
+pub fn keep(
+    ua: &UserAgent,
+    account: Account,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<impl std::future::Future<Output = ()>> {
     let aor = account.aor.clone();
     let mut reg = ua.register(account).map_err(|e| anyhow::anyhow!("registering {aor}: {e}"))?;
     let span = tracing::info_span!("account", aor = %aor);

@@ -144,7 +144,12 @@ pub async fn run(shared: Arc<Shared>, incoming: IncomingCall, seq: u64) {
 
 /// Makes the leg and its local description: the answer to `offer`, or our
 /// own offer for an offerless INVITE.
-async fn setup(shared: &Arc<Shared>, seq: u64, offer: Option<String>, tx: InternalSender) -> Result<(Leg, String), CallError> {
+async fn setup(
+    shared: &Arc<Shared>,
+    seq: u64,
+    offer: Option<String>,
+    tx: InternalSender,
+) -> Result<(Leg, String), CallError> {
     if shared.is_shutting_down() {
         return Err(CallError::ShuttingDown);
     }
@@ -200,7 +205,9 @@ async fn on_offer(call: &Call, leg: &Leg, kind: signaling::OfferKind, sdp: Optio
     .and_then(|r| r);
     match result {
         Ok(answer) => {
-            let direction = ["sendonly", "recvonly", "inactive", "sendrecv"].into_iter().find(|d| answer.contains(&format!("a={d}")));
+            let direction = ["sendonly", "recvonly", "inactive", "sendrecv"]
+                .into_iter()
+                .find(|d| answer.contains(&format!("a={d}")));
             info!(?kind, direction = %direction.unwrap_or("sendrecv"), "new offer answered");
             if let Err(e) = call.accept_offer(&answer).await {
                 warn!(error = %e, "cannot answer the offer");

@@ -302,7 +302,8 @@ impl AccountSettings {
     /// The signaling account, with the password resolved.
     pub fn account(&self) -> Result<signaling::Account> {
         let password = match (&self.password, &self.password_env) {
-            (_, Some(var)) => std::env::var(var).with_context(|| format!("account {}: environment variable {var} is not set", self.aor))?,
+            (_, Some(var)) => std::env::var(var)
+                .with_context(|| format!("account {}: environment variable {var} is not set", self.aor))?,
             (Some(p), None) => p.clone(),
             (None, None) => bail!("account {}: give `password` or `password_env`", self.aor),
         };
@@ -330,7 +331,8 @@ impl Config {
         if !table.contains_key("action") {
             bail!("no preset: give `preset = \"echo\"` (or play, record, conference, or a preset file's path), or `action = ...` with its settings");
         }
-        let config: Config = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| anyhow::anyhow!("{}", e.message()))?;
+        let config: Config =
+            toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| anyhow::anyhow!("{}", e.message()))?;
         config.validate()?;
         Ok(config)
     }
@@ -452,7 +454,10 @@ fn apply_overrides(table: &mut toml::Table, o: &Overrides) -> Result<()> {
     };
     if !o.sip_listen.is_empty() {
         let mut sip = section(table, "sip");
-        sip.insert("listen".into(), toml::Value::Array(o.sip_listen.iter().map(|s| toml::Value::String(s.clone())).collect()));
+        sip.insert(
+            "listen".into(),
+            toml::Value::Array(o.sip_listen.iter().map(|s| toml::Value::String(s.clone())).collect()),
+        );
         table.insert("sip".into(), toml::Value::Table(sip));
     }
     if !o.media_addresses.is_empty() {
@@ -503,7 +508,8 @@ pub fn parse_listen(s: &str) -> Result<signaling::Listen> {
         Some(("ws", rest)) => (Transport::Ws, rest),
         _ => (Transport::Udp, s),
     };
-    let addr: SocketAddr = addr.parse().with_context(|| format!("sip.listen {s:?}: expected [udp:|tcp:|ws:]ADDR:PORT"))?;
+    let addr: SocketAddr =
+        addr.parse().with_context(|| format!("sip.listen {s:?}: expected [udp:|tcp:|ws:]ADDR:PORT"))?;
     Ok(signaling::Listen { transport, addr })
 }
 
@@ -592,7 +598,10 @@ mod tests {
         assert!(err.contains("play.file"), "{err}");
         assert!(parse_listen("sctp:1.2.3.4:5").is_err());
         assert!(Config::from_table(toml::Table::new()).unwrap_err().to_string().contains("preset = \"echo\""));
-        let two_udp = Overrides { sip_listen: vec!["127.0.0.1:5060".into(), "udp:127.0.0.1:5062".into()], ..Overrides::default() };
+        let two_udp = Overrides {
+            sip_listen: vec!["127.0.0.1:5060".into(), "udp:127.0.0.1:5062".into()],
+            ..Overrides::default()
+        };
         assert!(Config::for_run("echo", &two_udp).unwrap_err().to_string().contains("udp is given twice"));
     }
 

@@ -22,7 +22,13 @@ pub enum Attached {
 }
 
 impl Attached {
-    pub fn start(shared: &Arc<Shared>, leg: &Leg, call_id: &str, room: &str, tx: InternalSender) -> Result<Attached, CallError> {
+    pub fn start(
+        shared: &Arc<Shared>,
+        leg: &Leg,
+        call_id: &str,
+        room: &str,
+        tx: InternalSender,
+    ) -> Result<Attached, CallError> {
         let config = &shared.config;
         match config.action {
             Action::Echo => Ok(Attached::Echo(Echo::new(leg.port()))),
@@ -89,13 +95,15 @@ fn record_format(f: FileFormat) -> RecordFormat {
 /// made safe for a file name.
 fn file_name(dir: &Path, prefix: &str, id: &str, format: FileFormat) -> Result<PathBuf, CallError> {
     std::fs::create_dir_all(dir).map_err(|e| CallError::Media(format!("creating {}: {e}", dir.display())))?;
-    let safe: String = id.chars().take(64).map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+    let safe: String =
+        id.chars().take(64).map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
     Ok(dir.join(format!("{prefix}{}-{safe}.{}", utc_stamp(), format.extension())))
 }
 
 /// `YYYYMMDDTHHMMSSZ` from the system clock.
 fn utc_stamp() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let secs =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
     let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
     // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
     let z = days + 719468;

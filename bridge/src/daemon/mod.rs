@@ -154,7 +154,8 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
         warn!(left = calls.len(), "calls did not end in time; dropping them");
         calls.abort_all();
     }
-    let _ = tokio::time::timeout(Duration::from_secs(5), async { while registrations.join_next().await.is_some() {} }).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), async { while registrations.join_next().await.is_some() {} })
+        .await;
     shared.rooms.close_all();
     ua.shutdown();
     info!("stopped");

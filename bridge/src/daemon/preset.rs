@@ -27,7 +27,8 @@ impl Preset {
     pub fn load(name: &str) -> Result<Preset> {
         if name.contains('/') || name.ends_with(".toml") {
             let path = Path::new(name);
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading preset file {}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading preset file {}", path.display()))?;
             let table = parse(&text).with_context(|| format!("preset file {}", path.display()))?;
             let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| name.to_string());
             return Ok(Preset { name: stem, table });
@@ -65,7 +66,9 @@ pub fn listing() -> String {
             format!("{n:width$}  {}\n", p.description())
         })
         .collect();
-    out.push_str(&format!("{GATEWAY:width$}  browser gateway: softphone page and WebSocket API on --ws-listen, SIP on --sip-listen\n"));
+    out.push_str(&format!(
+        "{GATEWAY:width$}  browser gateway: softphone page and WebSocket API on --ws-listen, SIP on --sip-listen\n"
+    ));
     out
 }
 

@@ -89,7 +89,8 @@ fn make_legs(gw: &Gateway, id: &str) -> Result<(Leg, Leg, LegRx), RpcError> {
             let _ = tx.send((side, ev));
         })
     };
-    let webrtc = Leg::new_webrtc(&format!("{id}-webrtc"), gw.config.legs.clone(), handler(Side::Browser)).map_err(from_media)?;
+    let webrtc =
+        Leg::new_webrtc(&format!("{id}-webrtc"), gw.config.legs.clone(), handler(Side::Browser)).map_err(from_media)?;
     let rtp = match Leg::new_rtp(&format!("{id}-rtp"), gw.config.legs.clone(), handler(Side::Sip)) {
         Ok(l) => l,
         Err(e) => {
@@ -184,7 +185,12 @@ impl GwCall {
     /// An incoming INVITE for this user: the SIP offer goes to the RTP leg
     /// (488 when no codec fits), the WebRTC leg offers to the browser, and
     /// the SIP side hears 180 until `sip.accept`.
-    pub async fn incoming(gw: Arc<Gateway>, user: &Arc<User>, id: String, inc: IncomingCall) -> Result<(Arc<GwCall>, Value), RpcError> {
+    pub async fn incoming(
+        gw: Arc<Gateway>,
+        user: &Arc<User>,
+        id: String,
+        inc: IncomingCall,
+    ) -> Result<(Arc<GwCall>, Value), RpcError> {
         let g = gw.clone();
         let cid = id.clone();
         let sip_offer = inc.sdp_offer.clone();
@@ -328,7 +334,11 @@ impl GwCall {
                 return Err(call_state("hold and unhold need an answered call"));
             }
             if st.hold == hold {
-                return Err(call_state(if hold.is_some() { "the call is already on hold" } else { "the call is not on hold" }));
+                return Err(call_state(if hold.is_some() {
+                    "the call is already on hold"
+                } else {
+                    "the call is not on hold"
+                }));
             }
         }
         let rtp = self.rtp.clone();
@@ -348,7 +358,9 @@ impl GwCall {
         let peer_direction = answer.as_deref().map(sdp_direction);
         if let Some(answer) = answer {
             let rtp = self.rtp.clone();
-            if let Err(e) = blocking(move || rtp.set_remote_description(DescriptionKind::Answer, &answer).map_err(from_media)).await {
+            if let Err(e) =
+                blocking(move || rtp.set_remote_description(DescriptionKind::Answer, &answer).map_err(from_media)).await
+            {
                 tracing::warn!(call = %self.id, error = %e.message, "hold answer not applied");
             }
         }
@@ -399,7 +411,12 @@ impl GwCall {
     }
 
     /// `sip.dtmf`: tones to the SIP peer, RFC 4733 or INFO.
-    pub async fn dtmf(self: &Arc<Self>, tones: String, method: Option<DtmfMethod>, duration: u32) -> Result<(), RpcError> {
+    pub async fn dtmf(
+        self: &Arc<Self>,
+        tones: String,
+        method: Option<DtmfMethod>,
+        duration: u32,
+    ) -> Result<(), RpcError> {
         if self.phase() != Phase::Active {
             return Err(call_state("DTMF needs an answered call"));
         }
@@ -432,14 +449,22 @@ impl GwCall {
 
     pub async fn message(self: &Arc<Self>, content_type: &str, body: &str) -> Result<(), RpcError> {
         if self.phase() != Phase::Active {
-            return Err(call_state("a MESSAGE inside a call needs an answered call; leave out `call` to send one outside"));
+            return Err(call_state(
+                "a MESSAGE inside a call needs an answered call; leave out `call` to send one outside",
+            ));
         }
         self.sip.message(content_type, body).await.map_err(from_sip)
     }
 
     /// `sip.recording`: WAV files of what the SIP peer sends (`peer`) and
     /// what the browser sends (`user`).
-    pub async fn recording(self: &Arc<Self>, start: bool, peer: bool, user: bool, name: Option<String>) -> Result<Value, RpcError> {
+    pub async fn recording(
+        self: &Arc<Self>,
+        start: bool,
+        peer: bool,
+        user: bool,
+        name: Option<String>,
+    ) -> Result<Value, RpcError> {
         if self.is_ended() {
             return Err(call_state("the call has ended"));
         }
@@ -467,9 +492,24 @@ impl GwCall {
             return Err(err(codes::RECORDING, "the call is already being recorded; stop first"));
         }
         let base = match name {
-            Some(n) if !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && !n.starts_with('.') => n,
-            Some(_) => return Err(err(codes::INVALID_PARAMS, "filename may hold only letters, digits, '-', '_' and '.' (no directories)")),
-            None => format!("{}-{}", self.id, std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)),
+            Some(n)
+                if !n.is_empty()
+                    && n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                    && !n.starts_with('.') =>
+            {
+                n
+            }
+            Some(_) => {
+                return Err(err(
+                    codes::INVALID_PARAMS,
+                    "filename may hold only letters, digits, '-', '_' and '.' (no directories)",
+                ))
+            }
+            None => format!(
+                "{}-{}",
+                self.id,
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+            ),
         };
         let dir = self.gw.config.recordings_dir.clone();
         let mut targets = Vec::new();
@@ -480,10 +520,14 @@ impl GwCall {
             targets.push((self.webrtc.clone(), dir.join(format!("{base}-user.wav"))));
         }
         let recorders = blocking(move || {
-            std::fs::create_dir_all(&dir).map_err(|e| err(codes::RECORDING, format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| err(codes::RECORDING, format!("cannot create {}: {e}", dir.display())))?;
             let mut out = Vec::new();
             for (leg, path) in targets {
-                out.push(Recorder::start(leg.port(), &path, RecordFormat::Wav).map_err(|e| err(codes::RECORDING, e.to_string()))?);
+                out.push(
+                    Recorder::start(leg.port(), &path, RecordFormat::Wav)
+                        .map_err(|e| err(codes::RECORDING, e.to_string()))?,
+                );
             }
             Ok(out)
         })
@@ -534,7 +578,9 @@ impl GwCall {
             st.answer_applied = true;
         }
         let rtp = self.rtp.clone();
-        if let Err(e) = blocking(move || rtp.set_remote_description(DescriptionKind::Answer, &sdp).map_err(from_media)).await {
+        if let Err(e) =
+            blocking(move || rtp.set_remote_description(DescriptionKind::Answer, &sdp).map_err(from_media)).await
+        {
             tracing::warn!(call = %self.id, error = %e.message, "SIP answer not usable");
         }
     }
@@ -596,7 +642,9 @@ impl GwCall {
                 if let Some(sdp) = sdp {
                     // Offerless INVITE: the answer came in the ACK.
                     let rtp = self.rtp.clone();
-                    let _ = blocking(move || rtp.set_remote_description(DescriptionKind::Answer, &sdp).map_err(from_media)).await;
+                    let _ =
+                        blocking(move || rtp.set_remote_description(DescriptionKind::Answer, &sdp).map_err(from_media))
+                            .await;
                 }
             }
             CallEvent::Failed { code, reason } => self.end(Party::Remote, code, &reason).await,
@@ -610,7 +658,8 @@ impl GwCall {
             }
             CallEvent::Offer { kind, sdp } => self.on_reoffer(kind, sdp).await,
             CallEvent::Info { content_type, body, dtmf } => match dtmf {
-                Some(d) => self.emit("dtmf", json!({ "tone": d.digit.to_string(), "method": "info", "duration": d.duration_ms })),
+                Some(d) => self
+                    .emit("dtmf", json!({ "tone": d.digit.to_string(), "method": "info", "duration": d.duration_ms })),
                 None => self.emit("info", json!({ "contentType": content_type, "content": body })),
             },
             CallEvent::Message { content_type, body } => {
@@ -661,7 +710,9 @@ impl GwCall {
                     });
                 }
             }
-            (Side::Sip, LegEvent::Dtmf { tone }) => self.emit("dtmf", json!({ "tone": tone.to_string(), "method": "rfc4733" })),
+            (Side::Sip, LegEvent::Dtmf { tone }) => {
+                self.emit("dtmf", json!({ "tone": tone.to_string(), "method": "rfc4733" }))
+            }
             (Side::Browser, LegEvent::ConnectionStateChange(state)) => {
                 self.emit("mediastate", json!({ "leg": "browser", "state": state.as_str() }))
             }

@@ -40,7 +40,11 @@ pub fn call_state(message: impl Into<String>) -> RpcError {
 
 pub fn from_sip(e: signaling::Error) -> RpcError {
     let status = e.status_code();
-    RpcError { code: codes::SIP, message: format!("SIP request failed: {e}"), data: Some(json!({ "sipStatus": status })) }
+    RpcError {
+        code: codes::SIP,
+        message: format!("SIP request failed: {e}"),
+        data: Some(json!({ "sipStatus": status })),
+    }
 }
 
 pub fn from_media(e: pipelines::Error) -> RpcError {

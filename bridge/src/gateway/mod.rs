@@ -23,7 +23,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-
 /// Everything the gateway needs; `run` starts from it.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {

@@ -209,7 +209,19 @@ fn is_sip_uri(s: &str) -> bool {
 
 /// A header name we pass on: a token, and none the stack must own.
 fn check_headers(headers: Option<HashMap<String, String>>) -> Result<Vec<(String, String)>, RpcError> {
-    const RESERVED: &[&str] = &["via", "from", "to", "call-id", "cseq", "contact", "content-length", "content-type", "max-forwards", "route", "record-route"];
+    const RESERVED: &[&str] = &[
+        "via",
+        "from",
+        "to",
+        "call-id",
+        "cseq",
+        "contact",
+        "content-length",
+        "content-type",
+        "max-forwards",
+        "route",
+        "record-route",
+    ];
     let mut out = Vec::new();
     for (name, value) in headers.unwrap_or_default() {
         let token = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b));
@@ -254,10 +266,9 @@ impl User {
 
     fn caller(&self) -> Result<Caller, RpcError> {
         let st = self.state.lock().unwrap();
-        st.account
-            .as_ref()
-            .map(|a| a.caller.clone())
-            .ok_or_else(|| err(codes::NOT_REGISTERED, "register first (sip.register, or with guest: true for calls without REGISTER)"))
+        st.account.as_ref().map(|a| a.caller.clone()).ok_or_else(|| {
+            err(codes::NOT_REGISTERED, "register first (sip.register, or with guest: true for calls without REGISTER)")
+        })
     }
 
     /// Reserves a call slot; `false` when the connection is at its limit.
@@ -292,7 +303,8 @@ impl User {
             "sip.call" => self.place_call(params(p)?).await,
             "sip.accept" => {
                 let p: AcceptParams = params(p)?;
-                let jsep = p.jsep.ok_or_else(|| err(codes::JSEP, "sip.accept needs the browser's answer in jsep"))?.parse()?;
+                let jsep =
+                    p.jsep.ok_or_else(|| err(codes::JSEP, "sip.accept needs the browser's answer in jsep"))?.parse()?;
                 if jsep.0 != DescriptionKind::Answer {
                     return Err(err(codes::JSEP, "sip.accept takes an answer (jsep.type \"answer\")"));
                 }
@@ -314,7 +326,11 @@ impl User {
                 let direction = match p.direction.as_deref() {
                     None | Some("sendonly") => "sendonly",
                     Some("inactive") => "inactive",
-                    Some(other) => return Err(RpcError::invalid_params(format!("direction must be \"sendonly\" or \"inactive\", not {other:?}"))),
+                    Some(other) => {
+                        return Err(RpcError::invalid_params(format!(
+                            "direction must be \"sendonly\" or \"inactive\", not {other:?}"
+                        )))
+                    }
                 };
                 self.call(&p.call)?.set_hold(Some(direction)).await
             }
@@ -353,7 +369,11 @@ impl User {
                 let start = match p.action.as_str() {
                     "start" => true,
                     "stop" => false,
-                    other => return Err(RpcError::invalid_params(format!("action must be \"start\" or \"stop\", not {other:?}"))),
+                    other => {
+                        return Err(RpcError::invalid_params(format!(
+                            "action must be \"start\" or \"stop\", not {other:?}"
+                        )))
+                    }
                 };
                 self.call(&p.call)?.recording(start, p.peer.unwrap_or(true), p.user.unwrap_or(true), p.filename).await
             }
@@ -361,18 +381,27 @@ impl User {
                 let st = self.state.lock().unwrap();
                 Ok(json!({ "calls": st.calls.values().map(|c| c.summary()).collect::<Vec<_>>() }))
             }
-            other => Err(err(codes::METHOD_NOT_FOUND, format!("unknown method {other:?}; see the Gateway section of docs/protocol.md"))),
+            other => Err(err(
+                codes::METHOD_NOT_FOUND,
+                format!("unknown method {other:?}; see the Gateway section of docs/protocol.md"),
+            )),
         }
     }
 
     fn register(self: &Arc<Self>, p: RegisterParams) -> Result<Value, RpcError> {
         if !is_sip_uri(&p.username) {
-            return Err(RpcError::invalid_params(format!("username must be a SIP URI like sip:alice@example.com, not {:?}", p.username)));
+            return Err(RpcError::invalid_params(format!(
+                "username must be a SIP URI like sip:alice@example.com, not {:?}",
+                p.username
+            )));
         }
         let headers = check_headers(p.headers.clone())?;
         let mut st = self.state.lock().unwrap();
         if st.account.is_some() {
-            return Err(err(codes::ALREADY_REGISTERED, "an account is already registered on this connection; sip.unregister first"));
+            return Err(err(
+                codes::ALREADY_REGISTERED,
+                "an account is already registered on this connection; sip.unregister first",
+            ));
         }
         if p.guest {
             st.account = Some(AccountState {
@@ -400,7 +429,9 @@ impl User {
         }
         if let Some(px) = &proxy {
             if !is_sip_uri(px) {
-                return Err(RpcError::invalid_params(format!("proxy must be a SIP URI like sip:pbx.example.com:5060, not {px:?}")));
+                return Err(RpcError::invalid_params(format!(
+                    "proxy must be a SIP URI like sip:pbx.example.com:5060, not {px:?}"
+                )));
             }
         }
         let mut account = match (p.secret, p.ha1_secret) {
@@ -410,7 +441,11 @@ impl User {
             (None, Some(ha1)) if matches!(ha1.len(), 32 | 64) && ha1.bytes().all(|b| b.is_ascii_hexdigit()) => {
                 Account::with_ha1(p.username.clone(), ha1)
             }
-            (None, Some(_)) => return Err(RpcError::invalid_params("ha1Secret must be the hex digest H(user:realm:password): 32 (MD5) or 64 (SHA-256) hex digits")),
+            (None, Some(_)) => {
+                return Err(RpcError::invalid_params(
+                    "ha1Secret must be the hex digest H(user:realm:password): 32 (MD5) or 64 (SHA-256) hex digits",
+                ))
+            }
             (None, None) => return Err(RpcError::invalid_params("secret (or ha1Secret) is required, or guest: true")),
         };
         account.display_name = p.display_name;
@@ -490,7 +525,8 @@ impl User {
 
     async fn unregister(&self) -> Result<Value, RpcError> {
         let account = self.state.lock().unwrap().account.take();
-        let account = account.ok_or_else(|| err(codes::NOT_REGISTERED, "no account is registered on this connection"))?;
+        let account =
+            account.ok_or_else(|| err(codes::NOT_REGISTERED, "no account is registered on this connection"))?;
         match account.stop {
             Some(stop) => {
                 let (tx, rx) = oneshot::channel();
@@ -505,21 +541,39 @@ impl User {
 
     async fn place_call(self: &Arc<Self>, p: CallParams) -> Result<Value, RpcError> {
         if !is_sip_uri(&p.uri) {
-            return Err(RpcError::invalid_params(format!("uri must be a SIP URI like sip:bob@example.com, not {:?}", p.uri)));
+            return Err(RpcError::invalid_params(format!(
+                "uri must be a SIP URI like sip:bob@example.com, not {:?}",
+                p.uri
+            )));
         }
         let headers = check_headers(p.headers)?;
         let offer = match p.jsep.map(Jsep::parse).transpose()? {
             Some((DescriptionKind::Offer, sdp)) => Some(sdp),
-            Some(_) => return Err(err(codes::JSEP, "sip.call takes the browser's offer (jsep.type \"offer\"), or no jsep")),
+            Some(_) => {
+                return Err(err(codes::JSEP, "sip.call takes the browser's offer (jsep.type \"offer\"), or no jsep"))
+            }
             None => None,
         };
         let caller = self.caller()?;
         if !self.reserve_call() {
-            return Err(err(codes::TOO_MANY_CALLS, format!("this connection already has {} call(s), its limit", self.gw.config.max_calls_per_connection)));
+            return Err(err(
+                codes::TOO_MANY_CALLS,
+                format!("this connection already has {} call(s), its limit", self.gw.config.max_calls_per_connection),
+            ));
         }
         let id = format!("c{}", self.gw.next_id());
         tracing::info!(user = self.id, call = %id, uri = %p.uri, "calling");
-        let result = GwCall::outgoing(self.gw.clone(), self, id.clone(), caller, p.uri.clone(), headers, offer, p.dtmf_method.unwrap_or(DtmfMethod::Rfc4733)).await;
+        let result = GwCall::outgoing(
+            self.gw.clone(),
+            self,
+            id.clone(),
+            caller,
+            p.uri.clone(),
+            headers,
+            offer,
+            p.dtmf_method.unwrap_or(DtmfMethod::Rfc4733),
+        )
+        .await;
         match result {
             Ok((call, jsep)) => {
                 self.finish_reservation(Some(call));

@@ -242,11 +242,18 @@ fn capture(dir: &Path, codec: Codec, wave: &str, count: usize) -> Result<Vec<Vec
     socket.set_read_timeout(Some(Duration::from_secs(10)))?;
     let port = socket.local_addr()?.port();
     let enc = match codec {
-        Codec::Pcmu => "audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay pt=0 min-ptime=20000000 max-ptime=20000000",
+        Codec::Pcmu => {
+            "audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay pt=0 min-ptime=20000000 max-ptime=20000000"
+        }
         Codec::Opus => "audio/x-raw,rate=48000,channels=1 ! opusenc bitrate=32000 frame-size=20 ! rtpopuspay pt=111",
     };
-    let pipeline = format!("audiotestsrc is-live=true {wave} ! audioconvert ! audioresample ! {enc} ! udpsink host=127.0.0.1 port={port}");
-    let name = format!("capture-{codec:?}-{}", wave.split_whitespace().take(2).collect::<Vec<_>>().join("-").replace("wave=", "").replace("freq=", ""));
+    let pipeline = format!(
+        "audiotestsrc is-live=true {wave} ! audioconvert ! audioresample ! {enc} ! udpsink host=127.0.0.1 port={port}"
+    );
+    let name = format!(
+        "capture-{codec:?}-{}",
+        wave.split_whitespace().take(2).collect::<Vec<_>>().join("-").replace("wave=", "").replace("freq=", "")
+    );
     let _gen = e2e::rtp_peer::gst_launch(dir, &name, &pipeline)?;
     let mut buf = [0u8; 2048];
     let mut payloads = Vec::new();
@@ -433,7 +440,13 @@ impl System for RtpengineCalls<'_> {
             ("rtcp-mux", B::List(vec![B::s("demux")])),
         ];
         if webrtc.0 != rtp.0 {
-            flags.push(("codec", B::Dict(vec![("mask".into(), B::List(vec![B::s("opus")])), ("transcode".into(), B::List(vec![B::s(rtp.0.name())]))])));
+            flags.push((
+                "codec",
+                B::Dict(vec![
+                    ("mask".into(), B::List(vec![B::s("opus")])),
+                    ("transcode".into(), B::List(vec![B::s(rtp.0.name())])),
+                ]),
+            ));
         }
         let id = format!("bench-{call}");
         let offer = self.0.command_sdp(&id, "offer", webrtc.1, &flags)?;
@@ -514,7 +527,13 @@ impl Ticker {
 /// One row: `calls` concurrent calls of `mode` through `system`. A call
 /// that cannot be set up is an error; calls that do not deliver their
 /// audio make the row failed (it is still printed, and the bench fails).
-fn run(system: &mut dyn System, mode: &Mode, calls: usize, payloads: &Payloads, shared: &webrtc_load::Shared) -> Result<RunResult> {
+fn run(
+    system: &mut dyn System,
+    mode: &Mode,
+    calls: usize,
+    payloads: &Payloads,
+    shared: &webrtc_load::Shared,
+) -> Result<RunResult> {
     let outcome = run_calls(system, mode, calls, payloads, shared);
     let finished = system.finish(calls);
     let result = outcome?;
@@ -522,7 +541,13 @@ fn run(system: &mut dyn System, mode: &Mode, calls: usize, payloads: &Payloads, 
     Ok(result)
 }
 
-fn run_calls(system: &mut dyn System, mode: &Mode, calls: usize, payloads: &Payloads, shared: &webrtc_load::Shared) -> Result<RunResult> {
+fn run_calls(
+    system: &mut dyn System,
+    mode: &Mode,
+    calls: usize,
+    payloads: &Payloads,
+    shared: &webrtc_load::Shared,
+) -> Result<RunResult> {
     let what = format!("{} {} K={calls}", system.name(), mode.name);
     let pid = system.pid();
     let (rss0, threads0) = (status_field(pid, "VmRSS:"), status_field(pid, "Threads:"));
@@ -555,13 +580,17 @@ fn run_calls(system: &mut dyn System, mode: &Mode, calls: usize, payloads: &Payl
             Transport::Rtp => {
                 let socket_b = UdpSocket::bind("127.0.0.1:0")?;
                 let sdp_b = mode.b.sdp(socket_b.local_addr()?.port());
-                let [to_a, to_b] = system.rtp_call(call, (a, &sdp_a), (mode.b, &sdp_b)).with_context(|| format!("{what}: call {call}"))?;
+                let [to_a, to_b] = system
+                    .rtp_call(call, (a, &sdp_a), (mode.b, &sdp_b))
+                    .with_context(|| format!("{what}: call {call}"))?;
                 legs.push(stream(socket_a, to_a, a, TONE_A, call, 0)?);
                 legs.push(stream(socket_b, to_b, mode.b, TONE_B, call, 1)?);
             }
             Transport::WebRtc => {
                 let mut client = Client::new(shared, mode.b.audio(), payloads.get(mode.b, TONE_B), call * 7 + 1)?;
-                let (answer, to_a) = system.webrtc_call(call, (mode.b, client.offer()), (a, &sdp_a)).with_context(|| format!("{what}: call {call}"))?;
+                let (answer, to_a) = system
+                    .webrtc_call(call, (mode.b, client.offer()), (a, &sdp_a))
+                    .with_context(|| format!("{what}: call {call}"))?;
                 if std::env::var_os("BENCH_DEBUG").is_some() {
                     eprintln!("bench: call {call} offer:\n{}\nanswer:\n{answer}", client.offer());
                 }
@@ -585,15 +614,29 @@ fn run_calls(system: &mut dyn System, mode: &Mode, calls: usize, payloads: &Payl
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        let first = legs[pair..].iter().map(Leg::first_rx).collect::<Option<Vec<_>>>().and_then(|f| f.into_iter().max());
+        let first =
+            legs[pair..].iter().map(Leg::first_rx).collect::<Option<Vec<_>>>().and_then(|f| f.into_iter().max());
         if std::env::var_os("BENCH_DEBUG").is_some() {
-            let ms = |t: Option<Instant>| t.map(|t| format!("{:.0}", (t - started).as_secs_f64() * 1000.0)).unwrap_or("-".into());
+            let ms = |t: Option<Instant>| {
+                t.map(|t| format!("{:.0}", (t - started).as_secs_f64() * 1000.0)).unwrap_or("-".into())
+            };
             let (connected, first_in) = match &legs[pair + 1] {
                 Leg::WebRtc(c) => (c.connected, c.first_in),
                 Leg::Rtp(_) => (None, [None; 3]),
             };
-            eprintln!("bench: call {call}: first STUN in {} ms, DTLS {} ms, SRTP {} ms", ms(first_in[0]), ms(first_in[1]), ms(first_in[2]));
-            eprintln!("bench: call {call}: control {} ms, DTLS up {} ms, audio at A {} ms, at B {} ms", ms(signalled), ms(connected), ms(legs[pair].first_rx()), ms(legs[pair + 1].first_rx()));
+            eprintln!(
+                "bench: call {call}: first STUN in {} ms, DTLS {} ms, SRTP {} ms",
+                ms(first_in[0]),
+                ms(first_in[1]),
+                ms(first_in[2])
+            );
+            eprintln!(
+                "bench: call {call}: control {} ms, DTLS up {} ms, audio at A {} ms, at B {} ms",
+                ms(signalled),
+                ms(connected),
+                ms(legs[pair].first_rx()),
+                ms(legs[pair + 1].first_rx())
+            );
         }
         match first {
             Some(f) => setups.push((f - started).as_secs_f64() * 1000.0),
@@ -602,7 +645,11 @@ fn run_calls(system: &mut dyn System, mode: &Mode, calls: usize, payloads: &Payl
                 legs[pair].received(),
                 legs[pair + 1].received(),
                 match &legs[pair + 1] {
-                    Leg::WebRtc(c) => format!("; WebRTC leg: {}{}", c.state(), c.error.as_ref().map(|e| format!(", {e}")).unwrap_or_default()),
+                    Leg::WebRtc(c) => format!(
+                        "; WebRTC leg: {}{}",
+                        c.state(),
+                        c.error.as_ref().map(|e| format!(", {e}")).unwrap_or_default()
+                    ),
                     Leg::Rtp(_) => String::new(),
                 }
             ),
@@ -645,7 +692,10 @@ fn run_calls(system: &mut dyn System, mode: &Mode, calls: usize, payloads: &Payl
             let expected_packets = ((WARMUP.as_secs_f64() + window) * 50.0 * 0.8) as u64;
             let want = if i == 0 { TONE_B } else { TONE_A };
             let heard = leg.heard();
-            let share = heard.as_ref().map(|pcm| if pcm.samples.len() < pcm.rate as usize { 0.0 } else { pcm.tone_share(want) }).unwrap_or(0.0);
+            let share = heard
+                .as_ref()
+                .map(|pcm| if pcm.samples.len() < pcm.rate as usize { 0.0 } else { pcm.tone_share(want) })
+                .unwrap_or(0.0);
             let failure = if let Some(e) = leg.error() {
                 Some(format!("WebRTC client failed: {e}"))
             } else if leg.received() < expected_packets {
@@ -664,7 +714,12 @@ fn run_calls(system: &mut dyn System, mode: &Mode, calls: usize, payloads: &Payl
         }
     }
     if !failures.is_empty() {
-        eprintln!("bench: {what}: {} of {} legs failed their checks, first: {}", failures.len(), calls * 2, failures[0]);
+        eprintln!(
+            "bench: {what}: {} of {} legs failed their checks, first: {}",
+            failures.len(),
+            calls * 2,
+            failures[0]
+        );
     }
     // Packets missing while the generator itself ran late (it then sends
     // fewer) mean the machine ran out of CPU: the row says so and its
@@ -672,7 +727,8 @@ fn run_calls(system: &mut dyn System, mode: &Mode, calls: usize, payloads: &Payl
     // tone, a client error) makes it not count.
     let realtime = 1.0 - ticker.late as f64 / ticker.ticks.max(1) as f64;
     let overloaded = realtime < OVERLOADED_BELOW && !failures.is_empty() && short_legs == failures.len();
-    let summary = (!failures.is_empty()).then(|| format!("{} of {} legs failed their checks, first: {}", failures.len(), calls * 2, failures[0]));
+    let summary = (!failures.is_empty())
+        .then(|| format!("{} of {} legs failed their checks, first: {}", failures.len(), calls * 2, failures[0]));
     setups.sort_by(|x, y| x.total_cmp(y));
     let pct = |p: f64| setups.get(((setups.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN);
     drop(legs);
@@ -724,8 +780,12 @@ fn burst_stimulus(dir: &Path, codec: Codec) -> Result<Vec<Vec<u8>>> {
         Codec::Opus => "opusenc bitrate=32000 frame-size=20 ! rtpopuspay pt=111",
     };
     // RFC 4571 framing to stdout (fdsink: see DESIGN.md on filesink).
-    let pipeline = format!("filesrc location={} ! wavparse ! audioconvert ! audio/x-raw,channels=1 ! {enc} ! rtpstreampay ! fdsink fd=1", wav.display());
-    let out = std::process::Command::new("gst-launch-1.0").arg("-q").args(e2e::rtp_peer::shell_words(&pipeline)).output()?;
+    let pipeline = format!(
+        "filesrc location={} ! wavparse ! audioconvert ! audio/x-raw,channels=1 ! {enc} ! rtpstreampay ! fdsink fd=1",
+        wav.display()
+    );
+    let out =
+        std::process::Command::new("gst-launch-1.0").arg("-q").args(e2e::rtp_peer::shell_words(&pipeline)).output()?;
     let mut payloads = Vec::new();
     let mut rest = &out.stdout[..];
     while rest.len() >= 2 {
@@ -737,7 +797,11 @@ fn burst_stimulus(dir: &Path, codec: Codec) -> Result<Vec<Vec<u8>>> {
         rest = &rest[2 + n..];
     }
     if payloads.len() < LATENCY_PACKETS {
-        bail!("burst stimulus {codec:?}: {} packets encoded, {LATENCY_PACKETS} needed: {}", payloads.len(), String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "burst stimulus {codec:?}: {} packets encoded, {LATENCY_PACKETS} needed: {}",
+            payloads.len(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(payloads)
 }
@@ -783,7 +847,10 @@ fn latency(dir: &Path, route: Route, from: Codec, to: Codec, stimulus: &[Vec<u8>
             let mut targets = Vec::new();
             let mut sessions = Vec::new();
             for (codec, port) in [(from, tx.local_addr()?.port()), (to, to_port)] {
-                let s = bridge.create("rtp", json!({ "codecs": [match codec { Codec::Pcmu => "PCMU", Codec::Opus => "OPUS" }] }))?;
+                let s = bridge.create(
+                    "rtp",
+                    json!({ "codecs": [match codec { Codec::Pcmu => "PCMU", Codec::Opus => "OPUS" }] }),
+                )?;
                 bridge.set_remote(&s, "offer", &codec.sdp(port))?;
                 targets.push(rtp_address(&bridge.local_description(&s)?.1));
                 sessions.push(s);
@@ -817,7 +884,10 @@ fn latency(dir: &Path, route: Route, from: Codec, to: Codec, stimulus: &[Vec<u8>
                     }
                     (buf[12..n].iter().map(|x| ulaw_decode(*x) as f64).collect(), 8000.0)
                 }
-                Codec::Opus => (buf[..n].chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]) as f64 / 32768.0).collect(), 48000.0),
+                Codec::Opus => (
+                    buf[..n].chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]) as f64 / 32768.0).collect(),
+                    48000.0,
+                ),
             };
             if samples.is_empty() {
                 continue;
@@ -895,7 +965,9 @@ fn main() -> Result<()> {
     // BENCH_MODES=webrtc (comma-separated, case-insensitive substrings of
     // the mode names) runs only those modes; BENCH_SYSTEMS likewise.
     let filter = |var: &str, name: &str| -> bool {
-        std::env::var(var).map(|v| v.split(',').any(|w| name.to_lowercase().contains(&w.trim().to_lowercase()))).unwrap_or(true)
+        std::env::var(var)
+            .map(|v| v.split(',').any(|w| name.to_lowercase().contains(&w.trim().to_lowercase())))
+            .unwrap_or(true)
     };
     let bench_started = Instant::now();
     let dir = test_dir("bench");
@@ -915,7 +987,9 @@ fn main() -> Result<()> {
         // Janus has only the passthrough WebRTC mode to run (it does not
         // transcode, and its SIP plugin needs a WebRTC leg).
         let janus_mode = |m: &Mode| m.transport == Transport::WebRtc && m.b == Codec::Pcmu;
-        let janus = match filter("BENCH_SYSTEMS", "janus") && MODES.iter().any(|m| janus_mode(m) && filter("BENCH_MODES", m.name)) {
+        let janus = match filter("BENCH_SYSTEMS", "janus")
+            && MODES.iter().any(|m| janus_mode(m) && filter("BENCH_MODES", m.name))
+        {
             true => Some(e2e::janus::JanusCalls::start(&dir)?),
             false => None,
         };
@@ -931,17 +1005,23 @@ fn main() -> Result<()> {
                 }
                 if filter("BENCH_SYSTEMS", "rtpengine") {
                     eprintln!("bench: rtpengine, {}, {k} calls", mode.name);
-                    results.push(run(&mut RtpengineCalls(&rtpengine), mode, k, &payloads, &shared).unwrap_or_else(|e| {
-                        eprintln!("bench: {e:#}");
-                        RunResult::failed("rtpengine", mode.name, k, format!("{e:#}"))
-                    }));
+                    results.push(run(&mut RtpengineCalls(&rtpengine), mode, k, &payloads, &shared).unwrap_or_else(
+                        |e| {
+                            eprintln!("bench: {e:#}");
+                            RunResult::failed("rtpengine", mode.name, k, format!("{e:#}"))
+                        },
+                    ));
                 }
                 if let Some(relay) = janus.as_ref().filter(|_| janus_mode(mode)) {
                     eprintln!("bench: janus, {}, {k} calls", mode.name);
-                    results.push(run(&mut JanusSystem { relay, calls: Vec::new() }, mode, k, &payloads, &shared).unwrap_or_else(|e| {
-                        eprintln!("bench: {e:#}");
-                        RunResult::failed("janus", mode.name, k, format!("{e:#}"))
-                    }));
+                    results.push(
+                        run(&mut JanusSystem { relay, calls: Vec::new() }, mode, k, &payloads, &shared).unwrap_or_else(
+                            |e| {
+                                eprintln!("bench: {e:#}");
+                                RunResult::failed("janus", mode.name, k, format!("{e:#}"))
+                            },
+                        ),
+                    );
                 }
             }
         }
@@ -963,11 +1043,30 @@ fn main() -> Result<()> {
     let helper = latency(&dir, Route::Direct, Codec::Opus, Codec::Opus, &opus_bursts)?;
 
     println!();
-    let date = std::process::Command::new("date").arg("-u").arg("+%F %H:%M UTC").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
-    println!("sipbridge benchmark ({date}; {} cores; loopback, release build; one run)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    let date = std::process::Command::new("date")
+        .arg("-u")
+        .arg("+%F %H:%M UTC")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    println!(
+        "sipbridge benchmark ({date}; {} cores; loopback, release build; one run)",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
     println!(
         "{:<10} {:<30} {:>6} {:>14} {:>10} {:>12} {:>10} {:>12} {:>12} {:>10} {:>10} {:>10}",
-        "system", "mode", "calls", "CPU ms/call-s", "real time", "setup med ms", "p95 ms", "RSS KiB/call", "threads/call", "vs rtpe", "vs janus", "gen ms/c-s"
+        "system",
+        "mode",
+        "calls",
+        "CPU ms/call-s",
+        "real time",
+        "setup med ms",
+        "p95 ms",
+        "RSS KiB/call",
+        "threads/call",
+        "vs rtpe",
+        "vs janus",
+        "gen ms/c-s"
     );
     for r in &results {
         let ratio = results
@@ -1003,15 +1102,29 @@ fn main() -> Result<()> {
         }
     }
     if let Some(floor) = floor {
-        println!("{:<10} {:<30} {:>6} {:>14.2}   (stock GStreamer elements, one pipeline, no network)", "floor", "transcoded PCMU<->Opus", 1, floor);
+        println!(
+            "{:<10} {:<30} {:>6} {:>14.2}   (stock GStreamer elements, one pipeline, no network)",
+            "floor", "transcoded PCMU<->Opus", 1, floor
+        );
     }
     println!();
     println!("added latency through sipbridge (tone-burst onsets, one clock; jitter buffer {} ms)", 40);
     for (what, d) in &latencies {
-        println!("  {what:<28} median {:>6.1} ms   min {:>6.1}   max {:>6.1}   ({} bursts)", d[d.len() / 2], d[0], d[d.len() - 1], d.len());
+        println!(
+            "  {what:<28} median {:>6.1} ms   min {:>6.1}   max {:>6.1}   ({} bursts)",
+            d[d.len() / 2],
+            d[0],
+            d[d.len() - 1],
+            d.len()
+        );
     }
     let d = &helper;
-    println!("  (the Opus decoding helper alone: median {:.1} ms, min {:.1}, max {:.1}; included above)", d[d.len() / 2], d[0], d[d.len() - 1]);
+    println!(
+        "  (the Opus decoding helper alone: median {:.1} ms, min {:.1}, max {:.1}; included above)",
+        d[d.len() / 2],
+        d[0],
+        d[d.len() - 1]
+    );
     let total = bench_started.elapsed().as_secs_f64();
     println!("\nbench run time {:.0} s", total);
     let json = json!({
@@ -1032,7 +1145,10 @@ fn main() -> Result<()> {
     println!("\nwritten to {}", out.display());
     let failed = results.iter().filter(|r| r.failed.is_some()).count();
     if failed > 0 {
-        bail!("{failed} of {} rows failed their checks (marked FAILED above): their figures do not count", results.len());
+        bail!(
+            "{failed} of {} rows failed their checks (marked FAILED above): their figures do not count",
+            results.len()
+        );
     }
     Ok(())
 }
@@ -1049,9 +1165,16 @@ impl Rtpengine {
     fn start(dir: &Path) -> Result<Rtpengine> {
         let ng_port = e2e::process::free_udp_port();
         let mut cmd = std::process::Command::new("rtpengine");
-        cmd.args(["--table=-1", "--interface=127.0.0.1", "--foreground", "--log-stderr", "--log-level=4", "--delete-delay=0"])
-            .arg(format!("--listen-ng=127.0.0.1:{ng_port}"))
-            .args(["--port-min=30000", "--port-max=40000", "--num-threads=2"]);
+        cmd.args([
+            "--table=-1",
+            "--interface=127.0.0.1",
+            "--foreground",
+            "--log-stderr",
+            "--log-level=4",
+            "--delete-delay=0",
+        ])
+        .arg(format!("--listen-ng=127.0.0.1:{ng_port}"))
+        .args(["--port-min=30000", "--port-max=40000", "--num-threads=2"]);
         let process = e2e::process::spawn(&mut cmd, dir, "rtpengine", Duration::from_secs(3600))?;
         let pid = process.pid();
         let control = UdpSocket::bind("127.0.0.1:0")?;
@@ -1070,7 +1193,13 @@ impl Rtpengine {
     /// Sets up one plain call: `offerer` offers (its codec, its SDP),
     /// `answerer` answers. Returns where the answerer must send, then where
     /// the offerer must send.
-    fn call(&self, id: &str, offerer: (Codec, &str), answerer: (Codec, &str), flags: &[(&str, B)]) -> Result<[SocketAddr; 2]> {
+    fn call(
+        &self,
+        id: &str,
+        offerer: (Codec, &str),
+        answerer: (Codec, &str),
+        flags: &[(&str, B)],
+    ) -> Result<[SocketAddr; 2]> {
         let mut flags = flags.to_vec();
         if offerer.0 != answerer.0 {
             // The other side gets the answerer's codec offered; rtpengine
@@ -1085,7 +1214,8 @@ impl Rtpengine {
     /// An ng `offer` (from tag "b") or `answer` (to tag "a") carrying `sdp`
     /// with `flags`; returns the SDP of the reply.
     fn command_sdp(&self, id: &str, command: &str, sdp: &str, flags: &[(&str, B)]) -> Result<String> {
-        let mut dict = vec![("command", B::s(command)), ("call-id", B::s(id)), ("from-tag", B::s("b")), ("sdp", B::s(sdp))];
+        let mut dict =
+            vec![("command", B::s(command)), ("call-id", B::s(id)), ("from-tag", B::s("b")), ("sdp", B::s(sdp))];
         if command == "answer" {
             dict.push(("to-tag", B::s("a")));
         }
@@ -1119,7 +1249,9 @@ impl Rtpengine {
 fn rand_cookie() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64);
+    h.write_u64(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64
+    );
     h.finish()
 }
 
