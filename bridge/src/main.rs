@@ -1,6 +1,7 @@
 //! `sipbridge`: a WebRTC <-> SIP audio bridge on GStreamer.
 
 mod daemon;
+mod ops;
 mod engine;
 mod gateway;
 mod protocol;

@@ -1,0 +1,286 @@
+//! The process's counters and gauges, rendered in the Prometheus text
+//! format (version 0.0.4) for `/metrics`. Callers say what happened
+//! (`call_started`, `answered`, a leg opened, a registration's state); the
+//! figures other parts keep themselves (the SIP screen's counters, the
+//! gateway's connections, /proc) are read at scrape time through
+//! [`Metrics::add_collector`].
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Upper bounds (seconds) of the call-setup histogram: a passthrough answer
+/// takes milliseconds, a WebRTC leg waits for ICE gathering.
+const SETUP_BUCKETS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// A figure read at scrape time.
+pub type Collector = Box<dyn Fn(&mut Exposition) + Send + Sync>;
+
+#[derive(Default)]
+pub struct Metrics {
+    calls_active: AtomicI64,
+    calls_finished: Mutex<BTreeMap<&'static str, u64>>,
+    setup: Mutex<Histogram>,
+    legs_active: Mutex<BTreeMap<(&'static str, String), i64>>,
+    media_paths: Mutex<BTreeMap<&'static str, u64>>,
+    registrations: Mutex<BTreeMap<String, &'static str>>,
+    room_participants: AtomicI64,
+    collectors: Mutex<Vec<Collector>>,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        let metrics = Arc::new(Metrics::default());
+        metrics.add_collector(Box::new(super::process::collect));
+        metrics
+    }
+
+    /// A call arrived (or was placed): active until the returned guard is
+    /// dropped, then counted as finished with the outcome set on it.
+    pub fn call_started(self: &Arc<Self>) -> ActiveCall {
+        self.calls_active.fetch_add(1, Ordering::Relaxed);
+        ActiveCall { metrics: self.clone(), started: Instant::now(), code: None }
+    }
+
+    /// A media leg of `kind` (`rtp`, `webrtc`) with `codec` is up until the
+    /// guard is dropped.
+    pub fn leg_opened(self: &Arc<Self>, kind: &'static str, codec: &str) -> ActiveLeg {
+        let key = (kind, codec.to_ascii_lowercase());
+        *self.legs_active.lock().unwrap().entry(key.clone()).or_default() += 1;
+        ActiveLeg { metrics: self.clone(), key }
+    }
+
+    /// A call's audio was joined: passed through (same codec) or transcoded.
+    pub fn media_path(&self, passthrough: bool) {
+        let path = if passthrough { "passthrough" } else { "transcoded" };
+        *self.media_paths.lock().unwrap().entry(path).or_default() += 1;
+    }
+
+    /// The latest state of an account's registration (`registered`,
+    /// `failed`, `unregistered`).
+    pub fn registration(&self, aor: &str, state: &'static str) {
+        self.registrations.lock().unwrap().insert(aor.to_string(), state);
+    }
+
+    /// A seat in a room taken (`+1`) or left (`-1`).
+    pub fn room_participants(&self, delta: i64) {
+        self.room_participants.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    pub fn add_collector(&self, collector: Collector) {
+        self.collectors.lock().unwrap().push(collector);
+    }
+
+    pub fn calls_active(&self) -> i64 {
+        self.calls_active.load(Ordering::Relaxed)
+    }
+
+    /// The whole exposition, as `/metrics` serves it.
+    pub fn render(&self) -> String {
+        let mut out = Exposition::default();
+        out.gauge("sipbridge_calls_active", "Calls set up or in progress.", &[(vec![], self.calls_active() as f64)]);
+        let finished: Vec<_> =
+            self.calls_finished.lock().unwrap().iter().map(|(c, n)| (vec![("code_class", *c)], *n as f64)).collect();
+        out.counter("sipbridge_calls_finished_total", "Calls ended, by final SIP code class.", &finished);
+        out.histogram(
+            "sipbridge_call_setup_seconds",
+            "Time from a call's request to its answer.",
+            &self.setup.lock().unwrap(),
+        );
+        let legs = self.legs_active.lock().unwrap();
+        let legs: Vec<_> = legs.iter().map(|((k, c), n)| (vec![("kind", *k), ("codec", c.as_str())], *n as f64)).collect();
+        out.gauge("sipbridge_legs_active", "Media legs up, by kind and codec.", &legs);
+        let paths: Vec<_> =
+            self.media_paths.lock().unwrap().iter().map(|(p, n)| (vec![("path", *p)], *n as f64)).collect();
+        out.counter("sipbridge_media_joins_total", "Audio joins between legs, passed through or transcoded.", &paths);
+        let mut states: BTreeMap<&str, f64> =
+            ["registered", "failed", "unregistered"].into_iter().map(|s| (s, 0.0)).collect();
+        for state in self.registrations.lock().unwrap().values() {
+            *states.entry(state).or_default() += 1.0;
+        }
+        let states: Vec<_> = states.into_iter().map(|(s, n)| (vec![("state", s)], n)).collect();
+        out.gauge("sipbridge_registrations", "Accounts by the state of their registration.", &states);
+        out.gauge(
+            "sipbridge_room_participants",
+            "Seats taken in conference rooms.",
+            &[(vec![], self.room_participants.load(Ordering::Relaxed) as f64)],
+        );
+        for collect in self.collectors.lock().unwrap().iter() {
+            collect(&mut out);
+        }
+        out.text
+    }
+
+    fn finished(&self, code: Option<u16>) {
+        self.calls_active.fetch_sub(1, Ordering::Relaxed);
+        let class = match code {
+            Some(100..=199) | None => "none",
+            Some(200..=299) => "2xx",
+            Some(300..=399) => "3xx",
+            Some(400..=499) => "4xx",
+            Some(500..=599) => "5xx",
+            Some(_) => "6xx",
+        };
+        *self.calls_finished.lock().unwrap().entry(class).or_default() += 1;
+    }
+}
+
+/// A call counted as active; dropping it counts it as finished.
+pub struct ActiveCall {
+    metrics: Arc<Metrics>,
+    started: Instant,
+    code: Option<u16>,
+}
+
+impl ActiveCall {
+    /// Answered (2xx): the setup time goes into the histogram now.
+    pub fn answered(&mut self) -> Duration {
+        self.code = Some(200);
+        let setup = self.started.elapsed();
+        self.metrics.setup.lock().unwrap().observe(setup.as_secs_f64());
+        setup
+    }
+
+    /// Refused or failed with this final code.
+    pub fn refused(&mut self, code: u16) {
+        self.code = Some(code);
+    }
+}
+
+impl Drop for ActiveCall {
+    fn drop(&mut self) {
+        self.metrics.finished(self.code);
+    }
+}
+
+/// A leg counted as up until dropped.
+pub struct ActiveLeg {
+    metrics: Arc<Metrics>,
+    key: (&'static str, String),
+}
+
+impl Drop for ActiveLeg {
+    fn drop(&mut self) {
+        let mut legs = self.metrics.legs_active.lock().unwrap();
+        if let Some(n) = legs.get_mut(&self.key) {
+            *n -= 1;
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Histogram {
+    counts: [u64; SETUP_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, value: f64) {
+        for (i, bound) in SETUP_BUCKETS.iter().enumerate() {
+            if value <= *bound {
+                self.counts[i] += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += value;
+    }
+}
+
+/// Prometheus text being written: one HELP and TYPE line per family, then
+/// its samples.
+#[derive(Default)]
+pub struct Exposition {
+    text: String,
+}
+
+pub type Sample<'a> = (Vec<(&'a str, &'a str)>, f64);
+
+impl Exposition {
+    pub fn counter(&mut self, name: &str, help: &str, samples: &[Sample<'_>]) {
+        self.family(name, help, "counter", samples);
+    }
+
+    pub fn gauge(&mut self, name: &str, help: &str, samples: &[Sample<'_>]) {
+        self.family(name, help, "gauge", samples);
+    }
+
+    fn family(&mut self, name: &str, help: &str, kind: &str, samples: &[Sample<'_>]) {
+        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            self.sample(name, labels, *value);
+        }
+    }
+
+    fn histogram(&mut self, name: &str, help: &str, h: &Histogram) {
+        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (bound, n) in SETUP_BUCKETS.iter().zip(h.counts) {
+            let le = bound.to_string();
+            self.sample(&format!("{name}_bucket"), &[("le", le.as_str())], n as f64);
+        }
+        self.sample(&format!("{name}_bucket"), &[("le", "+Inf")], h.count as f64);
+        self.sample(&format!("{name}_sum"), &[], h.sum);
+        self.sample(&format!("{name}_count"), &[], h.count as f64);
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.text.push_str(name);
+        if !labels.is_empty() {
+            let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
+            let _ = write!(self.text, "{{{}}}", labels.join(","));
+        }
+        let _ = writeln!(self.text, " {value}");
+    }
+}
+
+/// Label values escape backslash, double quote and newline.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_are_counted_by_outcome_and_setup_time() {
+        let m = Arc::new(Metrics::default());
+        let mut a = m.call_started();
+        let mut b = m.call_started();
+        let c = m.call_started();
+        assert_eq!(m.calls_active(), 3);
+        a.answered();
+        b.refused(486);
+        drop((a, b, c));
+        let text = m.render();
+        assert!(text.contains("sipbridge_calls_active 0\n"), "{text}");
+        assert!(text.contains("sipbridge_calls_finished_total{code_class=\"2xx\"} 1\n"), "{text}");
+        assert!(text.contains("sipbridge_calls_finished_total{code_class=\"4xx\"} 1\n"), "{text}");
+        assert!(text.contains("sipbridge_calls_finished_total{code_class=\"none\"} 1\n"), "{text}");
+        assert!(text.contains("sipbridge_call_setup_seconds_count 1\n"), "{text}");
+        assert!(text.contains("sipbridge_call_setup_seconds_bucket{le=\"+Inf\"} 1\n"), "{text}");
+    }
+
+    #[test]
+    fn legs_and_registrations_are_gauges() {
+        let m = Arc::new(Metrics::default());
+        let leg = m.leg_opened("rtp", "PCMU");
+        m.registration("sip:a@example.test", "registered");
+        m.registration("sip:b@example.test", "failed");
+        let text = m.render();
+        assert!(text.contains("sipbridge_legs_active{kind=\"rtp\",codec=\"pcmu\"} 1\n"), "{text}");
+        assert!(text.contains("sipbridge_registrations{state=\"registered\"} 1\n"), "{text}");
+        assert!(text.contains("sipbridge_registrations{state=\"failed\"} 1\n"), "{text}");
+        drop(leg);
+        assert!(m.render().contains("sipbridge_legs_active{kind=\"rtp\",codec=\"pcmu\"} 0\n"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut e = Exposition::default();
+        e.counter("x_total", "X.", &[(vec![("v", "a\"b\\c\nd")], 1.0)]);
+        assert!(e.text.contains("x_total{v=\"a\\\"b\\\\c\\nd\"} 1\n"), "{}", e.text);
+    }
+}
