@@ -1,9 +1,9 @@
 //! `sipbridge`: a WebRTC <-> SIP audio bridge on GStreamer.
 
 mod daemon;
-mod ops;
 mod engine;
 mod gateway;
+mod ops;
 mod protocol;
 mod stdio;
 

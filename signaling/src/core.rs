@@ -29,6 +29,8 @@ pub(crate) struct Core {
     /// an incoming call to that user answers in-dialog challenges with.
     pub accounts: Mutex<HashMap<String, crate::config::Account>>,
     pub cancel: CancellationToken,
+    /// Off while draining: OPTIONS gets 503.
+    pub available: std::sync::atomic::AtomicBool,
 }
 
 /// Where a request goes and over what.

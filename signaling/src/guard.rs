@@ -5,6 +5,7 @@
 //! transaction layer unchecked and nothing malformed goes unanswered when an
 //! answer is possible.
 
+use crate::traffic::Traffic;
 use crate::validate::{screen, Framing, Screening};
 use rsipstack::transport::{SipConnection, TransportEvent};
 use std::collections::HashMap;
@@ -22,6 +23,7 @@ pub(crate) struct Guard {
     buckets: Mutex<HashMap<IpAddr, Bucket>>,
     /// Counters for tests and logs: (accepted, answered, dropped).
     pub stats: Mutex<(u64, u64, u64)>,
+    pub traffic: Traffic,
 }
 
 struct Bucket {
@@ -38,6 +40,7 @@ impl Guard {
             max_peers: max_peers.max(1),
             buckets: Mutex::new(HashMap::new()),
             stats: Mutex::new((0, 0, 0)),
+            traffic: Traffic::default(),
         }
     }
 
@@ -118,11 +121,13 @@ impl rsipstack::platform::net::UdpSocket for ScreenedUdp {
                     if bytes.len() > buf.len() {
                         continue;
                     }
+                    self.guard.traffic.note(true, &bytes);
                     buf[..bytes.len()].copy_from_slice(&bytes);
                     return Ok((bytes.len(), src));
                 }
                 Screening::Reply { code, reason, response } => {
                     info!(%src, code, %reason, "rejected incoming request");
+                    self.guard.traffic.note(false, &response);
                     // Symmetric: to the source, never to a third party named
                     // in an unvalidated Via.
                     let _ = self.sock.send_to(&response, src).await;
@@ -137,6 +142,7 @@ impl rsipstack::platform::net::UdpSocket for ScreenedUdp {
     /// way in) off again, so the peer sees its From as it sent it
     /// ([`crate::compat`]).
     async fn send_to(&self, buf: &[u8], addr: SocketAddr) -> rsipstack::Result<usize> {
+        self.guard.traffic.note(false, buf);
         match crate::compat::strip_synthetic_tags(buf) {
             Some(plain) => {
                 self.sock.send_to(&plain, addr).await?;
@@ -185,7 +191,10 @@ impl rsipstack::transaction::endpoint::TransportEventInspector for StreamInspect
         self.guard.count(&verdict);
         match verdict {
             Screening::Accept(canon) => match rsipstack::sip::SipMessage::try_from(canon.as_ref()) {
-                Ok(m) => Some(TransportEvent::Incoming(m, conn, from)),
+                Ok(m) => {
+                    self.guard.traffic.note(true, &canon);
+                    Some(TransportEvent::Incoming(m, conn, from))
+                }
                 Err(e) => {
                     info!(%from, error = %e, "dropped stream message that no longer parses");
                     None
@@ -193,6 +202,7 @@ impl rsipstack::transaction::endpoint::TransportEventInspector for StreamInspect
             },
             Screening::Reply { code, reason, response } => {
                 info!(%from, code, %reason, "rejected incoming request");
+                self.guard.traffic.note(false, &response);
                 if let Ok(resp) = rsipstack::sip::SipMessage::try_from(response.as_slice()) {
                     let _ = conn.send(resp, None).await;
                 }

@@ -101,6 +101,9 @@ async fn handle(core: Arc<Core>, mut tx: Transaction) {
     }
     match disposition(&tx.original) {
         Disposition::Absorbed => {}
+        Disposition::Options if !core.available.load(Ordering::Relaxed) => {
+            reply(&core, &mut tx, StatusCode::ServiceUnavailable, vec![]).await;
+        }
         Disposition::Options => {
             let headers = vec![
                 Header::Allow(ALLOWED_METHODS.to_string().into()),

@@ -36,6 +36,7 @@ mod inbound;
 mod outbound;
 mod registration;
 mod request;
+mod traffic;
 mod transport;
 mod ua;
 pub mod validate;
@@ -47,6 +48,7 @@ pub use error::{standard_reason, Error};
 pub use events::{CallEvent, IncomingCall, IncomingMessage, OfferKind, Party, RegistrationEvent, UaEvent};
 pub use outbound::Caller;
 pub use registration::Registration;
+pub use traffic::{MessageCount, MessageKind};
 pub use ua::UserAgent;
 
 /// What the user agent would do with one incoming datagram, without any

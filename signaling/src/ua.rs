@@ -68,6 +68,7 @@ impl UserAgent {
             peer_calls: Mutex::new(HashMap::new()),
             accounts: Mutex::new(HashMap::new()),
             cancel: cancel.clone(),
+            available: std::sync::atomic::AtomicBool::new(true),
             config,
         });
         let ep = endpoint.clone();
@@ -158,6 +159,17 @@ impl UserAgent {
     /// error, dropped).
     pub fn screen_stats(&self) -> (u64, u64, u64) {
         *self.core.guard.stats.lock().unwrap()
+    }
+
+    /// Counts of SIP messages in and out, by method or status code.
+    pub fn message_counts(&self) -> Vec<crate::MessageCount> {
+        self.core.guard.traffic.snapshot()
+    }
+
+    /// While unavailable (draining), OPTIONS is answered 503, so a proxy's
+    /// probe takes this agent out of its rotation; calls in progress go on.
+    pub fn set_available(&self, available: bool) {
+        self.core.available.store(available, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Stops all listeners and tasks.

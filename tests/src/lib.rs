@@ -6,6 +6,7 @@
 //! gst-launch, SIPp, baresip, Kamailio; Janus for the benchmarks); this
 //! crate only starts them, talks to them and measures what they heard.
 
+pub mod admin;
 pub mod audio;
 pub mod baresip;
 pub mod bridge;

@@ -8,6 +8,7 @@ use super::dtmf::KeySequence;
 use super::error::CallError;
 use super::media::Attached;
 use super::Shared;
+use crate::ops::CallTally;
 use pipelines::{DescriptionKind, Leg, LegEvent};
 use signaling::{Call, CallEvent, IncomingCall, Party};
 use std::sync::Arc;
@@ -24,8 +25,9 @@ pub enum Internal {
 
 pub type InternalSender = mpsc::UnboundedSender<Internal>;
 
-/// Runs the call to its end. `seq` numbers calls for pipeline names.
-pub async fn run(shared: Arc<Shared>, incoming: IncomingCall, seq: u64) {
+/// Runs the call to its end. `seq` numbers calls for pipeline names;
+/// `tally` becomes the call's record.
+pub async fn run(shared: Arc<Shared>, incoming: IncomingCall, seq: u64, mut tally: CallTally) {
     let IncomingCall { call, from, to, request_uri, sdp_offer, .. } = incoming;
     info!(%from, %to, "incoming call");
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -37,16 +39,20 @@ pub async fn run(shared: Arc<Shared>, incoming: IncomingCall, seq: u64) {
             if let Err(e) = call.reject(err.status_code(), Some(err.reason())) {
                 warn!(error = %e, "cannot send the rejection");
             }
+            tally.refused(err.status_code(), &err.to_string());
             return;
         }
     };
     if let Err(e) = call.answer(&local) {
         warn!(error = %e, "cannot answer");
         leg.close("answer failed");
+        tally.refused(500, &format!("cannot answer: {e}"));
         return;
     }
-    let codec = leg.port().send_codec().map(|c| c.sdp_name()).unwrap_or("(after ACK)");
-    info!(codec = %codec, preset = %shared.config.action.name(), "answered");
+    tally.answered();
+    let codec = leg.port().send_codec().map(|c| c.sdp_name());
+    tally.leg("rtp", codec);
+    info!(codec = %codec.unwrap_or("(after ACK)"), preset = %shared.config.action.name(), "answered");
 
     let room_name = user_part(&request_uri).or_else(|| user_part(&to)).unwrap_or_else(|| "default".into());
     let mut attached = match Attached::start(&shared, &leg, call.id(), &room_name, tx.clone()) {
@@ -55,9 +61,17 @@ pub async fn run(shared: Arc<Shared>, incoming: IncomingCall, seq: u64) {
             warn!(error = %err, "cannot start the preset's media; hanging up");
             let _ = tokio::time::timeout(Duration::from_secs(3), call.hangup()).await;
             leg.close("media failed");
+            tally.ended("local", &format!("media failed: {err}"));
             return;
         }
     };
+    if let Some(path) = attached.as_ref().and_then(Attached::recording) {
+        tally.recording(path);
+    }
+    let seated = matches!(attached, Some(Attached::Conference(_)));
+    if seated {
+        shared.metrics.room_participants(1);
+    }
     let limit = match shared.config.action {
         Action::Play if shared.config.play.hangup_after > 0 => Some(shared.config.play.hangup_after),
         Action::Record if shared.config.record.max_seconds > 0 => Some(shared.config.record.max_seconds),
@@ -69,23 +83,28 @@ pub async fn run(shared: Arc<Shared>, incoming: IncomingCall, seq: u64) {
     let mut keys = KeySequence::new(&shared.config.conference.mute_dtmf);
     let mut call = call;
 
-    let hang_up_reason = loop {
+    // Who ended the call and why; our own ends get a BYE unless the
+    // dialog already ended.
+    let mut dialog_ended = false;
+    let (ended_by, reason) = loop {
         tokio::select! {
             ev = call.next_event() => match ev {
-                None => break None,
+                None => break ("remote", "dialog gone".to_string()),
                 Some(CallEvent::Confirmed { sdp }) => {
                     if offerless {
                         match sdp {
                             Some(answer) => {
                                 if let Err(e) = negotiate_answer(&leg, answer).await {
                                     warn!(error = %e, "the answer in the ACK is unusable");
-                                    break Some("bad answer in ACK");
+                                    break ("local", "bad answer in ACK".into());
                                 }
-                                info!(codec = %leg.port().send_codec().map(|c| c.sdp_name()).unwrap_or("?"), "media negotiated from the ACK");
+                                let codec = leg.port().send_codec().map(|c| c.sdp_name()).unwrap_or("?");
+                                tally.leg_codec("rtp", codec);
+                                info!(codec = %codec, "media negotiated from the ACK");
                             }
                             None => {
                                 warn!("offerless INVITE and no answer in the ACK");
-                                break Some("no SDP answer");
+                                break ("local", "no SDP answer".into());
                             }
                         }
                     }
@@ -98,8 +117,10 @@ pub async fn run(shared: Arc<Shared>, incoming: IncomingCall, seq: u64) {
                 },
                 Some(CallEvent::Message { content_type, body }) => info!(%content_type, len = body.len(), "MESSAGE received"),
                 Some(CallEvent::Ended { by, reason }) => {
-                    info!(by = %if by == Party::Remote { "remote" } else { "local" }, %reason, "call ended");
-                    break None;
+                    let by = if by == Party::Remote { "remote" } else { "local" };
+                    info!(by = %by, %reason, "call ended");
+                    dialog_ended = true;
+                    break (by, reason);
                 }
                 Some(other) => debug!(?other, "call event"),
             },
@@ -108,21 +129,21 @@ pub async fn run(shared: Arc<Shared>, incoming: IncomingCall, seq: u64) {
                 Internal::Leg(LegEvent::ConnectionStateChange(state)) => info!(state = %state.as_str(), "media"),
                 Internal::Leg(LegEvent::Closed { reason }) => {
                     warn!(%reason, "media stopped on its own");
-                    break Some("media stopped");
+                    break ("local", "media stopped".into());
                 }
                 Internal::Leg(_) => {}
                 Internal::PlaybackEnded => {
                     info!("playback finished");
-                    break Some("playback finished");
+                    break ("local", "playback finished".into());
                 }
             },
             _ = &mut deadline => {
                 info!(seconds = limit.unwrap_or(0), "time limit reached");
-                break Some("time limit");
+                break ("local", "time limit".into());
             }
             _ = shutdown.changed() => {
                 info!("shutting down: hanging up");
-                break Some("shutdown");
+                break ("local", "shutdown".into());
             }
         }
     };
@@ -130,8 +151,11 @@ pub async fn run(shared: Arc<Shared>, incoming: IncomingCall, seq: u64) {
     if let Some(a) = attached.take() {
         let span = tracing::Span::current();
         let _ = tokio::task::spawn_blocking(move || span.in_scope(|| a.stop())).await;
+        if seated {
+            shared.metrics.room_participants(-1);
+        }
     }
-    if let Some(reason) = hang_up_reason {
+    if ended_by == "local" && !dialog_ended {
         match tokio::time::timeout(Duration::from_secs(4), call.hangup()).await {
             Ok(Ok(())) => info!(%reason, "call ended by us (BYE)"),
             Ok(Err(e)) => warn!(error = %e, "hang-up failed"),
@@ -140,6 +164,7 @@ pub async fn run(shared: Arc<Shared>, incoming: IncomingCall, seq: u64) {
     }
     let l = leg.clone();
     let _ = tokio::task::spawn_blocking(move || l.close("call ended")).await;
+    tally.ended(ended_by, &reason);
 }
 
 /// Makes the leg and its local description: the answer to `offer`, or our

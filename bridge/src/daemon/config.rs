@@ -36,6 +36,10 @@ pub struct Config {
     pub media: MediaSettings,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub admin: AdminSettings,
+    #[serde(default)]
+    pub call_records: CallRecordSettings,
     #[serde(default, rename = "account")]
     pub accounts: Vec<AccountSettings>,
 }
@@ -279,6 +283,40 @@ pub struct AccountSettings {
     pub password_env: Option<String>,
     #[serde(default = "default_expires")]
     pub expires: u32,
+}
+
+/// The admin listener (metrics, health, readiness, drain); off unless
+/// `listen` is given.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// Seconds a drain (POST /drain, SIGUSR1) lets calls run before the
+    /// rest get a BYE and the daemon exits.
+    #[serde(default = "default_drain_seconds")]
+    pub drain_seconds: u64,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        AdminSettings { listen: None, drain_seconds: default_drain_seconds() }
+    }
+}
+
+fn default_drain_seconds() -> u64 {
+    600
+}
+
+/// One JSON record per finished call: to a file (JSON lines), to the log,
+/// or both.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallRecordSettings {
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    #[serde(default)]
+    pub log: bool,
 }
 
 fn default_expires() -> u32 {

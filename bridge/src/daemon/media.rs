@@ -67,6 +67,14 @@ impl Attached {
         }
     }
 
+    /// The file this call's audio is recorded to, if any.
+    pub fn recording(&self) -> Option<PathBuf> {
+        match self {
+            Attached::Record(r) => Some(r.path().to_path_buf()),
+            _ => None,
+        }
+    }
+
     /// Detaches the media; blocks while a recording is finalized.
     pub fn stop(self) {
         match self {

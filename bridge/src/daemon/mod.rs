@@ -23,6 +23,7 @@ mod error;
 mod media;
 pub mod preset;
 
+use crate::ops::{Admin, CallRecords, CallTally, Drain, Metrics, Parties};
 use anyhow::{Context, Result};
 use config::Config;
 use pipelines::LegOptions;
@@ -46,6 +47,8 @@ pub struct Shared {
     pub leg_options: LegOptions,
     pub shutdown: watch::Receiver<bool>,
     pub rooms: media::Rooms,
+    pub metrics: Arc<Metrics>,
+    pub records: Arc<CallRecords>,
 }
 
 impl Shared {
@@ -64,58 +67,93 @@ impl Drop for Active {
 }
 
 pub async fn run(config: Config, mode: Mode) -> Result<()> {
-    let ua = UserAgent::start(signaling::Config {
-        user_agent: config.sip.user_agent.clone(),
-        listen: config.listeners(),
-        advertised_host: config.sip.advertised_host.clone(),
-        // One more than the limit, so the limit's own 503 is what a busy
-        // peer sees.
-        max_calls_per_peer: config.sip.max_calls_per_peer.unwrap_or(config.limits.max_calls + 1),
-        ..signaling::Config::default()
-    })
-    .await
-    .context("starting the SIP user agent")?;
+    let ua = Arc::new(
+        UserAgent::start(signaling::Config {
+            user_agent: config.sip.user_agent.clone(),
+            listen: config.listeners(),
+            advertised_host: config.sip.advertised_host.clone(),
+            // One more than the limit, so the limit's own 503 is what a busy
+            // peer sees.
+            max_calls_per_peer: config.sip.max_calls_per_peer.unwrap_or(config.limits.max_calls + 1),
+            ..signaling::Config::default()
+        })
+        .await
+        .context("starting the SIP user agent")?,
+    );
     let mut ua_events = ua.take_events().expect("fresh user agent");
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let metrics = Metrics::new();
+    metrics.add_collector(crate::ops::sip_collector(ua.clone()));
+    let records = CallRecords::new(config.call_records.file.as_deref(), config.call_records.log)
+        .context("opening the call record file")?;
     let shared = Arc::new(Shared {
         leg_options: config.leg_options(),
         config,
         shutdown: shutdown_rx.clone(),
         rooms: media::Rooms::default(),
+        metrics: metrics.clone(),
+        records: Arc::new(records),
     });
     let config = &shared.config;
+    let active = Arc::new(AtomicUsize::new(0));
+    let drain = Drain::new();
+    drain.on_sigusr1()?;
+    if let Some(addr) = config.admin.listen {
+        let (active, max_calls) = (active.clone(), config.limits.max_calls);
+        let capacity = Box::new(move || {
+            (active.load(Ordering::SeqCst) >= max_calls).then(|| format!("at the call limit ({max_calls})"))
+        });
+        let admin = Arc::new(Admin { metrics, drain: drain.clone(), capacity });
+        admin.start(addr).await.with_context(|| format!("admin listener on {addr}"))?;
+    }
 
     let mut registrations = tokio::task::JoinSet::new();
     for settings in &config.accounts {
         let account = settings.account()?;
-        registrations.spawn(accounts::keep(&ua, account, shutdown_rx.clone())?);
+        registrations.spawn(accounts::keep(&ua, account, shutdown_rx.clone(), shared.metrics.clone())?);
     }
 
     health(&ua, config, mode);
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    let active = Arc::new(AtomicUsize::new(0));
     let seq = AtomicU64::new(0);
     let mut calls = tokio::task::JoinSet::new();
+    // While draining: calls refused, OPTIONS answered 503, until the last
+    // call ends or the drain deadline passes.
+    let mut drain_deadline = None;
     let signal = loop {
         tokio::select! {
             ev = ua_events.recv() => match ev {
                 Some(UaEvent::IncomingCall(incoming)) => {
                     let n = seq.fetch_add(1, Ordering::Relaxed) + 1;
                     let span = tracing::info_span!("call", id = %incoming.call.id());
-                    if active.fetch_add(1, Ordering::SeqCst) >= config.limits.max_calls {
+                    let tally = CallTally::start(&shared.metrics, &shared.records, Parties {
+                        call_id: incoming.call.id().to_string(),
+                        from: incoming.from.clone(),
+                        to: incoming.to.clone(),
+                        direction: "inbound",
+                        service: shared.config.preset.clone(),
+                    });
+                    let refusal = if drain_deadline.is_some() {
+                        Some(error::CallError::ShuttingDown)
+                    } else if active.fetch_add(1, Ordering::SeqCst) >= config.limits.max_calls {
                         active.fetch_sub(1, Ordering::SeqCst);
-                        let err = error::CallError::TooManyCalls(config.limits.max_calls);
+                        Some(error::CallError::TooManyCalls(config.limits.max_calls))
+                    } else {
+                        None
+                    };
+                    if let Some(err) = refusal {
                         span.in_scope(|| warn!(from = %incoming.from, code = err.status_code(), error = %err, "call refused"));
                         let _ = incoming.call.reject(err.status_code(), Some(err.reason()));
+                        tally.refused(err.status_code(), &err.to_string());
                         continue;
                     }
                     let guard = Active(active.clone());
                     let shared = shared.clone();
                     calls.spawn(
                         async move {
-                            call::run(shared, incoming, n).await;
+                            call::run(shared, incoming, n, tally).await;
                             drop(guard);
                         }
                         .instrument(span),
@@ -124,7 +162,23 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
                 Some(UaEvent::Message(m)) => info!(from = %m.from, content_type = %m.content_type, len = m.body.len(), "MESSAGE received"),
                 None => break "user agent stopped",
             },
-            Some(_) = calls.join_next(), if !calls.is_empty() => {}
+            Some(_) = calls.join_next(), if !calls.is_empty() => {
+                if drain_deadline.is_some() && calls.is_empty() {
+                    break "drained";
+                }
+            }
+            _ = drain.started(), if drain_deadline.is_none() => {
+                ua.set_available(false);
+                if calls.is_empty() {
+                    break "drained";
+                }
+                let seconds = config.admin.drain_seconds;
+                info!(calls = calls.len(), seconds, "draining: waiting for calls to end");
+                drain_deadline = Some(tokio::time::Instant::now() + Duration::from_secs(seconds));
+            }
+            _ = tokio::time::sleep_until(drain_deadline.unwrap_or_else(tokio::time::Instant::now)), if drain_deadline.is_some() => {
+                break "drain deadline";
+            }
             _ = sigterm.recv() => break "SIGTERM",
             _ = sigint.recv() => break "SIGINT",
         }

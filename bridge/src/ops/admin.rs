@@ -126,7 +126,9 @@ mod tests {
         let admin = Arc::new(Admin {
             metrics: Metrics::new(),
             drain: Drain::new(),
-            capacity: Box::new(move || f.load(std::sync::atomic::Ordering::Relaxed).then(|| "at the call limit".into())),
+            capacity: Box::new(move || {
+                f.load(std::sync::atomic::Ordering::Relaxed).then(|| "at the call limit".into())
+            }),
         });
         let addr = admin.clone().start("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let metrics = get(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;

@@ -90,7 +90,8 @@ impl Metrics {
             &self.setup.lock().unwrap(),
         );
         let legs = self.legs_active.lock().unwrap();
-        let legs: Vec<_> = legs.iter().map(|((k, c), n)| (vec![("kind", *k), ("codec", c.as_str())], *n as f64)).collect();
+        let legs: Vec<_> =
+            legs.iter().map(|((k, c), n)| (vec![("kind", *k), ("codec", c.as_str())], *n as f64)).collect();
         out.gauge("sipbridge_legs_active", "Media legs up, by kind and codec.", &legs);
         let paths: Vec<_> =
             self.media_paths.lock().unwrap().iter().map(|(p, n)| (vec![("path", *p)], *n as f64)).collect();

@@ -1,16 +1,21 @@
 //! What an operator needs around the calls: counters and gauges for
 //! `/metrics` (`metrics`, `process`), the admin HTTP listener with health,
 //! readiness and drain (`admin`, `drain`), and one JSON record per finished
-//! call (`record`). Nothing here knows SIP or media; the call code reports
-//! what happened through these types.
+//! call (`record`); the SIP user agent's counters (`sip`); `tally` ties one
+//! call's metrics and record together. The call code reports what happened
+//! through these types.
 
 mod admin;
 mod drain;
 mod metrics;
 mod process;
 mod record;
+mod sip;
+mod tally;
 
 pub use admin::Admin;
 pub use drain::Drain;
-pub use metrics::{ActiveCall, ActiveLeg, Exposition, Metrics};
-pub use record::{CallClock, CallRecord, CallRecords, LegRecord};
+pub use metrics::Metrics;
+pub use record::CallRecords;
+pub use sip::collector as sip_collector;
+pub use tally::{CallTally, Parties};

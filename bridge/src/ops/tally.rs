@@ -1,0 +1,108 @@
+//! One call as the operator sees it: counted as active from its request,
+//! its setup time observed at the answer, and written as a call record
+//! when it ends, whichever way it ends.
+
+use super::metrics::{ActiveCall, ActiveLeg, Metrics};
+use super::record::{CallClock, CallRecord, CallRecords, LegRecord};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub struct CallTally {
+    active: ActiveCall,
+    clock: CallClock,
+    records: Arc<CallRecords>,
+    metrics: Arc<Metrics>,
+    legs: Vec<(LegRecord, Option<ActiveLeg>)>,
+    record: CallRecord,
+}
+
+/// Who a call is between.
+pub struct Parties {
+    pub call_id: String,
+    pub from: String,
+    pub to: String,
+    /// `inbound` or `outbound`.
+    pub direction: &'static str,
+    pub service: Option<String>,
+}
+
+impl CallTally {
+    pub fn start(metrics: &Arc<Metrics>, records: &Arc<CallRecords>, parties: Parties) -> CallTally {
+        let Parties { call_id, from, to, direction, service } = parties;
+        CallTally {
+            active: metrics.call_started(),
+            clock: CallClock::start(),
+            records: records.clone(),
+            metrics: metrics.clone(),
+            legs: Vec::new(),
+            record: CallRecord {
+                call_id,
+                from,
+                to,
+                direction,
+                service,
+                start: String::new(),
+                answer: None,
+                end: String::new(),
+                duration_seconds: 0.0,
+                setup_seconds: None,
+                legs: Vec::new(),
+                media_path: None,
+                ended_by: "none",
+                end_reason: String::new(),
+                sip_code: 0,
+                recordings: Vec::new(),
+            },
+        }
+    }
+
+    pub fn answered(&mut self) {
+        self.active.answered();
+        self.clock.answered();
+    }
+
+    /// A media leg with its negotiated codec (`None` until known); counted
+    /// in `sipbridge_legs_active` once the codec is known.
+    pub fn leg(&mut self, kind: &'static str, codec: Option<&str>) {
+        let gauge = codec.map(|c| self.metrics.leg_opened(kind, c));
+        self.legs.push((LegRecord { kind, codec: codec.map(str::to_string) }, gauge));
+    }
+
+    /// The codec of the leg of `kind` learnt later (offerless INVITE).
+    pub fn leg_codec(&mut self, kind: &'static str, codec: &str) {
+        if let Some((record, gauge)) = self.legs.iter_mut().find(|(r, _)| r.kind == kind && r.codec.is_none()) {
+            record.codec = Some(codec.to_string());
+            *gauge = Some(self.metrics.leg_opened(kind, codec));
+        }
+    }
+
+    /// Two legs were joined, passing audio through or transcoding it.
+    pub fn media_path(&mut self, passthrough: bool) {
+        self.metrics.media_path(passthrough);
+        self.record.media_path = Some(if passthrough { "passthrough" } else { "transcoded" });
+    }
+
+    pub fn recording(&mut self, path: PathBuf) {
+        self.record.recordings.push(path);
+    }
+
+    /// Refused with a final SIP code before it was answered.
+    pub fn refused(mut self, code: u16, reason: &str) {
+        self.active.refused(code);
+        self.finish("local", reason, code);
+    }
+
+    /// An answered call ended, hung up by `by` (`local` or `remote`).
+    pub fn ended(self, by: &'static str, reason: &str) {
+        self.finish(by, reason, 200);
+    }
+
+    fn finish(mut self, by: &'static str, reason: &str, code: u16) {
+        let (start, answer, end, duration, setup) = self.clock.finish();
+        let r = &mut self.record;
+        (r.start, r.answer, r.end, r.duration_seconds, r.setup_seconds) = (start, answer, end, duration, setup);
+        r.legs = self.legs.iter().map(|(l, _)| l.clone()).collect();
+        (r.ended_by, r.end_reason, r.sip_code) = (by, reason.to_string(), code);
+        self.records.write(&self.record);
+    }
+}

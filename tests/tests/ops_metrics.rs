@@ -1,0 +1,248 @@
+//! The daemon's admin listener and call records against real calls:
+//! `/metrics` scraped during three calls (baresip and two SIPp callers) and
+//! after them, checked against what the test did and by `promtool check
+//! metrics`; `/readyz` at the call limit; one JSON record per call
+//! (finished, refused 503 at the limit, failed 488); and draining
+//! (POST /drain, SIGUSR1): no new calls, OPTIONS 503, running calls finish,
+//! the rest get a BYE at the deadline, exit 0.
+
+use e2e::admin::{http, promtool_check, sample};
+use e2e::audio::{tone, write_wav};
+use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
+use e2e::daemon::{sipp_pcap, CallerScenario, Daemon, Ending};
+use e2e::process::{free_tcp_port, test_dir};
+use e2e::sipp::Sipp;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// The echo preset with the admin listener (`admin_settings` added to its
+/// table) and call records in `calls.jsonl`; `extra` is more TOML.
+fn config(admin: &str, admin_settings: &str, extra: &str) -> String {
+    format!(
+        "preset = \"echo\"\n[admin]\nlisten = \"{admin}\"\n{admin_settings}\n[call_records]\nfile = \"calls.jsonl\"\n{extra}"
+    )
+}
+
+fn metrics(admin: &str) -> String {
+    let (status, body) = http(admin, "GET", "/metrics").unwrap();
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Waits until `/metrics` has `sample` at `value`.
+fn wait_sample(admin: &str, name: &str, value: f64) -> String {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = metrics(admin);
+        if sample(&text, name) == Some(value) {
+            return text;
+        }
+        assert!(Instant::now() < until, "{name} never became {value}:\n{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn records(dir: &std::path::Path, n: usize) -> Vec<Value> {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(dir.join("calls.jsonl")).unwrap_or_default();
+        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        if lines.len() >= n {
+            return lines;
+        }
+        assert!(Instant::now() < until, "{} of {n} call records:\n{text}", lines.len());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn options(daemon: &Daemon) -> String {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let me = sock.local_addr().unwrap();
+    let request = format!(
+        "OPTIONS {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKops{n}\r\nMax-Forwards: 70\r\nFrom: <sip:probe@127.0.0.1>;tag=o1\r\nTo: <{uri}>\r\nCall-ID: ops{n}@{me}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        uri = daemon.uri("echo"),
+        n = me.port()
+    );
+    sock.send_to(request.as_bytes(), daemon.addr()).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = sock.recv_from(&mut buf).expect("an answer to OPTIONS");
+    String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn metrics_and_call_records_follow_three_real_calls() {
+    let dir = test_dir("ops_metrics");
+    let admin = format!("127.0.0.1:{}", free_tcp_port());
+    let daemon = Daemon::start(&dir, &config(&admin, "", "[limits]\nmax_calls = 3\n"), &[]).unwrap();
+    let idle = metrics(&admin);
+    promtool_check(&idle).unwrap();
+    assert_eq!(sample(&idle, "sipbridge_calls_active"), Some(0.0), "{idle}");
+    assert!(sample(&idle, "process_resident_memory_bytes").unwrap() > 1e6, "{idle}");
+    assert!(sample(&idle, "process_threads").unwrap() >= 2.0, "{idle}");
+    assert_eq!(http(&admin, "GET", "/readyz").unwrap().0, 200);
+
+    // baresip plays an 8 s tone (and hangs up at its end); two SIPp callers
+    // play PCMA for 6 s and hang up.
+    let wav = dir.join("tone.wav");
+    write_wav(&wav, &tone(440.0, 8.0, 8000, 0.3)).unwrap();
+    let b = Baresip::start(
+        &dir,
+        &BaresipOptions {
+            accounts: vec![BaresipAccount {
+                aor: "sip:alice@127.0.0.1".into(),
+                password: None,
+                outbound: None,
+                auto_answer: false,
+                regint: 0,
+            }],
+            play: Some(wav),
+            record: false,
+            limit: Duration::from_secs(60),
+        },
+    )
+    .unwrap();
+    b.command("dial", &daemon.uri("echo")).unwrap();
+    let mut scenario = CallerScenario::new(Ending::CallerHangsUp);
+    scenario.pcaps = vec![sipp_pcap("g711a.pcap")];
+    scenario.hold_ms = 6000;
+    let xml = scenario.write(&dir, "uac_pcap").unwrap();
+    let mut two = Sipp::new(xml.to_str().unwrap())
+        .args(["-s", "echo", "-m", "2", "-l", "2", "-r", "10"])
+        .remote(daemon.addr())
+        .limit(Duration::from_secs(40))
+        .spawn(&dir, "sipp-2")
+        .unwrap();
+    daemon.wait_lines(&["answered"], 3, Duration::from_secs(20)).unwrap();
+
+    let during = wait_sample(&admin, "sipbridge_calls_active", 3.0);
+    promtool_check(&during).unwrap();
+    assert_eq!(sample(&during, "sipbridge_legs_active{kind=\"rtp\",codec=\"pcma\"}"), Some(2.0), "{during}");
+    assert_eq!(sample(&during, "sipbridge_legs_active{kind=\"rtp\",codec=\"pcmu\"}"), Some(1.0), "{during}");
+    assert_eq!(sample(&during, "sipbridge_call_setup_seconds_count"), Some(3.0), "{during}");
+    let (status, body) = http(&admin, "GET", "/readyz").unwrap();
+    assert_eq!((status, body.as_str()), (503, "not ready: at the call limit (3)\n"));
+
+    // A fourth call over the limit: 503.
+    let busy = CallerScenario::new(Ending::Refused(503)).write(&dir, "uac_503").unwrap();
+    Sipp::new(busy.to_str().unwrap())
+        .args(["-s", "echo"])
+        .remote(daemon.addr())
+        .spawn(&dir, "sipp-503")
+        .unwrap()
+        .expect_success(Duration::from_secs(15))
+        .unwrap();
+
+    two.expect_success(Duration::from_secs(30)).unwrap();
+    b.wait_event("call", "CALL_CLOSED", Duration::from_secs(15)).unwrap();
+    // Then a G.729-only offer: 488.
+    let mut g729 = CallerScenario::new(Ending::Refused(488));
+    g729.formats = "18";
+    let xml = g729.write(&dir, "uac_488").unwrap();
+    Sipp::new(xml.to_str().unwrap())
+        .args(["-s", "echo"])
+        .remote(daemon.addr())
+        .spawn(&dir, "sipp-488")
+        .unwrap()
+        .expect_success(Duration::from_secs(15))
+        .unwrap();
+
+    let after = wait_sample(&admin, "sipbridge_calls_active", 0.0);
+    promtool_check(&after).unwrap();
+    let finished = |class: &str| sample(&after, &format!("sipbridge_calls_finished_total{{code_class=\"{class}\"}}"));
+    assert_eq!((finished("2xx"), finished("4xx"), finished("5xx")), (Some(3.0), Some(1.0), Some(1.0)), "{after}");
+    assert_eq!(sample(&after, "sipbridge_legs_active{kind=\"rtp\",codec=\"pcma\"}"), Some(0.0), "{after}");
+    let sip = |name: &str| sample(&after, name).unwrap_or(0.0);
+    assert_eq!(sip("sipbridge_sip_requests_total{direction=\"in\",method=\"INVITE\"}"), 5.0, "{after}");
+    assert_eq!(sip("sipbridge_sip_requests_total{direction=\"in\",method=\"BYE\"}"), 3.0, "{after}");
+    // Messages on the wire: a final response retransmitted until its ACK
+    // counts each time.
+    assert!(sip("sipbridge_sip_responses_total{direction=\"out\",code=\"503\"}") >= 1.0, "{after}");
+    assert!(sip("sipbridge_sip_responses_total{direction=\"out\",code=\"488\"}") >= 1.0, "{after}");
+    assert!(sip("sipbridge_sip_responses_total{direction=\"out\",code=\"200\"}") >= 6.0, "{after}");
+    assert!(sample(&after, "process_cpu_seconds_total").unwrap() > 0.0, "{after}");
+
+    let records = records(&dir, 5);
+    let answered: Vec<&Value> = records.iter().filter(|r| r["sip_code"] == 200).collect();
+    assert_eq!(answered.len(), 3, "{records:#?}");
+    for r in &answered {
+        assert_eq!((r["direction"].as_str(), r["service"].as_str()), (Some("inbound"), Some("echo")), "{r}");
+        assert!(r["answer"].is_string() && r["start"].as_str() <= r["answer"].as_str(), "{r}");
+        let duration = r["duration_seconds"].as_f64().unwrap();
+        assert!((5.0..12.0).contains(&duration), "{r}");
+        assert!(r["setup_seconds"].as_f64().unwrap() < 2.0, "{r}");
+        assert_eq!(r["ended_by"], "remote", "{r}");
+        assert_eq!(r["legs"][0]["kind"], "rtp", "{r}");
+        assert!(["PCMA", "PCMU"].contains(&r["legs"][0]["codec"].as_str().unwrap()), "{r}");
+        assert!(r["from"].as_str().unwrap().starts_with("sip:"), "{r}");
+        assert!(daemon.log().contains(r["call_id"].as_str().unwrap()), "{r}");
+    }
+    for (code, reason) in [(503, "limit"), (488, "codec")] {
+        let r = records.iter().find(|r| r["sip_code"] == code).unwrap_or_else(|| panic!("no {code}: {records:#?}"));
+        assert_eq!((r["answer"].clone(), r["duration_seconds"].as_f64()), (Value::Null, Some(0.0)), "{r}");
+        assert_eq!(r["ended_by"], "local", "{r}");
+        assert!(r["end_reason"].as_str().unwrap().contains(reason), "{r}");
+        assert_eq!(r["legs"], serde_json::json!([]), "{r}");
+    }
+}
+
+#[test]
+fn drain_refuses_new_calls_lets_running_ones_finish_then_byes_the_rest_and_exits_0() {
+    let dir = test_dir("ops_drain");
+    let admin = format!("127.0.0.1:{}", free_tcp_port());
+    let mut daemon = Daemon::start(&dir, &config(&admin, "drain_seconds = 6", ""), &[]).unwrap();
+    assert!(options(&daemon).starts_with("SIP/2.0 200"));
+    // One caller hangs up by itself 3 s into the drain; one would stay.
+    let mut short = CallerScenario::new(Ending::CallerHangsUp);
+    short.pcaps = vec![sipp_pcap("g711a.pcap")];
+    short.hold_ms = 4000;
+    let short = short.write(&dir, "uac_short").unwrap();
+    let mut stays = CallerScenario::new(Ending::DaemonHangsUp);
+    stays.pcaps = vec![sipp_pcap("g711a.pcap")];
+    stays.hold_ms = 0;
+    let stays = stays.write(&dir, "uac_stays").unwrap();
+    let spawn = |xml: &std::path::Path, name: &str| {
+        Sipp::new(xml.to_str().unwrap())
+            .args(["-s", "echo"])
+            .remote(daemon.addr())
+            .limit(Duration::from_secs(40))
+            .spawn(&dir, name)
+            .unwrap()
+    };
+    let mut short = spawn(&short, "sipp-short");
+    let mut stays = spawn(&stays, "sipp-stays");
+    daemon.wait_lines(&["answered"], 2, Duration::from_secs(20)).unwrap();
+
+    let drained_at = Instant::now();
+    assert_eq!(http(&admin, "POST", "/drain").unwrap().0, 202);
+    assert_eq!(http(&admin, "GET", "/readyz").unwrap(), (503, "not ready: draining\n".to_string()));
+    assert_eq!(http(&admin, "GET", "/healthz").unwrap().0, 200);
+    assert!(options(&daemon).starts_with("SIP/2.0 503"), "a proxy's OPTIONS probe must see 503 while draining");
+    let refused = CallerScenario::new(Ending::Refused(503)).write(&dir, "uac_refused").unwrap();
+    spawn(&refused, "sipp-refused").expect_success(Duration::from_secs(15)).unwrap();
+
+    // The short call ends by itself; the other gets our BYE at the deadline.
+    short.expect_success(Duration::from_secs(15)).unwrap();
+    stays.expect_success(Duration::from_secs(20)).unwrap();
+    let status = daemon.child.wait_timeout(Duration::from_secs(15)).unwrap().expect("the daemon exits after draining");
+    assert!(status.success(), "exit status {status}");
+    let took = drained_at.elapsed();
+    assert!(took >= Duration::from_secs(5), "the deadline is 6 s; stopped after {took:?}");
+    daemon.wait_lines(&["shutting down", "drain deadline"], 1, Duration::from_secs(1)).unwrap();
+    assert_eq!(daemon.lines_with(&["call ended by us (BYE)"]).len(), 1, "{}", daemon.log());
+    let records = records(&dir, 3);
+    let by = |who: &str| records.iter().filter(|r| r["ended_by"] == who && r["sip_code"] == 200).count();
+    assert_eq!((by("remote"), by("local")), (1, 1), "{records:#?}");
+}
+
+#[test]
+fn sigusr1_drains_an_idle_daemon_which_exits_0() {
+    let dir = test_dir("ops_sigusr1");
+    let admin = format!("127.0.0.1:{}", free_tcp_port());
+    let mut daemon = Daemon::start(&dir, &config(&admin, "", ""), &[]).unwrap();
+    daemon.child.signal(libc::SIGUSR1);
+    let status = daemon.child.wait_timeout(Duration::from_secs(10)).unwrap().expect("exits once drained");
+    assert!(status.success(), "exit status {status}");
+    daemon.wait_lines(&["draining", "SIGUSR1"], 1, Duration::from_secs(1)).unwrap();
+    daemon.wait_lines(&["shutting down", "drained"], 1, Duration::from_secs(1)).unwrap();
+}
