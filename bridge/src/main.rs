@@ -14,8 +14,18 @@ use std::net::IpAddr;
 #[derive(Parser)]
 #[command(name = "sipbridge", version, about = "WebRTC <-> SIP audio bridge on GStreamer")]
 struct Cli {
+    /// Log lines on stderr: `text`, or `json` (one object per line, with
+    /// the call-id span).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -153,13 +163,13 @@ fn main() -> anyhow::Result<()> {
     let default_filter = if daemon_config.is_some() { "info,rsipstack=warn" } else { "info" };
     // Colours only for a person at a terminal, not in files and journals.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SIPBRIDGE_LOG").unwrap_or_else(|_| default_filter.into()),
-        )
-        .init();
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(
+        tracing_subscriber::EnvFilter::try_from_env("SIPBRIDGE_LOG").unwrap_or_else(|_| default_filter.into()),
+    );
+    match cli.log_format {
+        LogFormat::Text => logs.with_ansi(ansi).init(),
+        LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).init(),
+    }
     pipelines::init()?;
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {

@@ -4,7 +4,8 @@
 //! metrics`; `/readyz` at the call limit; one JSON record per call
 //! (finished, refused 503 at the limit, failed 488); and draining
 //! (POST /drain, SIGUSR1): no new calls, OPTIONS 503, running calls finish,
-//! the rest get a BYE at the deadline, exit 0.
+//! the rest get a BYE at the deadline, exit 0 (with `--log-format json`,
+//! whose call lines carry the call-id span).
 
 use e2e::admin::{http, promtool_check, sample};
 use e2e::audio::{tone, write_wav};
@@ -190,7 +191,7 @@ fn metrics_and_call_records_follow_three_real_calls() {
 fn drain_refuses_new_calls_lets_running_ones_finish_then_byes_the_rest_and_exits_0() {
     let dir = test_dir("ops_drain");
     let admin = format!("127.0.0.1:{}", free_tcp_port());
-    let mut daemon = Daemon::start(&dir, &config(&admin, "drain_seconds = 6", ""), &[]).unwrap();
+    let mut daemon = Daemon::start(&dir, &config(&admin, "drain_seconds = 6", ""), &["--log-format", "json"]).unwrap();
     assert!(options(&daemon).starts_with("SIP/2.0 200"));
     // One caller hangs up by itself 3 s into the drain; one would stay.
     let mut short = CallerScenario::new(Ending::CallerHangsUp);
@@ -230,7 +231,17 @@ fn drain_refuses_new_calls_lets_running_ones_finish_then_byes_the_rest_and_exits
     assert!(took >= Duration::from_secs(5), "the deadline is 6 s; stopped after {took:?}");
     daemon.wait_lines(&["shutting down", "drain deadline"], 1, Duration::from_secs(1)).unwrap();
     assert_eq!(daemon.lines_with(&["call ended by us (BYE)"]).len(), 1, "{}", daemon.log());
+    // JSON logs: every line an object; call lines carry the call-id span.
+    let log = daemon.log();
+    let lines: Vec<Value> =
+        log.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let answered: Vec<&Value> = lines.iter().filter(|l| l["fields"]["message"] == "answered").collect();
+    assert_eq!(answered.len(), 2, "{log}");
     let records = records(&dir, 3);
+    for l in answered {
+        assert_eq!(l["span"]["name"], "call", "{l}");
+        assert!(records.iter().any(|r| r["call_id"] == l["span"]["id"]), "{l}");
+    }
     let by = |who: &str| records.iter().filter(|r| r["ended_by"] == who && r["sip_code"] == 200).count();
     assert_eq!((by("remote"), by("local")), (1, 1), "{records:#?}");
 }
