@@ -154,26 +154,8 @@ impl Kamailio {
     }
 
     fn wait_ready(&self, timeout: Duration) -> Result<()> {
-        let sock = UdpSocket::bind("127.0.0.1:0")?;
-        sock.set_read_timeout(Some(Duration::from_millis(200)))?;
-        let me = sock.local_addr()?;
-        let until = Instant::now() + timeout;
-        let mut n = 0;
-        while Instant::now() < until {
-            n += 1;
-            let probe = format!(
-                "OPTIONS sip:127.0.0.1:{p} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKprobe{n}\r\nMax-Forwards: 5\r\nFrom: <sip:probe@127.0.0.1>;tag=p{n}\r\nTo: <sip:127.0.0.1:{p}>\r\nCall-ID: probe{n}@{me}\r\nCSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n",
-                p = self.udp_port
-            );
-            sock.send_to(probe.as_bytes(), ("127.0.0.1", self.udp_port))?;
-            let mut buf = [0u8; 2048];
-            if let Ok((len, _)) = sock.recv_from(&mut buf) {
-                if buf[..len].starts_with(b"SIP/2.0 200") {
-                    return Ok(());
-                }
-            }
-        }
-        bail!("kamailio not answering on udp {}; log:\n{}", self.udp_port, crate::process::tail(&self.child.log()))
+        wait_options_200(self.udp_port, timeout)
+            .with_context(|| format!("kamailio log:\n{}", crate::process::tail(&self.child.log())))
     }
 
     /// The proxy URI for a transport: `udp`, `tcp`, `ws` or `tls`.
@@ -212,6 +194,29 @@ impl Kamailio {
     pub fn log_path(&self) -> PathBuf {
         self.child.log_path().to_path_buf()
     }
+}
+
+/// Sends OPTIONS to `127.0.0.1:<port>` over UDP until a 200 comes back.
+pub fn wait_options_200(port: u16, timeout: Duration) -> Result<()> {
+    let sock = UdpSocket::bind("127.0.0.1:0")?;
+    sock.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let me = sock.local_addr()?;
+    let until = Instant::now() + timeout;
+    let mut n = 0;
+    while Instant::now() < until {
+        n += 1;
+        let probe = format!(
+            "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKprobe{n}\r\nMax-Forwards: 5\r\nFrom: <sip:probe@127.0.0.1>;tag=p{n}\r\nTo: <sip:127.0.0.1:{port}>\r\nCall-ID: probe{n}@{me}\r\nCSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        sock.send_to(probe.as_bytes(), ("127.0.0.1", port))?;
+        let mut buf = [0u8; 2048];
+        if let Ok((len, _)) = sock.recv_from(&mut buf) {
+            if buf[..len].starts_with(b"SIP/2.0 200") {
+                return Ok(());
+            }
+        }
+    }
+    bail!("nothing answers OPTIONS with 200 on udp 127.0.0.1:{port}")
 }
 
 /// A self-signed EC certificate for IP 127.0.0.1 (an end-entity, usable as

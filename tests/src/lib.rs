@@ -11,6 +11,7 @@ pub mod audio;
 pub mod baresip;
 pub mod bridge;
 pub mod daemon;
+pub mod dispatcher;
 pub mod gateway;
 pub mod janus;
 pub mod jsonlines;
