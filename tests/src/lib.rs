@@ -13,6 +13,7 @@ pub mod bridge;
 pub mod daemon;
 pub mod dispatcher;
 pub mod gateway;
+pub mod haproxy;
 pub mod janus;
 pub mod jsonlines;
 pub mod kamailio;

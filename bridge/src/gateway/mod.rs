@@ -47,6 +47,10 @@ pub struct GatewayConfig {
     pub legs: LegOptions,
     /// Where `sip.recording` writes its files.
     pub recordings_dir: PathBuf,
+    /// The admin listener (metrics, health, readiness, drain); off if `None`.
+    pub admin_listen: Option<SocketAddr>,
+    /// Seconds a drain waits for web users to leave before the gateway exits.
+    pub drain_seconds: u64,
 }
 
 impl Default for GatewayConfig {
@@ -61,6 +65,8 @@ impl Default for GatewayConfig {
             max_calls_per_connection: 1,
             legs: LegOptions::default(),
             recordings_dir: std::env::temp_dir().join("sipbridge-recordings"),
+            admin_listen: None,
+            drain_seconds: 600,
         }
     }
 }
@@ -68,7 +74,9 @@ impl Default for GatewayConfig {
 /// State shared by every connection.
 pub(crate) struct Gateway {
     pub config: GatewayConfig,
-    pub ua: signaling::UserAgent,
+    pub ua: Arc<signaling::UserAgent>,
+    /// While draining, new WebSocket connections are refused (503).
+    pub drain: Arc<crate::ops::Drain>,
     /// Connected users by connection id, for routing incoming calls.
     users: Mutex<HashMap<u64, Arc<user::User>>>,
     pub connections: AtomicUsize,
@@ -140,11 +148,16 @@ pub async fn run(config: GatewayConfig) -> anyhow::Result<()> {
     );
     let gw = Arc::new(Gateway {
         config,
-        ua,
+        ua: Arc::new(ua),
+        drain: crate::ops::Drain::new(),
         users: Mutex::default(),
         connections: AtomicUsize::new(0),
         next_id: AtomicU64::new(1),
     });
+    gw.drain.on_sigusr1()?;
+    if let Some(addr) = gw.config.admin_listen {
+        start_admin(&gw, addr).await?;
+    }
     let router = gw.clone();
     tokio::spawn(async move {
         while let Some(event) = ua_events.recv().await {
@@ -164,7 +177,45 @@ pub async fn run(config: GatewayConfig) -> anyhow::Result<()> {
             }
         }
     });
-    ws::serve(gw, listener).await
+    tokio::select! {
+        served = ws::serve(gw.clone(), listener) => served,
+        () = drained(&gw) => Ok(()),
+    }
+}
+
+/// The admin listener: ready while not draining and below the connection
+/// limit; the SIP counters and the WebSocket connections as metrics.
+async fn start_admin(gw: &Arc<Gateway>, addr: SocketAddr) -> anyhow::Result<()> {
+    let metrics = crate::ops::Metrics::new();
+    metrics.add_collector(crate::ops::sip_collector(gw.ua.clone()));
+    let weak = Arc::downgrade(gw);
+    metrics.add_collector(Box::new(move |out| {
+        let n = weak.upgrade().map_or(0, |gw| gw.connections.load(Ordering::SeqCst));
+        out.gauge("sipbridge_ws_connections", "WebSocket connections (web users).", &[(vec![], n as f64)]);
+    }));
+    let weak = Arc::downgrade(gw);
+    let capacity = Box::new(move || {
+        let gw = weak.upgrade()?;
+        let limit = gw.config.max_connections;
+        (gw.connections.load(Ordering::SeqCst) >= limit).then(|| format!("at the connection limit ({limit})"))
+    });
+    let admin = Arc::new(crate::ops::Admin { metrics, drain: gw.drain.clone(), capacity });
+    admin.start(addr).await.map_err(|e| anyhow::anyhow!("admin listener on {addr}: {e}"))?;
+    Ok(())
+}
+
+/// Resolves when a drain has run its course: the last web user left, or
+/// the drain's deadline passed.
+async fn drained(gw: &Gateway) {
+    gw.drain.started().await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(gw.config.drain_seconds);
+    let connections = gw.connections.load(Ordering::SeqCst);
+    tracing::info!(connections, seconds = gw.config.drain_seconds, "draining: waiting for web users to leave");
+    while gw.connections.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let left = gw.connections.load(Ordering::SeqCst);
+    tracing::info!(left, "drained: stopping");
 }
 
 #[cfg(test)]
@@ -218,6 +269,13 @@ pub struct GatewayArgs {
     /// Directory for `sip.recording` files.
     #[arg(long, value_name = "DIR")]
     recordings_dir: Option<PathBuf>,
+    /// Admin listener: GET /metrics, /healthz, /readyz, POST /drain (no
+    /// authentication: keep it on loopback or a management network).
+    #[arg(long, value_name = "ADDR:PORT")]
+    admin_listen: Option<SocketAddr>,
+    /// Seconds a drain (POST /drain, SIGUSR1) waits for web users to leave.
+    #[arg(long, default_value_t = 600)]
+    drain_seconds: u64,
 }
 
 impl GatewayArgs {
@@ -230,6 +288,8 @@ impl GatewayArgs {
             allowed_origins: self.allowed_origins,
             max_connections: self.max_connections.max(1),
             max_calls_per_connection: self.max_calls_per_connection.max(1),
+            admin_listen: self.admin_listen,
+            drain_seconds: self.drain_seconds,
             ..GatewayConfig::default()
         };
         if let Some(dir) = self.recordings_dir {

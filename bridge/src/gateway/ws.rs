@@ -173,6 +173,9 @@ async fn upgrade(gw: Arc<Gateway>, mut stream: TcpStream, head: Head) -> anyhow:
         tracing::warn!("WebSocket refused: missing or wrong token");
         return respond(&mut stream, "401 Unauthorized", "text/plain", "a valid token is required\n").await;
     }
+    if gw.drain.is_draining() {
+        return respond(&mut stream, "503 Service Unavailable", "text/plain", "draining\n").await;
+    }
     if gw.connections.fetch_add(1, Ordering::SeqCst) >= gw.config.max_connections {
         gw.connections.fetch_sub(1, Ordering::SeqCst);
         tracing::warn!(limit = gw.config.max_connections, "WebSocket refused: too many connections");
