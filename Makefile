@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: run test deps build bench clean
+.PHONY: run test deps build bench clean deb deb-check
 
 deps:
 	scripts/install-deps.sh
@@ -24,6 +24,19 @@ run: build
 test: build
 	scripts/netns.sh $(CARGO) test --workspace --locked --offline --no-fail-fast
 	scripts/netns.sh npm --prefix node-shim test
+	scripts/check-deb.sh target/debug/sipbridge
+
+# The Debian package: target/debian/sipbridge_<version>_<arch>.deb (binary,
+# hardened systemd unit, sample configuration, presets, the page, docs).
+deb: deps
+	$(CARGO) build --release --locked -p sipbridge
+	scripts/build-deb.sh target/release/sipbridge
+
+# `dpkg -i` of the package into a throwaway overlay of this system: the
+# binary runs, the service user exists, `systemd-analyze verify` accepts the
+# unit. `make test` runs it on the debug build.
+deb-check: deb
+	scripts/check-deb.sh target/release/sipbridge
 
 clean:
 	$(CARGO) clean

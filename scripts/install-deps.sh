@@ -19,6 +19,9 @@ APT_PACKAGES=(
   sip-tester baresip-core kamailio kamailio-websocket-modules kamailio-tls-modules chromium
   # test plumbing
   util-linux iproute2 sox python3 python3-venv openssl
+  # operations: promtool (checks /metrics), HAProxy (gateways behind it),
+  # and what the .deb check uses (objcopy, systemd-analyze, adduser)
+  prometheus haproxy binutils systemd adduser
 )
 # Node.js: Debian's nodejs+npm, unless a Node with npm is already installed
 # (e.g. from NodeSource, whose nodejs package conflicts with Debian's npm).
@@ -51,6 +54,12 @@ fi
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet kamailio 2>/dev/null; then
   $SUDO systemctl stop kamailio || true
 fi
+# Prometheus (installed for promtool) and HAProxy: tests start their own.
+for service in prometheus haproxy; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$service" 2>/dev/null; then
+    $SUDO systemctl stop "$service" || true
+  fi
+done
 # Likewise Janus (--bench): the bench starts its own, with its own config, in
 # a private network namespace; the packaged service is not wanted running.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet janus 2>/dev/null; then
