@@ -30,6 +30,7 @@ mod rtp_leg;
 mod runtime;
 pub mod sdp;
 mod send;
+mod traffic;
 mod webrtc_leg;
 
 pub use codec::{Codec, CodecChoice};
@@ -43,3 +44,4 @@ pub use port::MediaPort;
 pub use recorder::{RecordFormat, Recorder};
 pub use room::Room;
 pub use runtime::init;
+pub use traffic::{rtp_totals, RtpTotals};

@@ -77,7 +77,9 @@ impl RelayEnd {
         self.header.lock().unwrap().rewrite(&mut out, format.payload_type, format.codec.clock_rate());
         // A full socket buffer or an unreachable peer loses this packet
         // only; the next one tries again, as multiudpsink would.
-        let _ = self.socket.send_to(&out, to);
+        if self.socket.send_to(&out, to).is_ok() {
+            crate::traffic::sent(out.len());
+        }
         true
     }
 }

@@ -103,6 +103,7 @@ impl RtpLeg {
         rtpbin.set_property("latency", options.jitter_latency_ms);
         rtpbin.set_property("drop-on-latency", true);
         let rtp_out = sink_on(&rtp_socket)?;
+        crate::traffic::count_sent(&rtp_out);
         let rtcp_out = sink_on(&rtcp_socket)?;
         let rtp_funnel = make("funnel")?;
         pipeline.add_many([&rtpbin, &rtp_funnel, &rtp_out, &rtcp_out])?;
@@ -205,7 +206,7 @@ impl RtpLeg {
             match Packet::of(data) {
                 Packet::Rtcp => return inputs.rtcp.push(arrived(data), &RTCP_CAPS),
                 Packet::Other => return,
-                Packet::Rtp => {}
+                Packet::Rtp => crate::traffic::received(data.len()),
             }
             {
                 let mut dest = destination.lock().unwrap();

@@ -83,8 +83,9 @@ fn metrics_and_call_records_follow_three_real_calls() {
     assert!(sample(&idle, "process_threads").unwrap() >= 2.0, "{idle}");
     assert_eq!(http(&admin, "GET", "/readyz").unwrap().0, 200);
 
-    // baresip plays an 8 s tone (and hangs up at its end); two SIPp callers
-    // play PCMA for 6 s and hang up.
+    // baresip plays an 8 s tone (400 packets of 20 ms; it hangs up at its
+    // end); two SIPp callers play g711a.pcap (236 PCMA packets, 7 s) and
+    // hang up after 8 s.
     let wav = dir.join("tone.wav");
     write_wav(&wav, &tone(440.0, 8.0, 8000, 0.3)).unwrap();
     let b = Baresip::start(
@@ -106,7 +107,7 @@ fn metrics_and_call_records_follow_three_real_calls() {
     b.command("dial", &daemon.uri("echo")).unwrap();
     let mut scenario = CallerScenario::new(Ending::CallerHangsUp);
     scenario.pcaps = vec![sipp_pcap("g711a.pcap")];
-    scenario.hold_ms = 6000;
+    scenario.hold_ms = 8000;
     let xml = scenario.write(&dir, "uac_pcap").unwrap();
     let mut two = Sipp::new(xml.to_str().unwrap())
         .args(["-s", "echo", "-m", "2", "-l", "2", "-r", "10"])
@@ -162,6 +163,16 @@ fn metrics_and_call_records_follow_three_real_calls() {
     assert!(sip("sipbridge_sip_responses_total{direction=\"out\",code=\"488\"}") >= 1.0, "{after}");
     assert!(sip("sipbridge_sip_responses_total{direction=\"out\",code=\"200\"}") >= 6.0, "{after}");
     assert!(sample(&after, "process_cpu_seconds_total").unwrap() > 0.0, "{after}");
+    // RTP: what the three peers sent (2 x 236 + 400), and the echo of it.
+    let sent_by_peers = 2.0 * 236.0 + 400.0;
+    let rtp_in = sample(&after, "sipbridge_rtp_packets_total{direction=\"in\"}").unwrap();
+    let rtp_out = sample(&after, "sipbridge_rtp_packets_total{direction=\"out\"}").unwrap();
+    eprintln!("RTP packets in {rtp_in}, out {rtp_out}, sent by the peers {sent_by_peers}");
+    assert!((rtp_in / sent_by_peers - 1.0).abs() <= 0.05, "{rtp_in} received of {sent_by_peers} sent:\n{after}");
+    assert!((rtp_out / sent_by_peers - 1.0).abs() <= 0.05, "{rtp_out} echoed of {sent_by_peers} sent:\n{after}");
+    let bytes_in = sample(&after, "sipbridge_rtp_bytes_total{direction=\"in\"}").unwrap();
+    // G.711 at 20 and 30 ms: 172 and 252 bytes per packet.
+    assert!((172.0..=252.0).contains(&(bytes_in / rtp_in)), "{bytes_in} bytes in {rtp_in} packets");
 
     let records = records(&dir, 5);
     let answered: Vec<&Value> = records.iter().filter(|r| r["sip_code"] == 200).collect();

@@ -34,6 +34,7 @@ impl Metrics {
     pub fn new() -> Arc<Metrics> {
         let metrics = Arc::new(Metrics::default());
         metrics.add_collector(Box::new(super::process::collect));
+        metrics.add_collector(Box::new(super::rtp::collect));
         metrics
     }
 
