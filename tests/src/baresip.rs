@@ -29,6 +29,11 @@ pub struct BaresipAccount {
 }
 
 impl BaresipAccount {
+    /// An account that calls out directly, registering nowhere.
+    pub fn unregistered(aor: &str) -> BaresipAccount {
+        BaresipAccount { aor: aor.into(), password: None, outbound: None, auto_answer: false, regint: 0 }
+    }
+
     /// The `accounts` file line.
     pub fn line(&self) -> String {
         let mut l = format!("<{}>", self.aor);

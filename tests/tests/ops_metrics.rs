@@ -71,6 +71,15 @@ fn options(daemon: &Daemon) -> String {
     String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_string()
 }
 
+/// One SIPp call of `scenario` (a refusal) to the echo service, which must
+/// go as the scenario expects.
+fn refused_call(dir: &std::path::Path, daemon: &Daemon, scenario: CallerScenario, name: &str) {
+    let xml = scenario.write(dir, &format!("uac_{name}")).unwrap();
+    let mut sipp =
+        Sipp::new(xml.to_str().unwrap()).args(["-s", "echo"]).remote(daemon.addr()).spawn(dir, name).unwrap();
+    sipp.expect_success(Duration::from_secs(15)).unwrap();
+}
+
 #[test]
 fn metrics_and_call_records_follow_three_real_calls() {
     let dir = test_dir("ops_metrics");
@@ -91,13 +100,7 @@ fn metrics_and_call_records_follow_three_real_calls() {
     let b = Baresip::start(
         &dir,
         &BaresipOptions {
-            accounts: vec![BaresipAccount {
-                aor: "sip:alice@127.0.0.1".into(),
-                password: None,
-                outbound: None,
-                auto_answer: false,
-                regint: 0,
-            }],
+            accounts: vec![BaresipAccount::unregistered("sip:alice@127.0.0.1")],
             play: Some(wav),
             record: false,
             limit: Duration::from_secs(60),
@@ -126,28 +129,14 @@ fn metrics_and_call_records_follow_three_real_calls() {
     assert_eq!((status, body.as_str()), (503, "not ready: at the call limit (3)\n"));
 
     // A fourth call over the limit: 503.
-    let busy = CallerScenario::new(Ending::Refused(503)).write(&dir, "uac_503").unwrap();
-    Sipp::new(busy.to_str().unwrap())
-        .args(["-s", "echo"])
-        .remote(daemon.addr())
-        .spawn(&dir, "sipp-503")
-        .unwrap()
-        .expect_success(Duration::from_secs(15))
-        .unwrap();
+    refused_call(&dir, &daemon, CallerScenario::new(Ending::Refused(503)), "503");
 
     two.expect_success(Duration::from_secs(30)).unwrap();
     b.wait_event("call", "CALL_CLOSED", Duration::from_secs(15)).unwrap();
     // Then a G.729-only offer: 488.
     let mut g729 = CallerScenario::new(Ending::Refused(488));
     g729.formats = "18";
-    let xml = g729.write(&dir, "uac_488").unwrap();
-    Sipp::new(xml.to_str().unwrap())
-        .args(["-s", "echo"])
-        .remote(daemon.addr())
-        .spawn(&dir, "sipp-488")
-        .unwrap()
-        .expect_success(Duration::from_secs(15))
-        .unwrap();
+    refused_call(&dir, &daemon, g729, "488");
 
     let after = wait_sample(&admin, "sipbridge_calls_active", 0.0);
     promtool_check(&after).unwrap();
@@ -230,8 +219,7 @@ fn drain_refuses_new_calls_lets_running_ones_finish_then_byes_the_rest_and_exits
     assert_eq!(http(&admin, "GET", "/readyz").unwrap(), (503, "not ready: draining\n".to_string()));
     assert_eq!(http(&admin, "GET", "/healthz").unwrap().0, 200);
     assert!(options(&daemon).starts_with("SIP/2.0 503"), "a proxy's OPTIONS probe must see 503 while draining");
-    let refused = CallerScenario::new(Ending::Refused(503)).write(&dir, "uac_refused").unwrap();
-    spawn(&refused, "sipp-refused").expect_success(Duration::from_secs(15)).unwrap();
+    refused_call(&dir, &daemon, CallerScenario::new(Ending::Refused(503)), "refused");
 
     // The short call ends by itself; the other gets our BYE at the deadline.
     short.expect_success(Duration::from_secs(15)).unwrap();

@@ -17,6 +17,6 @@ mod tally;
 pub use admin::Admin;
 pub use drain::Drain;
 pub use metrics::Metrics;
-pub use record::CallRecords;
+pub use record::{civil_from_days, CallRecords};
 pub use sip::collector as sip_collector;
 pub use tally::{CallTally, Parties};
