@@ -89,7 +89,7 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
         registrations.spawn(accounts::keep(&calls.ua, account, shutdown_rx.clone())?);
     }
     let frontend = match config.action {
-        Action::Gateway => Frontend::Gateway(Gateway::start(&config, calls.clone()).await?),
+        Action::Gateway => Frontend::Gateway(crate::gateway::start(&config, calls.clone()).await?),
         _ => Frontend::Presets(
             Arc::new(PresetContext { config: config.clone(), calls: calls.clone(), rooms: media::Rooms::default() }),
             Default::default(),
