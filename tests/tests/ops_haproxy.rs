@@ -38,7 +38,8 @@ fn websocket_users_spread_over_gateways_and_a_drained_one_gets_none() {
             let sub = dir.join(format!("gw{i}"));
             std::fs::create_dir_all(&sub).unwrap();
             let admin = format!("127.0.0.1:{}", free_tcp_port());
-            let gw = Gateway::start(&sub, None, &["--admin-listen", &admin, "--drain-seconds", "60"]).unwrap();
+            let gw =
+                Gateway::start(&sub, None, &["--admin-listen", &admin, "--set", "admin.drain_seconds=60"]).unwrap();
             (gw, admin)
         })
         .collect();
@@ -72,6 +73,6 @@ fn websocket_users_spread_over_gateways_and_a_drained_one_gets_none() {
     let mut gw2 = gateways.into_iter().nth(1).unwrap().0;
     let status = gw2.child.wait_timeout(Duration::from_secs(10)).unwrap();
     assert!(status.is_some_and(|s| s.success()), "drained gateway: {status:?}\n{}", gw2.log());
-    assert!(gw2.log().contains("drained: stopping"), "{}", gw2.log());
+    assert!(gw2.log().contains("shutting down signal=\"drained\""), "{}", gw2.log());
     drop(haproxy);
 }

@@ -1,217 +1,234 @@
-//! `sipbridge daemon` / `sipbridge run`: a SIP user agent answering calls
-//! with a preset (echo, play, record, conference).
+//! `sipbridge daemon` / `sipbridge run` / `sipbridge gateway`: one SIP
+//! service from one configuration. The service starts the user agent, keeps
+//! the configured accounts registered, hands each incoming call to its
+//! front-end, and drains on SIGTERM/SIGINT. Two front-ends share it and the
+//! call layer (`crate::call`):
 //!
 //! ```text
-//! signaling::UserAgent --IncomingCall--> limit check (503) --> call::run (one task per call)
-//!        |                                                          |  Leg::new_rtp, offer/answer
-//!   accounts::keep (REGISTER, refresh, unregister)                  |  media::Attached (preset)
-//!                                                                   v  events until BYE / shutdown
-//! SIGINT/SIGTERM --> shutdown watch --> every call hangs up (BYE), recordings finalized,
-//!                                       accounts unregister, exit 0
+//! signaling::UserAgent --UaEvent--> front-end: presets (answer.rs: echo, play, record, conference)
+//!        |                                   or gateway (browser users over WebSocket)
+//!   accounts::keep (REGISTER, refresh, unregister)
+//! SIGINT/SIGTERM --> front-end stops taking work --> Calls::drain (BYE to every call,
+//!                    recordings finished) --> accounts and browser users unregister --> exit 0
 //! ```
 //!
 //! One concern per file: `config` (TOML layers), `preset` (preset files),
-//! `call` (one call's lifecycle), `media` (what a preset attaches to a
-//! leg), `dtmf` (key sequences), `accounts` (registrations), `error` (SIP
-//! codes for failures).
+//! `answer` (a preset call's life), `media` (what a preset attaches to a
+//! leg), `dtmf` (key sequences), `accounts` (registrations).
 
 mod accounts;
-mod call;
+mod answer;
 pub mod config;
 mod dtmf;
-mod error;
 mod media;
 pub mod preset;
 
-use crate::ops::{Admin, CallRecords, CallTally, Drain, Metrics, Parties};
+use crate::call::Calls;
+use crate::gateway::Gateway;
+use crate::ops::{Admin, CallOps, CallRecords, Drain, Metrics};
+use answer::PresetContext;
 use anyhow::{Context, Result};
-use config::Config;
-use pipelines::LegOptions;
+use config::{Action, Config};
 use signaling::{Transport, UaEvent, UserAgent};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use tracing::{info, warn, Instrument};
 
-/// How the daemon was started: `run` prints how to call it.
+/// How the service was started: `run` prints how to call it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Run,
     Daemon,
 }
 
-/// What every call task shares.
-pub struct Shared {
-    pub config: Config,
-    pub leg_options: LegOptions,
-    pub shutdown: watch::Receiver<bool>,
-    pub rooms: media::Rooms,
-    pub metrics: Arc<Metrics>,
-    pub records: Arc<CallRecords>,
+/// Who answers the calls.
+enum Frontend {
+    /// The preset's calls run as tasks, awaited at shutdown so their media
+    /// (players, conference seats) is detached before rooms close.
+    Presets(Arc<PresetContext>, std::sync::Mutex<tokio::task::JoinSet<()>>),
+    Gateway(Arc<Gateway>),
 }
 
-impl Shared {
-    pub fn is_shutting_down(&self) -> bool {
-        *self.shutdown.borrow()
+impl Frontend {
+    /// What only this front-end knows, as metrics: the seats in conference
+    /// rooms, or the gateway's WebSocket connections.
+    fn add_metrics(&self, metrics: &Metrics) {
+        match self {
+            Frontend::Presets(ctx, _) => {
+                let rooms = ctx.rooms.clone();
+                metrics.add_collector(Box::new(move |out| {
+                    let n = rooms.participants() as f64;
+                    out.gauge("sipbridge_room_participants", "Seats taken in conference rooms.", &[(vec![], n)]);
+                }));
+            }
+            Frontend::Gateway(gw) => {
+                let gw = Arc::downgrade(gw);
+                metrics.add_collector(Box::new(move |out| {
+                    let n = gw.upgrade().map_or(0, |gw| gw.connections.load(Ordering::SeqCst)) as f64;
+                    out.gauge("sipbridge_ws_connections", "WebSocket connections (web users).", &[(vec![], n)]);
+                }));
+            }
+        }
     }
-}
 
-/// Counts a call as active until dropped.
-struct Active(Arc<AtomicUsize>);
+    /// Why new work is not welcome now, for /readyz: the call limit, or
+    /// the gateway's connection limit.
+    fn capacity(&self, calls: &Arc<Calls>) -> crate::ops::Capacity {
+        let calls = calls.clone();
+        let gateway = match self {
+            Frontend::Gateway(gw) => Some(Arc::downgrade(gw)),
+            Frontend::Presets(..) => None,
+        };
+        Box::new(move || {
+            if calls.is_full() {
+                return Some(format!("at the call limit ({})", calls.active()));
+            }
+            let gw = gateway.as_ref()?.upgrade()?;
+            let limit = gw.config.max_connections;
+            (gw.connections.load(Ordering::SeqCst) >= limit).then(|| format!("at the connection limit ({limit})"))
+        })
+    }
 
-impl Drop for Active {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+    /// Once a drain begins (POST /drain, SIGUSR1): no new calls (503, and
+    /// OPTIONS 503) or web users; resolves when the last call (presets) or
+    /// web user (gateway) is gone, or after `seconds`; the shutdown then
+    /// hangs up whatever is left.
+    async fn drained(&self, drain: &Drain, calls: &Calls, seconds: u64) -> &'static str {
+        drain.started().await;
+        calls.refuse_new();
+        let idle = async {
+            match self {
+                Frontend::Gateway(gw) => {
+                    gw.stop_accepting();
+                    while gw.connections.load(Ordering::SeqCst) > 0 {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+                Frontend::Presets(..) => calls.idle().await,
+            }
+        };
+        info!(calls = calls.active(), seconds, "draining: waiting for calls to end");
+        match tokio::time::timeout(Duration::from_secs(seconds), idle).await {
+            Ok(()) => "drained",
+            Err(_) => "drain deadline",
+        }
+    }
+
+    fn dispatch(&self, event: UaEvent) {
+        match (self, event) {
+            (Frontend::Presets(ctx, tasks), UaEvent::IncomingCall(incoming)) => {
+                let span = tracing::info_span!("call", id = %incoming.call.id());
+                let mut tasks = tasks.lock().unwrap();
+                while tasks.try_join_next().is_some() {}
+                tasks.spawn(answer::run(ctx.clone(), incoming).instrument(span));
+            }
+            (Frontend::Presets(..), UaEvent::Message(m)) => {
+                info!(from = %m.from, content_type = %m.content_type, len = m.body.len(), "MESSAGE received")
+            }
+            (Frontend::Gateway(gw), event) => gw.dispatch(event),
+        }
     }
 }
 
 pub async fn run(config: Config, mode: Mode) -> Result<()> {
-    let ua = Arc::new(
-        UserAgent::start(signaling::Config {
-            user_agent: config.sip.user_agent.clone(),
-            listen: config.listeners(),
-            advertised_host: config.sip.advertised_host.clone(),
-            // One more than the limit, so the limit's own 503 is what a busy
-            // peer sees.
-            max_calls_per_peer: config.sip.max_calls_per_peer.unwrap_or(config.limits.max_calls + 1),
-            ..signaling::Config::default()
-        })
-        .await
-        .context("starting the SIP user agent")?,
-    );
+    let ua = UserAgent::start(signaling::Config {
+        user_agent: config.sip.user_agent.clone(),
+        listen: config.listeners(),
+        advertised_host: config.sip.advertised_host.clone(),
+        // One more than the limit, so the limit's own 503 is what a busy
+        // peer sees.
+        max_calls_per_peer: config.sip.max_calls_per_peer.unwrap_or(config.limits.max_calls + 1),
+        ..signaling::Config::default()
+    })
+    .await
+    .context("starting the SIP user agent")?;
     let mut ua_events = ua.take_events().expect("fresh user agent");
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let metrics = Metrics::new();
-    metrics.add_collector(crate::ops::sip_collector(ua.clone()));
     let records = CallRecords::new(config.call_records.file.as_deref(), config.call_records.log)
-        .context("opening the call record file")?;
-    let shared = Arc::new(Shared {
-        leg_options: config.leg_options(),
-        config,
-        shutdown: shutdown_rx.clone(),
-        rooms: media::Rooms::default(),
-        metrics: metrics.clone(),
-        records: Arc::new(records),
-    });
-    let config = &shared.config;
-    let active = Arc::new(AtomicUsize::new(0));
-    let drain = Drain::new();
-    drain.on_sigusr1()?;
-    if let Some(addr) = config.admin.listen {
-        let (active, max_calls) = (active.clone(), config.limits.max_calls);
-        let capacity = Box::new(move || {
-            (active.load(Ordering::SeqCst) >= max_calls).then(|| format!("at the call limit ({max_calls})"))
-        });
-        let admin = Arc::new(Admin { metrics, drain: drain.clone(), capacity });
-        admin.start(addr).await.with_context(|| format!("admin listener on {addr}"))?;
-    }
+        .context("opening call_records.file")?;
+    let ops = CallOps { metrics: metrics.clone(), records: Arc::new(records), service: config.preset.clone() };
+    let calls = Calls::new(ua, config.leg_options(), config.limits.max_calls, ops);
+    metrics.add_collector(crate::ops::sip_collector(calls.ua.clone()));
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let mut registrations = tokio::task::JoinSet::new();
     for settings in &config.accounts {
         let account = settings.account()?;
-        registrations.spawn(accounts::keep(&ua, account, shutdown_rx.clone(), shared.metrics.clone())?);
+        registrations.spawn(accounts::keep(&calls.ua, account, shutdown_rx.clone(), metrics.clone())?);
     }
+    let frontend = match config.action {
+        Action::Gateway => Frontend::Gateway(crate::gateway::start(&config, calls.clone()).await?),
+        _ => Frontend::Presets(
+            Arc::new(PresetContext { config: config.clone(), calls: calls.clone(), rooms: media::Rooms::default() }),
+            Default::default(),
+        ),
+    };
+    let drain = Drain::new();
+    drain.on_sigusr1()?;
+    if let Some(addr) = config.admin.listen {
+        frontend.add_metrics(&metrics);
+        let admin = Arc::new(Admin { metrics, drain: drain.clone(), capacity: frontend.capacity(&calls) });
+        admin.start(addr).await.with_context(|| format!("admin.listen {addr}"))?;
+    }
+    health(&calls.ua, &config, mode);
 
-    health(&ua, config, mode);
-
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    let seq = AtomicU64::new(0);
-    let mut calls = tokio::task::JoinSet::new();
-    // While draining: calls refused, OPTIONS answered 503, until the last
-    // call ends or the drain deadline passes.
-    let mut drain_deadline = None;
-    let signal = loop {
-        tokio::select! {
-            ev = ua_events.recv() => match ev {
-                Some(UaEvent::IncomingCall(incoming)) => {
-                    let n = seq.fetch_add(1, Ordering::Relaxed) + 1;
-                    let span = tracing::info_span!("call", id = %incoming.call.id());
-                    let tally = CallTally::start(&shared.metrics, &shared.records, Parties {
-                        call_id: incoming.call.id().to_string(),
-                        from: incoming.from.clone(),
-                        to: incoming.to.clone(),
-                        direction: "inbound",
-                        service: shared.config.preset.clone(),
-                    });
-                    let refusal = if drain_deadline.is_some() {
-                        Some(error::CallError::ShuttingDown)
-                    } else if active.fetch_add(1, Ordering::SeqCst) >= config.limits.max_calls {
-                        active.fetch_sub(1, Ordering::SeqCst);
-                        Some(error::CallError::TooManyCalls(config.limits.max_calls))
-                    } else {
-                        None
-                    };
-                    if let Some(err) = refusal {
-                        span.in_scope(|| warn!(from = %incoming.from, code = err.status_code(), error = %err, "call refused"));
-                        let _ = incoming.call.reject(err.status_code(), Some(err.reason()));
-                        tally.refused(err.status_code(), &err.to_string());
-                        continue;
-                    }
-                    let guard = Active(active.clone());
-                    let shared = shared.clone();
-                    calls.spawn(
-                        async move {
-                            call::run(shared, incoming, n, tally).await;
-                            drop(guard);
-                        }
-                        .instrument(span),
-                    );
-                }
-                Some(UaEvent::Message(m)) => info!(from = %m.from, content_type = %m.content_type, len = m.body.len(), "MESSAGE received"),
-                None => break "user agent stopped",
-            },
-            Some(_) = calls.join_next(), if !calls.is_empty() => {
-                if drain_deadline.is_some() && calls.is_empty() {
-                    break "drained";
-                }
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let reason = tokio::select! {
+        _ = sigterm.recv() => "SIGTERM",
+        _ = sigint.recv() => "SIGINT",
+        reason = frontend.drained(&drain, &calls, config.admin.drain_seconds) => reason,
+        _ = async {
+            // Calls arriving while draining are refused by the call layer (503).
+            while let Some(event) = ua_events.recv().await {
+                frontend.dispatch(event);
             }
-            _ = drain.started(), if drain_deadline.is_none() => {
-                ua.set_available(false);
-                if calls.is_empty() {
-                    break "drained";
-                }
-                let seconds = config.admin.drain_seconds;
-                info!(calls = calls.len(), seconds, "draining: waiting for calls to end");
-                drain_deadline = Some(tokio::time::Instant::now() + Duration::from_secs(seconds));
+        } => "user agent stopped",
+    };
+    info!(signal = reason, calls = calls.active(), "shutting down");
+    // Keep answering (503) what arrives while the calls drain.
+    let router = tokio::spawn(async move {
+        while let Some(event) = ua_events.recv().await {
+            if let UaEvent::IncomingCall(incoming) = event {
+                let _ = incoming.call.reject(503, Some("Shutting Down"));
             }
-            _ = tokio::time::sleep_until(drain_deadline.unwrap_or_else(tokio::time::Instant::now)), if drain_deadline.is_some() => {
-                break "drain deadline";
-            }
-            _ = sigterm.recv() => break "SIGTERM",
-            _ = sigint.recv() => break "SIGINT",
+        }
+    });
+    if let Frontend::Gateway(gw) = &frontend {
+        gw.stop_accepting();
+    }
+    let grace = Duration::from_secs(config.limits.shutdown_grace.max(1));
+    let left = tokio::select! {
+        left = calls.drain(reason, grace) => left,
+        // A second Ctrl-C: a person who does not want to wait.
+        _ = sigint.recv() => {
+            warn!("second SIGINT: not waiting for calls to end");
+            calls.active()
         }
     };
-
-    info!(signal, calls = active.load(Ordering::SeqCst), "shutting down");
+    if left > 0 {
+        warn!(left, "calls did not end in time; dropping them");
+    }
     let _ = shutdown_tx.send(true);
-    let grace = Duration::from_secs(config.limits.shutdown_grace.max(1));
-    let drained = tokio::time::timeout(grace, async {
-        loop {
-            tokio::select! {
-                done = calls.join_next() => if done.is_none() { break },
-                // Calls arriving now are refused.
-                Some(UaEvent::IncomingCall(incoming)) = ua_events.recv() => {
-                    let _ = incoming.call.reject(503, Some("Shutting Down"));
-                }
-                // A second Ctrl-C: a person who does not want to wait.
-                _ = sigint.recv() => {
-                    warn!("second SIGINT: not waiting for calls to end");
-                    break;
-                }
+    let unregistered = async {
+        while registrations.join_next().await.is_some() {}
+        match &frontend {
+            Frontend::Gateway(gw) => gw.shut_down().await,
+            Frontend::Presets(ctx, tasks) => {
+                let mut tasks = std::mem::take(&mut *tasks.lock().unwrap());
+                while tasks.join_next().await.is_some() {}
+                ctx.rooms.close_all();
             }
         }
-    })
-    .await;
-    if drained.is_err() {
-        warn!(left = calls.len(), "calls did not end in time; dropping them");
-        calls.abort_all();
+    };
+    if tokio::time::timeout(Duration::from_secs(5), unregistered).await.is_err() {
+        warn!("unregistering timed out");
     }
-    let _ = tokio::time::timeout(Duration::from_secs(5), async { while registrations.join_next().await.is_some() {} })
-        .await;
-    shared.rooms.close_all();
-    ua.shutdown();
+    router.abort();
+    calls.ua.shutdown();
     info!("stopped");
     Ok(())
 }
@@ -234,11 +251,11 @@ fn health(ua: &UserAgent, config: &Config, mode: Mode) {
         accounts = if accounts.is_empty() { "none" } else { accounts.as_str() },
         "sipbridge daemon ready"
     );
-    if mode == Mode::Run {
+    if mode == Mode::Run && config.action != Action::Gateway {
         let udp = ua.local_addr(Transport::Udp).or_else(|| ua.local_addr(Transport::Tcp));
         if let Some(addr) = udp {
             let user = match config.action {
-                config::Action::Conference => "1000",
+                Action::Conference => "1000",
                 a => a.name(),
             };
             let host = config.sip.advertised_host.clone().unwrap_or_else(|| addr.ip().to_string());

@@ -2,8 +2,8 @@
 //! from examples/web/) on `GET /`, the JSON-RPC WebSocket on `GET /ws`.
 //! Token, Origin and connection-limit checks happen before the upgrade.
 
+use super::service::Gateway;
 use super::user::User;
-use super::Gateway;
 use crate::protocol::{self, codes, Notification, Response, RpcError, PROTOCOL_VERSION};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -27,9 +27,17 @@ const STYLE_CSS: &str = include_str!("../../../examples/web/style.css");
 const MAX_HEAD: usize = 16 * 1024;
 const MAX_MESSAGE: usize = 1 << 20;
 
-pub async fn serve(gw: Arc<Gateway>, listener: TcpListener) -> anyhow::Result<()> {
+/// Serves connections until `accepting` turns false (shutdown).
+pub async fn serve(
+    gw: Arc<Gateway>,
+    listener: TcpListener,
+    mut accepting: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     loop {
-        let (stream, peer) = listener.accept().await?;
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            _ = accepting.wait_for(|on| !on) => return Ok(()),
+        };
         let gw = gw.clone();
         tokio::spawn(async move {
             if let Err(e) = handle(gw, stream).await {
@@ -172,9 +180,6 @@ async fn upgrade(gw: Arc<Gateway>, mut stream: TcpStream, head: Head) -> anyhow:
     if !token_ok(gw.config.token.as_ref(), &head) {
         tracing::warn!("WebSocket refused: missing or wrong token");
         return respond(&mut stream, "401 Unauthorized", "text/plain", "a valid token is required\n").await;
-    }
-    if gw.drain.is_draining() {
-        return respond(&mut stream, "503 Service Unavailable", "text/plain", "draining\n").await;
     }
     if gw.connections.fetch_add(1, Ordering::SeqCst) >= gw.config.max_connections {
         gw.connections.fetch_sub(1, Ordering::SeqCst);

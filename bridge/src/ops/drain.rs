@@ -16,11 +16,15 @@ impl Drain {
 
     /// Begins draining; `false` if it had already begun.
     pub fn start(&self, by: &str) -> bool {
-        let begun = self.draining.send_if_modified(|d| !std::mem::replace(d, true));
-        if begun {
+        // Logged before the waiters wake, so it comes first in the log.
+        self.draining.send_if_modified(|draining| {
+            if *draining {
+                return false;
+            }
+            *draining = true;
             tracing::info!(by, "draining: no new calls; running calls may finish");
-        }
-        begun
+            true
+        })
     }
 
     pub fn is_draining(&self) -> bool {

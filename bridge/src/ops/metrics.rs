@@ -26,7 +26,6 @@ pub struct Metrics {
     legs_active: Mutex<BTreeMap<(&'static str, String), i64>>,
     media_paths: Mutex<BTreeMap<&'static str, u64>>,
     registrations: Mutex<BTreeMap<String, &'static str>>,
-    room_participants: AtomicI64,
     collectors: Mutex<Vec<Collector>>,
 }
 
@@ -65,11 +64,6 @@ impl Metrics {
         self.registrations.lock().unwrap().insert(aor.to_string(), state);
     }
 
-    /// A seat in a room taken (`+1`) or left (`-1`).
-    pub fn room_participants(&self, delta: i64) {
-        self.room_participants.fetch_add(delta, Ordering::Relaxed);
-    }
-
     pub fn add_collector(&self, collector: Collector) {
         self.collectors.lock().unwrap().push(collector);
     }
@@ -104,11 +98,6 @@ impl Metrics {
         }
         let states: Vec<_> = states.into_iter().map(|(s, n)| (vec![("state", s)], n)).collect();
         out.gauge("sipbridge_registrations", "Accounts by the state of their registration.", &states);
-        out.gauge(
-            "sipbridge_room_participants",
-            "Seats taken in conference rooms.",
-            &[(vec![], self.room_participants.load(Ordering::Relaxed) as f64)],
-        );
         for collect in self.collectors.lock().unwrap().iter() {
             collect(&mut out);
         }

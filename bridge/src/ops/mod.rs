@@ -14,9 +14,9 @@ mod rtp;
 mod sip;
 mod tally;
 
-pub use admin::Admin;
+pub use admin::{Admin, Capacity};
 pub use drain::Drain;
 pub use metrics::Metrics;
 pub use record::{civil_from_days, CallRecords};
 pub use sip::collector as sip_collector;
-pub use tally::{CallTally, Parties};
+pub use tally::{CallOps, CallTally};

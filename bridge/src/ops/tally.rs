@@ -7,8 +7,34 @@ use super::record::{CallClock, CallRecord, CallRecords, LegRecord};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// What every call of a service reports to: the metrics, the call records,
+/// and the service's name for the records (the preset).
+pub struct CallOps {
+    pub metrics: Arc<Metrics>,
+    pub records: Arc<CallRecords>,
+    pub service: Option<String>,
+}
+
+impl CallOps {
+    /// A call arriving (`inbound`) or being placed (`outbound`).
+    pub fn tally(&self, call_id: &str, from: &str, to: &str, direction: &'static str) -> CallTally {
+        CallTally::start(
+            &self.metrics,
+            &self.records,
+            Parties {
+                call_id: call_id.to_string(),
+                from: from.to_string(),
+                to: to.to_string(),
+                direction,
+                service: self.service.clone(),
+            },
+        )
+    }
+}
+
 pub struct CallTally {
     active: ActiveCall,
+    answered: bool,
     clock: CallClock,
     records: Arc<CallRecords>,
     metrics: Arc<Metrics>,
@@ -17,20 +43,21 @@ pub struct CallTally {
 }
 
 /// Who a call is between.
-pub struct Parties {
-    pub call_id: String,
-    pub from: String,
-    pub to: String,
+struct Parties {
+    call_id: String,
+    from: String,
+    to: String,
     /// `inbound` or `outbound`.
-    pub direction: &'static str,
-    pub service: Option<String>,
+    direction: &'static str,
+    service: Option<String>,
 }
 
 impl CallTally {
-    pub fn start(metrics: &Arc<Metrics>, records: &Arc<CallRecords>, parties: Parties) -> CallTally {
+    fn start(metrics: &Arc<Metrics>, records: &Arc<CallRecords>, parties: Parties) -> CallTally {
         let Parties { call_id, from, to, direction, service } = parties;
         CallTally {
             active: metrics.call_started(),
+            answered: false,
             clock: CallClock::start(),
             records: records.clone(),
             metrics: metrics.clone(),
@@ -57,6 +84,7 @@ impl CallTally {
     }
 
     pub fn answered(&mut self) {
+        self.answered = true;
         self.active.answered();
         self.clock.answered();
     }
@@ -86,18 +114,14 @@ impl CallTally {
         self.record.recordings.push(path);
     }
 
-    /// Refused with a final SIP code before it was answered.
-    pub fn refused(mut self, code: u16, reason: &str) {
-        self.active.refused(code);
-        self.finish("local", reason, code);
-    }
-
-    /// An answered call ended, hung up by `by` (`local` or `remote`).
-    pub fn ended(self, by: &'static str, reason: &str) {
-        self.finish(by, reason, 200);
-    }
-
-    fn finish(mut self, by: &'static str, reason: &str, code: u16) {
+    /// The call is over, ended by `by` (`local` or `remote`) with `code`:
+    /// an answered call's record says 200, an unanswered one's the code
+    /// that ended it (our refusal, the peer's 486, 487 for a CANCEL).
+    pub fn ended(mut self, by: &'static str, code: u16, reason: &str) {
+        let code = if self.answered { 200 } else { code };
+        if !self.answered {
+            self.active.refused(code);
+        }
         let (start, answer, end, duration, setup) = self.clock.finish();
         let r = &mut self.record;
         (r.start, r.answer, r.end, r.duration_seconds, r.setup_seconds) = (start, answer, end, duration, setup);
