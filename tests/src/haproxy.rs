@@ -1,8 +1,8 @@
 //! HAProxy (Debian `haproxy`) in front of gateways, from the shipped
 //! `examples/haproxy/haproxy.cfg` with its listen address and server lines
 //! pointed at loopback ports; in the foreground (`-db`). Also a minimal
-//! WebSocket client (handshake, one text frame read) for connecting
-//! through it without a browser.
+//! WebSocket client (handshake, text frames) for connecting through it
+//! without a browser.
 
 use crate::process::{free_tcp_port, spawn, workspace_root, Child};
 use anyhow::{bail, Context, Result};
@@ -77,6 +77,34 @@ impl WsClient {
             bail!("upgrade refused: {status:?}");
         }
         Ok(WsClient { stream })
+    }
+
+    /// Sends `text` as one masked text frame (clients must mask).
+    pub fn send_text(&mut self, text: &str) -> Result<()> {
+        let payload = text.as_bytes();
+        let mut frame = vec![0x81];
+        match payload.len() {
+            n if n < 126 => frame.push(0x80 | n as u8),
+            n if n <= 0xffff => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            _ => bail!("message too large for this client"),
+        }
+        let mask = [0x12, 0x34, 0x56, 0x78];
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        Ok(self.stream.write_all(&frame)?)
+    }
+
+    /// Reads text frames until one satisfies `pred`; returns it.
+    pub fn read_until(&mut self, pred: impl Fn(&str) -> bool) -> Result<String> {
+        loop {
+            let text = self.read_text()?;
+            if pred(&text) {
+                return Ok(text);
+            }
+        }
     }
 
     /// The next text frame from the server (unmasked, not fragmented).

@@ -5,12 +5,15 @@
 //! (finished, refused 503 at the limit, failed 488); and draining
 //! (POST /drain, SIGUSR1): no new calls, OPTIONS 503, running calls finish,
 //! the rest get a BYE at the deadline, exit 0 (with `--log-format json`,
-//! whose call lines carry the call-id span).
+//! whose call lines carry the call-id span). And the gateway's record of
+//! an outgoing call the callee declines (486).
 
 use e2e::admin::{http, promtool_check, sample};
 use e2e::audio::{tone, write_wav};
 use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
 use e2e::daemon::{sipp_pcap, CallerScenario, Daemon, Ending};
+use e2e::gateway::Gateway;
+use e2e::haproxy::WsClient;
 use e2e::process::{free_tcp_port, test_dir};
 use e2e::sipp::Sipp;
 use serde_json::Value;
@@ -255,4 +258,39 @@ fn sigusr1_drains_an_idle_daemon_which_exits_0() {
     assert!(status.success(), "exit status {status}");
     daemon.wait_lines(&["draining", "SIGUSR1"], 1, Duration::from_secs(1)).unwrap();
     daemon.wait_lines(&["shutting down", "drained"], 1, Duration::from_secs(1)).unwrap();
+}
+
+#[test]
+fn a_gateway_call_declined_486_has_its_record() {
+    let dir = test_dir("ops_declined");
+    let admin = format!("127.0.0.1:{}", free_tcp_port());
+    let records = dir.join("calls.jsonl");
+    let set = format!("call_records.file={:?}", records.to_string_lossy());
+    let gw = Gateway::start(&dir, None, &["--admin-listen", &admin, "--set", &set]).unwrap();
+    let mut busy = Sipp::new("uas_busy.xml").spawn(&dir, "sipp-busy").unwrap();
+    let mut ws = WsClient::connect(&format!("127.0.0.1:{}", gw.ws_port), "/ws").unwrap();
+    ws.read_until(|t| t.contains("\"ready\"")).unwrap();
+    ws.send_text(
+        r#"{"jsonrpc":"2.0","id":1,"method":"sip.register","params":{"username":"sip:web@127.0.0.1","guest":true}}"#,
+    )
+    .unwrap();
+    ws.read_until(|t| t.contains("\"id\":1")).unwrap();
+    let uri = format!("sip:busy@{}", busy.addr());
+    let call = format!(r#"{{"jsonrpc":"2.0","id":2,"method":"sip.call","params":{{"uri":"{uri}"}}}}"#);
+    ws.send_text(&call).unwrap();
+    let hangup = ws.read_until(|t| t.contains("\"hangup\"")).unwrap();
+    assert!(hangup.contains("486"), "{hangup}");
+    busy.expect_success(Duration::from_secs(10)).unwrap();
+
+    let text = std::fs::read_to_string(&records).unwrap();
+    let r: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!((r["direction"].as_str(), r["service"].as_str()), (Some("outbound"), Some("gateway")), "{r}");
+    assert_eq!((r["from"].as_str(), r["to"].as_str()), (Some("sip:web@127.0.0.1"), Some(uri.as_str())), "{r}");
+    assert_eq!((r["sip_code"].as_u64(), r["ended_by"].as_str()), (Some(486), Some("remote")), "{r}");
+    assert_eq!((r["answer"].clone(), r["duration_seconds"].as_f64()), (Value::Null, Some(0.0)), "{r}");
+    assert_eq!(r["legs"], serde_json::json!([{"kind": "rtp", "codec": null}]), "{r}");
+    let m = metrics(&admin);
+    assert_eq!(sample(&m, "sipbridge_calls_finished_total{code_class=\"4xx\"}"), Some(1.0), "{m}");
+    assert_eq!(sample(&m, "sipbridge_ws_connections"), Some(1.0), "{m}");
+    assert_eq!(sample(&m, "sipbridge_sip_requests_total{direction=\"out\",method=\"INVITE\"}"), Some(1.0), "{m}");
 }
