@@ -61,7 +61,7 @@ enum Command {
     /// WebSocket API at `/ws` on --ws-listen, a SIP user agent on
     /// --sip-listen (docs/protocol.md, section Gateway). The same as
     /// `run --preset gateway`; `--config FILE` reads a TOML configuration.
-    Gateway(gateway::GatewayArgs),
+    Gateway(Box<gateway::GatewayArgs>),
 }
 
 #[derive(clap::Args)]
@@ -159,7 +159,7 @@ fn main() -> anyhow::Result<()> {
         Command::Daemon { config, daemon } => {
             Some((daemon::config::Config::for_daemon(config, &daemon.clone_overrides())?, daemon::Mode::Daemon))
         }
-        Command::Gateway(args) => Some((args.clone().into_config()?, daemon::Mode::Daemon)),
+        Command::Gateway(args) => Some(((**args).clone().into_config()?, daemon::Mode::Daemon)),
         _ => None,
     };
     // The SIP stack logs every message at info: only its warnings by default.
