@@ -35,7 +35,8 @@ deb: deps
 # `dpkg -i` of the package into a throwaway overlay of this system: the
 # binary runs, the service user exists, `systemd-analyze verify` accepts the
 # unit. `make test` runs it on the debug build.
-deb-check: deb
+deb-check: deps
+	$(CARGO) build --release --locked -p sipbridge
 	scripts/check-deb.sh target/release/sipbridge
 
 clean:

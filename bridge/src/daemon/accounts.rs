@@ -25,15 +25,15 @@ pub fn keep(
             tokio::select! {
                 ev = reg.next_event() => match ev {
                     Some(RegistrationEvent::Registered { expires }) => {
-                        metrics.registration(&aor, "registered");
+                        metrics.registration(&aor, Some("registered"));
                         info!(expires, "registered");
                     }
                     Some(RegistrationEvent::RegistrationFailed { code, reason }) => {
-                        metrics.registration(&aor, "failed");
+                        metrics.registration(&aor, Some("failed"));
                         warn!(code, %reason, "registration failed");
                     }
                     Some(RegistrationEvent::Unregistered) => {
-                        metrics.registration(&aor, "unregistered");
+                        metrics.registration(&aor, Some("unregistered"));
                         info!("unregistered");
                     }
                     None => return,
@@ -48,7 +48,7 @@ pub fn keep(
         // The outcome arrives as an event.
         match tokio::time::timeout(Duration::from_secs(4), reg.next_event()).await {
             Ok(Some(RegistrationEvent::Unregistered)) => {
-                metrics.registration(&aor, "unregistered");
+                metrics.registration(&aor, Some("unregistered"));
                 info!("unregistered");
             }
             Ok(Some(other)) => warn!(?other, "unregistering"),

@@ -316,6 +316,7 @@ impl User {
                 ev = reg.next_event() => match ev {
                     Some(RegistrationEvent::Registered { expires }) => {
                         tracing::info!(user = self.id, aor = %username, expires, "registered");
+                        self.gw.calls.ops.metrics.registration(&username, Some("registered"));
                         if let Some(a) = self.state.lock().unwrap().account.as_mut() {
                             a.registered = true;
                         }
@@ -323,6 +324,7 @@ impl User {
                     }
                     Some(RegistrationEvent::RegistrationFailed { code, reason }) => {
                         tracing::info!(user = self.id, aor = %username, code, %reason, "registration failed");
+                        self.gw.calls.ops.metrics.registration(&username, None);
                         self.clear_account();
                         self.emit("registration_failed", json!({ "username": username, "code": code, "reason": reason }));
                         return;
@@ -341,6 +343,7 @@ impl User {
                         }
                     })
                     .await;
+                    self.gw.calls.ops.metrics.registration(&username, None);
                     self.emit("unregistered", json!({ "username": username }));
                     if let Some(done) = done {
                         let _ = done.send(());

@@ -59,9 +59,14 @@ impl Metrics {
     }
 
     /// The latest state of an account's registration (`registered`,
-    /// `failed`, `unregistered`).
-    pub fn registration(&self, aor: &str, state: &'static str) {
-        self.registrations.lock().unwrap().insert(aor.to_string(), state);
+    /// `failed`, `unregistered`); `None` forgets the account (a web user's
+    /// registration that ended).
+    pub fn registration(&self, aor: &str, state: Option<&'static str>) {
+        let mut registrations = self.registrations.lock().unwrap();
+        match state {
+            Some(state) => registrations.insert(aor.to_string(), state),
+            None => registrations.remove(aor),
+        };
     }
 
     pub fn add_collector(&self, collector: Collector) {
@@ -258,8 +263,10 @@ mod tests {
     fn legs_and_registrations_are_gauges() {
         let m = Arc::new(Metrics::default());
         let leg = m.leg_opened("rtp", "PCMU");
-        m.registration("sip:a@example.test", "registered");
-        m.registration("sip:b@example.test", "failed");
+        m.registration("sip:a@example.test", Some("registered"));
+        m.registration("sip:b@example.test", Some("failed"));
+        m.registration("sip:c@example.test", Some("registered"));
+        m.registration("sip:c@example.test", None);
         let text = m.render();
         assert!(text.contains("sipbridge_legs_active{kind=\"rtp\",codec=\"pcmu\"} 1\n"), "{text}");
         assert!(text.contains("sipbridge_registrations{state=\"registered\"} 1\n"), "{text}");
