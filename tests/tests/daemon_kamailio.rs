@@ -1,12 +1,14 @@
 //! The daemon registered at Kamailio with digest auth (password from the
 //! environment, never logged) receives a call routed through Kamailio from
-//! baresip, echoes it, and unregisters at shutdown.
+//! baresip, echoes it, and unregisters at shutdown; `/metrics` counts the
+//! account as registered (or failed, with a wrong password).
 
+use e2e::admin::{http, sample};
 use e2e::audio::{read_wav, tone, write_wav};
 use e2e::baresip::{Baresip, BaresipOptions};
 use e2e::daemon::Daemon;
 use e2e::kamailio::{Kamailio, KamailioOptions};
-use e2e::process::test_dir;
+use e2e::process::{free_tcp_port, test_dir};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -15,8 +17,9 @@ fn registered_daemon_answers_a_call_routed_by_kamailio() {
     let k =
         Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("echo", "s3cret-echo-pw"), ("bob", "b-pw")]))
             .unwrap();
+    let admin = format!("127.0.0.1:{}", free_tcp_port());
     let config = format!(
-        "preset = \"echo\"\n\n[[account]]\naor = \"{}\"\nproxy = \"{}\"\npassword_env = \"ECHO_SIP_PASSWORD\"\nexpires = 300\n",
+        "preset = \"echo\"\n[admin]\nlisten = \"{admin}\"\n\n[[account]]\naor = \"{}\"\nproxy = \"{}\"\npassword_env = \"ECHO_SIP_PASSWORD\"\nexpires = 300\n",
         k.aor("echo"),
         k.proxy_uri("udp")
     );
@@ -24,6 +27,8 @@ fn registered_daemon_answers_a_call_routed_by_kamailio() {
         Daemon::start_named(&dir, "sipbridge", &config, &[], &[("ECHO_SIP_PASSWORD", "s3cret-echo-pw")]).unwrap();
     daemon.wait_lines(&["account{aor=sip:echo@example.test}", "registered"], 1, Duration::from_secs(10)).unwrap();
     assert!(k.log().contains("AUTHZ Digest username=\"echo\""), "no digest REGISTER:\n{}", k.log());
+    let metrics = http(&admin, "GET", "/metrics").unwrap().1;
+    assert_eq!(sample(&metrics, "sipbridge_registrations{state=\"registered\"}"), Some(1.0), "{metrics}");
 
     let wav = dir.join("tone.wav");
     write_wav(&wav, &tone(600.0, 4.0, 8000, 0.3)).unwrap();
@@ -75,8 +80,9 @@ fn registered_daemon_answers_a_call_routed_by_kamailio() {
 fn a_wrong_password_is_logged_as_a_failed_registration() {
     let dir = test_dir("daemon_kamailio_wrong_pw");
     let k = Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("echo", "right-pw")])).unwrap();
+    let admin = format!("127.0.0.1:{}", free_tcp_port());
     let config = format!(
-        "preset = \"echo\"\n\n[[account]]\naor = \"{}\"\nproxy = \"{}\"\npassword = \"wrong-pw-xyz\"\n",
+        "preset = \"echo\"\n[admin]\nlisten = \"{admin}\"\n\n[[account]]\naor = \"{}\"\nproxy = \"{}\"\npassword = \"wrong-pw-xyz\"\n",
         k.aor("echo"),
         k.proxy_uri("udp")
     );
@@ -85,6 +91,9 @@ fn a_wrong_password_is_logged_as_a_failed_registration() {
         .wait_lines(&["account{aor=sip:echo@example.test}", "registration failed"], 1, Duration::from_secs(10))
         .unwrap();
     assert!(failed[0].contains("code=403") || failed[0].contains("code=401"), "{failed:?}");
+    let metrics = http(&admin, "GET", "/metrics").unwrap().1;
+    assert_eq!(sample(&metrics, "sipbridge_registrations{state=\"failed\"}"), Some(1.0), "{metrics}");
+    assert_eq!(sample(&metrics, "sipbridge_registrations{state=\"registered\"}"), Some(0.0), "{metrics}");
     // The daemon keeps serving direct calls; it stops cleanly.
     assert!(daemon.terminate(Duration::from_secs(10)).unwrap().success());
     assert!(!daemon.log().contains("wrong-pw-xyz"), "the password reached the log");
