@@ -18,7 +18,7 @@ APT_PACKAGES=(
   # real peers for the end-to-end tests
   sip-tester baresip-core kamailio kamailio-websocket-modules kamailio-tls-modules chromium
   # test plumbing
-  util-linux iproute2 sox python3 python3-venv openssl
+  util-linux iproute2 iptables sox python3 python3-venv openssl
   # operations: promtool (checks /metrics), HAProxy (gateways behind it),
   # and what the .deb check uses (objcopy, systemd-analyze, adduser)
   prometheus haproxy binutils systemd adduser

@@ -17,6 +17,7 @@ pub mod haproxy;
 pub mod janus;
 pub mod jsonlines;
 pub mod kamailio;
+pub mod netns;
 pub mod process;
 pub mod rtp_peer;
 pub mod sipp;
