@@ -25,6 +25,15 @@ pub fn sample(exposition: &str, name_and_labels: &str) -> Option<f64> {
     exposition.lines().find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
+/// `promtool check rules` on a rules file.
+pub fn promtool_check_rules(path: &std::path::Path) -> Result<()> {
+    let out = Command::new("promtool").args(["check", "rules"]).arg(path).output().context("promtool")?;
+    if !out.status.success() {
+        bail!("promtool check rules: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
 /// `promtool check metrics` on an exposition: Ok, or its complaints.
 pub fn promtool_check(exposition: &str) -> Result<()> {
     let mut child = Command::new("promtool")

@@ -8,7 +8,7 @@
 //! whose call lines carry the call-id span). And the gateway's record of
 //! an outgoing call the callee declines (486).
 
-use e2e::admin::{http, promtool_check, sample};
+use e2e::admin::{http, promtool_check, promtool_check_rules, sample};
 use e2e::audio::{tone, write_wav};
 use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
 use e2e::daemon::{sipp_pcap, CallerScenario, Daemon, Ending};
@@ -90,6 +90,7 @@ fn metrics_and_call_records_follow_three_real_calls() {
     let daemon = Daemon::start(&dir, &config(&admin, "", "[limits]\nmax_calls = 3\n"), &[]).unwrap();
     let idle = metrics(&admin);
     promtool_check(&idle).unwrap();
+    promtool_check_rules(&e2e::process::workspace_root().join("examples/prometheus/sipbridge-alerts.yml")).unwrap();
     assert_eq!(sample(&idle, "sipbridge_calls_active"), Some(0.0), "{idle}");
     assert!(sample(&idle, "process_resident_memory_bytes").unwrap() > 1e6, "{idle}");
     assert!(sample(&idle, "process_threads").unwrap() >= 2.0, "{idle}");
