@@ -37,7 +37,14 @@ impl Admin {
         tracing::info!(admin = %bound, "admin listener: /metrics /healthz /readyz, POST /drain");
         tokio::spawn(async move {
             loop {
-                let Ok((stream, peer)) = listener.accept().await else { continue };
+                let (stream, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    // Out of descriptors, say: wait rather than spin.
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
                 let admin = self.clone();
                 tokio::spawn(async move {
                     if let Err(e) = admin.handle(stream).await {
