@@ -190,10 +190,13 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
     };
     info!(signal = reason, calls = calls.active(), "shutting down");
     // Keep answering (503) what arrives while the calls drain.
+    let refusing = calls.clone();
     let router = tokio::spawn(async move {
         while let Some(event) = ua_events.recv().await {
             if let UaEvent::IncomingCall(incoming) = event {
+                let tally = refusing.ops.tally(incoming.call.id(), &incoming.from, &incoming.to, "inbound");
                 let _ = incoming.call.reject(503, Some("Shutting Down"));
+                tally.ended("local", 503, "shutting down");
             }
         }
     });
