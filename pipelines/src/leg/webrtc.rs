@@ -13,12 +13,13 @@ use crate::codec::{self, Codec, CodecChoice};
 use crate::leg::{
     ConnectionState, DescriptionKind, EventHandler, LegEvent, LegOptions, Negotiation, SessionDescriptionText,
 };
-use crate::port::MediaPort;
-use crate::relay::RelayFormat;
+use crate::leg::port::MediaPort;
+use crate::leg::relay::RelayFormat;
 use crate::runtime::{make, new_pipeline, watch_bus};
-use crate::sdp::{Direction, SessionDescription};
-use crate::send::{self, SendChain, SendGate};
-use crate::{receive, Error};
+use crate::codec::sdp::{Direction, SessionDescription};
+use crate::leg::send::{self, SendChain, SendGate};
+use crate::leg::receive;
+use crate::Error;
 use gst::prelude::*;
 use gst_webrtc::{WebRTCRTPTransceiverDirection, WebRTCSDPType, WebRTCSessionDescription};
 use std::sync::{Arc, Condvar, Mutex};
@@ -75,7 +76,7 @@ impl WebRtcLeg {
         webrtc.connect("deep-element-added", false, |args| {
             let element = args[2].get::<gst::Element>().ok()?;
             if element.factory().is_some_and(|f| f.name() == "dtlsdec") {
-                element.set_property("pem", crate::dtls::certificate());
+                element.set_property("pem", crate::runtime::dtls::certificate());
             }
             None
         });
@@ -377,7 +378,7 @@ struct Gathering {
 
 /// Audio RTP leaving webrtcbin (decrypted, past its jitter buffer) for a
 /// linked plain RTP leg with the same codec goes straight out of that leg's
-/// socket ([`crate::relay`]): no depayloading, payloading or second rtpbin.
+/// socket ([`crate::leg::relay`]): no depayloading, payloading or second rtpbin.
 /// It goes on into the pipeline only if something else wants it decoded.
 fn relay_from(pad: &gst::Pad, port: &MediaPort) {
     let port = port.clone();
@@ -401,7 +402,7 @@ fn finish_local(
     telephone_event: Option<(u8, u32)>,
 ) -> Result<WebRTCSessionDescription, Error> {
     let text = description.sdp().as_text()?;
-    let ours = format!("a=fingerprint:sha-256 {}", crate::dtls::fingerprint());
+    let ours = format!("a=fingerprint:sha-256 {}", crate::runtime::dtls::fingerprint());
     let mut patched = String::with_capacity(text.len() + 128);
     let mut extra = String::new();
     for line in text.split_inclusive('\n') {

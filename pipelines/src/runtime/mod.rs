@@ -2,6 +2,9 @@
 //! and base time, and the one-time costs paid at start-up instead of on the
 //! first call.
 
+pub(crate) mod dtls;
+pub(crate) mod reactor;
+
 use crate::Error;
 use gst::prelude::*;
 use std::sync::OnceLock;
@@ -18,7 +21,7 @@ pub fn init() -> Result<(), Error> {
             return Err(Error::MissingElement((*name).to_string()));
         }
     }
-    crate::dtls::certificate();
+    crate::runtime::dtls::certificate();
     let _warm = gst::ElementFactory::make("dtlsdec").build();
     base_time();
     Ok(())

@@ -2,7 +2,10 @@
 //! elements encode, decode, payload and depayload it, and how an offer is
 //! matched against what we support.
 
-use crate::sdp::{Media, SessionDescription};
+pub(crate) mod opus_decoder;
+pub mod sdp;
+
+use crate::codec::sdp::{Media, SessionDescription};
 use crate::Error;
 use serde::{Deserialize, Serialize};
 

@@ -12,21 +12,22 @@
 //! port we advertise (symmetric RTP), and we send to wherever the peer's RTP
 //! actually comes from once it arrives (the peer behind NAT, or a phone
 //! that wrote a wrong address into its SDP). The sockets are read by a few
-//! threads shared by all legs ([`crate::reactor`]), not a `udpsrc` each;
+//! threads shared by all legs ([`crate::runtime::reactor`]), not a `udpsrc` each;
 //! audio for a linked RTP leg with the same codec is relayed from there
-//! through that leg's socket ([`crate::relay`]) and never enters rtpbin.
+//! through that leg's socket ([`crate::leg::relay`]) and never enters rtpbin.
 
 use crate::codec::{self, CodecChoice};
 use crate::leg::{
     ConnectionState, DescriptionKind, EventHandler, LegEvent, LegOptions, Negotiation, SessionDescriptionText,
 };
-use crate::port::{InputPad, MediaPort};
-use crate::reactor;
-use crate::relay::{RelayEnd, RelayFormat};
+use crate::leg::port::{InputPad, MediaPort};
+use crate::runtime::reactor;
+use crate::leg::relay::{RelayEnd, RelayFormat};
 use crate::runtime::{make, new_pipeline};
-use crate::sdp::{Attribute, Direction, Media, SessionDescription};
-use crate::send::{self, SendChain, SendGate};
-use crate::{receive, Error};
+use crate::codec::sdp::{Attribute, Direction, Media, SessionDescription};
+use crate::leg::send::{self, SendChain, SendGate};
+use crate::leg::receive;
+use crate::Error;
 use gst::prelude::*;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -188,11 +189,11 @@ impl RtpLeg {
     }
 
     /// What happens to every datagram on the RTP socket, on a shared
-    /// socket thread ([`crate::reactor`]): what is neither RTP nor RTCP
+    /// socket thread ([`crate::runtime::reactor`]): what is neither RTP nor RTCP
     /// (STUN from phones that probe even with ICE off) is dropped, the
     /// peer's real address is learnt, the connection reported up at the
     /// first packet, and audio for a linked RTP leg relayed straight to it
-    /// ([`crate::relay`]); the rest goes into rtpbin.
+    /// ([`crate::leg::relay`]); the rest goes into rtpbin.
     fn rtp_handler(&self, inputs: Inputs) -> reactor::Handler {
         let destination = self.inner.destination.clone();
         let rtp_out = self.inner.rtp_out.clone();

@@ -1,10 +1,18 @@
 //! What every media leg has in common: options, events, the offer/answer
 //! state machine, and the [`Leg`] handle the bridge holds.
 
+pub mod dtmf;
+pub(crate) mod port;
+mod receive;
+pub(crate) mod relay;
+mod rtp;
+mod send;
+mod webrtc;
+
 use crate::codec::{Codec, DEFAULT_PREFERENCE};
-use crate::port::MediaPort;
-use crate::rtp_leg::RtpLeg;
-use crate::webrtc_leg::WebRtcLeg;
+use crate::leg::port::MediaPort;
+use crate::leg::rtp::RtpLeg;
+use crate::leg::webrtc::WebRtcLeg;
 use crate::Error;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -216,7 +224,7 @@ impl Leg {
 
     /// Sends RFC 4733 DTMF; returns once every tone has been played.
     pub fn send_dtmf(&self, tones: &str, duration_ms: u32) -> Result<(), Error> {
-        let codes = crate::dtmf::parse_tones(tones)?;
+        let codes = crate::leg::dtmf::parse_tones(tones)?;
         let duration = std::time::Duration::from_millis(duration_ms.clamp(40, 2000) as u64);
         for code in codes {
             match self {

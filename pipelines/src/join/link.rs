@@ -4,10 +4,10 @@
 //! buffer from what each leg has negotiated, so a link can be made before
 //! negotiation finishes and survives a codec change in a re-INVITE.
 //! Between two plain RTP legs with the same codec and packet time, packets
-//! skip the link altogether: the legs relay them (see [`crate::relay`]).
+//! skip the link altogether: the legs relay them (see [`crate::leg::relay`]).
 
 use crate::codec::Codec;
-use crate::port::{Consumer, MediaPort, Want};
+use crate::leg::port::{Consumer, MediaPort, Want};
 use std::sync::Arc;
 
 /// Two-way audio between two ports; dropping it (or [`Link::cut`]) stops it.

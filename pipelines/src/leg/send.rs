@@ -4,7 +4,7 @@
 
 use crate::codec::{Codec, CodecChoice};
 use crate::leg::LegOptions;
-use crate::port::{InputPad, MediaPort, SendInputs};
+use crate::leg::port::{InputPad, MediaPort, SendInputs};
 use crate::runtime::make;
 use crate::Error;
 use gst::prelude::*;
@@ -387,7 +387,7 @@ impl SendChain {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::port::InputPad;
+    use crate::leg::port::InputPad;
     use std::sync::Mutex;
 
     /// Input buffer `i`: its gap before it (ms beyond the usual 20) and
