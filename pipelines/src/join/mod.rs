@@ -4,5 +4,6 @@
 //! (mix-minus). Between two plain RTP legs the packets skip all of it and
 //! are relayed at the socket (`leg/relay.rs`), switched on by the link.
 
+pub(crate) mod echo;
 pub(crate) mod link;
 pub(crate) mod room;

@@ -2,10 +2,10 @@
 //! rtpbin's) to the leg's media port, or to the DTMF detector for
 //! telephone-event streams.
 
+use crate::codec::opus_decoder::{native_rate, OpusDecoder};
 use crate::codec::Codec;
 use crate::leg::dtmf::DtmfDetector;
-use crate::leg::EventHandler;
-use crate::codec::opus_decoder::{native_rate, OpusDecoder};
+use crate::leg::events::EventHandler;
 use crate::leg::port::{gate_on_demand, port_sink, sample_sink, MediaPort, Want};
 use crate::runtime::{make, raw_caps};
 use crate::Error;

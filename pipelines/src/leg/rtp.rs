@@ -16,17 +16,19 @@
 //! audio for a linked RTP leg with the same codec is relayed from there
 //! through that leg's socket ([`crate::leg::relay`]) and never enters rtpbin.
 
-use crate::codec::{self, CodecChoice};
-use crate::leg::{
-    ConnectionState, DescriptionKind, EventHandler, LegEvent, LegOptions, Negotiation, SessionDescriptionText,
-};
-use crate::leg::port::{InputPad, MediaPort};
-use crate::runtime::reactor;
-use crate::leg::relay::{RelayEnd, RelayFormat};
-use crate::runtime::{make, new_pipeline};
 use crate::codec::sdp::{Attribute, Direction, Media, SessionDescription};
-use crate::leg::send::{self, SendChain, SendGate};
+use crate::codec::{self, CodecChoice};
+use crate::leg::events::{ConnectionState, EventHandler, LegEvent};
+use crate::leg::gate::SendGate;
+use crate::leg::lifecycle::{shut_down, watch_bus};
+use crate::leg::negotiation::{DescriptionKind, Negotiation, SessionDescriptionText};
+use crate::leg::options::LegOptions;
+use crate::leg::port::{InputPad, MediaPort};
 use crate::leg::receive;
+use crate::leg::relay::{RelayEnd, RelayFormat};
+use crate::leg::send::{self, SendChain};
+use crate::runtime::reactor;
+use crate::runtime::{make, new_pipeline};
 use crate::Error;
 use gst::prelude::*;
 use std::collections::HashMap;
@@ -159,7 +161,7 @@ impl RtpLeg {
         if leg.inner.options.rtp_timeout_ms > 0 {
             silence_watch().lock().unwrap().push(Arc::downgrade(&leg.inner));
         }
-        crate::runtime::watch_bus(&leg.inner.pipeline, &leg.inner.events);
+        watch_bus(&leg.inner.pipeline, &leg.inner.events);
         leg.inner.pipeline.set_state(gst::State::Playing)?;
         let rtcp_only = inputs.rtcp.clone();
         let registered = [
@@ -494,7 +496,7 @@ impl RtpLeg {
         }
         self.inner.port.set_relay_format(None);
         self.inner.sockets.lock().unwrap().clear();
-        crate::leg::shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
+        shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
     }
 }
 

@@ -3,22 +3,24 @@
 //! ```text
 //! send chain ! webrtcbin.sink_0        webrtcbin.src_* -> receive::attach
 //! ```
-//! What webrtcbin needs from us, learned the hard way (DESIGN.md section 5):
+//! What webrtcbin needs from us, learned the hard way (docs/architecture.md, "WebRTC leg"):
 //! loopback must be added to the ICE agent by hand; the DTLS certificate
 //! must be ECDSA for aiortc; outgoing audio is dropped until the connection
 //! is up so the far side does not get a burst; payload types follow the
 //! remote offer, and Opus caps carry `encoding-params=2`.
 
-use crate::codec::{self, Codec, CodecChoice};
-use crate::leg::{
-    ConnectionState, DescriptionKind, EventHandler, LegEvent, LegOptions, Negotiation, SessionDescriptionText,
-};
-use crate::leg::port::MediaPort;
-use crate::leg::relay::RelayFormat;
-use crate::runtime::{make, new_pipeline, watch_bus};
 use crate::codec::sdp::{Direction, SessionDescription};
-use crate::leg::send::{self, SendChain, SendGate};
+use crate::codec::{self, Codec, CodecChoice};
+use crate::leg::events::{ConnectionState, EventHandler, LegEvent};
+use crate::leg::gate::SendGate;
+use crate::leg::lifecycle::{shut_down, watch_bus};
+use crate::leg::negotiation::{DescriptionKind, Negotiation, SessionDescriptionText};
+use crate::leg::options::LegOptions;
+use crate::leg::port::MediaPort;
 use crate::leg::receive;
+use crate::leg::relay::RelayFormat;
+use crate::leg::send::{self, SendChain};
+use crate::runtime::{make, new_pipeline};
 use crate::Error;
 use gst::prelude::*;
 use gst_webrtc::{WebRTCRTPTransceiverDirection, WebRTCSDPType, WebRTCSessionDescription};
@@ -314,7 +316,7 @@ impl WebRtcLeg {
             state.closed = true;
         }
         self.inner.port.set_relay_format(None);
-        crate::leg::shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
+        shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
     }
 
     /// Emits a webrtcbin action signal that takes a promise and waits for
