@@ -6,11 +6,11 @@ use crate::config::{Account, Config, Transport};
 use crate::core::{name_addr, parse_uri, Core};
 use crate::digest::NonceState;
 use crate::error::Error;
-use crate::events::UaEvent;
 use crate::guard::{Guard, StreamInspector};
 use crate::outbound::Caller;
 use crate::registration::{self, Registration};
 use crate::request::{send_with_auth, Creds};
+use crate::ua_events::UaEvent;
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::sip::{Header, Method};
 use rsipstack::transaction::endpoint::EndpointOption;
@@ -64,7 +64,6 @@ impl UserAgent {
             dialogs: Arc::new(DialogLayer::new(endpoint.inner.clone())),
             advertised: transports.advertised,
             guard,
-            events: ev_tx,
             peer_calls: Mutex::new(HashMap::new()),
             accounts: Mutex::new(HashMap::new()),
             cancel: cancel.clone(),
@@ -72,7 +71,7 @@ impl UserAgent {
         });
         let ep = endpoint.clone();
         tokio::spawn(async move { ep.serve().await });
-        tokio::spawn(crate::inbound::serve(core.clone(), incoming));
+        tokio::spawn(crate::inbound::serve(core.clone(), incoming, ev_tx));
         Ok(UserAgent { core, bound: transports.bound, events: Mutex::new(Some(ev_rx)), _endpoint: endpoint })
     }
 
