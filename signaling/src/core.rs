@@ -81,14 +81,13 @@ impl Core {
         Ok(uri)
     }
 
-    /// A fresh out-of-dialog request.
+    /// A fresh out-of-dialog request; `(from, to)` as [`name_addr`] makes them.
     pub fn request(
         &self,
         method: Method,
         uri: Uri,
         t: Transport,
-        from: typed::From,
-        to: typed::To,
+        (from, to): (typed::From, typed::To),
         call_id: &str,
         cseq: u32,
     ) -> Result<Request, Error> {

@@ -7,7 +7,7 @@ use crate::core::{name_addr, parse_uri, Core};
 use crate::digest::NonceState;
 use crate::error::Error;
 use crate::guard::{Guard, StreamInspector};
-use crate::outbound::Caller;
+use crate::outbound::{Caller, ResolvedCaller};
 use crate::registration::{self, Registration};
 use crate::request::{send_with_auth, Creds};
 use crate::ua_events::UaEvent;
@@ -123,7 +123,8 @@ impl UserAgent {
     ) -> Result<(), Error> {
         let core = &self.core;
         let callee = parse_uri(target)?;
-        let (from_uri, display, route, creds) = crate::outbound::resolve_caller(caller, &callee)?;
+        let ResolvedCaller { uri: from_uri, display_name: display, route, credentials: creds } =
+            crate::outbound::resolve_caller(caller, &callee)?;
         let (from, _) = name_addr(&from_uri, display.as_deref());
         let to = rsipstack::sip::typed::To { display_name: None, uri: callee.clone(), params: vec![] };
         let call_id = rsipstack::transaction::make_call_id(None, Default::default()).value().to_string();
@@ -132,7 +133,7 @@ impl UserAgent {
             core,
             |cseq| {
                 let mut req =
-                    core.request(method, callee.clone(), route.transport, from.clone(), to.clone(), &call_id, cseq)?;
+                    core.request(method, callee.clone(), route.transport, (from.clone(), to.clone()), &call_id, cseq)?;
                 if let Some((ct, b)) = body {
                     req.headers.push(Header::ContentType(ct.to_string().into()));
                     req.body = b.as_bytes().to_vec();

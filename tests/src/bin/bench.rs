@@ -867,7 +867,8 @@ fn latency(dir: &Path, route: Route, from: Codec, to: Codec, stimulus: &[Vec<u8>
     let mut loud_before = false;
     let start = Instant::now();
     let mut next = start;
-    for tick in 0..LATENCY_PACKETS {
+    // burst_stimulus made at least LATENCY_PACKETS payloads.
+    for (tick, payload) in stimulus.iter().enumerate().take(LATENCY_PACKETS) {
         // Receive until the tick is due, timestamping each arrival.
         loop {
             let now = Instant::now();
@@ -910,7 +911,7 @@ fn latency(dir: &Path, route: Route, from: Codec, to: Codec, stimulus: &[Vec<u8>
         packet.extend_from_slice(&seq.to_be_bytes());
         packet.extend_from_slice(&ts.to_be_bytes());
         packet.extend_from_slice(&0x5151_5151u32.to_be_bytes());
-        packet.extend_from_slice(&stimulus[tick]);
+        packet.extend_from_slice(payload);
         if is_onset {
             burst_sent = Some(Instant::now());
         }
