@@ -5,8 +5,8 @@
 //! gateway's connections, /proc) are read at scrape time through
 //! [`Metrics::add_collector`].
 
+use super::exposition::Exposition;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -84,11 +84,16 @@ impl Metrics {
         let finished: Vec<_> =
             self.calls_finished.lock().unwrap().iter().map(|(c, n)| (vec![("code_class", *c)], *n as f64)).collect();
         out.counter("sipbridge_calls_finished_total", "Calls ended, by final SIP code class.", &finished);
+        let setup = self.setup.lock().unwrap();
+        let buckets: Vec<(f64, u64)> = SETUP_BUCKETS.iter().copied().zip(setup.counts).collect();
         out.histogram(
             "sipbridge_call_setup_seconds",
             "Time from a call's request to its answer.",
-            &self.setup.lock().unwrap(),
+            &buckets,
+            setup.count,
+            setup.sum,
         );
+        drop(setup);
         let legs = self.legs_active.lock().unwrap();
         let legs: Vec<_> =
             legs.iter().map(|((k, c), n)| (vec![("kind", *k), ("codec", c.as_str())], *n as f64)).collect();
@@ -106,7 +111,7 @@ impl Metrics {
         for collect in self.collectors.lock().unwrap().iter() {
             collect(&mut out);
         }
-        out.text
+        out.into_text()
     }
 
     fn finished(&self, code: Option<u16>) {
@@ -167,7 +172,7 @@ impl Drop for ActiveLeg {
 }
 
 #[derive(Default)]
-pub struct Histogram {
+struct Histogram {
     counts: [u64; SETUP_BUCKETS.len()],
     count: u64,
     sum: f64,
@@ -183,57 +188,6 @@ impl Histogram {
         self.count += 1;
         self.sum += value;
     }
-}
-
-/// Prometheus text being written: one HELP and TYPE line per family, then
-/// its samples.
-#[derive(Default)]
-pub struct Exposition {
-    text: String,
-}
-
-pub type Sample<'a> = (Vec<(&'a str, &'a str)>, f64);
-
-impl Exposition {
-    pub fn counter(&mut self, name: &str, help: &str, samples: &[Sample<'_>]) {
-        self.family(name, help, "counter", samples);
-    }
-
-    pub fn gauge(&mut self, name: &str, help: &str, samples: &[Sample<'_>]) {
-        self.family(name, help, "gauge", samples);
-    }
-
-    fn family(&mut self, name: &str, help: &str, kind: &str, samples: &[Sample<'_>]) {
-        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in samples {
-            self.sample(name, labels, *value);
-        }
-    }
-
-    fn histogram(&mut self, name: &str, help: &str, h: &Histogram) {
-        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} histogram");
-        for (bound, n) in SETUP_BUCKETS.iter().zip(h.counts) {
-            let le = bound.to_string();
-            self.sample(&format!("{name}_bucket"), &[("le", le.as_str())], n as f64);
-        }
-        self.sample(&format!("{name}_bucket"), &[("le", "+Inf")], h.count as f64);
-        self.sample(&format!("{name}_sum"), &[], h.sum);
-        self.sample(&format!("{name}_count"), &[], h.count as f64);
-    }
-
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.text.push_str(name);
-        if !labels.is_empty() {
-            let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
-            let _ = write!(self.text, "{{{}}}", labels.join(","));
-        }
-        let _ = writeln!(self.text, " {value}");
-    }
-}
-
-/// Label values escape backslash, double quote and newline.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -273,12 +227,5 @@ mod tests {
         assert!(text.contains("sipbridge_registrations{state=\"failed\"} 1\n"), "{text}");
         drop(leg);
         assert!(m.render().contains("sipbridge_legs_active{kind=\"rtp\",codec=\"pcmu\"} 0\n"));
-    }
-
-    #[test]
-    fn label_values_are_escaped() {
-        let mut e = Exposition::default();
-        e.counter("x_total", "X.", &[(vec![("v", "a\"b\\c\nd")], 1.0)]);
-        assert!(e.text.contains("x_total{v=\"a\\\"b\\\\c\\nd\"} 1\n"), "{}", e.text);
     }
 }

@@ -1,5 +1,5 @@
 //! What an operator needs around the calls: counters and gauges for
-//! `/metrics` (`metrics`, `process`, `rtp`), the admin HTTP listener with health,
+//! `/metrics` (`metrics`, written by `exposition`; `process`, `rtp`), the admin HTTP listener with health,
 //! readiness and drain (`admin`, `drain`), and one JSON record per finished
 //! call (`record`); the SIP user agent's counters (`sip`); `tally` ties one
 //! call's metrics and record together. The call code reports what happened
@@ -7,6 +7,7 @@
 
 mod admin;
 mod drain;
+mod exposition;
 mod metrics;
 mod process;
 mod record;

@@ -2,7 +2,7 @@
 //! Prometheus client library uses (`process_cpu_seconds_total`, ...), so
 //! existing dashboards and alerts apply unchanged.
 
-use super::metrics::Exposition;
+use super::exposition::Exposition;
 
 /// Figures of this process at one instant.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,7 +1,7 @@
 //! RTP on plain RTP legs, process-wide, as metrics (counted in `pipelines`:
 //! packets and bytes received on the legs' sockets and sent from them).
 
-use super::metrics::Exposition;
+use super::exposition::Exposition;
 
 pub fn collect(out: &mut Exposition) {
     let t = pipelines::rtp_totals();

@@ -1,7 +1,8 @@
 //! The SIP user agent's own counters as metrics: messages in and out by
 //! method and status code, and what the incoming-message screen refused.
 
-use super::metrics::{Collector, Exposition};
+use super::exposition::Exposition;
+use super::metrics::Collector;
 use signaling::{MessageKind, UserAgent};
 use std::sync::Arc;
 

@@ -19,7 +19,7 @@
 //! otherwise receive its own SSRC back, which RFC 3550 treats as a loop.
 
 use crate::codec::{Codec, CodecChoice};
-use crate::send::SendGate;
+use crate::leg::gate::SendGate;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -78,7 +78,7 @@ impl RelayEnd {
         // A full socket buffer or an unreachable peer loses this packet
         // only; the next one tries again, as multiudpsink would.
         if self.socket.send_to(&out, to).is_ok() {
-            crate::traffic::sent(out.len());
+            super::traffic::sent(out.len());
         }
         true
     }
