@@ -152,6 +152,11 @@ impl MediaPort {
         }
     }
 
+    /// The packet time the leg sends with, once negotiated.
+    pub(crate) fn packet_time_ms(&self) -> Option<u32> {
+        self.inner.relay_format.read().unwrap().map(|f| f.ptime)
+    }
+
     /// Whether audio received here reaches `to` by the relay, so that the
     /// link between them has nothing to do.
     pub(crate) fn relays_to(&self, to: &MediaPort) -> bool {
