@@ -16,6 +16,7 @@ pub mod codec;
 mod dtls;
 pub mod dtmf;
 mod error;
+mod jitter;
 mod leg;
 mod link;
 mod opus_decoder;

@@ -152,6 +152,12 @@ impl MediaPort {
         }
     }
 
+    /// The clock rate of the leg's audio, if `payload_type` is its audio.
+    pub(crate) fn clock_rate_of(&self, payload_type: u8) -> Option<u32> {
+        let format = (*self.inner.relay_format.read().unwrap())?;
+        (format.payload_type == payload_type).then(|| format.codec.clock_rate())
+    }
+
     /// The packet time the leg sends with, once negotiated.
     pub(crate) fn packet_time_ms(&self) -> Option<u32> {
         self.inner.relay_format.read().unwrap().map(|f| f.ptime)

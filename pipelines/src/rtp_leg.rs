@@ -21,11 +21,11 @@ use crate::leg::{
     ConnectionState, DescriptionKind, EventHandler, LegEvent, LegOptions, Negotiation, SessionDescriptionText,
 };
 use crate::port::{InputPad, MediaPort};
-use crate::reactor;
-use crate::relay::{RelayEnd, RelayFormat};
+use crate::relay::{RelayEnd, RelayFormat, RelayOutput};
 use crate::runtime::{make, new_pipeline};
 use crate::sdp::{Attribute, Direction, Media, SessionDescription};
 use crate::send::{self, SendChain, SendGate};
+use crate::{jitter, reactor};
 use crate::{receive, Error};
 use gst::prelude::*;
 use std::collections::HashMap;
@@ -101,7 +101,6 @@ impl RtpLeg {
         let pipeline = new_pipeline(name);
         let rtpbin = make("rtpbin")?;
         rtpbin.set_property("latency", options.jitter_latency_ms);
-        rtpbin.set_property("drop-on-latency", true);
         let rtp_out = sink_on(&rtp_socket)?;
         let rtcp_out = sink_on(&rtcp_socket)?;
         let rtp_funnel = make("funnel")?;
@@ -123,9 +122,16 @@ impl RtpLeg {
         let destination: Arc<Mutex<Destination>> = Arc::default();
         let gate = SendGate::default();
         let relay_destination = destination.clone();
-        let relay = RelayEnd::new(relay_socket, Box::new(move || relay_destination.lock().unwrap().rtp), gate.clone());
+        let relay = RelayEnd::new(
+            RelayOutput::Socket {
+                socket: relay_socket,
+                destination: Box::new(move || relay_destination.lock().unwrap().rtp),
+            },
+            gate.clone(),
+        );
         let port = MediaPort::default();
         port.set_relay_end(Arc::new(relay));
+        jitter::adapt(&rtpbin, &port);
         let leg = RtpLeg {
             inner: Arc::new(Inner {
                 options,
@@ -408,7 +414,7 @@ impl RtpLeg {
             map.clear();
             map.insert(
                 choice.payload_type,
-                rtp_caps(
+                codec::rtp_caps(
                     choice.codec.sdp_name(),
                     choice.codec.clock_rate(),
                     choice.payload_type,
@@ -416,7 +422,7 @@ impl RtpLeg {
                 ),
             );
             if let Some((pt, rate)) = choice.telephone_event {
-                map.insert(pt, rtp_caps("TELEPHONE-EVENT", rate, pt, false));
+                map.insert(pt, codec::rtp_caps("TELEPHONE-EVENT", rate, pt, false));
             }
         }
         let rtcp_mux = media.has_attribute("rtcp-mux");
@@ -542,18 +548,6 @@ fn silence_watch() -> &'static Mutex<Vec<std::sync::Weak<Inner>>> {
 
 /// The telephone-event payload type we offer.
 const TELEPHONE_EVENT_PT: u8 = 101;
-
-fn rtp_caps(encoding: &str, clock_rate: u32, pt: u8, stereo_params: bool) -> gst::Caps {
-    let mut caps = gst::Caps::builder("application/x-rtp")
-        .field("media", "audio")
-        .field("encoding-name", encoding.to_ascii_uppercase())
-        .field("clock-rate", clock_rate as i32)
-        .field("payload", pt as i32);
-    if stereo_params {
-        caps = caps.field("encoding-params", "2");
-    }
-    caps.build()
-}
 
 /// A multiudpsink sending from `socket`, with no destination until one is
 /// negotiated (a plain udpsink would default to localhost:5004).

@@ -14,10 +14,10 @@ use crate::leg::{
     ConnectionState, DescriptionKind, EventHandler, LegEvent, LegOptions, Negotiation, SessionDescriptionText,
 };
 use crate::port::MediaPort;
-use crate::relay::RelayFormat;
+use crate::relay::{RelayEnd, RelayFormat, RelayOutput};
 use crate::runtime::{make, new_pipeline, watch_bus};
 use crate::sdp::{Direction, SessionDescription};
-use crate::send::{self, SendChain, SendGate};
+use crate::send::{self, RtpInput, SendChain, SendGate};
 use crate::{receive, Error};
 use gst::prelude::*;
 use gst_webrtc::{WebRTCRTPTransceiverDirection, WebRTCSDPType, WebRTCSessionDescription};
@@ -47,6 +47,8 @@ struct Inner {
     transceiver: gst_webrtc::WebRTCRTPTransceiver,
     port: MediaPort,
     gate: SendGate,
+    /// Where packets relayed to this leg enter its send chain.
+    relay_input: Arc<Mutex<Option<Arc<RtpInput>>>>,
     gathering: Arc<(Mutex<Gathering>, Condvar)>,
     state: Mutex<State>,
 }
@@ -96,6 +98,25 @@ impl WebRtcLeg {
         transceiver.set_property("direction", WebRTCRTPTransceiverDirection::Sendrecv);
         transceiver.set_property("codec-preferences", offer_caps(&options.codecs));
 
+        let port = MediaPort::default();
+        let gate = SendGate::default();
+        let relay_input: Arc<Mutex<Option<Arc<RtpInput>>>> = Arc::default();
+        let input = relay_input.clone();
+        let relay = RelayEnd::new(
+            RelayOutput::Chain(Box::new(move |packet| {
+                let Some(input) = input.lock().unwrap().clone() else { return false };
+                input.push(packet);
+                true
+            })),
+            gate.clone(),
+        );
+        port.set_relay_end(Arc::new(relay));
+        let rtpbin = webrtc
+            .downcast_ref::<gst::Bin>()
+            .and_then(|bin| bin.by_name("rtpbin"))
+            .ok_or(Error::Pipeline("webrtcbin has no rtpbin".into()))?;
+        relay_before_jitter_buffer(&rtpbin, &port);
+        crate::jitter::adapt(&rtpbin, &port);
         let leg = WebRtcLeg {
             inner: Arc::new(Inner {
                 options,
@@ -105,8 +126,9 @@ impl WebRtcLeg {
                 _ice_agent: ice_agent,
                 sink_pad,
                 transceiver,
-                port: MediaPort::default(),
-                gate: SendGate::default(),
+                port,
+                gate,
+                relay_input,
                 gathering: Arc::default(),
                 state: Mutex::new(State {
                     negotiation: Negotiation::Stable,
@@ -166,7 +188,6 @@ impl WebRtcLeg {
         inner.webrtc.connect_pad_added(move |_, pad| {
             let Some(inner) = weak.upgrade() else { return };
             if pad.direction() == gst::PadDirection::Src {
-                relay_from(pad, &inner.port);
                 if let Err(err) = receive::attach(inner.pipeline.upcast_ref(), pad, &inner.port, &inner.events) {
                     tracing::warn!(%err, "cannot receive WebRTC stream");
                 }
@@ -277,8 +298,10 @@ impl WebRtcLeg {
         if let Some(old) = state.send.take() {
             old.remove();
         }
+        *self.inner.relay_input.lock().unwrap() = None;
         let chain = send::build(bin, &self.inner.port, choice, &self.inner.options, &self.inner.gate)?;
         chain.src_pad.link(&self.inner.sink_pad)?;
+        *self.inner.relay_input.lock().unwrap() = Some(Arc::new(chain.rtp_input()?));
         state.send = Some(chain);
         Ok(())
     }
@@ -375,19 +398,38 @@ struct Gathering {
     last_candidate: Option<Instant>,
 }
 
-/// Audio RTP leaving webrtcbin (decrypted, past its jitter buffer) for a
-/// linked plain RTP leg with the same codec goes straight out of that leg's
-/// socket ([`crate::relay`]): no depayloading, payloading or second rtpbin.
-/// It goes on into the pipeline only if something else wants it decoded.
-fn relay_from(pad: &gst::Pad, port: &MediaPort) {
+/// Audio RTP arriving on the leg (decrypted, before webrtcbin's internal
+/// rtpbin and its jitter buffer) for a linked leg with the same codec is
+/// relayed as it comes ([`crate::relay`]): bursts and late packets
+/// included, which a jitter buffer here would have held or dropped. It goes
+/// on into rtpbin only if something else wants it decoded; telephone-event
+/// and RTCP always do.
+fn relay_before_jitter_buffer(rtpbin: &gst::Element, port: &MediaPort) {
     let port = port.clone();
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        let relayed = info.buffer().and_then(|b| b.map_readable().ok()).is_some_and(|data| port.relay(&data));
-        if relayed && !port.has_demand() {
-            gst::PadProbeReturn::Drop
-        } else {
-            gst::PadProbeReturn::Ok
+    rtpbin.connect_pad_added(move |_, pad| {
+        if pad.direction() != gst::PadDirection::Sink || !pad.name().starts_with("recv_rtp_sink_") {
+            return;
         }
+        let port = port.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, info| {
+            let demand = port.has_demand();
+            let relayed = |buffer: &gst::BufferRef| buffer.map_readable().is_ok_and(|data| port.relay(&data));
+            match &mut info.data {
+                Some(gst::PadProbeData::Buffer(buffer)) => {
+                    if relayed(buffer) && !demand {
+                        return gst::PadProbeReturn::Drop;
+                    }
+                }
+                Some(gst::PadProbeData::BufferList(list)) => {
+                    list.make_mut().foreach_mut(|buffer, _| {
+                        let keep = !relayed(&buffer) || demand;
+                        std::ops::ControlFlow::Continue(keep.then_some(buffer))
+                    });
+                }
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        });
     });
 }
 
