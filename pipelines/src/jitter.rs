@@ -137,7 +137,7 @@ mod tests {
             let arrival = if (5..15).contains(&i) { 14 * 20 * MS } else { due };
             let late = l.observe(1_000 * MS + arrival, 1234 + 160 * i as u32, 8000);
             worst = worst.max(late);
-            if i < 5 || i >= 15 {
+            if !(5..15).contains(&i) {
                 assert_eq!(late, 0, "packet {i} on time");
             }
         }

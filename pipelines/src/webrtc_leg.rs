@@ -415,10 +415,9 @@ fn relay_before_jitter_buffer(rtpbin: &gst::Element, port: &MediaPort) {
             let demand = port.has_demand();
             let relayed = |buffer: &gst::BufferRef| buffer.map_readable().is_ok_and(|data| port.relay(&data));
             match &mut info.data {
-                Some(gst::PadProbeData::Buffer(buffer)) => {
-                    if relayed(buffer) && !demand {
-                        return gst::PadProbeReturn::Drop;
-                    }
+                // The guard relays the packet; it is dropped if nobody else wants it.
+                Some(gst::PadProbeData::Buffer(buffer)) if relayed(buffer) && !demand => {
+                    return gst::PadProbeReturn::Drop;
                 }
                 Some(gst::PadProbeData::BufferList(list)) => {
                     list.make_mut().foreach_mut(|buffer, _| {
