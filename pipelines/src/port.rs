@@ -53,7 +53,7 @@ struct PortInner {
     inputs: Mutex<Option<SendInputs>>,
     /// When audio was last pushed (ms on the filler's clock), see [`filler`].
     last_push_ms: AtomicU64,
-    /// Set by RTP legs, which can send relayed packets (see [`crate::relay`]).
+    /// Set by legs that can send relayed packets (see [`crate::relay`]).
     relay: OnceLock<Arc<RelayEnd>>,
     /// What the leg negotiated, for relaying packets from or to it.
     relay_format: RwLock<Option<RelayFormat>>,
@@ -136,7 +136,7 @@ impl MediaPort {
     }
 
     /// Relays what this port receives to `to` from now on, if `to`'s leg
-    /// can send relayed packets (plain RTP legs); links and echoes call this.
+    /// can send relayed packets; links and echoes call this.
     pub(crate) fn relay_to(&self, to: &MediaPort) {
         if to.inner.relay.get().is_some() {
             *self.inner.relay_peer.write().unwrap() = Arc::downgrade(&to.inner);

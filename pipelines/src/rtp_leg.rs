@@ -13,8 +13,9 @@
 //! actually comes from once it arrives (the peer behind NAT, or a phone
 //! that wrote a wrong address into its SDP). The sockets are read by a few
 //! threads shared by all legs ([`crate::reactor`]), not a `udpsrc` each;
-//! audio for a linked RTP leg with the same codec is relayed from there
-//! through that leg's socket ([`crate::relay`]) and never enters rtpbin.
+//! audio for a linked leg with the same codec is relayed from there (out
+//! of an RTP leg's socket, into a WebRTC leg's send chain: [`crate::relay`])
+//! and never enters rtpbin.
 
 use crate::codec::{self, CodecChoice};
 use crate::leg::{
@@ -207,7 +208,7 @@ impl RtpLeg {
     /// socket thread ([`crate::reactor`]): what is neither RTP nor RTCP
     /// (STUN from phones that probe even with ICE off) is dropped, the
     /// peer's real address is learnt, the connection reported up at the
-    /// first packet, and audio for a linked RTP leg relayed straight to it
+    /// first packet, and audio for a linked leg relayed straight to it
     /// ([`crate::relay`]); the rest goes into rtpbin.
     fn rtp_handler(&self, inputs: Inputs) -> reactor::Handler {
         let destination = self.inner.destination.clone();

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! send chain ! webrtcbin.sink_0        webrtcbin.src_* -> receive::attach
+//! (relayed RTP -> the chain's rtpdtmfmux)  (webrtcbin's rtpbin.recv_rtp_sink_*: relayed before its jitter buffer)
 //! ```
 //! What webrtcbin needs from us, learned the hard way (DESIGN.md section 5):
 //! loopback must be added to the ICE agent by hand; the DTLS certificate
@@ -295,10 +296,10 @@ impl WebRtcLeg {
             return Ok(());
         }
         let bin: &gst::Bin = self.inner.pipeline.upcast_ref();
+        *self.inner.relay_input.lock().unwrap() = None;
         if let Some(old) = state.send.take() {
             old.remove();
         }
-        *self.inner.relay_input.lock().unwrap() = None;
         let chain = send::build(bin, &self.inner.port, choice, &self.inner.options, &self.inner.gate)?;
         chain.src_pad.link(&self.inner.sink_pad)?;
         *self.inner.relay_input.lock().unwrap() = Some(Arc::new(chain.rtp_input()?));
