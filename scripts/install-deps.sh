@@ -18,7 +18,7 @@ APT_PACKAGES=(
   # real peers for the end-to-end tests
   sip-tester baresip-core kamailio kamailio-websocket-modules kamailio-tls-modules chromium
   # test plumbing
-  util-linux iproute2 sox python3 python3-venv openssl
+  util-linux iproute2 iptables sox python3 python3-venv openssl
 )
 # Node.js: Debian's nodejs+npm, unless a Node with npm is already installed
 # (e.g. from NodeSource, whose nodejs package conflicts with Debian's npm).
@@ -28,6 +28,11 @@ if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
   echo "install-deps: no Rust toolchain found. Install one with rustup (Rust 1.85 or newer;" >&2
   echo "              Debian 12's own rustc is too old), then run this again." >&2
   exit 1
+fi
+# `make lint` needs rustfmt and clippy (a "minimal" rustup profile lacks them).
+export PATH="$HOME/.cargo/bin:$PATH"
+if command -v rustup >/dev/null 2>&1 && ! { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1; then
+  rustup component add rustfmt clippy
 fi
 
 # `make bench` also compares against these (--bench): rtpengine (media

@@ -15,6 +15,7 @@ pub mod gateway;
 pub mod janus;
 pub mod jsonlines;
 pub mod kamailio;
+pub mod netns;
 pub mod pacing;
 pub mod process;
 pub mod rtp_peer;

@@ -17,7 +17,7 @@
 //! while packets arrive in order it costs nothing, and after a loss the
 //! packets behind the gap wait at most that long.
 
-use crate::port::MediaPort;
+use crate::leg::port::MediaPort;
 use gst::prelude::*;
 use std::sync::Mutex;
 

@@ -4,22 +4,26 @@
 //! send chain ! webrtcbin.sink_0        webrtcbin.src_* -> receive::attach
 //! (relayed RTP -> the chain's rtpdtmfmux)  (webrtcbin's rtpbin.recv_rtp_sink_*: relayed before its jitter buffer)
 //! ```
-//! What webrtcbin needs from us, learned the hard way (DESIGN.md section 5):
+//! What webrtcbin needs from us, learned the hard way (docs/architecture.md, "WebRTC leg"):
 //! loopback must be added to the ICE agent by hand; the DTLS certificate
 //! must be ECDSA for aiortc; outgoing audio is dropped until the connection
 //! is up so the far side does not get a burst; payload types follow the
 //! remote offer, and Opus caps carry `encoding-params=2`.
 
+use crate::codec::sdp::{Direction, SessionDescription};
 use crate::codec::{self, Codec, CodecChoice};
-use crate::leg::{
-    ConnectionState, DescriptionKind, EventHandler, LegEvent, LegOptions, Negotiation, SessionDescriptionText,
-};
-use crate::port::MediaPort;
-use crate::relay::{RelayEnd, RelayFormat, RelayOutput};
-use crate::runtime::{make, new_pipeline, watch_bus};
-use crate::sdp::{Direction, SessionDescription};
-use crate::send::{self, RtpInput, SendChain, SendGate};
-use crate::{receive, Error};
+use crate::leg::events::{ConnectionState, EventHandler, LegEvent};
+use crate::leg::gate::SendGate;
+use crate::leg::jitter;
+use crate::leg::lifecycle::{shut_down, watch_bus};
+use crate::leg::negotiation::{DescriptionKind, Negotiation, SessionDescriptionText};
+use crate::leg::options::LegOptions;
+use crate::leg::port::MediaPort;
+use crate::leg::receive;
+use crate::leg::relay::{RelayEnd, RelayFormat, RelayOutput};
+use crate::leg::send::{self, RtpInput, SendChain};
+use crate::runtime::{make, new_pipeline};
+use crate::Error;
 use gst::prelude::*;
 use gst_webrtc::{WebRTCRTPTransceiverDirection, WebRTCSDPType, WebRTCSessionDescription};
 use std::sync::{Arc, Condvar, Mutex};
@@ -78,7 +82,7 @@ impl WebRtcLeg {
         webrtc.connect("deep-element-added", false, |args| {
             let element = args[2].get::<gst::Element>().ok()?;
             if element.factory().is_some_and(|f| f.name() == "dtlsdec") {
-                element.set_property("pem", crate::dtls::certificate());
+                element.set_property("pem", crate::runtime::dtls::certificate());
             }
             None
         });
@@ -117,7 +121,7 @@ impl WebRtcLeg {
             .and_then(|bin| bin.by_name("rtpbin"))
             .ok_or(Error::Pipeline("webrtcbin has no rtpbin".into()))?;
         relay_before_jitter_buffer(&rtpbin, &port);
-        crate::jitter::adapt(&rtpbin, &port);
+        jitter::adapt(&rtpbin, &port);
         let leg = WebRtcLeg {
             inner: Arc::new(Inner {
                 options,
@@ -337,7 +341,7 @@ impl WebRtcLeg {
             state.closed = true;
         }
         self.inner.port.set_relay_format(None);
-        crate::leg::shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
+        shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
     }
 
     /// Emits a webrtcbin action signal that takes a promise and waits for
@@ -401,7 +405,7 @@ struct Gathering {
 
 /// Audio RTP arriving on the leg (decrypted, before webrtcbin's internal
 /// rtpbin and its jitter buffer) for a linked leg with the same codec is
-/// relayed as it comes ([`crate::relay`]): bursts and late packets
+/// relayed as it comes ([`crate::leg::relay`]): bursts and late packets
 /// included, which a jitter buffer here would have held or dropped. It goes
 /// on into rtpbin only if something else wants it decoded; telephone-event
 /// and RTCP always do.
@@ -443,7 +447,7 @@ fn finish_local(
     telephone_event: Option<(u8, u32)>,
 ) -> Result<WebRTCSessionDescription, Error> {
     let text = description.sdp().as_text()?;
-    let ours = format!("a=fingerprint:sha-256 {}", crate::dtls::fingerprint());
+    let ours = format!("a=fingerprint:sha-256 {}", crate::runtime::dtls::fingerprint());
     let mut patched = String::with_capacity(text.len() + 128);
     let mut extra = String::new();
     for line in text.split_inclusive('\n') {

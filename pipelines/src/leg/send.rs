@@ -3,12 +3,12 @@
 //! DTMF from `rtpdtmfsrc` muxed into the same stream.
 
 use crate::codec::{Codec, CodecChoice};
-use crate::leg::LegOptions;
-use crate::port::{InputPad, MediaPort, SendInputs};
+use crate::leg::gate::SendGate;
+use crate::leg::options::LegOptions;
+use crate::leg::port::{InputPad, MediaPort, SendInputs};
 use crate::runtime::make;
 use crate::Error;
 use gst::prelude::*;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// A built send chain. Dropping it does not remove the elements; call
@@ -28,7 +28,7 @@ pub(crate) struct SendChain {
 }
 
 /// An entry into a send chain for RTP packets already in the chain's codec
-/// and payload type (relayed from another leg, see [`crate::relay`]). They
+/// and payload type (relayed from another leg, see [`crate::leg::relay`]). They
 /// join the stream at the RTP mux, which gives them the stream's SSRC and
 /// sequence numbers, as it does the payloader's packets and DTMF events
 /// (which take precedence while a key is pressed).
@@ -46,29 +46,6 @@ impl RtpInput {
         let mut buffer = gst::Buffer::from_mut_slice(packet);
         buffer.get_mut().expect("a new buffer is writable").set_pts(crate::runtime::now());
         self.pad.push(buffer, &caps);
-    }
-}
-
-/// Opens and closes the tap on outgoing RTP: closed until the transport is
-/// up (webrtcbin otherwise bursts the backlog when DTLS completes) and while
-/// the negotiated direction says we must not send.
-#[derive(Clone, Default)]
-pub(crate) struct SendGate {
-    transport_up: Arc<AtomicBool>,
-    may_send: Arc<AtomicBool>,
-}
-
-impl SendGate {
-    pub fn set_transport_up(&self, up: bool) {
-        self.transport_up.store(up, Ordering::Relaxed);
-    }
-
-    pub fn set_may_send(&self, may: bool) {
-        self.may_send.store(may, Ordering::Relaxed);
-    }
-
-    pub fn open(&self) -> bool {
-        self.transport_up.load(Ordering::Relaxed) && self.may_send.load(Ordering::Relaxed)
     }
 }
 
@@ -427,7 +404,7 @@ impl SendChain {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::port::InputPad;
+    use crate::leg::port::InputPad;
     use std::sync::Mutex;
 
     /// Input buffer `i`: its gap before it (ms beyond the usual 20) and

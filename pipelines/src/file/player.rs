@@ -14,7 +14,7 @@
 //! payloader would send as a burst of packets, back to back, with nothing in
 //! between until the next buffer is due.
 
-use crate::port::MediaPort;
+use crate::leg::port::MediaPort;
 use crate::runtime::{make, now};
 use crate::Error;
 use gst::prelude::*;
