@@ -152,7 +152,9 @@ mod tests {
             assert_eq!(l.observe(i * 20 * MS, ts, 48000), 0, "packet {i} across the wrap");
         }
         // The sender restarts its timestamps 10 s back: not jitter.
-        assert_eq!(l.observe(10 * 20 * MS, 5, 48000), 0);
-        assert_eq!(l.observe(11 * 20 * MS, 965, 48000), 0);
+        let restart = (u32::MAX - 500).wrapping_add(960 * 10).wrapping_sub(480_000);
+        assert_eq!(l.observe(10 * 20 * MS, restart, 48000), 0);
+        assert_eq!(l.observe(11 * 20 * MS, restart.wrapping_add(960), 48000), 0);
+        assert_eq!(l.observe(13 * 20 * MS, restart.wrapping_add(960 * 2), 48000), 20, "then measured anew");
     }
 }
