@@ -1,17 +1,17 @@
 //! Every SIP call of a service in one place: the global call limit, the
 //! user agent and media defaults calls are made with, and the drain that
-//! ends them all at shutdown (BYE to each, recordings finished).
+//! ends them all at shutdown (each call hangs itself up when told: BYE,
+//! CANCEL or 603 as its state asks, recordings finished first).
 
 use super::error::CallError;
-use super::SipCall;
 use crate::ops::CallOps;
 use pipelines::LegOptions;
 use signaling::UserAgent;
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 /// The calls of one service (a daemon running a preset, or the gateway).
 pub struct Calls {
@@ -21,8 +21,13 @@ pub struct Calls {
     /// Metrics and call records of every call.
     pub ops: CallOps,
     max_calls: usize,
-    live: Mutex<HashMap<u64, Weak<SipCall>>>,
-    draining: AtomicBool,
+    /// New calls refused (a drain by POST /drain or SIGUSR1), running ones
+    /// going on.
+    refusing: AtomicBool,
+    /// Slots taken: calls being set up or in progress.
+    live: Mutex<HashSet<u64>>,
+    /// Turns true when the service drains; every call watches it.
+    draining: watch::Sender<bool>,
     next: AtomicU64,
     /// Woken whenever a call ends, for the drain.
     ended: Notify,
@@ -41,6 +46,13 @@ impl Drop for Slot {
     }
 }
 
+impl Slot {
+    /// Turns true when the service drains: the call should hang up.
+    pub fn draining(&self) -> watch::Receiver<bool> {
+        self.calls.draining.subscribe()
+    }
+}
+
 impl Calls {
     pub fn new(ua: UserAgent, legs: LegOptions, max_calls: usize, ops: CallOps) -> Arc<Calls> {
         Arc::new(Calls {
@@ -48,8 +60,9 @@ impl Calls {
             legs,
             ops,
             max_calls: max_calls.max(1),
+            refusing: AtomicBool::new(false),
             live: Mutex::default(),
-            draining: AtomicBool::new(false),
+            draining: watch::channel(false).0,
             next: AtomicU64::new(1),
             ended: Notify::new(),
         })
@@ -57,7 +70,7 @@ impl Calls {
 
     /// A slot for a new call, or why there is none (503 either way).
     pub fn admit(self: &Arc<Self>) -> Result<Slot, CallError> {
-        if self.is_draining() {
+        if self.is_draining() || self.refusing.load(Ordering::SeqCst) {
             return Err(CallError::ShuttingDown);
         }
         let mut live = self.live.lock().unwrap();
@@ -65,15 +78,8 @@ impl Calls {
             return Err(CallError::TooManyCalls(self.max_calls));
         }
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
-        live.insert(seq, Weak::new());
+        live.insert(seq);
         Ok(Slot { calls: self.clone(), seq })
-    }
-
-    /// Records the call made in `slot`, so a drain can reach it.
-    pub(super) fn bind(&self, slot: &Slot, call: &Arc<SipCall>) {
-        if let Some(entry) = self.live.lock().unwrap().get_mut(&slot.seq) {
-            *entry = Arc::downgrade(call);
-        }
     }
 
     /// Calls being set up or in progress.
@@ -82,7 +88,7 @@ impl Calls {
     }
 
     pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
+        *self.draining.borrow()
     }
 
     /// At the call limit: the next call would be refused.
@@ -90,10 +96,11 @@ impl Calls {
         self.active() >= self.max_calls
     }
 
-    /// Stops taking calls (503 from now on) and lets the running ones go
-    /// on (POST /drain, SIGUSR1); [`Calls::drain`] ends them later.
+    /// Stops taking calls (503, and OPTIONS 503 so a proxy's probe takes
+    /// us out) and lets the running ones go on (POST /drain, SIGUSR1);
+    /// [`Calls::drain`] ends them later.
     pub fn refuse_new(&self) {
-        self.draining.store(true, Ordering::SeqCst);
+        self.refusing.store(true, Ordering::SeqCst);
         self.ua.set_available(false);
     }
 
@@ -108,24 +115,13 @@ impl Calls {
         }
     }
 
-    /// Stops taking calls, hangs up every call (BYE, CANCEL or 603 as its
-    /// state asks) and waits up to `grace` for all of them to end.
-    /// Returns how many were still up when the grace ran out.
-    pub async fn drain(&self, reason: &str, grace: Duration) -> usize {
-        self.draining.store(true, Ordering::SeqCst);
-        let calls: Vec<Arc<SipCall>> = self.live.lock().unwrap().values().filter_map(Weak::upgrade).collect();
-        tracing::info!(calls = calls.len(), "draining: hanging up every call");
-        let hangups = calls.into_iter().map(|call| {
-            let reason = reason.to_string();
-            tokio::spawn(async move { call.hangup(&reason).await })
-        });
-        let all_ended = async {
-            for h in hangups.collect::<Vec<_>>() {
-                let _ = h.await;
-            }
-            self.idle().await;
-        };
-        match tokio::time::timeout(grace, all_ended).await {
+    /// Stops taking calls, tells every call to hang up, and waits up to
+    /// `grace` for all of them to end. Returns how many were still up when
+    /// the grace ran out.
+    pub async fn drain(&self, grace: Duration) -> usize {
+        tracing::info!(calls = self.active(), "draining: hanging up every call");
+        self.draining.send_replace(true);
+        match tokio::time::timeout(grace, self.idle()).await {
             Ok(()) => 0,
             Err(_) => self.active(),
         }
