@@ -130,17 +130,52 @@ async fn handle(gw: Arc<Gateway>, mut stream: TcpStream) -> anyhow::Result<()> {
     }
 }
 
-/// Same-origin: the Origin's host:port equals the Host header.
-fn origin_allowed(allowed: &[String], origin: Option<&String>, host: Option<&String>) -> bool {
-    let Some(origin) = origin else { return true };
-    if allowed.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(origin)) {
-        return true;
-    }
+/// Whether a browser's `Origin` may open the WebSocket. Origins compare by
+/// scheme, host and port (a missing port is the scheme's default). The
+/// default is the page's own origin: `http://` and the Host header (the
+/// gateway serves plain HTTP; `https` when a proxy in front says
+/// `X-Forwarded-Proto: https`).
+fn origin_allowed(allowed: &[String], head: &Head) -> bool {
+    let Some(origin) = head.headers.get("origin") else { return true };
+    let Some(origin) = Origin::parse(origin) else { return false };
     if !allowed.is_empty() {
-        return false;
+        return allowed.iter().any(|a| a == "*" || Origin::parse(a).is_some_and(|a| a == origin));
     }
-    let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or(origin);
-    host.is_some_and(|h| h.eq_ignore_ascii_case(origin_host))
+    let scheme = match head.headers.get("x-forwarded-proto") {
+        Some(p) if p.eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    };
+    let own = head.headers.get("host").and_then(|h| Origin::parse(&format!("{scheme}://{h}")));
+    own.is_some_and(|own| own == origin)
+}
+
+/// A web origin, `scheme://host[:port]`, normalised for comparison.
+#[derive(Debug, PartialEq)]
+struct Origin {
+    scheme: String,
+    host: String,
+    port: u16,
+}
+
+impl Origin {
+    fn parse(text: &str) -> Option<Origin> {
+        let (scheme, authority) = text.trim().split_once("://")?;
+        let scheme = scheme.to_ascii_lowercase();
+        let default_port = match scheme.as_str() {
+            "http" => 80,
+            "https" => 443,
+            _ => return None,
+        };
+        // An IPv6 literal keeps its brackets; the port follows the last ':'.
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !p.contains(']') => (h, p.parse().ok()?),
+            _ => (authority, default_port),
+        };
+        if host.is_empty() || host.contains(['/', '@', '?', '#']) {
+            return None;
+        }
+        Some(Origin { scheme, host: host.to_ascii_lowercase(), port })
+    }
 }
 
 fn token_ok(expected: Option<&String>, head: &Head) -> bool {
@@ -165,7 +200,7 @@ async fn upgrade(gw: Arc<Gateway>, mut stream: TcpStream, head: Head) -> anyhow:
     let (Some(key), true) = (key, is_ws) else {
         return respond(&mut stream, "426 Upgrade Required", "text/plain", "this is the WebSocket endpoint\n").await;
     };
-    if !origin_allowed(&gw.config.allowed_origins, head.headers.get("origin"), head.headers.get("host")) {
+    if !origin_allowed(&gw.config.allowed_origins, &head) {
         tracing::warn!(origin = ?head.headers.get("origin"), "WebSocket refused: origin not allowed");
         return respond(&mut stream, "403 Forbidden", "text/plain", "origin not allowed\n").await;
     }
@@ -266,15 +301,44 @@ async fn session(gw: Arc<Gateway>, ws: WebSocketStream<TcpStream>) -> anyhow::Re
 mod tests {
     use super::*;
 
+    fn head(headers: &[(&str, &str)]) -> Head {
+        Head {
+            method: "GET".into(),
+            path: "/ws".into(),
+            query: HashMap::new(),
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
     #[test]
-    fn same_origin_by_default() {
-        let host = "127.0.0.1:8080".to_string();
-        assert!(origin_allowed(&[], Some(&"http://127.0.0.1:8080".into()), Some(&host)));
-        assert!(!origin_allowed(&[], Some(&"http://evil.example".into()), Some(&host)));
-        assert!(origin_allowed(&[], None, Some(&host)), "non-browser clients send no Origin");
-        assert!(origin_allowed(&["https://app.example".into()], Some(&"https://app.example".into()), Some(&host)));
-        assert!(!origin_allowed(&["https://app.example".into()], Some(&"http://127.0.0.1:8080".into()), Some(&host)));
-        assert!(origin_allowed(&["*".into()], Some(&"http://any".into()), Some(&host)));
+    fn same_origin_by_default_by_scheme_host_and_port() {
+        let from = |origin: &str| head(&[("host", "127.0.0.1:8080"), ("origin", origin)]);
+        assert!(origin_allowed(&[], &from("http://127.0.0.1:8080")));
+        assert!(!origin_allowed(&[], &from("https://127.0.0.1:8080")), "another scheme");
+        assert!(!origin_allowed(&[], &from("http://127.0.0.1:8081")), "another port");
+        assert!(!origin_allowed(&[], &from("http://127.0.0.1")), "the default port is 80");
+        assert!(!origin_allowed(&[], &from("http://evil.example")));
+        assert!(!origin_allowed(&[], &from("null")));
+        assert!(origin_allowed(&[], &head(&[("host", "127.0.0.1:8080")])), "non-browser clients send no Origin");
+        let default_port = head(&[("host", "Gw.Example"), ("origin", "http://gw.example:80")]);
+        assert!(origin_allowed(&[], &default_port), "port 80 is http's default; hosts ignore case");
+        let proxied =
+            head(&[("host", "gw.example"), ("origin", "https://gw.example"), ("x-forwarded-proto", "https")]);
+        assert!(origin_allowed(&[], &proxied), "behind a TLS proxy");
+        let v6 = head(&[("host", "[::1]:8080"), ("origin", "http://[::1]:8080")]);
+        assert!(origin_allowed(&[], &v6));
+    }
+
+    #[test]
+    fn allowed_origins_by_scheme_host_and_port() {
+        let allowed = ["https://app.example".to_string()];
+        let from = |origin: &str| head(&[("host", "127.0.0.1:8080"), ("origin", origin)]);
+        assert!(origin_allowed(&allowed, &from("https://app.example")));
+        assert!(origin_allowed(&allowed, &from("https://APP.example:443")));
+        assert!(!origin_allowed(&allowed, &from("http://app.example")), "another scheme");
+        assert!(!origin_allowed(&allowed, &from("https://app.example:8443")), "another port");
+        assert!(!origin_allowed(&allowed, &from("http://127.0.0.1:8080")), "the list replaces same-origin");
+        assert!(origin_allowed(&["*".into()], &from("http://any")));
     }
 
     #[test]
