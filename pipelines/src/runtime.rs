@@ -2,6 +2,7 @@
 //! and base time, and the one-time costs paid at start-up instead of on the
 //! first call.
 
+use crate::log_limit::{LogLimit, REPEAT_INTERVAL};
 use crate::Error;
 use gst::prelude::*;
 use std::sync::OnceLock;
@@ -95,10 +96,13 @@ pub(crate) fn make(factory: &str) -> Result<gst::Element, Error> {
 }
 
 /// Logs a pipeline's errors and warnings as they are posted, and reports
-/// an error as a failed connection (the leg's audio has stopped).
+/// an error as a failed connection (the leg's audio has stopped). A warning
+/// that repeats (every packet to an unreachable peer fails) is logged the
+/// first time, then once per [`REPEAT_INTERVAL`] with its count.
 pub(crate) fn watch_bus(pipeline: &gst::Pipeline, events: &crate::EventHandler) {
     let events = events.clone();
     let name = pipeline.name();
+    let repeats = LogLimit::new(REPEAT_INTERVAL);
     pipeline.bus().expect("pipelines have a bus").set_sync_handler(move |_, msg| {
         match msg.view() {
             gst::MessageView::Error(err) => {
@@ -106,7 +110,11 @@ pub(crate) fn watch_bus(pipeline: &gst::Pipeline, events: &crate::EventHandler) 
                 events(crate::LegEvent::ConnectionStateChange(crate::ConnectionState::Failed));
             }
             gst::MessageView::Warning(w) => {
-                tracing::warn!(pipeline = %name, source = ?w.src().map(|s| s.path_string()), warning = %w.error(), "media warning");
+                let source = w.src().map(|s| s.path_string());
+                let kind = format!("{source:?} {}", w.error());
+                if let Some(repeated) = repeats.admit(&kind, std::time::Instant::now()) {
+                    tracing::warn!(pipeline = %name, ?source, warning = %w.error(), repeated, "media warning");
+                }
             }
             _ => {}
         }

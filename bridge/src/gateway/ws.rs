@@ -322,8 +322,7 @@ mod tests {
         assert!(origin_allowed(&[], &head(&[("host", "127.0.0.1:8080")])), "non-browser clients send no Origin");
         let default_port = head(&[("host", "Gw.Example"), ("origin", "http://gw.example:80")]);
         assert!(origin_allowed(&[], &default_port), "port 80 is http's default; hosts ignore case");
-        let proxied =
-            head(&[("host", "gw.example"), ("origin", "https://gw.example"), ("x-forwarded-proto", "https")]);
+        let proxied = head(&[("host", "gw.example"), ("origin", "https://gw.example"), ("x-forwarded-proto", "https")]);
         assert!(origin_allowed(&[], &proxied), "behind a TLS proxy");
         let v6 = head(&[("host", "[::1]:8080"), ("origin", "http://[::1]:8080")]);
         assert!(origin_allowed(&[], &v6));
