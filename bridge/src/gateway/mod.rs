@@ -20,8 +20,9 @@ use pipelines::LegOptions;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Everything the gateway needs; `run` starts from it.
 #[derive(Debug, Clone)]
@@ -40,6 +41,15 @@ pub struct GatewayConfig {
     pub allowed_origins: Vec<String>,
     /// Concurrent WebSocket connections.
     pub max_connections: usize,
+    /// Concurrent WebSocket connections from one IP address.
+    pub max_connections_per_address: usize,
+    /// A connection that has neither registered nor called this long after
+    /// the upgrade is closed.
+    pub ws_idle_timeout: Duration,
+    /// How often the gateway pings each connection.
+    pub ws_ping_interval: Duration,
+    /// A connection that sends nothing (no pong) this long after a ping is closed.
+    pub ws_pong_timeout: Duration,
     /// Concurrent calls per connection (a further incoming call is
     /// answered 486 and reported as `missed_call`).
     pub max_calls_per_connection: usize,
@@ -58,6 +68,10 @@ impl Default for GatewayConfig {
             token: None,
             allowed_origins: Vec::new(),
             max_connections: 64,
+            max_connections_per_address: 8,
+            ws_idle_timeout: Duration::from_secs(60),
+            ws_ping_interval: Duration::from_secs(20),
+            ws_pong_timeout: Duration::from_secs(20),
             max_calls_per_connection: 1,
             legs: LegOptions::default(),
             recordings_dir: std::env::temp_dir().join("sipbridge-recordings"),
@@ -71,7 +85,7 @@ pub(crate) struct Gateway {
     pub ua: signaling::UserAgent,
     /// Connected users by connection id, for routing incoming calls.
     users: Mutex<HashMap<u64, Arc<user::User>>>,
-    pub connections: AtomicUsize,
+    pub connections: ws::Connections,
     next_id: AtomicU64,
 }
 
@@ -142,7 +156,7 @@ pub async fn run(config: GatewayConfig) -> anyhow::Result<()> {
         config,
         ua,
         users: Mutex::default(),
-        connections: AtomicUsize::new(0),
+        connections: ws::Connections::default(),
         next_id: AtomicU64::new(1),
     });
     let router = gw.clone();
@@ -212,6 +226,18 @@ pub struct GatewayArgs {
     /// Concurrent WebSocket connections.
     #[arg(long, default_value_t = 64)]
     max_connections: usize,
+    /// Concurrent WebSocket connections from one IP address.
+    #[arg(long, default_value_t = 8)]
+    max_connections_per_address: usize,
+    /// Seconds a connection may stay without registering or calling.
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = parse_seconds)]
+    ws_idle_timeout: Duration,
+    /// Seconds between the gateway's pings on each connection.
+    #[arg(long, value_name = "SECONDS", default_value = "20", value_parser = parse_seconds)]
+    ws_ping_interval: Duration,
+    /// Seconds a connection may stay silent after a ping before it is closed.
+    #[arg(long, value_name = "SECONDS", default_value = "20", value_parser = parse_seconds)]
+    ws_pong_timeout: Duration,
     /// Concurrent calls per connection (more incoming calls get 486).
     #[arg(long, default_value_t = 1)]
     max_calls_per_connection: usize,
@@ -229,6 +255,10 @@ impl GatewayArgs {
             token: self.ws_token.or_else(|| std::env::var("SIPBRIDGE_WS_TOKEN").ok()).filter(|t| !t.is_empty()),
             allowed_origins: self.allowed_origins,
             max_connections: self.max_connections.max(1),
+            max_connections_per_address: self.max_connections_per_address.max(1),
+            ws_idle_timeout: self.ws_idle_timeout,
+            ws_ping_interval: self.ws_ping_interval,
+            ws_pong_timeout: self.ws_pong_timeout,
             max_calls_per_connection: self.max_calls_per_connection.max(1),
             ..GatewayConfig::default()
         };
@@ -251,4 +281,12 @@ fn parse_ports(s: &str) -> Result<(u16, u16), String> {
         return Err("LOW must not exceed HIGH".into());
     }
     Ok((a, b))
+}
+
+/// A positive number of seconds, fractions allowed (`0.5`).
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs <= 86_400.0 => Ok(Duration::from_secs_f64(secs)),
+        _ => Err("expected a number of seconds above 0 (at most 86400)".into()),
+    }
 }

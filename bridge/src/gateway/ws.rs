@@ -1,6 +1,8 @@
 //! The gateway's one TCP port: static files (the softphone page, embedded
 //! from examples/web/) on `GET /`, the JSON-RPC WebSocket on `GET /ws`.
-//! Token, Origin and connection-limit checks happen before the upgrade.
+//! Token, Origin and connection-limit checks (in total and per address)
+//! happen before the upgrade; after it, pings and an idle timeout close
+//! connections that are dead or never used.
 
 use super::user::User;
 use super::Gateway;
@@ -8,13 +10,16 @@ use crate::protocol::{self, codes, Notification, Response, RpcError, PROTOCOL_VE
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
@@ -208,39 +213,108 @@ async fn upgrade(gw: Arc<Gateway>, mut stream: TcpStream, head: Head) -> anyhow:
         tracing::warn!("WebSocket refused: missing or wrong token");
         return respond(&mut stream, "401 Unauthorized", "text/plain", "a valid token is required\n").await;
     }
-    if gw.connections.fetch_add(1, Ordering::SeqCst) >= gw.config.max_connections {
-        gw.connections.fetch_sub(1, Ordering::SeqCst);
-        tracing::warn!(limit = gw.config.max_connections, "WebSocket refused: too many connections");
-        return respond(&mut stream, "503 Service Unavailable", "text/plain", "too many connections\n").await;
-    }
+    let address = stream.peer_addr()?.ip();
+    let _slot = match gw.connections.admit(address, gw.config.max_connections, gw.config.max_connections_per_address) {
+        Ok(slot) => slot,
+        Err(Full::Total) => {
+            tracing::warn!(limit = gw.config.max_connections, "WebSocket refused: too many connections");
+            return respond(&mut stream, "503 Service Unavailable", "text/plain", "too many connections\n").await;
+        }
+        Err(Full::Address) => {
+            let limit = gw.config.max_connections_per_address;
+            tracing::warn!(%address, limit, "WebSocket refused: too many connections from one address");
+            return respond(
+                &mut stream,
+                "429 Too Many Requests",
+                "text/plain",
+                "too many connections from your address\n",
+            )
+            .await;
+        }
+    };
     let accept = derive_accept_key(key.as_bytes());
     let reply = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
     );
-    let result = async {
-        stream.write_all(reply.as_bytes()).await?;
-        let mut config = WebSocketConfig::default();
-        config.max_message_size = Some(MAX_MESSAGE);
-        config.max_frame_size = Some(MAX_MESSAGE);
-        let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
-        session(gw.clone(), ws).await
-    }
-    .await;
-    gw.connections.fetch_sub(1, Ordering::SeqCst);
-    result
+    stream.write_all(reply.as_bytes()).await?;
+    let mut config = WebSocketConfig::default();
+    config.max_message_size = Some(MAX_MESSAGE);
+    config.max_frame_size = Some(MAX_MESSAGE);
+    let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
+    session(gw.clone(), ws).await
 }
 
+/// Open WebSocket connections, in total and per client address.
+#[derive(Default)]
+pub(crate) struct Connections {
+    by_address: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// Why a connection was refused.
+#[derive(Debug, PartialEq)]
+enum Full {
+    Total,
+    Address,
+}
+
+/// A connection's place in [`Connections`], given back on drop.
+struct Slot<'a> {
+    connections: &'a Connections,
+    address: IpAddr,
+}
+
+impl Connections {
+    fn admit(&self, address: IpAddr, max_total: usize, max_per_address: usize) -> Result<Slot<'_>, Full> {
+        let mut by_address = self.by_address.lock().unwrap();
+        if by_address.values().sum::<usize>() >= max_total {
+            return Err(Full::Total);
+        }
+        let count = by_address.entry(address).or_default();
+        if *count >= max_per_address {
+            return Err(Full::Address);
+        }
+        *count += 1;
+        Ok(Slot { connections: self, address })
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut by_address = self.connections.by_address.lock().unwrap();
+        if let Some(count) = by_address.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                by_address.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// Requests that make a connection more than a visitor: it is then exempt
+/// from the idle timeout.
+const ENGAGING_METHODS: &[&str] = &["sip.register", "sip.call"];
+
 /// One web user: requests in, responses and events out, until the socket
-/// closes; then its calls are hung up and its account unregistered.
+/// closes or goes quiet; then its calls are hung up and its account
+/// unregistered. The gateway pings every `ws_ping_interval`; a connection
+/// that sends nothing for `ws_pong_timeout` after a ping is closed, and so
+/// is one that has neither registered nor called after `ws_idle_timeout`.
 async fn session(gw: Arc<Gateway>, ws: WebSocketStream<TcpStream>) -> anyhow::Result<()> {
     let (mut sink, mut source) = ws.split();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<String>();
+    let (control_tx, mut control_rx) = mpsc::unbounded_channel::<Message>();
     let user = User::new(gw.clone(), out_tx.clone());
     gw.add_user(user.clone());
     tracing::info!(user = user.id, "web user connected");
     let writer = tokio::spawn(async move {
-        while let Some(text) = out_rx.recv().await {
-            if sink.send(Message::text(text)).await.is_err() {
+        loop {
+            let message = tokio::select! {
+                Some(control) = control_rx.recv() => control,
+                Some(text) = out_rx.recv() => Message::text(text),
+                else => break,
+            };
+            let closing = matches!(message, Message::Close(_));
+            if sink.send(message).await.is_err() || closing {
                 break;
             }
         }
@@ -251,16 +325,39 @@ async fn session(gw: Arc<Gateway>, ws: WebSocketStream<TcpStream>) -> anyhow::Re
         json!({ "protocol": PROTOCOL_VERSION, "version": env!("CARGO_PKG_VERSION"), "gateway": true }),
     );
     out_tx.send(serde_json::to_string(&ready)?).ok();
-    while let Some(message) = source.next().await {
+    let engaged = Arc::new(AtomicBool::new(false));
+    let idle_deadline = tokio::time::sleep(gw.config.ws_idle_timeout);
+    tokio::pin!(idle_deadline);
+    let mut pings =
+        tokio::time::interval_at(tokio::time::Instant::now() + gw.config.ws_ping_interval, gw.config.ws_ping_interval);
+    pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Set when a ping goes out and nothing has been heard since.
+    let mut pong_deadline: Option<tokio::time::Instant> = None;
+    let close_reason = loop {
+        let message = tokio::select! {
+            message = source.next() => message,
+            _ = pings.tick() => {
+                control_tx.send(Message::Ping(Vec::new().into())).ok();
+                pong_deadline.get_or_insert(tokio::time::Instant::now() + gw.config.ws_pong_timeout);
+                continue;
+            }
+            _ = async { tokio::time::sleep_until(pong_deadline.expect("guarded")).await }, if pong_deadline.is_some() => {
+                break Some("no answer to ping");
+            }
+            _ = &mut idle_deadline, if !engaged.load(Ordering::SeqCst) => {
+                break Some("idle: neither registered nor called");
+            }
+        };
+        pong_deadline = None;
         let text = match message {
-            Ok(Message::Text(t)) => t.to_string(),
-            Ok(Message::Binary(_)) => {
+            Some(Ok(Message::Text(t))) => t.to_string(),
+            Some(Ok(Message::Binary(_))) => {
                 let err = RpcError::new(codes::INVALID_REQUEST, "send JSON-RPC as text messages, not binary");
                 out_tx.send(serde_json::to_string(&Response::error(Value::Null, err))?).ok();
                 continue;
             }
-            Ok(Message::Close(_)) | Err(_) => break,
-            Ok(_) => continue, // ping/pong are answered by tungstenite
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break None,
+            Some(Ok(_)) => continue, // pings are answered by tungstenite; pongs count as heard
         };
         let request = match protocol::parse(&text) {
             Ok(r) => r,
@@ -272,9 +369,13 @@ async fn session(gw: Arc<Gateway>, ws: WebSocketStream<TcpStream>) -> anyhow::Re
         };
         let user = user.clone();
         let out = out_tx.clone();
+        let engaged = engaged.clone();
         tokio::spawn(async move {
             let method = request.method.clone();
             let result = user.request(&request.method, request.params).await;
+            if result.is_ok() && ENGAGING_METHODS.contains(&method.as_str()) {
+                engaged.store(true, Ordering::SeqCst);
+            }
             if let Some(id) = request.id {
                 let response = match result {
                     Ok(v) => Response::result(id, v),
@@ -288,12 +389,24 @@ async fn session(gw: Arc<Gateway>, ws: WebSocketStream<TcpStream>) -> anyhow::Re
                 }
             }
         });
+    };
+    match close_reason {
+        Some(reason) => {
+            tracing::info!(user = user.id, reason, "web user disconnected by the gateway");
+            let frame = CloseFrame { code: CloseCode::Policy, reason: reason.into() };
+            control_tx.send(Message::Close(Some(frame))).ok();
+        }
+        None => tracing::info!(user = user.id, "web user disconnected"),
     }
-    tracing::info!(user = user.id, "web user disconnected");
     gw.remove_user(user.id);
     user.shutdown().await;
     drop(out_tx);
-    writer.abort();
+    drop(control_tx);
+    // The close frame, if any, goes out before the socket is dropped.
+    let mut writer = writer;
+    if tokio::time::timeout(Duration::from_secs(1), &mut writer).await.is_err() {
+        writer.abort();
+    }
     Ok(())
 }
 
@@ -338,6 +451,21 @@ mod tests {
         assert!(!origin_allowed(&allowed, &from("https://app.example:8443")), "another port");
         assert!(!origin_allowed(&allowed, &from("http://127.0.0.1:8080")), "the list replaces same-origin");
         assert!(origin_allowed(&["*".into()], &from("http://any")));
+    }
+
+    #[test]
+    fn connection_limits_in_total_and_per_address() {
+        let connections = Connections::default();
+        let (a, b, c): (IpAddr, IpAddr, IpAddr) =
+            ("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap());
+        let first: Vec<_> = (0..2).map(|_| connections.admit(a, 3, 2).unwrap()).collect();
+        assert_eq!(connections.admit(a, 3, 2).err(), Some(Full::Address));
+        let other = connections.admit(b, 3, 2).unwrap();
+        assert_eq!(connections.admit(c, 3, 2).err(), Some(Full::Total));
+        drop(first);
+        assert!(connections.admit(a, 3, 2).is_ok(), "slots come back on drop");
+        drop(other);
+        assert!(connections.by_address.lock().unwrap().is_empty(), "no address left behind");
     }
 
     #[test]
