@@ -25,6 +25,11 @@ impl Gateway {
     /// and waits until it listens. A token, when given, is passed through
     /// the environment (never on the command line).
     pub fn start(dir: &Path, token: Option<&str>, extra: &[&str]) -> Result<Gateway> {
+        Self::start_logging(dir, token, extra, "info,sipbridge=debug")
+    }
+
+    /// [`Gateway::start`] with `SIPBRIDGE_LOG` set to `filter`.
+    pub fn start_logging(dir: &Path, token: Option<&str>, extra: &[&str], filter: &str) -> Result<Gateway> {
         let ws_port = free_tcp_port();
         let sip_port = loop {
             let p = free_udp_port();
@@ -42,7 +47,7 @@ impl Gateway {
             .arg("--recordings-dir")
             .arg(&recordings)
             .args(extra)
-            .env("SIPBRIDGE_LOG", "info,sipbridge=debug");
+            .env("SIPBRIDGE_LOG", filter);
         match token {
             Some(t) => cmd.env("SIPBRIDGE_WS_TOKEN", t),
             None => cmd.env_remove("SIPBRIDGE_WS_TOKEN"),

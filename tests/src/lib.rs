@@ -19,3 +19,4 @@ pub mod rtp_peer;
 pub mod sipp;
 pub mod webrtc_load;
 pub mod webrtc_peer;
+pub mod ws_client;
