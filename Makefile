@@ -20,7 +20,9 @@ run: build
 	$(CARGO) run --locked --bin sipbridge -- run --preset echo
 
 # Every test: unit tests and the end-to-end tests against real peers, inside
-# a private network namespace (loopback only).
+# a private network namespace (loopback only). The fuzz targets (SIP, SDP,
+# JSON-RPC, WebSocket) run SIPBRIDGE_FUZZ_SECS seconds each on their corpora.
+export SIPBRIDGE_FUZZ_SECS ?= 3
 test: build
 	scripts/netns.sh $(CARGO) test --workspace --locked --offline --no-fail-fast
 	scripts/netns.sh npm --prefix node-shim test

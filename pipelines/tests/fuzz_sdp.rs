@@ -66,10 +66,14 @@ fn mutated_descriptions_never_panic_and_round_trip() {
             return;
         }
         let text = sdp.to_string();
-        let again = SessionDescription::parse(&text).unwrap_or_else(|e| panic!("our own print does not parse: {e}\n{text}"));
+        let again =
+            SessionDescription::parse(&text).unwrap_or_else(|e| panic!("our own print does not parse: {e}\n{text}"));
         assert_eq!(again.to_string(), text, "printing is not stable");
     });
     println!("sdp: {runs} inputs, {parsed} parsed, {chosen} audio sections with a codec of ours");
-    assert!(parsed * 10 > runs, "only {parsed} of {runs} mutants parsed: the mutations test nothing past the first line");
+    assert!(
+        parsed * 10 > runs,
+        "only {parsed} of {runs} mutants parsed: the mutations test nothing past the first line"
+    );
     assert!(chosen > 0);
 }

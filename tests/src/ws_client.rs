@@ -47,6 +47,7 @@ impl WsClient {
         socket.connect_timeout(&to.into(), Duration::from_secs(5))?;
         let mut stream: TcpStream = socket.into();
         stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        stream.set_nodelay(true)?;
         let mut head = format!(
             "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
         );
