@@ -46,7 +46,7 @@ fn mutated_descriptions_never_panic_and_round_trip() {
     let corpus = mutate::read_corpus(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/sdp"), "sdp");
     let mut parsed = 0;
     let mut chosen = 0;
-    let runs = mutate::run("sdp", 0x5d9_f022_0001, &corpus, TOKENS, mutate::budget(), |input| {
+    let runs = mutate::run("sdp", 0x05d9_f022_0001, &corpus, TOKENS, mutate::budget(), |input| {
         let Ok(sdp) = SessionDescription::parse(&String::from_utf8_lossy(input)) else { return };
         parsed += 1;
         for media in &sdp.media {

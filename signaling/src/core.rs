@@ -85,6 +85,7 @@ impl Core {
     }
 
     /// A fresh out-of-dialog request.
+    #[allow(clippy::too_many_arguments)] // the request's own fields, each needed
     pub fn request(
         &self,
         method: Method,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 pub struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -23,7 +23,7 @@ impl Rng {
     }
 
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        (self.next_u64() % n.max(1) as u64) as usize
     }
 }
 
@@ -83,7 +83,7 @@ pub fn mutate(rng: &mut Rng, corpus: &[Vec<u8>], tokens: &[&[u8]]) -> Vec<u8> {
                 m.truncate(cut);
                 m.extend_from_slice(&other[from..]);
             }
-            6 => m = (0..rng.below(300)).map(|_| rng.next() as u8).collect(),
+            6 => m = (0..rng.below(300)).map(|_| rng.next_u64() as u8).collect(),
             _ => {
                 let i = rng.below(len + 1);
                 let n = rng.below(3000);

@@ -8,6 +8,9 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+/// A close frame's code (if any) and reason.
+pub type CloseReason = (Option<u16>, String);
+
 /// One received frame.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
@@ -146,7 +149,7 @@ impl WsClient {
 
     /// Reads until the server closes: the close frame's code and reason (or
     /// `None` for a TCP close without one), and when it came.
-    pub fn wait_closed(&mut self, timeout: Duration) -> Result<(Option<(Option<u16>, String)>, Instant)> {
+    pub fn wait_closed(&mut self, timeout: Duration) -> Result<(Option<CloseReason>, Instant)> {
         let deadline = Instant::now() + timeout;
         loop {
             match self.read_frame(deadline.saturating_duration_since(Instant::now()))? {

@@ -97,18 +97,17 @@ fn stdio_answers_every_mutated_line() {
     let mut io = JsonLines::spawn(cmd, &dir, "sipbridge", Duration::from_secs(120)).unwrap();
     io.wait_event(Duration::from_secs(15), |e| e["method"] == "ready").unwrap();
     let (mut lines, mut not_json) = (0, 0);
-    let runs =
-        mutate::run("jsonrpc", 0x15_0e_2c_0001, &corpus("jsonrpc", "json"), JSON_TOKENS, mutate::budget(), |m| {
-            let line = one_line(m);
-            if line.is_empty() {
-                return;
-            }
-            io.send_line(&line).unwrap();
-            lines += 1;
-            if !is_json(&line) {
-                not_json += 1;
-            }
-        });
+    let runs = mutate::run("jsonrpc", 0x150e_2c01, &corpus("jsonrpc", "json"), JSON_TOKENS, mutate::budget(), |m| {
+        let line = one_line(m);
+        if line.is_empty() {
+            return;
+        }
+        io.send_line(&line).unwrap();
+        lines += 1;
+        if !is_json(&line) {
+            not_json += 1;
+        }
+    });
     // Parse errors are answered in order as lines are read: once this is
     // answered, every earlier one has been.
     // An id no mutant can have had.
@@ -158,22 +157,21 @@ fn gateway_survives_mutated_heads_frames_and_messages() {
 
     // HTTP request heads on fresh connections, each ended by the client.
     let mut statuses = std::collections::BTreeMap::<String, usize>::new();
-    let heads =
-        mutate::run("ws-head", 0x3e_ad_0001, &corpus("websocket", "http"), HTTP_TOKENS, mutate::budget(), |m| {
-            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-            let _ = s.write_all(m);
-            let _ = s.shutdown(Shutdown::Write);
-            let reply = drain(&mut s, Duration::from_millis(500));
-            let status = String::from_utf8_lossy(&reply).split(' ').nth(1).unwrap_or("none").to_string();
-            *statuses.entry(status).or_default() += 1;
-        });
+    let heads = mutate::run("ws-head", 0x3ead_0001, &corpus("websocket", "http"), HTTP_TOKENS, mutate::budget(), |m| {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let _ = s.write_all(m);
+        let _ = s.shutdown(Shutdown::Write);
+        let reply = drain(&mut s, Duration::from_millis(500));
+        let status = String::from_utf8_lossy(&reply).split(' ').nth(1).unwrap_or("none").to_string();
+        *statuses.entry(status).or_default() += 1;
+    });
     println!("ws-head: {heads} inputs, statuses {statuses:?}");
     assert!(statuses.contains_key("101") && statuses.len() > 2, "the heads reached several answers: {statuses:?}");
 
     // Frame streams after a valid upgrade.
     let frames_corpus = corpus("websocket", "frames");
     let mut answered = 0;
-    let frames = mutate::run("ws-frames", 0xf7_a3_0001, &frames_corpus, FRAME_TOKENS, mutate::budget(), |m| {
+    let frames = mutate::run("ws-frames", 0xf7a3_0001, &frames_corpus, FRAME_TOKENS, mutate::budget(), |m| {
         let mut c = WsClient::connect(port, None, "/ws").unwrap();
         let _ = c.write_raw(m);
         if c.wait_message(Duration::from_millis(50), |v| v.get("id").is_some()).is_ok() {
