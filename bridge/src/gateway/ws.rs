@@ -390,23 +390,26 @@ async fn session(gw: Arc<Gateway>, ws: WebSocketStream<TcpStream>) -> anyhow::Re
             }
         });
     };
-    match close_reason {
+    // The socket is closed first (a close frame, then the TCP close), so
+    // the client is not kept waiting while the calls are hung up.
+    let frame = match close_reason {
         Some(reason) => {
             tracing::info!(user = user.id, reason, "web user disconnected by the gateway");
-            let frame = CloseFrame { code: CloseCode::Policy, reason: reason.into() };
-            control_tx.send(Message::Close(Some(frame))).ok();
+            Some(CloseFrame { code: CloseCode::Policy, reason: reason.into() })
         }
-        None => tracing::info!(user = user.id, "web user disconnected"),
-    }
-    gw.remove_user(user.id);
-    user.shutdown().await;
-    drop(out_tx);
-    drop(control_tx);
-    // The close frame, if any, goes out before the socket is dropped.
+        None => {
+            tracing::info!(user = user.id, "web user disconnected");
+            None
+        }
+    };
+    control_tx.send(Message::Close(frame)).ok();
     let mut writer = writer;
     if tokio::time::timeout(Duration::from_secs(1), &mut writer).await.is_err() {
         writer.abort();
     }
+    drop(source); // with the writer's half gone, this closes the TCP connection
+    gw.remove_user(user.id);
+    user.shutdown().await;
     Ok(())
 }
 
