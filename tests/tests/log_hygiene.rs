@@ -113,9 +113,18 @@ fn request(io: &JsonLines, method: &str, params: Value) -> Value {
     io.reply(&id, Duration::from_secs(20)).unwrap()
 }
 
-fn offer(address: &str, profile: &str) -> String {
+/// A new PCMU RTP session given `sdp` as the remote offer: its id and the
+/// response to the offer.
+fn offered(io: &JsonLines, sdp: &str) -> (String, Value) {
+    let r = request(io, "session.create", json!({ "kind": "rtp", "codecs": ["PCMU"] }));
+    let session = r["result"]["session"].as_str().unwrap().to_string();
+    let r = request(io, "session.setRemoteDescription", json!({ "session": session, "type": "offer", "sdp": sdp }));
+    (session, r)
+}
+
+fn offer(profile: &str) -> String {
     format!(
-        "v=0\r\no=phone 1 1 IN IP4 {address}\r\ns=-\r\nc=IN IP4 {address}\r\nt=0 0\r\nm=audio 40000 {profile} 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{SDES_KEY}|2^20|1:32\r\n"
+        "v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 {profile} 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{SDES_KEY}|2^20|1:32\r\n"
     )
 }
 
@@ -125,23 +134,11 @@ fn stdio_at_trace_writes_no_sdes_key() {
     let mut io = stdio_at(&dir, "trace");
     // Best-effort SRTP (keys offered over RTP/AVP) is answered as plain RTP;
     // RTP/SAVP is refused; the key also arrives in a line that is not JSON.
-    let r = request(&io, "session.create", json!({ "kind": "rtp", "codecs": ["PCMU"] }));
-    let s1 = r["result"]["session"].as_str().unwrap().to_string();
-    let r = request(
-        &io,
-        "session.setRemoteDescription",
-        json!({ "session": s1, "type": "offer", "sdp": offer("127.0.0.1", "RTP/AVP") }),
-    );
+    let (s1, r) = offered(&io, &offer("RTP/AVP"));
     assert!(r.get("result").is_some(), "{r}");
     let r = request(&io, "session.getLocalDescription", json!({ "session": s1 }));
     assert!(r["result"]["sdp"].as_str().unwrap().contains("RTP/AVP"), "{r}");
-    let r = request(&io, "session.create", json!({ "kind": "rtp" }));
-    let s2 = r["result"]["session"].as_str().unwrap().to_string();
-    let r = request(
-        &io,
-        "session.setRemoteDescription",
-        json!({ "session": s2, "type": "offer", "sdp": offer("127.0.0.1", "RTP/SAVP") }),
-    );
+    let (_, r) = offered(&io, &offer("RTP/SAVP"));
     assert!(r.get("error").is_some(), "{r}");
     io.send_line(&format!("{{\"sdp\": \"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{SDES_KEY}\"")).unwrap();
     let r = io.reply(&Value::Null, Duration::from_secs(5)).unwrap();
@@ -159,13 +156,11 @@ fn stdio_at_trace_writes_no_sdes_key() {
 fn a_repeating_media_warning_is_logged_once_per_interval() {
     let dir = test_dir("log_hygiene_warnings");
     let io = stdio_at(&dir, "info");
-    let r = request(&io, "session.create", json!({ "kind": "rtp", "codecs": ["PCMU"] }));
-    let s1 = r["result"]["session"].as_str().unwrap().to_string();
     // 192.0.2.1 (TEST-NET-1) has no route in the test's namespace: every
     // packet of the silence filler fails to send.
     let sdp =
         "v=0\r\no=phone 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
-    let r = request(&io, "session.setRemoteDescription", json!({ "session": s1, "type": "offer", "sdp": sdp }));
+    let (s1, r) = offered(&io, sdp);
     assert!(r.get("result").is_some(), "{r}");
     request(&io, "session.getLocalDescription", json!({ "session": s1 }));
     std::thread::sleep(Duration::from_secs(4));
