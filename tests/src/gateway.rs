@@ -68,7 +68,11 @@ impl Gateway {
             ),
         )?;
         let mut cmd = Command::new(sipbridge_bin());
-        cmd.arg("gateway").arg("--config").arg(&file).env_remove("SIPBRIDGE_WS_TOKEN").env("SIPBRIDGE_LOG", DEFAULT_LOG);
+        cmd.arg("gateway")
+            .arg("--config")
+            .arg(&file)
+            .env_remove("SIPBRIDGE_WS_TOKEN")
+            .env("SIPBRIDGE_LOG", DEFAULT_LOG);
         Gateway::spawn(dir, cmd, ws_port, sip_port, None, recordings)
     }
 
