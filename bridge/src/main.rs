@@ -51,7 +51,7 @@ enum Command {
     /// WebSocket API at `/ws` on --ws-listen, a SIP user agent on
     /// --sip-listen (docs/protocol.md, section Gateway). The same as
     /// `run --preset gateway`; `--config FILE` reads a TOML configuration.
-    Gateway(gateway::GatewayArgs),
+    Gateway(Box<gateway::GatewayArgs>),
 }
 
 #[derive(clap::Args)]
