@@ -15,6 +15,7 @@ pub mod janus;
 pub mod jsonlines;
 pub mod kamailio;
 pub mod mutate;
+pub mod netns;
 pub mod process;
 pub mod rtp_peer;
 pub mod sipp;
