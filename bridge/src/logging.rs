@@ -47,11 +47,12 @@ pub fn redact(text: &str) -> String {
     out
 }
 
-/// After a member name: `": "value"` in JSON, or `\": \"value\"` when the
-/// JSON itself was quoted by a `Debug` format. The span is the value.
+/// After a member name: `": "value"` in JSON, `\": \"value\"` when the
+/// JSON itself was quoted by a `Debug` format, or `: "value"` in a Rust
+/// struct's `Debug`. The span is the value.
 fn json_string_value(rest: &str) -> Option<(usize, usize)> {
     let escaped = rest.starts_with("\\\"");
-    let after_name = rest.strip_prefix(if escaped { "\\\"" } else { "\"" })?;
+    let after_name = if escaped { &rest[2..] } else { rest.strip_prefix('"').unwrap_or(rest) };
     let after_colon = after_name.trim_start().strip_prefix(':')?.trim_start();
     let value = after_colon.strip_prefix(if escaped { "\\\"" } else { "\"" })?;
     let start = rest.len() - value.len();
@@ -129,6 +130,8 @@ mod tests {
         assert!(!red.contains("p\\\\\\\"w") && !red.contains("0123abcd"), "{red}");
         assert!(red.contains("authUser"), "{red}");
         assert_eq!(redact("a secret was wrong"), "a secret was wrong");
+        let debug = r#"Account { aor: "sip:a@b", password: "hunter2", proxy: None }"#;
+        assert_eq!(redact(debug), r#"Account { aor: "sip:a@b", password: "<redacted>", proxy: None }"#);
     }
 
     #[test]
