@@ -6,7 +6,8 @@
 use crate::call::{body_text, content_type_of, from_parts, header_pairs, pump, Call, CallInner, Direction};
 use crate::config::Transport;
 use crate::core::{content_type, Core};
-use crate::events::{CallEvent, IncomingCall, IncomingMessage, Party, UaEvent};
+use crate::events::{CallEvent, Party};
+use crate::ua_events::{IncomingCall, IncomingMessage, UaEvent};
 use crate::validate::ALLOWED_METHODS;
 use rsipstack::dialog::dialog::Dialog;
 use rsipstack::sip::prelude::{HeadersExt, ToTypedHeader};
@@ -97,15 +98,21 @@ fn has_usable_contact(req: &Request) -> bool {
     })
 }
 
-/// Serves incoming transactions until the endpoint stops.
-pub(crate) async fn serve(core: Arc<Core>, mut incoming: rsipstack::transaction::TransactionReceiver) {
+/// Serves incoming transactions until the endpoint stops, passing new calls
+/// and messages up through `events`.
+pub(crate) async fn serve(
+    core: Arc<Core>,
+    mut incoming: rsipstack::transaction::TransactionReceiver,
+    events: mpsc::UnboundedSender<UaEvent>,
+) {
     while let Some(tx) = incoming.recv().await {
         let core = core.clone();
-        tokio::spawn(async move { handle(core, tx).await });
+        let events = events.clone();
+        tokio::spawn(async move { handle(core, tx, events).await });
     }
 }
 
-async fn handle(core: Arc<Core>, mut tx: Transaction) {
+async fn handle(core: Arc<Core>, mut tx: Transaction, events: mpsc::UnboundedSender<UaEvent>) {
     if let Some(Dialog::Invite(mut d)) = core.dialogs.match_dialog(&tx) {
         if let Err(e) = d.handle(&mut tx).await {
             debug!(error = %e, "in-dialog request");
@@ -131,7 +138,7 @@ async fn handle(core: Arc<Core>, mut tx: Transaction) {
                 .and_then(|t| t.typed().ok())
                 .map(|t| t.uri.to_string())
                 .unwrap_or_default();
-            let _ = core.events.send(UaEvent::Message(IncomingMessage {
+            let _ = events.send(UaEvent::Message(IncomingMessage {
                 from,
                 to,
                 content_type: content_type_of(&tx.original),
@@ -153,7 +160,7 @@ async fn handle(core: Arc<Core>, mut tx: Transaction) {
             }
             reply(&core, &mut tx, StatusCode::from(code), headers).await;
         }
-        Disposition::NewCall => incoming_invite(core, tx).await,
+        Disposition::NewCall => incoming_invite(core, tx, events).await,
     }
 }
 
@@ -173,7 +180,7 @@ async fn reply(core: &Core, tx: &mut Transaction, status: StatusCode, headers: V
     }
 }
 
-async fn incoming_invite(core: Arc<Core>, mut tx: Transaction) {
+async fn incoming_invite(core: Arc<Core>, mut tx: Transaction, events: mpsc::UnboundedSender<UaEvent>) {
     let peer_ip =
         tx.connection.as_ref().and_then(|c| c.get_remote_addr()).and_then(|a| a.get_socketaddr().ok()).map(|a| a.ip());
     if let Some(ip) = peer_ip {
@@ -223,7 +230,7 @@ async fn incoming_invite(core: Arc<Core>, mut tx: Transaction) {
         sdp_offer,
         headers: header_pairs(&tx.original),
     };
-    if core.events.send(UaEvent::IncomingCall(event)).is_err() {
+    if events.send(UaEvent::IncomingCall(event)).is_err() {
         let _ = dialog.reject(Some(StatusCode::TemporarilyUnavailable), None);
     }
     // Unanswered calls do not ring forever.
@@ -256,12 +263,15 @@ mod tests {
 
     #[test]
     fn invites_without_a_usable_contact_get_400() {
-        let triage = |contact: &str| crate::triage(invite(contact).as_bytes(), 8192);
-        assert_eq!(triage("Contact: <sip:alice@127.0.0.1:5070>\r\n"), "accepted: new call");
-        assert_eq!(triage(""), "accepted, answered 400 Missing or Malformed Contact");
+        use super::{disposition, Disposition};
+        let decide = |contact: &str| {
+            disposition(&rsipstack::sip::Request::try_from(invite(contact).as_str()).expect("a request"))
+        };
+        let bad_contact = Disposition::Refuse(400, "Missing or Malformed Contact".into());
+        assert_eq!(decide("Contact: <sip:alice@127.0.0.1:5070>\r\n"), Disposition::NewCall);
+        assert_eq!(decide(""), bad_contact);
         for bad in ["*", "<:::>", "garbage", "<tel:123>", "\"x\" <sip:a@b"] {
-            let verdict = triage(&format!("Contact: {bad}\r\n"));
-            assert_eq!(verdict, "accepted, answered 400 Missing or Malformed Contact", "{bad}");
+            assert_eq!(decide(&format!("Contact: {bad}\r\n")), bad_contact, "{bad}");
         }
     }
 }

@@ -17,6 +17,7 @@
 
 mod browser;
 mod call;
+mod connections;
 mod errors;
 mod service;
 mod user;

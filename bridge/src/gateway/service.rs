@@ -82,7 +82,7 @@ pub struct Gateway {
     pub calls: Arc<Calls>,
     /// Connected users by connection id, for routing incoming calls.
     users: Mutex<HashMap<u64, Arc<dyn WebUser>>>,
-    pub connections: super::ws::Connections,
+    pub connections: super::connections::Connections,
     next_id: AtomicU64,
     /// Turns false when the service shuts down: no new connections.
     accepting: watch::Sender<bool>,
@@ -97,7 +97,7 @@ impl Gateway {
             config,
             calls,
             users: Mutex::default(),
-            connections: super::ws::Connections::default(),
+            connections: super::connections::Connections::default(),
             next_id: AtomicU64::new(1),
             accepting: watch::channel(true).0,
         })

@@ -4,15 +4,15 @@
 //! happen before the upgrade; after it, pings and an idle timeout close
 //! connections that are dead or never used.
 
+use super::connections::Full;
 use super::service::Gateway;
 use super::user::User;
 use crate::protocol::{self, codes, Notification, Response, RpcError, PROTOCOL_VERSION};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -252,52 +252,6 @@ async fn upgrade(gw: Arc<Gateway>, mut stream: TcpStream, head: Head) -> anyhow:
     session(gw.clone(), ws).await
 }
 
-/// Open WebSocket connections, in total and per client address.
-#[derive(Default)]
-pub(crate) struct Connections {
-    by_address: Mutex<HashMap<IpAddr, usize>>,
-}
-
-/// Why a connection was refused.
-#[derive(Debug, PartialEq)]
-enum Full {
-    Total,
-    Address,
-}
-
-/// A connection's place in [`Connections`], given back on drop.
-struct Slot<'a> {
-    connections: &'a Connections,
-    address: IpAddr,
-}
-
-impl Connections {
-    fn admit(&self, address: IpAddr, max_total: usize, max_per_address: usize) -> Result<Slot<'_>, Full> {
-        let mut by_address = self.by_address.lock().unwrap();
-        if by_address.values().sum::<usize>() >= max_total {
-            return Err(Full::Total);
-        }
-        let count = by_address.entry(address).or_default();
-        if *count >= max_per_address {
-            return Err(Full::Address);
-        }
-        *count += 1;
-        Ok(Slot { connections: self, address })
-    }
-}
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        let mut by_address = self.connections.by_address.lock().unwrap();
-        if let Some(count) = by_address.get_mut(&self.address) {
-            *count -= 1;
-            if *count == 0 {
-                by_address.remove(&self.address);
-            }
-        }
-    }
-}
-
 /// Requests that make a connection more than a visitor: it is then exempt
 /// from the idle timeout.
 const ENGAGING_METHODS: &[&str] = &["sip.register", "sip.call"];
@@ -462,21 +416,6 @@ mod tests {
         assert!(!origin_allowed(&allowed, &from("https://app.example:8443")), "another port");
         assert!(!origin_allowed(&allowed, &from("http://127.0.0.1:8080")), "the list replaces same-origin");
         assert!(origin_allowed(&["*".into()], &from("http://any")));
-    }
-
-    #[test]
-    fn connection_limits_in_total_and_per_address() {
-        let connections = Connections::default();
-        let (a, b, c): (IpAddr, IpAddr, IpAddr) =
-            ("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap());
-        let first: Vec<_> = (0..2).map(|_| connections.admit(a, 3, 2).unwrap()).collect();
-        assert_eq!(connections.admit(a, 3, 2).err(), Some(Full::Address));
-        let other = connections.admit(b, 3, 2).unwrap();
-        assert_eq!(connections.admit(c, 3, 2).err(), Some(Full::Total));
-        drop(first);
-        assert!(connections.admit(a, 3, 2).is_ok(), "slots come back on drop");
-        drop(other);
-        assert!(connections.by_address.lock().unwrap().is_empty(), "no address left behind");
     }
 
     #[test]
