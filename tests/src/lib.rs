@@ -9,6 +9,7 @@
 pub mod audio;
 pub mod baresip;
 pub mod bridge;
+pub mod bursty;
 pub mod daemon;
 pub mod gateway;
 pub mod janus;
@@ -16,6 +17,7 @@ pub mod jsonlines;
 pub mod kamailio;
 pub mod mutate;
 pub mod netns;
+pub mod pacing;
 pub mod process;
 pub mod rtp_peer;
 pub mod sipp;

@@ -43,6 +43,7 @@ const REQUIRED_ELEMENTS: &[&str] = &[
     "audioconvert",
     "audioresample",
     "capsfilter",
+    "audiobuffersplit",
     "fakesink",
     "rtpdtmfsrc",
     "rtpdtmfmux",
