@@ -4,6 +4,7 @@ mod call;
 mod daemon;
 mod engine;
 mod gateway;
+mod logging;
 mod ops;
 mod protocol;
 mod stdio;
@@ -164,15 +165,7 @@ fn main() -> anyhow::Result<()> {
     };
     // The SIP stack logs every message at info: only its warnings by default.
     let default_filter = if daemon_config.is_some() { "info,rsipstack=warn" } else { "info" };
-    // Colours only for a person at a terminal, not in files and journals.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
-    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(
-        tracing_subscriber::EnvFilter::try_from_env("SIPBRIDGE_LOG").unwrap_or_else(|_| default_filter.into()),
-    );
-    match cli.log_format {
-        LogFormat::Text => logs.with_ansi(ansi).init(),
-        LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).init(),
-    }
+    logging::init(default_filter, cli.log_format == LogFormat::Json);
     pipelines::init()?;
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {

@@ -30,7 +30,6 @@ use answer::PresetContext;
 use anyhow::{Context, Result};
 use config::{Action, Config};
 use signaling::{Transport, UaEvent, UserAgent};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
@@ -67,7 +66,7 @@ impl Frontend {
             Frontend::Gateway(gw) => {
                 let gw = Arc::downgrade(gw);
                 metrics.add_collector(Box::new(move |out| {
-                    let n = gw.upgrade().map_or(0, |gw| gw.connections.load(Ordering::SeqCst)) as f64;
+                    let n = gw.upgrade().map_or(0, |gw| gw.connections.open()) as f64;
                     out.gauge("sipbridge_ws_connections", "WebSocket connections (web users).", &[(vec![], n)]);
                 }));
             }
@@ -88,7 +87,7 @@ impl Frontend {
             }
             let gw = gateway.as_ref()?.upgrade()?;
             let limit = gw.config.max_connections;
-            (gw.connections.load(Ordering::SeqCst) >= limit).then(|| format!("at the connection limit ({limit})"))
+            (gw.connections.open() >= limit).then(|| format!("at the connection limit ({limit})"))
         })
     }
 
@@ -103,7 +102,7 @@ impl Frontend {
             match self {
                 Frontend::Gateway(gw) => {
                     gw.stop_accepting();
-                    while gw.connections.load(Ordering::SeqCst) > 0 {
+                    while gw.connections.open() > 0 {
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                 }
