@@ -85,6 +85,7 @@ impl WebRtcLeg {
         if ice_agent.find_property("ice-tcp").is_some() {
             ice_agent.set_property("ice-tcp", false);
         }
+        disable_upnp(&ice_agent);
         for address in &options.media_addresses {
             // libnice skips loopback when gathering; add it (and any other
             // configured address) explicitly.
@@ -365,6 +366,21 @@ impl WebRtcLeg {
             let wait = CANDIDATES_QUIET.saturating_sub(quiet_since.unwrap_or_default()).min(deadline - now);
             gathering = cvar.wait_timeout(gathering, wait).unwrap().0;
         }
+    }
+}
+
+/// Turns off UPnP port mapping on libnice's agent (on by default): every
+/// gathering started a GUPnP-IGD helper with a thread of its own, whose
+/// stack and per-thread state outlived the session (memory grew with every
+/// WebRTC session, docs/performance.md, Soak). Loopback and LAN media never
+/// need a router to open ports for them.
+fn disable_upnp(ice_agent: &gst_webrtc::WebRTCICE) {
+    if ice_agent.find_property("agent").is_none() {
+        return;
+    }
+    let agent = ice_agent.property::<gst::glib::Object>("agent");
+    if agent.find_property("upnp").is_some() {
+        agent.set_property("upnp", false);
     }
 }
 
