@@ -3,22 +3,27 @@
 //! REGISTER) and its calls. Requests are dispatched here; events go out as
 //! `sip.event` notifications. Secrets never reach the logs.
 
-use super::call::{DtmfMethod, GwCall};
+use super::browser::Browser;
+use super::call::GwCall;
 use super::errors::{codes, err, from_sip, no_call};
-use super::Gateway;
-use crate::protocol::{Notification, RpcError, PROTOCOL_VERSION};
+use super::service::{aor_key, Gateway, WebUser};
+use crate::call::DtmfMethod;
+use crate::protocol::gateway::{CallParams, GatewayRequest, Jsep, MessageParams, RegisterParams};
+use crate::protocol::{decode, RpcError, PROTOCOL_VERSION};
+use pipelines::sdp::Direction;
 use pipelines::DescriptionKind;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use signaling::{Account, Caller, IncomingCall, IncomingMessage, RegistrationEvent};
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 pub struct User {
     pub id: u64,
     gw: Arc<Gateway>,
-    out: mpsc::UnboundedSender<String>,
+    browser: Browser,
     state: Mutex<State>,
 }
 
@@ -41,166 +46,6 @@ struct AccountState {
     registered: bool,
     /// Stops the registration task (unregistering first); the reply says done.
     stop: Option<mpsc::UnboundedSender<oneshot::Sender<()>>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RegisterParams {
-    username: String,
-    #[serde(default)]
-    secret: Option<String>,
-    #[serde(default)]
-    ha1_secret: Option<String>,
-    #[serde(default)]
-    auth_user: Option<String>,
-    #[serde(default)]
-    display_name: Option<String>,
-    #[serde(default)]
-    proxy: Option<String>,
-    #[serde(default)]
-    outbound_proxy: Option<String>,
-    #[serde(default)]
-    transport: Option<String>,
-    #[serde(default)]
-    expires: Option<u32>,
-    #[serde(default)]
-    headers: Option<HashMap<String, String>>,
-    #[serde(default)]
-    guest: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Jsep {
-    #[serde(rename = "type")]
-    kind: String,
-    sdp: String,
-}
-
-impl Jsep {
-    fn parse(self) -> Result<(DescriptionKind, String), RpcError> {
-        let kind = match self.kind.as_str() {
-            "offer" => DescriptionKind::Offer,
-            "answer" => DescriptionKind::Answer,
-            other => return Err(err(codes::JSEP, format!("jsep.type must be \"offer\" or \"answer\", not {other:?}"))),
-        };
-        if !self.sdp.trim_start().starts_with("v=0") {
-            return Err(err(codes::JSEP, "jsep.sdp is not an SDP (it must start with v=0)"));
-        }
-        Ok((kind, self.sdp))
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CallParams {
-    uri: String,
-    #[serde(default)]
-    headers: Option<HashMap<String, String>>,
-    #[serde(default)]
-    jsep: Option<Jsep>,
-    #[serde(default)]
-    dtmf_method: Option<DtmfMethod>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct AcceptParams {
-    call: String,
-    jsep: Option<Jsep>,
-    #[serde(default)]
-    dtmf_method: Option<DtmfMethod>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CallOnly {
-    call: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeclineParams {
-    call: String,
-    #[serde(default)]
-    code: Option<u16>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HoldParams {
-    call: String,
-    #[serde(default)]
-    direction: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpdateParams {
-    call: String,
-    #[serde(default)]
-    jsep: Option<Jsep>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct TrickleParams {
-    call: String,
-    #[serde(default)]
-    candidate: Option<String>,
-    #[serde(default)]
-    sdp_m_line_index: Option<u32>,
-    #[serde(default)]
-    sdp_mid: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DtmfParams {
-    call: String,
-    tones: String,
-    #[serde(default)]
-    method: Option<DtmfMethod>,
-    #[serde(default)]
-    duration: Option<u32>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct InfoParams {
-    call: String,
-    content_type: String,
-    content: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct MessageParams {
-    #[serde(default)]
-    call: Option<String>,
-    #[serde(default)]
-    uri: Option<String>,
-    content: String,
-    #[serde(default)]
-    content_type: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RecordingParams {
-    call: String,
-    action: String,
-    #[serde(default)]
-    peer: Option<bool>,
-    #[serde(default)]
-    user: Option<bool>,
-    #[serde(default)]
-    filename: Option<String>,
-}
-
-fn params<T: for<'de> Deserialize<'de>>(value: Value) -> Result<T, RpcError> {
-    let value = if value.is_null() { json!({}) } else { value };
-    serde_json::from_value(value).map_err(|e| RpcError::invalid_params(format!("invalid params: {e}")))
 }
 
 fn is_sip_uri(s: &str) -> bool {
@@ -238,26 +83,21 @@ fn check_headers(headers: Option<HashMap<String, String>>) -> Result<Vec<(String
 
 impl User {
     pub fn new(gw: Arc<Gateway>, out: mpsc::UnboundedSender<String>) -> Arc<User> {
-        Arc::new(User { id: gw.next_id(), gw, out, state: Mutex::default() })
+        let id = gw.next_id();
+        Arc::new_cyclic(|me: &std::sync::Weak<User>| {
+            let me = me.clone();
+            let call_ended = Arc::new(move |call: &str| {
+                if let Some(user) = me.upgrade() {
+                    user.state.lock().unwrap().calls.remove(call);
+                }
+            });
+            User { id, gw, browser: Browser::new(id, out, call_ended), state: Mutex::default() }
+        })
     }
 
     /// Sends a `sip.event` notification to the browser.
-    pub fn emit(&self, event: &str, mut params: Value) {
-        params["event"] = json!(event);
-        tracing::debug!(user = self.id, %event, "event");
-        if let Ok(text) = serde_json::to_string(&Notification::new("sip.event", params)) {
-            let _ = self.out.send(text);
-        }
-    }
-
-    /// (user, host) of the registered AOR, for routing incoming requests.
-    pub fn aor_key(&self) -> Option<(String, String)> {
-        let st = self.state.lock().unwrap();
-        st.account.as_ref().filter(|a| a.registered && !a.guest).and_then(|a| super::aor_key(&a.aor))
-    }
-
-    pub fn call_ended(&self, id: &str) {
-        self.state.lock().unwrap().calls.remove(id);
+    fn emit(&self, event: &str, params: Value) {
+        self.browser.emit(event, params)
     }
 
     fn call(&self, id: &str) -> Result<Arc<GwCall>, RpcError> {
@@ -296,13 +136,14 @@ impl User {
     }
 
     pub async fn request(self: &Arc<Self>, method: &str, p: Value) -> Result<Value, RpcError> {
-        match method {
-            "protocol.version" => Ok(json!({ "protocol": PROTOCOL_VERSION, "version": env!("CARGO_PKG_VERSION") })),
-            "sip.register" => self.register(params(p)?),
-            "sip.unregister" => self.unregister().await,
-            "sip.call" => self.place_call(params(p)?).await,
-            "sip.accept" => {
-                let p: AcceptParams = params(p)?;
+        use GatewayRequest as G;
+        let docs = "the Gateway section of docs/protocol.md";
+        match decode(method, p, GatewayRequest::METHODS, docs)? {
+            G::Version(_) => Ok(json!({ "protocol": PROTOCOL_VERSION, "version": env!("CARGO_PKG_VERSION") })),
+            G::Register(p) => self.register(p),
+            G::Unregister(_) => self.unregister().await,
+            G::Call(p) => self.place_call(p).await,
+            G::Accept(p) => {
                 let jsep =
                     p.jsep.ok_or_else(|| err(codes::JSEP, "sip.accept needs the browser's answer in jsep"))?.parse()?;
                 if jsep.0 != DescriptionKind::Answer {
@@ -311,21 +152,18 @@ impl User {
                 self.call(&p.call)?.accept(jsep.1, p.dtmf_method).await?;
                 Ok(json!({}))
             }
-            "sip.decline" => {
-                let p: DeclineParams = params(p)?;
+            G::Decline(p) => {
                 self.call(&p.call)?.decline(p.code.unwrap_or(486)).await?;
                 Ok(json!({}))
             }
-            "sip.hangup" => {
-                let p: CallOnly = params(p)?;
+            G::Hangup(p) => {
                 self.call(&p.call)?.hangup().await?;
                 Ok(json!({}))
             }
-            "sip.hold" => {
-                let p: HoldParams = params(p)?;
+            G::Hold(p) => {
                 let direction = match p.direction.as_deref() {
-                    None | Some("sendonly") => "sendonly",
-                    Some("inactive") => "inactive",
+                    None | Some("sendonly") => Direction::SendOnly,
+                    Some("inactive") => Direction::Inactive,
                     Some(other) => {
                         return Err(RpcError::invalid_params(format!(
                             "direction must be \"sendonly\" or \"inactive\", not {other:?}"
@@ -334,38 +172,29 @@ impl User {
                 };
                 self.call(&p.call)?.set_hold(Some(direction)).await
             }
-            "sip.unhold" => {
-                let p: CallOnly = params(p)?;
-                self.call(&p.call)?.set_hold(None).await
-            }
-            "sip.update" => {
-                let p: UpdateParams = params(p)?;
+            G::Unhold(p) => self.call(&p.call)?.set_hold(None).await,
+            G::Update(p) => {
                 let jsep = p.jsep.map(Jsep::parse).transpose()?;
                 self.call(&p.call)?.update(jsep).await
             }
-            "sip.trickle" => {
-                let p: TrickleParams = params(p)?;
-                let _ = p.sdp_mid; // one audio m-line
+            G::Trickle(p) => {
                 self.call(&p.call)?.trickle(p.candidate.unwrap_or_default(), p.sdp_m_line_index.unwrap_or(0)).await?;
                 Ok(json!({}))
             }
-            "sip.dtmf" => {
-                let p: DtmfParams = params(p)?;
+            G::Dtmf(p) => {
                 let duration = p.duration.unwrap_or(100).clamp(40, 2000);
                 self.call(&p.call)?.dtmf(p.tones, p.method, duration).await?;
                 Ok(json!({}))
             }
-            "sip.info" => {
-                let p: InfoParams = params(p)?;
+            G::Info(p) => {
                 if p.content_type.contains(['\r', '\n']) {
                     return Err(RpcError::invalid_params("contentType has a line break"));
                 }
                 self.call(&p.call)?.info(&p.content_type, &p.content).await?;
                 Ok(json!({}))
             }
-            "sip.message" => self.message(params(p)?).await,
-            "sip.recording" => {
-                let p: RecordingParams = params(p)?;
+            G::Message(p) => self.message(p).await,
+            G::Recording(p) => {
                 let start = match p.action.as_str() {
                     "start" => true,
                     "stop" => false,
@@ -377,14 +206,10 @@ impl User {
                 };
                 self.call(&p.call)?.recording(start, p.peer.unwrap_or(true), p.user.unwrap_or(true), p.filename).await
             }
-            "sip.calls" => {
+            G::Calls(_) => {
                 let st = self.state.lock().unwrap();
                 Ok(json!({ "calls": st.calls.values().map(|c| c.summary()).collect::<Vec<_>>() }))
             }
-            other => Err(err(
-                codes::METHOD_NOT_FOUND,
-                format!("unknown method {other:?}; see the Gateway section of docs/protocol.md"),
-            )),
         }
     }
 
@@ -422,7 +247,7 @@ impl User {
                 return Err(RpcError::invalid_params(format!("transport must be udp, tcp or ws, not {t:?}")));
             }
             let base = proxy.clone().unwrap_or_else(|| {
-                let domain = super::aor_key(&p.username).map(|k| k.1).unwrap_or_default();
+                let domain = aor_key(&p.username).map(|k| k.1).unwrap_or_default();
                 format!("sip:{domain}")
             });
             proxy = Some(if base.contains(";transport=") { base } else { format!("{base};transport={t}") });
@@ -455,7 +280,7 @@ impl User {
         if let Some(e) = p.expires {
             account.expires = e.clamp(60, 86_400);
         }
-        let registration = self.gw.ua.register(account.clone()).map_err(from_sip)?;
+        let registration = self.gw.calls.ua.register(account.clone()).map_err(from_sip)?;
         let (stop_tx, stop_rx) = mpsc::unbounded_channel();
         st.account = Some(AccountState {
             caller: Caller::Account(account),
@@ -564,12 +389,13 @@ impl User {
         let id = format!("c{}", self.gw.next_id());
         tracing::info!(user = self.id, call = %id, uri = %p.uri, "calling");
         let result = GwCall::outgoing(
-            self.gw.clone(),
-            self,
+            &self.gw.calls,
+            self.browser.clone(),
+            self.gw.config.recordings_dir.clone(),
             id.clone(),
             caller,
-            p.uri.clone(),
-            headers,
+            &p.uri,
+            &headers,
             offer,
             p.dtmf_method.unwrap_or(DtmfMethod::Rfc4733),
         )
@@ -599,7 +425,7 @@ impl User {
                     return Err(RpcError::invalid_params(format!("uri must be a SIP URI, not {uri:?}")));
                 }
                 let caller = self.caller()?;
-                self.gw.ua.message(&caller, &uri, &content_type, &p.content).await.map_err(from_sip)?;
+                self.gw.calls.ua.message(&caller, &uri, &content_type, &p.content).await.map_err(from_sip)?;
             }
             _ => return Err(RpcError::invalid_params("give either call (inside a call) or uri (outside), not both")),
         }
@@ -607,7 +433,7 @@ impl User {
     }
 
     /// An INVITE routed to this user.
-    pub fn incoming_call(self: &Arc<Self>, inc: IncomingCall) {
+    fn take_call(self: &Arc<Self>, inc: IncomingCall) {
         let caller = inc.from.clone();
         let display = inc.display_name.clone();
         // Custom (X-) headers of the INVITE go to the browser, as Janus does.
@@ -626,7 +452,8 @@ impl User {
         let me = self.clone();
         tokio::spawn(async move {
             let id = format!("c{}", me.gw.next_id());
-            match GwCall::incoming(me.gw.clone(), &me, id.clone(), inc).await {
+            let dir = me.gw.config.recordings_dir.clone();
+            match GwCall::incoming(&me.gw.calls, me.browser.clone(), dir, id.clone(), inc).await {
                 Ok((call, jsep)) => {
                     me.finish_reservation(Some(call));
                     tracing::info!(user = me.id, call = %id, from = %caller, "incoming call");
@@ -639,10 +466,6 @@ impl User {
                 }
             }
         });
-    }
-
-    pub fn incoming_message(&self, m: IncomingMessage) {
-        self.emit("message", json!({ "sender": m.from, "contentType": m.content_type, "content": m.body }));
     }
 
     /// The connection closed: hang up every call, unregister.
@@ -661,6 +484,29 @@ impl User {
     }
 }
 
+impl WebUser for User {
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn aor_key(&self) -> Option<(String, String)> {
+        let st = self.state.lock().unwrap();
+        st.account.as_ref().filter(|a| a.registered && !a.guest).and_then(|a| aor_key(&a.aor))
+    }
+
+    fn incoming_call(self: Arc<Self>, incoming: IncomingCall) {
+        self.take_call(incoming)
+    }
+
+    fn incoming_message(&self, m: IncomingMessage) {
+        self.emit("message", json!({ "sender": m.from, "contentType": m.content_type, "content": m.body }));
+    }
+
+    fn shut_down(self: Arc<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move { self.shutdown().await })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -675,7 +521,12 @@ mod tests {
 
     #[test]
     fn register_params_are_strict() {
-        let p: Result<RegisterParams, _> = params(json!({"username": "sip:a@b", "secrett": "x"}));
+        let p = decode::<GatewayRequest>(
+            "sip.register",
+            json!({"username": "sip:a@b", "secrett": "x"}),
+            GatewayRequest::METHODS,
+            "docs",
+        );
         assert!(p.is_err(), "unknown fields are refused");
     }
 }
