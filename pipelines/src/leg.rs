@@ -32,8 +32,10 @@ pub struct LegOptions {
     /// When RTP legs send to where the peer's RTP comes from instead of
     /// the address in its SDP.
     pub symmetric_rtp: SymmetricRtp,
-    /// RTP legs report `disconnected` after this long without RTP from a
-    /// peer that should be sending (0: never).
+    /// After this long without RTP from a peer that should be sending
+    /// (on hold: without RTCP either, and at least 20 s), the leg reports
+    /// [`LegEvent::MediaTimeout`]; RTP legs also report `disconnected`.
+    /// 0: never.
     pub rtp_timeout_ms: u32,
 }
 
@@ -116,6 +118,16 @@ pub enum LegEvent {
     Dtmf {
         tone: char,
     },
+    /// The peer has sent no media for longer than the leg's timeout
+    /// although it should be sending: no RTP, or, on hold (`held`), no
+    /// RTCP either (see [`crate::media_watch`]). A peer gone without BYE;
+    /// a call layer hangs up on it. Reported once until media resumes.
+    MediaTimeout {
+        silent_for_ms: u64,
+        held: bool,
+    },
+    /// Media arrived again after a [`LegEvent::MediaTimeout`].
+    MediaResumed,
     /// The leg stopped on its own (media error) or was closed.
     Closed {
         reason: String,

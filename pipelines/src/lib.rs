@@ -18,6 +18,7 @@ pub mod dtmf;
 mod error;
 mod leg;
 mod link;
+mod media_watch;
 mod opus_decoder;
 mod player;
 mod port;

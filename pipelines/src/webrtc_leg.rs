@@ -13,6 +13,7 @@ use crate::codec::{self, Codec, CodecChoice};
 use crate::leg::{
     ConnectionState, DescriptionKind, EventHandler, LegEvent, LegOptions, Negotiation, SessionDescriptionText,
 };
+use crate::media_watch::MediaWatch;
 use crate::port::MediaPort;
 use crate::relay::RelayFormat;
 use crate::runtime::{make, new_pipeline, watch_bus};
@@ -48,6 +49,8 @@ struct Inner {
     port: MediaPort,
     gate: SendGate,
     gathering: Arc<(Mutex<Gathering>, Condvar)>,
+    /// Whether the peer still sends ([`crate::media_watch`]).
+    watch: MediaWatch,
     state: Mutex<State>,
 }
 
@@ -58,6 +61,8 @@ struct State {
     /// answer exists: a send chain linked earlier would make webrtcbin
     /// intersect the answer with its caps and drop telephone-event.
     answer_choice: Option<CodecChoice>,
+    /// The direction the last remote description gave us.
+    direction: Direction,
     closed: bool,
 }
 
@@ -97,6 +102,7 @@ impl WebRtcLeg {
         transceiver.set_property("direction", WebRTCRTPTransceiverDirection::Sendrecv);
         transceiver.set_property("codec-preferences", offer_caps(&options.codecs));
 
+        let watch = MediaWatch::new(options.rtp_timeout_ms, events.clone(), false);
         let leg = WebRtcLeg {
             inner: Arc::new(Inner {
                 options,
@@ -109,15 +115,18 @@ impl WebRtcLeg {
                 port: MediaPort::default(),
                 gate: SendGate::default(),
                 gathering: Arc::default(),
+                watch,
                 state: Mutex::new(State {
                     negotiation: Negotiation::Stable,
                     send: None,
                     answer_choice: None,
+                    direction: Direction::SendRecv,
                     closed: false,
                 }),
             }),
         };
         leg.connect_signals();
+        leg.count_rtcp();
         watch_bus(&leg.inner.pipeline, &leg.inner.events);
         leg.inner.pipeline.set_state(gst::State::Playing)?;
         (leg.inner.events)(LegEvent::ConnectionStateChange(ConnectionState::New));
@@ -167,11 +176,25 @@ impl WebRtcLeg {
         inner.webrtc.connect_pad_added(move |_, pad| {
             let Some(inner) = weak.upgrade() else { return };
             if pad.direction() == gst::PadDirection::Src {
+                count_rtp(pad, &inner.watch);
                 relay_from(pad, &inner.port);
                 if let Err(err) = receive::attach(inner.pipeline.upcast_ref(), pad, &inner.port, &inner.events) {
                     tracing::warn!(%err, "cannot receive WebRTC stream");
                 }
             }
+        });
+    }
+
+    /// RTCP reports from the peer, as webrtcbin's rtpbin sees them: its
+    /// `on-ssrc-active` fires for every sender or receiver report received.
+    fn count_rtcp(&self) {
+        let Some(rtpbin) = self.inner.webrtc.downcast_ref::<gst::Bin>().and_then(|b| b.by_name("rtpbin")) else {
+            return tracing::warn!("webrtcbin has no rtpbin: RTCP does not count for the media timeout");
+        };
+        let watch = self.inner.watch.clone();
+        rtpbin.connect("on-ssrc-active", false, move |_| {
+            watch.rtcp();
+            None
         });
     }
 
@@ -211,7 +234,10 @@ impl WebRtcLeg {
             local.map(|d| d.sdp().as_text()).transpose()?.ok_or(Error::Pipeline("no local description".into()))?;
         state.negotiation = match kind {
             DescriptionKind::Offer => Negotiation::HaveLocalOffer(sdp.clone()),
-            DescriptionKind::Answer => Negotiation::Stable,
+            DescriptionKind::Answer => {
+                self.inner.watch.arm(state.direction != Direction::SendRecv);
+                Negotiation::Stable
+            }
         };
         if let Some(choice) = state.answer_choice.take() {
             self.ensure_send_chain(&mut state, &choice)?;
@@ -256,6 +282,7 @@ impl WebRtcLeg {
         };
         self.promise("set-remote-description", Some(&WebRTCSessionDescription::new(sdp_type, message)))?;
         self.inner.gate.set_may_send(direction.sends());
+        state.direction = direction;
         state.negotiation = match kind {
             DescriptionKind::Offer => {
                 state.answer_choice = Some(choice);
@@ -263,6 +290,7 @@ impl WebRtcLeg {
             }
             DescriptionKind::Answer => {
                 self.ensure_send_chain(&mut state, &choice)?;
+                self.inner.watch.arm(direction != Direction::SendRecv);
                 Negotiation::Stable
             }
         };
@@ -313,6 +341,7 @@ impl WebRtcLeg {
             }
             state.closed = true;
         }
+        self.inner.watch.disarm();
         self.inner.port.set_relay_format(None);
         crate::leg::shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
     }
@@ -389,6 +418,16 @@ fn disable_upnp(ice_agent: &gst_webrtc::WebRTCICE) {
 struct Gathering {
     complete: bool,
     last_candidate: Option<Instant>,
+}
+
+/// Every RTP packet leaving webrtcbin (decrypted, past its jitter buffer)
+/// shows the peer alive.
+fn count_rtp(pad: &gst::Pad, watch: &MediaWatch) {
+    let watch = watch.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, _| {
+        watch.rtp();
+        gst::PadProbeReturn::Ok
+    });
 }
 
 /// Audio RTP leaving webrtcbin (decrypted, past its jitter buffer) for a

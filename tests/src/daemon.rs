@@ -26,6 +26,18 @@ impl Daemon {
 
     /// Like [`Daemon::start`] with a log name and environment variables.
     pub fn start_named(dir: &Path, name: &str, config: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Daemon> {
+        Self::start_for(dir, name, config, args, env, Duration::from_secs(240))
+    }
+
+    /// Like [`Daemon::start_named`], stopped after `limit` (long runs: the soak).
+    pub fn start_for(
+        dir: &Path,
+        name: &str,
+        config: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        limit: Duration,
+    ) -> Result<Daemon> {
         let path = dir.join(format!("{name}.toml"));
         std::fs::write(&path, config)?;
         let sip_port = free_udp_port();
@@ -42,7 +54,7 @@ impl Daemon {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = spawn(&mut cmd, dir, name, Duration::from_secs(240))?;
+        let mut child = spawn(&mut cmd, dir, name, limit)?;
         child.wait_for_log("sipbridge daemon ready", Duration::from_secs(20))?;
         Ok(Daemon { child, sip_port, config: path })
     }
