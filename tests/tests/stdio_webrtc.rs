@@ -183,3 +183,33 @@ fn webrtc_to_rtp_with_the_same_codec_is_relayed() {
         heard.tone_share(PHONE_TONE as f64)
     );
 }
+
+/// A browser that vanishes (its process killed: no DTLS close, its RTP just
+/// stops) is reported `mediatimeout` once the RTP timeout has passed, and
+/// not before, while its audio flows.
+#[test]
+fn a_vanished_browser_is_reported_as_a_media_timeout() {
+    let dir = test_dir("vanished_browser");
+    let bridge = Bridge::start(&dir, &[]).unwrap();
+    let browser = WebRtcPeer::start(Stack::Aiortc, &dir, "browser", BROWSER_TONE).unwrap();
+    let w = bridge.create("webrtc", json!({ "rtpTimeoutMs": 2000 })).unwrap();
+    let offer = browser.create_offer().unwrap();
+    bridge.set_remote(&w, "offer", &offer).unwrap();
+    let (_, answer) = bridge.local_description(&w).unwrap();
+    browser.set_remote("answer", &answer).unwrap();
+    browser.wait_connected().unwrap();
+    bridge
+        .wait_session_event(&w, "connectionstatechange", Duration::from_secs(10), |e| e["state"] == "connected")
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let early: Vec<_> = bridge.io.events().into_iter().filter(|e| e["params"]["type"] == "mediatimeout").collect();
+    assert!(early.is_empty(), "no timeout while the browser sends: {early:?}");
+
+    let vanished = Instant::now();
+    drop(browser);
+    let event = bridge.wait_session_event(&w, "mediatimeout", Duration::from_secs(8), |_| true).unwrap();
+    let after = vanished.elapsed();
+    assert_eq!(event["held"], json!(false));
+    assert!(event["silentMs"].as_u64().unwrap() > 2000, "{event}");
+    assert!(after > Duration::from_millis(1500) && after < Duration::from_secs(5), "reported {after:?} after");
+}
