@@ -1,6 +1,7 @@
-//! The session engine behind every control transport (stdio now, the
-//! daemon's WebSocket later): a registry of media sessions and the links
-//! between them, and the dispatch of protocol methods onto them.
+//! The media engine behind `sipbridge stdio`: a registry of media sessions
+//! and the links, rooms, players and recorders between them, and the
+//! dispatch of [`MediaRequest`]s onto them. Locks guard maps only: a
+//! recorder being finished (seconds, at worst) is taken out first.
 
 use crate::protocol::media::{CreateParams, LegKind, LinkParams, MediaRequest, PlayParams, RoomParams};
 use crate::protocol::{codes, decode, Notification, RpcError, PROTOCOL_VERSION};

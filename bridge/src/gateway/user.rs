@@ -25,6 +25,8 @@ pub struct User {
     gw: Arc<Gateway>,
     browser: Browser,
     state: Mutex<State>,
+    /// Woken when the last call's teardown has finished.
+    calls_gone: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -88,10 +90,15 @@ impl User {
             let me = me.clone();
             let call_ended = Arc::new(move |call: &str| {
                 if let Some(user) = me.upgrade() {
-                    user.state.lock().unwrap().calls.remove(call);
+                    let mut st = user.state.lock().unwrap();
+                    st.calls.remove(call);
+                    if st.calls.is_empty() {
+                        user.calls_gone.notify_waiters();
+                    }
                 }
             });
-            User { id, gw, browser: Browser::new(id, out, call_ended), state: Mutex::default() }
+            let browser = Browser::new(id, out, call_ended);
+            User { id, gw, browser, state: Mutex::default(), calls_gone: tokio::sync::Notify::new() }
         })
     }
 
@@ -477,6 +484,19 @@ impl User {
         };
         for call in calls {
             let _ = call.hangup().await;
+        }
+        // Each call's `hangup` event reaches the browser before we go on.
+        let torn_down = async {
+            loop {
+                let gone = self.calls_gone.notified();
+                if self.state.lock().unwrap().calls.is_empty() {
+                    break;
+                }
+                gone.await;
+            }
+        };
+        if tokio::time::timeout(std::time::Duration::from_secs(3), torn_down).await.is_err() {
+            tracing::warn!(user = self.id, "calls still tearing down");
         }
         if self.state.lock().unwrap().account.is_some() {
             let _ = self.unregister().await;
