@@ -14,6 +14,8 @@ pub struct Daemon {
     pub child: Child,
     pub sip_port: u16,
     pub config: PathBuf,
+    /// The address it listens on (SIP and media).
+    pub ip: std::net::IpAddr,
 }
 
 impl Daemon {
@@ -38,35 +40,58 @@ impl Daemon {
         env: &[(&str, &str)],
         limit: Duration,
     ) -> Result<Daemon> {
+        let mut cmd = Command::new(sipbridge_bin());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Self::spawn(dir, name, config, cmd, [127, 0, 0, 1].into(), args, limit)
+    }
+
+    /// Like [`Daemon::start`], inside `host`'s network namespace: SIP and
+    /// media on the host's address.
+    pub fn start_on(dir: &Path, host: &crate::netns::Host, config: &str, args: &[&str]) -> Result<Daemon> {
+        let media = host.addr.to_string();
+        let args: Vec<&str> = ["--media-address", media.as_str()].into_iter().chain(args.iter().copied()).collect();
+        let limit = Duration::from_secs(240);
+        Self::spawn(dir, "sipbridge", config, host.command(sipbridge_bin()), host.addr.into(), &args, limit)
+    }
+
+    /// `cmd` is the sipbridge program (perhaps entered through nsenter),
+    /// stopped after `limit`.
+    fn spawn(
+        dir: &Path,
+        name: &str,
+        config: &str,
+        mut cmd: Command,
+        ip: std::net::IpAddr,
+        args: &[&str],
+        limit: Duration,
+    ) -> Result<Daemon> {
         let path = dir.join(format!("{name}.toml"));
         std::fs::write(&path, config)?;
         let sip_port = free_udp_port();
-        let mut cmd = Command::new(sipbridge_bin());
         cmd.arg("daemon")
             .arg("--config")
             .arg(&path)
             .arg("--sip-listen")
-            .arg(format!("127.0.0.1:{sip_port}"))
+            .arg(format!("{ip}:{sip_port}"))
             .args(args)
             .current_dir(dir)
             .env("SIPBRIDGE_LOG", "info,rsipstack=warn")
             .env("NO_COLOR", "1");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
         let mut child = spawn(&mut cmd, dir, name, limit)?;
         child.wait_for_log("sipbridge daemon ready", Duration::from_secs(20))?;
-        Ok(Daemon { child, sip_port, config: path })
+        Ok(Daemon { child, sip_port, config: path, ip })
     }
 
-    /// `127.0.0.1:<port>`.
+    /// `<ip>:<port>`.
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.sip_port)
+        format!("{}:{}", self.ip, self.sip_port)
     }
 
-    /// `sip:<user>@127.0.0.1:<port>`.
+    /// `sip:<user>@<ip>:<port>`.
     pub fn uri(&self, user: &str) -> String {
-        format!("sip:{user}@127.0.0.1:{}", self.sip_port)
+        format!("sip:{user}@{}:{}", self.ip, self.sip_port)
     }
 
     pub fn log(&self) -> String {
