@@ -19,7 +19,7 @@
 //! otherwise receive its own SSRC back, which RFC 3550 treats as a loop.
 
 use crate::codec::{Codec, CodecChoice};
-use crate::send::SendGate;
+use crate::leg::gate::SendGate;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Mutex;
 use std::time::Instant;

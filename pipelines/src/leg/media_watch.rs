@@ -17,7 +17,7 @@
 //! stores; one thread for the process checks every watched leg four times a
 //! second.
 
-use crate::leg::{ConnectionState, EventHandler, LegEvent};
+use crate::leg::events::{ConnectionState, EventHandler, LegEvent};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
