@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! send chain ! webrtcbin.sink_0        webrtcbin.src_* -> receive::attach
+//! (relayed RTP -> the chain's rtpdtmfmux)  (webrtcbin's rtpbin.recv_rtp_sink_*: relayed before its jitter buffer)
 //! ```
 //! What webrtcbin needs from us, learned the hard way (docs/architecture.md, "WebRTC leg"):
 //! loopback must be added to the ICE agent by hand; the DTLS certificate
@@ -13,14 +14,15 @@ use crate::codec::sdp::{Direction, SessionDescription};
 use crate::codec::{self, Codec, CodecChoice};
 use crate::leg::events::{ConnectionState, EventHandler, LegEvent};
 use crate::leg::gate::SendGate;
+use crate::leg::jitter;
 use crate::leg::lifecycle::{shut_down, watch_bus};
 use crate::leg::media_watch::MediaWatch;
 use crate::leg::negotiation::{DescriptionKind, Negotiation, SessionDescriptionText};
 use crate::leg::options::LegOptions;
 use crate::leg::port::MediaPort;
 use crate::leg::receive;
-use crate::leg::relay::RelayFormat;
-use crate::leg::send::{self, SendChain};
+use crate::leg::relay::{RelayEnd, RelayFormat, RelayOutput};
+use crate::leg::send::{self, RtpInput, SendChain};
 use crate::runtime::{make, new_pipeline};
 use crate::Error;
 use gst::prelude::*;
@@ -51,6 +53,8 @@ struct Inner {
     transceiver: gst_webrtc::WebRTCRTPTransceiver,
     port: MediaPort,
     gate: SendGate,
+    /// Where packets relayed to this leg enter its send chain.
+    relay_input: Arc<Mutex<Option<Arc<RtpInput>>>>,
     gathering: Arc<(Mutex<Gathering>, Condvar)>,
     /// Whether the peer still sends ([`crate::media_watch`]).
     watch: MediaWatch,
@@ -106,6 +110,27 @@ impl WebRtcLeg {
         transceiver.set_property("codec-preferences", offer_caps(&options.codecs));
 
         let watch = MediaWatch::new(options.rtp_timeout_ms, events.clone(), false);
+        let port = MediaPort::default();
+        let gate = SendGate::default();
+        let relay_input: Arc<Mutex<Option<Arc<RtpInput>>>> = Arc::default();
+        let input = relay_input.clone();
+        let relay = RelayEnd::new(
+            RelayOutput::Chain(Box::new(move |packet| {
+                let Some(input) = input.lock().unwrap().clone() else { return false };
+                input.push(packet);
+                true
+            })),
+            gate.clone(),
+        );
+        port.set_relay_end(Arc::new(relay));
+        let rtpbin = webrtc
+            .downcast_ref::<gst::Bin>()
+            .and_then(|bin| bin.by_name("rtpbin"))
+            .ok_or(Error::Pipeline("webrtcbin has no rtpbin".into()))?;
+        // Before the relay's probe, which drops what it relays.
+        watch_peer(&rtpbin, &watch);
+        relay_before_jitter_buffer(&rtpbin, &port);
+        jitter::adapt(&rtpbin, &port);
         let leg = WebRtcLeg {
             inner: Arc::new(Inner {
                 options,
@@ -115,8 +140,9 @@ impl WebRtcLeg {
                 _ice_agent: ice_agent,
                 sink_pad,
                 transceiver,
-                port: MediaPort::default(),
-                gate: SendGate::default(),
+                port,
+                gate,
+                relay_input,
                 gathering: Arc::default(),
                 watch,
                 state: Mutex::new(State {
@@ -129,7 +155,6 @@ impl WebRtcLeg {
             }),
         };
         leg.connect_signals();
-        leg.count_rtcp();
         watch_bus(&leg.inner.pipeline, &leg.inner.events);
         leg.inner.pipeline.set_state(gst::State::Playing)?;
         (leg.inner.events)(LegEvent::ConnectionStateChange(ConnectionState::New));
@@ -179,25 +204,10 @@ impl WebRtcLeg {
         inner.webrtc.connect_pad_added(move |_, pad| {
             let Some(inner) = weak.upgrade() else { return };
             if pad.direction() == gst::PadDirection::Src {
-                count_rtp(pad, &inner.watch);
-                relay_from(pad, &inner.port);
                 if let Err(err) = receive::attach(inner.pipeline.upcast_ref(), pad, &inner.port, &inner.events) {
                     tracing::warn!(%err, "cannot receive WebRTC stream");
                 }
             }
-        });
-    }
-
-    /// RTCP reports from the peer, as webrtcbin's rtpbin sees them: its
-    /// `on-ssrc-active` fires for every sender or receiver report received.
-    fn count_rtcp(&self) {
-        let Some(rtpbin) = self.inner.webrtc.downcast_ref::<gst::Bin>().and_then(|b| b.by_name("rtpbin")) else {
-            return tracing::warn!("webrtcbin has no rtpbin: RTCP does not count for the media timeout");
-        };
-        let watch = self.inner.watch.clone();
-        rtpbin.connect("on-ssrc-active", false, move |_| {
-            watch.rtcp();
-            None
         });
     }
 
@@ -306,11 +316,13 @@ impl WebRtcLeg {
             return Ok(());
         }
         let bin: &gst::Bin = self.inner.pipeline.upcast_ref();
+        *self.inner.relay_input.lock().unwrap() = None;
         if let Some(old) = state.send.take() {
             old.remove();
         }
         let chain = send::build(bin, &self.inner.port, choice, &self.inner.options, &self.inner.gate)?;
         chain.src_pad.link(&self.inner.sink_pad)?;
+        *self.inner.relay_input.lock().unwrap() = Some(Arc::new(chain.rtp_input()?));
         state.send = Some(chain);
         Ok(())
     }
@@ -423,29 +435,59 @@ struct Gathering {
     last_candidate: Option<Instant>,
 }
 
-/// Every RTP packet leaving webrtcbin (decrypted, past its jitter buffer)
-/// shows the peer alive.
-fn count_rtp(pad: &gst::Pad, watch: &MediaWatch) {
-    let watch = watch.clone();
-    pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, _| {
-        watch.rtp();
-        gst::PadProbeReturn::Ok
+/// The peer's RTP as it arrives (decrypted, before the relay and the jitter
+/// buffer), and its RTCP reports: rtpbin's `on-ssrc-active` fires for
+/// every sender or receiver report received.
+fn watch_peer(rtpbin: &gst::Element, watch: &MediaWatch) {
+    let rtp = watch.clone();
+    rtpbin.connect_pad_added(move |_, pad| {
+        if pad.direction() != gst::PadDirection::Sink || !pad.name().starts_with("recv_rtp_sink_") {
+            return;
+        }
+        let rtp = rtp.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, _| {
+            rtp.rtp();
+            gst::PadProbeReturn::Ok
+        });
+    });
+    let rtcp = watch.clone();
+    rtpbin.connect("on-ssrc-active", false, move |_| {
+        rtcp.rtcp();
+        None
     });
 }
 
-/// Audio RTP leaving webrtcbin (decrypted, past its jitter buffer) for a
-/// linked plain RTP leg with the same codec goes straight out of that leg's
-/// socket ([`crate::leg::relay`]): no depayloading, payloading or second rtpbin.
-/// It goes on into the pipeline only if something else wants it decoded.
-fn relay_from(pad: &gst::Pad, port: &MediaPort) {
+/// Audio RTP arriving on the leg (decrypted, before webrtcbin's internal
+/// rtpbin and its jitter buffer) for a linked leg with the same codec is
+/// relayed as it comes ([`crate::leg::relay`]): bursts and late packets
+/// included, which a jitter buffer here would have held or dropped. It goes
+/// on into rtpbin only if something else wants it decoded; telephone-event
+/// and RTCP always do.
+fn relay_before_jitter_buffer(rtpbin: &gst::Element, port: &MediaPort) {
     let port = port.clone();
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        let relayed = info.buffer().and_then(|b| b.map_readable().ok()).is_some_and(|data| port.relay(&data));
-        if relayed && !port.has_demand() {
-            gst::PadProbeReturn::Drop
-        } else {
-            gst::PadProbeReturn::Ok
+    rtpbin.connect_pad_added(move |_, pad| {
+        if pad.direction() != gst::PadDirection::Sink || !pad.name().starts_with("recv_rtp_sink_") {
+            return;
         }
+        let port = port.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, info| {
+            let demand = port.has_demand();
+            let relayed = |buffer: &gst::BufferRef| buffer.map_readable().is_ok_and(|data| port.relay(&data));
+            match &mut info.data {
+                // The guard relays the packet; it is dropped if nobody else wants it.
+                Some(gst::PadProbeData::Buffer(buffer)) if relayed(buffer) && !demand => {
+                    return gst::PadProbeReturn::Drop;
+                }
+                Some(gst::PadProbeData::BufferList(list)) => {
+                    list.make_mut().foreach_mut(|buffer, _| {
+                        let keep = !relayed(&buffer) || demand;
+                        std::ops::ControlFlow::Continue(keep.then_some(buffer))
+                    });
+                }
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        });
     });
 }
 
