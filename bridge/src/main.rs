@@ -4,6 +4,7 @@ mod call;
 mod daemon;
 mod engine;
 mod gateway;
+mod logging;
 mod protocol;
 mod stdio;
 
@@ -50,7 +51,7 @@ enum Command {
     /// WebSocket API at `/ws` on --ws-listen, a SIP user agent on
     /// --sip-listen (docs/protocol.md, section Gateway). The same as
     /// `run --preset gateway`; `--config FILE` reads a TOML configuration.
-    Gateway(gateway::GatewayArgs),
+    Gateway(Box<gateway::GatewayArgs>),
 }
 
 #[derive(clap::Args)]
@@ -153,15 +154,7 @@ fn main() -> anyhow::Result<()> {
     };
     // The SIP stack logs every message at info: only its warnings by default.
     let default_filter = if daemon_config.is_some() { "info,rsipstack=warn" } else { "info" };
-    // Colours only for a person at a terminal, not in files and journals.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SIPBRIDGE_LOG").unwrap_or_else(|_| default_filter.into()),
-        )
-        .init();
+    logging::init(default_filter);
     pipelines::init()?;
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
