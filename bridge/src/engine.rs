@@ -248,6 +248,10 @@ impl Engine {
                     tracing::info!(session = %session, %tone, "DTMF received");
                     json!({ "session": session, "type": "dtmf", "tone": tone.to_string() })
                 }
+                LegEvent::MediaTimeout { silent_for_ms, held } => {
+                    json!({ "session": session, "type": "mediatimeout", "silentMs": silent_for_ms, "held": held })
+                }
+                LegEvent::MediaResumed => json!({ "session": session, "type": "mediaresumed" }),
                 LegEvent::Closed { reason } => json!({ "session": session, "type": "closed", "reason": reason }),
             };
             let _ = tx.send(Notification::new("session.event", params));

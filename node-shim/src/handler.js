@@ -60,7 +60,9 @@ async function applyModifiers(description, modifiers) {
  * SessionDescriptionHandler methods, the application the media ones.
  *
  * Events: `dtmf` (tone), `connectionstatechange` (state), `icecandidate`
- * ({candidate, sdpMLineIndex}), `playended` (params), `closed` (reason),
+ * ({candidate, sdpMLineIndex}), `playended` (params), `mediatimeout`
+ * ({silentMs, held}: the peer sent nothing for `rtpTimeoutMs`),
+ * `mediaresumed`, `closed` (reason),
  * `error` (Error; only emitted when someone listens), `event` (raw params of
  * every session event).
  */
@@ -92,7 +94,7 @@ export class SipBridgeSessionDescriptionHandler extends EventEmitter {
     this.connectionState = "new";
 
     const params = { kind: this.kind };
-    for (const k of ["codecs", "latencyMs", "mediaAddresses", "opusBitrate", "opusComplexity", "ptime", "symmetricRtp"]) {
+    for (const k of ["codecs", "latencyMs", "mediaAddresses", "opusBitrate", "opusComplexity", "ptime", "rtpTimeoutMs", "symmetricRtp"]) {
       if (options[k] !== undefined) params[k] = options[k];
     }
     this._created = bridge.request("session.create", params).then((r) => {
@@ -249,6 +251,12 @@ export class SipBridgeSessionDescriptionHandler extends EventEmitter {
         break;
       case "playended":
         this.emit("playended", params);
+        break;
+      case "mediatimeout":
+        this.emit("mediatimeout", { silentMs: params.silentMs, held: params.held });
+        break;
+      case "mediaresumed":
+        this.emit("mediaresumed");
         break;
       case "closed":
         this._markClosed(params.reason || "closed by the bridge");

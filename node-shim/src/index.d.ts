@@ -32,6 +32,8 @@ export interface SipBridgeHandlerOptions {
   opusComplexity?: number;
   /** Packet time asked for in RTP offers, ms. */
   ptime?: number;
+  /** No RTP from the peer for this long (ms, bridge default 10000; on hold RTCP counts, at least 20 s) gives `mediatimeout`. 0: never. */
+  rtpTimeoutMs?: number;
   symmetricRtp?: "auto" | "always" | "never";
 }
 
@@ -57,6 +59,12 @@ export interface SipBridgeFactoryOptions extends SipBridgeHandlerOptions, Bridge
    * the app called `close()`. Default true.
    */
   endSessionOnMediaFailure?: boolean;
+  /**
+   * End the SIP.js session (BYE) when the bridge reports `mediatimeout`:
+   * the peer sent no media for `rtpTimeoutMs` (gone without BYE). Not while
+   * we hold the call ourselves. Default true.
+   */
+  endSessionOnMediaTimeout?: boolean;
   /** Every line the child logs (stderr). */
   onStderr?(line: string, bridge: BridgeProcess): void;
   /** A line from the child that is not a valid protocol message (it was skipped). */
@@ -181,6 +189,8 @@ export class SipBridgeSessionDescriptionHandler extends EventEmitter implements 
   on(event: "connectionstatechange", listener: (state: "new" | "connecting" | "connected" | "disconnected" | "failed" | "closed") => void): this;
   on(event: "icecandidate", listener: (c: { candidate: string; sdpMLineIndex: number }) => void): this;
   on(event: "playended", listener: (params: object) => void): this;
+  on(event: "mediatimeout", listener: (params: { silentMs: number; held: boolean }) => void): this;
+  on(event: "mediaresumed", listener: () => void): this;
   on(event: "closed", listener: (reason: string) => void): this;
   on(event: "error", listener: (error: Error) => void): this;
   on(event: "event", listener: (params: { session: string; type: string; [k: string]: unknown }) => void): this;

@@ -6,7 +6,7 @@ import { SipBridgeSessionDescriptionHandler, getDirection, setDirection } from "
 
 export { BridgeProcess, BridgeError, PROTOCOL_VERSION, resolveBinary, SipBridgeSessionDescriptionHandler, getDirection, setDirection };
 
-const HANDLER_KEYS = ["kind", "codecs", "latencyMs", "mediaAddresses", "opusBitrate", "opusComplexity", "ptime", "symmetricRtp"];
+const HANDLER_KEYS = ["kind", "codecs", "latencyMs", "mediaAddresses", "opusBitrate", "opusComplexity", "ptime", "rtpTimeoutMs", "symmetricRtp"];
 const NO_UA = Symbol("no user agent");
 
 /** Ends a SIP.js session whatever state it is in (BYE, CANCEL or a 500), without throwing. */
@@ -46,6 +46,7 @@ export function endSipSession(session, statusCode = 500) {
 export function createSessionDescriptionHandlerFactory(options = {}) {
   const perSession = options.process === "per-session";
   const endOnFailure = options.endSessionOnMediaFailure !== false;
+  const endOnTimeout = options.endSessionOnMediaTimeout !== false;
   /** @type {Map<any, Entry>} shared processes by UserAgent (or NO_UA) */
   const shared = new Map();
   /** @type {Set<Entry>} every live process entry */
@@ -124,6 +125,14 @@ export function createSessionDescriptionHandlerFactory(options = {}) {
         }
       },
     });
+    // A peer gone without BYE (no media for rtpTimeoutMs): hang up, unless
+    // we hold the call ourselves (our SDP said sendonly/inactive, so the
+    // peer may rightly send nothing).
+    if (endOnTimeout && session) {
+      handler.on("mediatimeout", () => {
+        if (!handler.held) endSipSession(session);
+      });
+    }
     entry.handlers.add(handler);
     entry.bridge.ref();
     return handler;

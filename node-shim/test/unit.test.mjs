@@ -415,3 +415,57 @@ test("a UserAgent that stops ends its shared child once its last call is over", 
     await f.close();
   }
 });
+
+test("a media timeout ends the SIP.js session with BYE by default, not while we hold it, not when turned off", async () => {
+  const f = fakeFactory("");
+  const off = fakeFactory("", { endSessionOnMediaTimeout: false });
+  const timeout = (h) => ({ event: { session: h.id, type: "mediatimeout", silentMs: 30250, held: false } });
+  try {
+    const sip = stubSession();
+    const h = f(sip);
+    await h.ready();
+    const seen = once(h, "mediatimeout");
+    await f.getProcess().request("test.emit", timeout(h));
+    const [params] = await seen;
+    assert.deepEqual(params, { silentMs: 30250, held: false });
+    assert.deepEqual(sip.calls, ["bye"], "the vanished peer gets BYE");
+    const resumed = once(h, "mediaresumed");
+    await f.getProcess().request("test.emit", { event: { session: h.id, type: "mediaresumed" } });
+    await resumed;
+
+    const heldSip = stubSession();
+    const held = f(heldSip);
+    await held.ready();
+    await held.getDescription({ hold: true });
+    assert.equal(held.held, true);
+    const heldSeen = once(held, "mediatimeout");
+    await f.getProcess().request("test.emit", timeout(held));
+    await heldSeen;
+    assert.deepEqual(heldSip.calls, [], "a call we hold ourselves is kept");
+
+    const keptSip = stubSession();
+    const kept = off(keptSip);
+    await kept.ready();
+    const keptSeen = once(kept, "mediatimeout");
+    await off.getProcess().request("test.emit", timeout(kept));
+    await keptSeen;
+    assert.deepEqual(keptSip.calls, [], "endSessionOnMediaTimeout: false leaves it to the app");
+    const log = (await off.getProcess().request("test.log")).log.filter((l) => l.method === "session.create");
+    assert.equal(log.length, 1);
+  } finally {
+    await f.close();
+    await off.close();
+  }
+});
+
+test("rtpTimeoutMs is passed to session.create", async () => {
+  const f = fakeFactory("", { rtpTimeoutMs: 30000 });
+  try {
+    const h = f.createHandler();
+    await h.ready();
+    const log = (await f.getProcess().request("test.log")).log.filter((l) => l.method === "session.create");
+    assert.equal(log[0].params.rtpTimeoutMs, 30000);
+  } finally {
+    await f.close();
+  }
+});

@@ -28,11 +28,23 @@ impl Daemon {
 
     /// Like [`Daemon::start`] with a log name and environment variables.
     pub fn start_named(dir: &Path, name: &str, config: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Daemon> {
+        Self::start_for(dir, name, config, args, env, Duration::from_secs(240))
+    }
+
+    /// Like [`Daemon::start_named`], stopped after `limit` (long runs: the soak).
+    pub fn start_for(
+        dir: &Path,
+        name: &str,
+        config: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        limit: Duration,
+    ) -> Result<Daemon> {
         let mut cmd = Command::new(sipbridge_bin());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        Self::spawn(dir, name, config, cmd, [127, 0, 0, 1].into(), args)
+        Self::spawn(dir, name, config, cmd, [127, 0, 0, 1].into(), args, limit)
     }
 
     /// Like [`Daemon::start`], inside `host`'s network namespace: SIP and
@@ -40,10 +52,12 @@ impl Daemon {
     pub fn start_on(dir: &Path, host: &crate::netns::Host, config: &str, args: &[&str]) -> Result<Daemon> {
         let media = host.addr.to_string();
         let args: Vec<&str> = ["--media-address", media.as_str()].into_iter().chain(args.iter().copied()).collect();
-        Self::spawn(dir, "sipbridge", config, host.command(sipbridge_bin()), host.addr.into(), &args)
+        let limit = Duration::from_secs(240);
+        Self::spawn(dir, "sipbridge", config, host.command(sipbridge_bin()), host.addr.into(), &args, limit)
     }
 
-    /// `cmd` is the sipbridge program (perhaps entered through nsenter).
+    /// `cmd` is the sipbridge program (perhaps entered through nsenter),
+    /// stopped after `limit`.
     fn spawn(
         dir: &Path,
         name: &str,
@@ -51,6 +65,7 @@ impl Daemon {
         mut cmd: Command,
         ip: std::net::IpAddr,
         args: &[&str],
+        limit: Duration,
     ) -> Result<Daemon> {
         let path = dir.join(format!("{name}.toml"));
         std::fs::write(&path, config)?;
@@ -64,7 +79,7 @@ impl Daemon {
             .current_dir(dir)
             .env("SIPBRIDGE_LOG", "info,rsipstack=warn")
             .env("NO_COLOR", "1");
-        let mut child = spawn(&mut cmd, dir, name, Duration::from_secs(240))?;
+        let mut child = spawn(&mut cmd, dir, name, limit)?;
         child.wait_for_log("sipbridge daemon ready", Duration::from_secs(20))?;
         Ok(Daemon { child, sip_port, config: path, ip })
     }

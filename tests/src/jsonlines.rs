@@ -138,4 +138,9 @@ impl JsonLines {
     pub fn events(&self) -> Vec<Value> {
         self.shared.0.lock().unwrap().events.clone()
     }
+
+    /// Forgets the events received so far (a long run's waits stay quick).
+    pub fn drain_events(&self) {
+        self.shared.0.lock().unwrap().events.clear();
+    }
 }

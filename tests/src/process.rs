@@ -185,6 +185,20 @@ pub fn sipbridge_bin() -> PathBuf {
     bin
 }
 
+/// A numeric field of `/proc/<pid>/status` (`"VmRSS:"` in KiB, `"Threads:"`); 0 if unreadable.
+pub fn status_field(pid: u32, name: &str) -> f64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(name).map(|v| v.split_whitespace().next().unwrap_or("0").parse().unwrap_or(0.0)))
+        .unwrap_or(0.0)
+}
+
+/// How many file descriptors `pid` has open.
+pub fn open_fds(pid: u32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
+
 /// A fresh scratch directory for one test: `target/e2e/<name>-<pid>-<n>`.
 /// Logs, recordings and configs of the test's processes go here and are kept
 /// after the run for inspection.

@@ -182,8 +182,8 @@ fn g722_to_pcma_is_transcoded() {
 }
 
 /// A phone that vanishes mid-call (no BYE, its RTP just stops) is reported
-/// `disconnected` after the RTP timeout; the bridge stays up and another
-/// call goes on untouched.
+/// `disconnected` and `mediatimeout` after the RTP timeout; the bridge
+/// stays up and another call goes on untouched.
 #[test]
 fn a_vanished_peer_is_reported_and_other_calls_go_on() {
     let dir = test_dir("vanished_peer");
@@ -207,6 +207,9 @@ fn a_vanished_peer_is_reported_and_other_calls_go_on() {
     bridge
         .wait_session_event(&sa0, "connectionstatechange", Duration::from_secs(6), |e| e["state"] == "disconnected")
         .unwrap();
+    let timeout = bridge.wait_session_event(&sa0, "mediatimeout", Duration::from_secs(2), |_| true).unwrap();
+    assert_eq!(timeout["held"], json!(false), "{timeout}");
+    assert!(timeout["silentMs"].as_u64().unwrap() > 1500, "{timeout}");
     std::thread::sleep(Duration::from_secs(2));
     let mut bridge = bridge;
     assert!(bridge.is_running());

@@ -183,3 +183,65 @@ fn webrtc_to_rtp_with_the_same_codec_is_relayed() {
         heard.tone_share(PHONE_TONE as f64)
     );
 }
+
+/// A browser that vanishes (its process killed: no DTLS close, its RTP just
+/// stops) is reported `mediatimeout` once the RTP timeout has passed, and
+/// not before, while its audio flows.
+#[test]
+fn a_vanished_browser_is_reported_as_a_media_timeout() {
+    let dir = test_dir("vanished_browser");
+    let bridge = Bridge::start(&dir, &[]).unwrap();
+    let browser = WebRtcPeer::start(Stack::Aiortc, &dir, "browser", BROWSER_TONE).unwrap();
+    let w = bridge.create("webrtc", json!({ "rtpTimeoutMs": 2000 })).unwrap();
+    let offer = browser.create_offer().unwrap();
+    bridge.set_remote(&w, "offer", &offer).unwrap();
+    let (_, answer) = bridge.local_description(&w).unwrap();
+    browser.set_remote("answer", &answer).unwrap();
+    browser.wait_connected().unwrap();
+    bridge
+        .wait_session_event(&w, "connectionstatechange", Duration::from_secs(10), |e| e["state"] == "connected")
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let early: Vec<_> = bridge.io.events().into_iter().filter(|e| e["params"]["type"] == "mediatimeout").collect();
+    assert!(early.is_empty(), "no timeout while the browser sends: {early:?}");
+
+    let vanished = Instant::now();
+    drop(browser);
+    let event = bridge.wait_session_event(&w, "mediatimeout", Duration::from_secs(8), |_| true).unwrap();
+    let after = vanished.elapsed();
+    assert_eq!(event["held"], json!(false));
+    assert!(event["silentMs"].as_u64().unwrap() > 2000, "{event}");
+    assert!(after > Duration::from_millis(1500) && after < Duration::from_secs(5), "reported {after:?} after");
+}
+
+/// On hold the peer may send no RTP, but its RTCP reports keep the session:
+/// two WebRTC sessions of the bridge, one offering `sendonly`, with a
+/// 1 s RTP timeout, stay up past it (RTCP counts, the timeout is at least
+/// 20 s); once the sending side is closed, the held one reports a held
+/// timeout about 20 s after the last report.
+#[test]
+fn on_hold_rtcp_keeps_a_webrtc_session_and_its_end_is_a_held_timeout() {
+    let dir = test_dir("held_webrtc_timeout");
+    let bridge = Bridge::start(&dir, &[]).unwrap();
+    let a = bridge.create("webrtc", json!({ "rtpTimeoutMs": 1000 })).unwrap();
+    let b = bridge.create("webrtc", json!({ "rtpTimeoutMs": 1000 })).unwrap();
+    let (_, offer) = bridge.local_description(&a).unwrap();
+    bridge.set_remote(&b, "offer", &offer.replace("a=sendrecv", "a=sendonly")).unwrap();
+    let (_, answer) = bridge.local_description(&b).unwrap();
+    assert!(answer.contains("a=recvonly"), "{answer}");
+    bridge.set_remote(&a, "answer", &answer).unwrap();
+    for s in [&a, &b] {
+        bridge
+            .wait_session_event(s, "connectionstatechange", Duration::from_secs(10), |e| e["state"] == "connected")
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(8));
+    let early: Vec<_> = bridge.io.events().into_iter().filter(|e| e["params"]["type"] == "mediatimeout").collect();
+    assert!(early.is_empty(), "held sessions with RTCP flowing are kept past the 1 s RTP timeout: {early:?}");
+
+    let closed = Instant::now();
+    bridge.call("session.close", json!({ "session": b })).unwrap();
+    let event = bridge.wait_session_event(&a, "mediatimeout", Duration::from_secs(30), |_| true).unwrap();
+    assert_eq!(event["held"], json!(true), "{event}");
+    assert!(closed.elapsed() > Duration::from_secs(12), "the held timeout is at least 20 s: {:?}", closed.elapsed());
+}

@@ -40,6 +40,16 @@ pub enum LegEvent {
     Dtmf {
         tone: char,
     },
+    /// The peer has sent no media for longer than the leg's timeout
+    /// although it should be sending: no RTP, or, on hold (`held`), no
+    /// RTCP either (see `media_watch.rs`). A peer gone without BYE; a call
+    /// layer hangs up on it. Reported once until media resumes.
+    MediaTimeout {
+        silent_for_ms: u64,
+        held: bool,
+    },
+    /// Media arrived again after a [`LegEvent::MediaTimeout`].
+    MediaResumed,
     /// The leg stopped on its own (media error) or was closed.
     Closed {
         reason: String,

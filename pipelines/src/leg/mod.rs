@@ -15,13 +15,15 @@
 //! What both kinds share lives in files of its own, which the kinds import
 //! and the facade re-exports: `options.rs` (how a leg is set up), `events.rs`
 //! (what it reports), `negotiation.rs` (offer/answer), `lifecycle.rs` (how
-//! its pipeline fails and ends).
+//! its pipeline fails and ends), `media_watch.rs` (whether its peer still
+//! sends).
 
 pub mod dtmf;
 mod events;
 mod gate;
 mod jitter;
 mod lifecycle;
+mod media_watch;
 mod negotiation;
 mod options;
 pub(crate) mod port;

@@ -27,8 +27,10 @@ pub struct LegOptions {
     /// When RTP legs send to where the peer's RTP comes from instead of
     /// the address in its SDP.
     pub symmetric_rtp: SymmetricRtp,
-    /// RTP legs report `disconnected` after this long without RTP from a
-    /// peer that should be sending (0: never).
+    /// After this long without RTP from a peer that should be sending
+    /// (on hold: without RTCP either, and at least 20 s), the leg reports
+    /// [`LegEvent`](crate::LegEvent)`::MediaTimeout`; RTP legs also report
+    /// `disconnected`. 0: never.
     pub rtp_timeout_ms: u32,
 }
 

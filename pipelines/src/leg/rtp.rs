@@ -23,6 +23,7 @@ use crate::leg::events::{ConnectionState, EventHandler, LegEvent};
 use crate::leg::gate::SendGate;
 use crate::leg::jitter;
 use crate::leg::lifecycle::{shut_down, watch_bus};
+use crate::leg::media_watch::MediaWatch;
 use crate::leg::negotiation::{DescriptionKind, Negotiation, SessionDescriptionText};
 use crate::leg::options::LegOptions;
 use crate::leg::port::{InputPad, MediaPort};
@@ -37,7 +38,6 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::Instant;
 
 #[derive(Clone)]
 pub struct RtpLeg {
@@ -61,6 +61,8 @@ struct Inner {
     /// Where we send, and whether we re-learn it from incoming packets.
     destination: Arc<Mutex<Destination>>,
     may_receive: Arc<AtomicBool>,
+    /// Whether the peer still sends ([`crate::media_watch`]).
+    watch: MediaWatch,
     /// The RTP and RTCP sockets being read; cleared on close.
     sockets: Mutex<Vec<reactor::Registration>>,
     state: Mutex<State>,
@@ -74,11 +76,6 @@ struct Destination {
     /// Set when a new remote description arrives: the next RTP packet's
     /// source becomes the destination.
     latch: bool,
-    seen_media: bool,
-    /// When the last RTP packet arrived, and whether we have reported the
-    /// peer silent (see [`RtpLeg::check_silence`]).
-    last_packet: Option<Instant>,
-    silent: bool,
 }
 
 struct State {
@@ -140,6 +137,7 @@ impl RtpLeg {
         );
         let port = MediaPort::default();
         port.set_relay_end(Arc::new(relay));
+        let watch = MediaWatch::new(options.rtp_timeout_ms, events.clone(), true);
         jitter::adapt(&rtpbin, &port);
         let leg = RtpLeg {
             inner: Arc::new(Inner {
@@ -156,6 +154,7 @@ impl RtpLeg {
                 pt_map: Arc::default(),
                 destination,
                 may_receive: Arc::new(AtomicBool::new(true)),
+                watch,
                 sockets: Mutex::default(),
                 state: Mutex::new(State {
                     negotiation: Negotiation::Stable,
@@ -171,18 +170,17 @@ impl RtpLeg {
         };
         leg.inner.gate.set_transport_up(true);
         leg.connect_rtpbin();
-        if leg.inner.options.rtp_timeout_ms > 0 {
-            silence_watch().lock().unwrap().push(Arc::downgrade(&leg.inner));
-        }
         watch_bus(&leg.inner.pipeline, &leg.inner.events);
         leg.inner.pipeline.set_state(gst::State::Playing)?;
         let rtcp_only = inputs.rtcp.clone();
+        let rtcp_watch = leg.inner.watch.clone();
         let registered = [
             reactor::register(rtp_reader, leg.rtp_handler(inputs)),
             reactor::register(
                 rtcp_reader,
                 Box::new(move |data, _| {
                     if Packet::of(data) == Packet::Rtcp {
+                        rtcp_watch.rtcp();
                         rtcp_only.push(arrived(data), &RTCP_CAPS);
                     }
                 }),
@@ -220,23 +218,21 @@ impl RtpLeg {
         let rtp_out = self.inner.rtp_out.clone();
         let rtcp_out = self.inner.rtcp_out.clone();
         let may_receive = self.inner.may_receive.clone();
-        let events = self.inner.events.clone();
+        let watch = self.inner.watch.clone();
         let port = self.inner.port.clone();
         let symmetric = self.inner.options.symmetric_rtp;
         Box::new(move |data, source| {
             match Packet::of(data) {
-                Packet::Rtcp => return inputs.rtcp.push(arrived(data), &RTCP_CAPS),
+                Packet::Rtcp => {
+                    watch.rtcp();
+                    return inputs.rtcp.push(arrived(data), &RTCP_CAPS);
+                }
                 Packet::Other => return,
                 Packet::Rtp => super::traffic::received(data.len()),
             }
+            watch.rtp();
             {
                 let mut dest = destination.lock().unwrap();
-                dest.last_packet = Some(Instant::now());
-                if !dest.seen_media || dest.silent {
-                    dest.seen_media = true;
-                    dest.silent = false;
-                    events(LegEvent::ConnectionStateChange(ConnectionState::Connected));
-                }
                 if dest.latch {
                     dest.latch = false;
                     if dest.rtp != Some(source) && symmetric.should_latch(dest.rtp, source) {
@@ -456,15 +452,13 @@ impl RtpLeg {
                 }
             });
             dest.latch = true;
-            // A new description (hold, resume) restarts the silence clock.
-            if dest.last_packet.is_some() {
-                dest.last_packet = Some(Instant::now());
-            }
             apply_destination(&dest, &inner.rtp_out, &inner.rtcp_out);
         }
         inner.gate.set_may_send(direction.sends() && address.is_some());
         inner.port.set_relay_format(Some(RelayFormat::of(choice)));
         inner.may_receive.store(direction.receives(), Ordering::Relaxed);
+        // A new description (hold, resume) restarts the peer's timeout.
+        inner.watch.arm(direction != Direction::SendRecv);
 
         let same_stream = state.send.as_ref().is_some_and(|s| s.choice == *choice);
         if !same_stream {
@@ -514,53 +508,11 @@ impl RtpLeg {
             }
             state.closed = true;
         }
+        self.inner.watch.disarm();
         self.inner.port.set_relay_format(None);
         self.inner.sockets.lock().unwrap().clear();
         shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
     }
-}
-
-impl Inner {
-    /// Reports the peer `disconnected` when its RTP has stopped for longer
-    /// than the timeout although it should be sending (a phone that lost
-    /// power, a NAT binding gone); `connected` again when packets resume.
-    fn check_silence(&self) {
-        let timeout = std::time::Duration::from_millis(self.options.rtp_timeout_ms as u64);
-        let mut dest = self.destination.lock().unwrap();
-        let expected = self.may_receive.load(Ordering::Relaxed);
-        if let (Some(last), false, true) = (dest.last_packet, dest.silent, expected) {
-            if last.elapsed() > timeout {
-                dest.silent = true;
-                tracing::warn!(silent_for = ?last.elapsed(), "no RTP from the peer");
-                (self.events)(LegEvent::ConnectionStateChange(ConnectionState::Disconnected));
-            }
-        }
-    }
-}
-
-/// RTP legs watched for silence, checked twice a second by one thread for
-/// the whole process.
-fn silence_watch() -> &'static Mutex<Vec<std::sync::Weak<Inner>>> {
-    static WATCHED: std::sync::OnceLock<Mutex<Vec<std::sync::Weak<Inner>>>> = std::sync::OnceLock::new();
-    WATCHED.get_or_init(|| {
-        std::thread::Builder::new()
-            .name("rtp-silence".into())
-            .spawn(|| loop {
-                std::thread::sleep(std::time::Duration::from_millis(500));
-                let legs: Vec<Arc<Inner>> = {
-                    let mut watched = silence_watch().lock().unwrap();
-                    watched.retain(|w| w.strong_count() > 0);
-                    watched.iter().filter_map(|w| w.upgrade()).collect()
-                };
-                for leg in legs {
-                    if !leg.state.lock().unwrap().closed {
-                        leg.check_silence();
-                    }
-                }
-            })
-            .expect("spawning the RTP silence watch");
-        Mutex::default()
-    })
 }
 
 /// The telephone-event payload type we offer.

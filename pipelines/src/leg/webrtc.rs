@@ -16,6 +16,7 @@ use crate::leg::events::{ConnectionState, EventHandler, LegEvent};
 use crate::leg::gate::SendGate;
 use crate::leg::jitter;
 use crate::leg::lifecycle::{shut_down, watch_bus};
+use crate::leg::media_watch::MediaWatch;
 use crate::leg::negotiation::{DescriptionKind, Negotiation, SessionDescriptionText};
 use crate::leg::options::LegOptions;
 use crate::leg::port::MediaPort;
@@ -55,6 +56,8 @@ struct Inner {
     /// Where packets relayed to this leg enter its send chain.
     relay_input: Arc<Mutex<Option<Arc<RtpInput>>>>,
     gathering: Arc<(Mutex<Gathering>, Condvar)>,
+    /// Whether the peer still sends ([`crate::media_watch`]).
+    watch: MediaWatch,
     state: Mutex<State>,
 }
 
@@ -65,6 +68,8 @@ struct State {
     /// answer exists: a send chain linked earlier would make webrtcbin
     /// intersect the answer with its caps and drop telephone-event.
     answer_choice: Option<CodecChoice>,
+    /// The direction the last remote description gave us.
+    direction: Direction,
     closed: bool,
 }
 
@@ -92,6 +97,7 @@ impl WebRtcLeg {
         if ice_agent.find_property("ice-tcp").is_some() {
             ice_agent.set_property("ice-tcp", false);
         }
+        disable_upnp(&ice_agent);
         for address in &options.media_addresses {
             // libnice skips loopback when gathering; add it (and any other
             // configured address) explicitly.
@@ -103,6 +109,7 @@ impl WebRtcLeg {
         transceiver.set_property("direction", WebRTCRTPTransceiverDirection::Sendrecv);
         transceiver.set_property("codec-preferences", offer_caps(&options.codecs));
 
+        let watch = MediaWatch::new(options.rtp_timeout_ms, events.clone(), false);
         let port = MediaPort::default();
         let gate = SendGate::default();
         let relay_input: Arc<Mutex<Option<Arc<RtpInput>>>> = Arc::default();
@@ -120,6 +127,8 @@ impl WebRtcLeg {
             .downcast_ref::<gst::Bin>()
             .and_then(|bin| bin.by_name("rtpbin"))
             .ok_or(Error::Pipeline("webrtcbin has no rtpbin".into()))?;
+        // Before the relay's probe, which drops what it relays.
+        watch_peer(&rtpbin, &watch);
         relay_before_jitter_buffer(&rtpbin, &port);
         jitter::adapt(&rtpbin, &port);
         let leg = WebRtcLeg {
@@ -135,10 +144,12 @@ impl WebRtcLeg {
                 gate,
                 relay_input,
                 gathering: Arc::default(),
+                watch,
                 state: Mutex::new(State {
                     negotiation: Negotiation::Stable,
                     send: None,
                     answer_choice: None,
+                    direction: Direction::SendRecv,
                     closed: false,
                 }),
             }),
@@ -236,7 +247,10 @@ impl WebRtcLeg {
             local.map(|d| d.sdp().as_text()).transpose()?.ok_or(Error::Pipeline("no local description".into()))?;
         state.negotiation = match kind {
             DescriptionKind::Offer => Negotiation::HaveLocalOffer(sdp.clone()),
-            DescriptionKind::Answer => Negotiation::Stable,
+            DescriptionKind::Answer => {
+                self.inner.watch.arm(state.direction != Direction::SendRecv);
+                Negotiation::Stable
+            }
         };
         if let Some(choice) = state.answer_choice.take() {
             self.ensure_send_chain(&mut state, &choice)?;
@@ -281,6 +295,7 @@ impl WebRtcLeg {
         };
         self.promise("set-remote-description", Some(&WebRTCSessionDescription::new(sdp_type, message)))?;
         self.inner.gate.set_may_send(direction.sends());
+        state.direction = direction;
         state.negotiation = match kind {
             DescriptionKind::Offer => {
                 state.answer_choice = Some(choice);
@@ -288,6 +303,7 @@ impl WebRtcLeg {
             }
             DescriptionKind::Answer => {
                 self.ensure_send_chain(&mut state, &choice)?;
+                self.inner.watch.arm(direction != Direction::SendRecv);
                 Negotiation::Stable
             }
         };
@@ -340,6 +356,7 @@ impl WebRtcLeg {
             }
             state.closed = true;
         }
+        self.inner.watch.disarm();
         self.inner.port.set_relay_format(None);
         shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
     }
@@ -396,11 +413,48 @@ impl WebRtcLeg {
     }
 }
 
+/// Turns off UPnP port mapping on libnice's agent (on by default): every
+/// gathering started a GUPnP-IGD helper with a thread of its own, whose
+/// stack and per-thread state outlived the session (memory grew with every
+/// WebRTC session, docs/performance.md, Soak). Loopback and LAN media never
+/// need a router to open ports for them.
+fn disable_upnp(ice_agent: &gst_webrtc::WebRTCICE) {
+    if ice_agent.find_property("agent").is_none() {
+        return;
+    }
+    let agent = ice_agent.property::<gst::glib::Object>("agent");
+    if agent.find_property("upnp").is_some() {
+        agent.set_property("upnp", false);
+    }
+}
+
 /// Where ICE gathering stands, for [`WebRtcLeg::wait_for_gathering`].
 #[derive(Default)]
 struct Gathering {
     complete: bool,
     last_candidate: Option<Instant>,
+}
+
+/// The peer's RTP as it arrives (decrypted, before the relay and the jitter
+/// buffer), and its RTCP reports: rtpbin's `on-ssrc-active` fires for
+/// every sender or receiver report received.
+fn watch_peer(rtpbin: &gst::Element, watch: &MediaWatch) {
+    let rtp = watch.clone();
+    rtpbin.connect_pad_added(move |_, pad| {
+        if pad.direction() != gst::PadDirection::Sink || !pad.name().starts_with("recv_rtp_sink_") {
+            return;
+        }
+        let rtp = rtp.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, _| {
+            rtp.rtp();
+            gst::PadProbeReturn::Ok
+        });
+    });
+    let rtcp = watch.clone();
+    rtpbin.connect("on-ssrc-active", false, move |_| {
+        rtcp.rtcp();
+        None
+    });
 }
 
 /// Audio RTP arriving on the leg (decrypted, before webrtcbin's internal

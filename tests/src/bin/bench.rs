@@ -32,7 +32,7 @@ use e2e::audio::{ulaw_decode, Pcm};
 use e2e::bridge::{rtp_address, Bridge};
 use e2e::bursty::Bursts;
 use e2e::pacing::Pacing;
-use e2e::process::{test_dir, workspace_root};
+use e2e::process::{status_field, test_dir, workspace_root};
 use e2e::rtp_peer::rtp_payload;
 use e2e::webrtc_load::{self, Audio, Client};
 use serde_json::json;
@@ -343,14 +343,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
         + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
     ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
-}
-
-fn status_field(pid: u32, name: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(name).map(|v| v.split_whitespace().next().unwrap_or("0").parse().unwrap_or(0.0)))
-        .unwrap_or(0.0)
 }
 
 /// A system under test: how it sets up and ends the bench's calls. The
