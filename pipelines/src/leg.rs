@@ -4,6 +4,7 @@
 use crate::codec::{Codec, DEFAULT_PREFERENCE};
 use crate::port::MediaPort;
 use crate::rtp_leg::RtpLeg;
+use crate::sdes::SrtpPolicy;
 use crate::webrtc_leg::WebRtcLeg;
 use crate::Error;
 use std::net::IpAddr;
@@ -35,6 +36,8 @@ pub struct LegOptions {
     /// RTP legs report `disconnected` after this long without RTP from a
     /// peer that should be sending (0: never).
     pub rtp_timeout_ms: u32,
+    /// SDES-SRTP on RTP legs (WebRTC legs always use DTLS-SRTP).
+    pub srtp: SrtpPolicy,
 }
 
 /// Symmetric RTP (RFC 4961) policy for RTP legs.
@@ -75,6 +78,7 @@ impl Default for LegOptions {
             ptime: 20,
             symmetric_rtp: SymmetricRtp::Auto,
             rtp_timeout_ms: 10_000,
+            srtp: SrtpPolicy::Optional,
         }
     }
 }

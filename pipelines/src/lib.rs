@@ -29,7 +29,9 @@ mod room;
 mod rtp_leg;
 mod runtime;
 pub mod sdp;
+mod sdes;
 mod send;
+mod srtp;
 mod webrtc_leg;
 
 pub use codec::{Codec, CodecChoice};
@@ -43,3 +45,4 @@ pub use port::MediaPort;
 pub use recorder::{RecordFormat, Recorder};
 pub use room::Room;
 pub use runtime::init;
+pub use sdes::SrtpPolicy;

@@ -20,8 +20,9 @@
 
 use crate::codec::{Codec, CodecChoice};
 use crate::send::SendGate;
+use crate::srtp::SrtpSession;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// What a leg negotiated, as far as relaying is concerned.
@@ -52,6 +53,8 @@ pub(crate) struct RelayEnd {
     destination: Box<dyn Fn() -> Option<SocketAddr> + Send + Sync>,
     /// Closed while the negotiated direction says we must not send.
     gate: SendGate,
+    /// The leg's SRTP keys: relayed packets are encrypted like its own.
+    srtp: Arc<SrtpSession>,
     header: Mutex<HeaderRewrite>,
 }
 
@@ -60,8 +63,9 @@ impl RelayEnd {
         socket: UdpSocket,
         destination: Box<dyn Fn() -> Option<SocketAddr> + Send + Sync>,
         gate: SendGate,
+        srtp: Arc<SrtpSession>,
     ) -> RelayEnd {
-        RelayEnd { socket, destination, gate, header: Mutex::new(HeaderRewrite::new()) }
+        RelayEnd { socket, destination, gate, srtp, header: Mutex::new(HeaderRewrite::new()) }
     }
 
     /// Sends `packet` (RTP received in `from`'s format) as this leg's own
@@ -75,6 +79,11 @@ impl RelayEnd {
         let Some(to) = (self.destination)() else { return false };
         let mut out = packet.to_vec();
         self.header.lock().unwrap().rewrite(&mut out, format.payload_type, format.codec.clock_rate());
+        match self.srtp.seal(&out, false) {
+            None => {}
+            Some(Ok(sealed)) => out = sealed,
+            Some(Err(_)) => return false,
+        }
         // A full socket buffer or an unreachable peer loses this packet
         // only; the next one tries again, as multiudpsink would.
         let _ = self.socket.send_to(&out, to);
