@@ -52,6 +52,8 @@ struct CreateParams {
     symmetric_rtp: Option<pipelines::SymmetricRtp>,
     #[serde(default)]
     rtp_timeout_ms: Option<u32>,
+    #[serde(default)]
+    srtp: Option<pipelines::SrtpPolicy>,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -361,6 +363,9 @@ impl Engine {
         }
         if let Some(t) = p.rtp_timeout_ms {
             options.rtp_timeout_ms = t;
+        }
+        if let Some(policy) = p.srtp {
+            options.srtp = policy;
         }
         let id = format!("s{}", self.next_id.fetch_add(1, Ordering::Relaxed));
         let events = self.event_handler(&id);

@@ -75,6 +75,8 @@ pub mod codes {
     pub const CLOSED: i32 = 1008;
     /// A file to play or record cannot be used (missing, bad extension, no such directory).
     pub const FILE: i32 = 1009;
+    /// The SRTP policies do not meet (`sipStatus` 488).
+    pub const ENCRYPTION: i32 = 1010;
 }
 
 impl RpcError {
@@ -99,10 +101,11 @@ impl From<pipelines::Error> for RpcError {
             E::Timeout(_) => codes::TIMEOUT,
             E::Closed => codes::CLOSED,
             E::File(_) => codes::FILE,
+            E::Encryption(_) => codes::ENCRYPTION,
             E::MissingElement(_) | E::Bind(_) | E::Pipeline(_) => codes::MEDIA,
         };
         let sip_status = match &err {
-            E::NoCommonCodec(_) => Some(488),
+            E::NoCommonCodec(_) | E::Encryption(_) => Some(488),
             E::InvalidSdp(_) => Some(400),
             _ => None,
         };

@@ -765,7 +765,7 @@ impl Decryptor {
             Opened::Rejected(why) => {
                 let count = self.rejected.fetch_add(1, Ordering::Relaxed);
                 if count % 500 == 0 {
-                    tracing::warn!(?why, %source, rtcp, rejected = count + 1, "SRTP packet dropped");
+                    tracing::warn!(?why, %source, rtcp, len = data.len(), rejected = count + 1, "SRTP packet dropped");
                 }
                 None
             }

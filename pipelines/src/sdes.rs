@@ -44,8 +44,11 @@ impl Crypto {
         let (Some(tag), Some(suite), Some(key_params)) = (fields.next(), fields.next(), fields.next()) else {
             return Err(format!("a=crypto needs a tag, a suite and key parameters: {:?}", redact(value)));
         };
-        let tag: u32 =
-            tag.parse().ok().filter(|t| *t < 1_000_000_000).ok_or_else(|| format!("a=crypto tag {tag:?} is not 1-9 digits"))?;
+        let tag: u32 = tag
+            .parse()
+            .ok()
+            .filter(|t| *t < 1_000_000_000)
+            .ok_or_else(|| format!("a=crypto tag {tag:?} is not 1-9 digits"))?;
         let Some(suite) = Suite::from_sdp_name(suite) else { return Ok(None) };
         if fields.next().is_some() || key_params.contains(';') {
             return Ok(None);
@@ -59,8 +62,11 @@ impl Crypto {
         if parts.any(|p| p.contains(':')) {
             return Ok(None);
         }
-        let bytes = openssl::base64::decode_block(encoded).map_err(|_| format!("a=crypto {tag}: the key is not base64"))?;
-        MasterKey::from_bytes(suite, bytes).map(|key| Some(Crypto { tag, key })).map_err(|e| format!("a=crypto {tag}: {e}"))
+        let bytes =
+            openssl::base64::decode_block(encoded).map_err(|_| format!("a=crypto {tag}: the key is not base64"))?;
+        MasterKey::from_bytes(suite, bytes)
+            .map(|key| Some(Crypto { tag, key }))
+            .map_err(|e| format!("a=crypto {tag}: {e}"))
     }
 
     pub fn attribute(&self) -> Attribute {
@@ -86,7 +92,10 @@ pub fn offer(policy: SrtpPolicy, current: Option<&Crypto>) -> (&'static str, Vec
         .zip(1..)
         .map(|(suite, tag)| Crypto {
             tag,
-            key: current.map(|c| c.key.clone()).filter(|k| k.suite == *suite).unwrap_or_else(|| MasterKey::random(*suite)),
+            key: current
+                .map(|c| c.key.clone())
+                .filter(|k| k.suite == *suite)
+                .unwrap_or_else(|| MasterKey::random(*suite)),
         })
         .collect();
     match policy {
@@ -103,7 +112,10 @@ pub fn answer(policy: SrtpPolicy, offered: &Media, current: Option<&Crypto>) -> 
     let lines = crypto_lines(offered)?;
     if policy == SrtpPolicy::Off {
         if secure_profile {
-            return Err(Error::Encryption(format!("the offer requires SRTP ({}) and SRTP is off here", offered.protocol)));
+            return Err(Error::Encryption(format!(
+                "the offer requires SRTP ({}) and SRTP is off here",
+                offered.protocol
+            )));
         }
         return Ok(None);
     }
@@ -134,10 +146,9 @@ pub fn from_answer(policy: SrtpPolicy, ours: &[Crypto], answer: &Media) -> Resul
         }
         return Ok(None);
     };
-    let local = ours
-        .iter()
-        .find(|c| c.tag == theirs.tag && c.key.suite == theirs.key.suite)
-        .ok_or_else(|| Error::Encryption(format!("the answer's a=crypto tag {} names no line of our offer", theirs.tag)))?;
+    let local = ours.iter().find(|c| c.tag == theirs.tag && c.key.suite == theirs.key.suite).ok_or_else(|| {
+        Error::Encryption(format!("the answer's a=crypto tag {} names no line of our offer", theirs.tag))
+    })?;
     Ok(Some(Keys { local: local.clone(), remote: theirs.key }))
 }
 
@@ -167,7 +178,8 @@ mod tests {
     use crate::sdp::SessionDescription;
 
     fn media(protocol: &str, crypto: &[&str]) -> Media {
-        let mut text = format!("v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nm=audio 4000 {protocol} 0\r\n");
+        let mut text =
+            format!("v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nm=audio 4000 {protocol} 0\r\n");
         for line in crypto {
             text.push_str(&format!("a=crypto:{line}\r\n"));
         }
@@ -184,7 +196,10 @@ mod tests {
                 assert_eq!(keys.local.tag, 1);
                 assert_eq!(keys.local.key.suite, Suite::AesCm128HmacSha1_80);
                 assert_ne!(keys.local.key, keys.remote, "each side sends with its own key");
-                assert_eq!(openssl::base64::encode_block(keys.remote.bytes()), "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz");
+                assert_eq!(
+                    openssl::base64::encode_block(keys.remote.bytes()),
+                    "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"
+                );
             }
         }
     }
@@ -193,16 +208,23 @@ mod tests {
     fn policies_refuse_what_they_must_with_an_encryption_error() {
         let plain = media("RTP/AVP", &[]);
         assert_eq!(answer(SrtpPolicy::Optional, &plain, None), Ok(None), "a plain offer stays plain");
-        assert!(matches!(answer(SrtpPolicy::Mandatory, &plain, None), Err(Error::Encryption(m)) if m.contains("no a=crypto")));
+        assert!(
+            matches!(answer(SrtpPolicy::Mandatory, &plain, None), Err(Error::Encryption(m)) if m.contains("no a=crypto"))
+        );
         assert!(matches!(answer(SrtpPolicy::Off, &media("RTP/SAVP", &[KEY_80]), None), Err(Error::Encryption(_))));
         assert_eq!(answer(SrtpPolicy::Off, &media("RTP/AVP", &[KEY_80]), None), Ok(None), "best effort SRTP ignored");
         let unknown = media("RTP/SAVP", &["1 F8_128_HMAC_SHA1_80 inline:AAAA"]);
-        assert!(matches!(answer(SrtpPolicy::Optional, &unknown, None), Err(Error::Encryption(m)) if m.contains("in common")));
+        assert!(
+            matches!(answer(SrtpPolicy::Optional, &unknown, None), Err(Error::Encryption(m)) if m.contains("in common"))
+        );
     }
 
     #[test]
     fn mki_and_bad_keys() {
-        assert_eq!(Crypto::parse("1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:4"), Ok(None));
+        assert_eq!(
+            Crypto::parse("1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:4"),
+            Ok(None)
+        );
         let short = Crypto::parse("1 AES_CM_128_HMAC_SHA1_80 inline:AAAA").unwrap_err();
         assert!(short.contains("30 bytes"), "{short}");
         let garbage = Crypto::parse("x AES_CM_128_HMAC_SHA1_80 inline:AAAA").unwrap_err();
@@ -219,7 +241,10 @@ mod tests {
         let keys = from_answer(SrtpPolicy::Mandatory, &ours, &media("RTP/SAVP", &[&line(&reply)])).unwrap().unwrap();
         assert_eq!(keys.local, ours[1]);
         assert_eq!(keys.remote, reply.key);
-        assert!(matches!(from_answer(SrtpPolicy::Mandatory, &ours, &media("RTP/SAVP", &[])), Err(Error::Encryption(_))));
+        assert!(matches!(
+            from_answer(SrtpPolicy::Mandatory, &ours, &media("RTP/SAVP", &[])),
+            Err(Error::Encryption(_))
+        ));
         assert_eq!(from_answer(SrtpPolicy::Optional, &ours, &media("RTP/AVP", &[])), Ok(None));
         let (_, again) = offer(SrtpPolicy::Optional, Some(&keys.local));
         assert_eq!(again[1].key, keys.local.key, "a re-offer keeps the key in use");

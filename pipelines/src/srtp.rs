@@ -376,7 +376,8 @@ impl SessionKeys {
         let key = prf(master, master_salt, first_label, MASTER_KEY_LEN)?;
         let mut salt = [0u8; 14];
         salt[..suite.salt_len()].copy_from_slice(&prf(master, master_salt, first_label + 2, suite.salt_len())?);
-        let auth = if suite.is_aead() { None } else { Some(HmacSha1::new(&prf(master, master_salt, first_label + 1, 20)?)) };
+        let auth =
+            if suite.is_aead() { None } else { Some(HmacSha1::new(&prf(master, master_salt, first_label + 1, 20)?)) };
         let mut cipher = CipherCtx::new()?;
         let kind = if suite.is_aead() { Cipher::aes_128_gcm() } else { Cipher::aes_128_ctr() };
         cipher.encrypt_init(Some(kind), Some(&key), None)?;
@@ -411,7 +412,14 @@ impl SessionKeys {
     }
 
     /// AES-GCM: appends the plaintext of `sealed` to `out` if `tag` holds.
-    fn open(&mut self, iv: &[u8; 12], aad: &[u8], sealed: &[u8], tag: &[u8], out: &mut Vec<u8>) -> Result<(), SrtpError> {
+    fn open(
+        &mut self,
+        iv: &[u8; 12],
+        aad: &[u8],
+        sealed: &[u8],
+        tag: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), SrtpError> {
         self.cipher.decrypt_init(None, None, Some(iv))?;
         self.cipher.cipher_update(aad, None)?;
         let start = out.len();
@@ -627,7 +635,10 @@ mod tests {
         // Session salt F0..FD, SSRC 0, index 0: the IV is the salt.
         let keystream = prf(&hex("2B7E151628AED2A6ABF7158809CF4F3C"), &hex("F0F1F2F3F4F5F6F7F8F9FAFBFCFD"), 0, 32);
         assert_eq!(keystream.unwrap(), hex("E03EAD0935C95E80E166B16DD92B4EB4D23513162B02D0F72A43A2FE4A5F97AB"));
-        assert_eq!(ctr_iv(&hex("F0F1F2F3F4F5F6F7F8F9FAFBFCFD").try_into().unwrap(), 0, 0)[..14], hex("F0F1F2F3F4F5F6F7F8F9FAFBFCFD"));
+        assert_eq!(
+            ctr_iv(&hex("F0F1F2F3F4F5F6F7F8F9FAFBFCFD").try_into().unwrap(), 0, 0)[..14],
+            hex("F0F1F2F3F4F5F6F7F8F9FAFBFCFD")
+        );
     }
 
     fn rtp(seq: u16, ssrc: u32, payload_len: usize) -> Vec<u8> {
@@ -660,7 +671,9 @@ mod tests {
             .format(gst::Format::Time)
             .build();
         let enc = gst::ElementFactory::make("srtpenc").build().unwrap();
-        for (name, value) in [("rtp-cipher", cipher), ("rtp-auth", auth), ("rtcp-cipher", cipher), ("rtcp-auth", rtcp_auth)] {
+        for (name, value) in
+            [("rtp-cipher", cipher), ("rtp-auth", auth), ("rtcp-cipher", cipher), ("rtcp-auth", rtcp_auth)]
+        {
             enc.set_property_from_str(name, value);
         }
         enc.set_property("key", gst::Buffer::from_slice(key.bytes().to_vec()));

@@ -26,6 +26,9 @@ pub struct BaresipAccount {
     pub auto_answer: bool,
     /// Registration interval in seconds; 0 = do not register.
     pub regint: u32,
+    /// More account parameters, e.g. `;mediaenc=srtp-mand` (SDES-SRTP
+    /// required, `RTP/SAVP`) or `;mediaenc=srtp` (offered inside `RTP/AVP`).
+    pub params: String,
 }
 
 impl BaresipAccount {
@@ -41,7 +44,7 @@ impl BaresipAccount {
         if self.auto_answer {
             l.push_str(";answermode=auto");
         }
-        l.push_str(&format!(";regint={};audio_codecs=PCMU,PCMA", self.regint));
+        l.push_str(&format!(";regint={};audio_codecs=PCMU,PCMA{}", self.regint, self.params));
         l
     }
 }
@@ -101,6 +104,7 @@ impl Baresip {
              module\t\t\taufile.so\n\
              module\t\t\tausine.so\n\
              module\t\t\taubridge.so\n\
+             module\t\t\tsrtp.so\n\
              module_app\t\taccount.so\n\
              module_app\t\tmenu.so\n\
              module_app\t\tctrl_tcp.so\n"

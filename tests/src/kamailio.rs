@@ -200,6 +200,7 @@ impl Kamailio {
             outbound: Some(self.proxy_uri("udp")),
             auto_answer,
             regint: 600,
+            params: String::new(),
         }
     }
 

@@ -9,6 +9,7 @@
 pub mod audio;
 pub mod baresip;
 pub mod bridge;
+pub mod capture;
 pub mod daemon;
 pub mod gateway;
 pub mod janus;

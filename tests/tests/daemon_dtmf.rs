@@ -54,6 +54,7 @@ fn baresip_rfc4733_keys_are_logged() {
                 outbound: None,
                 auto_answer: false,
                 regint: 0,
+                params: String::new(),
             }],
             play: Some(wav),
             record: false,

@@ -1,0 +1,156 @@
+//! SDES-SRTP towards real phones: baresip (its `srtp` module) calls the
+//! echo preset offering SRTP as `RTP/SAVP` (`mediaenc=srtp-mand`) and
+//! inside `RTP/AVP` (`mediaenc=srtp`), and calls the play preset (audio
+//! encrypted by the pipeline's sink, not the relay). Each caller hears the
+//! tone, and a capture on the wire holds RTP-shaped packets both ways of
+//! which none decodes to the tone; a plain call in the same run shows the
+//! capture would have found it.
+
+use e2e::audio::{tone, ulaw_decode, write_wav, Pcm};
+use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
+use e2e::capture::{Datagram, UdpCapture};
+use e2e::daemon::Daemon;
+use e2e::process::test_dir;
+use std::collections::BTreeMap;
+use std::net::SocketAddrV4;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn caller(dir: &Path, wav: PathBuf, params: &str) -> Baresip {
+    Baresip::start(
+        dir,
+        &BaresipOptions {
+            accounts: vec![BaresipAccount {
+                aor: "sip:alice@127.0.0.1".into(),
+                password: None,
+                outbound: None,
+                auto_answer: false,
+                regint: 0,
+                params: params.into(),
+            }],
+            play: Some(wav),
+            record: true,
+            limit: Duration::from_secs(60),
+        },
+    )
+    .unwrap()
+}
+
+fn heard(b: &Baresip) -> Pcm {
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let dec = std::fs::read_dir(&b.rec_dir).unwrap().flatten().map(|e| e.path()).find(|p| {
+            p.to_string_lossy().ends_with("dec.wav") && std::fs::metadata(p).map(|m| m.len() > 44).unwrap_or(false)
+        });
+        if let Some(p) = dec {
+            return e2e::audio::read_wav(&p).unwrap();
+        }
+        assert!(Instant::now() < until, "baresip recorded nothing in {}", b.rec_dir.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// PCMU-looking datagrams of the capture, per (source, destination), their
+/// payloads decoded as µ-law after a 12-byte header, as an observer would.
+fn pcmu_streams(capture: &[Datagram]) -> BTreeMap<(SocketAddrV4, SocketAddrV4), Pcm> {
+    let mut streams: BTreeMap<(SocketAddrV4, SocketAddrV4), Pcm> = BTreeMap::new();
+    for d in capture.iter().filter(|d| d.rtp_payload_type() == Some(0)) {
+        let pcm = streams.entry((d.source, d.destination)).or_insert_with(|| Pcm { rate: 8000, samples: Vec::new() });
+        pcm.samples.extend(d.payload[12..].iter().map(|b| ulaw_decode(*b)));
+    }
+    streams
+}
+
+struct Call {
+    heard: Pcm,
+    streams: BTreeMap<(SocketAddrV4, SocketAddrV4), Pcm>,
+}
+
+/// baresip dials `uri` with the account `params`, plays `wav` until it ends
+/// (baresip then hangs up), while the wire is captured.
+fn call(dir: &Path, uri: &str, wav: &Path, params: &str, closes: Duration) -> Call {
+    std::fs::create_dir_all(dir).unwrap();
+    let b = caller(dir, wav.to_path_buf(), params);
+    let capture = UdpCapture::start().unwrap();
+    b.command("dial", uri).unwrap();
+    b.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(10)).unwrap();
+    b.wait_event("call", "CALL_CLOSED", closes).unwrap();
+    let streams = pcmu_streams(&capture.finish());
+    Call { heard: heard(&b), streams }
+}
+
+fn assert_hears(call: &Call, freq: f64, what: &str) {
+    let tail = call.heard.slice(1.0, call.heard.seconds() - 0.3);
+    assert!(tail.seconds() > 1.5, "{what}: recording too short: {} s", call.heard.seconds());
+    assert!(tail.tone_share(freq) > 0.8, "{what}: caller should hear {freq} Hz: share {}", tail.tone_share(freq));
+}
+
+/// Both directions on the wire, each with packets, none carrying the tone.
+fn assert_wire_is_encrypted(call: &Call, freq: f64, what: &str) {
+    assert_eq!(call.streams.len(), 2, "{what}: RTP both ways on the wire: {:?}", call.streams.keys());
+    for (flow, pcm) in &call.streams {
+        assert!(pcm.seconds() > 1.5, "{what}: {flow:?} carried only {} s of packets", pcm.seconds());
+        let share = pcm.tone_share(freq);
+        assert!(share < 0.05, "{what}: {flow:?} decodes to the {freq} Hz tone (share {share}): not encrypted");
+    }
+}
+
+/// One test: the capture sees the whole namespace, so calls must not overlap.
+#[test]
+fn baresip_srtp_calls_are_heard_and_encrypted_on_the_wire() {
+    let dir = test_dir("srtp_baresip");
+    let daemon = Daemon::start(&dir, "preset = \"echo\"\n", &[]).unwrap();
+    let wav = dir.join("tone.wav");
+    write_wav(&wav, &tone(440.0, 4.0, 8000, 0.3)).unwrap();
+    let uri = daemon.uri("echo");
+
+    let closes = Duration::from_secs(15);
+    let plain = call(&dir.join("plain"), &uri, &wav, "", closes);
+    assert_hears(&plain, 440.0, "plain");
+    assert_eq!(plain.streams.len(), 2, "plain: RTP both ways on the wire");
+    for (flow, pcm) in &plain.streams {
+        assert!(pcm.tone_share(440.0) > 0.5, "control: plain RTP {flow:?} shows the tone on the wire");
+    }
+
+    let mandatory = call(&dir.join("savp"), &uri, &wav, ";mediaenc=srtp-mand", closes);
+    assert_hears(&mandatory, 440.0, "srtp-mand");
+    assert_wire_is_encrypted(&mandatory, 440.0, "srtp-mand");
+
+    let best_effort = call(&dir.join("avp"), &uri, &wav, ";mediaenc=srtp", closes);
+    assert_hears(&best_effort, 440.0, "srtp in RTP/AVP");
+    assert_wire_is_encrypted(&best_effort, 440.0, "srtp in RTP/AVP");
+
+    daemon.wait_lines(&["SRTP", "AES_CM_128_HMAC_SHA1_80"], 2, Duration::from_secs(2)).unwrap();
+    assert_every_packet_opened(&daemon);
+
+    the_play_preset_reaches_an_srtp_caller_through_the_pipeline(&dir.join("play"));
+}
+
+/// The play preset's audio leaves through rtpbin and multiudpsink, not the relay.
+fn the_play_preset_reaches_an_srtp_caller_through_the_pipeline(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let file = dir.join("announcement.wav");
+    write_wav(&file, &tone(850.0, 3.0, 8000, 0.3)).unwrap();
+    let config = format!("preset = \"play\"\n[play]\nfile = \"{}\"\n", file.display());
+    let daemon = Daemon::start(dir, &config, &[]).unwrap();
+    let wav = dir.join("tone.wav");
+    write_wav(&wav, &tone(440.0, 20.0, 8000, 0.3)).unwrap();
+    let played =
+        call(&dir.join("call"), &daemon.uri("announcement"), &wav, ";mediaenc=srtp-mand", Duration::from_secs(10));
+    let part = played.heard.slice(0.5, 2.5);
+    assert!(part.tone_share(850.0) > 0.8, "the caller hears the file: share {}", part.tone_share(850.0));
+    assert_wire_is_encrypted(&played, 850.0, "play");
+    for (flow, pcm) in &played.streams {
+        assert!(pcm.tone_share(440.0) < 0.05, "{flow:?} carries the caller's tone in the clear");
+    }
+    assert_every_packet_opened(&daemon);
+}
+
+/// Every SRTP and SRTCP packet authenticated, but for the one plain RTCP
+/// APP packet (16 bytes, "PING") baresip sends as its stream starts, which
+/// an SRTP receiver must drop.
+fn assert_every_packet_opened(daemon: &Daemon) {
+    let dropped = daemon.lines_with(&["SRTP packet dropped"]);
+    let unexpected: Vec<_> = dropped.iter().filter(|l| !(l.contains("rtcp=true") && l.contains("len=16"))).collect();
+    assert!(unexpected.is_empty(), "packets that did not open: {unexpected:#?}");
+}
