@@ -744,6 +744,24 @@ mod tests {
     }
 
     #[test]
+    fn a_new_key_in_a_renegotiation_replaces_the_context_and_the_same_key_keeps_it() {
+        let (k1, k2) = (MasterKey::random(Suite::AesCm128HmacSha1_32), MasterKey::random(Suite::AesCm128HmacSha1_32));
+        let session = SrtpSession::default();
+        session.set_keys(Some(&k1), None).unwrap();
+        let old = Context::new(&k1).unwrap().protect_rtp(&rtp(1, 5, 20)).unwrap();
+        assert!(matches!(session.open(&old, false), Opened::Decrypted(p) if p == rtp(1, 5, 20)));
+        session.set_keys(Some(&k2), None).unwrap();
+        assert!(matches!(session.open(&old, false), Opened::Rejected(SrtpError::Authentication)));
+        let new = Context::new(&k2).unwrap().protect_rtp(&rtp(2, 5, 20)).unwrap();
+        assert!(matches!(session.open(&new, false), Opened::Decrypted(_)));
+        session.set_keys(Some(&k2), None).unwrap();
+        assert!(matches!(session.open(&new, false), Opened::Rejected(SrtpError::Replay)), "same key: state kept");
+        assert!(session.seal(&rtp(3, 5, 20), false).is_none(), "no outbound key: plain");
+        session.set_keys(None, None).unwrap();
+        assert!(matches!(session.open(&new, false), Opened::Plain(_)));
+    }
+
+    #[test]
     fn replay_window() {
         let mut w = ReplayWindow::default();
         for i in [5u64, 7, 6, 300] {
