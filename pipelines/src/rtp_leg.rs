@@ -94,6 +94,9 @@ struct State {
     /// The `a=crypto` line we send with, once negotiated.
     srtp_local: Option<Crypto>,
     closed: bool,
+    /// The direction we want (sendonly or inactive while we hold the call):
+    /// written into our offers and the bound of our answers.
+    wanted: Direction,
 }
 
 impl RtpLeg {
@@ -170,6 +173,7 @@ impl RtpLeg {
                     srtp_offered: Vec::new(),
                     srtp_local: None,
                     closed: false,
+                    wanted: Direction::SendRecv,
                 }),
             }),
         };
@@ -208,6 +212,12 @@ impl RtpLeg {
 
     pub fn local_address(&self) -> SocketAddr {
         self.inner.local
+    }
+
+    /// Sets the direction our next offer asks for (hold: `SendOnly` or
+    /// `Inactive`; resume: `SendRecv`); answers never exceed it.
+    pub fn set_direction(&self, wanted: Direction) {
+        self.inner.state.lock().unwrap().wanted = wanted;
     }
 
     /// What happens to every datagram on the RTP socket, on a shared
@@ -335,7 +345,8 @@ impl RtpLeg {
             DescriptionKind::Answer => {
                 let choice = codec::from_answer(&remote)?;
                 let keys = sdes::from_answer(self.inner.options.srtp, &state.srtp_offered, media)?;
-                let direction = remote.direction_of(media).answer(Direction::SendRecv);
+                let wanted = state.wanted;
+                let direction = remote.direction_of(media).answer(wanted);
                 self.apply_keys(&mut state, keys)?;
                 self.apply(&mut state, &remote, media, &choice, direction)?;
                 state.negotiation = Negotiation::Stable;
@@ -366,7 +377,7 @@ impl RtpLeg {
         media.attributes.push(Attribute::value("ptime", self.inner.options.ptime.to_string()));
         media.attributes.push(Attribute::value("rtcp", (self.inner.local.port() + 1).to_string()));
         media.attributes.push(Attribute::flag("rtcp-mux"));
-        media.attributes.push(Attribute::flag("sendrecv"));
+        media.attributes.push(Attribute::flag(state.wanted.as_str()));
         self.describe(state, media)
     }
 
@@ -374,7 +385,7 @@ impl RtpLeg {
         let (_, offered) = offer.audio().ok_or_else(|| Error::InvalidSdp("no audio".into()))?;
         let choice = codec::choose(offered, &self.inner.options.codecs)?;
         let keys = sdes::answer(self.inner.options.srtp, offered, state.srtp_local.as_ref())?;
-        let direction = offer.direction_of(offered).answer(Direction::SendRecv);
+        let direction = offer.direction_of(offered).answer(state.wanted);
         let mut formats = vec![choice.payload_type];
         let profile = if sdes::is_secure_profile(&offered.protocol) { "RTP/SAVP" } else { "RTP/AVP" };
         let mut media = self.media_section(profile, vec![]);

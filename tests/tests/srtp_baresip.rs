@@ -9,8 +9,9 @@
 use e2e::audio::{tone, ulaw_decode, write_wav, Pcm};
 use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
 use e2e::capture::{Datagram, UdpCapture};
-use e2e::daemon::Daemon;
+use e2e::daemon::{CallerScenario, Daemon, Ending};
 use e2e::process::test_dir;
+use e2e::sipp::Sipp;
 use std::collections::BTreeMap;
 use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
@@ -124,6 +125,23 @@ fn baresip_srtp_calls_are_heard_and_encrypted_on_the_wire() {
     assert_every_packet_opened(&daemon);
 
     the_play_preset_reaches_an_srtp_caller_through_the_pipeline(&dir.join("play"));
+    a_mandatory_daemon_refuses_plain_offers_with_488_and_takes_srtp_ones(&dir.join("mandatory"), &wav);
+}
+
+/// `media.srtp = "mandatory"`: SIPp's plain offer gets 488, baresip's SRTP
+/// call right after is answered and heard.
+fn a_mandatory_daemon_refuses_plain_offers_with_488_and_takes_srtp_ones(dir: &Path, wav: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let daemon = Daemon::start(dir, "preset = \"echo\"\n[media]\nsrtp = \"mandatory\"\n", &[]).unwrap();
+    let xml = CallerScenario::new(Ending::Refused(488)).write(dir, "uac_plain").unwrap();
+    let mut sipp =
+        Sipp::new(xml.to_str().unwrap()).args(["-s", "echo"]).remote(daemon.addr()).spawn(dir, "sipp").unwrap();
+    sipp.expect_success(Duration::from_secs(15)).unwrap();
+    daemon.wait_lines(&["call refused", "code=488"], 1, Duration::from_secs(1)).unwrap();
+    assert!(!daemon.lines_with(&["a=crypto"]).iter().any(|l| l.contains("inline:")), "keys stay out of the log");
+    let secure = call(&dir.join("call"), &daemon.uri("echo"), wav, ";mediaenc=srtp-mand", Duration::from_secs(15));
+    assert_hears(&secure, 440.0, "srtp-mand after a refusal");
+    assert_wire_is_encrypted(&secure, 440.0, "srtp-mand after a refusal");
 }
 
 /// The play preset's audio leaves through rtpbin and multiudpsink, not the relay.
