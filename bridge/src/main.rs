@@ -151,16 +151,18 @@ fn main() -> anyhow::Result<()> {
         Command::Gateway(args) => Some((args.clone().into_config()?, daemon::Mode::Daemon)),
         _ => None,
     };
-    // The SIP stack logs every message at info: only its warnings by default.
+    // The SIP stack logs every message at info, SDP (and so SRTP keys)
+    // included: only its warnings unless SIPBRIDGE_LOG names it.
     let default_filter = if daemon_config.is_some() { "info,rsipstack=warn" } else { "info" };
     // Colours only for a person at a terminal, not in files and journals.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SIPBRIDGE_LOG").unwrap_or_else(|_| default_filter.into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::new(log_filter(
+            std::env::var("SIPBRIDGE_LOG").ok(),
+            default_filter,
+        )))
         .init();
     pipelines::init()?;
     let runtime = tokio::runtime::Runtime::new()?;
@@ -171,5 +173,15 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(daemon::run(config, mode))
         }
         Command::Presets => Ok(()),
+    }
+}
+
+/// The log filter: `SIPBRIDGE_LOG` (else `default`), with rsipstack kept at
+/// warnings unless the filter names it: its message dumps carry SDES keys.
+fn log_filter(from_env: Option<String>, default: &str) -> String {
+    match from_env {
+        Some(filter) if filter.contains("rsipstack") => filter,
+        Some(filter) => format!("{filter},rsipstack=warn"),
+        None => default.to_string(),
     }
 }
