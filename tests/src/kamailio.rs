@@ -99,7 +99,7 @@ impl Kamailio {
                 tls_port = free_tcp_port();
             }
             let (cert, key) = (base.join("cert.pem"), base.join("key.pem"));
-            self_signed_cert(&cert, &key)?;
+            crate::certs::self_signed_cert(&cert, &key)?;
             fs::write(
                 &tls_cfg,
                 format!(
@@ -212,24 +212,5 @@ impl Kamailio {
     /// Path of its log file.
     pub fn log_path(&self) -> PathBuf {
         self.child.log_path().to_path_buf()
-    }
-}
-
-/// A self-signed EC certificate for IP 127.0.0.1 (an end-entity, usable as
-/// its own trust anchor), valid one day, written as PEM.
-fn self_signed_cert(cert: &Path, key: &Path) -> Result<()> {
-    let mut cmd = Command::new("openssl");
-    cmd.args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
-        .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-keyout"])
-        .arg(key)
-        .arg("-out")
-        .arg(cert)
-        .stdin(std::process::Stdio::null());
-    let dir = cert.parent().unwrap_or(Path::new("."));
-    let mut child = spawn(&mut cmd, dir, "openssl", Duration::from_secs(20))?;
-    match child.wait_timeout(Duration::from_secs(20))? {
-        Some(s) if s.success() => Ok(()),
-        other => bail!("openssl req failed ({other:?}): {}", child.log()),
     }
 }

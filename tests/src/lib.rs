@@ -10,6 +10,7 @@ pub mod audio;
 pub mod baresip;
 pub mod bridge;
 pub mod capture;
+pub mod certs;
 pub mod daemon;
 pub mod gateway;
 pub mod janus;
