@@ -81,6 +81,12 @@ impl Baresip {
     /// Writes `dir/baresip/{config,accounts}` and starts baresip; returns
     /// once ctrl_tcp accepts a connection.
     pub fn start(dir: &Path, opts: &BaresipOptions) -> Result<Baresip> {
+        Self::start_with_config(dir, opts, "")
+    }
+
+    /// [`Baresip::start`] with more `config` lines, e.g. `sip_cafile` for
+    /// SIP over TLS.
+    pub fn start_with_config(dir: &Path, opts: &BaresipOptions, extra_config: &str) -> Result<Baresip> {
         let conf = dir.join("baresip");
         let rec_dir = conf.join("rec");
         std::fs::create_dir_all(&rec_dir)?;
@@ -112,6 +118,7 @@ impl Baresip {
         if opts.record {
             config.push_str(&format!("module\t\t\tsndfile.so\nsnd_path\t\t{}\n", rec_dir.display()));
         }
+        config.push_str(extra_config);
         std::fs::write(conf.join("config"), config)?;
         let accounts: String = opts.accounts.iter().map(|a| a.line() + "\n").collect();
         std::fs::write(conf.join("accounts"), accounts)?;

@@ -9,16 +9,17 @@
 use e2e::audio::{tone, ulaw_decode, write_wav, Pcm};
 use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
 use e2e::capture::{Datagram, UdpCapture};
+use e2e::certs::self_signed_cert;
 use e2e::daemon::{CallerScenario, Daemon, Ending};
-use e2e::process::test_dir;
+use e2e::process::{free_tcp_port, test_dir};
 use e2e::sipp::Sipp;
 use std::collections::BTreeMap;
 use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-fn caller(dir: &Path, wav: PathBuf, params: &str) -> Baresip {
-    Baresip::start(
+fn caller(dir: &Path, wav: PathBuf, params: &str, extra_config: &str) -> Baresip {
+    Baresip::start_with_config(
         dir,
         &BaresipOptions {
             accounts: vec![BaresipAccount {
@@ -33,6 +34,7 @@ fn caller(dir: &Path, wav: PathBuf, params: &str) -> Baresip {
             record: true,
             limit: Duration::from_secs(60),
         },
+        extra_config,
     )
     .unwrap()
 }
@@ -65,19 +67,27 @@ fn pcmu_streams(capture: &[Datagram]) -> BTreeMap<(SocketAddrV4, SocketAddrV4), 
 struct Call {
     heard: Pcm,
     streams: BTreeMap<(SocketAddrV4, SocketAddrV4), Pcm>,
+    /// INVITEs seen in plain text in UDP datagrams.
+    plain_invites: usize,
 }
 
 /// baresip dials `uri` with the account `params`, plays `wav` until it ends
 /// (baresip then hangs up), while the wire is captured.
 fn call(dir: &Path, uri: &str, wav: &Path, params: &str, closes: Duration) -> Call {
+    call_configured(dir, uri, wav, params, "", closes)
+}
+
+/// [`call`] with more baresip `config` lines.
+fn call_configured(dir: &Path, uri: &str, wav: &Path, params: &str, extra_config: &str, closes: Duration) -> Call {
     std::fs::create_dir_all(dir).unwrap();
-    let b = caller(dir, wav.to_path_buf(), params);
+    let b = caller(dir, wav.to_path_buf(), params, extra_config);
     let capture = UdpCapture::start().unwrap();
     b.command("dial", uri).unwrap();
     b.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(10)).unwrap();
     b.wait_event("call", "CALL_CLOSED", closes).unwrap();
-    let streams = pcmu_streams(&capture.finish());
-    Call { heard: heard(&b), streams }
+    let captured = capture.finish();
+    let plain_invites = captured.iter().filter(|d| d.payload.starts_with(b"INVITE ")).count();
+    Call { heard: heard(&b), streams: pcmu_streams(&captured), plain_invites }
 }
 
 fn assert_hears(call: &Call, freq: f64, what: &str) {
@@ -108,6 +118,7 @@ fn baresip_srtp_calls_are_heard_and_encrypted_on_the_wire() {
     let closes = Duration::from_secs(15);
     let plain = call(&dir.join("plain"), &uri, &wav, "", closes);
     assert_hears(&plain, 440.0, "plain");
+    assert_eq!(plain.plain_invites, 1, "control: the capture sees SIP over UDP");
     assert_eq!(plain.streams.len(), 2, "plain: RTP both ways on the wire");
     for (flow, pcm) in &plain.streams {
         assert!(pcm.tone_share(440.0) > 0.5, "control: plain RTP {flow:?} shows the tone on the wire");
@@ -126,6 +137,38 @@ fn baresip_srtp_calls_are_heard_and_encrypted_on_the_wire() {
 
     the_play_preset_reaches_an_srtp_caller_through_the_pipeline(&dir.join("play"));
     a_mandatory_daemon_refuses_plain_offers_with_488_and_takes_srtp_ones(&dir.join("mandatory"), &wav);
+    sip_over_tls_with_srtp_mandatory(&dir.join("tls"), &wav);
+}
+
+/// SIP over TLS (the daemon's `tls:` listener with a certificate made for
+/// the test) and SRTP mandatory on both sides. baresip 1.0 does not verify
+/// server certificates (it has no `sip_verify_server`), so the untrusted
+/// certificate case is tested from our side as a client (tests/sip_tls.rs).
+fn sip_over_tls_with_srtp_mandatory(dir: &Path, wav: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    self_signed_cert(&cert, &key).unwrap();
+    let tls_port = free_tcp_port();
+    let config = format!(
+        "preset = \"echo\"\n[sip]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n[media]\nsrtp = \"mandatory\"\n",
+        cert.display(),
+        key.display()
+    );
+    let listen = format!("tls:127.0.0.1:{tls_port}");
+    let daemon = Daemon::start(dir, &config, &["--sip-listen", &listen]).unwrap();
+    let uri = format!("sip:echo@127.0.0.1:{tls_port};transport=tls");
+
+    let secure =
+        call_configured(&dir.join("call"), &uri, wav, ";mediaenc=srtp-mand", &cafile(&cert), Duration::from_secs(15));
+    assert_hears(&secure, 440.0, "SIP-TLS + SRTP");
+    assert_eq!(secure.plain_invites, 0, "the INVITE went over TLS, not UDP");
+    assert_wire_is_encrypted(&secure, 440.0, "SIP-TLS + SRTP");
+    daemon.wait_lines(&["answered"], 1, Duration::from_secs(1)).unwrap();
+    assert_every_packet_opened(&daemon);
+}
+
+fn cafile(cert: &Path) -> String {
+    format!("sip_cafile\t\t{}\n", cert.display())
 }
 
 /// `media.srtp = "mandatory"`: SIPp's plain offer gets 488, baresip's SRTP
