@@ -76,7 +76,7 @@ impl UdpCapture {
                     )
                 };
                 // Loopback shows each packet leaving and arriving: keep one.
-                if n <= 0 || from.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+                if n <= 0 || from.sll_pkttype == libc::PACKET_OUTGOING {
                     continue;
                 }
                 if let Some(d) = parse_ipv4_udp(&buf[..n as usize]) {
