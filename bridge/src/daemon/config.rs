@@ -223,6 +223,10 @@ pub struct MediaSettings {
     /// SDES-SRTP towards SIP peers: off, optional (default), mandatory.
     #[serde(default)]
     pub srtp: SrtpPolicy,
+    /// Seconds without RTP from a peer that should be sending before its
+    /// call is hung up (BYE); 0 = never. Not counted while on hold.
+    #[serde(default = "default_media_timeout")]
+    pub timeout: u32,
 }
 
 impl Default for MediaSettings {
@@ -236,10 +240,14 @@ impl Default for MediaSettings {
             opus_complexity: default_opus_complexity(),
             symmetric_rtp: SymmetricRtp::Auto,
             srtp: SrtpPolicy::Optional,
+            timeout: default_media_timeout(),
         }
     }
 }
 
+fn default_media_timeout() -> u32 {
+    30
+}
 fn default_media_addresses() -> Vec<IpAddr> {
     vec![IpAddr::from([127, 0, 0, 1])]
 }
@@ -547,6 +555,7 @@ impl Config {
             opus_complexity: self.media.opus_complexity,
             symmetric_rtp: self.media.symmetric_rtp,
             srtp: self.media.srtp,
+            rtp_timeout_ms: self.media.timeout.saturating_mul(1000),
             ..LegOptions::default()
         }
     }
