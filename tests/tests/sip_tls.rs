@@ -26,7 +26,14 @@ async fn an_untrusted_server_certificate_is_a_clear_error_and_nothing_else_break
         Some(TlsSettings { cert_pem: Some(read(&server_cert)), key_pem: Some(read(&server_key)), ca_pem: None }),
     )
     .await;
-    let tls_target = format!("sip:bob@127.0.0.1:{};transport=tls", server.local_addr(Transport::Tls).unwrap().port());
+    let tls_addr = server.local_addr(Transport::Tls).unwrap();
+    // rsipstack starts serving its TLS listener after start() returns.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::net::TcpStream::connect(tls_addr).is_err() {
+        assert!(std::time::Instant::now() < until, "the TLS listener at {tls_addr} never accepted");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let tls_target = format!("sip:bob@127.0.0.1:{};transport=tls", tls_addr.port());
     let udp_target = format!("sip:bob@127.0.0.1:{}", server.local_addr(Transport::Udp).unwrap().port());
     let guest = Caller::Guest { uri: "sip:alice@127.0.0.1".into(), display_name: None };
 
