@@ -32,6 +32,19 @@ pub struct BaresipAccount {
 }
 
 impl BaresipAccount {
+    /// An account that registers nowhere and calls its targets directly
+    /// (no proxy, no password), answering nothing by itself.
+    pub fn direct(aor: &str, params: &str) -> BaresipAccount {
+        BaresipAccount {
+            aor: aor.into(),
+            password: None,
+            outbound: None,
+            auto_answer: false,
+            regint: 0,
+            params: params.into(),
+        }
+    }
+
     /// The `accounts` file line.
     pub fn line(&self) -> String {
         let mut l = format!("<{}>", self.aor);

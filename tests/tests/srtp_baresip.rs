@@ -22,14 +22,7 @@ fn caller(dir: &Path, wav: PathBuf, params: &str, extra_config: &str) -> Baresip
     Baresip::start_with_config(
         dir,
         &BaresipOptions {
-            accounts: vec![BaresipAccount {
-                aor: "sip:alice@127.0.0.1".into(),
-                password: None,
-                outbound: None,
-                auto_answer: false,
-                regint: 0,
-                params: params.into(),
-            }],
+            accounts: vec![BaresipAccount::direct("sip:alice@127.0.0.1", params)],
             play: Some(wav),
             record: true,
             limit: Duration::from_secs(60),
