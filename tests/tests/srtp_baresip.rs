@@ -11,6 +11,7 @@ use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
 use e2e::capture::{Datagram, UdpCapture};
 use e2e::certs::self_signed_cert;
 use e2e::daemon::{CallerScenario, Daemon, Ending};
+use e2e::kamailio::{Kamailio, KamailioOptions};
 use e2e::process::{free_tcp_port, test_dir};
 use e2e::sipp::Sipp;
 use std::collections::BTreeMap;
@@ -131,6 +132,63 @@ fn baresip_srtp_calls_are_heard_and_encrypted_on_the_wire() {
     the_play_preset_reaches_an_srtp_caller_through_the_pipeline(&dir.join("play"));
     a_mandatory_daemon_refuses_plain_offers_with_488_and_takes_srtp_ones(&dir.join("mandatory"), &wav);
     sip_over_tls_with_srtp_mandatory(&dir.join("tls"), &wav);
+    registered_over_tls_at_kamailio(&dir.join("kamailio-tls"), &wav);
+}
+
+/// The daemon as a TLS client: it registers over TLS at Kamailio, whose
+/// certificate it checks against `sip.tls_ca`, and the call baresip makes
+/// to its AOR reaches it over TLS; SRTP mandatory on both phones' sides.
+fn registered_over_tls_at_kamailio(dir: &Path, wav: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut opts = KamailioOptions::new("example.test", &[("echo", "echo-pw"), ("bob", "b-pw")]);
+    opts.tls = true;
+    let k = Kamailio::start(dir, &opts).unwrap();
+    let (cert, key) = (dir.join("kamailio-cert.pem"), dir.join("kamailio-key.pem"));
+    std::fs::write(&cert, k.tls_cert_pem.as_ref().unwrap()).unwrap();
+    std::fs::write(&key, k.tls_key_pem.as_ref().unwrap()).unwrap();
+    let config = format!(
+        "preset = \"echo\"\n[sip]\ntls_cert = \"{cert}\"\ntls_key = \"{key}\"\ntls_ca = \"{cert}\"\n\
+         [media]\nsrtp = \"mandatory\"\n\n[[account]]\naor = \"{aor}\"\nproxy = \"{proxy}\"\npassword = \"echo-pw\"\n",
+        cert = cert.display(),
+        key = key.display(),
+        aor = k.aor("echo"),
+        proxy = k.proxy_uri("tls"),
+    );
+    let listen = format!("tls:127.0.0.1:{}", free_tcp_port());
+    let daemon = Daemon::start(dir, &config, &["--sip-listen", &listen]).unwrap();
+    daemon.wait_lines(&["account{aor=sip:echo@example.test}", "registered"], 1, Duration::from_secs(10)).unwrap();
+
+    let mut bob = k.baresip_account("bob", "b-pw", false);
+    bob.params = ";mediaenc=srtp-mand".into();
+    let b = Baresip::start(
+        dir,
+        &BaresipOptions {
+            accounts: vec![bob],
+            play: Some(wav.to_path_buf()),
+            record: true,
+            limit: Duration::from_secs(60),
+        },
+    )
+    .unwrap();
+    b.wait_registered(1, Duration::from_secs(10)).unwrap();
+    let capture = UdpCapture::start().unwrap();
+    b.command("dial", &k.aor("echo")).unwrap();
+    b.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(10)).unwrap();
+    b.wait_event("call", "CALL_CLOSED", Duration::from_secs(15)).unwrap();
+    let captured = capture.finish();
+    let to_daemon_over_udp = captured.iter().filter(|d| d.destination.port() == daemon.sip_port).count();
+    assert_eq!(to_daemon_over_udp, 0, "Kamailio reached the daemon over UDP, not over the TLS registration");
+    assert!(captured.iter().any(|d| d.payload.starts_with(b"INVITE sip:echo@")), "control: baresip's INVITE seen");
+    let streams = pcmu_streams(&captured);
+    let call = Call { heard: heard(&b), streams, plain_invites: 0 };
+    assert_wire_is_encrypted(&call, 440.0, "through Kamailio over TLS");
+    let pcm = call.heard;
+    let tail = pcm.slice(1.0, pcm.seconds() - 0.3);
+    assert!(tail.tone_share(440.0) > 0.8, "bob hears himself through Kamailio and TLS: {}", tail.tone_share(440.0));
+    let log = k.log();
+    assert!(log.lines().any(|l| l.contains("REQ REGISTER") && l.contains("(tls)")), "no REGISTER over TLS:\n{log}");
+    daemon.wait_lines(&["SRTP", "AES_CM_128_HMAC_SHA1_80"], 1, Duration::from_secs(1)).unwrap();
+    assert_every_packet_opened(&daemon);
 }
 
 /// SIP over TLS (the daemon's `tls:` listener with a certificate made for
