@@ -1,10 +1,17 @@
-//! SDES-SRTP towards real phones: baresip (its `srtp` module) calls the
-//! echo preset offering SRTP as `RTP/SAVP` (`mediaenc=srtp-mand`) and
-//! inside `RTP/AVP` (`mediaenc=srtp`), and calls the play preset (audio
-//! encrypted by the pipeline's sink, not the relay). Each caller hears the
-//! tone, and a capture on the wire holds RTP-shaped packets both ways of
-//! which none decodes to the tone; a plain call in the same run shows the
-//! capture would have found it.
+//! SDES-SRTP and SIP over TLS with real phones, one call after another
+//! (the packet capture sees the whole namespace):
+//! - baresip (its `srtp` module) calls the echo preset offering SRTP as
+//!   `RTP/SAVP` (`mediaenc=srtp-mand`) and inside `RTP/AVP`
+//!   (`mediaenc=srtp`), and calls the play preset (audio encrypted by the
+//!   pipeline's sink, not the relay): each caller hears the tone, and a
+//!   capture on the wire holds RTP both ways of which none decodes to the
+//!   tone; a plain call first shows the capture would have found it;
+//! - a `media.srtp = "mandatory"` daemon answers a plain offer 488 and takes
+//!   the SRTP call right after;
+//! - baresip over SIP-TLS to a `tls:` listener, SRTP mandatory both sides;
+//! - the daemon registered over TLS at Kamailio receives baresip's SRTP call
+//!   over that TLS flow;
+//! - linphone with `media_encryption=srtp` (mandatory) calls the echo preset.
 
 use e2e::audio::{tone, ulaw_decode, write_wav, Pcm};
 use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
@@ -12,7 +19,7 @@ use e2e::capture::{Datagram, UdpCapture};
 use e2e::certs::self_signed_cert;
 use e2e::daemon::{CallerScenario, Daemon, Ending};
 use e2e::kamailio::{Kamailio, KamailioOptions};
-use e2e::process::{free_tcp_port, test_dir};
+use e2e::process::{free_tcp_port, free_udp_port, test_dir};
 use e2e::sipp::Sipp;
 use std::collections::BTreeMap;
 use std::net::SocketAddrV4;
@@ -103,7 +110,7 @@ fn assert_wire_is_encrypted(call: &Call, freq: f64, what: &str) {
 /// One test: the capture sees the whole namespace, so calls must not overlap.
 #[test]
 fn baresip_srtp_calls_are_heard_and_encrypted_on_the_wire() {
-    let dir = test_dir("srtp_baresip");
+    let dir = test_dir("srtp_phones");
     let daemon = Daemon::start(&dir, "preset = \"echo\"\n", &[]).unwrap();
     let wav = dir.join("tone.wav");
     write_wav(&wav, &tone(440.0, 4.0, 8000, 0.3)).unwrap();
@@ -133,6 +140,84 @@ fn baresip_srtp_calls_are_heard_and_encrypted_on_the_wire() {
     a_mandatory_daemon_refuses_plain_offers_with_488_and_takes_srtp_ones(&dir.join("mandatory"), &wav);
     sip_over_tls_with_srtp_mandatory(&dir.join("tls"), &wav);
     registered_over_tls_at_kamailio(&dir.join("kamailio-tls"), &wav);
+    linphone_with_srtp_mandatory(&dir.join("linphone"), &uri, &wav);
+    assert_every_packet_opened(&daemon);
+}
+
+/// linphonec, driven over stdin. Its core runs only between input lines,
+/// so a thread feeds it an empty line every 100 ms.
+struct Linphone {
+    child: e2e::process::Child,
+    lines: std::sync::mpsc::Sender<String>,
+    debug_log: PathBuf,
+}
+
+impl Linphone {
+    fn start(dir: &Path, rc: &str) -> Linphone {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("rc"), rc).unwrap();
+        let debug_log = dir.join("linphone-debug.log");
+        let mut cmd = std::process::Command::new("linphonec");
+        cmd.arg("-c").arg(dir.join("rc")).args(["-d", "6", "-l"]).arg(&debug_log);
+        cmd.env("HOME", dir).stdin(std::process::Stdio::piped());
+        let mut child = e2e::process::spawn(&mut cmd, dir, "linphonec", Duration::from_secs(60)).unwrap();
+        let mut stdin = child.std().stdin.take().unwrap();
+        let (lines, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            loop {
+                let line = match rx.recv_timeout(Duration::from_millis(100)) {
+                    Ok(line) => line,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => String::new(),
+                    Err(_) => return,
+                };
+                if writeln!(stdin, "{line}").is_err() {
+                    return;
+                }
+            }
+        });
+        Linphone { child, lines, debug_log }
+    }
+
+    fn send(&self, line: &str) {
+        self.lines.send(line.to_string()).unwrap();
+    }
+
+    fn wait_debug_log(&self, needle: &str) {
+        let until = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(&self.debug_log).unwrap_or_default().contains(needle) {
+            assert!(Instant::now() < until, "linphonec never logged {needle:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// linphone (`media_encryption=srtp`, mandatory: it offers RTP/SAVP with
+/// AES_CM and AES_256_CM suites) calls the echo preset with Opus and hears
+/// its tone back.
+fn linphone_with_srtp_mandatory(dir: &Path, uri: &str, wav: &Path) {
+    let rc = format!(
+        "[sip]\nmedia_encryption=srtp\nmedia_encryption_mandatory=1\n[rtp]\naudio_rtp_port={}\n[sound]\nechocancellation=0\n",
+        free_udp_port()
+    );
+    let mut phone = Linphone::start(dir, &rc);
+    phone.send("soundcard use files");
+    phone.send(&format!("ports sip {}", free_udp_port()));
+    phone.wait_debug_log("Creating listening point");
+    let heard = dir.join("heard.wav");
+    phone.send(&format!("play {}", wav.display()));
+    phone.send(&format!("record {}", heard.display()));
+    phone.send(&format!("call {uri}"));
+    phone.child.wait_for_log("Media streams established", Duration::from_secs(10)).unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    phone.send("terminate");
+    phone.child.wait_for_log("ended", Duration::from_secs(5)).unwrap();
+    phone.send("quit");
+    let pcm = e2e::audio::read_wav(&heard).unwrap();
+    let tail = pcm.slice(1.0, 3.5);
+    assert!(tail.tone_share(440.0) > 0.8, "linphone hears its tone back: share {}", tail.tone_share(440.0));
+    let offer = std::fs::read_to_string(&phone.debug_log).unwrap();
+    assert!(offer.contains("RTP/SAVP"), "linphone offered SRTP as RTP/SAVP");
 }
 
 /// The daemon as a TLS client: it registers over TLS at Kamailio, whose
