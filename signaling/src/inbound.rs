@@ -6,7 +6,8 @@
 use crate::call::{body_text, content_type_of, from_parts, header_pairs, pump, Call, CallInner, Direction};
 use crate::config::Transport;
 use crate::core::{content_type, Core};
-use crate::events::{CallEvent, IncomingCall, IncomingMessage, Party, UaEvent};
+use crate::events::{CallEvent, Party};
+use crate::ua_events::{IncomingCall, IncomingMessage, UaEvent};
 use crate::validate::ALLOWED_METHODS;
 use rsipstack::dialog::dialog::Dialog;
 use rsipstack::sip::prelude::{HeadersExt, ToTypedHeader};
@@ -84,15 +85,21 @@ pub(crate) fn disposition(req: &Request) -> Disposition {
     }
 }
 
-/// Serves incoming transactions until the endpoint stops.
-pub(crate) async fn serve(core: Arc<Core>, mut incoming: rsipstack::transaction::TransactionReceiver) {
+/// Serves incoming transactions until the endpoint stops, passing new calls
+/// and messages up through `events`.
+pub(crate) async fn serve(
+    core: Arc<Core>,
+    mut incoming: rsipstack::transaction::TransactionReceiver,
+    events: mpsc::UnboundedSender<UaEvent>,
+) {
     while let Some(tx) = incoming.recv().await {
         let core = core.clone();
-        tokio::spawn(async move { handle(core, tx).await });
+        let events = events.clone();
+        tokio::spawn(async move { handle(core, tx, events).await });
     }
 }
 
-async fn handle(core: Arc<Core>, mut tx: Transaction) {
+async fn handle(core: Arc<Core>, mut tx: Transaction, events: mpsc::UnboundedSender<UaEvent>) {
     if let Some(Dialog::Invite(mut d)) = core.dialogs.match_dialog(&tx) {
         if let Err(e) = d.handle(&mut tx).await {
             debug!(error = %e, "in-dialog request");
@@ -118,7 +125,7 @@ async fn handle(core: Arc<Core>, mut tx: Transaction) {
                 .and_then(|t| t.typed().ok())
                 .map(|t| t.uri.to_string())
                 .unwrap_or_default();
-            let _ = core.events.send(UaEvent::Message(IncomingMessage {
+            let _ = events.send(UaEvent::Message(IncomingMessage {
                 from,
                 to,
                 content_type: content_type_of(&tx.original),
@@ -140,7 +147,7 @@ async fn handle(core: Arc<Core>, mut tx: Transaction) {
             }
             reply(&core, &mut tx, StatusCode::from(code), headers).await;
         }
-        Disposition::NewCall => incoming_invite(core, tx).await,
+        Disposition::NewCall => incoming_invite(core, tx, events).await,
     }
 }
 
@@ -160,7 +167,7 @@ async fn reply(core: &Core, tx: &mut Transaction, status: StatusCode, headers: V
     }
 }
 
-async fn incoming_invite(core: Arc<Core>, mut tx: Transaction) {
+async fn incoming_invite(core: Arc<Core>, mut tx: Transaction, events: mpsc::UnboundedSender<UaEvent>) {
     let peer_ip =
         tx.connection.as_ref().and_then(|c| c.get_remote_addr()).and_then(|a| a.get_socketaddr().ok()).map(|a| a.ip());
     if let Some(ip) = peer_ip {
@@ -210,7 +217,7 @@ async fn incoming_invite(core: Arc<Core>, mut tx: Transaction) {
         sdp_offer,
         headers: header_pairs(&tx.original),
     };
-    if core.events.send(UaEvent::IncomingCall(event)).is_err() {
+    if events.send(UaEvent::IncomingCall(event)).is_err() {
         let _ = dialog.reject(Some(StatusCode::TemporarilyUnavailable), None);
     }
     // Unanswered calls do not ring forever.

@@ -42,7 +42,8 @@ pub(crate) fn start(
     headers: &[(String, String)],
 ) -> Result<Call, Error> {
     let callee = parse_uri(target)?;
-    let (from_uri, display, route, creds) = resolve_caller(&caller, &callee)?;
+    let ResolvedCaller { uri: from_uri, display_name: display, route, credentials: creds } =
+        resolve_caller(&caller, &callee)?;
     let contact = core.contact(from_uri.user(), route.transport)?;
     let call_id = rsipstack::transaction::make_call_id(None, Default::default()).value().to_string();
     let (inner, ev_rx) = CallInner::new(&core, call_id.clone(), Direction::Outgoing, None, false, None);
@@ -184,13 +185,19 @@ fn in_dialog_credential(
     })
 }
 
-/// Who a request goes out as and where it is sent: an account's AOR,
-/// display name, route (its proxy, or straight to the target) and
-/// credentials, or a guest's URI sent straight to the target.
-pub(crate) fn resolve_caller(
-    caller: &Caller,
-    callee: &Uri,
-) -> Result<(Uri, Option<String>, Route, Option<(String, String)>), Error> {
+/// Who a request goes out as and where it is sent.
+pub(crate) struct ResolvedCaller {
+    /// The From URI.
+    pub uri: Uri,
+    pub display_name: Option<String>,
+    pub route: Route,
+    /// (user, password) for digest challenges; none for a guest.
+    pub credentials: Option<(String, String)>,
+}
+
+/// An account's AOR, display name, route (its proxy, or straight to the
+/// target) and credentials, or a guest's URI sent straight to the target.
+pub(crate) fn resolve_caller(caller: &Caller, callee: &Uri) -> Result<ResolvedCaller, Error> {
     Ok(match caller {
         Caller::Account(a) => {
             let aor = parse_uri(&a.aor)?;
@@ -199,8 +206,18 @@ pub(crate) fn resolve_caller(
                 None => route_to(callee),
             };
             let user = a.auth_username.clone().or_else(|| aor.user().map(str::to_string)).unwrap_or_default();
-            (aor, a.display_name.clone(), route, Some((user, a.password.clone())))
+            ResolvedCaller {
+                uri: aor,
+                display_name: a.display_name.clone(),
+                route,
+                credentials: Some((user, a.password.clone())),
+            }
         }
-        Caller::Guest { uri, display_name } => (parse_uri(uri)?, display_name.clone(), route_to(callee), None),
+        Caller::Guest { uri, display_name } => ResolvedCaller {
+            uri: parse_uri(uri)?,
+            display_name: display_name.clone(),
+            route: route_to(callee),
+            credentials: None,
+        },
     })
 }

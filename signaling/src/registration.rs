@@ -162,8 +162,7 @@ async fn register(ctx: &mut Ctx, expires: u32) -> Result<u32, Error> {
                 Method::Register,
                 ctx.registrar_uri.clone(),
                 ctx.route.transport,
-                ctx.from.clone(),
-                ctx.to.clone(),
+                (ctx.from.clone(), ctx.to.clone()),
                 &ctx.call_id,
                 cseq,
             )?;

@@ -249,6 +249,22 @@ impl SipCall {
         Ok(self.sip.ringing()?)
     }
 
+    /// Incoming, not answered: 183 Session Progress with our SDP, so the
+    /// caller hears early media (an announcement, ringback of our own).
+    pub fn progress(&self) -> Result<(), CallError> {
+        let sdp = {
+            let st = self.state.lock().unwrap();
+            if st.phase != Phase::Ringing {
+                return Err(CallError::WrongState("only a ringing incoming call can send early media".into()));
+            }
+            if st.offerless {
+                return Err(CallError::WrongState("the INVITE had no offer: no early media before its ACK".into()));
+            }
+            st.local_sdp.clone().unwrap_or_default()
+        };
+        Ok(self.sip.progress(&sdp)?)
+    }
+
     /// Incoming: 200 OK with our SDP.
     pub fn answer(&self) -> Result<(), CallError> {
         let sdp = {

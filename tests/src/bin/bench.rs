@@ -867,7 +867,8 @@ fn latency(dir: &Path, route: Route, from: Codec, to: Codec, stimulus: &[Vec<u8>
     let mut loud_before = false;
     let start = Instant::now();
     let mut next = start;
-    for tick in 0..LATENCY_PACKETS {
+    // burst_stimulus made at least LATENCY_PACKETS payloads.
+    for (tick, payload) in stimulus.iter().enumerate().take(LATENCY_PACKETS) {
         // Receive until the tick is due, timestamping each arrival.
         loop {
             let now = Instant::now();
@@ -910,7 +911,7 @@ fn latency(dir: &Path, route: Route, from: Codec, to: Codec, stimulus: &[Vec<u8>
         packet.extend_from_slice(&seq.to_be_bytes());
         packet.extend_from_slice(&ts.to_be_bytes());
         packet.extend_from_slice(&0x5151_5151u32.to_be_bytes());
-        packet.extend_from_slice(&stimulus[tick]);
+        packet.extend_from_slice(payload);
         if is_onset {
             burst_sent = Some(Instant::now());
         }
@@ -935,7 +936,7 @@ fn latency(dir: &Path, route: Route, from: Codec, to: Codec, stimulus: &[Vec<u8>
 /// straight to 8 kHz, 8 kHz audio encoded to Opus without resampling), in
 /// one pipeline with no network, paced by the clock. CPU per call-second.
 /// sipbridge decodes Opus with libopus's single-stream API, which is
-/// cheaper than `opusdec` here (see pipelines/src/opus_decoder.rs).
+/// cheaper than `opusdec` here (see pipelines/src/codec/opus_decoder.rs).
 fn codec_floor(dir: &Path) -> Result<f64> {
     let opus_to_pcmu = "audiotestsrc is-live=true freq=440 ! audio/x-raw,rate=48000,channels=1 ! opusenc bitrate=32000 complexity=5 frame-size=20 ! opusdec ! audio/x-raw,rate=8000 ! mulawenc ! fakesink";
     let pcmu_to_opus = "audiotestsrc is-live=true freq=1000 ! audio/x-raw,rate=8000,channels=1 ! mulawenc ! mulawdec ! opusenc bitrate=32000 complexity=5 frame-size=20 audio-type=voice ! fakesink";

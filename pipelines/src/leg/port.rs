@@ -9,7 +9,7 @@
 //! while no consumer wants raw audio.
 
 use crate::codec::Codec;
-use crate::relay::{self, RelayEnd, RelayFormat};
+use crate::leg::relay::{self, RelayEnd, RelayFormat};
 use gst::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
@@ -53,7 +53,7 @@ struct PortInner {
     inputs: Mutex<Option<SendInputs>>,
     /// When audio was last pushed (ms on the filler's clock), see [`filler`].
     last_push_ms: AtomicU64,
-    /// Set by RTP legs, which can send relayed packets (see [`crate::relay`]).
+    /// Set by RTP legs, which can send relayed packets (see [`crate::leg::relay`]).
     relay: OnceLock<Arc<RelayEnd>>,
     /// What the leg negotiated, for relaying packets from or to it.
     relay_format: RwLock<Option<RelayFormat>>,

@@ -1,8 +1,14 @@
-//! The codec table: what each audio codec is called in SDP, which GStreamer
-//! elements encode, decode, payload and depayload it, and how an offer is
-//! matched against what we support.
+//! What audio is encoded as and how it is described. This file is the codec
+//! table: what each audio codec is called in SDP, which GStreamer elements
+//! encode, decode, payload and depayload it, and how an offer is matched
+//! against what we support. `sdp.rs` reads and writes the descriptions,
+//! `opus_decoder.rs` decodes Opus through libopus. Pure data and parsing, no
+//! pipelines: every other folder builds on it.
 
-use crate::sdp::{Media, SessionDescription};
+pub(crate) mod opus_decoder;
+pub mod sdp;
+
+use crate::codec::sdp::{Media, SessionDescription};
 use crate::Error;
 use serde::{Deserialize, Serialize};
 

@@ -8,7 +8,7 @@
 //! any file playback, and the appsink paces it by the clock); each buffer is
 //! stamped "now" on the shared timeline as it goes to the leg.
 
-use crate::port::MediaPort;
+use crate::leg::port::MediaPort;
 use crate::runtime::{make, now};
 use crate::Error;
 use gst::prelude::*;

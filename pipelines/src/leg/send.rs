@@ -3,12 +3,12 @@
 //! DTMF from `rtpdtmfsrc` muxed into the same stream.
 
 use crate::codec::{Codec, CodecChoice};
-use crate::leg::LegOptions;
-use crate::port::{InputPad, MediaPort, SendInputs};
+use crate::leg::gate::SendGate;
+use crate::leg::options::LegOptions;
+use crate::leg::port::{InputPad, MediaPort, SendInputs};
 use crate::runtime::make;
 use crate::Error;
 use gst::prelude::*;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// A built send chain. Dropping it does not remove the elements; call
@@ -24,29 +24,6 @@ pub(crate) struct SendChain {
     dtmf_src: std::sync::Mutex<Option<gst::Element>>,
     /// The chain's output: RTP to link into webrtcbin or rtpbin.
     pub src_pad: gst::Pad,
-}
-
-/// Opens and closes the tap on outgoing RTP: closed until the transport is
-/// up (webrtcbin otherwise bursts the backlog when DTLS completes) and while
-/// the negotiated direction says we must not send.
-#[derive(Clone, Default)]
-pub(crate) struct SendGate {
-    transport_up: Arc<AtomicBool>,
-    may_send: Arc<AtomicBool>,
-}
-
-impl SendGate {
-    pub fn set_transport_up(&self, up: bool) {
-        self.transport_up.store(up, Ordering::Relaxed);
-    }
-
-    pub fn set_may_send(&self, may: bool) {
-        self.may_send.store(may, Ordering::Relaxed);
-    }
-
-    pub fn open(&self) -> bool {
-        self.transport_up.load(Ordering::Relaxed) && self.may_send.load(Ordering::Relaxed)
-    }
 }
 
 /// Builds, in `bin`:
@@ -387,7 +364,7 @@ impl SendChain {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::port::InputPad;
+    use crate::leg::port::InputPad;
     use std::sync::Mutex;
 
     /// Input buffer `i`: its gap before it (ms beyond the usual 20) and

@@ -7,8 +7,8 @@
 //! names one of the offered lines by its tag, with the answerer's own key.
 //! Each side encrypts with its own key and decrypts with the other's.
 
-use crate::sdp::{Attribute, Media};
-use crate::srtp::{MasterKey, Suite};
+use crate::codec::sdp::{Attribute, Media};
+use crate::leg::srtp::{MasterKey, Suite};
 use crate::Error;
 
 /// Whether an RTP leg encrypts its media (SDES-SRTP).
@@ -175,7 +175,7 @@ fn redact(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sdp::SessionDescription;
+    use crate::codec::sdp::SessionDescription;
 
     fn media(protocol: &str, crypto: &[&str]) -> Media {
         let mut text =

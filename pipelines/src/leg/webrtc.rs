@@ -3,22 +3,25 @@
 //! ```text
 //! send chain ! webrtcbin.sink_0        webrtcbin.src_* -> receive::attach
 //! ```
-//! What webrtcbin needs from us, learned the hard way (DESIGN.md section 5):
+//! What webrtcbin needs from us, learned the hard way (docs/architecture.md, "WebRTC leg"):
 //! loopback must be added to the ICE agent by hand; the DTLS certificate
 //! must be ECDSA for aiortc; outgoing audio is dropped until the connection
 //! is up so the far side does not get a burst; payload types follow the
 //! remote offer, and Opus caps carry `encoding-params=2`.
 
+use crate::codec::sdp::{Direction, SessionDescription};
 use crate::codec::{self, Codec, CodecChoice};
-use crate::leg::{
-    ConnectionState, DescriptionKind, EventHandler, LegEvent, LegOptions, Negotiation, SessionDescriptionText,
-};
-use crate::port::MediaPort;
-use crate::relay::RelayFormat;
-use crate::runtime::{make, new_pipeline, watch_bus};
-use crate::sdp::{Direction, SessionDescription};
-use crate::send::{self, SendChain, SendGate};
-use crate::{receive, Error};
+use crate::leg::events::{ConnectionState, EventHandler, LegEvent};
+use crate::leg::gate::SendGate;
+use crate::leg::lifecycle::{shut_down, watch_bus};
+use crate::leg::negotiation::{DescriptionKind, Negotiation, SessionDescriptionText};
+use crate::leg::options::LegOptions;
+use crate::leg::port::MediaPort;
+use crate::leg::receive;
+use crate::leg::relay::RelayFormat;
+use crate::leg::send::{self, SendChain};
+use crate::runtime::{make, new_pipeline};
+use crate::Error;
 use gst::prelude::*;
 use gst_webrtc::{WebRTCRTPTransceiverDirection, WebRTCSDPType, WebRTCSessionDescription};
 use std::sync::{Arc, Condvar, Mutex};
@@ -75,7 +78,7 @@ impl WebRtcLeg {
         webrtc.connect("deep-element-added", false, |args| {
             let element = args[2].get::<gst::Element>().ok()?;
             if element.factory().is_some_and(|f| f.name() == "dtlsdec") {
-                element.set_property("pem", crate::dtls::certificate());
+                element.set_property("pem", crate::runtime::dtls::certificate());
             }
             None
         });
@@ -313,7 +316,7 @@ impl WebRtcLeg {
             state.closed = true;
         }
         self.inner.port.set_relay_format(None);
-        crate::leg::shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
+        shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
     }
 
     /// Emits a webrtcbin action signal that takes a promise and waits for
@@ -377,7 +380,7 @@ struct Gathering {
 
 /// Audio RTP leaving webrtcbin (decrypted, past its jitter buffer) for a
 /// linked plain RTP leg with the same codec goes straight out of that leg's
-/// socket ([`crate::relay`]): no depayloading, payloading or second rtpbin.
+/// socket ([`crate::leg::relay`]): no depayloading, payloading or second rtpbin.
 /// It goes on into the pipeline only if something else wants it decoded.
 fn relay_from(pad: &gst::Pad, port: &MediaPort) {
     let port = port.clone();
@@ -401,7 +404,7 @@ fn finish_local(
     telephone_event: Option<(u8, u32)>,
 ) -> Result<WebRTCSessionDescription, Error> {
     let text = description.sdp().as_text()?;
-    let ours = format!("a=fingerprint:sha-256 {}", crate::dtls::fingerprint());
+    let ours = format!("a=fingerprint:sha-256 {}", crate::runtime::dtls::fingerprint());
     let mut patched = String::with_capacity(text.len() + 128);
     let mut extra = String::new();
     for line in text.split_inclusive('\n') {

@@ -19,8 +19,8 @@
 //! otherwise receive its own SSRC back, which RFC 3550 treats as a loop.
 
 use crate::codec::{Codec, CodecChoice};
-use crate::send::SendGate;
-use crate::srtp::SrtpSession;
+use crate::leg::gate::SendGate;
+use crate::leg::srtp::SrtpSession;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;

@@ -12,23 +12,26 @@
 //! port we advertise (symmetric RTP), and we send to wherever the peer's RTP
 //! actually comes from once it arrives (the peer behind NAT, or a phone
 //! that wrote a wrong address into its SDP). The sockets are read by a few
-//! threads shared by all legs ([`crate::reactor`]), not a `udpsrc` each;
+//! threads shared by all legs ([`crate::runtime::reactor`]), not a `udpsrc` each;
 //! audio for a linked RTP leg with the same codec is relayed from there
-//! through that leg's socket ([`crate::relay`]) and never enters rtpbin.
+//! through that leg's socket ([`crate::leg::relay`]) and never enters rtpbin.
 
+use crate::codec::sdp::{Attribute, Direction, Media, SessionDescription};
 use crate::codec::{self, CodecChoice};
-use crate::leg::{
-    ConnectionState, DescriptionKind, EventHandler, LegEvent, LegOptions, Negotiation, SessionDescriptionText,
-};
-use crate::port::{InputPad, MediaPort};
-use crate::reactor;
-use crate::relay::{RelayEnd, RelayFormat};
+use crate::leg::events::{ConnectionState, EventHandler, LegEvent};
+use crate::leg::gate::SendGate;
+use crate::leg::lifecycle::{shut_down, watch_bus};
+use crate::leg::negotiation::{DescriptionKind, Negotiation, SessionDescriptionText};
+use crate::leg::options::LegOptions;
+use crate::leg::port::{InputPad, MediaPort};
+use crate::leg::receive;
+use crate::leg::relay::{RelayEnd, RelayFormat};
+use crate::leg::sdes::{self, Crypto, Keys};
+use crate::leg::send::{self, SendChain};
+use crate::leg::srtp::{Opened, SrtpSession};
+use crate::runtime::reactor;
 use crate::runtime::{make, new_pipeline};
-use crate::sdes::{self, Crypto, Keys};
-use crate::sdp::{Attribute, Direction, Media, SessionDescription};
-use crate::send::{self, SendChain, SendGate};
-use crate::srtp::{Opened, SrtpSession};
-use crate::{receive, Error};
+use crate::Error;
 use gst::prelude::*;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -182,7 +185,7 @@ impl RtpLeg {
         if leg.inner.options.rtp_timeout_ms > 0 {
             silence_watch().lock().unwrap().push(Arc::downgrade(&leg.inner));
         }
-        crate::runtime::watch_bus(&leg.inner.pipeline, &leg.inner.events);
+        watch_bus(&leg.inner.pipeline, &leg.inner.events);
         leg.inner.pipeline.set_state(gst::State::Playing)?;
         let rtcp_only = inputs.rtcp.clone();
         let rtcp_srtp = Decryptor::new(leg.inner.srtp.clone());
@@ -221,11 +224,11 @@ impl RtpLeg {
     }
 
     /// What happens to every datagram on the RTP socket, on a shared
-    /// socket thread ([`crate::reactor`]): what is neither RTP nor RTCP
+    /// socket thread ([`crate::runtime::reactor`]): what is neither RTP nor RTCP
     /// (STUN from phones that probe even with ICE off) is dropped, the
     /// peer's real address is learnt, the connection reported up at the
     /// first packet, and audio for a linked RTP leg relayed straight to it
-    /// ([`crate::relay`]); the rest goes into rtpbin.
+    /// ([`crate::leg::relay`]); the rest goes into rtpbin.
     fn rtp_handler(&self, inputs: Inputs) -> reactor::Handler {
         let destination = self.inner.destination.clone();
         let rtp_out = self.inner.rtp_out.clone();
@@ -560,7 +563,7 @@ impl RtpLeg {
         }
         self.inner.port.set_relay_format(None);
         self.inner.sockets.lock().unwrap().clear();
-        crate::leg::shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
+        shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
     }
 }
 

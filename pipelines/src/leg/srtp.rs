@@ -1,9 +1,9 @@
 //! SRTP and SRTCP (RFC 3711; AEAD_AES_128_GCM from RFC 7714) for RTP legs
-//! keyed by SDES (`a=crypto`, see [`crate::sdes`]).
+//! keyed by SDES (`a=crypto`, see [`crate::leg::sdes`]).
 //!
 //! Done here on the leg's socket threads rather than by GStreamer's
 //! `srtpenc`/`srtpdec`, because relayed packets never enter the pipeline
-//! ([`crate::relay`]): a packet is decrypted as it arrives (before it is
+//! ([`crate::leg::relay`]): a packet is decrypted as it arrives (before it is
 //! screened, relayed or handed to rtpbin) and encrypted as it leaves, by
 //! multiudpsink or by the relay, through one [`Context`] per direction, so
 //! both senders share the stream state (rollover counter, SRTCP index).
