@@ -9,6 +9,7 @@
 pub mod audio;
 pub mod baresip;
 pub mod bridge;
+pub mod bursty;
 pub mod capture;
 pub mod certs;
 pub mod daemon;
@@ -17,6 +18,7 @@ pub mod janus;
 pub mod jsonlines;
 pub mod kamailio;
 pub mod netns;
+pub mod pacing;
 pub mod process;
 pub mod rtp_peer;
 pub mod sipp;

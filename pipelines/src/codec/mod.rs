@@ -189,6 +189,20 @@ pub fn from_answer(answer: &SessionDescription) -> Result<CodecChoice, Error> {
     choose(media, &DEFAULT_PREFERENCE)
 }
 
+/// RTP caps for a payload type, as rtpbin's payload-type map and relayed
+/// packets need them (Opus says `encoding-params=2`).
+pub(crate) fn rtp_caps(encoding: &str, clock_rate: u32, pt: u8, stereo_params: bool) -> gst::Caps {
+    let mut caps = gst::Caps::builder("application/x-rtp")
+        .field("media", "audio")
+        .field("encoding-name", encoding.to_ascii_uppercase())
+        .field("clock-rate", clock_rate as i32)
+        .field("payload", pt as i32);
+    if stereo_params {
+        caps = caps.field("encoding-params", "2");
+    }
+    caps.build()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 //! encode), decoded audio otherwise (transcoding). The choice is made per
 //! buffer from what each leg has negotiated, so a link can be made before
 //! negotiation finishes and survives a codec change in a re-INVITE.
-//! Between two plain RTP legs with the same codec and packet time, packets
+//! Between two legs with the same codec and packet time, packets
 //! skip the link altogether: the legs relay them (see [`crate::leg::relay`]).
 
 use crate::codec::Codec;

@@ -5,7 +5,8 @@
 //! ```text
 //! network -> rtp.rs | webrtc.rs -> receive.rs (depay, decode, DTMF detector dtmf.rs) -> port.rs -> consumers
 //! consumers -> port.rs inputs -> send.rs (encode, payload, gate.rs) -> rtp.rs | webrtc.rs -> network
-//! RTP leg's socket -> relay.rs -> a linked RTP leg's socket (same codec: no rtpbin at all)
+//! a leg's received packets -> relay.rs -> a linked leg's socket or send chain (same codec: no rtpbin at all)
+//! rtpbin's jitter buffers (where audio is decoded) adapt their latency: jitter.rs
 //! RTP leg's sockets <-> srtp.rs (SDES-SRTP, keys from sdes.rs) <-> rtpbin / relay
 //! ```
 //!
@@ -17,6 +18,7 @@
 pub mod dtmf;
 mod events;
 mod gate;
+mod jitter;
 mod lifecycle;
 mod negotiation;
 mod options;

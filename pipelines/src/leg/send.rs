@@ -18,12 +18,35 @@ pub(crate) struct SendChain {
     bin: gst::Bin,
     elements: Vec<gst::Element>,
     mux: gst::Element,
+    payloader_src: gst::Pad,
     /// Made on the first key press: a live `rtpdtmfsrc` pushes its
     /// telephone-event caps through the mux at once, and webrtcbin would
     /// then answer with telephone-event as the only codec.
     dtmf_src: std::sync::Mutex<Option<gst::Element>>,
     /// The chain's output: RTP to link into webrtcbin or rtpbin.
     pub src_pad: gst::Pad,
+}
+
+/// An entry into a send chain for RTP packets already in the chain's codec
+/// and payload type (relayed from another leg, see [`crate::leg::relay`]). They
+/// join the stream at the RTP mux, which gives them the stream's SSRC and
+/// sequence numbers, as it does the payloader's packets and DTMF events
+/// (which take precedence while a key is pressed).
+pub(crate) struct RtpInput {
+    pad: InputPad,
+    /// The payloader's output, whose caps the packets take once it has any.
+    payloader_src: gst::Pad,
+    caps: gst::Caps,
+}
+
+impl RtpInput {
+    /// Pushes one packet on the caller's thread, stamped with its arrival.
+    pub fn push(&self, packet: Vec<u8>) {
+        let caps = self.payloader_src.current_caps().unwrap_or_else(|| self.caps.clone());
+        let mut buffer = gst::Buffer::from_mut_slice(packet);
+        buffer.get_mut().expect("a new buffer is writable").set_pts(crate::runtime::now());
+        self.pad.push(buffer, &caps);
+    }
 }
 
 /// Builds, in `bin`:
@@ -88,6 +111,7 @@ pub(crate) fn build(
         bin: bin.clone(),
         elements,
         src_pad: mux.static_pad("src").unwrap(),
+        payloader_src: payloader.static_pad("src").unwrap(),
         mux,
         dtmf_src: Default::default(),
     })
@@ -321,6 +345,22 @@ impl SendChain {
         let stop = gst::Structure::builder("dtmf-event").field("type", 1i32).field("start", false).build();
         pad.send_event(gst::event::CustomUpstream::new(stop));
         Ok(())
+    }
+
+    /// A new entry for relayed RTP packets (see [`RtpInput`]).
+    pub fn rtp_input(&self) -> Result<RtpInput, Error> {
+        let target = self.mux.request_pad_simple("sink_%u").ok_or(Error::Pipeline("rtpdtmfmux pad".into()))?;
+        let codec = self.choice.codec;
+        Ok(RtpInput {
+            pad: InputPad::new("relay_in", &target)?,
+            payloader_src: self.payloader_src.clone(),
+            caps: crate::codec::rtp_caps(
+                codec.sdp_name(),
+                codec.clock_rate(),
+                self.choice.payload_type,
+                codec == Codec::Opus,
+            ),
+        })
     }
 
     fn dtmf_source(&self) -> Result<gst::Element, Error> {

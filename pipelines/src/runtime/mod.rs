@@ -42,6 +42,7 @@ const REQUIRED_ELEMENTS: &[&str] = &[
     "audioconvert",
     "audioresample",
     "capsfilter",
+    "audiobuffersplit",
     "fakesink",
     "rtpdtmfsrc",
     "rtpdtmfmux",
