@@ -28,7 +28,9 @@ lint:
 	scripts/check-layout.py bridge/src pipelines/src signaling/src
 
 # Every test: unit tests and the end-to-end tests against real peers, inside
-# a private network namespace (loopback only).
+# a private network namespace (loopback only). The fuzz targets (SIP, SDP,
+# JSON-RPC, WebSocket) run SIPBRIDGE_FUZZ_SECS seconds each on their corpora.
+export SIPBRIDGE_FUZZ_SECS ?= 3
 test: build lint
 	scripts/netns.sh $(CARGO) test --workspace --locked --offline --no-fail-fast
 	scripts/netns.sh npm --prefix node-shim test

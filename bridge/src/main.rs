@@ -4,6 +4,7 @@ mod call;
 mod daemon;
 mod engine;
 mod gateway;
+mod logging;
 mod protocol;
 mod stdio;
 
@@ -50,7 +51,7 @@ enum Command {
     /// WebSocket API at `/ws` on --ws-listen, a SIP user agent on
     /// --sip-listen (docs/protocol.md, section Gateway). The same as
     /// `run --preset gateway`; `--config FILE` reads a TOML configuration.
-    Gateway(gateway::GatewayArgs),
+    Gateway(Box<gateway::GatewayArgs>),
 }
 
 #[derive(clap::Args)]
@@ -151,19 +152,9 @@ fn main() -> anyhow::Result<()> {
         Command::Gateway(args) => Some((args.clone().into_config()?, daemon::Mode::Daemon)),
         _ => None,
     };
-    // The SIP stack logs every message at info, SDP (and so SRTP keys)
-    // included: only its warnings unless SIPBRIDGE_LOG names it.
+    // The SIP stack logs every message at info: only its warnings by default.
     let default_filter = if daemon_config.is_some() { "info,rsipstack=warn" } else { "info" };
-    // Colours only for a person at a terminal, not in files and journals.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .with_env_filter(tracing_subscriber::EnvFilter::new(log_filter(
-            std::env::var("SIPBRIDGE_LOG").ok(),
-            default_filter,
-        )))
-        .init();
+    logging::init(default_filter);
     pipelines::init()?;
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
@@ -173,15 +164,5 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(daemon::run(config, mode))
         }
         Command::Presets => Ok(()),
-    }
-}
-
-/// The log filter: `SIPBRIDGE_LOG` (else `default`), with rsipstack kept at
-/// warnings unless the filter names it: its message dumps carry SDES keys.
-fn log_filter(from_env: Option<String>, default: &str) -> String {
-    match from_env {
-        Some(filter) if filter.contains("rsipstack") => filter,
-        Some(filter) => format!("{filter},rsipstack=warn"),
-        None => default.to_string(),
     }
 }

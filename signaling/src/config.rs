@@ -144,8 +144,8 @@ impl Default for Config {
 }
 
 /// A SIP account: an address-of-record with credentials, registered at and
-/// routed through a registrar/proxy.
-#[derive(Debug, Clone)]
+/// routed through a registrar/proxy. Its `Debug` leaves the password out.
+#[derive(Clone)]
 pub struct Account {
     /// Address-of-record, e.g. `sip:alice@example.com`.
     pub aor: String,
@@ -162,6 +162,20 @@ pub struct Account {
     pub expires: u32,
     /// Extra headers sent with every REGISTER (name, value).
     pub headers: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("aor", &self.aor)
+            .field("display_name", &self.display_name)
+            .field("auth_username", &self.auth_username)
+            .field("password", &crate::redact::REDACTED)
+            .field("proxy", &self.proxy)
+            .field("expires", &self.expires)
+            .field("headers", &self.headers)
+            .finish()
+    }
 }
 
 impl Account {

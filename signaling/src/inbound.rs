@@ -11,7 +11,7 @@ use crate::ua_events::{IncomingCall, IncomingMessage, UaEvent};
 use crate::validate::ALLOWED_METHODS;
 use rsipstack::dialog::dialog::Dialog;
 use rsipstack::sip::prelude::{HeadersExt, ToTypedHeader};
-use rsipstack::sip::{Header, Method, Request, StatusCode};
+use rsipstack::sip::{Header, Method, Request, Scheme, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -64,6 +64,11 @@ pub(crate) fn disposition(req: &Request) -> Disposition {
         Method::Options => Disposition::Options,
         Method::Message => Disposition::Message,
         Method::Invite => {
+            // The caller's Contact is the new dialog's remote target (RFC
+            // 3261 §12.1.1): without a usable one there is no call.
+            if !has_usable_contact(req) {
+                return refuse(400, "Missing or Malformed Contact");
+            }
             if !req.body.is_empty() {
                 let ct = content_type_of(req).to_ascii_lowercase();
                 if ct.split(';').next().unwrap_or("").trim() != "application/sdp" {
@@ -83,6 +88,14 @@ pub(crate) fn disposition(req: &Request) -> Disposition {
         }
         _ => refuse(405, "Method Not Allowed"),
     }
+}
+
+/// The first Contact parses and is a SIP URI with a host.
+fn has_usable_contact(req: &Request) -> bool {
+    let contacts = req.typed_contact_headers().unwrap_or_default();
+    contacts.first().is_some_and(|c| {
+        matches!(c.uri.scheme, Some(Scheme::Sip | Scheme::Sips)) && !c.uri.host_with_port.host.to_string().is_empty()
+    })
 }
 
 /// Serves incoming transactions until the endpoint stops, passing new calls
@@ -238,4 +251,27 @@ async fn incoming_invite(core: Arc<Core>, mut tx: Transaction, events: mpsc::Unb
         debug!(error = %e, "INVITE transaction");
     }
     watchdog.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    fn invite(contact: &str) -> String {
+        format!(
+            "INVITE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKc1\r\nMax-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=a1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: contact-1@127.0.0.1\r\nCSeq: 1 INVITE\r\n{contact}Content-Length: 0\r\n\r\n"
+        )
+    }
+
+    #[test]
+    fn invites_without_a_usable_contact_get_400() {
+        use super::{disposition, Disposition};
+        let decide = |contact: &str| {
+            disposition(&rsipstack::sip::Request::try_from(invite(contact).as_str()).expect("a request"))
+        };
+        let bad_contact = Disposition::Refuse(400, "Missing or Malformed Contact".into());
+        assert_eq!(decide("Contact: <sip:alice@127.0.0.1:5070>\r\n"), Disposition::NewCall);
+        assert_eq!(decide(""), bad_contact);
+        for bad in ["*", "<:::>", "garbage", "<tel:123>", "\"x\" <sip:a@b"] {
+            assert_eq!(decide(&format!("Contact: {bad}\r\n")), bad_contact, "{bad}");
+        }
+    }
 }

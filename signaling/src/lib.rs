@@ -34,6 +34,7 @@ mod events;
 mod guard;
 mod inbound;
 mod outbound;
+pub mod redact;
 mod registration;
 mod request;
 mod transport;

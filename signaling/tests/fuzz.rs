@@ -1,26 +1,16 @@
-//! Fuzz-style robustness of incoming-message handling, bounded so it runs in
-//! every `cargo test`: random and mutated seed messages through the
-//! screen and dispatcher decision ([`signaling::triage`]) and, over UDP,
-//! into a live user agent that must keep answering afterwards. The
-//! coverage-guided version is `signaling/fuzz` (`cargo fuzz run incoming`).
+//! The SIP fuzz target, bounded in time so it runs in every `cargo test`
+//! (the shared harness, tests/src/mutate.rs): mutated seed messages (the
+//! ones below and RFC 4475's) through the screen and dispatcher decision
+//! ([`signaling::triage`]) and, over UDP, into a live user agent that must
+//! keep answering afterwards. The coverage-guided version is
+//! `signaling/fuzz` (`cargo fuzz run incoming`).
+
+#[path = "../../tests/src/mutate.rs"]
+mod mutate;
 
 use signaling::{Config, Listen, Transport, UserAgent};
 use std::net::UdpSocket;
 use std::time::Duration;
-
-/// xorshift64*: deterministic, so a failure reproduces from the seed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545F4914F6CDD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// Seed messages written for this test: the usual requests and a response,
 /// each valid, so mutations start from something the parser accepts.
@@ -68,66 +58,25 @@ const TOKENS: &[&[u8]] = &[
     b"l: 0",
 ];
 
-fn mutate(rng: &mut Rng, corpus: &[Vec<u8>]) -> Vec<u8> {
-    let mut m = corpus[rng.below(corpus.len())].clone();
-    for _ in 0..1 + rng.below(6) {
-        let len = m.len();
-        match rng.below(8) {
-            0 if len > 0 => {
-                let i = rng.below(len);
-                m[i] ^= 1 << rng.below(8);
-            }
-            1 if len > 0 => m.truncate(rng.below(len)),
-            2 => {
-                let t = TOKENS[rng.below(TOKENS.len())];
-                let i = rng.below(len + 1);
-                m.splice(i..i, t.iter().copied());
-            }
-            3 if len > 1 => {
-                let a = rng.below(len);
-                let b = (a + rng.below(64)).min(len);
-                m.drain(a..b);
-            }
-            4 if len > 1 => {
-                // Duplicate a slice (repeated headers, doubled bodies).
-                let a = rng.below(len);
-                let b = (a + rng.below(200)).min(len);
-                let chunk = m[a..b].to_vec();
-                let i = rng.below(m.len() + 1);
-                m.splice(i..i, chunk);
-            }
-            5 => {
-                let other = &corpus[rng.below(corpus.len())];
-                let cut = rng.below(m.len() + 1);
-                let from = rng.below(other.len() + 1);
-                m.truncate(cut);
-                m.extend_from_slice(&other[from..]);
-            }
-            6 => m = (0..rng.below(300)).map(|_| rng.next() as u8).collect(),
-            _ => {
-                let i = rng.below(len + 1);
-                let n = rng.below(3000);
-                m.splice(i..i, std::iter::repeat_n(b'a', n));
-            }
-        }
-    }
-    m
+/// The seeds above and the RFC 4475 torture messages.
+fn corpus_with_torture() -> Vec<Vec<u8>> {
+    let mut corpus = corpus();
+    corpus.extend(mutate::read_corpus(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/torture"), "dat"));
+    corpus
 }
 
 #[test]
 fn mutated_messages_never_panic_the_screen() {
-    let corpus = corpus();
-    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let corpus = corpus_with_torture();
     let mut accepted = 0;
-    for _ in 0..20_000 {
-        let m = mutate(&mut rng, &corpus);
-        let verdict = signaling::triage(&m, 8192);
-        if verdict.starts_with("accepted") {
+    let runs = mutate::run("sip", 0x5eed_1234_abcd_0001, &corpus, TOKENS, mutate::budget(), |m| {
+        if signaling::triage(m, 8192).starts_with("accepted") {
             accepted += 1;
         }
-    }
+    });
+    println!("sip: {runs} inputs, {accepted} accepted by the screen");
     // The mutations must not all be trivially rejected, or this tests nothing.
-    assert!(accepted > 500, "only {accepted} mutants accepted");
+    assert!(accepted * 40 > runs, "only {accepted} of {runs} mutants accepted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,11 +92,11 @@ async fn mutated_datagrams_do_not_stop_a_live_agent() {
     .await
     .unwrap();
     let target = ua.local_addr(Transport::Udp).unwrap();
-    let corpus = corpus();
-    let mut rng = Rng(0x5eed_1234_abcd_0002);
+    let corpus = corpus_with_torture();
+    let mut rng = mutate::Rng(0x5eed_1234_abcd_0002);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     for i in 0..3000 {
-        let m = mutate(&mut rng, &corpus);
+        let m = mutate::mutate(&mut rng, &corpus, TOKENS);
         let _ = sock.send_to(&m[..m.len().min(60000)], target);
         // Paced so the kernel's socket buffer does not drop most of them.
         if i % 50 == 0 {

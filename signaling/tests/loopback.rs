@@ -360,3 +360,32 @@ async fn rfc2543_tagless_call_byed_by_us_and_cancelled() {
     );
     peer.assert_no_synthetic_tag();
 }
+
+/// An INVITE whose Contact is missing or unusable cannot start a dialog:
+/// the agent answers 400 (it answered 500 once) and reports no call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invite_without_a_usable_contact_gets_400() {
+    let ua = ua().await;
+    let mut events = ua.take_events().unwrap();
+    let target = ua.local_addr(Transport::Udp).unwrap();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let me = sock.local_addr().unwrap();
+    for (n, contact) in ["", "Contact: garbage\r\n", "Contact: <tel:123>\r\n"].iter().enumerate() {
+        let invite = format!(
+            "INVITE sip:bob@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};rport;branch=z9hG4bKnocontact{n}\r\nMax-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=a{n}\r\nTo: <sip:bob@{target}>\r\nCall-ID: nocontact-{n}\r\nCSeq: 1 INVITE\r\n{contact}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+            SDP.len()
+        );
+        sock.send_to(invite.as_bytes(), target).unwrap();
+        let mut buf = [0u8; 4096];
+        let status = loop {
+            let (len, _) = sock.recv_from(&mut buf).expect("an answer");
+            let text = String::from_utf8_lossy(&buf[..len]).into_owned();
+            if !text.starts_with("SIP/2.0 100") {
+                break text.lines().next().unwrap_or_default().to_string();
+            }
+        };
+        assert!(status.starts_with("SIP/2.0 400 "), "{contact:?}: {status}");
+    }
+    assert!(events.try_recv().is_err(), "no incoming call was reported");
+}

@@ -12,6 +12,9 @@ use std::process::Command;
 use std::time::Duration;
 
 /// A running gateway; stopped (by PID) on drop.
+/// The gateway's log filter unless a test asks for another.
+const DEFAULT_LOG: &str = "info,sipbridge=debug";
+
 pub struct Gateway {
     pub child: Child,
     pub ws_port: u16,
@@ -25,6 +28,11 @@ impl Gateway {
     /// and waits until it listens. A token, when given, is passed through
     /// the environment (never on the command line).
     pub fn start(dir: &Path, token: Option<&str>, extra: &[&str]) -> Result<Gateway> {
+        Self::start_logging(dir, token, extra, DEFAULT_LOG)
+    }
+
+    /// [`Gateway::start`] with `SIPBRIDGE_LOG` set to `filter`.
+    pub fn start_logging(dir: &Path, token: Option<&str>, extra: &[&str], filter: &str) -> Result<Gateway> {
         let (ws_port, sip_port) = free_ports();
         let recordings = dir.join("recordings");
         let mut cmd = Command::new(sipbridge_bin());
@@ -40,6 +48,7 @@ impl Gateway {
             Some(t) => cmd.env("SIPBRIDGE_WS_TOKEN", t),
             None => cmd.env_remove("SIPBRIDGE_WS_TOKEN"),
         };
+        cmd.env("SIPBRIDGE_LOG", filter);
         Gateway::spawn(dir, cmd, ws_port, sip_port, token, recordings)
     }
 
@@ -59,7 +68,11 @@ impl Gateway {
             ),
         )?;
         let mut cmd = Command::new(sipbridge_bin());
-        cmd.arg("gateway").arg("--config").arg(&file).env_remove("SIPBRIDGE_WS_TOKEN");
+        cmd.arg("gateway")
+            .arg("--config")
+            .arg(&file)
+            .env_remove("SIPBRIDGE_WS_TOKEN")
+            .env("SIPBRIDGE_LOG", DEFAULT_LOG);
         Gateway::spawn(dir, cmd, ws_port, sip_port, None, recordings)
     }
 
@@ -71,7 +84,6 @@ impl Gateway {
         token: Option<&str>,
         recordings: PathBuf,
     ) -> Result<Gateway> {
-        cmd.env("SIPBRIDGE_LOG", "info,sipbridge=debug");
         let mut child = spawn(&mut cmd, dir, "gateway", Duration::from_secs(240))?;
         child.wait_for_log("gateway listening", Duration::from_secs(15))?;
         Ok(Gateway { child, ws_port, sip_port, token: token.map(str::to_string), recordings })

@@ -308,6 +308,18 @@ pub struct WebSocketSettings {
     pub allowed_origins: Vec<String>,
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Connections from one IP address.
+    #[serde(default = "default_max_connections_per_address")]
+    pub max_connections_per_address: usize,
+    /// Seconds a connection may go without registering or calling.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: f64,
+    /// Seconds between pings on each connection.
+    #[serde(default = "default_ping_interval")]
+    pub ping_interval: f64,
+    /// Seconds a connection may stay silent after a ping.
+    #[serde(default = "default_pong_timeout")]
+    pub pong_timeout: f64,
     /// Calls per connection; a further incoming call is answered 486.
     #[serde(default = "default_max_calls_per_connection")]
     pub max_calls_per_connection: usize,
@@ -324,6 +336,10 @@ impl Default for WebSocketSettings {
             token_env: None,
             allowed_origins: Vec::new(),
             max_connections: default_max_connections(),
+            max_connections_per_address: default_max_connections_per_address(),
+            idle_timeout: default_idle_timeout(),
+            ping_interval: default_ping_interval(),
+            pong_timeout: default_pong_timeout(),
             max_calls_per_connection: default_max_calls_per_connection(),
             recordings_dir: default_gateway_recordings(),
         }
@@ -338,6 +354,10 @@ impl std::fmt::Debug for WebSocketSettings {
             .field("token_env", &self.token_env)
             .field("allowed_origins", &self.allowed_origins)
             .field("max_connections", &self.max_connections)
+            .field("max_connections_per_address", &self.max_connections_per_address)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("ping_interval", &self.ping_interval)
+            .field("pong_timeout", &self.pong_timeout)
             .field("max_calls_per_connection", &self.max_calls_per_connection)
             .field("recordings_dir", &self.recordings_dir)
             .finish()
@@ -365,6 +385,18 @@ fn default_max_connections() -> usize {
 }
 fn default_max_calls_per_connection() -> usize {
     1
+}
+fn default_max_connections_per_address() -> usize {
+    8
+}
+fn default_idle_timeout() -> f64 {
+    60.0
+}
+fn default_ping_interval() -> f64 {
+    20.0
+}
+fn default_pong_timeout() -> f64 {
+    20.0
 }
 fn default_gateway_recordings() -> PathBuf {
     std::env::temp_dir().join("sipbridge-recordings")
@@ -523,8 +555,19 @@ impl Config {
         if self.limits.max_calls == 0 {
             bail!("limits.max_calls must be at least 1");
         }
-        if self.websocket.max_connections == 0 || self.websocket.max_calls_per_connection == 0 {
-            bail!("websocket.max_connections and websocket.max_calls_per_connection must be at least 1");
+        let ws = &self.websocket;
+        if ws.max_connections == 0 || ws.max_connections_per_address == 0 || ws.max_calls_per_connection == 0 {
+            bail!(
+                "websocket.max_connections, websocket.max_connections_per_address and \
+                 websocket.max_calls_per_connection must be at least 1"
+            );
+        }
+        for (key, secs) in
+            [("idle_timeout", ws.idle_timeout), ("ping_interval", ws.ping_interval), ("pong_timeout", ws.pong_timeout)]
+        {
+            if !(secs > 0.0 && secs <= 86_400.0) {
+                bail!("websocket.{key} must be a number of seconds above 0 (at most 86400)");
+            }
         }
         match self.action {
             Action::Play if self.play.file.as_os_str().is_empty() => {

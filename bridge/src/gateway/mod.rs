@@ -17,6 +17,7 @@
 
 mod browser;
 mod call;
+mod connections;
 mod errors;
 mod service;
 mod user;
@@ -89,6 +90,18 @@ pub struct GatewayArgs {
     /// Concurrent WebSocket connections.
     #[arg(long)]
     max_connections: Option<usize>,
+    /// Concurrent WebSocket connections from one IP address.
+    #[arg(long)]
+    max_connections_per_address: Option<usize>,
+    /// Seconds a connection may stay without registering or calling.
+    #[arg(long, value_name = "SECONDS")]
+    ws_idle_timeout: Option<f64>,
+    /// Seconds between the gateway's pings on each connection.
+    #[arg(long, value_name = "SECONDS")]
+    ws_ping_interval: Option<f64>,
+    /// Seconds a connection may stay silent after a ping before it is closed.
+    #[arg(long, value_name = "SECONDS")]
+    ws_pong_timeout: Option<f64>,
     /// Concurrent calls per connection (more incoming calls get 486).
     #[arg(long)]
     max_calls_per_connection: Option<usize>,
@@ -127,6 +140,19 @@ impl GatewayArgs {
         }
         if let Some(n) = self.max_connections {
             put("websocket.max_connections", n.max(1).to_string());
+        }
+        if let Some(n) = self.max_connections_per_address {
+            put("websocket.max_connections_per_address", n.max(1).to_string());
+        }
+        let seconds = [
+            ("websocket.idle_timeout", self.ws_idle_timeout),
+            ("websocket.ping_interval", self.ws_ping_interval),
+            ("websocket.pong_timeout", self.ws_pong_timeout),
+        ];
+        for (key, secs) in seconds {
+            if let Some(secs) = secs {
+                put(key, toml::Value::Float(secs).to_string());
+            }
         }
         if let Some(n) = self.max_calls_per_connection {
             put("websocket.max_calls_per_connection", n.max(1).to_string());

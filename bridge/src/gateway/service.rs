@@ -10,8 +10,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// The preset a gateway configuration starts from.
@@ -30,6 +31,15 @@ pub struct GatewayConfig {
     pub allowed_origins: Vec<String>,
     /// Concurrent WebSocket connections.
     pub max_connections: usize,
+    /// Concurrent WebSocket connections from one IP address.
+    pub max_connections_per_address: usize,
+    /// A connection that has neither registered nor called this long after
+    /// the upgrade is closed.
+    pub ws_idle_timeout: Duration,
+    /// How often the gateway pings each connection.
+    pub ws_ping_interval: Duration,
+    /// A connection that sends nothing (no pong) this long after a ping is closed.
+    pub ws_pong_timeout: Duration,
     /// Concurrent calls per connection (a further incoming call is
     /// answered 486 and reported as `missed_call`).
     pub max_calls_per_connection: usize,
@@ -45,6 +55,10 @@ impl GatewayConfig {
             token: ws.token()?,
             allowed_origins: ws.allowed_origins.clone(),
             max_connections: ws.max_connections,
+            max_connections_per_address: ws.max_connections_per_address,
+            ws_idle_timeout: Duration::from_secs_f64(ws.idle_timeout),
+            ws_ping_interval: Duration::from_secs_f64(ws.ping_interval),
+            ws_pong_timeout: Duration::from_secs_f64(ws.pong_timeout),
             max_calls_per_connection: ws.max_calls_per_connection,
             recordings_dir: ws.recordings_dir.clone(),
         })
@@ -68,7 +82,7 @@ pub struct Gateway {
     pub calls: Arc<Calls>,
     /// Connected users by connection id, for routing incoming calls.
     users: Mutex<HashMap<u64, Arc<dyn WebUser>>>,
-    pub connections: AtomicUsize,
+    pub connections: super::connections::Connections,
     next_id: AtomicU64,
     /// Turns false when the service shuts down: no new connections.
     accepting: watch::Sender<bool>,
@@ -83,7 +97,7 @@ impl Gateway {
             config,
             calls,
             users: Mutex::default(),
-            connections: AtomicUsize::new(0),
+            connections: super::connections::Connections::default(),
             next_id: AtomicU64::new(1),
             accepting: watch::channel(true).0,
         })

@@ -1,20 +1,25 @@
 //! The gateway's one TCP port: static files (the softphone page, embedded
 //! from examples/web/) on `GET /`, the JSON-RPC WebSocket on `GET /ws`.
-//! Token, Origin and connection-limit checks happen before the upgrade.
+//! Token, Origin and connection-limit checks (in total and per address)
+//! happen before the upgrade; after it, pings and an idle timeout close
+//! connections that are dead or never used.
 
+use super::connections::Full;
 use super::service::Gateway;
 use super::user::User;
 use crate::protocol::{self, codes, Notification, Response, RpcError, PROTOCOL_VERSION};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
@@ -138,17 +143,52 @@ async fn handle(gw: Arc<Gateway>, mut stream: TcpStream) -> anyhow::Result<()> {
     }
 }
 
-/// Same-origin: the Origin's host:port equals the Host header.
-fn origin_allowed(allowed: &[String], origin: Option<&String>, host: Option<&String>) -> bool {
-    let Some(origin) = origin else { return true };
-    if allowed.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(origin)) {
-        return true;
-    }
+/// Whether a browser's `Origin` may open the WebSocket. Origins compare by
+/// scheme, host and port (a missing port is the scheme's default). The
+/// default is the page's own origin: `http://` and the Host header (the
+/// gateway serves plain HTTP; `https` when a proxy in front says
+/// `X-Forwarded-Proto: https`).
+fn origin_allowed(allowed: &[String], head: &Head) -> bool {
+    let Some(origin) = head.headers.get("origin") else { return true };
+    let Some(origin) = Origin::parse(origin) else { return false };
     if !allowed.is_empty() {
-        return false;
+        return allowed.iter().any(|a| a == "*" || Origin::parse(a).is_some_and(|a| a == origin));
     }
-    let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or(origin);
-    host.is_some_and(|h| h.eq_ignore_ascii_case(origin_host))
+    let scheme = match head.headers.get("x-forwarded-proto") {
+        Some(p) if p.eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    };
+    let own = head.headers.get("host").and_then(|h| Origin::parse(&format!("{scheme}://{h}")));
+    own.is_some_and(|own| own == origin)
+}
+
+/// A web origin, `scheme://host[:port]`, normalised for comparison.
+#[derive(Debug, PartialEq)]
+struct Origin {
+    scheme: String,
+    host: String,
+    port: u16,
+}
+
+impl Origin {
+    fn parse(text: &str) -> Option<Origin> {
+        let (scheme, authority) = text.trim().split_once("://")?;
+        let scheme = scheme.to_ascii_lowercase();
+        let default_port = match scheme.as_str() {
+            "http" => 80,
+            "https" => 443,
+            _ => return None,
+        };
+        // An IPv6 literal keeps its brackets; the port follows the last ':'.
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !p.contains(']') => (h, p.parse().ok()?),
+            _ => (authority, default_port),
+        };
+        if host.is_empty() || host.contains(['/', '@', '?', '#']) {
+            return None;
+        }
+        Some(Origin { scheme, host: host.to_ascii_lowercase(), port })
+    }
 }
 
 fn token_ok(expected: Option<&String>, head: &Head) -> bool {
@@ -173,7 +213,7 @@ async fn upgrade(gw: Arc<Gateway>, mut stream: TcpStream, head: Head) -> anyhow:
     let (Some(key), true) = (key, is_ws) else {
         return respond(&mut stream, "426 Upgrade Required", "text/plain", "this is the WebSocket endpoint\n").await;
     };
-    if !origin_allowed(&gw.config.allowed_origins, head.headers.get("origin"), head.headers.get("host")) {
+    if !origin_allowed(&gw.config.allowed_origins, &head) {
         tracing::warn!(origin = ?head.headers.get("origin"), "WebSocket refused: origin not allowed");
         return respond(&mut stream, "403 Forbidden", "text/plain", "origin not allowed\n").await;
     }
@@ -181,39 +221,62 @@ async fn upgrade(gw: Arc<Gateway>, mut stream: TcpStream, head: Head) -> anyhow:
         tracing::warn!("WebSocket refused: missing or wrong token");
         return respond(&mut stream, "401 Unauthorized", "text/plain", "a valid token is required\n").await;
     }
-    if gw.connections.fetch_add(1, Ordering::SeqCst) >= gw.config.max_connections {
-        gw.connections.fetch_sub(1, Ordering::SeqCst);
-        tracing::warn!(limit = gw.config.max_connections, "WebSocket refused: too many connections");
-        return respond(&mut stream, "503 Service Unavailable", "text/plain", "too many connections\n").await;
-    }
+    let address = stream.peer_addr()?.ip();
+    let _slot = match gw.connections.admit(address, gw.config.max_connections, gw.config.max_connections_per_address) {
+        Ok(slot) => slot,
+        Err(Full::Total) => {
+            tracing::warn!(limit = gw.config.max_connections, "WebSocket refused: too many connections");
+            return respond(&mut stream, "503 Service Unavailable", "text/plain", "too many connections\n").await;
+        }
+        Err(Full::Address) => {
+            let limit = gw.config.max_connections_per_address;
+            tracing::warn!(%address, limit, "WebSocket refused: too many connections from one address");
+            return respond(
+                &mut stream,
+                "429 Too Many Requests",
+                "text/plain",
+                "too many connections from your address\n",
+            )
+            .await;
+        }
+    };
     let accept = derive_accept_key(key.as_bytes());
     let reply = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
     );
-    let result = async {
-        stream.write_all(reply.as_bytes()).await?;
-        let mut config = WebSocketConfig::default();
-        config.max_message_size = Some(MAX_MESSAGE);
-        config.max_frame_size = Some(MAX_MESSAGE);
-        let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
-        session(gw.clone(), ws).await
-    }
-    .await;
-    gw.connections.fetch_sub(1, Ordering::SeqCst);
-    result
+    stream.write_all(reply.as_bytes()).await?;
+    let mut config = WebSocketConfig::default();
+    config.max_message_size = Some(MAX_MESSAGE);
+    config.max_frame_size = Some(MAX_MESSAGE);
+    let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
+    session(gw.clone(), ws).await
 }
 
+/// Requests that make a connection more than a visitor: it is then exempt
+/// from the idle timeout.
+const ENGAGING_METHODS: &[&str] = &["sip.register", "sip.call"];
+
 /// One web user: requests in, responses and events out, until the socket
-/// closes; then its calls are hung up and its account unregistered.
+/// closes or goes quiet; then its calls are hung up and its account
+/// unregistered. The gateway pings every `ws_ping_interval`; a connection
+/// that sends nothing for `ws_pong_timeout` after a ping is closed, and so
+/// is one that has neither registered nor called after `ws_idle_timeout`.
 async fn session(gw: Arc<Gateway>, ws: WebSocketStream<TcpStream>) -> anyhow::Result<()> {
     let (mut sink, mut source) = ws.split();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<String>();
+    let (control_tx, mut control_rx) = mpsc::unbounded_channel::<Message>();
     let user = User::new(gw.clone(), out_tx.clone());
     gw.add_user(user.clone());
     tracing::info!(user = user.id, "web user connected");
     let writer = tokio::spawn(async move {
-        while let Some(text) = out_rx.recv().await {
-            if sink.send(Message::text(text)).await.is_err() {
+        loop {
+            let message = tokio::select! {
+                Some(control) = control_rx.recv() => control,
+                Some(text) = out_rx.recv() => Message::text(text),
+                else => break,
+            };
+            let closing = matches!(message, Message::Close(_));
+            if sink.send(message).await.is_err() || closing {
                 break;
             }
         }
@@ -224,16 +287,39 @@ async fn session(gw: Arc<Gateway>, ws: WebSocketStream<TcpStream>) -> anyhow::Re
         json!({ "protocol": PROTOCOL_VERSION, "version": env!("CARGO_PKG_VERSION"), "gateway": true }),
     );
     out_tx.send(serde_json::to_string(&ready)?).ok();
-    while let Some(message) = source.next().await {
+    let engaged = Arc::new(AtomicBool::new(false));
+    let idle_deadline = tokio::time::sleep(gw.config.ws_idle_timeout);
+    tokio::pin!(idle_deadline);
+    let mut pings =
+        tokio::time::interval_at(tokio::time::Instant::now() + gw.config.ws_ping_interval, gw.config.ws_ping_interval);
+    pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Set when a ping goes out and nothing has been heard since.
+    let mut pong_deadline: Option<tokio::time::Instant> = None;
+    let close_reason = loop {
+        let message = tokio::select! {
+            message = source.next() => message,
+            _ = pings.tick() => {
+                control_tx.send(Message::Ping(Vec::new().into())).ok();
+                pong_deadline.get_or_insert(tokio::time::Instant::now() + gw.config.ws_pong_timeout);
+                continue;
+            }
+            _ = async { tokio::time::sleep_until(pong_deadline.expect("guarded")).await }, if pong_deadline.is_some() => {
+                break Some("no answer to ping");
+            }
+            _ = &mut idle_deadline, if !engaged.load(Ordering::SeqCst) => {
+                break Some("idle: neither registered nor called");
+            }
+        };
+        pong_deadline = None;
         let text = match message {
-            Ok(Message::Text(t)) => t.to_string(),
-            Ok(Message::Binary(_)) => {
+            Some(Ok(Message::Text(t))) => t.to_string(),
+            Some(Ok(Message::Binary(_))) => {
                 let err = RpcError::new(codes::INVALID_REQUEST, "send JSON-RPC as text messages, not binary");
                 out_tx.send(serde_json::to_string(&Response::error(Value::Null, err))?).ok();
                 continue;
             }
-            Ok(Message::Close(_)) | Err(_) => break,
-            Ok(_) => continue, // ping/pong are answered by tungstenite
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break None,
+            Some(Ok(_)) => continue, // pings are answered by tungstenite; pongs count as heard
         };
         let request = match protocol::parse(&text) {
             Ok(r) => r,
@@ -245,9 +331,13 @@ async fn session(gw: Arc<Gateway>, ws: WebSocketStream<TcpStream>) -> anyhow::Re
         };
         let user = user.clone();
         let out = out_tx.clone();
+        let engaged = engaged.clone();
         tokio::spawn(async move {
             let method = request.method.clone();
             let result = user.request(&request.method, request.params).await;
+            if result.is_ok() && ENGAGING_METHODS.contains(&method.as_str()) {
+                engaged.store(true, Ordering::SeqCst);
+            }
             if let Some(id) = request.id {
                 let response = match result {
                     Ok(v) => Response::result(id, v),
@@ -261,12 +351,27 @@ async fn session(gw: Arc<Gateway>, ws: WebSocketStream<TcpStream>) -> anyhow::Re
                 }
             }
         });
+    };
+    // The socket is closed first (a close frame, then the TCP close), so
+    // the client is not kept waiting while the calls are hung up.
+    let frame = match close_reason {
+        Some(reason) => {
+            tracing::info!(user = user.id, reason, "web user disconnected by the gateway");
+            Some(CloseFrame { code: CloseCode::Policy, reason: reason.into() })
+        }
+        None => {
+            tracing::info!(user = user.id, "web user disconnected");
+            None
+        }
+    };
+    control_tx.send(Message::Close(frame)).ok();
+    let mut writer = writer;
+    if tokio::time::timeout(Duration::from_secs(1), &mut writer).await.is_err() {
+        writer.abort();
     }
-    tracing::info!(user = user.id, "web user disconnected");
+    drop(source); // with the writer's half gone, this closes the TCP connection
     gw.remove_user(user.id);
     user.shutdown().await;
-    drop(out_tx);
-    writer.abort();
     Ok(())
 }
 
@@ -274,15 +379,43 @@ async fn session(gw: Arc<Gateway>, ws: WebSocketStream<TcpStream>) -> anyhow::Re
 mod tests {
     use super::*;
 
+    fn head(headers: &[(&str, &str)]) -> Head {
+        Head {
+            method: "GET".into(),
+            path: "/ws".into(),
+            query: HashMap::new(),
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
     #[test]
-    fn same_origin_by_default() {
-        let host = "127.0.0.1:8080".to_string();
-        assert!(origin_allowed(&[], Some(&"http://127.0.0.1:8080".into()), Some(&host)));
-        assert!(!origin_allowed(&[], Some(&"http://evil.example".into()), Some(&host)));
-        assert!(origin_allowed(&[], None, Some(&host)), "non-browser clients send no Origin");
-        assert!(origin_allowed(&["https://app.example".into()], Some(&"https://app.example".into()), Some(&host)));
-        assert!(!origin_allowed(&["https://app.example".into()], Some(&"http://127.0.0.1:8080".into()), Some(&host)));
-        assert!(origin_allowed(&["*".into()], Some(&"http://any".into()), Some(&host)));
+    fn same_origin_by_default_by_scheme_host_and_port() {
+        let from = |origin: &str| head(&[("host", "127.0.0.1:8080"), ("origin", origin)]);
+        assert!(origin_allowed(&[], &from("http://127.0.0.1:8080")));
+        assert!(!origin_allowed(&[], &from("https://127.0.0.1:8080")), "another scheme");
+        assert!(!origin_allowed(&[], &from("http://127.0.0.1:8081")), "another port");
+        assert!(!origin_allowed(&[], &from("http://127.0.0.1")), "the default port is 80");
+        assert!(!origin_allowed(&[], &from("http://evil.example")));
+        assert!(!origin_allowed(&[], &from("null")));
+        assert!(origin_allowed(&[], &head(&[("host", "127.0.0.1:8080")])), "non-browser clients send no Origin");
+        let default_port = head(&[("host", "Gw.Example"), ("origin", "http://gw.example:80")]);
+        assert!(origin_allowed(&[], &default_port), "port 80 is http's default; hosts ignore case");
+        let proxied = head(&[("host", "gw.example"), ("origin", "https://gw.example"), ("x-forwarded-proto", "https")]);
+        assert!(origin_allowed(&[], &proxied), "behind a TLS proxy");
+        let v6 = head(&[("host", "[::1]:8080"), ("origin", "http://[::1]:8080")]);
+        assert!(origin_allowed(&[], &v6));
+    }
+
+    #[test]
+    fn allowed_origins_by_scheme_host_and_port() {
+        let allowed = ["https://app.example".to_string()];
+        let from = |origin: &str| head(&[("host", "127.0.0.1:8080"), ("origin", origin)]);
+        assert!(origin_allowed(&allowed, &from("https://app.example")));
+        assert!(origin_allowed(&allowed, &from("https://APP.example:443")));
+        assert!(!origin_allowed(&allowed, &from("http://app.example")), "another scheme");
+        assert!(!origin_allowed(&allowed, &from("https://app.example:8443")), "another port");
+        assert!(!origin_allowed(&allowed, &from("http://127.0.0.1:8080")), "the list replaces same-origin");
+        assert!(origin_allowed(&["*".into()], &from("http://any")));
     }
 
     #[test]

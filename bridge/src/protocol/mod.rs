@@ -150,10 +150,12 @@ impl Notification {
 }
 
 /// Parses one incoming message. An unparseable line yields the error
-/// response to send (with `id: null`, as JSON-RPC prescribes).
+/// response to send, with the request's `id` when the id itself can be
+/// read (a number out of range elsewhere, a syntax error after it), else
+/// `id: null` as JSON-RPC prescribes.
 pub fn parse(line: &str) -> Result<Request, Box<Response>> {
     let value: Value = serde_json::from_str(line).map_err(|e| {
-        Box::new(Response::error(Value::Null, RpcError::new(codes::PARSE_ERROR, format!("not valid JSON: {e}"))))
+        Box::new(Response::error(recover_id(line), RpcError::new(codes::PARSE_ERROR, format!("not valid JSON: {e}"))))
     })?;
     let id = value.get("id").cloned().unwrap_or(Value::Null);
     let request: Request = serde_json::from_value(value).map_err(|e| {
@@ -166,6 +168,44 @@ pub fn parse(line: &str) -> Result<Request, Box<Response>> {
         return Err(Box::new(Response::error(id, RpcError::new(codes::INVALID_REQUEST, "jsonrpc must be \"2.0\""))));
     }
     Ok(request)
+}
+
+/// The `id` member of a top-level object that does not parse as a whole:
+/// read as far as the id, other values skipped without being converted.
+fn recover_id(line: &str) -> Value {
+    let mut id = None;
+    let _ = serde::de::DeserializeSeed::deserialize(IdSeed(&mut id), &mut serde_json::Deserializer::from_str(line));
+    id.unwrap_or(Value::Null)
+}
+
+/// Walks an object's members, keeping the first `id`.
+struct IdSeed<'a>(&'a mut Option<Value>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for IdSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for IdSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON-RPC object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<std::borrow::Cow<str>>()? {
+            if key == "id" && self.0.is_none() {
+                *self.0 = Some(map.next_value()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The typed request for `method` with `params`: METHOD_NOT_FOUND for a
@@ -254,6 +294,18 @@ mod tests {
         assert_eq!(err.id, serde_json::json!(7), "the id is echoed when it can be read");
         let err = parse(r#"{"jsonrpc":"1.0","id":1,"method":"x"}"#).unwrap_err();
         assert_eq!(err.error.as_ref().unwrap().code, codes::INVALID_REQUEST);
+    }
+
+    #[test]
+    fn ids_are_recovered_when_they_parse() {
+        let id = |line: &str| parse(line).unwrap_err().id;
+        assert_eq!(id(r#"{"jsonrpc":"2.0","id":3,"method":"x","params":{"n":1e400}}"#), serde_json::json!(3));
+        assert_eq!(id(r#"{"params":{"n":1e400},"id":"a\"b"}"#), serde_json::json!("a\"b"), "after the bad number");
+        assert_eq!(id(r#"{"jsonrpc":"2.0","id":4,"method":"x","params":{"#), serde_json::json!(4), "cut short");
+        assert_eq!(id(r#"{"id":1e400,"method":"x"}"#), Value::Null, "the id itself is out of range");
+        assert_eq!(id(r#"{"params":{"n":1e400}}"#), Value::Null);
+        assert_eq!(id(r#"[1e400]"#), Value::Null);
+        assert_eq!(id("{not json"), Value::Null);
     }
 
     #[test]

@@ -4,13 +4,17 @@
 
 use crate::leg::events::{ConnectionState, EventHandler, LegEvent};
 use crate::leg::port::MediaPort;
+use crate::runtime::log_limit::{LogLimit, REPEAT_INTERVAL};
 use gst::prelude::*;
 
 /// Logs a pipeline's errors and warnings as they are posted, and reports
-/// an error as a failed connection (the leg's audio has stopped).
+/// an error as a failed connection (the leg's audio has stopped). A warning
+/// that repeats (every packet to an unreachable peer fails) is logged the
+/// first time, then once per [`REPEAT_INTERVAL`] with its count.
 pub(crate) fn watch_bus(pipeline: &gst::Pipeline, events: &EventHandler) {
     let events = events.clone();
     let name = pipeline.name();
+    let repeats = LogLimit::new(REPEAT_INTERVAL);
     pipeline.bus().expect("pipelines have a bus").set_sync_handler(move |_, msg| {
         match msg.view() {
             gst::MessageView::Error(err) => {
@@ -18,7 +22,11 @@ pub(crate) fn watch_bus(pipeline: &gst::Pipeline, events: &EventHandler) {
                 events(LegEvent::ConnectionStateChange(ConnectionState::Failed));
             }
             gst::MessageView::Warning(w) => {
-                tracing::warn!(pipeline = %name, source = ?w.src().map(|s| s.path_string()), warning = %w.error(), "media warning");
+                let source = w.src().map(|s| s.path_string());
+                let kind = format!("{source:?} {}", w.error());
+                if let Some(repeated) = repeats.admit(&kind, std::time::Instant::now()) {
+                    tracing::warn!(pipeline = %name, ?source, warning = %w.error(), repeated, "media warning");
+                }
             }
             _ => {}
         }

@@ -6,6 +6,7 @@
 //! knows about legs.
 
 pub(crate) mod dtls;
+pub(crate) mod log_limit;
 pub(crate) mod reactor;
 
 use crate::Error;
