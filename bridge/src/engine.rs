@@ -222,6 +222,9 @@ impl Engine {
         if let Some(t) = p.rtp_timeout_ms {
             options.rtp_timeout_ms = t;
         }
+        if let Some(policy) = p.srtp {
+            options.srtp = policy;
+        }
         let id = format!("s{}", self.next_id.fetch_add(1, Ordering::Relaxed));
         let events = self.event_handler(&id);
         let leg = match p.kind {

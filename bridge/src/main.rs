@@ -67,7 +67,7 @@ enum Command {
 
 #[derive(clap::Args)]
 struct DaemonArgs {
-    /// SIP listen address, `[udp:|tcp:|ws:]ADDR:PORT` (repeatable); replaces
+    /// SIP listen address, `[udp:|tcp:|ws:|tls:]ADDR:PORT` (repeatable); replaces
     /// `sip.listen`. Default: udp:127.0.0.1:5060.
     #[arg(long = "sip-listen", value_name = "ADDR:PORT")]
     sip_listen: Vec<String>,

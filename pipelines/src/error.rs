@@ -9,6 +9,11 @@ pub enum Error {
     /// The remote description offers no codec we can use (SIP answers 488).
     #[error("no common codec: {0}")]
     NoCommonCodec(String),
+    /// The SRTP policies of the two sides do not meet: an SRTP-mandatory
+    /// leg got no usable `a=crypto`, or an `RTP/SAVP` offer reached a leg
+    /// with SRTP off (SIP answers 488).
+    #[error("media encryption not acceptable: {0}")]
+    Encryption(String),
     /// The call is not allowed in the current offer/answer state.
     #[error("wrong negotiation state: {0}")]
     WrongState(String),

@@ -30,6 +30,7 @@ pub use join::room::Room;
 pub use leg::dtmf;
 pub use leg::port::MediaPort;
 pub use leg::traffic::{rtp_totals, RtpTotals};
+pub use leg::SrtpPolicy;
 pub use leg::{
     ConnectionState, DescriptionKind, EventHandler, Leg, LegEvent, LegOptions, SessionDescriptionText, SymmetricRtp,
 };

@@ -85,7 +85,8 @@ pub struct Config {
     pub t1: Duration,
     /// Time an incoming INVITE may ring unanswered before a 480.
     pub ring_timeout: Duration,
-    /// Certificates for SIP over TLS; `None` = no TLS.
+    /// Certificates for SIP over TLS; `None`: no TLS listener, and outgoing
+    /// TLS verified against the system roots.
     pub tls: Option<TlsSettings>,
 }
 
@@ -96,17 +97,30 @@ pub struct TlsSettings {
     pub cert_pem: Option<String>,
     /// Its private key (PEM, PKCS#8 or PKCS#1).
     pub key_pem: Option<String>,
-    /// Trust anchors (PEM) for the servers we connect to. No system roots
-    /// are used: without this, outgoing TLS connections fail verification.
+    /// Trust anchors (PEM) for the servers we connect to; `None`: the
+    /// system's roots ([`SYSTEM_ROOTS`], or the file `SSL_CERT_FILE` names).
     pub ca_pem: Option<String>,
 }
 
+/// Debian's bundle of the system's trusted roots (package ca-certificates).
+pub const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
 impl TlsSettings {
+    /// rsipstack's TLS settings. rsipstack trusts nothing by itself, so the
+    /// system roots are handed to it when no CA is configured.
     pub(crate) fn to_rsip(&self) -> rsipstack::transport::tls::TlsConfig {
+        let ca = self.ca_pem.clone().or_else(|| {
+            let path = std::env::var("SSL_CERT_FILE").unwrap_or_else(|_| SYSTEM_ROOTS.to_string());
+            std::fs::read_to_string(&path)
+                .inspect_err(
+                    |e| tracing::warn!(%path, %e, "no system trust roots: outgoing TLS will fail verification"),
+                )
+                .ok()
+        });
         rsipstack::transport::tls::TlsConfig {
             cert: self.cert_pem.as_ref().map(|s| s.as_bytes().to_vec()),
             key: self.key_pem.as_ref().map(|s| s.as_bytes().to_vec()),
-            ca_certs: self.ca_pem.as_ref().map(|s| s.as_bytes().to_vec()),
+            ca_certs: ca.map(String::into_bytes),
             ..Default::default()
         }
     }

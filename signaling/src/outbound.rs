@@ -69,6 +69,12 @@ async fn drive(inner: Arc<CallInner>, option: InviteOption, creds: Option<(Strin
     let mut nonce = NonceState::default();
     let mut answered_nonce = None;
     let target = option.callee.to_string();
+    if let Some(destination) = &option.destination {
+        if let Err(e) = crate::transport::connect_tls(&inner.core.endpoint.transport_layer, destination).await {
+            inner.emit(CallEvent::Failed { code: e.status_code(), reason: e.to_string() });
+            return;
+        }
+    }
     for _attempt in 0..4 {
         let mut opt = option.clone();
         if let Some((user, pw)) = &creds {

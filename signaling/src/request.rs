@@ -18,6 +18,9 @@ pub(crate) struct Creds<'a> {
 
 /// Sends `req` once and waits for its final response.
 pub(crate) async fn send_once(core: &Core, req: Request, destination: Option<SipAddr>) -> Result<Response, Error> {
+    if let Some(target) = crate::transport::request_target(&req, destination.as_ref()) {
+        crate::transport::connect_tls(&core.endpoint.transport_layer, &target).await?;
+    }
     let key = TransactionKey::from_request(&req, TransactionRole::Client)?;
     let mut tx = Transaction::new_client(key, req, core.endpoint.clone(), None);
     tx.destination = destination;

@@ -92,14 +92,40 @@ pub(crate) async fn bind(config: &Config, guard: Arc<Guard>, cancel: &Cancellati
         bound.insert(*transport, local);
         advertised.insert(*transport, shown);
     }
-    if let Some(tls) = &config.tls {
-        // Trust anchors (and our certificate) for outgoing TLS connections.
-        layer.set_tls_config(tls.to_rsip());
-    }
+    // Trust anchors (and our certificate) for outgoing TLS connections.
+    layer.set_tls_config(config.tls.clone().unwrap_or_default().to_rsip());
     Ok(Transports { layer, bound, advertised })
 }
 
 /// An rsipstack address for `addr` over `transport`.
 pub(crate) fn sip_addr(transport: Transport, addr: SocketAddr) -> SipAddr {
     SipAddr { r#type: Some(transport.to_rsip()), addr: addr.into() }
+}
+
+/// Opens the TLS connection a request to `target` will go over, so that a
+/// server certificate we do not trust fails the request at once, with the
+/// reason. rsipstack only logs a failed connection and retries it until
+/// Timer B: a bare 408 after 32 s. Other transports are left to rsipstack.
+pub(crate) async fn connect_tls(layer: &TransportLayer, target: &SipAddr) -> Result<(), Error> {
+    if target.r#type != Some(rsipstack::sip::Transport::Tls) {
+        return Ok(());
+    }
+    let mut target = target.clone();
+    if target.addr.port.is_none() {
+        target.addr.port = Some(5061.into());
+    }
+    layer.lookup(&target, None).await.map(|_| ()).map_err(|e| Error::Transport(format!("TLS to {}: {e}", target.addr)))
+}
+
+/// Where a request goes: its destination if set, else its Request-URI (or
+/// first Route); `sips:` means TLS (RFC 3261 section 26.2.2).
+pub(crate) fn request_target(req: &rsipstack::sip::Request, destination: Option<&SipAddr>) -> Option<SipAddr> {
+    let mut target = match destination {
+        Some(d) => d.clone(),
+        None => SipAddr::try_from(&req.destination()).ok()?,
+    };
+    if target.r#type.is_none() && req.uri.scheme == Some(rsipstack::sip::Scheme::Sips) {
+        target.r#type = Some(rsipstack::sip::Transport::Tls);
+    }
+    Some(target)
 }

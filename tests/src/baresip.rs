@@ -26,12 +26,29 @@ pub struct BaresipAccount {
     pub auto_answer: bool,
     /// Registration interval in seconds; 0 = do not register.
     pub regint: u32,
+    /// More account parameters, e.g. `;mediaenc=srtp-mand` (SDES-SRTP
+    /// required, `RTP/SAVP`) or `;mediaenc=srtp` (offered inside `RTP/AVP`).
+    pub params: String,
 }
 
 impl BaresipAccount {
     /// An account that calls out directly, registering nowhere.
     pub fn unregistered(aor: &str) -> BaresipAccount {
-        BaresipAccount { aor: aor.into(), password: None, outbound: None, auto_answer: false, regint: 0 }
+        Self::direct(aor, "")
+    }
+
+    /// An account that registers nowhere and calls its targets directly
+    /// (no proxy, no password), answering nothing by itself; `params` are
+    /// extra account parameters (e.g. `;mediaenc=srtp-mand`).
+    pub fn direct(aor: &str, params: &str) -> BaresipAccount {
+        BaresipAccount {
+            aor: aor.into(),
+            password: None,
+            outbound: None,
+            auto_answer: false,
+            regint: 0,
+            params: params.into(),
+        }
     }
 
     /// The `accounts` file line.
@@ -46,7 +63,7 @@ impl BaresipAccount {
         if self.auto_answer {
             l.push_str(";answermode=auto");
         }
-        l.push_str(&format!(";regint={};audio_codecs=PCMU,PCMA", self.regint));
+        l.push_str(&format!(";regint={};audio_codecs=PCMU,PCMA{}", self.regint, self.params));
         l
     }
 }
@@ -83,16 +100,27 @@ impl Baresip {
     /// Writes `dir/baresip/{config,accounts}` and starts baresip; returns
     /// once ctrl_tcp accepts a connection.
     pub fn start(dir: &Path, opts: &BaresipOptions) -> Result<Baresip> {
-        Self::start_at(dir, opts, None)
+        Self::start_at(dir, opts, None, "")
+    }
+
+    /// [`Baresip::start`] with more `config` lines, e.g. `sip_cafile` for
+    /// SIP over TLS.
+    pub fn start_with_config(dir: &Path, opts: &BaresipOptions, extra_config: &str) -> Result<Baresip> {
+        Self::start_at(dir, opts, None, extra_config)
     }
 
     /// Like [`Baresip::start`], inside `host`'s network namespace, on its
     /// address (ctrl_tcp too, which the router namespace can reach).
     pub fn start_on(dir: &Path, opts: &BaresipOptions, host: &crate::netns::Host) -> Result<Baresip> {
-        Self::start_at(dir, opts, Some(host))
+        Self::start_at(dir, opts, Some(host), "")
     }
 
-    fn start_at(dir: &Path, opts: &BaresipOptions, host: Option<&crate::netns::Host>) -> Result<Baresip> {
+    fn start_at(
+        dir: &Path,
+        opts: &BaresipOptions,
+        host: Option<&crate::netns::Host>,
+        extra_config: &str,
+    ) -> Result<Baresip> {
         let ip = host.map(|h| h.addr).unwrap_or(std::net::Ipv4Addr::LOCALHOST);
         let conf = dir.join("baresip");
         let rec_dir = conf.join("rec");
@@ -117,6 +145,7 @@ impl Baresip {
              module\t\t\taufile.so\n\
              module\t\t\tausine.so\n\
              module\t\t\taubridge.so\n\
+             module\t\t\tsrtp.so\n\
              module_app\t\taccount.so\n\
              module_app\t\tmenu.so\n\
              module_app\t\tctrl_tcp.so\n"
@@ -124,6 +153,7 @@ impl Baresip {
         if opts.record {
             config.push_str(&format!("module\t\t\tsndfile.so\nsnd_path\t\t{}\n", rec_dir.display()));
         }
+        config.push_str(extra_config);
         std::fs::write(conf.join("config"), config)?;
         let accounts: String = opts.accounts.iter().map(|a| a.line() + "\n").collect();
         std::fs::write(conf.join("accounts"), accounts)?;

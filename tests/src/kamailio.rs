@@ -99,7 +99,7 @@ impl Kamailio {
                 tls_port = free_tcp_port();
             }
             let (cert, key) = (base.join("cert.pem"), base.join("key.pem"));
-            self_signed_cert(&cert, &key)?;
+            crate::certs::self_signed_cert(&cert, &key)?;
             fs::write(
                 &tls_cfg,
                 format!(
@@ -182,6 +182,7 @@ impl Kamailio {
             outbound: Some(self.proxy_uri("udp")),
             auto_answer,
             regint: 600,
+            params: String::new(),
         }
     }
 
@@ -217,23 +218,4 @@ pub fn wait_options_200(port: u16, timeout: Duration) -> Result<()> {
         }
     }
     bail!("nothing answers OPTIONS with 200 on udp 127.0.0.1:{port}")
-}
-
-/// A self-signed EC certificate for IP 127.0.0.1 (an end-entity, usable as
-/// its own trust anchor), valid one day, written as PEM.
-fn self_signed_cert(cert: &Path, key: &Path) -> Result<()> {
-    let mut cmd = Command::new("openssl");
-    cmd.args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
-        .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-keyout"])
-        .arg(key)
-        .arg("-out")
-        .arg(cert)
-        .stdin(std::process::Stdio::null());
-    let dir = cert.parent().unwrap_or(Path::new("."));
-    let mut child = spawn(&mut cmd, dir, "openssl", Duration::from_secs(20))?;
-    match child.wait_timeout(Duration::from_secs(20))? {
-        Some(s) if s.success() => Ok(()),
-        other => bail!("openssl req failed ({other:?}): {}", child.log()),
-    }
 }

@@ -11,6 +11,8 @@ pub mod audio;
 pub mod baresip;
 pub mod bridge;
 pub mod bursty;
+pub mod capture;
+pub mod certs;
 pub mod daemon;
 pub mod dispatcher;
 pub mod gateway;

@@ -48,13 +48,7 @@ fn baresip_rfc4733_keys_are_logged() {
     let b = Baresip::start(
         &dir,
         &BaresipOptions {
-            accounts: vec![BaresipAccount {
-                aor: "sip:alice@127.0.0.1".into(),
-                password: None,
-                outbound: None,
-                auto_answer: false,
-                regint: 0,
-            }],
+            accounts: vec![BaresipAccount::direct("sip:alice@127.0.0.1", "")],
             play: Some(wav),
             record: false,
             limit: Duration::from_secs(40),

@@ -25,6 +25,7 @@ pub fn caller(dir: &Path, wav: PathBuf, extra: &str) -> Baresip {
                 outbound: None,
                 auto_answer: false,
                 regint: 0,
+                params: String::new(),
             }],
             play: Some(wav),
             record: true,

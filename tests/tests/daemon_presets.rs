@@ -26,6 +26,7 @@ fn caller(dir: &Path, name: &str, play: Option<PathBuf>) -> Baresip {
                 outbound: None,
                 auto_answer: false,
                 regint: 0,
+                params: String::new(),
             }],
             play,
             record: true,

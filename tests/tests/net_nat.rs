@@ -27,13 +27,7 @@ fn echo_across_nat(dir: &Path, symmetric_rtp: &str) -> Pcm {
     let daemon = Daemon::start_on(dir, &server, &config, &[]).unwrap();
     let wav = dir.join("tone.wav");
     write_wav(&wav, &tone(TONE, 5.0, 8000, 0.3)).unwrap();
-    let account = BaresipAccount {
-        aor: "sip:phone@192.0.2.10".into(),
-        password: None,
-        outbound: None,
-        auto_answer: false,
-        regint: 0,
-    };
+    let account = BaresipAccount::direct("sip:phone@192.0.2.10", "");
     let options = BaresipOptions { accounts: vec![account], play: Some(wav), record: true, limit };
     let phone = Baresip::start_on(dir, &options, &phone_host).unwrap();
     phone.command("dial", &daemon.uri("echo")).unwrap();

@@ -10,6 +10,8 @@ use std::fmt;
 pub enum CallError {
     /// The offer has no codec we accept: 488.
     NoCommonCodec(String),
+    /// SRTP required by one side and refused by the other: 488.
+    Encryption(String),
     /// The SDP is malformed or unusable: 400.
     BadSdp(String),
     /// The concurrent call limit is reached: 503.
@@ -30,7 +32,7 @@ impl CallError {
     /// The SIP response a peer gets for this failure.
     pub fn sip_status(&self) -> u16 {
         match self {
-            CallError::NoCommonCodec(_) => 488,
+            CallError::NoCommonCodec(_) | CallError::Encryption(_) => 488,
             CallError::BadSdp(_) => 400,
             CallError::TooManyCalls(_) | CallError::ShuttingDown | CallError::NoMediaPort(_) => 503,
             CallError::WrongState(_) => 491,
@@ -42,7 +44,7 @@ impl CallError {
     /// Reason phrase of the response.
     pub fn reason(&self) -> &'static str {
         match self {
-            CallError::NoCommonCodec(_) => "Not Acceptable Here",
+            CallError::NoCommonCodec(_) | CallError::Encryption(_) => "Not Acceptable Here",
             CallError::BadSdp(_) => "Bad Request",
             CallError::TooManyCalls(_) => "Too Many Calls",
             CallError::ShuttingDown => "Shutting Down",
@@ -57,7 +59,7 @@ impl CallError {
 pub fn media_sip_status(e: &pipelines::Error) -> u16 {
     use pipelines::Error as E;
     match e {
-        E::NoCommonCodec(_) => 488,
+        E::NoCommonCodec(_) | E::Encryption(_) => 488,
         E::InvalidSdp(_) => 400,
         E::Bind(_) => 503,
         _ => 500,
@@ -68,6 +70,7 @@ impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CallError::NoCommonCodec(m) => write!(f, "no common codec: {m}"),
+            CallError::Encryption(m) => write!(f, "media encryption: {m}"),
             CallError::BadSdp(m) => write!(f, "unusable SDP: {m}"),
             CallError::TooManyCalls(n) => write!(f, "{n} calls in progress, the limit"),
             CallError::ShuttingDown => write!(f, "shutting down"),
@@ -86,6 +89,7 @@ impl From<pipelines::Error> for CallError {
         use pipelines::Error as E;
         match e {
             E::NoCommonCodec(m) => CallError::NoCommonCodec(m),
+            E::Encryption(m) => CallError::Encryption(m),
             E::InvalidSdp(m) => CallError::BadSdp(m),
             E::Bind(m) => CallError::NoMediaPort(m),
             other => CallError::Media(other),
@@ -107,6 +111,7 @@ mod tests {
     fn media_errors_classify_into_sip_codes() {
         let cases = [
             (pipelines::Error::NoCommonCodec("G729".into()), 488),
+            (pipelines::Error::Encryption("no a=crypto".into()), 488),
             (pipelines::Error::InvalidSdp("no v=".into()), 400),
             (pipelines::Error::Bind("busy".into()), 503),
             (pipelines::Error::Closed, 500),

@@ -9,7 +9,7 @@
 
 use super::preset::Preset;
 use anyhow::{bail, Context, Result};
-use pipelines::{Codec, LegOptions, SymmetricRtp};
+use pipelines::{Codec, LegOptions, SrtpPolicy, SymmetricRtp};
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -158,10 +158,20 @@ fn default_mute() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SipSettings {
-    /// `udp:ADDR:PORT`, `tcp:ADDR:PORT`, `ws:ADDR:PORT` or a bare
-    /// `ADDR:PORT` (UDP).
+    /// `udp:ADDR:PORT`, `tcp:ADDR:PORT`, `ws:ADDR:PORT`, `tls:ADDR:PORT`
+    /// or a bare `ADDR:PORT` (UDP).
     #[serde(default = "default_listen")]
     pub listen: Vec<String>,
+    /// Certificate chain (PEM file) of a `tls:` listener.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key (PEM file).
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Trust anchors (PEM file) for TLS servers we connect to; default: the
+    /// system's roots.
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
     /// Host written into Via/Contact when the bind address is not what
     /// peers can reach.
     #[serde(default)]
@@ -179,6 +189,9 @@ impl Default for SipSettings {
     fn default() -> Self {
         SipSettings {
             listen: default_listen(),
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
             advertised_host: None,
             user_agent: default_user_agent(),
             max_calls_per_peer: None,
@@ -211,6 +224,9 @@ pub struct MediaSettings {
     pub opus_complexity: u32,
     #[serde(default)]
     pub symmetric_rtp: SymmetricRtp,
+    /// SDES-SRTP towards SIP peers: off, optional (default), mandatory.
+    #[serde(default)]
+    pub srtp: SrtpPolicy,
     /// Seconds without RTP from a peer that should be sending before its
     /// call is hung up (BYE); 0 = never. Not counted while on hold.
     #[serde(default = "default_media_timeout")]
@@ -227,6 +243,7 @@ impl Default for MediaSettings {
             opus_bitrate: default_opus_bitrate(),
             opus_complexity: default_opus_complexity(),
             symmetric_rtp: SymmetricRtp::Auto,
+            srtp: SrtpPolicy::Optional,
             timeout: default_media_timeout(),
         }
     }
@@ -561,6 +578,11 @@ impl Config {
             }
             transports.push(t);
         }
+        if transports.contains(&signaling::Transport::Tls)
+            && (self.sip.tls_cert.is_none() || self.sip.tls_key.is_none())
+        {
+            bail!("sip.listen: a tls: listener needs sip.tls_cert and sip.tls_key (PEM files)");
+        }
         if self.media.addresses.is_empty() {
             bail!("media.addresses: give at least one address");
         }
@@ -613,9 +635,24 @@ impl Config {
             opus_bitrate: self.media.opus_bitrate,
             opus_complexity: self.media.opus_complexity,
             symmetric_rtp: self.media.symmetric_rtp,
+            srtp: self.media.srtp,
             rtp_timeout_ms: self.media.timeout.saturating_mul(1000),
             ..LegOptions::default()
         }
+    }
+
+    /// Certificates for SIP over TLS, read from the configured files.
+    pub fn tls(&self) -> Result<signaling::TlsSettings> {
+        let read = |key: &str, path: &Option<PathBuf>| -> Result<Option<String>> {
+            path.as_ref()
+                .map(|p| std::fs::read_to_string(p).with_context(|| format!("sip.{key} {}", p.display())))
+                .transpose()
+        };
+        Ok(signaling::TlsSettings {
+            cert_pem: read("tls_cert", &self.sip.tls_cert)?,
+            key_pem: read("tls_key", &self.sip.tls_key)?,
+            ca_pem: read("tls_ca", &self.sip.tls_ca)?,
+        })
     }
 
     /// The SIP listeners.
@@ -690,17 +727,18 @@ pub fn set(table: &mut toml::Table, kv: &str) -> Result<()> {
     Ok(())
 }
 
-/// `udp:ADDR:PORT`, `tcp:...`, `ws:...`, or bare `ADDR:PORT` (UDP).
+/// `udp:ADDR:PORT`, `tcp:...`, `ws:...`, `tls:...`, or bare `ADDR:PORT` (UDP).
 pub fn parse_listen(s: &str) -> Result<signaling::Listen> {
     use signaling::Transport;
     let (transport, addr) = match s.split_once(':') {
         Some(("udp", rest)) => (Transport::Udp, rest),
         Some(("tcp", rest)) => (Transport::Tcp, rest),
         Some(("ws", rest)) => (Transport::Ws, rest),
+        Some(("tls", rest)) => (Transport::Tls, rest),
         _ => (Transport::Udp, s),
     };
     let addr: SocketAddr =
-        addr.parse().with_context(|| format!("sip.listen {s:?}: expected [udp:|tcp:|ws:]ADDR:PORT"))?;
+        addr.parse().with_context(|| format!("sip.listen {s:?}: expected [udp:|tcp:|ws:|tls:]ADDR:PORT"))?;
     Ok(signaling::Listen { transport, addr })
 }
 

@@ -140,6 +140,7 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
         // One more than the limit, so the limit's own 503 is what a busy
         // peer sees.
         max_calls_per_peer: config.sip.max_calls_per_peer.unwrap_or(config.limits.max_calls + 1),
+        tls: Some(config.tls()?),
         ..signaling::Config::default()
     })
     .await

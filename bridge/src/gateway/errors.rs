@@ -42,6 +42,7 @@ pub fn from_call(e: CallError) -> RpcError {
         CallError::Media(e) => return from_media(e),
         CallError::WrongState(_) => return call_state(e.to_string()),
         CallError::NoCommonCodec(_) => codes::NO_COMMON_CODEC,
+        CallError::Encryption(_) => codes::ENCRYPTION,
         CallError::BadSdp(_) => codes::INVALID_SDP,
         CallError::NoMediaPort(_) => codes::MEDIA,
         CallError::TooManyCalls(_) | CallError::ShuttingDown => codes::TOO_MANY_CALLS,

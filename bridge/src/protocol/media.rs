@@ -2,7 +2,7 @@
 //! method, its params a struct. docs/protocol.md and node-shim's
 //! `BridgeMethod` type are checked against [`MediaRequest::METHODS`].
 
-use pipelines::{Codec, SymmetricRtp};
+use pipelines::{Codec, SrtpPolicy, SymmetricRtp};
 use serde::Deserialize;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -104,6 +104,8 @@ pub struct CreateParams {
     pub symmetric_rtp: Option<SymmetricRtp>,
     #[serde(default)]
     pub rtp_timeout_ms: Option<u32>,
+    #[serde(default)]
+    pub srtp: Option<SrtpPolicy>,
 }
 
 #[derive(Deserialize, Clone, Copy)]

@@ -79,6 +79,8 @@ pub mod codes {
     pub const CLOSED: i32 = 1008;
     /// A file to play or record cannot be used (missing, bad extension, no such directory).
     pub const FILE: i32 = 1009;
+    /// The SRTP policies do not meet (`sipStatus` 488).
+    pub const ENCRYPTION: i32 = 1010;
 
     // The gateway's (docs/protocol.md, section Gateway).
     /// The request needs an account: `sip.register` first (or a guest one).
@@ -122,6 +124,7 @@ impl From<pipelines::Error> for RpcError {
             E::Timeout(_) => codes::TIMEOUT,
             E::Closed => codes::CLOSED,
             E::File(_) => codes::FILE,
+            E::Encryption(_) => codes::ENCRYPTION,
             E::MissingElement(_) | E::Bind(_) | E::Pipeline(_) => codes::MEDIA,
         };
         // The same classification the call layer answers SIP peers with.

@@ -7,6 +7,7 @@
 //! consumers -> port.rs inputs -> send.rs (encode, payload, gate.rs) -> rtp.rs | webrtc.rs -> network
 //! a leg's received packets -> relay.rs -> a linked leg's socket or send chain (same codec: no rtpbin at all)
 //! rtpbin's jitter buffers (where audio is decoded) adapt their latency: jitter.rs
+//! RTP leg's sockets <-> srtp.rs (SDES-SRTP, keys from sdes.rs) <-> rtpbin / relay
 //! ```
 //!
 //! `traffic.rs` counts the RTP packets and bytes plain RTP legs receive
@@ -30,13 +31,16 @@ pub(crate) mod port;
 mod receive;
 pub(crate) mod relay;
 mod rtp;
+mod sdes;
 mod send;
+mod srtp;
 pub(crate) mod traffic;
 mod webrtc;
 
 pub use events::{ConnectionState, EventHandler, LegEvent};
 pub use negotiation::{DescriptionKind, SessionDescriptionText};
 pub use options::{LegOptions, SymmetricRtp};
+pub use sdes::SrtpPolicy;
 
 use crate::leg::port::MediaPort;
 use crate::leg::rtp::RtpLeg;

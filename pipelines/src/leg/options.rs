@@ -2,6 +2,7 @@
 //! symmetric-RTP policy, with defaults for loopback tests and a LAN.
 
 use crate::codec::{Codec, DEFAULT_PREFERENCE};
+use crate::leg::sdes::SrtpPolicy;
 use std::net::IpAddr;
 
 /// Settings of one leg. Defaults suit loopback tests and a LAN.
@@ -32,6 +33,8 @@ pub struct LegOptions {
     /// [`LegEvent`](crate::LegEvent)`::MediaTimeout`; RTP legs also report
     /// `disconnected`. 0: never.
     pub rtp_timeout_ms: u32,
+    /// SDES-SRTP on RTP legs (WebRTC legs always use DTLS-SRTP).
+    pub srtp: SrtpPolicy,
 }
 
 /// Symmetric RTP (RFC 4961) policy for RTP legs.
@@ -72,6 +75,7 @@ impl Default for LegOptions {
             ptime: 20,
             symmetric_rtp: SymmetricRtp::Auto,
             rtp_timeout_ms: 10_000,
+            srtp: SrtpPolicy::Optional,
         }
     }
 }

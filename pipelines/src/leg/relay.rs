@@ -28,8 +28,9 @@
 
 use crate::codec::{Codec, CodecChoice};
 use crate::leg::gate::SendGate;
+use crate::leg::srtp::SrtpSession;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// What a leg negotiated, as far as relaying is concerned.
@@ -55,8 +56,9 @@ impl RelayFormat {
 /// Where a leg puts relayed packets once their header is rewritten.
 pub(crate) enum RelayOutput {
     /// A plain RTP leg's socket (the one it receives on and advertises),
-    /// sending to where the leg sends RTP now (it moves with symmetric RTP).
-    Socket { socket: UdpSocket, destination: Box<dyn Fn() -> Option<SocketAddr> + Send + Sync> },
+    /// sending to where the leg sends RTP now (it moves with symmetric RTP),
+    /// encrypted with the leg's SRTP keys if it has any.
+    Socket { socket: UdpSocket, destination: Box<dyn Fn() -> Option<SocketAddr> + Send + Sync>, srtp: Arc<SrtpSession> },
     /// A WebRTC leg's send chain, at RTP level; false until it has one.
     Chain(Box<dyn Fn(Vec<u8>) -> bool + Send + Sync>),
 }
@@ -87,9 +89,14 @@ impl RelayEnd {
             self.header.lock().unwrap().rewrite(out, to.payload_type, to.codec.clock_rate());
         };
         match &self.output {
-            RelayOutput::Socket { socket, destination } => {
+            RelayOutput::Socket { socket, destination, srtp } => {
                 let Some(address) = destination() else { return false };
                 rewrite(&mut out);
+                match srtp.seal(&out, false) {
+                    None => {}
+                    Some(Ok(sealed)) => out = sealed,
+                    Some(Err(_)) => return false,
+                }
                 // A full socket buffer or an unreachable peer loses this
                 // packet only; the next one tries again, as multiudpsink would.
                 if socket.send_to(&out, address).is_ok() {

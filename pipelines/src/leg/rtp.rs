@@ -29,7 +29,9 @@ use crate::leg::options::LegOptions;
 use crate::leg::port::{InputPad, MediaPort};
 use crate::leg::receive;
 use crate::leg::relay::{RelayEnd, RelayFormat, RelayOutput};
+use crate::leg::sdes::{self, Crypto, Keys};
 use crate::leg::send::{self, SendChain};
+use crate::leg::srtp::{Opened, SrtpSession};
 use crate::runtime::reactor;
 use crate::runtime::{make, new_pipeline};
 use crate::Error;
@@ -63,6 +65,9 @@ struct Inner {
     may_receive: Arc<AtomicBool>,
     /// Whether the peer still sends ([`crate::media_watch`]).
     watch: MediaWatch,
+    /// SDES-SRTP keys in effect, used by the socket handlers, the sinks'
+    /// probes and the relay.
+    srtp: Arc<SrtpSession>,
     /// The RTP and RTCP sockets being read; cleared on close.
     sockets: Mutex<Vec<reactor::Registration>>,
     state: Mutex<State>,
@@ -86,6 +91,10 @@ struct State {
     /// The remote offer being answered.
     remote_offer: Option<SessionDescription>,
     rtcp_linked: bool,
+    /// The `a=crypto` lines of our pending offer.
+    srtp_offered: Vec<Crypto>,
+    /// The `a=crypto` line we send with, once negotiated.
+    srtp_local: Option<Crypto>,
     closed: bool,
     /// The direction we want (sendonly or inactive while we hold the call):
     /// written into our offers and the bound of our answers.
@@ -127,11 +136,15 @@ impl RtpLeg {
 
         let destination: Arc<Mutex<Destination>> = Arc::default();
         let gate = SendGate::default();
+        let srtp: Arc<SrtpSession> = Arc::default();
+        encrypt_on(&rtp_out, srtp.clone());
+        encrypt_on(&rtcp_out, srtp.clone());
         let relay_destination = destination.clone();
         let relay = RelayEnd::new(
             RelayOutput::Socket {
                 socket: relay_socket,
                 destination: Box::new(move || relay_destination.lock().unwrap().rtp),
+                srtp: srtp.clone(),
             },
             gate.clone(),
         );
@@ -155,6 +168,7 @@ impl RtpLeg {
                 destination,
                 may_receive: Arc::new(AtomicBool::new(true)),
                 watch,
+                srtp,
                 sockets: Mutex::default(),
                 state: Mutex::new(State {
                     negotiation: Negotiation::Stable,
@@ -163,6 +177,8 @@ impl RtpLeg {
                     send: None,
                     remote_offer: None,
                     rtcp_linked: false,
+                    srtp_offered: Vec::new(),
+                    srtp_local: None,
                     closed: false,
                     wanted: Direction::SendRecv,
                 }),
@@ -174,14 +190,17 @@ impl RtpLeg {
         leg.inner.pipeline.set_state(gst::State::Playing)?;
         let rtcp_only = inputs.rtcp.clone();
         let rtcp_watch = leg.inner.watch.clone();
+        let rtcp_srtp = Decryptor::new(leg.inner.srtp.clone());
         let registered = [
             reactor::register(rtp_reader, leg.rtp_handler(inputs)),
             reactor::register(
                 rtcp_reader,
-                Box::new(move |data, _| {
+                Box::new(move |data, source| {
                     if Packet::of(data) == Packet::Rtcp {
-                        rtcp_watch.rtcp();
-                        rtcp_only.push(arrived(data), &RTCP_CAPS);
+                        if let Some(plain) = rtcp_srtp.open(data, true, source).as_deref() {
+                            rtcp_watch.rtcp();
+                            rtcp_only.push(arrived(plain), &RTCP_CAPS);
+                        }
                     }
                 }),
             ),
@@ -221,15 +240,19 @@ impl RtpLeg {
         let watch = self.inner.watch.clone();
         let port = self.inner.port.clone();
         let symmetric = self.inner.options.symmetric_rtp;
+        let srtp = Decryptor::new(self.inner.srtp.clone());
         Box::new(move |data, source| {
-            match Packet::of(data) {
-                Packet::Rtcp => {
-                    watch.rtcp();
-                    return inputs.rtcp.push(arrived(data), &RTCP_CAPS);
-                }
-                Packet::Other => return,
-                Packet::Rtp => super::traffic::received(data.len()),
+            let kind = Packet::of(data);
+            if kind == Packet::Other {
+                return;
             }
+            let Some(opened) = srtp.open(data, kind == Packet::Rtcp, source) else { return };
+            let data = opened.as_ref();
+            if kind == Packet::Rtcp {
+                watch.rtcp();
+                return inputs.rtcp.push(arrived(data), &RTCP_CAPS);
+            }
+            super::traffic::received(data.len());
             watch.rtp();
             {
                 let mut dest = destination.lock().unwrap();
@@ -303,9 +326,9 @@ impl RtpLeg {
     pub fn set_remote_description(&self, kind: DescriptionKind, text: &str) -> Result<(), Error> {
         let remote = SessionDescription::parse(text)?;
         let (_, media) = remote.audio().ok_or_else(|| Error::InvalidSdp("there is no audio section".into()))?;
-        if !media.protocol.starts_with("RTP/AVP") {
+        if !media.protocol.starts_with("RTP/AVP") && !sdes::is_secure_profile(&media.protocol) {
             return Err(Error::InvalidSdp(format!(
-                "an RTP session takes RTP/AVP media, not {} (use a webrtc session for WebRTC peers)",
+                "an RTP session takes RTP/AVP or RTP/SAVP media, not {} (use a webrtc session for WebRTC peers)",
                 media.protocol
             )));
         }
@@ -318,13 +341,16 @@ impl RtpLeg {
             DescriptionKind::Offer => {
                 // Fail now, not at answer time, so the SIP side can say 488.
                 codec::choose(media, &self.inner.options.codecs)?;
+                sdes::answer(self.inner.options.srtp, media, None)?;
                 state.remote_offer = Some(remote);
                 state.negotiation = Negotiation::HaveRemoteOffer;
             }
             DescriptionKind::Answer => {
                 let choice = codec::from_answer(&remote)?;
+                let keys = sdes::from_answer(self.inner.options.srtp, &state.srtp_offered, media)?;
                 let wanted = state.wanted;
                 let direction = remote.direction_of(media).answer(wanted);
+                self.apply_keys(&mut state, keys)?;
                 self.apply(&mut state, &remote, media, &choice, direction)?;
                 state.negotiation = Negotiation::Stable;
             }
@@ -336,7 +362,10 @@ impl RtpLeg {
     /// with a separate RTCP port as fallback (RFC 5761).
     fn offer(&self, state: &mut State) -> String {
         let codecs = &self.inner.options.codecs;
-        let mut media = self.media_section(codecs.iter().map(|c| c.default_payload_type()).collect());
+        let (profile, crypto) = sdes::offer(self.inner.options.srtp, state.srtp_local.as_ref());
+        let mut media = self.media_section(profile, codecs.iter().map(|c| c.default_payload_type()).collect());
+        media.attributes.extend(crypto.iter().map(Crypto::attribute));
+        state.srtp_offered = crypto;
         for c in codecs {
             media
                 .attributes
@@ -358,9 +387,14 @@ impl RtpLeg {
     fn answer(&self, state: &mut State, offer: &SessionDescription) -> Result<String, Error> {
         let (_, offered) = offer.audio().ok_or_else(|| Error::InvalidSdp("no audio".into()))?;
         let choice = codec::choose(offered, &self.inner.options.codecs)?;
+        let keys = sdes::answer(self.inner.options.srtp, offered, state.srtp_local.as_ref())?;
         let direction = offer.direction_of(offered).answer(state.wanted);
         let mut formats = vec![choice.payload_type];
-        let mut media = self.media_section(vec![]);
+        let profile = if sdes::is_secure_profile(&offered.protocol) { "RTP/SAVP" } else { "RTP/AVP" };
+        let mut media = self.media_section(profile, vec![]);
+        if let Some(keys) = &keys {
+            media.attributes.push(keys.local.attribute());
+        }
         media
             .attributes
             .push(Attribute::value("rtpmap", format!("{} {}", choice.payload_type, choice.codec.rtpmap_value())));
@@ -382,15 +416,16 @@ impl RtpLeg {
             media.attributes.push(Attribute::value("rtcp", (self.inner.local.port() + 1).to_string()));
         }
         media.attributes.push(Attribute::flag(direction.as_str()));
+        self.apply_keys(state, keys)?;
         self.apply(state, offer, offered, &choice, direction)?;
         Ok(self.describe(state, media))
     }
 
-    fn media_section(&self, formats: Vec<u8>) -> Media {
+    fn media_section(&self, profile: &str, formats: Vec<u8>) -> Media {
         Media {
             kind: "audio".into(),
             port: self.inner.local.port(),
-            protocol: "RTP/AVP".into(),
+            protocol: profile.into(),
             formats,
             connection: None,
             attributes: Vec::new(),
@@ -409,6 +444,22 @@ impl RtpLeg {
             media: vec![media],
         }
         .to_string()
+    }
+
+    /// Puts negotiated SRTP keys into effect (`None`: plain RTP). Keys are
+    /// never logged, only the suite.
+    fn apply_keys(&self, state: &mut State, keys: Option<Keys>) -> Result<(), Error> {
+        let suite = keys.as_ref().map(|k| k.local.key.suite);
+        if suite != state.srtp_local.as_ref().map(|c| c.key.suite) {
+            tracing::info!(suite = suite.map(|s| s.sdp_name()).unwrap_or("none (plain RTP)"), "SRTP");
+        }
+        self.inner
+            .srtp
+            .set_keys(keys.as_ref().map(|k| &k.remote), keys.as_ref().map(|k| &k.local.key))
+            .map_err(|e| Error::Pipeline(format!("SRTP keys: {e:?}")))?;
+        state.srtp_local = keys.map(|k| k.local);
+        state.srtp_offered.clear();
+        Ok(())
     }
 
     /// Puts a finished negotiation into effect: payload map, destination,
@@ -614,4 +665,68 @@ fn bind_pair(address: IpAddr, range: (u16, u16)) -> Result<(UdpSocket, UdpSocket
 
 fn gio_socket(socket: UdpSocket) -> Result<gio::Socket, Error> {
     gio::Socket::from_fd(std::os::fd::OwnedFd::from(socket)).map_err(|e| Error::Bind(e.to_string()))
+}
+
+/// Encrypts what a multiudpsink sends when the leg has SRTP keys (RTP, and
+/// RTCP told apart by its packet type with rtcp-mux).
+fn encrypt_on(sink: &gst::Element, srtp: Arc<SrtpSession>) {
+    let seal = move |buffer: &gst::BufferRef| -> Option<Option<gst::Buffer>> {
+        let map = buffer.map_readable().ok()?;
+        match srtp.seal(&map, Packet::of(&map) == Packet::Rtcp) {
+            None => Some(None),
+            Some(Ok(sealed)) => Some(Some(gst::Buffer::from_mut_slice(sealed))),
+            Some(Err(_)) => None,
+        }
+    };
+    let pad = sink.static_pad("sink").expect("multiudpsink has a sink pad");
+    pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, info| {
+        match &mut info.data {
+            Some(gst::PadProbeData::Buffer(buffer)) => match seal(buffer) {
+                Some(Some(sealed)) => *buffer = sealed,
+                Some(None) => {}
+                None => return gst::PadProbeReturn::Drop,
+            },
+            Some(gst::PadProbeData::BufferList(list)) => {
+                let mut sealed = gst::BufferList::new_sized(list.len());
+                for buffer in list.iter() {
+                    match seal(buffer) {
+                        Some(Some(b)) => sealed.get_mut().unwrap().add(b),
+                        Some(None) => sealed.get_mut().unwrap().add(buffer.to_owned()),
+                        None => {}
+                    }
+                }
+                *list = sealed;
+            }
+            _ => {}
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Decrypts what arrives on a socket, logging rejected packets (the first,
+/// then every 500th: a peer with a wrong key would flood the log).
+struct Decryptor {
+    srtp: Arc<SrtpSession>,
+    rejected: std::sync::atomic::AtomicU64,
+}
+
+impl Decryptor {
+    fn new(srtp: Arc<SrtpSession>) -> Decryptor {
+        Decryptor { srtp, rejected: Default::default() }
+    }
+
+    /// The packet to go on with, or `None` to drop it.
+    fn open<'a>(&self, data: &'a [u8], rtcp: bool, source: SocketAddr) -> Option<std::borrow::Cow<'a, [u8]>> {
+        match self.srtp.open(data, rtcp) {
+            Opened::Plain(data) => Some(std::borrow::Cow::Borrowed(data)),
+            Opened::Decrypted(plain) => Some(std::borrow::Cow::Owned(plain)),
+            Opened::Rejected(why) => {
+                let count = self.rejected.fetch_add(1, Ordering::Relaxed);
+                if count % 500 == 0 {
+                    tracing::warn!(?why, %source, rtcp, len = data.len(), rejected = count + 1, "SRTP packet dropped");
+                }
+                None
+            }
+        }
+    }
 }
