@@ -10,6 +10,7 @@ use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::sip::uri::ParamsExt;
 use rsipstack::sip::{typed, Header, Method, Param, Request, Uri};
 use rsipstack::transaction::endpoint::EndpointInnerRef;
+use rsipstack::transaction::{make_call_id, CallIdFormat};
 use rsipstack::transport::SipAddr;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -62,6 +63,19 @@ impl Core {
             .or_else(|| self.advertised.values().next())
             .copied()
             .ok_or_else(|| Error::Config("no listener".into()))
+    }
+
+    /// Our host as peers see it: the first listener's advertised address.
+    pub fn host(&self) -> Result<IpAddr, Error> {
+        let first = self.config.listen.first().map(|l| l.transport).unwrap_or(Transport::Udp);
+        Ok(self.local_addr(first)?.ip())
+    }
+
+    /// A fresh Call-ID in our own host's name (RFC 3261 §8.1.1.4 suggests
+    /// `random@host`; rsipstack's default names its authors' domain).
+    pub fn new_call_id(&self) -> Result<String, Error> {
+        let host = self.host()?.to_string();
+        Ok(make_call_id(Some(&host), CallIdFormat::UuidWithSuffix).value().to_string())
     }
 
     /// Via for a request sent over `t` (with `rport`, RFC 3581).

@@ -7,7 +7,7 @@
 use crate::call::{body_text, pump, Call, CallInner, Direction};
 use crate::config::Account;
 use crate::core::{extra_headers, parse_uri, route_to, Core, Route};
-use crate::digest::{Algorithm, NonceState};
+use crate::digest::{Algorithm, NonceState, HA1_MARKER};
 use crate::error::Error;
 use crate::events::{CallEvent, Party};
 use crate::request::absorb_challenge;
@@ -44,7 +44,7 @@ pub(crate) fn start(
     let callee = parse_uri(target)?;
     let (from_uri, display, route, creds) = resolve_caller(&caller, &callee)?;
     let contact = core.contact(from_uri.user(), route.transport)?;
-    let call_id = rsipstack::transaction::make_call_id(None, Default::default()).value().to_string();
+    let call_id = core.new_call_id()?;
     let (inner, ev_rx) = CallInner::new(&core, call_id.clone(), Direction::Outgoing, None, false, None);
     let option = InviteOption {
         caller_display_name: display,
@@ -68,6 +68,7 @@ async fn drive(inner: Arc<CallInner>, option: InviteOption, creds: Option<(Strin
     let mut nonce = NonceState::default();
     let mut answered_nonce = None;
     let target = option.callee.to_string();
+    let mut stack_answers = creds.as_ref().is_some_and(|(_, pw)| !pw.starts_with(HA1_MARKER));
     for _attempt in 0..4 {
         let mut opt = option.clone();
         if let Some((user, pw)) = &creds {
@@ -80,6 +81,8 @@ async fn drive(inner: Arc<CallInner>, option: InviteOption, creds: Option<(Strin
                 };
                 opt.headers.get_or_insert_with(Vec::new).push(h);
                 opt.credential = in_dialog_credential(&nonce, user, pw, opt.caller.user());
+            } else if stack_answers {
+                opt.credential = Some(stack_credential(user, pw, opt.caller.user(), None));
             }
         }
         let (dialog, mut handle) = match inner.core.dialogs.do_invite_async(opt, state_tx.clone()) {
@@ -131,6 +134,17 @@ async fn drive(inner: Arc<CallInner>, option: InviteOption, creds: Option<(Strin
                 }
                 return;
             }
+            Ok(Ok((_, None)))
+                if stack_answers
+                    && nonce.challenge().is_none()
+                    && !cancelled
+                    && matches!(dialog.state(), DialogState::Terminated(_, TerminatedReason::ProxyAuthRequired)) =>
+            {
+                // rsipstack's answer was refused and it kept the challenge
+                // to itself: again, answered by our digest this time.
+                stack_answers = false;
+                continue;
+            }
             Ok(Ok((_, None))) => {
                 // rsipstack gives up without a response when a challenge
                 // it answered (see `in_dialog_credential`) comes back.
@@ -141,6 +155,12 @@ async fn drive(inner: Arc<CallInner>, option: InviteOption, creds: Option<(Strin
                     inner.emit(CallEvent::Failed { code: 408, reason: "Request Timeout".into() });
                 }
                 return;
+            }
+            Ok(Err(_)) if stack_answers && nonce.challenge().is_none() && !cancelled => {
+                // rsipstack could not answer the challenge (a spelling its
+                // parser refuses): again, answered by our digest this time.
+                stack_answers = false;
+                continue;
             }
             Ok(Err(e)) => {
                 let e = Error::from(e);
@@ -170,12 +190,26 @@ fn in_dialog_credential(
     aor_user: Option<&str>,
 ) -> Option<Credential> {
     let ch = nonce.challenge().filter(|c| c.algorithm == Algorithm::Md5)?;
-    Some(Credential {
+    Some(stack_credential(auth_user, password, aor_user, Some(ch.realm.clone())))
+}
+
+/// Credentials for rsipstack's own digest code.
+///
+/// Before any challenge they go with the first INVITE: rsipstack then
+/// answers a 401/407 itself inside the same INVITE attempt, re-sending the
+/// request with the same From tag and Call-ID as RFC 3261 §8.1.3.5 asks
+/// (each INVITE it makes from scratch gets a new From tag). Its answer is
+/// right for plain MD5, the usual challenge; when the challenger refuses it
+/// (SHA-256, -sess) the refusal comes back here and our own digest answers
+/// in a new INVITE, with a new From tag: authentication then works, the
+/// tag rule gives way.
+fn stack_credential(auth_user: &str, password: &str, aor_user: Option<&str>, realm: Option<String>) -> Credential {
+    Credential {
         username: aor_user.unwrap_or(auth_user).to_string(),
         password: password.to_string(),
-        realm: Some(ch.realm.clone()),
+        realm,
         auth_username: Some(auth_user.to_string()),
-    })
+    }
 }
 
 /// Who a request goes out as and where it is sent: an account's AOR,

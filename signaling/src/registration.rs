@@ -78,7 +78,7 @@ pub(crate) fn start(core: Arc<Core>, account: Account) -> Result<Registration, E
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = oneshot::channel();
     let ctx = Ctx {
-        call_id: rsipstack::transaction::make_call_id(None, Default::default()).value().to_string(),
+        call_id: core.new_call_id()?,
         core,
         account: account.clone(),
         aor,

@@ -127,7 +127,7 @@ impl UserAgent {
         let (from_uri, display, route, creds) = crate::outbound::resolve_caller(caller, &callee)?;
         let (from, _) = name_addr(&from_uri, display.as_deref());
         let to = rsipstack::sip::typed::To { display_name: None, uri: callee.clone(), params: vec![] };
-        let call_id = rsipstack::transaction::make_call_id(None, Default::default()).value().to_string();
+        let call_id = core.new_call_id()?;
         let mut nonce = NonceState::default();
         let (resp, _) = send_with_auth(
             core,
