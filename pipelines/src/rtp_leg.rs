@@ -333,11 +333,11 @@ impl RtpLeg {
         media.attributes.push(Attribute::value("rtcp", (self.inner.local.port() + 1).to_string()));
         media.attributes.push(Attribute::flag("rtcp-mux"));
         media.attributes.push(Attribute::flag("sendrecv"));
-        self.describe(state, media)
+        self.describe(state, vec![media])
     }
 
     fn answer(&self, state: &mut State, offer: &SessionDescription) -> Result<String, Error> {
-        let (_, offered) = offer.audio().ok_or_else(|| Error::InvalidSdp("no audio".into()))?;
+        let (index, offered) = offer.audio().ok_or_else(|| Error::InvalidSdp("no audio".into()))?;
         let choice = codec::choose(offered, &self.inner.options.codecs)?;
         let direction = offer.direction_of(offered).answer(Direction::SendRecv);
         let mut formats = vec![choice.payload_type];
@@ -364,7 +364,7 @@ impl RtpLeg {
         }
         media.attributes.push(Attribute::flag(direction.as_str()));
         self.apply(state, offer, offered, &choice, direction)?;
-        Ok(self.describe(state, media))
+        Ok(self.describe(state, offer.answer_sections(index, media)))
     }
 
     fn media_section(&self, formats: Vec<u8>) -> Media {
@@ -373,12 +373,13 @@ impl RtpLeg {
             port: self.inner.local.port(),
             protocol: "RTP/AVP".into(),
             formats,
+            other_formats: Vec::new(),
             connection: None,
             attributes: Vec::new(),
         }
     }
 
-    fn describe(&self, state: &mut State, media: Media) -> String {
+    fn describe(&self, state: &mut State, media: Vec<Media>) -> String {
         let ip = self.inner.local.ip();
         let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
         state.version += 1;
@@ -387,7 +388,7 @@ impl RtpLeg {
             session_name: "sipbridge".into(),
             connection: Some(ip),
             attributes: Vec::new(),
-            media: vec![media],
+            media,
         }
         .to_string()
     }
