@@ -1,5 +1,6 @@
 //! `sipbridge`: a WebRTC <-> SIP audio bridge on GStreamer.
 
+mod call;
 mod daemon;
 mod engine;
 mod gateway;
@@ -47,7 +48,8 @@ enum Command {
     Presets,
     /// Browser gateway: the softphone page at `/` and the JSON-RPC
     /// WebSocket API at `/ws` on --ws-listen, a SIP user agent on
-    /// --sip-listen (docs/protocol.md, section Gateway).
+    /// --sip-listen (docs/protocol.md, section Gateway). The same as
+    /// `run --preset gateway`; `--config FILE` reads a TOML configuration.
     Gateway(gateway::GatewayArgs),
 }
 
@@ -146,6 +148,7 @@ fn main() -> anyhow::Result<()> {
         Command::Daemon { config, daemon } => {
             Some((daemon::config::Config::for_daemon(config, &daemon.clone_overrides())?, daemon::Mode::Daemon))
         }
+        Command::Gateway(args) => Some((args.clone().into_config()?, daemon::Mode::Daemon)),
         _ => None,
     };
     // The SIP stack logs every message at info: only its warnings by default.
@@ -163,11 +166,10 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Stdio { media } => runtime.block_on(stdio::run(media.engine_config())),
-        Command::Run { .. } | Command::Daemon { .. } => {
+        Command::Run { .. } | Command::Daemon { .. } | Command::Gateway(_) => {
             let (config, mode) = daemon_config.expect("parsed above");
             runtime.block_on(daemon::run(config, mode))
         }
         Command::Presets => Ok(()),
-        Command::Gateway(args) => runtime.block_on(gateway::run(args.into_config())),
     }
 }

@@ -101,12 +101,9 @@ impl From<pipelines::Error> for RpcError {
             E::File(_) => codes::FILE,
             E::MissingElement(_) | E::Bind(_) | E::Pipeline(_) => codes::MEDIA,
         };
-        let sip_status = match &err {
-            E::NoCommonCodec(_) => Some(488),
-            E::InvalidSdp(_) => Some(400),
-            _ => None,
-        };
-        RpcError { code, message: err.to_string(), data: sip_status.map(|s| serde_json::json!({ "sipStatus": s })) }
+        // The same classification the call layer answers SIP peers with.
+        let sip_status = crate::call::media_sip_status(&err);
+        RpcError { code, message: err.to_string(), data: Some(serde_json::json!({ "sipStatus": sip_status })) }
     }
 }
 

@@ -244,6 +244,18 @@ impl Leg {
         }
     }
 
+    /// The direction our next offer asks for, for holding a SIP peer (RTP
+    /// legs; a WebRTC leg's direction is the browser's to set).
+    pub fn set_direction(&self, wanted: crate::sdp::Direction) -> Result<(), Error> {
+        match self {
+            Leg::WebRtc(_) => Err(Error::WrongState("a WebRTC leg is held by renegotiating from the browser".into())),
+            Leg::Rtp(l) => {
+                l.set_direction(wanted);
+                Ok(())
+            }
+        }
+    }
+
     /// The local RTP address and port (RTP legs).
     pub fn local_rtp_address(&self) -> Option<std::net::SocketAddr> {
         match self {

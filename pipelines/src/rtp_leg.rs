@@ -85,6 +85,9 @@ struct State {
     remote_offer: Option<SessionDescription>,
     rtcp_linked: bool,
     closed: bool,
+    /// The direction we want (sendonly or inactive while we hold the call):
+    /// written into our offers and the bound of our answers.
+    wanted: Direction,
 }
 
 impl RtpLeg {
@@ -150,6 +153,7 @@ impl RtpLeg {
                     remote_offer: None,
                     rtcp_linked: false,
                     closed: false,
+                    wanted: Direction::SendRecv,
                 }),
             }),
         };
@@ -185,6 +189,12 @@ impl RtpLeg {
 
     pub fn local_address(&self) -> SocketAddr {
         self.inner.local
+    }
+
+    /// Sets the direction our next offer asks for (hold: `SendOnly` or
+    /// `Inactive`; resume: `SendRecv`); answers never exceed it.
+    pub fn set_direction(&self, wanted: Direction) {
+        self.inner.state.lock().unwrap().wanted = wanted;
     }
 
     /// What happens to every datagram on the RTP socket, on a shared
@@ -305,7 +315,8 @@ impl RtpLeg {
             }
             DescriptionKind::Answer => {
                 let choice = codec::from_answer(&remote)?;
-                let direction = remote.direction_of(media).answer(Direction::SendRecv);
+                let wanted = state.wanted;
+                let direction = remote.direction_of(media).answer(wanted);
                 self.apply(&mut state, &remote, media, &choice, direction)?;
                 state.negotiation = Negotiation::Stable;
             }
@@ -332,14 +343,14 @@ impl RtpLeg {
         media.attributes.push(Attribute::value("ptime", self.inner.options.ptime.to_string()));
         media.attributes.push(Attribute::value("rtcp", (self.inner.local.port() + 1).to_string()));
         media.attributes.push(Attribute::flag("rtcp-mux"));
-        media.attributes.push(Attribute::flag("sendrecv"));
+        media.attributes.push(Attribute::flag(state.wanted.as_str()));
         self.describe(state, vec![media])
     }
 
     fn answer(&self, state: &mut State, offer: &SessionDescription) -> Result<String, Error> {
         let (index, offered) = offer.audio().ok_or_else(|| Error::InvalidSdp("no audio".into()))?;
         let choice = codec::choose(offered, &self.inner.options.codecs)?;
-        let direction = offer.direction_of(offered).answer(Direction::SendRecv);
+        let direction = offer.direction_of(offered).answer(state.wanted);
         let mut formats = vec![choice.payload_type];
         let mut media = self.media_section(vec![]);
         media

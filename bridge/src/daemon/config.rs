@@ -38,6 +38,9 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default, rename = "account")]
     pub accounts: Vec<AccountSettings>,
+    /// The gateway's WebSocket API and page (action `gateway`).
+    #[serde(default)]
+    pub websocket: WebSocketSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -47,6 +50,8 @@ pub enum Action {
     Play,
     Record,
     Conference,
+    /// Browser users through the WebSocket API (`[websocket]`).
+    Gateway,
 }
 
 impl Action {
@@ -56,6 +61,7 @@ impl Action {
             Action::Play => "play",
             Action::Record => "record",
             Action::Conference => "conference",
+            Action::Gateway => "gateway",
         }
     }
 }
@@ -260,6 +266,85 @@ fn default_shutdown_grace() -> u64 {
     5
 }
 
+/// The gateway's HTTP/WebSocket listener: the page at `/`, the API at `/ws`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketSettings {
+    #[serde(default = "default_ws_listen")]
+    pub listen: SocketAddr,
+    /// A token every WebSocket must present (`?token=` or `Authorization:
+    /// Bearer`); prefer `token_env`, the name of an environment variable.
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Origins allowed to open the WebSocket; empty: same origin only; `*`: any.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Calls per connection; a further incoming call is answered 486.
+    #[serde(default = "default_max_calls_per_connection")]
+    pub max_calls_per_connection: usize,
+    /// Where `sip.recording` writes its files.
+    #[serde(default = "default_gateway_recordings")]
+    pub recordings_dir: PathBuf,
+}
+
+impl Default for WebSocketSettings {
+    fn default() -> Self {
+        WebSocketSettings {
+            listen: default_ws_listen(),
+            token: None,
+            token_env: None,
+            allowed_origins: Vec::new(),
+            max_connections: default_max_connections(),
+            max_calls_per_connection: default_max_calls_per_connection(),
+            recordings_dir: default_gateway_recordings(),
+        }
+    }
+}
+
+impl std::fmt::Debug for WebSocketSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocketSettings")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token_env", &self.token_env)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("max_connections", &self.max_connections)
+            .field("max_calls_per_connection", &self.max_calls_per_connection)
+            .field("recordings_dir", &self.recordings_dir)
+            .finish()
+    }
+}
+
+impl WebSocketSettings {
+    /// The token, from the file or the environment (`token_env`, else
+    /// SIPBRIDGE_WS_TOKEN); `None` when no token is required.
+    pub fn token(&self) -> Result<Option<String>> {
+        let from_env = |var: &str| std::env::var(var).ok().filter(|t| !t.is_empty());
+        match (&self.token, &self.token_env) {
+            (_, Some(var)) => from_env(var).map(Some).with_context(|| format!("websocket.token_env: {var} is not set")),
+            (Some(t), None) => Ok(Some(t.clone()).filter(|t| !t.is_empty())),
+            (None, None) => Ok(from_env("SIPBRIDGE_WS_TOKEN")),
+        }
+    }
+}
+
+fn default_ws_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_max_connections() -> usize {
+    64
+}
+fn default_max_calls_per_connection() -> usize {
+    1
+}
+fn default_gateway_recordings() -> PathBuf {
+    std::env::temp_dir().join("sipbridge-recordings")
+}
+
 /// An account registered at a registrar. The password comes from the file
 /// (`password`) or, better, from an environment variable (`password_env`);
 /// it is never logged.
@@ -329,7 +414,7 @@ impl Config {
     /// Deserializes a merged table, and checks what serde cannot.
     pub fn from_table(table: toml::Table) -> Result<Config> {
         if !table.contains_key("action") {
-            bail!("no preset: give `preset = \"echo\"` (or play, record, conference, or a preset file's path), or `action = ...` with its settings");
+            bail!("no preset: give `preset = \"echo\"` (or play, record, conference, gateway, or a preset file's path), or `action = ...` with its settings");
         }
         let config: Config =
             toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| anyhow::anyhow!("{}", e.message()))?;
@@ -349,9 +434,22 @@ impl Config {
     /// `sipbridge daemon --config FILE`: the file's preset (if any), the
     /// file, then the command line.
     pub fn for_daemon(path: &std::path::Path, overrides: &Overrides) -> Result<Config> {
+        Config::load(path, overrides, None)
+    }
+
+    /// `sipbridge gateway --config FILE`: as [`Config::for_daemon`], with
+    /// `preset` taken as `default_preset` when the file names no preset
+    /// and no action.
+    pub fn for_daemon_as(path: &std::path::Path, overrides: &Overrides, default_preset: &str) -> Result<Config> {
+        Config::load(path, overrides, Some(default_preset))
+    }
+
+    fn load(path: &std::path::Path, overrides: &Overrides, default_preset: Option<&str>) -> Result<Config> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let file: toml::Table = text.parse().with_context(|| format!("{} is not valid TOML", path.display()))?;
-        let mut table = match file.get("preset").and_then(|p| p.as_str()) {
+        let preset = file.get("preset").and_then(|p| p.as_str());
+        let preset = preset.or(default_preset.filter(|_| !file.contains_key("action")));
+        let mut table = match preset {
             Some(name) => {
                 // A relative preset path is relative to the config file.
                 let name = if name.contains('/') && !name.starts_with('/') {
@@ -394,6 +492,9 @@ impl Config {
         }
         if self.limits.max_calls == 0 {
             bail!("limits.max_calls must be at least 1");
+        }
+        if self.websocket.max_connections == 0 || self.websocket.max_calls_per_connection == 0 {
+            bail!("websocket.max_connections and websocket.max_calls_per_connection must be at least 1");
         }
         match self.action {
             Action::Play if self.play.file.as_os_str().is_empty() => {

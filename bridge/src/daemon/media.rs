@@ -1,56 +1,48 @@
-//! The preset's media on an answered call's leg: echo, a file player, a
-//! recorder, or a seat in a conference room (rooms by name, made at the
-//! first caller, recorded if configured, closed with the last caller).
+//! The preset's media on an answered call's leg: echo, a file player, or a
+//! seat in a conference room (rooms by name, made at the first caller,
+//! recorded if configured, closed with the last caller). The record preset
+//! records through the call layer, which finishes the file with the call.
 
-use super::call::{Internal, InternalSender};
-use super::config::{Action, FileFormat};
-use super::error::CallError;
-use super::Shared;
+use super::config::{Action, ConferenceSettings, Config, FileFormat};
+use crate::call::CallError;
 use pipelines::{Echo, Leg, Player, RecordFormat, Recorder, Room};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tracing::{info, warn};
 
-/// Media attached to one call; [`Attached::stop`] detaches it (and
-/// finalizes recordings).
+/// Media attached to one call; [`Attached::stop`] detaches it.
 pub enum Attached {
     Echo(Echo),
     Play(Player),
-    Record(Recorder),
     Conference(Seat),
+    /// The record preset: the call layer holds the recorder.
+    Nothing,
 }
 
 impl Attached {
+    /// Attaches what `config.action` asks for to `leg`; `on_playback_end`
+    /// is called when a non-looping file ends.
     pub fn start(
-        shared: &Arc<Shared>,
+        config: &Config,
+        rooms: &Rooms,
         leg: &Leg,
-        call_id: &str,
         room: &str,
-        tx: InternalSender,
+        on_playback_end: Box<dyn FnOnce() + Send>,
     ) -> Result<Attached, CallError> {
-        let config = &shared.config;
         match config.action {
             Action::Echo => Ok(Attached::Echo(Echo::new(leg.port()))),
             Action::Play => {
-                let on_end = Box::new(move || {
-                    let _ = tx.send(Internal::PlaybackEnded);
-                });
-                let player = Player::start(leg.port(), &config.play.file, config.play.looped, on_end)?;
+                let player = Player::start(leg.port(), &config.play.file, config.play.looped, on_playback_end)?;
                 info!(file = %config.play.file.display(), looped = config.play.looped, "playing");
                 Ok(Attached::Play(player))
             }
-            Action::Record => {
-                let path = file_name(&config.record.dir, "", call_id, config.record.format)?;
-                let recorder = Recorder::start(leg.port(), &path, record_format(config.record.format))?;
-                info!(file = %path.display(), "recording");
-                Ok(Attached::Record(recorder))
-            }
             Action::Conference => {
-                let seat = shared.rooms.join(room, leg, &shared.config.conference)?;
+                let seat = rooms.join(room, leg, &config.conference)?;
                 info!(room = %room, participants = seat.room.len(), "joined the conference");
                 Ok(Attached::Conference(seat))
             }
+            Action::Record | Action::Gateway => Ok(Attached::Nothing),
         }
     }
 
@@ -67,24 +59,18 @@ impl Attached {
         }
     }
 
-    /// Detaches the media; blocks while a recording is finalized.
+    /// Detaches the media (blocking: a room may finish its recording).
     pub fn stop(self) {
         match self {
             Attached::Echo(e) => drop(e),
             Attached::Play(p) => p.stop(),
-            Attached::Record(r) => {
-                let path = r.path().to_path_buf();
-                match r.stop() {
-                    Ok(()) => info!(file = %path.display(), "recording finished"),
-                    Err(e) => warn!(file = %path.display(), error = %e, "recording could not be finished"),
-                }
-            }
             Attached::Conference(seat) => seat.leave(),
+            Attached::Nothing => {}
         }
     }
 }
 
-fn record_format(f: FileFormat) -> RecordFormat {
+pub fn record_format(f: FileFormat) -> RecordFormat {
     match f {
         FileFormat::Wav => RecordFormat::Wav,
         FileFormat::Ogg => RecordFormat::OggOpus,
@@ -93,8 +79,9 @@ fn record_format(f: FileFormat) -> RecordFormat {
 
 /// `<dir>/<prefix><UTC time>-<id>.<ext>`, the directory created, the id
 /// made safe for a file name.
-fn file_name(dir: &Path, prefix: &str, id: &str, format: FileFormat) -> Result<PathBuf, CallError> {
-    std::fs::create_dir_all(dir).map_err(|e| CallError::Media(format!("creating {}: {e}", dir.display())))?;
+pub fn file_name(dir: &Path, prefix: &str, id: &str, format: FileFormat) -> Result<PathBuf, CallError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CallError::Media(pipelines::Error::File(format!("creating {}: {e}", dir.display()))))?;
     let safe: String =
         id.chars().take(64).map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
     Ok(dir.join(format!("{prefix}{}-{safe}.{}", utc_stamp(), format.extension())))
@@ -139,7 +126,7 @@ pub struct Seat {
 }
 
 impl Rooms {
-    fn join(&self, name: &str, leg: &Leg, settings: &super::config::ConferenceSettings) -> Result<Seat, CallError> {
+    fn join(&self, name: &str, leg: &Leg, settings: &ConferenceSettings) -> Result<Seat, CallError> {
         let mut rooms = self.inner.lock().unwrap();
         if !rooms.contains_key(name) {
             let room = Room::new(name, settings.rate)?;

@@ -1,65 +1,65 @@
-//! `sipbridge daemon` / `sipbridge run`: a SIP user agent answering calls
-//! with a preset (echo, play, record, conference).
+//! `sipbridge daemon` / `sipbridge run` / `sipbridge gateway`: one SIP
+//! service from one configuration. The service starts the user agent, keeps
+//! the configured accounts registered, hands each incoming call to its
+//! front-end, and drains on SIGTERM/SIGINT. Two front-ends share it and the
+//! call layer (`crate::call`):
 //!
 //! ```text
-//! signaling::UserAgent --IncomingCall--> limit check (503) --> call::run (one task per call)
-//!        |                                                          |  Leg::new_rtp, offer/answer
-//!   accounts::keep (REGISTER, refresh, unregister)                  |  media::Attached (preset)
-//!                                                                   v  events until BYE / shutdown
-//! SIGINT/SIGTERM --> shutdown watch --> every call hangs up (BYE), recordings finalized,
-//!                                       accounts unregister, exit 0
+//! signaling::UserAgent --UaEvent--> front-end: presets (answer.rs: echo, play, record, conference)
+//!        |                                   or gateway (browser users over WebSocket)
+//!   accounts::keep (REGISTER, refresh, unregister)
+//! SIGINT/SIGTERM --> front-end stops taking work --> Calls::drain (BYE to every call,
+//!                    recordings finished) --> accounts and browser users unregister --> exit 0
 //! ```
 //!
 //! One concern per file: `config` (TOML layers), `preset` (preset files),
-//! `call` (one call's lifecycle), `media` (what a preset attaches to a
-//! leg), `dtmf` (key sequences), `accounts` (registrations), `error` (SIP
-//! codes for failures).
+//! `answer` (a preset call's life), `media` (what a preset attaches to a
+//! leg), `dtmf` (key sequences), `accounts` (registrations).
 
 mod accounts;
-mod call;
+mod answer;
 pub mod config;
 mod dtmf;
-mod error;
 mod media;
 pub mod preset;
 
+use crate::call::Calls;
+use crate::gateway::Gateway;
+use answer::PresetContext;
 use anyhow::{Context, Result};
-use config::Config;
-use pipelines::LegOptions;
+use config::{Action, Config};
 use signaling::{Transport, UaEvent, UserAgent};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use tracing::{info, warn, Instrument};
 
-/// How the daemon was started: `run` prints how to call it.
+/// How the service was started: `run` prints how to call it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Run,
     Daemon,
 }
 
-/// What every call task shares.
-pub struct Shared {
-    pub config: Config,
-    pub leg_options: LegOptions,
-    pub shutdown: watch::Receiver<bool>,
-    pub rooms: media::Rooms,
+/// Who answers the calls.
+enum Frontend {
+    Presets(Arc<PresetContext>),
+    Gateway(Arc<Gateway>),
 }
 
-impl Shared {
-    pub fn is_shutting_down(&self) -> bool {
-        *self.shutdown.borrow()
-    }
-}
-
-/// Counts a call as active until dropped.
-struct Active(Arc<AtomicUsize>);
-
-impl Drop for Active {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+impl Frontend {
+    fn dispatch(&self, event: UaEvent) {
+        match (self, event) {
+            (Frontend::Presets(ctx), UaEvent::IncomingCall(incoming)) => {
+                let span = tracing::info_span!("call", id = %incoming.call.id());
+                tokio::spawn(answer::run(ctx.clone(), incoming).instrument(span));
+            }
+            (Frontend::Presets(_), UaEvent::Message(m)) => {
+                info!(from = %m.from, content_type = %m.content_type, len = m.body.len(), "MESSAGE received")
+            }
+            (Frontend::Gateway(gw), event) => gw.dispatch(event),
+        }
     }
 }
 
@@ -76,88 +76,73 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
     .await
     .context("starting the SIP user agent")?;
     let mut ua_events = ua.take_events().expect("fresh user agent");
+    let calls = Calls::new(ua, config.leg_options(), config.limits.max_calls);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let shared = Arc::new(Shared {
-        leg_options: config.leg_options(),
-        config,
-        shutdown: shutdown_rx.clone(),
-        rooms: media::Rooms::default(),
-    });
-    let config = &shared.config;
 
     let mut registrations = tokio::task::JoinSet::new();
     for settings in &config.accounts {
         let account = settings.account()?;
-        registrations.spawn(accounts::keep(&ua, account, shutdown_rx.clone())?);
+        registrations.spawn(accounts::keep(&calls.ua, account, shutdown_rx.clone())?);
     }
-
-    health(&ua, config, mode);
-
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    let active = Arc::new(AtomicUsize::new(0));
-    let seq = AtomicU64::new(0);
-    let mut calls = tokio::task::JoinSet::new();
-    let signal = loop {
-        tokio::select! {
-            ev = ua_events.recv() => match ev {
-                Some(UaEvent::IncomingCall(incoming)) => {
-                    let n = seq.fetch_add(1, Ordering::Relaxed) + 1;
-                    let span = tracing::info_span!("call", id = %incoming.call.id());
-                    if active.fetch_add(1, Ordering::SeqCst) >= config.limits.max_calls {
-                        active.fetch_sub(1, Ordering::SeqCst);
-                        let err = error::CallError::TooManyCalls(config.limits.max_calls);
-                        span.in_scope(|| warn!(from = %incoming.from, code = err.status_code(), error = %err, "call refused"));
-                        let _ = incoming.call.reject(err.status_code(), Some(err.reason()));
-                        continue;
-                    }
-                    let guard = Active(active.clone());
-                    let shared = shared.clone();
-                    calls.spawn(
-                        async move {
-                            call::run(shared, incoming, n).await;
-                            drop(guard);
-                        }
-                        .instrument(span),
-                    );
-                }
-                Some(UaEvent::Message(m)) => info!(from = %m.from, content_type = %m.content_type, len = m.body.len(), "MESSAGE received"),
-                None => break "user agent stopped",
-            },
-            Some(_) = calls.join_next(), if !calls.is_empty() => {}
-            _ = sigterm.recv() => break "SIGTERM",
-            _ = sigint.recv() => break "SIGINT",
-        }
+    let frontend = match config.action {
+        Action::Gateway => Frontend::Gateway(Gateway::start(&config, calls.clone()).await?),
+        _ => Frontend::Presets(Arc::new(PresetContext {
+            config: config.clone(),
+            calls: calls.clone(),
+            rooms: media::Rooms::default(),
+        })),
     };
+    health(&calls.ua, &config, mode);
 
-    info!(signal, calls = active.load(Ordering::SeqCst), "shutting down");
-    let _ = shutdown_tx.send(true);
-    let grace = Duration::from_secs(config.limits.shutdown_grace.max(1));
-    let drained = tokio::time::timeout(grace, async {
-        loop {
-            tokio::select! {
-                done = calls.join_next() => if done.is_none() { break },
-                // Calls arriving now are refused.
-                Some(UaEvent::IncomingCall(incoming)) = ua_events.recv() => {
-                    let _ = incoming.call.reject(503, Some("Shutting Down"));
-                }
-                // A second Ctrl-C: a person who does not want to wait.
-                _ = sigint.recv() => {
-                    warn!("second SIGINT: not waiting for calls to end");
-                    break;
-                }
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let reason = tokio::select! {
+        _ = sigterm.recv() => "SIGTERM",
+        _ = sigint.recv() => "SIGINT",
+        _ = async {
+            // Calls arriving while draining are refused by the call layer (503).
+            while let Some(event) = ua_events.recv().await {
+                frontend.dispatch(event);
+            }
+        } => "user agent stopped",
+    };
+    info!(signal = reason, calls = calls.active(), "shutting down");
+    // Keep answering (503) what arrives while the calls drain.
+    let router = tokio::spawn(async move {
+        while let Some(event) = ua_events.recv().await {
+            if let UaEvent::IncomingCall(incoming) = event {
+                let _ = incoming.call.reject(503, Some("Shutting Down"));
             }
         }
-    })
-    .await;
-    if drained.is_err() {
-        warn!(left = calls.len(), "calls did not end in time; dropping them");
-        calls.abort_all();
+    });
+    if let Frontend::Gateway(gw) = &frontend {
+        gw.stop_accepting();
     }
-    let _ = tokio::time::timeout(Duration::from_secs(5), async { while registrations.join_next().await.is_some() {} })
-        .await;
-    shared.rooms.close_all();
-    ua.shutdown();
+    let grace = Duration::from_secs(config.limits.shutdown_grace.max(1));
+    let left = tokio::select! {
+        left = calls.drain(reason, grace) => left,
+        // A second Ctrl-C: a person who does not want to wait.
+        _ = sigint.recv() => {
+            warn!("second SIGINT: not waiting for calls to end");
+            calls.active()
+        }
+    };
+    if left > 0 {
+        warn!(left, "calls did not end in time; dropping them");
+    }
+    let _ = shutdown_tx.send(true);
+    let unregistered = async {
+        while registrations.join_next().await.is_some() {}
+        match &frontend {
+            Frontend::Gateway(gw) => gw.shut_down().await,
+            Frontend::Presets(ctx) => ctx.rooms.close_all(),
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(5), unregistered).await.is_err() {
+        warn!("unregistering timed out");
+    }
+    router.abort();
+    calls.ua.shutdown();
     info!("stopped");
     Ok(())
 }
@@ -180,11 +165,11 @@ fn health(ua: &UserAgent, config: &Config, mode: Mode) {
         accounts = if accounts.is_empty() { "none" } else { accounts.as_str() },
         "sipbridge daemon ready"
     );
-    if mode == Mode::Run {
+    if mode == Mode::Run && config.action != Action::Gateway {
         let udp = ua.local_addr(Transport::Udp).or_else(|| ua.local_addr(Transport::Tcp));
         if let Some(addr) = udp {
             let user = match config.action {
-                config::Action::Conference => "1000",
+                Action::Conference => "1000",
                 a => a.name(),
             };
             let host = config.sip.advertised_host.clone().unwrap_or_else(|| addr.ip().to_string());

@@ -12,6 +12,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("play", include_str!("../../../pipelines/presets/play.toml")),
     ("record", include_str!("../../../pipelines/presets/record.toml")),
     ("conference", include_str!("../../../pipelines/presets/conference.toml")),
+    ("gateway", include_str!("../../../pipelines/presets/gateway.toml")),
 ];
 
 /// A loaded preset: its name and its TOML table.
@@ -52,29 +53,24 @@ fn parse(text: &str) -> Result<toml::Table> {
     let table: toml::Table = text.parse()?;
     match table.get("action").and_then(|a| a.as_str()) {
         Some(_) => Ok(table),
-        None => bail!("a preset needs `action = \"echo\" | \"play\" | \"record\" | \"conference\"`"),
+        None => bail!("a preset needs `action = \"echo\" | \"play\" | \"record\" | \"conference\" | \"gateway\"`"),
     }
 }
 
 /// `name  description` lines for `sipbridge presets`.
 pub fn listing() -> String {
-    let width = BUILTIN.iter().map(|(n, _)| n.len()).max().unwrap_or(0).max(GATEWAY.len());
-    let mut out: String = BUILTIN
+    let width = BUILTIN.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    BUILTIN
         .iter()
         .map(|(n, _)| {
             let p = Preset::load(n).expect("built-in preset");
             format!("{n:width$}  {}\n", p.description())
         })
-        .collect();
-    out.push_str(&format!(
-        "{GATEWAY:width$}  browser gateway: softphone page and WebSocket API on --ws-listen, SIP on --sip-listen\n"
-    ));
-    out
+        .collect()
 }
 
-/// The browser gateway is started as a preset too (`run --preset gateway`),
-/// with the flags of `sipbridge gateway`: it is a service of its own (a
-/// WebSocket server and per-user accounts), not a way of answering calls.
+/// The gateway preset's name: `sipbridge gateway` is `run --preset gateway`
+/// with the gateway's command-line flags.
 pub const GATEWAY: &str = "gateway";
 
 #[cfg(test)]
@@ -97,16 +93,15 @@ mod tests {
             let config = super::super::config::Config::from_table(table).unwrap();
             assert_eq!(config.action.name(), *name);
         }
-        // Every built-in preset, then the gateway.
         let listing = listing();
-        assert_eq!(listing.lines().count(), BUILTIN.len() + 1);
+        assert_eq!(listing.lines().count(), BUILTIN.len());
         assert!(listing.lines().last().is_some_and(|l| l.starts_with(GATEWAY)), "{listing}");
     }
 
     #[test]
     fn unknown_preset_names_the_known_ones() {
         let err = Preset::load("karaoke").unwrap_err().to_string();
-        assert!(err.contains("echo, play, record, conference"), "{err}");
+        assert!(err.contains("echo, play, record, conference, gateway"), "{err}");
     }
 
     #[test]

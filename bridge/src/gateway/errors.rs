@@ -2,6 +2,7 @@
 //! codes of docs/protocol.md (-326xx, 1000-1009). Every error carries a
 //! sentence a person can act on.
 
+use crate::call::CallError;
 use crate::protocol::RpcError;
 use serde_json::json;
 
@@ -49,6 +50,22 @@ pub fn from_sip(e: signaling::Error) -> RpcError {
 
 pub fn from_media(e: pipelines::Error) -> RpcError {
     RpcError::from(e)
+}
+
+/// A call-layer failure as the browser sees it, with the SIP status the
+/// call layer chose in `data.sipStatus`.
+pub fn from_call(e: CallError) -> RpcError {
+    let status = e.sip_status();
+    let code = match e {
+        CallError::Sip(e) => return from_sip(e),
+        CallError::Media(e) => return from_media(e),
+        CallError::WrongState(_) => return call_state(e.to_string()),
+        CallError::NoCommonCodec(_) => codes::NO_COMMON_CODEC,
+        CallError::BadSdp(_) => codes::INVALID_SDP,
+        CallError::NoMediaPort(_) => codes::MEDIA,
+        CallError::TooManyCalls(_) | CallError::ShuttingDown => codes::TOO_MANY_CALLS,
+    };
+    RpcError { code, message: e.to_string(), data: Some(json!({ "sipStatus": status })) }
 }
 
 #[cfg(test)]

@@ -1,205 +1,58 @@
-//! The browser gateway: a WebSocket API (JSON-RPC 2.0, one object per
-//! message, the framing of docs/protocol.md) and a softphone page on the
-//! same port. Each WebSocket connection is one web user with at most one
-//! SIP account; its calls join a WebRTC leg towards the browser to an RTP
-//! leg towards the SIP peer, transcoding when the codecs differ.
+//! The browser gateway, a front-end of the SIP service (`crate::daemon`):
+//! a WebSocket API (JSON-RPC 2.0, one object per message, the framing of
+//! docs/protocol.md) and a softphone page on the same port. Each WebSocket
+//! connection is one web user with at most one SIP account; each of its
+//! calls is a call-layer [`crate::call::SipCall`] (the SIP dialog and its
+//! RTP leg) joined by a `Link` to a WebRTC leg towards the browser.
 //!
 //! ```text
-//!  browser --WS /ws--> ws.rs --> user.rs (account, registration, calls)
+//!  browser --WS /ws--> ws.rs --> user.rs (account, registration, requests)
 //!                                   |
-//!                                   +--> call.rs: Leg::WebRtc <-Link-> Leg::Rtp <--> SIP peer
-//!  SIP peers --> signaling::UserAgent --> incoming calls routed by AOR to a user
+//!                                   +--> call.rs: Leg::WebRtc <-Link-> SipCall (RTP leg) <--> SIP peer
+//!  SIP peers --> UserAgent --> daemon --> service.rs: routed by AOR to a user
 //! ```
+//!
+//! It is configured like every preset (`[websocket]` in the TOML file);
+//! the flags of `sipbridge gateway` are overrides on top.
 
+mod browser;
 mod call;
 mod errors;
+mod service;
 mod user;
 mod ws;
 
-use pipelines::LegOptions;
-use std::collections::HashMap;
-use std::net::SocketAddr;
+pub use service::Gateway;
+
+use crate::daemon::config::{Config, Overrides};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
-/// Everything the gateway needs; `run` starts from it.
-#[derive(Debug, Clone)]
-pub struct GatewayConfig {
-    /// HTTP + WebSocket listener (page at `/`, API at `/ws`).
-    pub ws_listen: SocketAddr,
-    /// SIP listener (UDP and TCP on the same address).
-    pub sip_listen: SocketAddr,
-    /// Host written into Via/Contact when the bind address is not reachable.
-    pub sip_advertised_host: Option<String>,
-    /// When set, a WebSocket must present it (`?token=` or
-    /// `Authorization: Bearer`).
-    pub token: Option<String>,
-    /// Origins allowed to open the WebSocket; empty: same origin only;
-    /// `*`: any. Requests without an Origin header (non-browsers) pass.
-    pub allowed_origins: Vec<String>,
-    /// Concurrent WebSocket connections.
-    pub max_connections: usize,
-    /// Concurrent calls per connection (a further incoming call is
-    /// answered 486 and reported as `missed_call`).
-    pub max_calls_per_connection: usize,
-    /// Media defaults of both legs of every call.
-    pub legs: LegOptions,
-    /// Where `sip.recording` writes its files.
-    pub recordings_dir: PathBuf,
-}
-
-impl Default for GatewayConfig {
-    fn default() -> Self {
-        GatewayConfig {
-            ws_listen: "127.0.0.1:8080".parse().unwrap(),
-            sip_listen: "127.0.0.1:5060".parse().unwrap(),
-            sip_advertised_host: None,
-            token: None,
-            allowed_origins: Vec::new(),
-            max_connections: 64,
-            max_calls_per_connection: 1,
-            legs: LegOptions::default(),
-            recordings_dir: std::env::temp_dir().join("sipbridge-recordings"),
-        }
-    }
-}
-
-/// State shared by every connection.
-pub(crate) struct Gateway {
-    pub config: GatewayConfig,
-    pub ua: signaling::UserAgent,
-    /// Connected users by connection id, for routing incoming calls.
-    users: Mutex<HashMap<u64, Arc<user::User>>>,
-    pub connections: AtomicUsize,
-    next_id: AtomicU64,
-}
-
-impl Gateway {
-    pub fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    pub fn add_user(&self, user: Arc<user::User>) {
-        self.users.lock().unwrap().insert(user.id, user);
-    }
-
-    pub fn remove_user(&self, id: u64) {
-        self.users.lock().unwrap().remove(&id);
-    }
-
-    /// The user whose registered account an incoming request is for: the
-    /// To AOR first, then the Request-URI's user part.
-    fn route(&self, to: &str, request_uri: &str) -> Option<Arc<user::User>> {
-        let users: Vec<Arc<user::User>> = self.users.lock().unwrap().values().cloned().collect();
-        let to_key = aor_key(to);
-        users
-            .iter()
-            .find(|u| u.aor_key().is_some_and(|k| Some(&k) == to_key.as_ref()))
-            .or_else(|| {
-                let ruser = aor_key(request_uri).map(|k| k.0);
-                users.iter().find(|u| u.aor_key().is_some_and(|k| Some(&k.0) == ruser.as_ref()))
-            })
-            .cloned()
-    }
-}
-
-/// (user, host) of a SIP URI, lower-cased host, no port or parameters.
-pub(crate) fn aor_key(uri: &str) -> Option<(String, String)> {
-    let uri = uri.trim().trim_start_matches('<');
-    let rest = uri.strip_prefix("sips:").or_else(|| uri.strip_prefix("sip:"))?;
-    let (user, host) = rest.split_once('@')?;
-    let host = host.split([';', '>', '?']).next()?;
-    let host = host.split(':').next()?.to_ascii_lowercase();
-    Some((user.to_string(), host))
-}
-
-/// Starts the SIP user agent and the WebSocket server; runs until the
-/// listener fails.
-pub async fn run(config: GatewayConfig) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.recordings_dir).ok();
-    let listen = vec![
-        signaling::Listen { transport: signaling::Transport::Udp, addr: config.sip_listen },
-        signaling::Listen { transport: signaling::Transport::Tcp, addr: config.sip_listen },
-    ];
-    let ua = signaling::UserAgent::start(signaling::Config {
-        listen,
-        advertised_host: config.sip_advertised_host.clone(),
-        ..signaling::Config::default()
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("SIP user agent: {e}"))?;
-    let mut ua_events = ua.take_events().expect("fresh user agent");
-    let listener = tokio::net::TcpListener::bind(config.ws_listen).await?;
-    tracing::info!(
-        ws = %listener.local_addr()?,
-        sip = ?ua.local_addr(signaling::Transport::Udp),
-        token = config.token.is_some(),
-        "gateway listening: page at http://{}/ , API at /ws",
-        listener.local_addr()?
-    );
-    let gw = Arc::new(Gateway {
-        config,
-        ua,
-        users: Mutex::default(),
-        connections: AtomicUsize::new(0),
-        next_id: AtomicU64::new(1),
-    });
-    let router = gw.clone();
-    tokio::spawn(async move {
-        while let Some(event) = ua_events.recv().await {
-            match event {
-                signaling::UaEvent::IncomingCall(inc) => match router.route(&inc.to, &inc.request_uri) {
-                    Some(user) => user.incoming_call(inc),
-                    None => {
-                        tracing::info!(to = %inc.to, "incoming call for no connected user: 404");
-                        let _ = inc.call.reject(404, None);
-                    }
-                },
-                signaling::UaEvent::Message(m) => {
-                    if let Some(user) = router.route(&m.to, &m.to) {
-                        user.incoming_message(m);
-                    }
-                }
-            }
-        }
-    });
-    ws::serve(gw, listener).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::aor_key;
-
-    #[test]
-    fn aor_keys_ignore_ports_and_params() {
-        assert_eq!(aor_key("sip:alice@Example.test"), Some(("alice".into(), "example.test".into())));
-        assert_eq!(aor_key("<sip:alice@127.0.0.1:5070;transport=udp>"), Some(("alice".into(), "127.0.0.1".into())));
-        assert_eq!(aor_key("tel:+123"), None);
-    }
-}
-
-/// `sipbridge gateway` options.
-#[derive(clap::Args, Debug)]
+/// `sipbridge gateway` options: a configuration file (optional; the
+/// gateway preset otherwise) and flags overriding it.
+#[derive(clap::Args, Debug, Clone)]
 pub struct GatewayArgs {
+    /// A TOML configuration (`preset = "gateway"` is assumed when it names none).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// HTTP/WebSocket listen address: the page at `/`, the API at `/ws`.
-    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080")]
-    ws_listen: SocketAddr,
+    #[arg(long, value_name = "ADDR:PORT")]
+    ws_listen: Option<SocketAddr>,
     /// SIP listen address (UDP and TCP).
-    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:5060")]
-    sip_listen: SocketAddr,
+    #[arg(long, value_name = "ADDR:PORT")]
+    sip_listen: Option<SocketAddr>,
     /// Host written into SIP Via/Contact (when --sip-listen is 0.0.0.0 or private).
     #[arg(long, value_name = "HOST")]
     sip_advertised_host: Option<String>,
     /// Address RTP is received on and ICE gathers on (repeatable). Default: 127.0.0.1.
     #[arg(long = "media-address", value_name = "ADDR")]
-    media_addresses: Vec<std::net::IpAddr>,
+    media_addresses: Vec<IpAddr>,
     /// UDP port range for RTP, e.g. 20000-30000 (0-0: any port).
-    #[arg(long, value_name = "LOW-HIGH", default_value = "20000-30000", value_parser = parse_ports)]
-    rtp_ports: (u16, u16),
+    #[arg(long, value_name = "LOW-HIGH")]
+    rtp_ports: Option<String>,
     /// Jitter-buffer latency in milliseconds.
-    #[arg(long, default_value_t = 40)]
-    latency_ms: u32,
+    #[arg(long)]
+    latency_ms: Option<u32>,
     /// Require this token from WebSocket clients (`/ws?token=...`). The
     /// environment variable SIPBRIDGE_WS_TOKEN is read when this is not
     /// given, which keeps the token out of `ps`.
@@ -210,45 +63,63 @@ pub struct GatewayArgs {
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
     /// Concurrent WebSocket connections.
-    #[arg(long, default_value_t = 64)]
-    max_connections: usize,
+    #[arg(long)]
+    max_connections: Option<usize>,
     /// Concurrent calls per connection (more incoming calls get 486).
-    #[arg(long, default_value_t = 1)]
-    max_calls_per_connection: usize,
+    #[arg(long)]
+    max_calls_per_connection: Option<usize>,
     /// Directory for `sip.recording` files.
     #[arg(long, value_name = "DIR")]
     recordings_dir: Option<PathBuf>,
+    /// Override any setting: `--set limits.max_calls=20`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
 }
 
 impl GatewayArgs {
-    pub fn into_config(self) -> GatewayConfig {
-        let mut config = GatewayConfig {
-            ws_listen: self.ws_listen,
-            sip_listen: self.sip_listen,
-            sip_advertised_host: self.sip_advertised_host,
-            token: self.ws_token.or_else(|| std::env::var("SIPBRIDGE_WS_TOKEN").ok()).filter(|t| !t.is_empty()),
-            allowed_origins: self.allowed_origins,
-            max_connections: self.max_connections.max(1),
-            max_calls_per_connection: self.max_calls_per_connection.max(1),
-            ..GatewayConfig::default()
+    /// The configuration: the file (or the gateway preset), then the flags.
+    pub fn into_config(self) -> anyhow::Result<Config> {
+        let mut set = Vec::new();
+        let mut put = |key: &str, value: String| set.push(format!("{key}={value}"));
+        let quoted = |s: &str| toml::Value::String(s.to_string()).to_string();
+        if let Some(a) = self.ws_listen {
+            put("websocket.listen", quoted(&a.to_string()));
+        }
+        if let Some(h) = &self.sip_advertised_host {
+            put("sip.advertised_host", quoted(h));
+        }
+        if let Some(p) = &self.rtp_ports {
+            put("media.rtp_ports", quoted(p));
+        }
+        if let Some(ms) = self.latency_ms {
+            put("media.latency_ms", ms.to_string());
+        }
+        if let Some(t) = &self.ws_token {
+            put("websocket.token", quoted(t));
+        }
+        if !self.allowed_origins.is_empty() {
+            let list: Vec<String> = self.allowed_origins.iter().map(|o| quoted(o)).collect();
+            put("websocket.allowed_origins", format!("[{}]", list.join(",")));
+        }
+        if let Some(n) = self.max_connections {
+            put("websocket.max_connections", n.max(1).to_string());
+        }
+        if let Some(n) = self.max_calls_per_connection {
+            put("websocket.max_calls_per_connection", n.max(1).to_string());
+        }
+        if let Some(d) = &self.recordings_dir {
+            put("websocket.recordings_dir", quoted(&d.to_string_lossy()));
+        }
+        set.extend(self.set);
+        let overrides = Overrides {
+            // One address, both transports, as RFC 3261 asks of a UA.
+            sip_listen: self.sip_listen.map(|a| vec![format!("udp:{a}"), format!("tcp:{a}")]).unwrap_or_default(),
+            media_addresses: self.media_addresses,
+            set,
         };
-        if let Some(dir) = self.recordings_dir {
-            config.recordings_dir = dir;
+        match &self.config {
+            Some(path) => Config::for_daemon_as(path, &overrides, service::GATEWAY_PRESET),
+            None => Config::for_run(service::GATEWAY_PRESET, &overrides),
         }
-        if !self.media_addresses.is_empty() {
-            config.legs.media_addresses = self.media_addresses;
-        }
-        config.legs.jitter_latency_ms = self.latency_ms;
-        config.legs.rtp_ports = self.rtp_ports;
-        config
     }
-}
-
-fn parse_ports(s: &str) -> Result<(u16, u16), String> {
-    let (a, b) = s.split_once('-').ok_or("expected LOW-HIGH")?;
-    let (a, b): (u16, u16) = (a.parse().map_err(|_| "bad port")?, b.parse().map_err(|_| "bad port")?);
-    if a > b {
-        return Err("LOW must not exceed HIGH".into());
-    }
-    Ok((a, b))
 }

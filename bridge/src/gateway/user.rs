@@ -3,22 +3,27 @@
 //! REGISTER) and its calls. Requests are dispatched here; events go out as
 //! `sip.event` notifications. Secrets never reach the logs.
 
-use super::call::{DtmfMethod, GwCall};
+use super::browser::Browser;
+use super::call::GwCall;
 use super::errors::{codes, err, from_sip, no_call};
-use super::Gateway;
-use crate::protocol::{Notification, RpcError, PROTOCOL_VERSION};
+use super::service::{aor_key, Gateway, WebUser};
+use crate::call::DtmfMethod;
+use crate::protocol::{RpcError, PROTOCOL_VERSION};
+use pipelines::sdp::Direction;
 use pipelines::DescriptionKind;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use signaling::{Account, Caller, IncomingCall, IncomingMessage, RegistrationEvent};
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 pub struct User {
     pub id: u64,
     gw: Arc<Gateway>,
-    out: mpsc::UnboundedSender<String>,
+    browser: Browser,
     state: Mutex<State>,
 }
 
@@ -238,26 +243,21 @@ fn check_headers(headers: Option<HashMap<String, String>>) -> Result<Vec<(String
 
 impl User {
     pub fn new(gw: Arc<Gateway>, out: mpsc::UnboundedSender<String>) -> Arc<User> {
-        Arc::new(User { id: gw.next_id(), gw, out, state: Mutex::default() })
+        let id = gw.next_id();
+        Arc::new_cyclic(|me: &std::sync::Weak<User>| {
+            let me = me.clone();
+            let call_ended = Arc::new(move |call: &str| {
+                if let Some(user) = me.upgrade() {
+                    user.state.lock().unwrap().calls.remove(call);
+                }
+            });
+            User { id, gw, browser: Browser::new(id, out, call_ended), state: Mutex::default() }
+        })
     }
 
     /// Sends a `sip.event` notification to the browser.
-    pub fn emit(&self, event: &str, mut params: Value) {
-        params["event"] = json!(event);
-        tracing::debug!(user = self.id, %event, "event");
-        if let Ok(text) = serde_json::to_string(&Notification::new("sip.event", params)) {
-            let _ = self.out.send(text);
-        }
-    }
-
-    /// (user, host) of the registered AOR, for routing incoming requests.
-    pub fn aor_key(&self) -> Option<(String, String)> {
-        let st = self.state.lock().unwrap();
-        st.account.as_ref().filter(|a| a.registered && !a.guest).and_then(|a| super::aor_key(&a.aor))
-    }
-
-    pub fn call_ended(&self, id: &str) {
-        self.state.lock().unwrap().calls.remove(id);
+    fn emit(&self, event: &str, params: Value) {
+        self.browser.emit(event, params)
     }
 
     fn call(&self, id: &str) -> Result<Arc<GwCall>, RpcError> {
@@ -324,8 +324,8 @@ impl User {
             "sip.hold" => {
                 let p: HoldParams = params(p)?;
                 let direction = match p.direction.as_deref() {
-                    None | Some("sendonly") => "sendonly",
-                    Some("inactive") => "inactive",
+                    None | Some("sendonly") => Direction::SendOnly,
+                    Some("inactive") => Direction::Inactive,
                     Some(other) => {
                         return Err(RpcError::invalid_params(format!(
                             "direction must be \"sendonly\" or \"inactive\", not {other:?}"
@@ -422,7 +422,7 @@ impl User {
                 return Err(RpcError::invalid_params(format!("transport must be udp, tcp or ws, not {t:?}")));
             }
             let base = proxy.clone().unwrap_or_else(|| {
-                let domain = super::aor_key(&p.username).map(|k| k.1).unwrap_or_default();
+                let domain = aor_key(&p.username).map(|k| k.1).unwrap_or_default();
                 format!("sip:{domain}")
             });
             proxy = Some(if base.contains(";transport=") { base } else { format!("{base};transport={t}") });
@@ -455,7 +455,7 @@ impl User {
         if let Some(e) = p.expires {
             account.expires = e.clamp(60, 86_400);
         }
-        let registration = self.gw.ua.register(account.clone()).map_err(from_sip)?;
+        let registration = self.gw.calls.ua.register(account.clone()).map_err(from_sip)?;
         let (stop_tx, stop_rx) = mpsc::unbounded_channel();
         st.account = Some(AccountState {
             caller: Caller::Account(account),
@@ -564,12 +564,13 @@ impl User {
         let id = format!("c{}", self.gw.next_id());
         tracing::info!(user = self.id, call = %id, uri = %p.uri, "calling");
         let result = GwCall::outgoing(
-            self.gw.clone(),
-            self,
+            &self.gw.calls,
+            self.browser.clone(),
+            self.gw.config.recordings_dir.clone(),
             id.clone(),
             caller,
-            p.uri.clone(),
-            headers,
+            &p.uri,
+            &headers,
             offer,
             p.dtmf_method.unwrap_or(DtmfMethod::Rfc4733),
         )
@@ -599,7 +600,7 @@ impl User {
                     return Err(RpcError::invalid_params(format!("uri must be a SIP URI, not {uri:?}")));
                 }
                 let caller = self.caller()?;
-                self.gw.ua.message(&caller, &uri, &content_type, &p.content).await.map_err(from_sip)?;
+                self.gw.calls.ua.message(&caller, &uri, &content_type, &p.content).await.map_err(from_sip)?;
             }
             _ => return Err(RpcError::invalid_params("give either call (inside a call) or uri (outside), not both")),
         }
@@ -607,7 +608,7 @@ impl User {
     }
 
     /// An INVITE routed to this user.
-    pub fn incoming_call(self: &Arc<Self>, inc: IncomingCall) {
+    fn take_call(self: &Arc<Self>, inc: IncomingCall) {
         let caller = inc.from.clone();
         let display = inc.display_name.clone();
         // Custom (X-) headers of the INVITE go to the browser, as Janus does.
@@ -626,7 +627,8 @@ impl User {
         let me = self.clone();
         tokio::spawn(async move {
             let id = format!("c{}", me.gw.next_id());
-            match GwCall::incoming(me.gw.clone(), &me, id.clone(), inc).await {
+            let dir = me.gw.config.recordings_dir.clone();
+            match GwCall::incoming(&me.gw.calls, me.browser.clone(), dir, id.clone(), inc).await {
                 Ok((call, jsep)) => {
                     me.finish_reservation(Some(call));
                     tracing::info!(user = me.id, call = %id, from = %caller, "incoming call");
@@ -639,10 +641,6 @@ impl User {
                 }
             }
         });
-    }
-
-    pub fn incoming_message(&self, m: IncomingMessage) {
-        self.emit("message", json!({ "sender": m.from, "contentType": m.content_type, "content": m.body }));
     }
 
     /// The connection closed: hang up every call, unregister.
@@ -658,6 +656,29 @@ impl User {
         if self.state.lock().unwrap().account.is_some() {
             let _ = self.unregister().await;
         }
+    }
+}
+
+impl WebUser for User {
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn aor_key(&self) -> Option<(String, String)> {
+        let st = self.state.lock().unwrap();
+        st.account.as_ref().filter(|a| a.registered && !a.guest).and_then(|a| aor_key(&a.aor))
+    }
+
+    fn incoming_call(self: Arc<Self>, incoming: IncomingCall) {
+        self.take_call(incoming)
+    }
+
+    fn incoming_message(&self, m: IncomingMessage) {
+        self.emit("message", json!({ "sender": m.from, "contentType": m.content_type, "content": m.body }));
+    }
+
+    fn shut_down(self: Arc<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move { self.shutdown().await })
     }
 }
 

@@ -2,8 +2,8 @@
 //! from examples/web/) on `GET /`, the JSON-RPC WebSocket on `GET /ws`.
 //! Token, Origin and connection-limit checks happen before the upgrade.
 
+use super::service::Gateway;
 use super::user::User;
-use super::Gateway;
 use crate::protocol::{self, codes, Notification, Response, RpcError, PROTOCOL_VERSION};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -27,9 +27,17 @@ const STYLE_CSS: &str = include_str!("../../../examples/web/style.css");
 const MAX_HEAD: usize = 16 * 1024;
 const MAX_MESSAGE: usize = 1 << 20;
 
-pub async fn serve(gw: Arc<Gateway>, listener: TcpListener) -> anyhow::Result<()> {
+/// Serves connections until `accepting` turns false (shutdown).
+pub async fn serve(
+    gw: Arc<Gateway>,
+    listener: TcpListener,
+    mut accepting: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     loop {
-        let (stream, peer) = listener.accept().await?;
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            _ = accepting.wait_for(|on| !on) => return Ok(()),
+        };
         let gw = gw.clone();
         tokio::spawn(async move {
             if let Err(e) = handle(gw, stream).await {
