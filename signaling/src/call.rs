@@ -6,6 +6,7 @@ use crate::core::{content_type, Core};
 use crate::dtmf;
 use crate::error::Error;
 use crate::events::{CallEvent, OfferKind, Party};
+use crate::reliable::{self, PeerReliability, RSeqCounter};
 use rsipstack::dialog::dialog::{DialogState, TerminatedReason, TransactionHandle};
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::prelude::{HasHeaders, HeadersExt, ToTypedHeader};
@@ -39,6 +40,10 @@ pub(crate) struct CallInner {
     pub cancel_notify: Notify,
     /// Incoming INVITE without SDP: the answer comes in the ACK.
     pub offerless: bool,
+    /// Incoming: the caller's stand on reliable provisional responses.
+    pub peer_reliability: PeerReliability,
+    /// Incoming: RSeq numbers of our reliable provisional responses.
+    pub rseq: RSeqCounter,
     /// Peer slot to release when the call ends.
     pub peer_ip: Option<IpAddr>,
     /// Set once a final event (Answered, Failed, Ended) went out: later
@@ -54,7 +59,7 @@ impl CallInner {
         call_id: String,
         direction: Direction,
         dialog: Option<InviteDialog>,
-        offerless: bool,
+        invite: Option<&Request>,
         peer_ip: Option<IpAddr>,
     ) -> (Arc<CallInner>, mpsc::UnboundedReceiver<CallEvent>) {
         let (events, receiver) = mpsc::unbounded_channel();
@@ -69,7 +74,9 @@ impl CallInner {
             ended: AtomicBool::new(false),
             cancel_requested: AtomicBool::new(false),
             cancel_notify: Notify::new(),
-            offerless,
+            offerless: invite.is_some_and(|r| r.body.is_empty()),
+            peer_reliability: invite.map(PeerReliability::of).unwrap_or(PeerReliability::Unsupported),
+            rseq: RSeqCounter::new(),
             peer_ip,
             setup_done: Mutex::new(false),
         });
@@ -114,6 +121,15 @@ impl std::fmt::Debug for CallInner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Call({}, {:?})", self.call_id, self.direction)
     }
+}
+
+/// `Allow` and `Supported` for our INVITEs and their 1xx/2xx: what this
+/// agent implements, so the peer knows what it may ask for.
+pub(crate) fn capabilities() -> Vec<Header> {
+    vec![
+        Header::Allow(crate::validate::ALLOWED_METHODS.to_string().into()),
+        Header::Supported(crate::extensions::supported_value().into()),
+    ]
 }
 
 fn sdp_body(sdp: &str) -> (Option<Vec<Header>>, Option<Vec<u8>>) {
@@ -170,25 +186,39 @@ impl Call {
         std::mem::replace(&mut self.events, empty)
     }
 
-    /// Incoming: 180 Ringing.
+    /// Incoming: 180 Ringing (reliable when the caller requires 100rel).
     pub fn ringing(&self) -> Result<(), Error> {
         self.incoming_only()?;
-        Ok(self.inner.dialog()?.ringing(None, None)?)
+        let dialog = self.inner.dialog()?;
+        match self.inner.peer_reliability {
+            PeerReliability::Required => reliable::send(&self.inner, dialog, capabilities(), None),
+            _ => Ok(dialog.ringing(Some(capabilities()), None)?),
+        }
     }
 
-    /// Incoming: 183 Session Progress with early-media SDP.
+    /// Incoming: 183 Session Progress with early-media SDP, reliable (RFC
+    /// 3262) when the caller supports 100rel: the PRACK then confirms the
+    /// caller has the early answer. Fails with [`Error::InvalidState`] while
+    /// an earlier reliable response still waits for its PRACK.
     pub fn progress(&self, sdp: &str) -> Result<(), Error> {
         self.incoming_only()?;
-        let (h, b) = sdp_body(sdp);
-        Ok(self.inner.dialog()?.ringing(h, b)?)
+        let dialog = self.inner.dialog()?;
+        let mut headers = capabilities();
+        headers.push(content_type("application/sdp"));
+        let body = Some(sdp.as_bytes().to_vec());
+        match self.inner.peer_reliability {
+            PeerReliability::Unsupported => Ok(dialog.ringing(Some(headers), body)?),
+            _ => reliable::send(&self.inner, dialog, headers, body),
+        }
     }
 
     /// Incoming: 200 OK with the SDP answer (or an offer, when the INVITE
     /// had none).
     pub fn answer(&self, sdp: &str) -> Result<(), Error> {
         self.incoming_only()?;
-        let (h, b) = sdp_body(sdp);
-        self.inner.dialog()?.accept(h, b)?;
+        let mut headers = capabilities();
+        headers.push(content_type("application/sdp"));
+        self.inner.dialog()?.accept(Some(headers), Some(sdp.as_bytes().to_vec()))?;
         self.inner.established.store(true, Ordering::SeqCst);
         Ok(())
     }

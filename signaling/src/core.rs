@@ -30,6 +30,8 @@ pub(crate) struct Core {
     /// an incoming call to that user answers in-dialog challenges with.
     pub accounts: Mutex<HashMap<String, crate::config::Account>>,
     pub cancel: CancellationToken,
+    /// Our reliable provisional responses waiting for their PRACK.
+    pub pracks: crate::reliable::PrackWaiters,
 }
 
 /// Where a request goes and over what.

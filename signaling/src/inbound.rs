@@ -54,10 +54,8 @@ pub(crate) fn disposition(req: &Request) -> Disposition {
         // In-dialog request for a dialog we do not have.
         return refuse(481, "Call/Transaction Does Not Exist");
     }
-    if let Some(req_ext) = req.header_value("Require") {
-        if req_ext.split(',').any(|t| !t.trim().is_empty()) {
-            return refuse(420, "Bad Extension");
-        }
+    if !crate::extensions::unsupported_required(req).is_empty() {
+        return refuse(420, "Bad Extension");
     }
     match req.method {
         Method::Options => Disposition::Options,
@@ -94,6 +92,10 @@ pub(crate) async fn serve(core: Arc<Core>, mut incoming: rsipstack::transaction:
 
 async fn handle(core: Arc<Core>, mut tx: Transaction) {
     if let Some(Dialog::Invite(mut d)) = core.dialogs.match_dialog(&tx) {
+        if tx.original.method == Method::PRack {
+            let call_id = tx.original.call_id_header().map(|c| c.value().to_string()).unwrap_or_default();
+            core.pracks.prack_received(&tx.original, &call_id);
+        }
         if let Err(e) = d.handle(&mut tx).await {
             debug!(error = %e, "in-dialog request");
         }
@@ -104,6 +106,7 @@ async fn handle(core: Arc<Core>, mut tx: Transaction) {
         Disposition::Options => {
             let headers = vec![
                 Header::Allow(ALLOWED_METHODS.to_string().into()),
+                Header::Supported(crate::extensions::supported_value().into()),
                 Header::Accept("application/sdp".to_string().into()),
                 Header::Other("Accept-Language".into(), "en".into()),
             ];
@@ -132,9 +135,8 @@ async fn handle(core: Arc<Core>, mut tx: Transaction) {
                 405 => headers.push(Header::Allow(ALLOWED_METHODS.to_string().into())),
                 415 => headers.push(Header::Accept("application/sdp".to_string().into())),
                 420 => {
-                    if let Some(r) = tx.original.header_value("Require") {
-                        headers.push(Header::Unsupported(r.into()));
-                    }
+                    let lacking = crate::extensions::unsupported_required(&tx.original).join(", ");
+                    headers.push(Header::Unsupported(lacking.into()));
                 }
                 _ => {}
             }
@@ -196,8 +198,8 @@ async fn incoming_invite(core: Arc<Core>, mut tx: Transaction) {
     };
     let sdp_offer = body_text(&tx.original.body);
     let call_id = tx.original.call_id_header().map(|c| c.value().to_string()).unwrap_or_default();
-    let offerless = sdp_offer.is_none();
-    let (inner, ev_rx) = CallInner::new(&core, call_id, Direction::Incoming, Some(dialog.clone()), offerless, peer_ip);
+    let (inner, ev_rx) =
+        CallInner::new(&core, call_id, Direction::Incoming, Some(dialog.clone()), Some(&tx.original), peer_ip);
     tokio::spawn(pump(inner.clone(), state_rx));
     let (display_name, from) = from_parts(&tx.original);
     let to = tx.original.to_header().ok().and_then(|t| t.typed().ok()).map(|t| t.uri.to_string()).unwrap_or_default();

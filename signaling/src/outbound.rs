@@ -4,7 +4,7 @@
 //! rsipstack INVITE and a new one goes out with the same Call-ID and the
 //! credentials.
 
-use crate::call::{body_text, pump, Call, CallInner, Direction};
+use crate::call::{body_text, capabilities, pump, Call, CallInner, Direction};
 use crate::config::Account;
 use crate::core::{extra_headers, parse_uri, route_to, Core, Route};
 use crate::digest::{Algorithm, NonceState, HA1_MARKER};
@@ -45,7 +45,9 @@ pub(crate) fn start(
     let (from_uri, display, route, creds) = resolve_caller(&caller, &callee)?;
     let contact = core.contact(from_uri.user(), route.transport)?;
     let call_id = core.new_call_id()?;
-    let (inner, ev_rx) = CallInner::new(&core, call_id.clone(), Direction::Outgoing, None, false, None);
+    let (inner, ev_rx) = CallInner::new(&core, call_id.clone(), Direction::Outgoing, None, None, None);
+    let mut headers = extra_headers(headers);
+    headers.extend(capabilities());
     let option = InviteOption {
         caller_display_name: display,
         caller: from_uri,
@@ -54,7 +56,7 @@ pub(crate) fn start(
         content_type: sdp_offer.as_ref().map(|_| "application/sdp".to_string()),
         offer: sdp_offer.map(String::into_bytes),
         contact,
-        headers: Some(extra_headers(headers)),
+        headers: Some(headers),
         call_id: Some(call_id),
         ..Default::default()
     };

@@ -68,6 +68,7 @@ impl UserAgent {
             peer_calls: Mutex::new(HashMap::new()),
             accounts: Mutex::new(HashMap::new()),
             cancel: cancel.clone(),
+            pracks: Default::default(),
             config,
         });
         let ep = endpoint.clone();

@@ -137,6 +137,60 @@ async fn early_media_183_then_far_end_hangs_up() {
     finish(&mut sipp);
 }
 
+/// RFC 3262 as UAC: our INVITE offers 100rel; the callee's reliable 183
+/// (early media) is PRACKed with the right RAck (SIPp fails otherwise) and
+/// reported as progress with its SDP, then the call is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliable_183_is_pracked_and_reported() {
+    let dir = test_dir("sip_sipp_reliable_183");
+    let mut sipp = Sipp::new("uas_reliable_183.xml").spawn(&dir, "sipp").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ua = ua().await;
+    let mut call = ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
+    let progress = loop {
+        match next(&mut call).await {
+            CallEvent::Trying => {}
+            other => break other,
+        }
+    };
+    assert!(
+        matches!(progress, CallEvent::Progress { code: 183, sdp: Some(ref s) } if s.contains("s=early")),
+        "{progress:?}\n{}",
+        sipp.traces()
+    );
+    let answered = next_final(&mut call).await;
+    assert!(matches!(answered, CallEvent::Answered { .. }), "{answered:?}\n{}", sipp.traces());
+    call.bye().await.unwrap();
+    finish(&mut sipp);
+}
+
+/// RFC 3262 as UAS: an INVITE with `Require: 100rel` is taken (no 420);
+/// our 180 and 183 are reliable (Require, rising RSeq), the 183 is
+/// retransmitted until its PRACK, and the call is answered after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_100rel_gets_reliable_180_and_183() {
+    let dir = test_dir("sip_sipp_require_100rel");
+    let ua = ua().await;
+    let mut events = ua.take_events().unwrap();
+    let addr = ua.local_addr(Transport::Udp).unwrap();
+    let mut sipp = Sipp::new("uac_require_100rel.xml").remote(addr.to_string()).spawn(&dir, "sipp").unwrap();
+    let incoming = wait_call(&mut events).await;
+    let call = incoming.call;
+    call.ringing().unwrap();
+    // The next reliable response waits for the PRACK of the first.
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    while let Err(e) = call.progress(&sdp("sendrecv")) {
+        assert!(tokio::time::Instant::now() < until, "180 never PRACKed: {e}\n{}", sipp.traces());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // SIPp PRACKs the 183 after 1.2 s (T1 = 500 ms: one retransmission).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    call.answer(&sdp("sendrecv")).unwrap();
+    finish(&mut sipp);
+    let copies = count_received(&dir, "SIP/2.0 183", "RSeq:");
+    assert!(copies >= 2, "the unacknowledged 183 must be retransmitted; SIPp got {copies}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_486_is_a_failure_with_code() {
     let dir = test_dir("sip_sipp_busy");
