@@ -7,6 +7,7 @@ use crate::dtmf;
 use crate::error::Error;
 use crate::events::{CallEvent, OfferKind, Party};
 use crate::reliable::{self, PeerReliability, RSeqCounter};
+use crate::session_timer::{self, Agreed, Refresher};
 use rsipstack::dialog::dialog::{DialogState, TerminatedReason, TransactionHandle};
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::prelude::{HasHeaders, HeadersExt, ToTypedHeader};
@@ -44,6 +45,17 @@ pub(crate) struct CallInner {
     pub peer_reliability: PeerReliability,
     /// Incoming: RSeq numbers of our reliable provisional responses.
     pub rseq: RSeqCounter,
+    /// The session interval in effect (RFC 4028), once agreed.
+    pub session: Mutex<Option<Agreed>>,
+    /// Wakes the session timer when `session` changes (a refresh).
+    pub session_changed: Notify,
+    /// Incoming: the interval our 2xx grants; a peer's re-INVITE/UPDATE:
+    /// the one its 2xx will grant.
+    pub session_offered: Mutex<Option<Agreed>>,
+    /// Our last SDP (offer or answer): the body of a refreshing re-INVITE.
+    pub local_sdp: Mutex<Option<String>>,
+    /// The peer listed UPDATE in Allow: refreshes go as UPDATE.
+    pub peer_allows_update: AtomicBool,
     /// Peer slot to release when the call ends.
     pub peer_ip: Option<IpAddr>,
     /// Set once a final event (Answered, Failed, Ended) went out: later
@@ -77,6 +89,11 @@ impl CallInner {
             offerless: invite.is_some_and(|r| r.body.is_empty()),
             peer_reliability: invite.map(PeerReliability::of).unwrap_or(PeerReliability::Unsupported),
             rseq: RSeqCounter::new(),
+            session: Mutex::new(None),
+            session_changed: Notify::new(),
+            session_offered: Mutex::new(None),
+            local_sdp: Mutex::new(None),
+            peer_allows_update: AtomicBool::new(invite.is_some_and(allows_update)),
             peer_ip,
             setup_done: Mutex::new(false),
         });
@@ -104,7 +121,7 @@ impl CallInner {
         let _ = self.events.send(ev);
     }
 
-    fn dialog(&self) -> Result<InviteDialog, Error> {
+    pub fn dialog(&self) -> Result<InviteDialog, Error> {
         self.dialog.lock().unwrap().clone().ok_or_else(|| Error::InvalidState("no dialog yet".into()))
     }
 }
@@ -123,6 +140,58 @@ impl std::fmt::Debug for CallInner {
     }
 }
 
+/// Whether a message's `Allow` lists UPDATE.
+pub(crate) fn allows_update<M: HasHeaders>(m: &M) -> bool {
+    m.headers()
+        .iter()
+        .filter(|h| h.name().eq_ignore_ascii_case("Allow"))
+        .any(|h| h.value().split(',').any(|t| t.trim().eq_ignore_ascii_case("UPDATE")))
+}
+
+impl CallInner {
+    /// The call is up: its session timer starts (if one was agreed) and
+    /// runs until the call ends.
+    pub fn established_with(self: &Arc<Self>, agreed: Option<Agreed>) {
+        self.established.store(true, Ordering::SeqCst);
+        if self.core.config.session_timer.is_none() {
+            return;
+        }
+        if let Some(agreed) = agreed {
+            session_timer::arm(self, agreed);
+        }
+        tokio::spawn(session_timer::run(self.clone()));
+    }
+
+    /// Headers of our re-INVITE/UPDATE with an offer: it refreshes the
+    /// session too (RFC 4028 §7.4), so it names the interval in effect.
+    fn offer_headers(&self) -> Vec<Header> {
+        let mut headers = vec![content_type("application/sdp")];
+        if let Some(agreed) = *self.session.lock().unwrap() {
+            headers.push(Header::Supported(crate::extensions::supported_value().into()));
+            headers.push(agreed.header());
+        }
+        headers
+    }
+
+    /// Our offer `sdp` was answered 2xx in `resp`: it is our SDP now, and
+    /// the session timer starts again.
+    fn offer_answered(self: &Arc<Self>, sdp: &str, resp: &Response) {
+        *self.local_sdp.lock().unwrap() = Some(sdp.to_string());
+        let current = *self.session.lock().unwrap();
+        if let Some(agreed) = session_timer::from_response(resp).or(current) {
+            session_timer::arm(self, agreed);
+        }
+    }
+
+    /// Our role in refresher terms.
+    pub fn role(&self) -> Refresher {
+        match self.direction {
+            Direction::Outgoing => Refresher::Uac,
+            Direction::Incoming => Refresher::Uas,
+        }
+    }
+}
+
 /// `Allow` and `Supported` for our INVITEs and their 1xx/2xx: what this
 /// agent implements, so the peer knows what it may ask for.
 pub(crate) fn capabilities() -> Vec<Header> {
@@ -130,10 +199,6 @@ pub(crate) fn capabilities() -> Vec<Header> {
         Header::Allow(crate::validate::ALLOWED_METHODS.to_string().into()),
         Header::Supported(crate::extensions::supported_value().into()),
     ]
-}
-
-fn sdp_body(sdp: &str) -> (Option<Vec<Header>>, Option<Vec<u8>>) {
-    (Some(vec![content_type("application/sdp")]), Some(sdp.as_bytes().to_vec()))
 }
 
 /// Body of a message as text, `None` when empty.
@@ -218,8 +283,13 @@ impl Call {
         self.incoming_only()?;
         let mut headers = capabilities();
         headers.push(content_type("application/sdp"));
+        let granted = *self.inner.session_offered.lock().unwrap();
+        if let Some(agreed) = granted {
+            headers.extend(session_timer::response_headers(agreed, Refresher::Uas));
+        }
         self.inner.dialog()?.accept(Some(headers), Some(sdp.as_bytes().to_vec()))?;
-        self.inner.established.store(true, Ordering::SeqCst);
+        *self.inner.local_sdp.lock().unwrap() = Some(sdp.to_string());
+        self.inner.established_with(granted);
         Ok(())
     }
 
@@ -266,15 +336,17 @@ impl Call {
     /// re-INVITE with a new offer (hold: `a=sendonly`; resume: `a=sendrecv`);
     /// returns the peer's SDP answer.
     pub async fn reinvite(&self, sdp: &str) -> Result<Option<String>, Error> {
-        let (h, b) = sdp_body(sdp);
+        let (h, b) = (Some(self.inner.offer_headers()), Some(sdp.as_bytes().to_vec()));
         let resp = check_response(self.inner.dialog()?.reinvite(h, b).await?)?;
+        self.inner.offer_answered(sdp, &resp);
         Ok(body_text(&resp.body))
     }
 
     /// UPDATE with a new offer (RFC 3311); returns the SDP answer.
     pub async fn update(&self, sdp: &str) -> Result<Option<String>, Error> {
-        let (h, b) = sdp_body(sdp);
+        let (h, b) = (Some(self.inner.offer_headers()), Some(sdp.as_bytes().to_vec()));
         let resp = check_response(self.inner.dialog()?.update(h, b).await?)?;
+        self.inner.offer_answered(sdp, &resp);
         Ok(body_text(&resp.body))
     }
 
@@ -287,8 +359,20 @@ impl Call {
             .unwrap()
             .take()
             .ok_or_else(|| Error::InvalidState("no pending offer".into()))?;
-        let (h, b) = sdp_body(sdp);
-        handle.respond(StatusCode::OK, h, b).await.map_err(|_| Error::InvalidState("offer transaction gone".into()))
+        let mut headers = vec![content_type("application/sdp")];
+        let refreshed = self.inner.session_offered.lock().unwrap().take();
+        if let Some(agreed) = refreshed {
+            headers.extend(session_timer::response_headers(agreed, self.inner.role()));
+        }
+        handle
+            .respond(StatusCode::OK, Some(headers), Some(sdp.as_bytes().to_vec()))
+            .await
+            .map_err(|_| Error::InvalidState("offer transaction gone".into()))?;
+        *self.inner.local_sdp.lock().unwrap() = Some(sdp.to_string());
+        if let Some(agreed) = refreshed {
+            session_timer::arm(&self.inner, agreed);
+        }
+        Ok(())
     }
 
     /// Refuses the pending [`CallEvent::Offer`] (488 keeps the old session).
@@ -351,7 +435,6 @@ pub(crate) async fn pump(inner: Arc<CallInner>, mut states: mpsc::UnboundedRecei
             }
             DialogState::Confirmed(..) if inner.direction == Direction::Incoming && !confirmed_once => {
                 confirmed_once = true;
-                inner.established.store(true, Ordering::SeqCst);
                 let sdp = if inner.offerless {
                     inner
                         .dialog
@@ -366,7 +449,21 @@ pub(crate) async fn pump(inner: Arc<CallInner>, mut states: mpsc::UnboundedRecei
                 inner.emit(CallEvent::Confirmed { sdp });
             }
             DialogState::Updated(_, req, handle) => {
+                let sender = if inner.role() == Refresher::Uac { Refresher::Uas } else { Refresher::Uac };
+                let current = *inner.session.lock().unwrap();
+                let refreshed = session_timer::for_refresh(&req, current, sender);
+                if req.method == Method::Update && req.body.is_empty() {
+                    // A session refresh (RFC 4028 §10): nothing for the
+                    // layer above, answered here.
+                    let headers = refreshed.map(|a| session_timer::response_headers(a, inner.role()));
+                    let _ = handle.respond(StatusCode::OK, headers, None).await;
+                    if let Some(agreed) = refreshed {
+                        session_timer::arm(&inner, agreed);
+                    }
+                    continue;
+                }
                 let kind = if req.method == Method::Invite { OfferKind::ReInvite } else { OfferKind::Update };
+                *inner.session_offered.lock().unwrap() = refreshed;
                 *inner.pending_offer.lock().unwrap() = Some(handle);
                 inner.emit(CallEvent::Offer { kind, sdp: body_text(&req.body) });
             }

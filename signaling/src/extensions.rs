@@ -4,8 +4,9 @@
 use rsipstack::sip::prelude::HasHeaders;
 
 /// Option tags this user agent implements, as sent in `Supported` and
-/// accepted in `Require`: reliable provisional responses (RFC 3262).
-pub const SUPPORTED: &[&str] = &["100rel"];
+/// accepted in `Require`: reliable provisional responses (RFC 3262) and
+/// session timers (RFC 4028).
+pub const SUPPORTED: &[&str] = &["100rel", "timer"];
 
 /// The `Supported` header value we send.
 pub fn supported_value() -> String {

@@ -7,6 +7,7 @@ use crate::call::{body_text, content_type_of, from_parts, header_pairs, pump, Ca
 use crate::config::Transport;
 use crate::core::{content_type, Core};
 use crate::events::{CallEvent, IncomingCall, IncomingMessage, Party, UaEvent};
+use crate::session_timer;
 use crate::validate::ALLOWED_METHODS;
 use rsipstack::dialog::dialog::Dialog;
 use rsipstack::sip::prelude::{HeadersExt, ToTypedHeader};
@@ -173,6 +174,19 @@ async fn incoming_invite(core: Arc<Core>, mut tx: Transaction) {
             return;
         }
     }
+    let session = match core.config.session_timer.map(|t| session_timer::for_incoming(&tx.original, &t)) {
+        Some(Err(min_se)) => {
+            // RFC 4028 §8.1: the interval asked for is below our minimum.
+            if let Some(ip) = peer_ip {
+                core.release_peer_slot(ip);
+            }
+            let h = vec![Header::MinSE(min_se.to_string().into())];
+            reply(&core, &mut tx, StatusCode::SessionIntervalTooSmall, h).await;
+            return;
+        }
+        Some(Ok(agreed)) => agreed,
+        None => None,
+    };
     let transport = tx.connection.as_ref().map(|c| Transport::from_rsip(c.transport())).unwrap_or(Transport::Udp);
     let contact = match core.contact(tx.original.uri.user(), transport) {
         Ok(c) => c,
@@ -200,6 +214,7 @@ async fn incoming_invite(core: Arc<Core>, mut tx: Transaction) {
     let call_id = tx.original.call_id_header().map(|c| c.value().to_string()).unwrap_or_default();
     let (inner, ev_rx) =
         CallInner::new(&core, call_id, Direction::Incoming, Some(dialog.clone()), Some(&tx.original), peer_ip);
+    *inner.session_offered.lock().unwrap() = session;
     tokio::spawn(pump(inner.clone(), state_rx));
     let (display_name, from) = from_parts(&tx.original);
     let to = tx.original.to_header().ok().and_then(|t| t.typed().ok()).map(|t| t.uri.to_string()).unwrap_or_default();

@@ -38,13 +38,14 @@ mod outbound;
 mod registration;
 mod reliable;
 mod request;
+mod session_timer;
 mod transport;
 mod ua;
 pub mod validate;
 pub mod wire;
 
 pub use call::{Call, Direction};
-pub use config::{Account, Config, Listen, TlsSettings, Transport};
+pub use config::{Account, Config, Listen, SessionTimer, TlsSettings, Transport};
 pub use error::{standard_reason, Error};
 pub use events::{CallEvent, IncomingCall, IncomingMessage, OfferKind, Party, RegistrationEvent, UaEvent};
 pub use outbound::Caller;

@@ -4,13 +4,14 @@
 //! rsipstack INVITE and a new one goes out with the same Call-ID and the
 //! credentials.
 
-use crate::call::{body_text, capabilities, pump, Call, CallInner, Direction};
+use crate::call::{allows_update, body_text, capabilities, pump, Call, CallInner, Direction};
 use crate::config::Account;
 use crate::core::{extra_headers, parse_uri, route_to, Core, Route};
 use crate::digest::{Algorithm, NonceState, HA1_MARKER};
 use crate::error::Error;
 use crate::events::{CallEvent, Party};
 use crate::request::absorb_challenge;
+use crate::session_timer;
 use rsipstack::dialog::authenticate::Credential;
 use rsipstack::dialog::dialog::{DialogState, TerminatedReason};
 use rsipstack::dialog::invitation::InviteOption;
@@ -71,8 +72,14 @@ async fn drive(inner: Arc<CallInner>, option: InviteOption, creds: Option<(Strin
     let mut answered_nonce = None;
     let target = option.callee.to_string();
     let mut stack_answers = creds.as_ref().is_some_and(|(_, pw)| !pw.starts_with(HA1_MARKER));
+    let timer_config = inner.core.config.session_timer;
+    let mut session_interval = timer_config.map(|t| t.expires);
+    *inner.local_sdp.lock().unwrap() = option.offer.as_deref().map(|b| String::from_utf8_lossy(b).into_owned());
     for _attempt in 0..4 {
         let mut opt = option.clone();
+        if let (Some(config), Some(interval)) = (&timer_config, session_interval) {
+            opt.headers.get_or_insert_with(Vec::new).extend(session_timer::invite_headers(config, interval));
+        }
         if let Some((user, pw)) = &creds {
             let body = opt.offer.clone().unwrap_or_default();
             if let Some((name, value)) = nonce.answer(user, pw, "INVITE", &target, &body) {
@@ -114,10 +121,19 @@ async fn drive(inner: Arc<CallInner>, option: InviteOption, creds: Option<(Strin
                         // rsipstack ACKs and BYEs a 2xx that crossed our CANCEL.
                         inner.emit(CallEvent::Ended { by: Party::Local, reason: "CANCEL".into() });
                     } else {
-                        inner.established.store(true, Ordering::SeqCst);
+                        inner.peer_allows_update.store(allows_update(&resp), Ordering::SeqCst);
+                        inner.established_with(session_timer::from_response(&resp));
                         inner.emit(CallEvent::Answered { sdp: body_text(&resp.body) });
                     }
                     return;
+                }
+                // RFC 4028 §7.4: too short an interval; again with the
+                // callee's Min-SE (once: a second 422 is final).
+                if let (422, Some(floor), Some(interval)) = (code, session_timer::min_se(&resp), session_interval) {
+                    if floor > interval && !cancelled {
+                        session_interval = Some(floor);
+                        continue;
+                    }
                 }
                 if (code == 401 || code == 407) && creds.is_some() && !cancelled {
                     match absorb_challenge(&resp, &mut nonce, &mut answered_nonce) {

@@ -1,7 +1,8 @@
 //! signaling's user agent against SIPp scenarios of ours (tests/sip/*.xml):
 //! as caller (180/200, 183 early media, 486, BYE either way, INVITE
-//! retransmission) and as callee (CANCEL -> 487, hold/resume re-INVITEs,
-//! INFO DTMF, BYE either way, 200 retransmission).
+//! retransmission, reliable 183 and PRACK, session timers) and as callee
+//! (CANCEL -> 487, hold/resume re-INVITEs, INFO DTMF, BYE either way, 200
+//! retransmission, Require: 100rel, session timers, 420 and 422).
 
 use e2e::process::test_dir;
 use e2e::sipp::{Sipp, SippRun};
@@ -17,6 +18,19 @@ fn sdp(dir: &str) -> String {
 async fn ua() -> UserAgent {
     UserAgent::start(Config {
         listen: vec![Listen { transport: Transport::Udp, addr: "127.0.0.1:0".parse().unwrap() }],
+        ..Config::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// An agent with a session interval short enough to test (RFC 4028's
+/// floor is 90 s) and, with `t1`, fast transaction timeouts.
+async fn ua_with_timer(expires: u32, t1: Duration) -> UserAgent {
+    UserAgent::start(Config {
+        listen: vec![Listen { transport: Transport::Udp, addr: "127.0.0.1:0".parse().unwrap() }],
+        session_timer: Some(signaling::SessionTimer { expires, min_se: 1 }),
+        t1,
         ..Config::default()
     })
     .await
@@ -189,6 +203,71 @@ async fn require_100rel_gets_reliable_180_and_183() {
     finish(&mut sipp);
     let copies = count_received(&dir, "SIP/2.0 183", "RSeq:");
     assert!(copies >= 2, "the unacknowledged 183 must be retransmitted; SIPp got {copies}");
+}
+
+/// RFC 4028 as UAC: the callee's 422 (Min-SE 4) makes us ask again for
+/// 4 s; granted with us refreshing, we refresh by UPDATE three times (SIPp
+/// checks each) and the call lives until the callee's BYE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_timer_422_then_three_refreshes() {
+    let dir = test_dir("sip_sipp_session_timer");
+    let mut sipp = Sipp::new("uas_session_timer.xml").spawn(&dir, "sipp").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ua = ua_with_timer(2, Duration::from_millis(500)).await;
+    let mut call = ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
+    let answered = next_final(&mut call).await;
+    assert!(matches!(answered, CallEvent::Answered { .. }), "{answered:?}\n{}", sipp.traces());
+    let ended = tokio::time::timeout(Duration::from_secs(15), call.next_event()).await.expect("BYE in time");
+    assert_eq!(ended, Some(CallEvent::Ended { by: Party::Remote, reason: "BYE".into() }), "{}", sipp.traces());
+    finish(&mut sipp);
+}
+
+/// RFC 4028 §10: our refresh goes unanswered (transaction timeout, T1 =
+/// 50 ms here): the call is ended with BYE and reported ended by us.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_session_refresh_ends_the_call_with_bye() {
+    let dir = test_dir("sip_sipp_refresh_unanswered");
+    let mut sipp = Sipp::new("uas_refresh_unanswered.xml").spawn(&dir, "sipp").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ua = ua_with_timer(2, Duration::from_millis(50)).await;
+    let mut call = ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
+    let answered = next_final(&mut call).await;
+    assert!(matches!(answered, CallEvent::Answered { .. }), "{answered:?}\n{}", sipp.traces());
+    let ended = tokio::time::timeout(Duration::from_secs(15), call.next_event()).await.expect("end in time");
+    assert_eq!(ended, Some(CallEvent::Ended { by: Party::Local, reason: "session refresh failed".into() }));
+    finish(&mut sipp);
+}
+
+/// RFC 4028 as UAS: the caller asks for 2 s and will refresh; it never
+/// does, so we send BYE before the interval is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_not_refreshed_by_the_caller_is_ended_with_bye() {
+    let dir = test_dir("sip_sipp_session_not_refreshed");
+    let ua = ua_with_timer(1800, Duration::from_millis(500)).await;
+    let mut events = ua.take_events().unwrap();
+    let addr = ua.local_addr(Transport::Udp).unwrap();
+    let mut sipp = Sipp::new("uac_session_not_refreshed.xml").remote(addr.to_string()).spawn(&dir, "sipp").unwrap();
+    let mut call = wait_call(&mut events).await.call;
+    call.answer(&sdp("sendrecv")).unwrap();
+    assert_eq!(next(&mut call).await, CallEvent::Confirmed { sdp: None });
+    let started = std::time::Instant::now();
+    assert_eq!(next(&mut call).await, CallEvent::Ended { by: Party::Local, reason: "session expired".into() });
+    let after = started.elapsed();
+    assert!(after < Duration::from_secs(2), "BYE before the 2 s interval ends, not after {after:?}");
+    finish(&mut sipp);
+}
+
+/// 422 for an interval below our Min-SE (90 s by default) and 420 for a
+/// required extension we lack, naming only that one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_short_interval_is_422_and_unknown_extension_is_420() {
+    let dir = test_dir("sip_sipp_422_420");
+    let ua = ua().await;
+    let addr = ua.local_addr(Transport::Udp).unwrap();
+    for scenario in ["uac_session_too_short.xml", "uac_require_unknown.xml"] {
+        let mut sipp = Sipp::new(scenario).remote(addr.to_string()).spawn(&dir, scenario).unwrap();
+        finish(&mut sipp);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
