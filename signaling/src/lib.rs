@@ -35,6 +35,7 @@ pub mod extensions;
 mod guard;
 mod inbound;
 mod outbound;
+mod redirect;
 mod registration;
 mod reliable;
 mod request;

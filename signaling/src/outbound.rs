@@ -10,6 +10,7 @@ use crate::core::{extra_headers, parse_uri, route_to, Core, Route};
 use crate::digest::{Algorithm, NonceState, HA1_MARKER};
 use crate::error::Error;
 use crate::events::{CallEvent, Party};
+use crate::redirect::{Redirects, MAX_REDIRECTS};
 use crate::request::absorb_challenge;
 use crate::session_timer;
 use rsipstack::dialog::authenticate::Credential;
@@ -19,6 +20,7 @@ use rsipstack::sip::{Header, Uri};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::mpsc;
+use tracing::debug;
 
 /// Who places an outgoing call.
 #[derive(Debug, Clone)]
@@ -61,21 +63,26 @@ pub(crate) fn start(
         call_id: Some(call_id),
         ..Default::default()
     };
-    tokio::spawn(drive(inner.clone(), option, creds));
+    let via_proxy = matches!(&caller, Caller::Account(a) if a.proxy.is_some());
+    tokio::spawn(drive(inner.clone(), option, creds, via_proxy));
     Ok(Call { inner, events: ev_rx })
 }
 
-async fn drive(inner: Arc<CallInner>, option: InviteOption, creds: Option<(String, String)>) {
+/// Sends the INVITE until a final outcome: challenges answered, a 422
+/// retried with a longer interval, 3xx followed (to the new target through
+/// the account's proxy when there is one, else straight to it).
+async fn drive(inner: Arc<CallInner>, mut option: InviteOption, creds: Option<(String, String)>, via_proxy: bool) {
     let (state_tx, state_rx) = mpsc::unbounded_channel();
     tokio::spawn(pump(inner.clone(), state_rx));
     let mut nonce = NonceState::default();
     let mut answered_nonce = None;
-    let target = option.callee.to_string();
+    let mut target = option.callee.to_string();
+    let mut redirects = Redirects::new(&option.callee);
     let mut stack_answers = creds.as_ref().is_some_and(|(_, pw)| !pw.starts_with(HA1_MARKER));
     let timer_config = inner.core.config.session_timer;
     let mut session_interval = timer_config.map(|t| t.expires);
     *inner.local_sdp.lock().unwrap() = option.offer.as_deref().map(|b| String::from_utf8_lossy(b).into_owned());
-    for _attempt in 0..4 {
+    for _attempt in 0..4 + MAX_REDIRECTS {
         let mut opt = option.clone();
         if let (Some(config), Some(interval)) = (&timer_config, session_interval) {
             opt.headers.get_or_insert_with(Vec::new).extend(session_timer::invite_headers(config, interval));
@@ -145,6 +152,20 @@ async fn drive(inner: Arc<CallInner>, option: InviteOption, creds: Option<(Strin
                         }
                     }
                 }
+                if (300..400).contains(&code) && !cancelled {
+                    if let Some(next) = redirects.next(&resp) {
+                        debug!(call = %inner.call_id, %code, to = %next, "following redirection");
+                        if !via_proxy {
+                            option.destination = Some(route_to(&next).dest);
+                        }
+                        target = next.to_string();
+                        option.callee = next;
+                        // A new target challenges afresh.
+                        nonce = NonceState::default();
+                        answered_nonce = None;
+                        continue;
+                    }
+                }
                 if code == 487 && cancelled {
                     inner.emit(CallEvent::Ended { by: Party::Local, reason: "CANCEL".into() });
                 } else {
@@ -191,7 +212,7 @@ async fn drive(inner: Arc<CallInner>, option: InviteOption, creds: Option<(Strin
             }
         }
     }
-    inner.emit(CallEvent::Failed { code: 403, reason: "too many authentication challenges".into() });
+    inner.emit(CallEvent::Failed { code: 403, reason: "too many authentication challenges or redirections".into() });
 }
 
 /// Credentials handed to rsipstack's dialog once our own code has answered

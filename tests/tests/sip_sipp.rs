@@ -270,6 +270,29 @@ async fn too_short_interval_is_422_and_unknown_extension_is_420() {
     }
 }
 
+/// A 302 is followed to its Contact (SIPp checks the new Request-URI) and
+/// that target answers; a 302 back to the target already called is a loop:
+/// the call fails with 302 at once instead of calling it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_302_is_followed_and_a_loop_is_not() {
+    let dir = test_dir("sip_sipp_redirect");
+    let ua = ua().await;
+    let mut sipp = Sipp::new("uas_redirect.xml").spawn(&dir, "sipp").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut call = ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
+    let answered = next_final(&mut call).await;
+    assert!(matches!(answered, CallEvent::Answered { .. }), "{answered:?}\n{}", sipp.traces());
+    call.bye().await.unwrap();
+    finish(&mut sipp);
+
+    let mut sipp = Sipp::new("uas_redirect_loop.xml").spawn(&dir, "sipp-loop").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut call = ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
+    let failed = next_final(&mut call).await;
+    assert!(matches!(failed, CallEvent::Failed { code: 302, .. }), "{failed:?}\n{}", sipp.traces());
+    finish(&mut sipp);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_486_is_a_failure_with_code() {
     let dir = test_dir("sip_sipp_busy");
