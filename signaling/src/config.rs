@@ -87,6 +87,9 @@ pub struct Config {
     pub ring_timeout: Duration,
     /// Certificates for SIP over TLS; `None` = no TLS.
     pub tls: Option<TlsSettings>,
+    /// DNS servers for locating registrars, proxies and call targets (RFC
+    /// 3263: NAPTR, SRV, A/AAAA); empty: the system's (`/etc/resolv.conf`).
+    pub dns_servers: Vec<std::net::IpAddr>,
     /// Session timers (RFC 4028); `None` turns them off (no `timer` in
     /// Supported, a peer's Session-Expires ignored).
     pub session_timer: Option<SessionTimer>,
@@ -146,6 +149,7 @@ impl Default for Config {
             ring_timeout: Duration::from_secs(120),
             tls: None,
             session_timer: Some(SessionTimer::default()),
+            dns_servers: Vec::new(),
         }
     }
 }

@@ -32,12 +32,17 @@ pub(crate) struct Core {
     pub cancel: CancellationToken,
     /// Our reliable provisional responses waiting for their PRACK.
     pub pracks: crate::reliable::PrackWaiters,
+    /// RFC 3263 server location.
+    pub resolver: crate::resolve::Resolver,
 }
 
 /// Where a request goes and over what.
 #[derive(Debug, Clone)]
 pub(crate) struct Route {
     pub transport: Transport,
+    /// The URI named its transport (`transport=`): RFC 3263 then looks up
+    /// only that transport's SRV records.
+    pub explicit_transport: bool,
     pub dest: SipAddr,
 }
 
@@ -51,8 +56,13 @@ pub(crate) fn parse_uri(s: &str) -> Result<Uri, Error> {
 /// Route for a URI: its `transport=` parameter (UDP by default) and its
 /// host and port.
 pub(crate) fn route_to(uri: &Uri) -> Route {
-    let transport = uri.transport().copied().map(Transport::from_rsip).unwrap_or(Transport::Udp);
-    Route { transport, dest: SipAddr { r#type: Some(transport.to_rsip()), addr: uri.host_with_port.clone() } }
+    let explicit = uri.transport().copied().map(Transport::from_rsip);
+    let transport = explicit.unwrap_or(Transport::Udp);
+    Route {
+        transport,
+        explicit_transport: explicit.is_some(),
+        dest: SipAddr { r#type: Some(transport.to_rsip()), addr: uri.host_with_port.clone() },
+    }
 }
 
 impl Core {

@@ -39,6 +39,7 @@ mod redirect;
 mod registration;
 mod reliable;
 mod request;
+mod resolve;
 mod session_timer;
 mod transport;
 mod ua;

@@ -55,7 +55,7 @@ pub(crate) fn start(
         caller_display_name: display,
         caller: from_uri,
         callee,
-        destination: Some(route.dest),
+        destination: Some(route.dest.clone()),
         content_type: sdp_offer.as_ref().map(|_| "application/sdp".to_string()),
         offer: sdp_offer.map(String::into_bytes),
         contact,
@@ -64,16 +64,28 @@ pub(crate) fn start(
         ..Default::default()
     };
     let via_proxy = matches!(&caller, Caller::Account(a) if a.proxy.is_some());
-    tokio::spawn(drive(inner.clone(), option, creds, via_proxy));
+    tokio::spawn(drive(inner.clone(), option, creds, route, via_proxy));
     Ok(Call { inner, events: ev_rx })
 }
 
 /// Sends the INVITE until a final outcome: challenges answered, a 422
 /// retried with a longer interval, 3xx followed (to the new target through
-/// the account's proxy when there is one, else straight to it).
-async fn drive(inner: Arc<CallInner>, mut option: InviteOption, creds: Option<(String, String)>, via_proxy: bool) {
+/// the account's proxy when there is one, else straight to it), the next
+/// server DNS names (RFC 3263) tried when one does not answer.
+async fn drive(
+    inner: Arc<CallInner>,
+    mut option: InviteOption,
+    creds: Option<(String, String)>,
+    route: Route,
+    via_proxy: bool,
+) {
     let (state_tx, state_rx) = mpsc::unbounded_channel();
     tokio::spawn(pump(inner.clone(), state_rx));
+    let mut servers = match locate(&inner, &route).await {
+        Some(servers) => servers,
+        None => return,
+    };
+    option.destination = servers.next().map(|s| s.dest);
     let mut nonce = NonceState::default();
     let mut answered_nonce = None;
     let mut target = option.callee.to_string();
@@ -156,7 +168,11 @@ async fn drive(inner: Arc<CallInner>, mut option: InviteOption, creds: Option<(S
                     if let Some(next) = redirects.next(&resp) {
                         debug!(call = %inner.call_id, %code, to = %next, "following redirection");
                         if !via_proxy {
-                            option.destination = Some(route_to(&next).dest);
+                            servers = match locate(&inner, &route_to(&next)).await {
+                                Some(servers) => servers,
+                                None => return,
+                            };
+                            option.destination = servers.next().map(|s| s.dest);
                         }
                         target = next.to_string();
                         option.callee = next;
@@ -165,6 +181,11 @@ async fn drive(inner: Arc<CallInner>, mut option: InviteOption, creds: Option<(S
                         answered_nonce = None;
                         continue;
                     }
+                }
+                // The transaction layer reports no answer as a 408: the
+                // next server, if DNS named another (RFC 3263 §4.3).
+                if code == 408 && !cancelled && next_server(&inner, &mut servers, &mut option) {
+                    continue;
                 }
                 if code == 487 && cancelled {
                     inner.emit(CallEvent::Ended { by: Party::Local, reason: "CANCEL".into() });
@@ -183,6 +204,17 @@ async fn drive(inner: Arc<CallInner>, mut option: InviteOption, creds: Option<(S
                 // to itself: again, answered by our digest this time.
                 stack_answers = false;
                 continue;
+            }
+            Ok(Ok((_, None)))
+                if !cancelled
+                    && !matches!(dialog.state(), DialogState::Terminated(_, TerminatedReason::ProxyAuthRequired)) =>
+            {
+                // No answer at all: the next server, if DNS named another.
+                if next_server(&inner, &mut servers, &mut option) {
+                    continue;
+                }
+                inner.emit(CallEvent::Failed { code: 408, reason: "Request Timeout".into() });
+                return;
             }
             Ok(Ok((_, None))) => {
                 // rsipstack gives up without a response when a challenge
@@ -213,6 +245,27 @@ async fn drive(inner: Arc<CallInner>, mut option: InviteOption, creds: Option<(S
         }
     }
     inner.emit(CallEvent::Failed { code: 403, reason: "too many authentication challenges or redirections".into() });
+}
+
+/// Points the INVITE at the next server DNS named (RFC 3263 §4.3);
+/// `false` when none is left.
+fn next_server(inner: &CallInner, servers: &mut std::vec::IntoIter<Route>, option: &mut InviteOption) -> bool {
+    let Some(next) = servers.next() else { return false };
+    debug!(call = %inner.call_id, to = %next.dest, "no answer; next server");
+    option.destination = Some(next.dest);
+    true
+}
+
+/// The servers for `route` (RFC 3263), or `None` after reporting the
+/// call failed (no DNS answer).
+async fn locate(inner: &Arc<CallInner>, route: &Route) -> Option<std::vec::IntoIter<Route>> {
+    match inner.core.resolver.locate(route).await {
+        Ok(servers) => Some(servers.into_iter()),
+        Err(e) => {
+            inner.emit(CallEvent::Failed { code: e.status_code(), reason: e.to_string() });
+            None
+        }
+    }
 }
 
 /// Credentials handed to rsipstack's dialog once our own code has answered

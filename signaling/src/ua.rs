@@ -69,6 +69,7 @@ impl UserAgent {
             accounts: Mutex::new(HashMap::new()),
             cancel: cancel.clone(),
             pracks: Default::default(),
+            resolver: crate::resolve::Resolver::new(&config.dns_servers)?,
             config,
         });
         let ep = endpoint.clone();
@@ -126,6 +127,8 @@ impl UserAgent {
         let core = &self.core;
         let callee = parse_uri(target)?;
         let (from_uri, display, route, creds) = crate::outbound::resolve_caller(caller, &callee)?;
+        // RFC 3263: the first server DNS names.
+        let route = core.resolver.locate(&route).await?.swap_remove(0);
         let (from, _) = name_addr(&from_uri, display.as_deref());
         let to = rsipstack::sip::typed::To { display_name: None, uri: callee.clone(), params: vec![] };
         let call_id = core.new_call_id()?;
