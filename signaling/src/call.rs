@@ -8,6 +8,7 @@ use crate::error::Error;
 use crate::events::{CallEvent, OfferKind, Party};
 use crate::reliable::{self, PeerReliability, RSeqCounter};
 use crate::session_timer::{self, Agreed, Refresher};
+use crate::transfer;
 use rsipstack::dialog::dialog::{DialogState, TerminatedReason, TransactionHandle};
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::prelude::{HasHeaders, HeadersExt, ToTypedHeader};
@@ -34,6 +35,8 @@ pub(crate) struct CallInner {
     pub direction: Direction,
     pub dialog: Mutex<Option<InviteDialog>>,
     pub pending_offer: Mutex<Option<TransactionHandle>>,
+    /// A REFER waiting for [`Call::accept_refer`] or [`Call::reject_refer`].
+    pub pending_refer: Mutex<Option<TransactionHandle>>,
     pub events: mpsc::UnboundedSender<CallEvent>,
     pub established: AtomicBool,
     pub ended: AtomicBool,
@@ -81,6 +84,7 @@ impl CallInner {
             direction,
             dialog: Mutex::new(dialog),
             pending_offer: Mutex::new(None),
+            pending_refer: Mutex::new(None),
             events,
             established: AtomicBool::new(false),
             ended: AtomicBool::new(false),
@@ -387,6 +391,49 @@ impl Call {
         handle.reply(StatusCode::from(code)).await.map_err(|_| Error::InvalidState("offer transaction gone".into()))
     }
 
+    /// Transfers the peer (REFER, RFC 3515) to `target`; with `replaces`
+    /// (`callid;to-tag=..;from-tag=..`, RFC 3891) the peer's INVITE replaces
+    /// that dialog (attended transfer). `Ok` once the peer accepted (2xx);
+    /// the new call's progress arrives as [`CallEvent::ReferProgress`].
+    pub async fn refer(&self, target: &str, replaces: Option<&str>) -> Result<(), Error> {
+        let dialog = self.inner.dialog()?;
+        let initial = dialog.initial_request();
+        let local = match self.inner.direction {
+            Direction::Outgoing => initial.from_header().ok().and_then(|f| f.typed().ok()).map(|f| f.uri),
+            Direction::Incoming => initial.to_header().ok().and_then(|t| t.typed().ok()).map(|t| t.uri),
+        };
+        let headers = local.map(|uri| vec![Header::ReferredBy(format!("<{uri}>").into())]);
+        check_response(dialog.refer(transfer::refer_to(target, replaces), headers, None).await?)?;
+        Ok(())
+    }
+
+    /// Accepts the pending [`CallEvent::Refer`]: 202, then the first NOTIFY
+    /// (100 Trying) of the implicit subscription.
+    pub async fn accept_refer(&self) -> Result<(), Error> {
+        let handle = self.take_refer()?;
+        handle.reply(StatusCode::Accepted).await.map_err(|_| Error::InvalidState("REFER transaction gone".into()))?;
+        self.notify_refer(100).await
+    }
+
+    /// Refuses the pending [`CallEvent::Refer`] (e.g. 603).
+    pub async fn reject_refer(&self, code: u16) -> Result<(), Error> {
+        let handle = self.take_refer()?;
+        handle.reply(StatusCode::from(code)).await.map_err(|_| Error::InvalidState("REFER transaction gone".into()))
+    }
+
+    /// Reports the referred call's status to the peer that sent the REFER
+    /// (NOTIFY `message/sipfrag`); a final code (>= 200) ends the
+    /// subscription.
+    pub async fn notify_refer(&self, code: u16) -> Result<(), Error> {
+        let (headers, body) = transfer::progress_notify(code);
+        check_response(self.inner.dialog()?.notify(Some(headers), Some(body)).await?)?;
+        Ok(())
+    }
+
+    fn take_refer(&self) -> Result<TransactionHandle, Error> {
+        self.inner.pending_refer.lock().unwrap().take().ok_or_else(|| Error::InvalidState("no pending REFER".into()))
+    }
+
     /// INFO with any body.
     pub async fn info(&self, content_type_value: &str, body: &str) -> Result<(), Error> {
         let d = self.inner.dialog()?;
@@ -481,10 +528,31 @@ pub(crate) async fn pump(inner: Arc<CallInner>, mut states: mpsc::UnboundedRecei
                     body: String::from_utf8_lossy(&req.body).into_owned(),
                 });
             }
-            DialogState::Options(_, _, handle) | DialogState::Notify(_, _, handle) => {
+            DialogState::Options(_, _, handle) => {
                 let _ = handle.reply(StatusCode::OK).await;
             }
-            DialogState::Refer(_, _, handle) | DialogState::Publish(_, _, handle) => {
+            DialogState::Notify(_, req, handle) => {
+                let _ = handle.reply(StatusCode::OK).await;
+                if let Some((code, reason, done)) = transfer::parse_progress(&req, &req.body) {
+                    inner.emit(CallEvent::ReferProgress { code, reason, done });
+                }
+            }
+            DialogState::Refer(_, req, handle) => {
+                let refer_to = req.headers.iter().find(|h| h.name().eq_ignore_ascii_case("Refer-To"));
+                let Some(refer_to) = refer_to.map(|h| h.value().to_string()) else {
+                    let _ = handle.reply(StatusCode::BadRequest).await;
+                    continue;
+                };
+                let (target, replaces) = transfer::parse_refer_to(&refer_to);
+                let referred_by = req
+                    .headers
+                    .iter()
+                    .find(|h| h.name().eq_ignore_ascii_case("Referred-By"))
+                    .map(|h| h.value().to_string());
+                *inner.pending_refer.lock().unwrap() = Some(handle);
+                inner.emit(CallEvent::Refer { target, referred_by, replaces });
+            }
+            DialogState::Publish(_, _, handle) => {
                 let _ = handle.reply(StatusCode::NotImplemented).await;
             }
             DialogState::Terminated(_, reason) => {

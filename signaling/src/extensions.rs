@@ -4,9 +4,9 @@
 use rsipstack::sip::prelude::HasHeaders;
 
 /// Option tags this user agent implements, as sent in `Supported` and
-/// accepted in `Require`: reliable provisional responses (RFC 3262) and
-/// session timers (RFC 4028).
-pub const SUPPORTED: &[&str] = &["100rel", "timer"];
+/// accepted in `Require`: reliable provisional responses (RFC 3262),
+/// session timers (RFC 4028) and Replaces (RFC 3891).
+pub const SUPPORTED: &[&str] = &["100rel", "timer", "replaces"];
 
 /// The `Supported` header value we send.
 pub fn supported_value() -> String {

@@ -8,8 +8,10 @@ use crate::config::Transport;
 use crate::core::{content_type, Core};
 use crate::events::{CallEvent, IncomingCall, IncomingMessage, Party, UaEvent};
 use crate::session_timer;
+use crate::transfer::ReplacesTarget;
 use crate::validate::ALLOWED_METHODS;
 use rsipstack::dialog::dialog::Dialog;
+use rsipstack::dialog::DialogId;
 use rsipstack::sip::prelude::{HeadersExt, ToTypedHeader};
 use rsipstack::sip::{Header, Method, Request, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
@@ -187,6 +189,26 @@ async fn incoming_invite(core: Arc<Core>, mut tx: Transaction) {
         Some(Ok(agreed)) => agreed,
         None => None,
     };
+    // RFC 3891 §3: a Replaces naming no dialog of ours is 481.
+    let replaces_header =
+        tx.original.headers.iter().find(|h| h.name().eq_ignore_ascii_case("Replaces")).map(|h| h.value().to_string());
+    let replaces = match replaces_header {
+        None => None,
+        Some(value) => match ReplacesTarget::parse(&value).filter(|r| {
+            let id =
+                DialogId { call_id: r.call_id.clone(), local_tag: r.to_tag.clone(), remote_tag: r.from_tag.clone() };
+            core.dialogs.get_dialog(&id).is_some()
+        }) {
+            Some(r) => Some(r.call_id),
+            None => {
+                if let Some(ip) = peer_ip {
+                    core.release_peer_slot(ip);
+                }
+                reply(&core, &mut tx, StatusCode::CallTransactionDoesNotExist, vec![]).await;
+                return;
+            }
+        },
+    };
     let transport = tx.connection.as_ref().map(|c| Transport::from_rsip(c.transport())).unwrap_or(Transport::Udp);
     let contact = match core.contact(tx.original.uri.user(), transport) {
         Ok(c) => c,
@@ -226,6 +248,7 @@ async fn incoming_invite(core: Arc<Core>, mut tx: Transaction) {
         request_uri: tx.original.uri.to_string(),
         sdp_offer,
         headers: header_pairs(&tx.original),
+        replaces,
     };
     if core.events.send(UaEvent::IncomingCall(event)).is_err() {
         let _ = dialog.reject(Some(StatusCode::TemporarilyUnavailable), None);

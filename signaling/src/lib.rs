@@ -41,6 +41,7 @@ mod reliable;
 mod request;
 mod resolve;
 mod session_timer;
+pub mod transfer;
 mod transport;
 mod ua;
 pub mod validate;

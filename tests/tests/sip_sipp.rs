@@ -1,8 +1,9 @@
 //! signaling's user agent against SIPp scenarios of ours (tests/sip/*.xml):
 //! as caller (180/200, 183 early media, 486, BYE either way, INVITE
-//! retransmission, reliable 183 and PRACK, session timers) and as callee
-//! (CANCEL -> 487, hold/resume re-INVITEs, INFO DTMF, BYE either way, 200
-//! retransmission, Require: 100rel, session timers, 420 and 422).
+//! retransmission, reliable 183 and PRACK, session timers, 302, REFER sent)
+//! and as callee (CANCEL -> 487, hold/resume re-INVITEs, INFO DTMF, BYE
+//! either way, 200 retransmission, Require: 100rel, session timers, 420 and
+//! 422, REFER received).
 
 use e2e::process::test_dir;
 use e2e::sipp::{Sipp, SippRun};
@@ -290,6 +291,53 @@ async fn redirect_302_is_followed_and_a_loop_is_not() {
     let mut call = ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
     let failed = next_final(&mut call).await;
     assert!(matches!(failed, CallEvent::Failed { code: 302, .. }), "{failed:?}\n{}", sipp.traces());
+    finish(&mut sipp);
+}
+
+/// RFC 3515 as transferee: the peer's REFER (Referred-By, Replaces in the
+/// Refer-To) comes up as an event; accepted, it gets 202 and NOTIFYs
+/// 100 then 200 (SIPp checks bodies and subscription states).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incoming_refer_is_accepted_with_sipfrag_progress() {
+    let dir = test_dir("sip_sipp_refer_in");
+    let ua = ua().await;
+    let mut events = ua.take_events().unwrap();
+    let addr = ua.local_addr(Transport::Udp).unwrap();
+    let mut sipp = Sipp::new("uac_refer.xml").remote(addr.to_string()).spawn(&dir, "sipp").unwrap();
+    let mut call = wait_call(&mut events).await.call;
+    call.answer(&sdp("sendrecv")).unwrap();
+    assert_eq!(next(&mut call).await, CallEvent::Confirmed { sdp: None });
+    match next(&mut call).await {
+        CallEvent::Refer { target, referred_by, replaces } => {
+            assert_eq!(target, "sip:carol@127.0.0.1");
+            assert!(referred_by.is_some_and(|b| b.contains("sip:sipp@")));
+            assert_eq!(replaces.as_deref(), Some("abc@example.test;to-tag=1;from-tag=2"));
+        }
+        other => panic!("expected a REFER, got {other:?}\n{}", sipp.traces()),
+    }
+    call.accept_refer().await.unwrap();
+    call.notify_refer(200).await.unwrap();
+    assert_eq!(next(&mut call).await, CallEvent::Ended { by: Party::Remote, reason: "BYE".into() });
+    finish(&mut sipp);
+}
+
+/// RFC 3515 as transferor: our REFER (Refer-To, Referred-By) is accepted
+/// and the peer's NOTIFYs come up as progress, 180 then the final 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outgoing_refer_reports_the_transferees_progress() {
+    let dir = test_dir("sip_sipp_refer_out");
+    let mut sipp = Sipp::new("uas_refer.xml").spawn(&dir, "sipp").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ua = ua().await;
+    let mut call = ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
+    let answered = next_final(&mut call).await;
+    assert!(matches!(answered, CallEvent::Answered { .. }), "{answered:?}");
+    call.refer("sip:carol@127.0.0.1", None).await.unwrap();
+    assert_eq!(next(&mut call).await, CallEvent::ReferProgress { code: 180, reason: "Ringing".into(), done: false });
+    assert_eq!(next(&mut call).await, CallEvent::ReferProgress { code: 200, reason: "OK".into(), done: true });
+    // Our 200 to that NOTIFY goes out on the dialog's task: let it leave first.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    call.bye().await.unwrap();
     finish(&mut sipp);
 }
 
