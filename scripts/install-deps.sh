@@ -18,7 +18,7 @@ APT_PACKAGES=(
   # real peers for the end-to-end tests
   sip-tester dnsmasq-base baresip-core kamailio kamailio-websocket-modules kamailio-tls-modules chromium
   # test plumbing
-  util-linux iproute2 sox python3 python3-venv openssl
+  util-linux iproute2 iptables sox python3 python3-venv openssl
 )
 # Node.js: Debian's nodejs+npm, unless a Node with npm is already installed
 # (e.g. from NodeSource, whose nodejs package conflicts with Debian's npm).

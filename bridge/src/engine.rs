@@ -1,14 +1,13 @@
-//! The session engine behind every control transport (stdio now, the
-//! daemon's WebSocket later): a registry of media sessions and the links
-//! between them, and the dispatch of protocol methods onto them.
+//! The media engine behind `sipbridge stdio`: a registry of media sessions
+//! and the links, rooms, players and recorders between them, and the
+//! dispatch of [`MediaRequest`]s onto them. Locks guard maps only: a
+//! recorder being finished (seconds, at worst) is taken out first.
 
-use crate::protocol::{codes, Notification, RpcError, PROTOCOL_VERSION};
-use pipelines::{Codec, DescriptionKind, Leg, LegEvent, LegOptions, Link, Player, RecordFormat, Recorder, Room};
-use serde::Deserialize;
+use crate::protocol::media::{CreateParams, LegKind, LinkParams, MediaRequest, PlayParams, RoomParams};
+use crate::protocol::{codes, decode, Notification, RpcError, PROTOCOL_VERSION};
+use pipelines::{DescriptionKind, Leg, LegEvent, LegOptions, Link, Player, RecordFormat, Recorder, Room};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc::UnboundedSender;
@@ -31,138 +30,11 @@ pub struct Engine {
     notifications: UnboundedSender<Notification>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CreateParams {
-    kind: Kind,
-    #[serde(default)]
-    codecs: Option<Vec<Codec>>,
-    #[serde(default)]
-    latency_ms: Option<u32>,
-    /// Address(es) to receive media on / gather ICE candidates on.
-    #[serde(default)]
-    media_addresses: Option<Vec<IpAddr>>,
-    #[serde(default)]
-    opus_bitrate: Option<u32>,
-    #[serde(default)]
-    opus_complexity: Option<u32>,
-    #[serde(default)]
-    ptime: Option<u32>,
-    #[serde(default)]
-    symmetric_rtp: Option<pipelines::SymmetricRtp>,
-    #[serde(default)]
-    rtp_timeout_ms: Option<u32>,
-}
-
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-enum Kind {
-    Webrtc,
-    Rtp,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SessionParams {
-    session: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RemoteDescriptionParams {
-    session: String,
-    #[serde(rename = "type")]
-    kind: String,
-    sdp: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CandidateParams {
-    session: String,
-    candidate: String,
-    #[serde(default)]
-    sdp_m_line_index: Option<u32>,
-    #[serde(default)]
-    sdp_mid: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LinkParams {
-    a: String,
-    b: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DtmfParams {
-    session: String,
-    tones: String,
-    #[serde(default)]
-    duration: Option<u32>,
-}
-
 struct RoomEntry {
     room: Room,
     /// Session id -> participant id.
     members: HashMap<String, u64>,
     recorder: Option<Recorder>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PlayParams {
-    session: String,
-    file: PathBuf,
-    #[serde(default, rename = "loop")]
-    looped: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileParams {
-    session: String,
-    file: PathBuf,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RoomParams {
-    room: String,
-    session: String,
-    /// Mixing rate for a room this request creates.
-    #[serde(default)]
-    rate: Option<u32>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MuteParams {
-    room: String,
-    session: String,
-    muted: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RoomFileParams {
-    room: String,
-    #[serde(default)]
-    file: Option<PathBuf>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CloseParams {
-    session: String,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-fn params<T: for<'de> Deserialize<'de>>(value: Value) -> Result<T, RpcError> {
-    let value = if value.is_null() { json!({}) } else { value };
-    serde_json::from_value(value).map_err(|e| RpcError::invalid_params(format!("invalid params: {e}")))
 }
 
 impl Engine {
@@ -194,16 +66,15 @@ impl Engine {
     }
 
     fn call_blocking(&self, method: &str, p: Value) -> Result<Value, RpcError> {
-        match method {
-            "protocol.version" => Ok(json!({ "protocol": PROTOCOL_VERSION, "version": env!("CARGO_PKG_VERSION") })),
-            "session.create" => self.create(params(p)?),
-            "session.getLocalDescription" => {
-                let p: SessionParams = params(p)?;
+        use MediaRequest as M;
+        match decode(method, p, MediaRequest::METHODS, "docs/protocol.md")? {
+            M::Version(_) => Ok(json!({ "protocol": PROTOCOL_VERSION, "version": env!("CARGO_PKG_VERSION") })),
+            M::Create(p) => self.create(p),
+            M::GetLocalDescription(p) => {
                 let d = self.session(&p.session)?.local_description()?;
                 Ok(json!({ "type": d.kind.as_str(), "sdp": d.sdp }))
             }
-            "session.setRemoteDescription" => {
-                let p: RemoteDescriptionParams = params(p)?;
+            M::SetRemoteDescription(p) => {
                 let kind = match p.kind.as_str() {
                     "offer" => DescriptionKind::Offer,
                     "answer" => DescriptionKind::Answer,
@@ -216,49 +87,42 @@ impl Engine {
                 self.session(&p.session)?.set_remote_description(kind, &p.sdp)?;
                 Ok(json!({}))
             }
-            "session.addIceCandidate" => {
-                let p: CandidateParams = params(p)?;
-                let _ = p.sdp_mid; // one audio m-line: the index is enough
+            M::AddIceCandidate(p) => {
                 self.session(&p.session)?.add_ice_candidate(&p.candidate, p.sdp_m_line_index.unwrap_or(0))?;
                 Ok(json!({}))
             }
-            "session.connect" => self.connect(params(p)?),
-            "session.disconnect" => {
-                let p: LinkParams = params(p)?;
-                match self.links.lock().unwrap().remove(&link_key(&p.a, &p.b)) {
-                    Some(_) => Ok(json!({})),
-                    None => Err(RpcError::new(codes::WRONG_STATE, format!("{} and {} are not connected", p.a, p.b))),
-                }
-            }
-            "session.sendDtmf" => {
-                let p: DtmfParams = params(p)?;
+            M::Connect(p) => self.connect(p),
+            M::Disconnect(p) => match self.links.lock().unwrap().remove(&link_key(&p.a, &p.b)) {
+                Some(_) => Ok(json!({})),
+                None => Err(RpcError::new(codes::WRONG_STATE, format!("{} and {} are not connected", p.a, p.b))),
+            },
+            M::SendDtmf(p) => {
                 self.session(&p.session)?.send_dtmf(&p.tones, p.duration.unwrap_or(100))?;
                 Ok(json!({}))
             }
-            "session.close" => {
-                let p: CloseParams = params(p)?;
+            M::Close(p) => {
                 self.close(&p.session, p.reason.as_deref().unwrap_or("closed by request"))?;
                 Ok(json!({}))
             }
-            "session.play" => self.play(params(p)?),
-            "session.stopPlay" => {
-                let p: SessionParams = params(p)?;
+            M::Play(p) => self.play(p),
+            M::StopPlay(p) => {
                 self.session(&p.session)?;
                 self.players.lock().unwrap().remove(&p.session);
                 Ok(json!({}))
             }
-            "session.record" => {
-                let p: FileParams = params(p)?;
+            M::Record(p) => {
                 let format = RecordFormat::from_path(&p.file)?;
                 let leg = self.session(&p.session)?;
                 let recorder = Recorder::start(leg.port(), &p.file, format)?;
-                if let Some(old) = self.recorders.lock().unwrap().insert(p.session, recorder) {
+                // The replaced recorder is finished outside the lock: it
+                // can take seconds, and every other request needs the map.
+                let replaced = self.recorders.lock().unwrap().insert(p.session, recorder);
+                if let Some(old) = replaced {
                     old.stop()?;
                 }
                 Ok(json!({}))
             }
-            "session.stopRecord" => {
-                let p: SessionParams = params(p)?;
+            M::StopRecord(p) => {
                 let recorder = self.recorders.lock().unwrap().remove(&p.session);
                 let recorder = recorder.ok_or_else(|| {
                     RpcError::new(codes::WRONG_STATE, format!("session {} is not recording", p.session))
@@ -267,34 +131,33 @@ impl Engine {
                 recorder.stop()?;
                 Ok(json!({ "file": file }))
             }
-            "room.join" => self.join_room(params(p)?),
-            "room.leave" => {
-                let p: RoomParams = params(p)?;
+            M::JoinRoom(p) => self.join_room(p),
+            M::LeaveRoom(p) => {
                 self.leave_room(&p.room, &p.session)?;
                 Ok(json!({}))
             }
-            "room.mute" => {
-                let p: MuteParams = params(p)?;
+            M::Mute(p) => {
                 let rooms = self.rooms.lock().unwrap();
                 let entry = rooms.get(&p.room).ok_or_else(|| no_room(&p.room))?;
                 let id = entry.members.get(&p.session).ok_or_else(|| not_member(&p.room, &p.session))?;
                 entry.room.set_muted(*id, p.muted);
                 Ok(json!({}))
             }
-            "room.record" => {
-                let p: RoomFileParams = params(p)?;
+            M::RecordRoom(p) => {
                 let file = p.file.ok_or_else(|| RpcError::invalid_params("file is required"))?;
                 let format = RecordFormat::from_path(&file)?;
-                let mut rooms = self.rooms.lock().unwrap();
-                let entry = rooms.get_mut(&p.room).ok_or_else(|| no_room(&p.room))?;
-                let recorder = entry.room.record(&file, format)?;
-                if let Some(old) = entry.recorder.replace(recorder) {
+                let replaced = {
+                    let mut rooms = self.rooms.lock().unwrap();
+                    let entry = rooms.get_mut(&p.room).ok_or_else(|| no_room(&p.room))?;
+                    let recorder = entry.room.record(&file, format)?;
+                    entry.recorder.replace(recorder)
+                };
+                if let Some(old) = replaced {
                     old.stop()?;
                 }
                 Ok(json!({}))
             }
-            "room.stopRecord" => {
-                let p: RoomFileParams = params(p)?;
+            M::StopRecordRoom(p) => {
                 let recorder =
                     self.rooms.lock().unwrap().get_mut(&p.room).ok_or_else(|| no_room(&p.room))?.recorder.take();
                 let recorder = recorder
@@ -303,7 +166,7 @@ impl Engine {
                 recorder.stop()?;
                 Ok(json!({ "file": file }))
             }
-            "room.list" => {
+            M::ListRooms(_) => {
                 let rooms = self.rooms.lock().unwrap();
                 let list: Vec<Value> = rooms
                     .iter()
@@ -311,12 +174,9 @@ impl Engine {
                     .collect();
                 Ok(json!({ "rooms": list }))
             }
-            "session.list" => {
+            M::ListSessions(_) => {
                 let sessions: Vec<String> = self.sessions.lock().unwrap().keys().cloned().collect();
                 Ok(json!({ "sessions": sessions }))
-            }
-            other => {
-                Err(RpcError::new(codes::METHOD_NOT_FOUND, format!("unknown method {other:?}; see docs/protocol.md")))
             }
         }
     }
@@ -365,8 +225,8 @@ impl Engine {
         let id = format!("s{}", self.next_id.fetch_add(1, Ordering::Relaxed));
         let events = self.event_handler(&id);
         let leg = match p.kind {
-            Kind::Webrtc => Leg::new_webrtc(&id, options, events)?,
-            Kind::Rtp => Leg::new_rtp(&id, options, events)?,
+            LegKind::Webrtc => Leg::new_webrtc(&id, options, events)?,
+            LegKind::Rtp => Leg::new_rtp(&id, options, events)?,
         };
         self.sessions.lock().unwrap().insert(id.clone(), leg);
         tracing::info!(session = %id, "session created");
@@ -463,12 +323,19 @@ impl Engine {
     }
 
     fn leave_room(&self, room: &str, session: &str) -> Result<(), RpcError> {
-        let mut rooms = self.rooms.lock().unwrap();
-        let entry = rooms.get_mut(room).ok_or_else(|| no_room(room))?;
-        let id = entry.members.remove(session).ok_or_else(|| not_member(room, session))?;
-        entry.room.leave(id);
-        if entry.members.is_empty() {
-            let entry = rooms.remove(room).expect("present");
+        let emptied = {
+            let mut rooms = self.rooms.lock().unwrap();
+            let entry = rooms.get_mut(room).ok_or_else(|| no_room(room))?;
+            let id = entry.members.remove(session).ok_or_else(|| not_member(room, session))?;
+            entry.room.leave(id);
+            if entry.members.is_empty() {
+                rooms.remove(room)
+            } else {
+                None
+            }
+        };
+        // Finished outside the lock: a recording can take seconds to close.
+        if let Some(entry) = emptied {
             if let Some(recorder) = entry.recorder {
                 let _ = recorder.stop();
             }
@@ -486,7 +353,8 @@ impl Engine {
             .ok_or_else(|| RpcError::new(codes::UNKNOWN_SESSION, format!("no session {id:?}")))?;
         self.links.lock().unwrap().retain(|(x, y), _| x != id && y != id);
         self.players.lock().unwrap().remove(id);
-        if let Some(recorder) = self.recorders.lock().unwrap().remove(id) {
+        let recorder = self.recorders.lock().unwrap().remove(id);
+        if let Some(recorder) = recorder {
             let _ = recorder.stop();
         }
         let member_of: Vec<String> = self

@@ -75,6 +75,32 @@ export class BridgeError extends Error {
   method: string | undefined;
 }
 
+/**
+ * The methods of `sipbridge stdio` (docs/protocol.md). The bridge's unit
+ * tests check this list against its own request enum.
+ */
+export type BridgeMethod =
+  | "protocol.version"
+  | "session.create"
+  | "session.getLocalDescription"
+  | "session.setRemoteDescription"
+  | "session.addIceCandidate"
+  | "session.connect"
+  | "session.disconnect"
+  | "session.sendDtmf"
+  | "session.close"
+  | "session.play"
+  | "session.stopPlay"
+  | "session.record"
+  | "session.stopRecord"
+  | "session.list"
+  | "room.join"
+  | "room.leave"
+  | "room.mute"
+  | "room.record"
+  | "room.stopRecord"
+  | "room.list";
+
 /** One `sipbridge stdio` child; requests matched to replies by id. */
 export class BridgeProcess extends EventEmitter {
   constructor(options?: BridgeProcessOptions);
@@ -88,7 +114,7 @@ export class BridgeProcess extends EventEmitter {
   readonly pendingCount: number;
   readonly stderrTail: string[];
   readonly requestTimeoutMs: number;
-  request<T = any>(method: string, params?: object, options?: { timeoutMs?: number }): Promise<T>;
+  request<T = any>(method: BridgeMethod, params?: object, options?: { timeoutMs?: number }): Promise<T>;
   notify(method: string, params?: object): void;
   ref(): void;
   unref(): void;

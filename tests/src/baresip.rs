@@ -78,6 +78,17 @@ impl Baresip {
     /// Writes `dir/baresip/{config,accounts}` and starts baresip; returns
     /// once ctrl_tcp accepts a connection.
     pub fn start(dir: &Path, opts: &BaresipOptions) -> Result<Baresip> {
+        Self::start_at(dir, opts, None)
+    }
+
+    /// Like [`Baresip::start`], inside `host`'s network namespace, on its
+    /// address (ctrl_tcp too, which the router namespace can reach).
+    pub fn start_on(dir: &Path, opts: &BaresipOptions, host: &crate::netns::Host) -> Result<Baresip> {
+        Self::start_at(dir, opts, Some(host))
+    }
+
+    fn start_at(dir: &Path, opts: &BaresipOptions, host: Option<&crate::netns::Host>) -> Result<Baresip> {
+        let ip = host.map(|h| h.addr).unwrap_or(std::net::Ipv4Addr::LOCALHOST);
         let conf = dir.join("baresip");
         let rec_dir = conf.join("rec");
         std::fs::create_dir_all(&rec_dir)?;
@@ -89,13 +100,13 @@ impl Baresip {
         };
         let mut config = format!(
             "poll_method\t\tepoll\n\
-             sip_listen\t\t127.0.0.1:{sip_port}\n\
-             net_interface\t\t127.0.0.1\n\
+             sip_listen\t\t{ip}:{sip_port}\n\
+             net_interface\t\t{ip}\n\
              dns_server\t\t127.0.0.1:53\n\
              audio_player\t\taubridge,nil\n\
              audio_alert\t\taubridge,nil\n\
              audio_source\t\t{source}\n\
-             ctrl_tcp_listen\t\t127.0.0.1:{ctrl_port}\n\
+             ctrl_tcp_listen\t\t{ip}:{ctrl_port}\n\
              module_path\t\t/usr/lib/baresip/modules\n\
              module\t\t\tg711.so\n\
              module\t\t\taufile.so\n\
@@ -111,12 +122,15 @@ impl Baresip {
         std::fs::write(conf.join("config"), config)?;
         let accounts: String = opts.accounts.iter().map(|a| a.line() + "\n").collect();
         std::fs::write(conf.join("accounts"), accounts)?;
-        let mut cmd = Command::new("baresip");
+        let mut cmd = match host {
+            Some(h) => h.command("baresip"),
+            None => Command::new("baresip"),
+        };
         cmd.arg("-f").arg(&conf).stdin(std::process::Stdio::null());
         let child = spawn(&mut cmd, dir, "baresip", opts.limit)?;
         let until = Instant::now() + Duration::from_secs(10);
         let stream = loop {
-            match TcpStream::connect(("127.0.0.1", ctrl_port)) {
+            match TcpStream::connect((ip, ctrl_port)) {
                 Ok(s) => break s,
                 Err(_) if Instant::now() < until => std::thread::sleep(Duration::from_millis(50)),
                 Err(e) => bail!("baresip ctrl_tcp not up: {e}; log:\n{}", crate::process::tail(&child.log())),
@@ -165,6 +179,23 @@ impl Baresip {
                 bail!("baresip did not register {accounts} account(s); log:\n{}", crate::process::tail(&log));
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// What baresip heard in its first recorded call (sndfile's
+    /// `*-dec.wav`), waiting up to 5 s for the file.
+    pub fn heard(&self) -> Result<crate::audio::Pcm> {
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            let dec = std::fs::read_dir(&self.rec_dir)?
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| p.to_string_lossy().ends_with("dec.wav"));
+            match dec {
+                Some(p) => return crate::audio::read_wav(&p),
+                None if Instant::now() < until => std::thread::sleep(Duration::from_millis(100)),
+                None => bail!("baresip recorded nothing in {}", self.rec_dir.display()),
+            }
         }
     }
 

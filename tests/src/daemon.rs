@@ -14,6 +14,8 @@ pub struct Daemon {
     pub child: Child,
     pub sip_port: u16,
     pub config: PathBuf,
+    /// The address it listens on (SIP and media).
+    pub ip: std::net::IpAddr,
 }
 
 impl Daemon {
@@ -26,35 +28,55 @@ impl Daemon {
 
     /// Like [`Daemon::start`] with a log name and environment variables.
     pub fn start_named(dir: &Path, name: &str, config: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Daemon> {
+        let mut cmd = Command::new(sipbridge_bin());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Self::spawn(dir, name, config, cmd, [127, 0, 0, 1].into(), args)
+    }
+
+    /// Like [`Daemon::start`], inside `host`'s network namespace: SIP and
+    /// media on the host's address.
+    pub fn start_on(dir: &Path, host: &crate::netns::Host, config: &str, args: &[&str]) -> Result<Daemon> {
+        let media = host.addr.to_string();
+        let args: Vec<&str> = ["--media-address", media.as_str()].into_iter().chain(args.iter().copied()).collect();
+        Self::spawn(dir, "sipbridge", config, host.command(sipbridge_bin()), host.addr.into(), &args)
+    }
+
+    /// `cmd` is the sipbridge program (perhaps entered through nsenter).
+    fn spawn(
+        dir: &Path,
+        name: &str,
+        config: &str,
+        mut cmd: Command,
+        ip: std::net::IpAddr,
+        args: &[&str],
+    ) -> Result<Daemon> {
         let path = dir.join(format!("{name}.toml"));
         std::fs::write(&path, config)?;
         let sip_port = free_udp_port();
-        let mut cmd = Command::new(sipbridge_bin());
         cmd.arg("daemon")
             .arg("--config")
             .arg(&path)
             .arg("--sip-listen")
-            .arg(format!("127.0.0.1:{sip_port}"))
+            .arg(format!("{ip}:{sip_port}"))
             .args(args)
             .current_dir(dir)
             .env("SIPBRIDGE_LOG", "info,rsipstack=warn")
             .env("NO_COLOR", "1");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
         let mut child = spawn(&mut cmd, dir, name, Duration::from_secs(240))?;
         child.wait_for_log("sipbridge daemon ready", Duration::from_secs(20))?;
-        Ok(Daemon { child, sip_port, config: path })
+        Ok(Daemon { child, sip_port, config: path, ip })
     }
 
-    /// `127.0.0.1:<port>`.
+    /// `<ip>:<port>`.
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.sip_port)
+        format!("{}:{}", self.ip, self.sip_port)
     }
 
-    /// `sip:<user>@127.0.0.1:<port>`.
+    /// `sip:<user>@<ip>:<port>`.
     pub fn uri(&self, user: &str) -> String {
-        format!("sip:{user}@127.0.0.1:{}", self.sip_port)
+        format!("sip:{user}@{}:{}", self.ip, self.sip_port)
     }
 
     pub fn log(&self) -> String {

@@ -25,13 +25,7 @@ impl Gateway {
     /// and waits until it listens. A token, when given, is passed through
     /// the environment (never on the command line).
     pub fn start(dir: &Path, token: Option<&str>, extra: &[&str]) -> Result<Gateway> {
-        let ws_port = free_tcp_port();
-        let sip_port = loop {
-            let p = free_udp_port();
-            if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
-                break p;
-            }
-        };
+        let (ws_port, sip_port) = free_ports();
         let recordings = dir.join("recordings");
         let mut cmd = Command::new(sipbridge_bin());
         // Started as the issue documents it: the gateway preset.
@@ -41,12 +35,43 @@ impl Gateway {
             .args(["--rtp-ports", "0-0"])
             .arg("--recordings-dir")
             .arg(&recordings)
-            .args(extra)
-            .env("SIPBRIDGE_LOG", "info,sipbridge=debug");
+            .args(extra);
         match token {
             Some(t) => cmd.env("SIPBRIDGE_WS_TOKEN", t),
             None => cmd.env_remove("SIPBRIDGE_WS_TOKEN"),
         };
+        Gateway::spawn(dir, cmd, ws_port, sip_port, token, recordings)
+    }
+
+    /// Starts `sipbridge gateway --config FILE` with `body` (TOML) written
+    /// after the listeners this picks: `[sip]`/`[websocket]` tables of its
+    /// own are not allowed in `body`.
+    pub fn start_with_config(dir: &Path, body: &str) -> Result<Gateway> {
+        let (ws_port, sip_port) = free_ports();
+        let recordings = dir.join("recordings");
+        let file = dir.join("gateway.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "preset = \"gateway\"\n[sip]\nlisten = [\"udp:127.0.0.1:{sip_port}\", \"tcp:127.0.0.1:{sip_port}\"]\n\
+                 [websocket]\nlisten = \"127.0.0.1:{ws_port}\"\nrecordings_dir = \"{}\"\n{body}",
+                recordings.display()
+            ),
+        )?;
+        let mut cmd = Command::new(sipbridge_bin());
+        cmd.arg("gateway").arg("--config").arg(&file).env_remove("SIPBRIDGE_WS_TOKEN");
+        Gateway::spawn(dir, cmd, ws_port, sip_port, None, recordings)
+    }
+
+    fn spawn(
+        dir: &Path,
+        mut cmd: Command,
+        ws_port: u16,
+        sip_port: u16,
+        token: Option<&str>,
+        recordings: PathBuf,
+    ) -> Result<Gateway> {
+        cmd.env("SIPBRIDGE_LOG", "info,sipbridge=debug");
         let mut child = spawn(&mut cmd, dir, "gateway", Duration::from_secs(240))?;
         child.wait_for_log("gateway listening", Duration::from_secs(15))?;
         Ok(Gateway { child, ws_port, sip_port, token: token.map(str::to_string), recordings })
@@ -63,6 +88,18 @@ impl Gateway {
     pub fn log(&self) -> String {
         self.child.log()
     }
+}
+
+/// A free TCP port for the page and one free for both SIP over UDP and TCP.
+fn free_ports() -> (u16, u16) {
+    let ws_port = free_tcp_port();
+    let sip_port = loop {
+        let p = free_udp_port();
+        if p != ws_port && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            break p;
+        }
+    };
+    (ws_port, sip_port)
 }
 
 /// The softphone page in Chromium.

@@ -14,6 +14,7 @@ pub mod gateway;
 pub mod janus;
 pub mod jsonlines;
 pub mod kamailio;
+pub mod netns;
 pub mod process;
 pub mod rtp_peer;
 pub mod sipp;

@@ -252,3 +252,37 @@ fn a_call_over_sip_tcp_is_echoed() {
     sipp.expect_success(Duration::from_secs(15)).unwrap();
     assert!(packets >= 50, "only {packets} RTP packets echoed");
 }
+
+#[test]
+fn a_phone_that_stops_sending_without_bye_is_hung_up_after_the_media_timeout() {
+    const TIMEOUT_S: u64 = 3;
+    let dir = test_dir("daemon_echo_media_timeout");
+    let daemon = Daemon::start(&dir, &format!("{ECHO}[media]\ntimeout = {TIMEOUT_S}\n"), &[]).unwrap();
+    // SIPp plays 7 s of audio, then stays silent and waits for our BYE.
+    let rtp_port = free_udp_port();
+    let sock = std::net::UdpSocket::bind(("127.0.0.1", rtp_port)).unwrap();
+    let mut scenario = CallerScenario::new(Ending::DaemonHangsUp);
+    scenario.sdp_port = Some(rtp_port);
+    scenario.pcaps = vec![sipp_pcap("g711a.pcap")];
+    scenario.hold_ms = 0;
+    let xml = scenario.write(&dir, "uac_goes_silent").unwrap();
+    let mut sipp = Sipp::new(xml.to_str().unwrap())
+        .args(["-s", "echo"])
+        .remote(daemon.addr())
+        .limit(Duration::from_secs(60))
+        .spawn(&dir, "sipp")
+        .unwrap();
+    // The echo stops when the phone's audio does.
+    let quiet = Duration::from_millis(300);
+    let (packets, _) = count_rtp(&sock, quiet, Duration::from_secs(30));
+    let went_silent = Instant::now() - quiet;
+    assert!(packets >= 200, "only {packets} packets echoed before the phone went silent");
+    daemon.wait_lines(&["call ended by us (BYE)", "media timeout"], 1, Duration::from_secs(TIMEOUT_S + 5)).unwrap();
+    let hung_up_after = went_silent.elapsed();
+    assert!(
+        hung_up_after <= Duration::from_secs(TIMEOUT_S + 2),
+        "BYE {hung_up_after:?} after the RTP stopped; media timeout {TIMEOUT_S} s"
+    );
+    // SIPp got the BYE and answered it.
+    sipp.expect_success(Duration::from_secs(10)).unwrap();
+}

@@ -189,3 +189,78 @@ fn early_media(name: &str, reliable: bool) {
     assert_eq!(h["by"], "local", "{h}");
     sipp.expect_success(Duration::from_secs(10)).unwrap();
 }
+
+const GOES_SILENT: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="answers, streams 3 s of audio, then sends nothing and waits for a BYE">
+  <recv request="INVITE" crlf="true"/>
+  <send retrans="500"><![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=sipp 1 1 IN IP[local_ip_type] [local_ip]
+      s=silent
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [rtpstream_audio_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+      a=ptime:20
+      a=sendrecv
+
+    ]]></send>
+  <recv request="ACK" crlf="true"/>
+  <nop><action><exec rtp_stream="short.wav,1,0"/></action></nop>
+  <recv request="BYE" timeout="30000"/>
+  <send><![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]></send>
+</scenario>
+"#;
+
+#[test]
+fn a_sip_peer_gone_silent_is_hung_up_and_the_page_told_why() {
+    let dir = test_dir("gateway_media_timeout");
+    write_ulaw_wav(&dir.join("short.wav"), 3.0, EARLY_TONE);
+    std::fs::write(dir.join("silent.xml"), GOES_SILENT).unwrap();
+    let mut sipp = Sipp::new(dir.join("silent.xml").to_str().unwrap())
+        .args([
+            "-mi".to_string(),
+            "127.0.0.1".to_string(),
+            "-mp".to_string(),
+            e2e::process::free_udp_port().to_string(),
+        ])
+        .limit(Duration::from_secs(40))
+        .spawn(&dir, "sipp")
+        .unwrap();
+    let gw = Gateway::start(&dir, None, &["--set", "media.timeout=2"]).unwrap();
+    let page = Softphone::start(&dir, "softphone", &gw.url(), 660).unwrap();
+    page.wait_ready().unwrap();
+    let r = page.request("sip.register", json!({ "username": "sip:alice@127.0.0.1", "guest": true })).unwrap();
+    assert_eq!(r["result"]["guest"], true, "{r}");
+    page.fill("#target", &format!("sip:sipp@{}", sipp.addr())).unwrap();
+    page.click("#call").unwrap();
+    page.wait_event("accepted").unwrap();
+    // 3 s of audio, 2 s of media timeout, and slack: the page hears why.
+    let h = page.wait_for(Duration::from_secs(15), |d| d["event"] == "hangup").unwrap();
+    assert_eq!(h["reason"], "media timeout", "{h}\n{}", gw.log());
+    assert_eq!(h["by"], "local", "{h}");
+    assert_eq!(h["code"], 200, "ended with a BYE: {h}");
+    sipp.expect_success(Duration::from_secs(10)).unwrap();
+}

@@ -151,3 +151,47 @@ fn an_idle_session_sends_silence() {
     assert!(heard.seconds() > 1.5, "the phone received {} s of audio while nothing was connected", heard.seconds());
     assert!(heard.rms() < 0.01, "and it is silence: rms {}", heard.rms());
 }
+
+#[test]
+fn replacing_a_stuck_recorder_does_not_hold_up_other_requests() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = test_dir("record_replace");
+    let bridge = Bridge::start(&dir, &[]).unwrap();
+    let mut a = RtpPeer::start(&dir, "a", PeerCodec::Pcmu).unwrap();
+    let (sa, to_a) = answered(&bridge, &a);
+    let other = bridge.create("rtp", json!({})).unwrap();
+    // A recording into a FIFO that nobody drains: once the pipe's 64 KiB
+    // are full the recorder cannot finish until the reader goes, so the
+    // request replacing it stays pending until then.
+    let fifo = dir.join("stuck.wav");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0, "mkfifo");
+    let reader = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&fifo).unwrap();
+    bridge.call("session.record", json!({ "session": sa, "file": fifo })).unwrap();
+    a.send_tone(440, to_a).unwrap();
+    std::thread::sleep(Duration::from_secs(6)); // > 64 KiB of 8 kHz S16 audio
+    let replace = bridge
+        .io
+        .send(json!({ "jsonrpc": "2.0", "method": "session.record", "params": { "session": sa, "file": dir.join("next.wav") } }))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200)); // the replacement is under way
+    let described = bridge
+        .io
+        .send(json!({ "jsonrpc": "2.0", "method": "session.getLocalDescription", "params": { "session": other } }))
+        .unwrap();
+    let offer = bridge.io.reply(&described, Duration::from_secs(20)).unwrap();
+    assert_eq!(offer["result"]["type"], "offer", "{offer}");
+    // Closing a session looks for its recorder: it must not wait either.
+    let closed =
+        bridge.io.send(json!({ "jsonrpc": "2.0", "method": "session.close", "params": { "session": other } })).unwrap();
+    let closed = bridge.io.reply(&closed, Duration::from_secs(20)).unwrap();
+    assert!(closed.get("result").is_some(), "{closed}");
+    assert!(
+        bridge.io.reply(&replace, Duration::ZERO).is_err(),
+        "the replacement must still be waiting for the stuck recorder"
+    );
+    drop(reader); // the stuck writer gets EPIPE: the old recorder ends
+    let replaced = bridge.io.reply(&replace, Duration::from_secs(20)).unwrap();
+    assert!(replaced.get("result").is_some() || replaced.get("error").is_some(), "{replaced}");
+    bridge.call("session.stopRecord", json!({ "session": sa })).unwrap();
+}

@@ -549,6 +549,14 @@ impl SipCall {
             LegEvent::Dtmf { tone } => {
                 self.emit(Event::Dtmf { digit: tone, method: DtmfMethod::Rfc4733, duration_ms: None })
             }
+            // The RTP leg says so only for a peer that should be sending
+            // (not on hold) and has sent nothing for `media.timeout`: a
+            // phone gone without a BYE.
+            LegEvent::ConnectionStateChange(ConnectionState::Disconnected) if self.phase() == Phase::Active => {
+                warn!("no RTP from the peer for the media timeout; hanging up");
+                self.emit(Event::Media(ConnectionState::Disconnected));
+                let _ = self.hangup("media timeout").await;
+            }
             LegEvent::ConnectionStateChange(state) => self.emit(Event::Media(state)),
             LegEvent::Closed { reason } if !self.is_ended() => {
                 warn!(%reason, "media stopped on its own");

@@ -207,6 +207,10 @@ pub struct MediaSettings {
     pub opus_complexity: u32,
     #[serde(default)]
     pub symmetric_rtp: SymmetricRtp,
+    /// Seconds without RTP from a peer that should be sending before its
+    /// call is hung up (BYE); 0 = never. Not counted while on hold.
+    #[serde(default = "default_media_timeout")]
+    pub timeout: u32,
 }
 
 impl Default for MediaSettings {
@@ -219,10 +223,14 @@ impl Default for MediaSettings {
             opus_bitrate: default_opus_bitrate(),
             opus_complexity: default_opus_complexity(),
             symmetric_rtp: SymmetricRtp::Auto,
+            timeout: default_media_timeout(),
         }
     }
 }
 
+fn default_media_timeout() -> u32 {
+    30
+}
 fn default_media_addresses() -> Vec<IpAddr> {
     vec![IpAddr::from([127, 0, 0, 1])]
 }
@@ -524,6 +532,7 @@ impl Config {
             opus_bitrate: self.media.opus_bitrate,
             opus_complexity: self.media.opus_complexity,
             symmetric_rtp: self.media.symmetric_rtp,
+            rtp_timeout_ms: self.media.timeout.saturating_mul(1000),
             ..LegOptions::default()
         }
     }

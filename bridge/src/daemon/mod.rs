@@ -44,18 +44,22 @@ pub enum Mode {
 
 /// Who answers the calls.
 enum Frontend {
-    Presets(Arc<PresetContext>),
+    /// The preset's calls run as tasks, awaited at shutdown so their media
+    /// (players, conference seats) is detached before rooms close.
+    Presets(Arc<PresetContext>, std::sync::Mutex<tokio::task::JoinSet<()>>),
     Gateway(Arc<Gateway>),
 }
 
 impl Frontend {
     fn dispatch(&self, event: UaEvent) {
         match (self, event) {
-            (Frontend::Presets(ctx), UaEvent::IncomingCall(incoming)) => {
+            (Frontend::Presets(ctx, tasks), UaEvent::IncomingCall(incoming)) => {
                 let span = tracing::info_span!("call", id = %incoming.call.id());
-                tokio::spawn(answer::run(ctx.clone(), incoming).instrument(span));
+                let mut tasks = tasks.lock().unwrap();
+                while tasks.try_join_next().is_some() {}
+                tasks.spawn(answer::run(ctx.clone(), incoming).instrument(span));
             }
-            (Frontend::Presets(_), UaEvent::Message(m)) => {
+            (Frontend::Presets(..), UaEvent::Message(m)) => {
                 info!(from = %m.from, content_type = %m.content_type, len = m.body.len(), "MESSAGE received")
             }
             (Frontend::Gateway(gw), event) => gw.dispatch(event),
@@ -85,12 +89,11 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
         registrations.spawn(accounts::keep(&calls.ua, account, shutdown_rx.clone())?);
     }
     let frontend = match config.action {
-        Action::Gateway => Frontend::Gateway(Gateway::start(&config, calls.clone()).await?),
-        _ => Frontend::Presets(Arc::new(PresetContext {
-            config: config.clone(),
-            calls: calls.clone(),
-            rooms: media::Rooms::default(),
-        })),
+        Action::Gateway => Frontend::Gateway(crate::gateway::start(&config, calls.clone()).await?),
+        _ => Frontend::Presets(
+            Arc::new(PresetContext { config: config.clone(), calls: calls.clone(), rooms: media::Rooms::default() }),
+            Default::default(),
+        ),
     };
     health(&calls.ua, &config, mode);
 
@@ -135,7 +138,11 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
         while registrations.join_next().await.is_some() {}
         match &frontend {
             Frontend::Gateway(gw) => gw.shut_down().await,
-            Frontend::Presets(ctx) => ctx.rooms.close_all(),
+            Frontend::Presets(ctx, tasks) => {
+                let mut tasks = std::mem::take(&mut *tasks.lock().unwrap());
+                while tasks.join_next().await.is_some() {}
+                ctx.rooms.close_all();
+            }
         }
     };
     if tokio::time::timeout(Duration::from_secs(5), unregistered).await.is_err() {

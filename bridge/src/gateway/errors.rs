@@ -1,31 +1,12 @@
-//! Error codes of the gateway's requests, on top of the JSON-RPC and media
-//! codes of docs/protocol.md (-326xx, 1000-1009). Every error carries a
+//! Errors of the gateway's requests (codes in `crate::protocol::codes`,
+//! 2000-2007 on top of the JSON-RPC and media codes). Every error carries a
 //! sentence a person can act on.
 
 use crate::call::CallError;
 use crate::protocol::RpcError;
 use serde_json::json;
 
-pub mod codes {
-    pub use crate::protocol::codes::*;
-    /// The request needs an account: `sip.register` first (or a guest one).
-    pub const NOT_REGISTERED: i32 = 2000;
-    /// An account is already registered or registering on this connection.
-    pub const ALREADY_REGISTERED: i32 = 2001;
-    /// No call with that id on this connection.
-    pub const NO_SUCH_CALL: i32 = 2002;
-    /// The call is not in a state for this request (e.g. accept on an
-    /// outgoing call, hold before it is answered).
-    pub const CALL_STATE: i32 = 2003;
-    /// The connection already has as many calls as it may.
-    pub const TOO_MANY_CALLS: i32 = 2004;
-    /// The SIP request failed; `data.sipStatus` has the code.
-    pub const SIP: i32 = 2005;
-    /// A JSEP object is missing or unusable.
-    pub const JSEP: i32 = 2006;
-    /// Recording could not start or stop.
-    pub const RECORDING: i32 = 2007;
-}
+pub use crate::protocol::codes;
 
 pub fn err(code: i32, message: impl Into<String>) -> RpcError {
     RpcError::new(code, message)

@@ -24,9 +24,33 @@ mod ws;
 
 pub use service::Gateway;
 
+use crate::call::Calls;
 use crate::daemon::config::{Config, Overrides};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Binds the HTTP/WebSocket listener of `config` and starts serving it.
+pub async fn start(config: &Config, calls: Arc<Calls>) -> anyhow::Result<Arc<Gateway>> {
+    let gw = Arc::new(Gateway::new(config, calls)?);
+    let listen = gw.config.ws_listen;
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("websocket.listen {listen}: {e}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        ws = %addr,
+        sip = ?gw.calls.ua.local_addr(signaling::Transport::Udp),
+        token = gw.config.token.is_some(),
+        "gateway listening: page at http://{addr}/ , API at /ws"
+    );
+    let (server, accepting) = (gw.clone(), gw.accepting());
+    tokio::spawn(async move {
+        if let Err(e) = ws::serve(server, listener, accepting).await {
+            tracing::error!(error = %e, "the WebSocket listener failed");
+        }
+    });
+    Ok(gw)
+}
 
 /// `sipbridge gateway` options: a configuration file (optional; the
 /// gateway preset otherwise) and flags overriding it.

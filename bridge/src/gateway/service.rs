@@ -75,36 +75,23 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Binds the HTTP/WebSocket listener and starts serving it.
-    pub async fn start(config: &Config, calls: Arc<Calls>) -> anyhow::Result<Arc<Gateway>> {
+    /// The gateway of `config`, taking no connections yet (see `gateway::start`).
+    pub fn new(config: &Config, calls: Arc<Calls>) -> anyhow::Result<Gateway> {
         let config = GatewayConfig::from_config(config)?;
         std::fs::create_dir_all(&config.recordings_dir).ok();
-        let listener = tokio::net::TcpListener::bind(config.ws_listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("websocket.listen {}: {e}", config.ws_listen))?;
-        let addr = listener.local_addr()?;
-        tracing::info!(
-            ws = %addr,
-            sip = ?calls.ua.local_addr(signaling::Transport::Udp),
-            token = config.token.is_some(),
-            "gateway listening: page at http://{addr}/ , API at /ws"
-        );
-        let gw = Arc::new(Gateway {
+        Ok(Gateway {
             config,
             calls,
             users: Mutex::default(),
             connections: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
             accepting: watch::channel(true).0,
-        });
-        let server = gw.clone();
-        let stopped = gw.accepting.subscribe();
-        tokio::spawn(async move {
-            if let Err(e) = super::ws::serve(server, listener, stopped).await {
-                tracing::error!(error = %e, "the WebSocket listener failed");
-            }
-        });
-        Ok(gw)
+        })
+    }
+
+    /// Turns false when the service shuts down: the listener stops.
+    pub fn accepting(&self) -> watch::Receiver<bool> {
+        self.accepting.subscribe()
     }
 
     pub fn next_id(&self) -> u64 {

@@ -8,10 +8,10 @@ use super::call::GwCall;
 use super::errors::{codes, err, from_sip, no_call};
 use super::service::{aor_key, Gateway, WebUser};
 use crate::call::DtmfMethod;
-use crate::protocol::{RpcError, PROTOCOL_VERSION};
+use crate::protocol::gateway::{CallParams, GatewayRequest, Jsep, MessageParams, RegisterParams};
+use crate::protocol::{decode, RpcError, PROTOCOL_VERSION};
 use pipelines::sdp::Direction;
 use pipelines::DescriptionKind;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use signaling::{Account, Caller, IncomingCall, IncomingMessage, RegistrationEvent};
 use std::collections::HashMap;
@@ -25,6 +25,8 @@ pub struct User {
     gw: Arc<Gateway>,
     browser: Browser,
     state: Mutex<State>,
+    /// Woken when the last call's teardown has finished.
+    calls_gone: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -46,166 +48,6 @@ struct AccountState {
     registered: bool,
     /// Stops the registration task (unregistering first); the reply says done.
     stop: Option<mpsc::UnboundedSender<oneshot::Sender<()>>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RegisterParams {
-    username: String,
-    #[serde(default)]
-    secret: Option<String>,
-    #[serde(default)]
-    ha1_secret: Option<String>,
-    #[serde(default)]
-    auth_user: Option<String>,
-    #[serde(default)]
-    display_name: Option<String>,
-    #[serde(default)]
-    proxy: Option<String>,
-    #[serde(default)]
-    outbound_proxy: Option<String>,
-    #[serde(default)]
-    transport: Option<String>,
-    #[serde(default)]
-    expires: Option<u32>,
-    #[serde(default)]
-    headers: Option<HashMap<String, String>>,
-    #[serde(default)]
-    guest: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Jsep {
-    #[serde(rename = "type")]
-    kind: String,
-    sdp: String,
-}
-
-impl Jsep {
-    fn parse(self) -> Result<(DescriptionKind, String), RpcError> {
-        let kind = match self.kind.as_str() {
-            "offer" => DescriptionKind::Offer,
-            "answer" => DescriptionKind::Answer,
-            other => return Err(err(codes::JSEP, format!("jsep.type must be \"offer\" or \"answer\", not {other:?}"))),
-        };
-        if !self.sdp.trim_start().starts_with("v=0") {
-            return Err(err(codes::JSEP, "jsep.sdp is not an SDP (it must start with v=0)"));
-        }
-        Ok((kind, self.sdp))
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CallParams {
-    uri: String,
-    #[serde(default)]
-    headers: Option<HashMap<String, String>>,
-    #[serde(default)]
-    jsep: Option<Jsep>,
-    #[serde(default)]
-    dtmf_method: Option<DtmfMethod>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct AcceptParams {
-    call: String,
-    jsep: Option<Jsep>,
-    #[serde(default)]
-    dtmf_method: Option<DtmfMethod>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CallOnly {
-    call: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeclineParams {
-    call: String,
-    #[serde(default)]
-    code: Option<u16>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HoldParams {
-    call: String,
-    #[serde(default)]
-    direction: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpdateParams {
-    call: String,
-    #[serde(default)]
-    jsep: Option<Jsep>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct TrickleParams {
-    call: String,
-    #[serde(default)]
-    candidate: Option<String>,
-    #[serde(default)]
-    sdp_m_line_index: Option<u32>,
-    #[serde(default)]
-    sdp_mid: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DtmfParams {
-    call: String,
-    tones: String,
-    #[serde(default)]
-    method: Option<DtmfMethod>,
-    #[serde(default)]
-    duration: Option<u32>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct InfoParams {
-    call: String,
-    content_type: String,
-    content: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct MessageParams {
-    #[serde(default)]
-    call: Option<String>,
-    #[serde(default)]
-    uri: Option<String>,
-    content: String,
-    #[serde(default)]
-    content_type: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RecordingParams {
-    call: String,
-    action: String,
-    #[serde(default)]
-    peer: Option<bool>,
-    #[serde(default)]
-    user: Option<bool>,
-    #[serde(default)]
-    filename: Option<String>,
-}
-
-fn params<T: for<'de> Deserialize<'de>>(value: Value) -> Result<T, RpcError> {
-    let value = if value.is_null() { json!({}) } else { value };
-    serde_json::from_value(value).map_err(|e| RpcError::invalid_params(format!("invalid params: {e}")))
 }
 
 fn is_sip_uri(s: &str) -> bool {
@@ -248,10 +90,15 @@ impl User {
             let me = me.clone();
             let call_ended = Arc::new(move |call: &str| {
                 if let Some(user) = me.upgrade() {
-                    user.state.lock().unwrap().calls.remove(call);
+                    let mut st = user.state.lock().unwrap();
+                    st.calls.remove(call);
+                    if st.calls.is_empty() {
+                        user.calls_gone.notify_waiters();
+                    }
                 }
             });
-            User { id, gw, browser: Browser::new(id, out, call_ended), state: Mutex::default() }
+            let browser = Browser::new(id, out, call_ended);
+            User { id, gw, browser, state: Mutex::default(), calls_gone: tokio::sync::Notify::new() }
         })
     }
 
@@ -296,13 +143,14 @@ impl User {
     }
 
     pub async fn request(self: &Arc<Self>, method: &str, p: Value) -> Result<Value, RpcError> {
-        match method {
-            "protocol.version" => Ok(json!({ "protocol": PROTOCOL_VERSION, "version": env!("CARGO_PKG_VERSION") })),
-            "sip.register" => self.register(params(p)?),
-            "sip.unregister" => self.unregister().await,
-            "sip.call" => self.place_call(params(p)?).await,
-            "sip.accept" => {
-                let p: AcceptParams = params(p)?;
+        use GatewayRequest as G;
+        let docs = "the Gateway section of docs/protocol.md";
+        match decode(method, p, GatewayRequest::METHODS, docs)? {
+            G::Version(_) => Ok(json!({ "protocol": PROTOCOL_VERSION, "version": env!("CARGO_PKG_VERSION") })),
+            G::Register(p) => self.register(p),
+            G::Unregister(_) => self.unregister().await,
+            G::Call(p) => self.place_call(p).await,
+            G::Accept(p) => {
                 let jsep =
                     p.jsep.ok_or_else(|| err(codes::JSEP, "sip.accept needs the browser's answer in jsep"))?.parse()?;
                 if jsep.0 != DescriptionKind::Answer {
@@ -311,18 +159,15 @@ impl User {
                 self.call(&p.call)?.accept(jsep.1, p.dtmf_method).await?;
                 Ok(json!({}))
             }
-            "sip.decline" => {
-                let p: DeclineParams = params(p)?;
+            G::Decline(p) => {
                 self.call(&p.call)?.decline(p.code.unwrap_or(486)).await?;
                 Ok(json!({}))
             }
-            "sip.hangup" => {
-                let p: CallOnly = params(p)?;
+            G::Hangup(p) => {
                 self.call(&p.call)?.hangup().await?;
                 Ok(json!({}))
             }
-            "sip.hold" => {
-                let p: HoldParams = params(p)?;
+            G::Hold(p) => {
                 let direction = match p.direction.as_deref() {
                     None | Some("sendonly") => Direction::SendOnly,
                     Some("inactive") => Direction::Inactive,
@@ -334,38 +179,29 @@ impl User {
                 };
                 self.call(&p.call)?.set_hold(Some(direction)).await
             }
-            "sip.unhold" => {
-                let p: CallOnly = params(p)?;
-                self.call(&p.call)?.set_hold(None).await
-            }
-            "sip.update" => {
-                let p: UpdateParams = params(p)?;
+            G::Unhold(p) => self.call(&p.call)?.set_hold(None).await,
+            G::Update(p) => {
                 let jsep = p.jsep.map(Jsep::parse).transpose()?;
                 self.call(&p.call)?.update(jsep).await
             }
-            "sip.trickle" => {
-                let p: TrickleParams = params(p)?;
-                let _ = p.sdp_mid; // one audio m-line
+            G::Trickle(p) => {
                 self.call(&p.call)?.trickle(p.candidate.unwrap_or_default(), p.sdp_m_line_index.unwrap_or(0)).await?;
                 Ok(json!({}))
             }
-            "sip.dtmf" => {
-                let p: DtmfParams = params(p)?;
+            G::Dtmf(p) => {
                 let duration = p.duration.unwrap_or(100).clamp(40, 2000);
                 self.call(&p.call)?.dtmf(p.tones, p.method, duration).await?;
                 Ok(json!({}))
             }
-            "sip.info" => {
-                let p: InfoParams = params(p)?;
+            G::Info(p) => {
                 if p.content_type.contains(['\r', '\n']) {
                     return Err(RpcError::invalid_params("contentType has a line break"));
                 }
                 self.call(&p.call)?.info(&p.content_type, &p.content).await?;
                 Ok(json!({}))
             }
-            "sip.message" => self.message(params(p)?).await,
-            "sip.recording" => {
-                let p: RecordingParams = params(p)?;
+            G::Message(p) => self.message(p).await,
+            G::Recording(p) => {
                 let start = match p.action.as_str() {
                     "start" => true,
                     "stop" => false,
@@ -377,14 +213,10 @@ impl User {
                 };
                 self.call(&p.call)?.recording(start, p.peer.unwrap_or(true), p.user.unwrap_or(true), p.filename).await
             }
-            "sip.calls" => {
+            G::Calls(_) => {
                 let st = self.state.lock().unwrap();
                 Ok(json!({ "calls": st.calls.values().map(|c| c.summary()).collect::<Vec<_>>() }))
             }
-            other => Err(err(
-                codes::METHOD_NOT_FOUND,
-                format!("unknown method {other:?}; see the Gateway section of docs/protocol.md"),
-            )),
         }
     }
 
@@ -653,6 +485,19 @@ impl User {
         for call in calls {
             let _ = call.hangup().await;
         }
+        // Each call's `hangup` event reaches the browser before we go on.
+        let torn_down = async {
+            loop {
+                let gone = self.calls_gone.notified();
+                if self.state.lock().unwrap().calls.is_empty() {
+                    break;
+                }
+                gone.await;
+            }
+        };
+        if tokio::time::timeout(std::time::Duration::from_secs(3), torn_down).await.is_err() {
+            tracing::warn!(user = self.id, "calls still tearing down");
+        }
         if self.state.lock().unwrap().account.is_some() {
             let _ = self.unregister().await;
         }
@@ -696,7 +541,12 @@ mod tests {
 
     #[test]
     fn register_params_are_strict() {
-        let p: Result<RegisterParams, _> = params(json!({"username": "sip:a@b", "secrett": "x"}));
+        let p = decode::<GatewayRequest>(
+            "sip.register",
+            json!({"username": "sip:a@b", "secrett": "x"}),
+            GatewayRequest::METHODS,
+            "docs",
+        );
         assert!(p.is_err(), "unknown fields are refused");
     }
 }

@@ -2,6 +2,10 @@
 //! WebSocket message. docs/protocol.md is the contract; this module is its
 //! wire shape.
 
+pub mod gateway;
+pub mod media;
+
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -75,6 +79,25 @@ pub mod codes {
     pub const CLOSED: i32 = 1008;
     /// A file to play or record cannot be used (missing, bad extension, no such directory).
     pub const FILE: i32 = 1009;
+
+    // The gateway's (docs/protocol.md, section Gateway).
+    /// The request needs an account: `sip.register` first (or a guest one).
+    pub const NOT_REGISTERED: i32 = 2000;
+    /// An account is already registered or registering on this connection.
+    pub const ALREADY_REGISTERED: i32 = 2001;
+    /// No call with that id on this connection.
+    pub const NO_SUCH_CALL: i32 = 2002;
+    /// The call is not in a state for this request (e.g. accept on an
+    /// outgoing call, hold before it is answered).
+    pub const CALL_STATE: i32 = 2003;
+    /// The connection already has as many calls as it may.
+    pub const TOO_MANY_CALLS: i32 = 2004;
+    /// The SIP request failed; `data.sipStatus` has the code.
+    pub const SIP: i32 = 2005;
+    /// A JSEP object is missing or unusable.
+    pub const JSEP: i32 = 2006;
+    /// Recording could not start or stop.
+    pub const RECORDING: i32 = 2007;
 }
 
 impl RpcError {
@@ -142,9 +165,81 @@ pub fn parse(line: &str) -> Result<Request, Box<Response>> {
     Ok(request)
 }
 
+/// The typed request for `method` with `params`: METHOD_NOT_FOUND for a
+/// name not in `methods` (pointing at `docs`), INVALID_PARAMS for params
+/// that do not fit the method.
+pub fn decode<T: DeserializeOwned>(method: &str, params: Value, methods: &[&str], docs: &str) -> Result<T, RpcError> {
+    if !methods.contains(&method) {
+        return Err(RpcError::new(codes::METHOD_NOT_FOUND, format!("unknown method {method:?}; see {docs}")));
+    }
+    let params = if params.is_null() { Value::Object(Default::default()) } else { params };
+    serde_json::from_value(serde_json::json!({ "method": method, "params": params }))
+        .map_err(|e| RpcError::invalid_params(format!("invalid params: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `methods` is exactly the set of names the enum `T` accepts: serde
+    /// lists its variants when it meets an unknown one.
+    fn assert_methods_match<T: DeserializeOwned>(methods: &[&str]) {
+        let err = serde_json::from_value::<T>(serde_json::json!({ "method": "no.such", "params": {} }))
+            .err()
+            .expect("unknown method refused")
+            .to_string();
+        let listed: Vec<&str> = err.split('`').skip(3).step_by(2).collect();
+        assert_eq!(listed, methods, "{err}");
+    }
+
+    #[test]
+    fn method_lists_match_the_request_enums() {
+        assert_methods_match::<media::MediaRequest>(media::MediaRequest::METHODS);
+        assert_methods_match::<gateway::GatewayRequest>(gateway::GatewayRequest::METHODS);
+    }
+
+    /// docs/protocol.md documents every method and no other; node-shim's
+    /// `BridgeMethod` type names exactly the media engine's methods.
+    #[test]
+    fn docs_and_node_shim_name_every_method() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let docs = std::fs::read_to_string(root.join("docs/protocol.md")).unwrap();
+        let shim = std::fs::read_to_string(root.join("node-shim/src/index.d.ts")).unwrap();
+        let all: Vec<&str> =
+            media::MediaRequest::METHODS.iter().chain(gateway::GatewayRequest::METHODS).copied().collect();
+        for m in &all {
+            assert!(docs.contains(&format!("`{m}`")), "docs/protocol.md does not document `{m}`");
+        }
+        let documented = documented_methods(&docs);
+        for m in &documented {
+            assert!(all.contains(&m.as_str()), "docs/protocol.md documents `{m}`, which no request enum has");
+        }
+        let union = shim.split("export type BridgeMethod =").nth(1).expect("BridgeMethod in index.d.ts");
+        let union = &union[..union.find(';').expect("end of BridgeMethod")];
+        let shim_methods: Vec<&str> = union.split('"').skip(1).step_by(2).collect();
+        assert_eq!(shim_methods, media::MediaRequest::METHODS, "node-shim/src/index.d.ts BridgeMethod");
+    }
+
+    /// Method names the docs mention: backticked `session.*`, `room.*`,
+    /// `sip.*` and `protocol.*` names, less the two notification methods.
+    fn documented_methods(docs: &str) -> Vec<String> {
+        let mut names: Vec<String> = docs
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|t| {
+                let (ns, name) = t.split_once('.').unwrap_or_default();
+                ["session", "room", "sip", "protocol"].contains(&ns)
+                    && !name.is_empty()
+                    && name.chars().all(|c| c.is_ascii_alphanumeric())
+            })
+            .filter(|t| !["session.event", "sip.event"].contains(t))
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
 
     #[test]
     fn malformed_lines_get_parse_or_request_errors() {

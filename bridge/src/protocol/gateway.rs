@@ -1,0 +1,232 @@
+//! The gateway's methods (`sip.*` over the WebSocket): one enum variant per
+//! method, its params a struct. docs/protocol.md is checked against
+//! [`GatewayRequest::METHODS`].
+
+use super::media::NoParams;
+use super::{codes, RpcError};
+use crate::call::DtmfMethod;
+use pipelines::DescriptionKind;
+use serde::Deserialize;
+use std::collections::HashMap;
+
+#[derive(Deserialize)]
+#[serde(tag = "method", content = "params")]
+pub enum GatewayRequest {
+    #[serde(rename = "protocol.version")]
+    Version(NoParams),
+    #[serde(rename = "sip.register")]
+    Register(RegisterParams),
+    #[serde(rename = "sip.unregister")]
+    Unregister(NoParams),
+    #[serde(rename = "sip.call")]
+    Call(CallParams),
+    #[serde(rename = "sip.accept")]
+    Accept(AcceptParams),
+    #[serde(rename = "sip.decline")]
+    Decline(DeclineParams),
+    #[serde(rename = "sip.hangup")]
+    Hangup(CallOnly),
+    #[serde(rename = "sip.hold")]
+    Hold(HoldParams),
+    #[serde(rename = "sip.unhold")]
+    Unhold(CallOnly),
+    #[serde(rename = "sip.update")]
+    Update(UpdateParams),
+    #[serde(rename = "sip.trickle")]
+    Trickle(TrickleParams),
+    #[serde(rename = "sip.dtmf")]
+    Dtmf(DtmfParams),
+    #[serde(rename = "sip.info")]
+    Info(InfoParams),
+    #[serde(rename = "sip.message")]
+    Message(MessageParams),
+    #[serde(rename = "sip.recording")]
+    Recording(RecordingParams),
+    #[serde(rename = "sip.calls")]
+    Calls(NoParams),
+}
+
+impl GatewayRequest {
+    /// Every method name, in the order above.
+    pub const METHODS: &'static [&'static str] = &[
+        "protocol.version",
+        "sip.register",
+        "sip.unregister",
+        "sip.call",
+        "sip.accept",
+        "sip.decline",
+        "sip.hangup",
+        "sip.hold",
+        "sip.unhold",
+        "sip.update",
+        "sip.trickle",
+        "sip.dtmf",
+        "sip.info",
+        "sip.message",
+        "sip.recording",
+        "sip.calls",
+    ];
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegisterParams {
+    pub username: String,
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub ha1_secret: Option<String>,
+    #[serde(default)]
+    pub auth_user: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub proxy: Option<String>,
+    #[serde(default)]
+    pub outbound_proxy: Option<String>,
+    #[serde(default)]
+    pub transport: Option<String>,
+    #[serde(default)]
+    pub expires: Option<u32>,
+    #[serde(default)]
+    pub headers: Option<HashMap<String, String>>,
+    #[serde(default)]
+    pub guest: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Jsep {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub sdp: String,
+}
+
+impl Jsep {
+    pub fn parse(self) -> Result<(DescriptionKind, String), RpcError> {
+        let kind = match self.kind.as_str() {
+            "offer" => DescriptionKind::Offer,
+            "answer" => DescriptionKind::Answer,
+            other => {
+                return Err(RpcError::new(
+                    codes::JSEP,
+                    format!("jsep.type must be \"offer\" or \"answer\", not {other:?}"),
+                ))
+            }
+        };
+        if !self.sdp.trim_start().starts_with("v=0") {
+            return Err(RpcError::new(codes::JSEP, "jsep.sdp is not an SDP (it must start with v=0)"));
+        }
+        Ok((kind, self.sdp))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CallParams {
+    pub uri: String,
+    #[serde(default)]
+    pub headers: Option<HashMap<String, String>>,
+    #[serde(default)]
+    pub jsep: Option<Jsep>,
+    #[serde(default)]
+    pub dtmf_method: Option<DtmfMethod>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AcceptParams {
+    pub call: String,
+    pub jsep: Option<Jsep>,
+    #[serde(default)]
+    pub dtmf_method: Option<DtmfMethod>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallOnly {
+    pub call: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclineParams {
+    pub call: String,
+    #[serde(default)]
+    pub code: Option<u16>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldParams {
+    pub call: String,
+    #[serde(default)]
+    pub direction: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateParams {
+    pub call: String,
+    #[serde(default)]
+    pub jsep: Option<Jsep>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrickleParams {
+    pub call: String,
+    #[serde(default)]
+    pub candidate: Option<String>,
+    #[serde(default)]
+    pub sdp_m_line_index: Option<u32>,
+    /// Accepted as RTCIceCandidate has it; one audio m-line means the
+    /// index is enough.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub sdp_mid: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DtmfParams {
+    pub call: String,
+    pub tones: String,
+    #[serde(default)]
+    pub method: Option<DtmfMethod>,
+    #[serde(default)]
+    pub duration: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InfoParams {
+    pub call: String,
+    pub content_type: String,
+    pub content: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MessageParams {
+    #[serde(default)]
+    pub call: Option<String>,
+    #[serde(default)]
+    pub uri: Option<String>,
+    pub content: String,
+    #[serde(default)]
+    pub content_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingParams {
+    pub call: String,
+    pub action: String,
+    #[serde(default)]
+    pub peer: Option<bool>,
+    #[serde(default)]
+    pub user: Option<bool>,
+    #[serde(default)]
+    pub filename: Option<String>,
+}
