@@ -111,6 +111,7 @@ impl Core {
     }
 
     /// A fresh out-of-dialog request.
+    #[allow(clippy::too_many_arguments)] // one per header a request needs
     pub fn request(
         &self,
         method: Method,

@@ -304,13 +304,13 @@ fn stack_credential(auth_user: &str, password: &str, aor_user: Option<&str>, rea
     }
 }
 
+/// From URI, display name, route, and (auth user, password).
+pub(crate) type ResolvedCaller = (Uri, Option<String>, Route, Option<(String, String)>);
+
 /// Who a request goes out as and where it is sent: an account's AOR,
 /// display name, route (its proxy, or straight to the target) and
 /// credentials, or a guest's URI sent straight to the target.
-pub(crate) fn resolve_caller(
-    caller: &Caller,
-    callee: &Uri,
-) -> Result<(Uri, Option<String>, Route, Option<(String, String)>), Error> {
+pub(crate) fn resolve_caller(caller: &Caller, callee: &Uri) -> Result<ResolvedCaller, Error> {
     Ok(match caller {
         Caller::Account(a) => {
             let aor = parse_uri(&a.aor)?;

@@ -100,11 +100,9 @@ pub(crate) async fn send_with_auth(
         }
         let resp = send_once(core, req, destination.clone()).await?;
         let code = resp.status_code.code();
-        if (code == 401 || code == 407) && creds.is_some() {
-            if absorb_challenge(&resp, nonce, &mut answered)? {
-                cseq += 1;
-                continue;
-            }
+        if (code == 401 || code == 407) && creds.is_some() && absorb_challenge(&resp, nonce, &mut answered)? {
+            cseq += 1;
+            continue;
         }
         return Ok((resp, cseq));
     }

@@ -411,7 +411,7 @@ fn parse_via(v: &str) -> Result<ViaElem, &'static str> {
         canon_params.push_str(k);
         if let Some(val) = val {
             let quoted = val.len() >= 2 && val.starts_with('"') && val.ends_with('"');
-            if val.is_empty() || !(quoted || val.chars().all(|c| is_token_or_host(c))) {
+            if val.is_empty() || !(quoted || val.chars().all(is_token_or_host)) {
                 return Err("bad parameter value");
             }
             canon_params.push('=');

@@ -69,11 +69,11 @@ pub fn setup_ice_interface() -> Result<()> {
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let has = |args: &[&str]| -> Result<String> { run_ip(args) };
     let links = has(&["-o", "link", "show"])?;
-    if !links.lines().any(|l| l.split(':').nth(1).map(str::trim) == Some(ICE_INTERFACE)) {
-        if run_ip(&["link", "add", ICE_INTERFACE, "type", "dummy"]).is_err() {
-            run_ip(&["link", "add", ICE_INTERFACE, "type", "ifb"])
-                .context("neither a dummy nor an ifb interface can be created")?;
-        }
+    if !links.lines().any(|l| l.split(':').nth(1).map(str::trim) == Some(ICE_INTERFACE))
+        && run_ip(&["link", "add", ICE_INTERFACE, "type", "dummy"]).is_err()
+    {
+        run_ip(&["link", "add", ICE_INTERFACE, "type", "ifb"])
+            .context("neither a dummy nor an ifb interface can be created")?;
     }
     let addrs = has(&["-o", "-4", "addr", "show", "dev", ICE_INTERFACE])?;
     if !addrs.contains("127.0.0.1/32") {
@@ -464,7 +464,7 @@ impl SipHandle {
                 }
                 if let Some(i) = found {
                     // Drop what came before it too: it was not wanted.
-                    let e = list.drain(..=i).last().unwrap();
+                    let e = list.drain(..=i).next_back().unwrap();
                     return Ok(e);
                 }
             }
