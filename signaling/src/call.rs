@@ -538,17 +538,12 @@ pub(crate) async fn pump(inner: Arc<CallInner>, mut states: mpsc::UnboundedRecei
                 }
             }
             DialogState::Refer(_, req, handle) => {
-                let refer_to = req.headers.iter().find(|h| h.name().eq_ignore_ascii_case("Refer-To"));
-                let Some(refer_to) = refer_to.map(|h| h.value().to_string()) else {
+                let Some(refer_to) = req.header_value("Refer-To") else {
                     let _ = handle.reply(StatusCode::BadRequest).await;
                     continue;
                 };
                 let (target, replaces) = transfer::parse_refer_to(&refer_to);
-                let referred_by = req
-                    .headers
-                    .iter()
-                    .find(|h| h.name().eq_ignore_ascii_case("Referred-By"))
-                    .map(|h| h.value().to_string());
+                let referred_by = req.header_value("Referred-By");
                 *inner.pending_refer.lock().unwrap() = Some(handle);
                 inner.emit(CallEvent::Refer { target, referred_by, replaces });
             }

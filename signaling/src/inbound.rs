@@ -190,9 +190,7 @@ async fn incoming_invite(core: Arc<Core>, mut tx: Transaction) {
         None => None,
     };
     // RFC 3891 §3: a Replaces naming no dialog of ours is 481.
-    let replaces_header =
-        tx.original.headers.iter().find(|h| h.name().eq_ignore_ascii_case("Replaces")).map(|h| h.value().to_string());
-    let replaces = match replaces_header {
+    let replaces = match tx.original.header_value("Replaces") {
         None => None,
         Some(value) => match ReplacesTarget::parse(&value).filter(|r| {
             let id =

@@ -11,6 +11,7 @@ use crate::call::CallInner;
 use crate::error::Error;
 use crate::events::{CallEvent, Party};
 use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::{Header, Method, Request, StatusCode};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -61,7 +62,7 @@ impl PrackWaiters {
 /// The RSeq a PRACK's `RAck: rseq cseq method` acknowledges (an INVITE's
 /// response only).
 fn rack_rseq(prack: &Request) -> Option<u32> {
-    let value = prack.headers.iter().find(|h| h.name().eq_ignore_ascii_case("RAck"))?.value().to_string();
+    let value = prack.header_value("RAck")?;
     let mut parts = value.split_whitespace();
     let rseq = parts.next()?.parse().ok()?;
     let _cseq: u32 = parts.next()?.parse().ok()?;

@@ -7,7 +7,7 @@
 use crate::call::CallInner;
 use crate::config::SessionTimer;
 use crate::events::{CallEvent, Party};
-use rsipstack::sip::prelude::HasHeaders;
+use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::{Header, Response};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -46,8 +46,8 @@ impl Agreed {
 }
 
 /// `Session-Expires` of a message: the interval and the refresher, if named.
-pub(crate) fn session_expires<M: HasHeaders>(m: &M) -> Option<(u32, Option<Refresher>)> {
-    let value = header(m, "Session-Expires")?;
+pub(crate) fn session_expires<M: HeadersExt>(m: &M) -> Option<(u32, Option<Refresher>)> {
+    let value = m.header_value("Session-Expires")?;
     let mut parts = value.split(';');
     let interval = parts.next()?.trim().parse().ok()?;
     let refresher = parts.find_map(|p| {
@@ -63,12 +63,8 @@ pub(crate) fn session_expires<M: HasHeaders>(m: &M) -> Option<(u32, Option<Refre
 }
 
 /// `Min-SE` of a message, in seconds.
-pub(crate) fn min_se<M: HasHeaders>(m: &M) -> Option<u32> {
-    header(m, "Min-SE")?.split(';').next()?.trim().parse().ok()
-}
-
-fn header<M: HasHeaders>(m: &M, name: &str) -> Option<String> {
-    m.headers().iter().find(|h| h.name().eq_ignore_ascii_case(name)).map(|h| h.value().to_string())
+pub(crate) fn min_se<M: HeadersExt>(m: &M) -> Option<u32> {
+    m.header_value("Min-SE")?.split(';').next()?.trim().parse().ok()
 }
 
 /// Headers of our INVITE (and of a retry after 422 with a larger interval).
@@ -78,7 +74,7 @@ pub(crate) fn invite_headers(config: &SessionTimer, interval: u32) -> Vec<Header
 
 /// The interval a peer's refresh (re-INVITE or UPDATE) asks for, given the
 /// one in effect; `None` when neither names one.
-pub(crate) fn for_refresh<M: HasHeaders>(request: &M, current: Option<Agreed>, sender: Refresher) -> Option<Agreed> {
+pub(crate) fn for_refresh<M: HeadersExt>(request: &M, current: Option<Agreed>, sender: Refresher) -> Option<Agreed> {
     match session_expires(request) {
         Some((interval, refresher)) => Some(Agreed { interval, refresher: refresher.unwrap_or(sender) }),
         None => current,
@@ -88,7 +84,7 @@ pub(crate) fn for_refresh<M: HasHeaders>(request: &M, current: Option<Agreed>, s
 /// What an incoming INVITE asks: `Err(min_se)` when its interval is below
 /// ours (answer 422 with that Min-SE); otherwise the interval our 2xx
 /// grants, or `None` for no timer.
-pub(crate) fn for_incoming<M: HasHeaders>(invite: &M, config: &SessionTimer) -> Result<Option<Agreed>, u32> {
+pub(crate) fn for_incoming<M: HeadersExt>(invite: &M, config: &SessionTimer) -> Result<Option<Agreed>, u32> {
     let peer_supports = crate::extensions::peer_supports(invite, "timer");
     let floor = min_se(invite).unwrap_or(0).max(config.min_se);
     match session_expires(invite) {

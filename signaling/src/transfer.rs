@@ -5,7 +5,7 @@
 //! above's business; here are the messages.
 
 use crate::error::standard_reason;
-use rsipstack::sip::prelude::HasHeaders;
+use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::Header;
 
 /// A `Refer-To` value split into the target URI and the Replaces it
@@ -75,8 +75,8 @@ pub(crate) fn progress_notify(code: u16) -> (Vec<Header>, Vec<u8>) {
 
 /// The progress a NOTIFY for our REFER reports: the sipfrag status code and
 /// phrase, and whether the subscription is over.
-pub(crate) fn parse_progress<M: HasHeaders>(notify: &M, body: &[u8]) -> Option<(u16, String, bool)> {
-    let event = header(notify, "Event")?;
+pub(crate) fn parse_progress<M: HeadersExt>(notify: &M, body: &[u8]) -> Option<(u16, String, bool)> {
+    let event = notify.header_value("Event")?;
     if !event.split(';').next()?.trim().eq_ignore_ascii_case("refer") {
         return None;
     }
@@ -88,13 +88,10 @@ pub(crate) fn parse_progress<M: HasHeaders>(notify: &M, body: &[u8]) -> Option<(
     }
     let code = parts.next()?.parse().ok()?;
     let reason = parts.next().unwrap_or("").to_string();
-    let done =
-        header(notify, "Subscription-State").is_some_and(|s| s.trim().to_ascii_lowercase().starts_with("terminated"));
+    let done = notify
+        .header_value("Subscription-State")
+        .is_some_and(|s| s.trim().to_ascii_lowercase().starts_with("terminated"));
     Some((code, reason, done))
-}
-
-fn header<M: HasHeaders>(m: &M, name: &str) -> Option<String> {
-    m.headers().iter().find(|h| h.name().eq_ignore_ascii_case(name)).map(|h| h.value().to_string())
 }
 
 fn percent_decode(s: &str) -> String {
