@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: run test deps build bench clean
+.PHONY: run test deps build lint bench clean
 
 deps:
 	scripts/install-deps.sh
@@ -19,9 +19,17 @@ build: deps
 run: build
 	$(CARGO) run --locked --bin sipbridge -- run --preset echo
 
+# House habits, checked in seconds before any test runs: formatting
+# (rustfmt.toml), clippy with warnings as errors, and no import circles
+# between the files of a crate (scripts/check-layout.py).
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked --offline -- -D warnings
+	scripts/check-layout.py bridge/src pipelines/src signaling/src
+
 # Every test: unit tests and the end-to-end tests against real peers, inside
 # a private network namespace (loopback only).
-test: build
+test: build lint
 	scripts/netns.sh $(CARGO) test --workspace --locked --offline --no-fail-fast
 	scripts/netns.sh npm --prefix node-shim test
 

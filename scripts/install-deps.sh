@@ -29,6 +29,11 @@ if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
   echo "              Debian 12's own rustc is too old), then run this again." >&2
   exit 1
 fi
+# `make lint` needs rustfmt and clippy (a "minimal" rustup profile lacks them).
+export PATH="$HOME/.cargo/bin:$PATH"
+if command -v rustup >/dev/null 2>&1 && ! { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1; then
+  rustup component add rustfmt clippy
+fi
 
 # `make bench` also compares against these (--bench): rtpengine (media
 # relay) and the Janus gateway (its SIP plugin, WebRTC <-> SIP passthrough).

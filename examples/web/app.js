@@ -284,14 +284,32 @@ phone.dial = async (uri) => {
   }
 };
 
-phone.answer = async () => {
-  const call = phone.call;
-  if (!call || call.state !== 'incoming') throw new Error('no incoming call');
+// The browser's answer to an incoming call's offer, made once.
+async function answerOffer(call) {
   const pc = await newPeerConnection(call);
   await pc.setRemoteDescription(call.offer);
   await pc.setLocalDescription(await pc.createAnswer());
-  await must('sip.accept', { call: call.id, jsep: { type: 'answer', sdp: pc.localDescription.sdp }, dtmfMethod: dtmfMethod() });
+  call.early = true;
   startTrickle(call);
+  return { type: 'answer', sdp: pc.localDescription.sdp };
+}
+
+// Early media: the caller hears this page (183 with SDP) before it answers.
+phone.earlyMedia = async () => {
+  const call = phone.call;
+  if (!call || call.state !== 'incoming' || call.early) throw new Error('no incoming call to send early media on');
+  await must('sip.progress', { call: call.id, jsep: await answerOffer(call) });
+};
+
+phone.answer = async () => {
+  const call = phone.call;
+  if (!call || call.state !== 'incoming') throw new Error('no incoming call');
+  if (call.early) {
+    await must('sip.accept', { call: call.id, dtmfMethod: dtmfMethod() });
+  } else {
+    const jsep = await answerOffer(call);
+    await must('sip.accept', { call: call.id, jsep, dtmfMethod: dtmfMethod() });
+  }
   call.state = 'active';
   call.answeredAt = Date.now();
   showCall('In call', call.peer);

@@ -13,33 +13,23 @@
 //! ```
 
 pub mod codec;
-mod dtls;
-pub mod dtmf;
 mod error;
+mod file;
+mod join;
 mod leg;
-mod link;
-mod opus_decoder;
-mod player;
-mod port;
-mod reactor;
-mod receive;
-mod recorder;
-mod relay;
-mod room;
-mod rtp_leg;
 mod runtime;
-pub mod sdp;
-mod send;
-mod webrtc_leg;
 
+pub use codec::sdp;
 pub use codec::{Codec, CodecChoice};
 pub use error::Error;
+pub use file::player::Player;
+pub use file::recorder::{RecordFormat, Recorder};
+pub use join::echo::Echo;
+pub use join::link::Link;
+pub use join::room::Room;
+pub use leg::dtmf;
+pub use leg::port::MediaPort;
 pub use leg::{
     ConnectionState, DescriptionKind, EventHandler, Leg, LegEvent, LegOptions, SessionDescriptionText, SymmetricRtp,
 };
-pub use link::{Echo, Link};
-pub use player::Player;
-pub use port::MediaPort;
-pub use recorder::{RecordFormat, Recorder};
-pub use room::Room;
 pub use runtime::init;

@@ -48,7 +48,7 @@ pub fn header_uri(value: &str) -> &str {
 
 /// The first unquoted `needle` (an unterminated quote means none).
 fn find_unquoted(v: &str, needle: char) -> Option<usize> {
-    crate::validate::find_unquoted(v, needle).ok().flatten()
+    crate::wire::find_unquoted(v, needle).ok().flatten()
 }
 
 /// The tag standing in for a missing From tag: a hash of the Call-ID and

@@ -3,7 +3,6 @@
 
 use crate::config::{Config, Transport};
 use crate::error::Error;
-use crate::events::UaEvent;
 use crate::guard::Guard;
 use crate::transport::sip_addr;
 use rsipstack::dialog::dialog_layer::DialogLayer;
@@ -15,7 +14,6 @@ use rsipstack::transport::SipAddr;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) struct Core {
@@ -24,7 +22,6 @@ pub(crate) struct Core {
     pub dialogs: Arc<DialogLayer>,
     pub advertised: HashMap<Transport, SocketAddr>,
     pub guard: Arc<Guard>,
-    pub events: mpsc::UnboundedSender<UaEvent>,
     pub peer_calls: Mutex<HashMap<IpAddr, usize>>,
     /// Registered accounts by AOR user part (lower case): the credentials
     /// an incoming call to that user answers in-dialog challenges with.
@@ -110,15 +107,13 @@ impl Core {
         Ok(uri)
     }
 
-    /// A fresh out-of-dialog request.
-    #[allow(clippy::too_many_arguments)] // one per header a request needs
+    /// A fresh out-of-dialog request; `(from, to)` as [`name_addr`] makes them.
     pub fn request(
         &self,
         method: Method,
         uri: Uri,
         t: Transport,
-        from: typed::From,
-        to: typed::To,
+        (from, to): (typed::From, typed::To),
         call_id: &str,
         cseq: u32,
     ) -> Result<Request, Error> {

@@ -251,6 +251,17 @@ pub fn response(i: &DigestInput<'_>) -> String {
     }
 }
 
+/// The request a digest answer is for.
+#[derive(Debug, Clone, Copy)]
+pub struct DigestRequest<'a> {
+    /// Request method.
+    pub method: &'a str,
+    /// digest-uri: the Request-URI as sent.
+    pub uri: &'a str,
+    /// Body (hashed for `auth-int`).
+    pub body: &'a [u8],
+}
+
 /// Answers `challenge` for one request: the full `Authorization` /
 /// `Proxy-Authorization` header value.
 #[allow(clippy::too_many_arguments)] // the digest inputs of RFC 7616 §3.4
@@ -258,12 +269,11 @@ pub fn authorization(
     challenge: &Challenge,
     username: &str,
     password: &str,
-    method: &str,
-    uri: &str,
-    body: &[u8],
+    request: DigestRequest<'_>,
     nc: u32,
     cnonce: &str,
 ) -> String {
+    let DigestRequest { method, uri, body } = request;
     // Prefer plain `auth`: auth-int breaks as soon as a proxy touches the body.
     let qop = if challenge.qop.iter().any(|q| q == "auth") {
         Some("auth")
@@ -366,7 +376,8 @@ impl NonceState {
         let challenge = self.challenge.as_ref()?;
         self.nc += 1;
         let name = if self.proxy { "Proxy-Authorization" } else { "Authorization" };
-        Some((name, authorization(challenge, username, password, method, uri, body, self.nc, &new_cnonce())))
+        let request = DigestRequest { method, uri, body };
+        Some((name, authorization(challenge, username, password, request, self.nc, &new_cnonce())))
     }
 }
 
@@ -480,7 +491,8 @@ mod tests {
     #[test]
     fn authorization_prints_nc_in_hex_and_echoes_opaque() {
         let c = Challenge::parse(r#"Digest realm="r", nonce="n", qop="auth", algorithm=SHA-256, opaque="op""#).unwrap();
-        let h = authorization(&c, "alice", "pw", "REGISTER", "sip:example.com", b"", 26, "cn");
+        let request = DigestRequest { method: "REGISTER", uri: "sip:example.com", body: b"" };
+        let h = authorization(&c, "alice", "pw", request, 26, "cn");
         assert!(h.contains("nc=0000001a"), "{h}");
         assert!(h.contains("algorithm=SHA-256"), "{h}");
         assert!(h.contains("opaque=\"op\""), "{h}");

@@ -1,6 +1,7 @@
-//! Typed events handed to the layer above.
+//! Typed events of calls and registrations, handed to the layer above.
+//! Plain data: what carries a [`Call`](crate::Call) itself is in
+//! `ua_events.rs`, so the call can use these without a circle.
 
-use crate::call::Call;
 use crate::dtmf::Dtmf;
 
 /// Who ended a call.
@@ -55,7 +56,8 @@ pub enum CallEvent {
         reason: String,
     },
     /// The peer sent a re-INVITE or UPDATE; answer it with
-    /// [`Call::accept_offer`] or [`Call::reject_offer`] (hold and resume
+    /// [`Call::accept_offer`](crate::Call::accept_offer) or
+    /// [`Call::reject_offer`](crate::Call::reject_offer) (hold and resume
     /// arrive here as direction changes in `sdp`).
     Offer {
         /// re-INVITE or UPDATE.
@@ -110,53 +112,6 @@ pub enum CallEvent {
         /// What ended it, e.g. `BYE`, `CANCEL`.
         reason: String,
     },
-}
-
-/// An incoming INVITE. Answer through `call`: [`Call::ringing`],
-/// [`Call::answer`], [`Call::reject`].
-#[derive(Debug)]
-pub struct IncomingCall {
-    /// The call; its events continue on [`Call::next_event`].
-    pub call: Call,
-    /// From URI.
-    pub from: String,
-    /// From display name.
-    pub display_name: Option<String>,
-    /// To URI.
-    pub to: String,
-    /// Request-URI.
-    pub request_uri: String,
-    /// SDP offer; `None` for an offerless INVITE (give the offer in
-    /// [`Call::answer`], the answer arrives in [`CallEvent::Confirmed`]).
-    pub sdp_offer: Option<String>,
-    /// All header fields of the INVITE, in order, as (name, value).
-    pub headers: Vec<(String, String)>,
-    /// Attended transfer (RFC 3891): the Call-ID of our call this one
-    /// replaces (its Replaces header matched that dialog; an INVITE whose
-    /// Replaces matches none is answered 481 and never shows up).
-    pub replaces: Option<String>,
-}
-
-/// A MESSAGE outside any call (already answered 200).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IncomingMessage {
-    /// From URI.
-    pub from: String,
-    /// To URI.
-    pub to: String,
-    /// Content-Type.
-    pub content_type: String,
-    /// Body as text.
-    pub body: String,
-}
-
-/// Events of the user agent itself.
-#[derive(Debug)]
-pub enum UaEvent {
-    /// A new incoming call.
-    IncomingCall(IncomingCall),
-    /// A MESSAGE outside a call.
-    Message(IncomingMessage),
 }
 
 /// Events of one registration.

@@ -6,9 +6,10 @@
 use crate::call::{body_text, content_type_of, from_parts, header_pairs, pump, Call, CallInner, Direction};
 use crate::config::Transport;
 use crate::core::{content_type, Core};
-use crate::events::{CallEvent, IncomingCall, IncomingMessage, Party, UaEvent};
+use crate::events::{CallEvent, Party};
 use crate::session_timer;
 use crate::transfer::ReplacesTarget;
+use crate::ua_events::{IncomingCall, IncomingMessage, UaEvent};
 use crate::validate::ALLOWED_METHODS;
 use rsipstack::dialog::dialog::Dialog;
 use rsipstack::dialog::DialogId;
@@ -85,15 +86,21 @@ pub(crate) fn disposition(req: &Request) -> Disposition {
     }
 }
 
-/// Serves incoming transactions until the endpoint stops.
-pub(crate) async fn serve(core: Arc<Core>, mut incoming: rsipstack::transaction::TransactionReceiver) {
+/// Serves incoming transactions until the endpoint stops, passing new calls
+/// and messages up through `events`.
+pub(crate) async fn serve(
+    core: Arc<Core>,
+    mut incoming: rsipstack::transaction::TransactionReceiver,
+    events: mpsc::UnboundedSender<UaEvent>,
+) {
     while let Some(tx) = incoming.recv().await {
         let core = core.clone();
-        tokio::spawn(async move { handle(core, tx).await });
+        let events = events.clone();
+        tokio::spawn(async move { handle(core, tx, events).await });
     }
 }
 
-async fn handle(core: Arc<Core>, mut tx: Transaction) {
+async fn handle(core: Arc<Core>, mut tx: Transaction, events: mpsc::UnboundedSender<UaEvent>) {
     if let Some(Dialog::Invite(mut d)) = core.dialogs.match_dialog(&tx) {
         if tx.original.method == Method::PRack {
             let call_id = tx.original.call_id_header().map(|c| c.value().to_string()).unwrap_or_default();
@@ -124,7 +131,7 @@ async fn handle(core: Arc<Core>, mut tx: Transaction) {
                 .and_then(|t| t.typed().ok())
                 .map(|t| t.uri.to_string())
                 .unwrap_or_default();
-            let _ = core.events.send(UaEvent::Message(IncomingMessage {
+            let _ = events.send(UaEvent::Message(IncomingMessage {
                 from,
                 to,
                 content_type: content_type_of(&tx.original),
@@ -145,7 +152,7 @@ async fn handle(core: Arc<Core>, mut tx: Transaction) {
             }
             reply(&core, &mut tx, StatusCode::from(code), headers).await;
         }
-        Disposition::NewCall => incoming_invite(core, tx).await,
+        Disposition::NewCall => incoming_invite(core, tx, events).await,
     }
 }
 
@@ -165,7 +172,7 @@ async fn reply(core: &Core, tx: &mut Transaction, status: StatusCode, headers: V
     }
 }
 
-async fn incoming_invite(core: Arc<Core>, mut tx: Transaction) {
+async fn incoming_invite(core: Arc<Core>, mut tx: Transaction, events: mpsc::UnboundedSender<UaEvent>) {
     let peer_ip =
         tx.connection.as_ref().and_then(|c| c.get_remote_addr()).and_then(|a| a.get_socketaddr().ok()).map(|a| a.ip());
     if let Some(ip) = peer_ip {
@@ -248,7 +255,7 @@ async fn incoming_invite(core: Arc<Core>, mut tx: Transaction) {
         headers: header_pairs(&tx.original),
         replaces,
     };
-    if core.events.send(UaEvent::IncomingCall(event)).is_err() {
+    if events.send(UaEvent::IncomingCall(event)).is_err() {
         let _ = dialog.reject(Some(StatusCode::TemporarilyUnavailable), None);
     }
     // Unanswered calls do not ring forever.

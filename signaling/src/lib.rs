@@ -44,16 +44,18 @@ mod session_timer;
 pub mod transfer;
 mod transport;
 mod ua;
+mod ua_events;
 pub mod validate;
 pub mod wire;
 
 pub use call::{Call, Direction};
 pub use config::{Account, Config, Listen, SessionTimer, TlsSettings, Transport};
 pub use error::{standard_reason, Error};
-pub use events::{CallEvent, IncomingCall, IncomingMessage, OfferKind, Party, RegistrationEvent, UaEvent};
+pub use events::{CallEvent, OfferKind, Party, RegistrationEvent};
 pub use outbound::Caller;
 pub use registration::Registration;
 pub use ua::UserAgent;
+pub use ua_events::{IncomingCall, IncomingMessage, UaEvent};
 
 /// What the user agent would do with one incoming datagram, without any
 /// state: the screen's verdict, then for accepted out-of-dialog requests

@@ -45,7 +45,8 @@ pub(crate) fn start(
     headers: &[(String, String)],
 ) -> Result<Call, Error> {
     let callee = parse_uri(target)?;
-    let (from_uri, display, route, creds) = resolve_caller(&caller, &callee)?;
+    let ResolvedCaller { uri: from_uri, display_name: display, route, credentials: creds } =
+        resolve_caller(&caller, &callee)?;
     let contact = core.contact(from_uri.user(), route.transport)?;
     let call_id = core.new_call_id()?;
     let (inner, ev_rx) = CallInner::new(&core, call_id.clone(), Direction::Outgoing, None, None, None);
@@ -304,12 +305,18 @@ fn stack_credential(auth_user: &str, password: &str, aor_user: Option<&str>, rea
     }
 }
 
-/// From URI, display name, route, and (auth user, password).
-pub(crate) type ResolvedCaller = (Uri, Option<String>, Route, Option<(String, String)>);
+/// Who a request goes out as and where it is sent.
+pub(crate) struct ResolvedCaller {
+    /// The From URI.
+    pub uri: Uri,
+    pub display_name: Option<String>,
+    pub route: Route,
+    /// (user, password) for digest challenges; none for a guest.
+    pub credentials: Option<(String, String)>,
+}
 
-/// Who a request goes out as and where it is sent: an account's AOR,
-/// display name, route (its proxy, or straight to the target) and
-/// credentials, or a guest's URI sent straight to the target.
+/// An account's AOR, display name, route (its proxy, or straight to the
+/// target) and credentials, or a guest's URI sent straight to the target.
 pub(crate) fn resolve_caller(caller: &Caller, callee: &Uri) -> Result<ResolvedCaller, Error> {
     Ok(match caller {
         Caller::Account(a) => {
@@ -319,8 +326,18 @@ pub(crate) fn resolve_caller(caller: &Caller, callee: &Uri) -> Result<ResolvedCa
                 None => route_to(callee),
             };
             let user = a.auth_username.clone().or_else(|| aor.user().map(str::to_string)).unwrap_or_default();
-            (aor, a.display_name.clone(), route, Some((user, a.password.clone())))
+            ResolvedCaller {
+                uri: aor,
+                display_name: a.display_name.clone(),
+                route,
+                credentials: Some((user, a.password.clone())),
+            }
         }
-        Caller::Guest { uri, display_name } => (parse_uri(uri)?, display_name.clone(), route_to(callee), None),
+        Caller::Guest { uri, display_name } => ResolvedCaller {
+            uri: parse_uri(uri)?,
+            display_name: display_name.clone(),
+            route: route_to(callee),
+            credentials: None,
+        },
     })
 }

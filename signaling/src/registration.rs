@@ -168,8 +168,7 @@ async fn register(ctx: &mut Ctx, expires: u32) -> Result<u32, Error> {
                     Method::Register,
                     ctx.registrar_uri.clone(),
                     target.transport,
-                    ctx.from.clone(),
-                    ctx.to.clone(),
+                    (ctx.from.clone(), ctx.to.clone()),
                     &ctx.call_id,
                     cseq,
                 )?;

@@ -6,11 +6,11 @@ use crate::config::{Account, Config, Transport};
 use crate::core::{name_addr, parse_uri, Core};
 use crate::digest::NonceState;
 use crate::error::Error;
-use crate::events::UaEvent;
 use crate::guard::{Guard, StreamInspector};
-use crate::outbound::Caller;
+use crate::outbound::{Caller, ResolvedCaller};
 use crate::registration::{self, Registration};
 use crate::request::{send_with_auth, Creds};
+use crate::ua_events::UaEvent;
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::sip::{Header, Method};
 use rsipstack::transaction::endpoint::EndpointOption;
@@ -64,7 +64,6 @@ impl UserAgent {
             dialogs: Arc::new(DialogLayer::new(endpoint.inner.clone())),
             advertised: transports.advertised,
             guard,
-            events: ev_tx,
             peer_calls: Mutex::new(HashMap::new()),
             accounts: Mutex::new(HashMap::new()),
             cancel: cancel.clone(),
@@ -74,7 +73,7 @@ impl UserAgent {
         });
         let ep = endpoint.clone();
         tokio::spawn(async move { ep.serve().await });
-        tokio::spawn(crate::inbound::serve(core.clone(), incoming));
+        tokio::spawn(crate::inbound::serve(core.clone(), incoming, ev_tx));
         Ok(UserAgent { core, bound: transports.bound, events: Mutex::new(Some(ev_rx)), _endpoint: endpoint })
     }
 
@@ -126,7 +125,8 @@ impl UserAgent {
     ) -> Result<(), Error> {
         let core = &self.core;
         let callee = parse_uri(target)?;
-        let (from_uri, display, route, creds) = crate::outbound::resolve_caller(caller, &callee)?;
+        let ResolvedCaller { uri: from_uri, display_name: display, route, credentials: creds } =
+            crate::outbound::resolve_caller(caller, &callee)?;
         // RFC 3263: the first server DNS names.
         let route = core.resolver.locate(&route).await?.swap_remove(0);
         let (from, _) = name_addr(&from_uri, display.as_deref());
@@ -137,7 +137,7 @@ impl UserAgent {
             core,
             |cseq| {
                 let mut req =
-                    core.request(method, callee.clone(), route.transport, from.clone(), to.clone(), &call_id, cseq)?;
+                    core.request(method, callee.clone(), route.transport, (from.clone(), to.clone()), &call_id, cseq)?;
                 if let Some((ct, b)) = body {
                     req.headers.push(Header::ContentType(ct.to_string().into()));
                     req.body = b.as_bytes().to_vec();

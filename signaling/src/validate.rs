@@ -14,7 +14,7 @@
 //! - dropped (responses and messages without a Via cannot be answered).
 
 use crate::error::standard_reason;
-use crate::wire::{self, is_token, RawHeader, RawMessage, StartLine};
+use crate::wire::{self, find_unquoted, is_token, split_commas, RawHeader, RawMessage, StartLine};
 use std::borrow::Cow;
 
 /// How the bytes were framed, which decides Content-Length handling.
@@ -450,61 +450,6 @@ fn check_host_port(s: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Splits a header value at commas outside quotes and angle brackets.
-fn split_commas(v: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let (mut start, mut angle) = (0, false);
-    for (i, c) in Unquoted::new(v) {
-        match c {
-            '<' => angle = true,
-            '>' => angle = false,
-            ',' if !angle => {
-                out.push(&v[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    out.push(&v[start..]);
-    out
-}
-
-/// The characters of a header value outside quoted strings, with their
-/// byte offsets (the quotes themselves and backslash escapes inside them
-/// left out). Once run to the end, `quoted` says whether a quoted string
-/// was left open.
-struct Unquoted<'a> {
-    chars: std::str::CharIndices<'a>,
-    quoted: bool,
-    escape: bool,
-}
-
-impl<'a> Unquoted<'a> {
-    fn new(v: &'a str) -> Unquoted<'a> {
-        Unquoted { chars: v.char_indices(), quoted: false, escape: false }
-    }
-}
-
-impl Iterator for Unquoted<'_> {
-    type Item = (usize, char);
-
-    fn next(&mut self) -> Option<(usize, char)> {
-        for (i, c) in self.chars.by_ref() {
-            if self.escape {
-                self.escape = false;
-                continue;
-            }
-            match c {
-                '\\' if self.quoted => self.escape = true,
-                '"' => self.quoted = !self.quoted,
-                _ if !self.quoted => return Some((i, c)),
-                _ => {}
-            }
-        }
-        None
-    }
-}
-
 /// From/To: `[display-name] <addr-spec> *(;param)` or `addr-spec *(;param)`
 /// (RFC 3261 §20.20/§25.1). Catches the RFC 4475 quotbal, baddn and badaspec
 /// cases.
@@ -579,17 +524,6 @@ fn check_contact(elem: &str) -> Result<(), &'static str> {
         return Err(HEADERS_OUTSIDE_BRACKETS);
     }
     Ok(())
-}
-
-pub(crate) fn find_unquoted(v: &str, needle: char) -> Result<Option<usize>, &'static str> {
-    let mut chars = Unquoted::new(v);
-    if let Some((i, _)) = chars.find(|&(_, c)| c == needle) {
-        return Ok(Some(i));
-    }
-    if chars.quoted {
-        return Err("unterminated quoted string");
-    }
-    Ok(None)
 }
 
 fn closing_quote(s: &str) -> Option<usize> {

@@ -3,6 +3,10 @@
 //! that parser is lenient (it takes `SIP/7.0`, a negative Content-Length, a
 //! header line without a colon) and because a rejection needs the Via, From,
 //! To, Call-ID and CSeq of a message that may never parse at all.
+//!
+//! Also the lexical helpers every reader of raw header values shares
+//! (validation and the RFC 2543 compatibility code): token characters,
+//! canonical names, and scanning a value outside its quoted strings.
 
 /// One header field as it appeared, with folded lines joined.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +176,74 @@ impl RawMessage<'_> {
     pub fn count(&self, name: &str) -> usize {
         self.headers.iter().filter(|h| h.name == name).count()
     }
+}
+
+/// Splits a header value at commas outside quotes and angle brackets.
+pub(crate) fn split_commas(v: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut angle) = (0, false);
+    for (i, c) in Unquoted::new(v) {
+        match c {
+            '<' => angle = true,
+            '>' => angle = false,
+            ',' if !angle => {
+                out.push(&v[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&v[start..]);
+    out
+}
+
+/// The characters of a header value outside quoted strings, with their
+/// byte offsets (the quotes themselves and backslash escapes inside them
+/// left out). Once run to the end, `quoted` says whether a quoted string
+/// was left open.
+struct Unquoted<'a> {
+    chars: std::str::CharIndices<'a>,
+    quoted: bool,
+    escape: bool,
+}
+
+impl<'a> Unquoted<'a> {
+    fn new(v: &'a str) -> Unquoted<'a> {
+        Unquoted { chars: v.char_indices(), quoted: false, escape: false }
+    }
+}
+
+impl Iterator for Unquoted<'_> {
+    type Item = (usize, char);
+
+    fn next(&mut self) -> Option<(usize, char)> {
+        for (i, c) in self.chars.by_ref() {
+            if self.escape {
+                self.escape = false;
+                continue;
+            }
+            match c {
+                '\\' if self.quoted => self.escape = true,
+                '"' => self.quoted = !self.quoted,
+                _ if !self.quoted => return Some((i, c)),
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
+/// The first `needle` outside quoted strings; an error when a quoted
+/// string is left open.
+pub(crate) fn find_unquoted(v: &str, needle: char) -> Result<Option<usize>, &'static str> {
+    let mut chars = Unquoted::new(v);
+    if let Some((i, _)) = chars.find(|&(_, c)| c == needle) {
+        return Ok(Some(i));
+    }
+    if chars.quoted {
+        return Err("unterminated quoted string");
+    }
+    Ok(None)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

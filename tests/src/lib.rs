@@ -9,12 +9,14 @@
 pub mod audio;
 pub mod baresip;
 pub mod bridge;
+pub mod bursty;
 pub mod daemon;
 pub mod gateway;
 pub mod janus;
 pub mod jsonlines;
 pub mod kamailio;
 pub mod netns;
+pub mod pacing;
 pub mod process;
 pub mod rtp_peer;
 pub mod sipp;

@@ -254,6 +254,13 @@ impl Client {
         self.drain();
     }
 
+    /// Skips the next payload, as if it was sent and lost on the way: the
+    /// media time moves on.
+    pub fn skip_frame(&mut self) {
+        self.next += 1;
+        self.media_time += self.audio.clock().1;
+    }
+
     /// Polls str0m until it only has a timeout left: sends what it must
     /// send, takes the events.
     fn drain(&mut self) {

@@ -126,3 +126,44 @@ fn a_gateway_configured_in_toml_offers_only_its_codecs() {
     let h = p.wait_event("hangup").unwrap();
     assert_eq!(h["code"], 486, "{h}");
 }
+
+#[test]
+fn a_sip_caller_hears_the_browser_as_early_media_before_any_answer() {
+    let dir = test_dir("gateway_progress");
+    let k =
+        Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("alice", "a-pw"), ("bob", "b-pw")])).unwrap();
+    let bob = Baresip::start(
+        &dir,
+        &BaresipOptions {
+            accounts: vec![k.baresip_account("bob", "b-pw", false)],
+            play: None,
+            record: true,
+            limit: Duration::from_secs(60),
+        },
+    )
+    .unwrap();
+    bob.wait_registered(1, Duration::from_secs(10)).unwrap();
+    let gw = Gateway::start(&dir, None, &[]).unwrap();
+    let page = page(&dir, "alice", &gw);
+    page.register(&k.aor("alice"), "a-pw", &k.proxy_uri("udp")).unwrap();
+    page.wait_event("registered").unwrap();
+
+    bob.command("dial", &k.aor("alice")).unwrap();
+    page.wait_event("incomingcall").unwrap();
+    let r = page.cmd("invoke", json!({ "fn": "earlyMedia" })).unwrap();
+    assert!(r.get("error").is_none(), "{r}");
+    bob.wait_event("call", "CALL_PROGRESS", Duration::from_secs(10)).unwrap();
+    page.wait(|d| d["event"] == "pcstate" && d["state"] == "connected").unwrap();
+    std::thread::sleep(Duration::from_millis(3000));
+    // Declined without ever answering: what bob heard was early media.
+    page.click("#decline").unwrap();
+    let closed = bob.wait_event("call", "CALL_CLOSED", Duration::from_secs(10)).unwrap();
+    assert!(closed.to_string().contains("486"), "declined with 486 after the early media: {closed}");
+    let heard = bob.heard().unwrap();
+    let share = heard.slice(0.5, heard.seconds()).tone_share(660.0);
+    assert!(
+        share > 0.5,
+        "bob should hear the page's 660 Hz before any answer: share {share:.3}, {} s",
+        heard.seconds()
+    );
+}

@@ -98,7 +98,7 @@ fn count_received(dir: &std::path::Path, start: &str, needle: &str) -> usize {
         if e.file_name().to_string_lossy().ends_with("_messages.log") {
             let text = std::fs::read_to_string(e.path()).unwrap();
             for block in text.split("message received") {
-                let body = block.split_once("\n\n").map(|x| x.1).unwrap_or("").trim_start();
+                let body = block.split_once("\n\n").map_or("", |(_, rest)| rest).trim_start();
                 if body.starts_with(start) && body.split("\n\n").next().unwrap_or("").contains(needle) {
                     n += 1;
                 }

@@ -2,11 +2,19 @@
 //! calls block). Directions are read with `pipelines::sdp`, never by
 //! searching the SDP text.
 
-use super::{blocking, CallError};
+use super::error::CallError;
 use pipelines::sdp::{Direction, SessionDescription};
 use pipelines::{DescriptionKind, Leg, LegEvent, LegOptions};
 use std::sync::Arc;
 use tokio::sync::mpsc;
+
+/// Runs blocking media work (webrtcbin promises, ICE gathering, recorder
+/// finalization) off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, CallError> + Send + 'static,
+) -> Result<T, CallError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| CallError::Media(pipelines::Error::Pipeline(e.to_string())))?
+}
 
 /// A new RTP leg and its local description: the answer to `offer`, or an
 /// offer of ours when there is none. The leg's events arrive on the receiver.

@@ -1,16 +1,16 @@
 //! Every SIP call of a service in one place: the global call limit, the
 //! user agent and media defaults calls are made with, and the drain that
-//! ends them all at shutdown (BYE to each, recordings finished).
+//! ends them all at shutdown (each call hangs itself up when told: BYE,
+//! CANCEL or 603 as its state asks, recordings finished first).
 
 use super::error::CallError;
-use super::SipCall;
 use pipelines::LegOptions;
 use signaling::UserAgent;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 /// The calls of one service (a daemon running a preset, or the gateway).
 pub struct Calls {
@@ -18,8 +18,10 @@ pub struct Calls {
     /// Media defaults of every call's legs.
     pub legs: LegOptions,
     max_calls: usize,
-    live: Mutex<HashMap<u64, Weak<SipCall>>>,
-    draining: AtomicBool,
+    /// Slots taken: calls being set up or in progress.
+    live: Mutex<HashSet<u64>>,
+    /// Turns true when the service drains; every call watches it.
+    draining: watch::Sender<bool>,
     next: AtomicU64,
     /// Woken whenever a call ends, for the drain.
     ended: Notify,
@@ -38,6 +40,13 @@ impl Drop for Slot {
     }
 }
 
+impl Slot {
+    /// Turns true when the service drains: the call should hang up.
+    pub fn draining(&self) -> watch::Receiver<bool> {
+        self.calls.draining.subscribe()
+    }
+}
+
 impl Calls {
     pub fn new(ua: UserAgent, legs: LegOptions, max_calls: usize) -> Arc<Calls> {
         Arc::new(Calls {
@@ -45,7 +54,7 @@ impl Calls {
             legs,
             max_calls: max_calls.max(1),
             live: Mutex::default(),
-            draining: AtomicBool::new(false),
+            draining: watch::channel(false).0,
             next: AtomicU64::new(1),
             ended: Notify::new(),
         })
@@ -61,15 +70,8 @@ impl Calls {
             return Err(CallError::TooManyCalls(self.max_calls));
         }
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
-        live.insert(seq, Weak::new());
+        live.insert(seq);
         Ok(Slot { calls: self.clone(), seq })
-    }
-
-    /// Records the call made in `slot`, so a drain can reach it.
-    pub(super) fn bind(&self, slot: &Slot, call: &Arc<SipCall>) {
-        if let Some(entry) = self.live.lock().unwrap().get_mut(&slot.seq) {
-            *entry = Arc::downgrade(call);
-        }
     }
 
     /// Calls being set up or in progress.
@@ -78,24 +80,16 @@ impl Calls {
     }
 
     pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
+        *self.draining.borrow()
     }
 
-    /// Stops taking calls, hangs up every call (BYE, CANCEL or 603 as its
-    /// state asks) and waits up to `grace` for all of them to end.
-    /// Returns how many were still up when the grace ran out.
-    pub async fn drain(&self, reason: &str, grace: Duration) -> usize {
-        self.draining.store(true, Ordering::SeqCst);
-        let calls: Vec<Arc<SipCall>> = self.live.lock().unwrap().values().filter_map(Weak::upgrade).collect();
-        tracing::info!(calls = calls.len(), "draining: hanging up every call");
-        let hangups = calls.into_iter().map(|call| {
-            let reason = reason.to_string();
-            tokio::spawn(async move { call.hangup(&reason).await })
-        });
+    /// Stops taking calls, tells every call to hang up, and waits up to
+    /// `grace` for all of them to end. Returns how many were still up when
+    /// the grace ran out.
+    pub async fn drain(&self, grace: Duration) -> usize {
+        tracing::info!(calls = self.active(), "draining: hanging up every call");
+        self.draining.send_replace(true);
         let all_ended = async {
-            for h in hangups.collect::<Vec<_>>() {
-                let _ = h.await;
-            }
             loop {
                 let ended = self.ended.notified();
                 if self.active() == 0 {

@@ -677,6 +677,20 @@ mod tests {
     }
 
     #[test]
+    fn every_builtin_preset_loads_into_a_config() {
+        for (name, _) in super::super::preset::BUILTIN {
+            let mut table = Preset::load(name).unwrap().table;
+            if *name == "play" {
+                // The play preset needs a file that exists.
+                let file = std::env::temp_dir().join(format!("sipbridge-preset-play-{}.wav", std::process::id()));
+                std::fs::write(&file, b"RIFF").unwrap();
+                set(&mut table, &format!("play.file={}", file.display())).unwrap();
+            }
+            assert_eq!(Config::from_table(table).unwrap().action.name(), *name);
+        }
+    }
+
+    #[test]
     fn the_commented_example_config_loads() {
         let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/sipbridge.toml"));
         let c = Config::for_daemon(path, &Overrides::default()).unwrap();

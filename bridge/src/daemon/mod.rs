@@ -123,7 +123,7 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
     }
     let grace = Duration::from_secs(config.limits.shutdown_grace.max(1));
     let left = tokio::select! {
-        left = calls.drain(reason, grace) => left,
+        left = calls.drain(grace) => left,
         // A second Ctrl-C: a person who does not want to wait.
         _ = sigint.recv() => {
             warn!("second SIGINT: not waiting for calls to end");

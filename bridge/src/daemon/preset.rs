@@ -78,20 +78,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_builtin_preset_loads_into_a_config() {
+    fn every_builtin_preset_has_a_one_line_description() {
         for (name, _) in BUILTIN {
             let p = Preset::load(name).unwrap();
             assert!(!p.description().is_empty(), "{name} has no description");
             assert!(!p.description().contains('\n'));
-            let mut table = p.table.clone();
-            if *name == "play" {
-                // The play preset needs a file that exists.
-                let file = std::env::temp_dir().join(format!("sipbridge-preset-play-{}.wav", std::process::id()));
-                std::fs::write(&file, b"RIFF").unwrap();
-                super::super::config::set(&mut table, &format!("play.file={}", file.display())).unwrap();
-            }
-            let config = super::super::config::Config::from_table(table).unwrap();
-            assert_eq!(config.action.name(), *name);
         }
         let listing = listing();
         assert_eq!(listing.lines().count(), BUILTIN.len());

@@ -21,6 +21,8 @@ use tokio::sync::mpsc;
 struct State {
     link: Option<Link>,
     dtmf_method: DtmfMethod,
+    /// Incoming: the browser's answer is applied (by sip.progress or sip.accept).
+    browser_answered: bool,
 }
 
 pub struct GwCall {
@@ -136,7 +138,7 @@ impl GwCall {
             id,
             sip,
             webrtc,
-            state: Mutex::new(State { link: Some(link), dtmf_method }),
+            state: Mutex::new(State { link: Some(link), dtmf_method, browser_answered: false }),
             browser,
             recordings_dir,
         })
@@ -151,24 +153,53 @@ impl GwCall {
         self.sip.is_ended()
     }
 
-    /// `sip.accept`: the browser's answer to our offer, then 200 OK to the
-    /// SIP peer.
-    pub async fn accept(self: &Arc<Self>, answer: String, dtmf_method: Option<DtmfMethod>) -> Result<(), RpcError> {
-        if self.sip.direction != signaling::Direction::Incoming {
-            return Err(call_state("sip.accept is for incoming calls; this one is outgoing"));
+    /// `sip.progress`: the browser's answer to our offer, then 183 with SDP
+    /// to the SIP caller: it hears the browser before the call is answered.
+    pub async fn progress(self: &Arc<Self>, answer: String) -> Result<(), RpcError> {
+        self.apply_browser_answer(answer).await?;
+        self.sip.progress().map_err(from_call)?;
+        self.emit("progress", json!({ "code": 183, "earlyMedia": true }));
+        Ok(())
+    }
+
+    /// `sip.accept`: the browser's answer to our offer (unless `sip.progress`
+    /// gave it already), then 200 OK to the SIP caller.
+    pub async fn accept(
+        self: &Arc<Self>,
+        answer: Option<String>,
+        dtmf_method: Option<DtmfMethod>,
+    ) -> Result<(), RpcError> {
+        match answer {
+            Some(answer) => self.apply_browser_answer(answer).await?,
+            None if !self.state.lock().unwrap().browser_answered => {
+                return Err(err(codes::JSEP, "sip.accept needs the browser's answer in jsep"));
+            }
+            None => {}
         }
-        if self.sip.phase() != Phase::Ringing {
-            return Err(call_state("the call has already been accepted or has ended"));
-        }
-        let webrtc = self.webrtc.clone();
-        blocking(move || Ok(webrtc.set_remote_description(DescriptionKind::Answer, &answer)?))
-            .await
-            .map_err(from_call)?;
         if let Some(m) = dtmf_method {
             self.state.lock().unwrap().dtmf_method = m;
         }
         self.sip.answer().map_err(from_call)?;
         self.emit("accepted", json!({ "username": self.sip.peer }));
+        Ok(())
+    }
+
+    /// The browser's answer to the offer of `incomingcall`, once.
+    async fn apply_browser_answer(&self, answer: String) -> Result<(), RpcError> {
+        if self.sip.direction != signaling::Direction::Incoming {
+            return Err(call_state("this is for incoming calls; this one is outgoing"));
+        }
+        if self.sip.phase() != Phase::Ringing {
+            return Err(call_state("the call has already been accepted or has ended"));
+        }
+        if self.state.lock().unwrap().browser_answered {
+            return Err(call_state("the browser's answer was given already (sip.progress); sip.accept without jsep"));
+        }
+        let webrtc = self.webrtc.clone();
+        blocking(move || Ok(webrtc.set_remote_description(DescriptionKind::Answer, &answer)?))
+            .await
+            .map_err(from_call)?;
+        self.state.lock().unwrap().browser_answered = true;
         Ok(())
     }
 

@@ -50,6 +50,14 @@ struct AccountState {
     stop: Option<mpsc::UnboundedSender<oneshot::Sender<()>>>,
 }
 
+/// The browser's answer in a request's `jsep`.
+fn browser_answer(jsep: Jsep, method: &str) -> Result<String, RpcError> {
+    match jsep.parse()? {
+        (DescriptionKind::Answer, sdp) => Ok(sdp),
+        _ => Err(err(codes::JSEP, format!("{method} takes the browser's answer (jsep.type \"answer\")"))),
+    }
+}
+
 fn is_sip_uri(s: &str) -> bool {
     (s.starts_with("sip:") || s.starts_with("sips:")) && s.len() > 4 && !s.contains(char::is_whitespace)
 }
@@ -150,13 +158,14 @@ impl User {
             G::Register(p) => self.register(p),
             G::Unregister(_) => self.unregister().await,
             G::Call(p) => self.place_call(p).await,
+            G::Progress(p) => {
+                let answer = browser_answer(p.jsep, "sip.progress")?;
+                self.call(&p.call)?.progress(answer).await?;
+                Ok(json!({}))
+            }
             G::Accept(p) => {
-                let jsep =
-                    p.jsep.ok_or_else(|| err(codes::JSEP, "sip.accept needs the browser's answer in jsep"))?.parse()?;
-                if jsep.0 != DescriptionKind::Answer {
-                    return Err(err(codes::JSEP, "sip.accept takes an answer (jsep.type \"answer\")"));
-                }
-                self.call(&p.call)?.accept(jsep.1, p.dtmf_method).await?;
+                let answer = p.jsep.map(|j| browser_answer(j, "sip.accept")).transpose()?;
+                self.call(&p.call)?.accept(answer, p.dtmf_method).await?;
                 Ok(json!({}))
             }
             G::Decline(p) => {

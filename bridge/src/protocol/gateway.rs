@@ -20,6 +20,8 @@ pub enum GatewayRequest {
     Unregister(NoParams),
     #[serde(rename = "sip.call")]
     Call(CallParams),
+    #[serde(rename = "sip.progress")]
+    Progress(ProgressParams),
     #[serde(rename = "sip.accept")]
     Accept(AcceptParams),
     #[serde(rename = "sip.decline")]
@@ -53,6 +55,7 @@ impl GatewayRequest {
         "sip.register",
         "sip.unregister",
         "sip.call",
+        "sip.progress",
         "sip.accept",
         "sip.decline",
         "sip.hangup",
@@ -135,8 +138,16 @@ pub struct CallParams {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProgressParams {
+    pub call: String,
+    pub jsep: Jsep,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AcceptParams {
     pub call: String,
+    #[serde(default)]
     pub jsep: Option<Jsep>,
     #[serde(default)]
     pub dtmf_method: Option<DtmfMethod>,

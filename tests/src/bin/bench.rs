@@ -15,17 +15,23 @@
 //! Opus: decode, resample, encode each way), each with leg B as plain RTP
 //! (the lean comparison) and as a WebRTC peer offering like a browser (the
 //! issue's transcoded mode is "Opus WebRTC leg <-> PCMU SIP leg").
+//! The jitter modes repeat the four with leg A sending in bursts (packets
+//! held 100-250 ms, then sent at once) and losing 2% (`e2e::bursty`); their
+//! rows add the share of leg A's packets that reached leg B.
 //! Systems: sipbridge (`sipbridge stdio`), rtpengine (userspace, ng) and,
 //! on the passthrough WebRTC mode only, the Janus gateway's SIP plugin
 //! (`e2e::janus`: it does not transcode);
 //! another system plugs in by implementing [`System`].
 //! Also measured: the codec floor (the same GStreamer elements in one
 //! gst-launch pipeline, no network), call-setup time (first request to audio
-//! both ways), resident memory and threads per call, the generator's own CPU.
+//! both ways), resident memory and threads per call, the generator's own CPU,
+//! added latency, and how evenly `session.play` paces its packets.
 
 use anyhow::{bail, Context, Result};
 use e2e::audio::{ulaw_decode, Pcm};
 use e2e::bridge::{rtp_address, Bridge};
+use e2e::bursty::Bursts;
+use e2e::pacing::Pacing;
 use e2e::process::{test_dir, workspace_root};
 use e2e::rtp_peer::rtp_payload;
 use e2e::webrtc_load::{self, Audio, Client};
@@ -104,14 +110,46 @@ struct Mode {
     name: &'static str,
     b: Codec,
     transport: Transport,
+    /// Leg A sends in bursts and loses 2% (`e2e::bursty`), as some phones
+    /// and apps do: what reaches leg B is counted as a share of what A sent.
+    jitter: bool,
 }
 
-const MODES: [Mode; 4] = [
-    Mode { name: "passthrough PCMU<->PCMU", b: Codec::Pcmu, transport: Transport::Rtp },
-    Mode { name: "transcoded PCMU<->Opus", b: Codec::Opus, transport: Transport::Rtp },
-    Mode { name: "passthrough WebRTC-PCMU<->PCMU", b: Codec::Pcmu, transport: Transport::WebRtc },
-    Mode { name: "transcoded WebRTC-Opus<->PCMU", b: Codec::Opus, transport: Transport::WebRtc },
+impl Mode {
+    const fn new(name: &'static str, b: Codec, transport: Transport, jitter: bool) -> Mode {
+        Mode { name, b, transport, jitter }
+    }
+
+    /// The loads a mode runs at unless BENCH_CALLS says otherwise: up to
+    /// where each system stops holding real time (plain RTP relays hold
+    /// 100 calls easily, WebRTC legs cost more); the jitter mode is about
+    /// delivery, not load.
+    fn default_levels(&self) -> &'static [usize] {
+        match (self.jitter, self.transport) {
+            (true, _) => &[1, 10],
+            (false, Transport::Rtp) => &[1, 10, 50, 100, 200],
+            (false, Transport::WebRtc) => &[1, 10, 50, 100, 150],
+        }
+    }
+}
+
+const MODES: [Mode; 8] = [
+    Mode::new("passthrough PCMU<->PCMU", Codec::Pcmu, Transport::Rtp, false),
+    Mode::new("transcoded PCMU<->Opus", Codec::Opus, Transport::Rtp, false),
+    Mode::new("passthrough WebRTC-PCMU<->PCMU", Codec::Pcmu, Transport::WebRtc, false),
+    Mode::new("transcoded WebRTC-Opus<->PCMU", Codec::Opus, Transport::WebRtc, false),
+    Mode::new("jitter passthrough PCMU<->PCMU", Codec::Pcmu, Transport::Rtp, true),
+    Mode::new("jitter transcoded PCMU<->Opus", Codec::Opus, Transport::Rtp, true),
+    Mode::new("jitter passthrough WebRTC-PCMU<->PCMU", Codec::Pcmu, Transport::WebRtc, true),
+    Mode::new("jitter transcoded WebRTC-Opus<->PCMU", Codec::Opus, Transport::WebRtc, true),
 ];
+
+/// The bursty schedule of the jitter mode's leg A, long enough for any run
+/// (5 minutes of packets; later packets go out as they are made).
+fn jitter_schedule() -> Arc<Bursts> {
+    static SCHEDULE: std::sync::OnceLock<Arc<Bursts>> = std::sync::OnceLock::new();
+    SCHEDULE.get_or_init(|| Arc::new(Bursts::new(15_000, PTIME))).clone()
+}
 
 /// Captured RTP payloads, one per packet time.
 type Packets = Arc<Vec<Vec<u8>>>;
@@ -136,6 +174,12 @@ struct Stream {
     seq: u16,
     ts: u32,
     ssrc: u32,
+    /// Bursty sending (the jitter mode): the schedule, how many packets
+    /// were made, and the ones held back (index, packet).
+    bursts: Option<Arc<Bursts>>,
+    made: usize,
+    held: std::collections::VecDeque<(usize, Vec<u8>)>,
+    sent: u64,
     received: u64,
     first_rx: Option<Instant>,
     /// Payloads received while measuring (bounded), for the tone check.
@@ -143,6 +187,8 @@ struct Stream {
 }
 
 impl Stream {
+    /// Makes one packet time's packet (called once per tick) and sends it,
+    /// or in the jitter mode, sends what the burst schedule releases now.
     fn send(&mut self) {
         let payload = &self.payloads[self.next % self.payloads.len()];
         self.next += 1;
@@ -152,9 +198,28 @@ impl Stream {
         packet.extend_from_slice(&self.ts.to_be_bytes());
         packet.extend_from_slice(&self.ssrc.to_be_bytes());
         packet.extend_from_slice(payload);
-        let _ = self.socket.send_to(&packet, self.to);
         self.seq = self.seq.wrapping_add(1);
         self.ts = self.ts.wrapping_add(self.codec.clock_step());
+        let Some(bursts) = self.bursts.clone() else { return self.transmit(&packet) };
+        // The stream's own ticks are its clock: packet i is made at tick i.
+        let made = self.made;
+        self.made += 1;
+        if !Bursts::lost(made) {
+            self.held.push_back((made, packet));
+        }
+        let now = PTIME * made as u32;
+        while let Some((i, _)) = self.held.front() {
+            if *i < bursts.len() && bursts.release(*i) > now {
+                break;
+            }
+            let (_, packet) = self.held.pop_front().expect("just seen");
+            self.transmit(&packet);
+        }
+    }
+
+    fn transmit(&mut self, packet: &[u8]) {
+        let _ = self.socket.send_to(packet, self.to);
+        self.sent += 1;
     }
 
     fn drain(&mut self, buf: &mut [u8], keep_audio: bool) {
@@ -204,6 +269,14 @@ impl Leg {
         match self {
             Leg::Rtp(s) => s.received,
             Leg::WebRtc(c) => c.received,
+        }
+    }
+
+    /// Packets sent (counted for plain RTP legs, the jitter mode's senders).
+    fn sent(&self) -> u64 {
+        match self {
+            Leg::Rtp(s) => s.sent,
+            Leg::WebRtc(_) => 0,
         }
     }
 
@@ -474,6 +547,8 @@ struct RunResult {
     setup_p95_ms: f64,
     rss_kib_per_call: f64,
     threads_per_call: f64,
+    /// The jitter mode: what leg B received of what leg A sent while measuring.
+    delivered: Option<f64>,
     checked: String,
     /// Why the row does not count, if it does not.
     failed: Option<String>,
@@ -495,6 +570,7 @@ impl RunResult {
             setup_p95_ms: f64::NAN,
             rss_kib_per_call: f64::NAN,
             threads_per_call: f64::NAN,
+            delivered: None,
             checked: String::new(),
             failed: Some(why),
             over_capacity: None,
@@ -567,6 +643,10 @@ fn run_calls(
             seq: (call * 100) as u16,
             ts: (call * 1000) as u32,
             ssrc: 0x1000 + (call * 2 + i) as u32,
+            bursts: (mode.jitter && i == 0).then(jitter_schedule),
+            made: 0,
+            held: Default::default(),
+            sent: 0,
             received: 0,
             first_rx: None,
             heard: Vec::new(),
@@ -659,6 +739,14 @@ fn run_calls(
     let start = Instant::now();
     ticker.next = start;
     let (mut cpu0, mut gen0, mut window_start) = (None, 0.0, None);
+    // Leg A's packets sent and leg B's received, at the start of measuring.
+    // B reads a tick's packets at the next tick (the system relays them in
+    // between), so B's count at a tick matches A's one tick before.
+    let mut a_to_b_at_start = (0, 0);
+    let mut a_sent_a_tick_ago = 0;
+    let a_to_b = |legs: &[Leg]| {
+        legs.chunks(2).fold((0, 0), |(sent, received), pair| (sent + pair[0].sent(), received + pair[1].received()))
+    };
     let me = std::process::id();
     while start.elapsed() < WARMUP + MEASURE {
         let now = Instant::now();
@@ -670,11 +758,14 @@ fn run_calls(
         ticker.next += PTIME;
         ticker.ticks += 1;
         let measuring = start.elapsed() >= WARMUP;
+        let a_sent = a_to_b(&legs).0;
         if measuring && cpu0.is_none() {
             cpu0 = Some(cpu_seconds(pid));
             gen0 = cpu_seconds(me);
             window_start = Some(Instant::now());
+            a_to_b_at_start = (a_sent_a_tick_ago, a_to_b(&legs).1);
         }
+        a_sent_a_tick_ago = a_sent;
         for l in legs.iter_mut() {
             l.send();
             l.service(&mut buf, measuring);
@@ -684,6 +775,22 @@ fn run_calls(
     let gen_cpu = cpu_seconds(me) - gen0;
     let window = window_start.map(|w| w.elapsed().as_secs_f64()).unwrap_or(1.0);
     let (rss1, threads1) = (status_field(pid, "VmRSS:"), status_field(pid, "Threads:"));
+    if mode.jitter {
+        // What is on its way arrives; not longer, or sipbridge's silence
+        // filler (500 ms after the last audio) would add packets of its own.
+        let drained = Instant::now() + Duration::from_millis(400);
+        while Instant::now() < drained {
+            legs.iter_mut().for_each(|l| l.service(&mut buf, true));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let a_to_b_at_end = a_to_b(&legs);
+    if std::env::var_os("BENCH_DEBUG").is_some() {
+        eprintln!("bench: A sent / B received: at the start {a_to_b_at_start:?}, at the end {a_to_b_at_end:?}");
+    }
+    let delivered = mode
+        .jitter
+        .then(|| (a_to_b_at_end.1 - a_to_b_at_start.1) as f64 / (a_to_b_at_end.0 - a_to_b_at_start.0).max(1) as f64);
     // Check every call: packets both ways; each leg hears the other's tone.
     let mut failures = Vec::new();
     let mut short_legs = 0;
@@ -743,6 +850,7 @@ fn run_calls(
         setup_p95_ms: pct(0.95),
         rss_kib_per_call: (rss1 - rss0) / calls as f64,
         threads_per_call: (threads1 - threads0) / calls as f64,
+        delivered,
         checked: format!("{calls} calls: packets both ways, each leg decodes to the other leg's tone"),
         failed: summary.clone().filter(|_| !overloaded),
         over_capacity: summary.filter(|_| overloaded),
@@ -867,7 +975,8 @@ fn latency(dir: &Path, route: Route, from: Codec, to: Codec, stimulus: &[Vec<u8>
     let mut loud_before = false;
     let start = Instant::now();
     let mut next = start;
-    for tick in 0..LATENCY_PACKETS {
+    // burst_stimulus made at least LATENCY_PACKETS payloads.
+    for (tick, payload) in stimulus.iter().enumerate().take(LATENCY_PACKETS) {
         // Receive until the tick is due, timestamping each arrival.
         loop {
             let now = Instant::now();
@@ -910,7 +1019,7 @@ fn latency(dir: &Path, route: Route, from: Codec, to: Codec, stimulus: &[Vec<u8>
         packet.extend_from_slice(&seq.to_be_bytes());
         packet.extend_from_slice(&ts.to_be_bytes());
         packet.extend_from_slice(&0x5151_5151u32.to_be_bytes());
-        packet.extend_from_slice(&stimulus[tick]);
+        packet.extend_from_slice(payload);
         if is_onset {
             burst_sent = Some(Instant::now());
         }
@@ -930,12 +1039,50 @@ fn latency(dir: &Path, route: Route, from: Codec, to: Codec, stimulus: &[Vec<u8>
     Ok(delays)
 }
 
+/// Length of the file `session.play` plays in the pacing section.
+const PLAY_SECONDS: u32 = 5;
+
+/// How evenly `session.play` sends: a WAV of a tone played into an RTP
+/// session whose peer (a socket here) times each packet's arrival.
+fn play_pacing(dir: &Path) -> Result<Pacing> {
+    let file = dir.join("pacing.wav");
+    e2e::audio::write_wav(&file, &e2e::audio::tone(700.0, PLAY_SECONDS as f64, 8000, 0.4))?;
+    let bridge = Bridge::start(dir, &[])?;
+    let phone = UdpSocket::bind("127.0.0.1:0")?;
+    phone.set_read_timeout(Some(Duration::from_millis(5)))?;
+    let (s, _) = bridge.answer_rtp(&Codec::Pcmu.sdp(phone.local_addr()?.port()), json!({}))?;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let receiving = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut arrivals = Vec::new();
+            let mut buf = [0u8; 2048];
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(n) = phone.recv(&mut buf) {
+                    let loud = rtp_payload(&buf[..n]).is_some_and(|p| p.iter().any(|b| ulaw_decode(*b).abs() > 0.05));
+                    if loud {
+                        arrivals.push(Instant::now());
+                    }
+                }
+            }
+            arrivals
+        })
+    };
+    bridge.call("session.play", json!({ "session": s, "file": file }))?;
+    let ended = bridge.wait_session_event(&s, "playended", Duration::from_secs(PLAY_SECONDS as u64 + 10), |_| true);
+    std::thread::sleep(Duration::from_millis(100));
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let arrivals = receiving.join().map_err(|_| anyhow::anyhow!("the pacing receiver panicked"))?;
+    ended?;
+    Ok(Pacing::of(&arrivals, PTIME))
+}
+
 /// The codec floor: the codec work of one transcoded call done with stock
 /// GStreamer elements the cheapest way, as sipbridge does it (Opus decoded
 /// straight to 8 kHz, 8 kHz audio encoded to Opus without resampling), in
 /// one pipeline with no network, paced by the clock. CPU per call-second.
 /// sipbridge decodes Opus with libopus's single-stream API, which is
-/// cheaper than `opusdec` here (see pipelines/src/opus_decoder.rs).
+/// cheaper than `opusdec` here (see pipelines/src/codec/opus_decoder.rs).
 fn codec_floor(dir: &Path) -> Result<f64> {
     let opus_to_pcmu = "audiotestsrc is-live=true freq=440 ! audio/x-raw,rate=48000,channels=1 ! opusenc bitrate=32000 complexity=5 frame-size=20 ! opusdec ! audio/x-raw,rate=8000 ! mulawenc ! fakesink";
     let pcmu_to_opus = "audiotestsrc is-live=true freq=1000 ! audio/x-raw,rate=8000,channels=1 ! mulawenc ! mulawdec ! opusenc bitrate=32000 complexity=5 frame-size=20 audio-type=voice ! fakesink";
@@ -958,10 +1105,13 @@ fn codec_floor(dir: &Path) -> Result<f64> {
 }
 
 fn main() -> Result<()> {
-    let levels: Vec<usize> = std::env::var("BENCH_CALLS")
-        .ok()
-        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1, 10, 50, 100]);
+    // BENCH_CALLS=1,10 runs every mode at those loads instead of its own.
+    let chosen_levels: Option<Vec<usize>> =
+        std::env::var("BENCH_CALLS").ok().map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect());
+    let levels_of = |mode: &Mode| chosen_levels.clone().unwrap_or_else(|| mode.default_levels().to_vec());
+    let mut levels: Vec<usize> = MODES.iter().flat_map(levels_of).collect();
+    levels.sort_unstable();
+    levels.dedup();
     // BENCH_MODES=webrtc (comma-separated, case-insensitive substrings of
     // the mode names) runs only those modes; BENCH_SYSTEMS likewise.
     let filter = |var: &str, name: &str| -> bool {
@@ -972,11 +1122,12 @@ fn main() -> Result<()> {
     let bench_started = Instant::now();
     let dir = test_dir("bench");
     eprintln!("bench: scratch dir {}", dir.display());
-    // BENCH_ONLY=latency runs the latency section alone.
-    let only_latency = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "latency");
+    // BENCH_ONLY=latency (or pacing, or calls; comma-separated) runs only
+    // those sections: the calls table, the added latency, session.play's pacing.
+    let section = |name: &str| filter("BENCH_ONLY", name);
     let mut results = Vec::new();
     let mut floor = None;
-    if !only_latency {
+    if section("calls") {
         let payloads = Payloads(vec![
             (Codec::Pcmu, TONE_A, Arc::new(capture_payloads(&dir, Codec::Pcmu, TONE_A, 100)?)),
             (Codec::Pcmu, TONE_B, Arc::new(capture_payloads(&dir, Codec::Pcmu, TONE_B, 100)?)),
@@ -994,7 +1145,7 @@ fn main() -> Result<()> {
             false => None,
         };
         for &k in &levels {
-            for mode in MODES.iter().filter(|m| filter("BENCH_MODES", m.name)) {
+            for mode in MODES.iter().filter(|m| filter("BENCH_MODES", m.name) && levels_of(m).contains(&k)) {
                 if filter("BENCH_SYSTEMS", "sipbridge") {
                     eprintln!("bench: sipbridge, {}, {k} calls", mode.name);
                     let mut system = Sipbridge::start(&dir)?;
@@ -1030,17 +1181,27 @@ fn main() -> Result<()> {
         eprintln!("bench: codec floor");
         floor = Some(codec_floor(&dir)?);
     }
-    eprintln!("bench: added latency");
-    let pcmu_bursts = burst_stimulus(&dir, Codec::Pcmu)?;
-    let opus_bursts = burst_stimulus(&dir, Codec::Opus)?;
-    let latencies = vec![
-        ("PCMU -> PCMU (passthrough)", latency(&dir, Route::Sipbridge, Codec::Pcmu, Codec::Pcmu, &pcmu_bursts)?),
-        ("Opus -> PCMU (transcoded)", latency(&dir, Route::Sipbridge, Codec::Opus, Codec::Pcmu, &opus_bursts)?),
-        ("PCMU -> Opus (transcoded)", latency(&dir, Route::Sipbridge, Codec::Pcmu, Codec::Opus, &pcmu_bursts)?),
-    ];
-    // The Opus side is decoded by a helper process; its own delay, measured
-    // alone, is part of the PCMU -> Opus figure (not subtracted).
-    let helper = latency(&dir, Route::Direct, Codec::Opus, Codec::Opus, &opus_bursts)?;
+    let mut latencies = Vec::new();
+    let mut helper = Vec::new();
+    if section("latency") {
+        eprintln!("bench: added latency");
+        let pcmu_bursts = burst_stimulus(&dir, Codec::Pcmu)?;
+        let opus_bursts = burst_stimulus(&dir, Codec::Opus)?;
+        latencies = vec![
+            ("PCMU -> PCMU (passthrough)", latency(&dir, Route::Sipbridge, Codec::Pcmu, Codec::Pcmu, &pcmu_bursts)?),
+            ("Opus -> PCMU (transcoded)", latency(&dir, Route::Sipbridge, Codec::Opus, Codec::Pcmu, &opus_bursts)?),
+            ("PCMU -> Opus (transcoded)", latency(&dir, Route::Sipbridge, Codec::Pcmu, Codec::Opus, &pcmu_bursts)?),
+        ];
+        // The Opus side is decoded by a helper process; its own delay, measured
+        // alone, is part of the PCMU -> Opus figure (not subtracted).
+        helper = latency(&dir, Route::Direct, Codec::Opus, Codec::Opus, &opus_bursts)?;
+    }
+    let pacing = if section("pacing") {
+        eprintln!("bench: session.play pacing");
+        Some(play_pacing(&dir)?)
+    } else {
+        None
+    };
 
     println!();
     let date = std::process::Command::new("date")
@@ -1054,7 +1215,7 @@ fn main() -> Result<()> {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
     println!(
-        "{:<10} {:<30} {:>6} {:>14} {:>10} {:>12} {:>10} {:>12} {:>12} {:>10} {:>10} {:>10}",
+        "{:<10} {:<38} {:>6} {:>14} {:>10} {:>12} {:>10} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10}",
         "system",
         "mode",
         "calls",
@@ -1066,7 +1227,8 @@ fn main() -> Result<()> {
         "threads/call",
         "vs rtpe",
         "vs janus",
-        "gen ms/c-s"
+        "gen ms/c-s",
+        "delivered"
     );
     for r in &results {
         let ratio = results
@@ -1080,7 +1242,7 @@ fn main() -> Result<()> {
             .map(|o| format!("{:.2}x", r.cpu_ms_per_call_second / o.cpu_ms_per_call_second))
             .unwrap_or_default();
         println!(
-            "{:<10} {:<30} {:>6} {:>14.2} {:>9.1}% {:>12.1} {:>10.1} {:>12.0} {:>12.2} {:>10} {:>10} {:>10.2}",
+            "{:<10} {:<38} {:>6} {:>14.2} {:>9.1}% {:>12.1} {:>10.1} {:>12.0} {:>12.2} {:>10} {:>10} {:>10.2} {:>10}",
             r.system,
             r.mode,
             r.calls,
@@ -1092,39 +1254,52 @@ fn main() -> Result<()> {
             r.threads_per_call,
             ratio,
             vs_janus,
-            r.gen_cpu_ms_per_call_second
+            r.gen_cpu_ms_per_call_second,
+            r.delivered.map(|d| format!("{:.1}%", d * 100.0)).unwrap_or_default()
         );
         if let Some(why) = &r.failed {
-            println!("{:<10} {:<30} {:>6}   FAILED: {why}", "", "", "");
+            println!("{:<10} {:<38} {:>6}   FAILED: {why}", "", "", "");
         }
         if let Some(why) = &r.over_capacity {
-            println!("{:<10} {:<30} {:>6}   OVER CAPACITY (not real time; {why})", "", "", "");
+            println!("{:<10} {:<38} {:>6}   OVER CAPACITY (not real time; {why})", "", "", "");
         }
     }
     if let Some(floor) = floor {
         println!(
-            "{:<10} {:<30} {:>6} {:>14.2}   (stock GStreamer elements, one pipeline, no network)",
+            "{:<10} {:<38} {:>6} {:>14.2}   (stock GStreamer elements, one pipeline, no network)",
             "floor", "transcoded PCMU<->Opus", 1, floor
         );
     }
-    println!();
-    println!("added latency through sipbridge (tone-burst onsets, one clock; jitter buffer {} ms)", 40);
-    for (what, d) in &latencies {
+    if !latencies.is_empty() {
+        println!();
+        println!("added latency through sipbridge (tone-burst onsets, one clock; jitter buffer {} ms)", 40);
+        for (what, d) in &latencies {
+            println!(
+                "  {what:<28} median {:>6.1} ms   min {:>6.1}   max {:>6.1}   ({} bursts)",
+                d[d.len() / 2],
+                d[0],
+                d[d.len() - 1],
+                d.len()
+            );
+        }
+        let d = &helper;
         println!(
-            "  {what:<28} median {:>6.1} ms   min {:>6.1}   max {:>6.1}   ({} bursts)",
+            "  (the Opus decoding helper alone: median {:.1} ms, min {:.1}, max {:.1}; included above)",
             d[d.len() / 2],
             d[0],
-            d[d.len() - 1],
-            d.len()
+            d[d.len() - 1]
         );
     }
-    let d = &helper;
-    println!(
-        "  (the Opus decoding helper alone: median {:.1} ms, min {:.1}, max {:.1}; included above)",
-        d[d.len() / 2],
-        d[0],
-        d[d.len() - 1]
-    );
+    if let Some(p) = &pacing {
+        println!();
+        println!(
+            "session.play pacing ({PLAY_SECONDS} s WAV at 8 kHz to a PCMU phone, 20 ms packets): {} packets, largest gap {:.1} ms, at most {} within 5 ms, {:.0}% of gaps within 10 ms of 20 ms",
+            p.packets,
+            p.largest_gap.as_secs_f64() * 1000.0,
+            p.largest_burst,
+            p.on_time * 100.0
+        );
+    }
     let total = bench_started.elapsed().as_secs_f64();
     println!("\nbench run time {:.0} s", total);
     let json = json!({
@@ -1132,11 +1307,13 @@ fn main() -> Result<()> {
             "system": r.system, "mode": r.mode, "calls": r.calls, "cpu_ms_per_call_second": r.cpu_ms_per_call_second,
             "generator_cpu_ms_per_call_second": r.gen_cpu_ms_per_call_second,
             "realtime": r.realtime_ratio, "setup_median_ms": r.setup_median_ms, "setup_p95_ms": r.setup_p95_ms,
-            "rss_kib_per_call": r.rss_kib_per_call, "threads_per_call": r.threads_per_call, "checked": r.checked,
+            "rss_kib_per_call": r.rss_kib_per_call, "threads_per_call": r.threads_per_call, "delivered": r.delivered,
+            "checked": r.checked,
             "failed": r.failed, "over_capacity": r.over_capacity,
         })).collect::<Vec<_>>(),
         "codec_floor_cpu_ms_per_call_second": floor,
-        "latency_opus_decoder_helper_ms": json!({ "median": helper[helper.len() / 2], "min": helper[0], "max": helper[helper.len() - 1] }),
+        "latency_opus_decoder_helper_ms": (!helper.is_empty()).then(|| json!({ "median": helper[helper.len() / 2], "min": helper[0], "max": helper[helper.len() - 1] })),
+        "play_pacing": pacing.map(|p| json!({ "packets": p.packets, "largest_gap_ms": p.largest_gap.as_secs_f64() * 1000.0, "largest_burst_5ms": p.largest_burst, "on_time": p.on_time })),
         "latency_ms": latencies.iter().map(|(what, d)| json!({ "path": what, "median": d[d.len() / 2], "min": d[0], "max": d[d.len() - 1] })).collect::<Vec<_>>(),
         "run_time_s": total,
     });

@@ -12,21 +12,26 @@
 //! port we advertise (symmetric RTP), and we send to wherever the peer's RTP
 //! actually comes from once it arrives (the peer behind NAT, or a phone
 //! that wrote a wrong address into its SDP). The sockets are read by a few
-//! threads shared by all legs ([`crate::reactor`]), not a `udpsrc` each;
-//! audio for a linked RTP leg with the same codec is relayed from there
-//! through that leg's socket ([`crate::relay`]) and never enters rtpbin.
+//! threads shared by all legs ([`crate::runtime::reactor`]), not a `udpsrc` each;
+//! audio for a linked leg with the same codec is relayed from there (out
+//! of an RTP leg's socket, into a WebRTC leg's send chain: [`crate::leg::relay`])
+//! and never enters rtpbin.
 
+use crate::codec::sdp::{Attribute, Direction, Media, SessionDescription};
 use crate::codec::{self, CodecChoice};
-use crate::leg::{
-    ConnectionState, DescriptionKind, EventHandler, LegEvent, LegOptions, Negotiation, SessionDescriptionText,
-};
-use crate::port::{InputPad, MediaPort};
-use crate::reactor;
-use crate::relay::{RelayEnd, RelayFormat};
+use crate::leg::events::{ConnectionState, EventHandler, LegEvent};
+use crate::leg::gate::SendGate;
+use crate::leg::jitter;
+use crate::leg::lifecycle::{shut_down, watch_bus};
+use crate::leg::negotiation::{DescriptionKind, Negotiation, SessionDescriptionText};
+use crate::leg::options::LegOptions;
+use crate::leg::port::{InputPad, MediaPort};
+use crate::leg::receive;
+use crate::leg::relay::{RelayEnd, RelayFormat, RelayOutput};
+use crate::leg::send::{self, SendChain};
+use crate::runtime::reactor;
 use crate::runtime::{make, new_pipeline};
-use crate::sdp::{Attribute, Direction, Media, SessionDescription};
-use crate::send::{self, SendChain, SendGate};
-use crate::{receive, Error};
+use crate::Error;
 use gst::prelude::*;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -104,7 +109,6 @@ impl RtpLeg {
         let pipeline = new_pipeline(name);
         let rtpbin = make("rtpbin")?;
         rtpbin.set_property("latency", options.jitter_latency_ms);
-        rtpbin.set_property("drop-on-latency", true);
         let rtp_out = sink_on(&rtp_socket)?;
         let rtcp_out = sink_on(&rtcp_socket)?;
         let rtp_funnel = make("funnel")?;
@@ -126,9 +130,16 @@ impl RtpLeg {
         let destination: Arc<Mutex<Destination>> = Arc::default();
         let gate = SendGate::default();
         let relay_destination = destination.clone();
-        let relay = RelayEnd::new(relay_socket, Box::new(move || relay_destination.lock().unwrap().rtp), gate.clone());
+        let relay = RelayEnd::new(
+            RelayOutput::Socket {
+                socket: relay_socket,
+                destination: Box::new(move || relay_destination.lock().unwrap().rtp),
+            },
+            gate.clone(),
+        );
         let port = MediaPort::default();
         port.set_relay_end(Arc::new(relay));
+        jitter::adapt(&rtpbin, &port);
         let leg = RtpLeg {
             inner: Arc::new(Inner {
                 options,
@@ -162,7 +173,7 @@ impl RtpLeg {
         if leg.inner.options.rtp_timeout_ms > 0 {
             silence_watch().lock().unwrap().push(Arc::downgrade(&leg.inner));
         }
-        crate::runtime::watch_bus(&leg.inner.pipeline, &leg.inner.events);
+        watch_bus(&leg.inner.pipeline, &leg.inner.events);
         leg.inner.pipeline.set_state(gst::State::Playing)?;
         let rtcp_only = inputs.rtcp.clone();
         let registered = [
@@ -198,11 +209,11 @@ impl RtpLeg {
     }
 
     /// What happens to every datagram on the RTP socket, on a shared
-    /// socket thread ([`crate::reactor`]): what is neither RTP nor RTCP
+    /// socket thread ([`crate::runtime::reactor`]): what is neither RTP nor RTCP
     /// (STUN from phones that probe even with ICE off) is dropped, the
     /// peer's real address is learnt, the connection reported up at the
-    /// first packet, and audio for a linked RTP leg relayed straight to it
-    /// ([`crate::relay`]); the rest goes into rtpbin.
+    /// first packet, and audio for a linked leg relayed straight to it
+    /// ([`crate::leg::relay`]); the rest goes into rtpbin.
     fn rtp_handler(&self, inputs: Inputs) -> reactor::Handler {
         let destination = self.inner.destination.clone();
         let rtp_out = self.inner.rtp_out.clone();
@@ -420,7 +431,7 @@ impl RtpLeg {
             map.clear();
             map.insert(
                 choice.payload_type,
-                rtp_caps(
+                codec::rtp_caps(
                     choice.codec.sdp_name(),
                     choice.codec.clock_rate(),
                     choice.payload_type,
@@ -428,7 +439,7 @@ impl RtpLeg {
                 ),
             );
             if let Some((pt, rate)) = choice.telephone_event {
-                map.insert(pt, rtp_caps("TELEPHONE-EVENT", rate, pt, false));
+                map.insert(pt, codec::rtp_caps("TELEPHONE-EVENT", rate, pt, false));
             }
         }
         let rtcp_mux = media.has_attribute("rtcp-mux");
@@ -505,7 +516,7 @@ impl RtpLeg {
         }
         self.inner.port.set_relay_format(None);
         self.inner.sockets.lock().unwrap().clear();
-        crate::leg::shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
+        shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
     }
 }
 
@@ -554,18 +565,6 @@ fn silence_watch() -> &'static Mutex<Vec<std::sync::Weak<Inner>>> {
 
 /// The telephone-event payload type we offer.
 const TELEPHONE_EVENT_PT: u8 = 101;
-
-fn rtp_caps(encoding: &str, clock_rate: u32, pt: u8, stereo_params: bool) -> gst::Caps {
-    let mut caps = gst::Caps::builder("application/x-rtp")
-        .field("media", "audio")
-        .field("encoding-name", encoding.to_ascii_uppercase())
-        .field("clock-rate", clock_rate as i32)
-        .field("payload", pt as i32);
-    if stereo_params {
-        caps = caps.field("encoding-params", "2");
-    }
-    caps.build()
-}
 
 /// A multiudpsink sending from `socket`, with no destination until one is
 /// negotiated (a plain udpsink would default to localhost:5004).

@@ -2,11 +2,11 @@
 //! rtpbin's) to the leg's media port, or to the DTMF detector for
 //! telephone-event streams.
 
+use crate::codec::opus_decoder::{native_rate, OpusDecoder};
 use crate::codec::Codec;
-use crate::dtmf::DtmfDetector;
-use crate::leg::EventHandler;
-use crate::opus_decoder::{native_rate, OpusDecoder};
-use crate::port::{gate_on_demand, port_sink, sample_sink, MediaPort, Want};
+use crate::leg::dtmf::DtmfDetector;
+use crate::leg::events::EventHandler;
+use crate::leg::port::{gate_on_demand, port_sink, sample_sink, MediaPort, Want};
 use crate::runtime::{make, raw_caps};
 use crate::Error;
 use gst::prelude::*;
@@ -104,7 +104,7 @@ fn attach_audio(bin: &gst::Bin, pad: &gst::Pad, codec: Codec, port: &MediaPort) 
 }
 
 /// An appsink that decodes the Opus frames reaching it (ours, not
-/// `opusdec`: see [`crate::opus_decoder`]) at the rate the port's raw
+/// `opusdec`: see [`crate::codec::opus_decoder`]) at the rate the port's raw
 /// consumers want, and hands them the audio. A gap before a frame (lost
 /// packets) is concealed by the decoder, up to 120 ms of it. In-band FEC
 /// stays off: decoding it holds every packet back until the next one

@@ -1,6 +1,12 @@
-//! Process-wide media set-up: GStreamer initialisation, the shared clock
-//! and base time, and the one-time costs paid at start-up instead of on the
-//! first call.
+//! What the whole process shares, made once: GStreamer initialisation, the
+//! shared clock and base time every pipeline runs on (this file), the few
+//! threads that read every RTP leg's sockets (`reactor.rs`), and the DTLS
+//! certificate every WebRTC leg presents (`dtls.rs`). One-time costs are paid
+//! here at start-up instead of on the first call. Nothing in this folder
+//! knows about legs.
+
+pub(crate) mod dtls;
+pub(crate) mod reactor;
 
 use crate::Error;
 use gst::prelude::*;
@@ -18,7 +24,7 @@ pub fn init() -> Result<(), Error> {
             return Err(Error::MissingElement((*name).to_string()));
         }
     }
-    crate::dtls::certificate();
+    crate::runtime::dtls::certificate();
     let _warm = gst::ElementFactory::make("dtlsdec").build();
     base_time();
     Ok(())
@@ -36,6 +42,7 @@ const REQUIRED_ELEMENTS: &[&str] = &[
     "audioconvert",
     "audioresample",
     "capsfilter",
+    "audiobuffersplit",
     "fakesink",
     "rtpdtmfsrc",
     "rtpdtmfmux",
@@ -92,26 +99,6 @@ pub(crate) fn new_pipeline(name: &str) -> gst::Pipeline {
 /// Creates an element, naming the missing plugin if it is not installed.
 pub(crate) fn make(factory: &str) -> Result<gst::Element, Error> {
     gst::ElementFactory::make(factory).build().map_err(|_| Error::MissingElement(factory.to_string()))
-}
-
-/// Logs a pipeline's errors and warnings as they are posted, and reports
-/// an error as a failed connection (the leg's audio has stopped).
-pub(crate) fn watch_bus(pipeline: &gst::Pipeline, events: &crate::EventHandler) {
-    let events = events.clone();
-    let name = pipeline.name();
-    pipeline.bus().expect("pipelines have a bus").set_sync_handler(move |_, msg| {
-        match msg.view() {
-            gst::MessageView::Error(err) => {
-                tracing::error!(pipeline = %name, source = ?err.src().map(|s| s.path_string()), error = %err.error(), debug = ?err.debug(), "media error");
-                events(crate::LegEvent::ConnectionStateChange(crate::ConnectionState::Failed));
-            }
-            gst::MessageView::Warning(w) => {
-                tracing::warn!(pipeline = %name, source = ?w.src().map(|s| s.path_string()), warning = %w.error(), "media warning");
-            }
-            _ => {}
-        }
-        gst::BusSyncReply::Drop
-    });
 }
 
 /// A random 32-bit number (SSRCs, SDP session ids, port choice), without a

@@ -2,23 +2,28 @@
 //!
 //! ```text
 //! send chain ! webrtcbin.sink_0        webrtcbin.src_* -> receive::attach
+//! (relayed RTP -> the chain's rtpdtmfmux)  (webrtcbin's rtpbin.recv_rtp_sink_*: relayed before its jitter buffer)
 //! ```
-//! What webrtcbin needs from us, learned the hard way (DESIGN.md section 5):
+//! What webrtcbin needs from us, learned the hard way (docs/architecture.md, "WebRTC leg"):
 //! loopback must be added to the ICE agent by hand; the DTLS certificate
 //! must be ECDSA for aiortc; outgoing audio is dropped until the connection
 //! is up so the far side does not get a burst; payload types follow the
 //! remote offer, and Opus caps carry `encoding-params=2`.
 
+use crate::codec::sdp::{Direction, SessionDescription};
 use crate::codec::{self, Codec, CodecChoice};
-use crate::leg::{
-    ConnectionState, DescriptionKind, EventHandler, LegEvent, LegOptions, Negotiation, SessionDescriptionText,
-};
-use crate::port::MediaPort;
-use crate::relay::RelayFormat;
-use crate::runtime::{make, new_pipeline, watch_bus};
-use crate::sdp::{Direction, SessionDescription};
-use crate::send::{self, SendChain, SendGate};
-use crate::{receive, Error};
+use crate::leg::events::{ConnectionState, EventHandler, LegEvent};
+use crate::leg::gate::SendGate;
+use crate::leg::jitter;
+use crate::leg::lifecycle::{shut_down, watch_bus};
+use crate::leg::negotiation::{DescriptionKind, Negotiation, SessionDescriptionText};
+use crate::leg::options::LegOptions;
+use crate::leg::port::MediaPort;
+use crate::leg::receive;
+use crate::leg::relay::{RelayEnd, RelayFormat, RelayOutput};
+use crate::leg::send::{self, RtpInput, SendChain};
+use crate::runtime::{make, new_pipeline};
+use crate::Error;
 use gst::prelude::*;
 use gst_webrtc::{WebRTCRTPTransceiverDirection, WebRTCSDPType, WebRTCSessionDescription};
 use std::sync::{Arc, Condvar, Mutex};
@@ -47,6 +52,8 @@ struct Inner {
     transceiver: gst_webrtc::WebRTCRTPTransceiver,
     port: MediaPort,
     gate: SendGate,
+    /// Where packets relayed to this leg enter its send chain.
+    relay_input: Arc<Mutex<Option<Arc<RtpInput>>>>,
     gathering: Arc<(Mutex<Gathering>, Condvar)>,
     state: Mutex<State>,
 }
@@ -75,7 +82,7 @@ impl WebRtcLeg {
         webrtc.connect("deep-element-added", false, |args| {
             let element = args[2].get::<gst::Element>().ok()?;
             if element.factory().is_some_and(|f| f.name() == "dtlsdec") {
-                element.set_property("pem", crate::dtls::certificate());
+                element.set_property("pem", crate::runtime::dtls::certificate());
             }
             None
         });
@@ -96,6 +103,25 @@ impl WebRtcLeg {
         transceiver.set_property("direction", WebRTCRTPTransceiverDirection::Sendrecv);
         transceiver.set_property("codec-preferences", offer_caps(&options.codecs));
 
+        let port = MediaPort::default();
+        let gate = SendGate::default();
+        let relay_input: Arc<Mutex<Option<Arc<RtpInput>>>> = Arc::default();
+        let input = relay_input.clone();
+        let relay = RelayEnd::new(
+            RelayOutput::Chain(Box::new(move |packet| {
+                let Some(input) = input.lock().unwrap().clone() else { return false };
+                input.push(packet);
+                true
+            })),
+            gate.clone(),
+        );
+        port.set_relay_end(Arc::new(relay));
+        let rtpbin = webrtc
+            .downcast_ref::<gst::Bin>()
+            .and_then(|bin| bin.by_name("rtpbin"))
+            .ok_or(Error::Pipeline("webrtcbin has no rtpbin".into()))?;
+        relay_before_jitter_buffer(&rtpbin, &port);
+        jitter::adapt(&rtpbin, &port);
         let leg = WebRtcLeg {
             inner: Arc::new(Inner {
                 options,
@@ -105,8 +131,9 @@ impl WebRtcLeg {
                 _ice_agent: ice_agent,
                 sink_pad,
                 transceiver,
-                port: MediaPort::default(),
-                gate: SendGate::default(),
+                port,
+                gate,
+                relay_input,
                 gathering: Arc::default(),
                 state: Mutex::new(State {
                     negotiation: Negotiation::Stable,
@@ -166,7 +193,6 @@ impl WebRtcLeg {
         inner.webrtc.connect_pad_added(move |_, pad| {
             let Some(inner) = weak.upgrade() else { return };
             if pad.direction() == gst::PadDirection::Src {
-                relay_from(pad, &inner.port);
                 if let Err(err) = receive::attach(inner.pipeline.upcast_ref(), pad, &inner.port, &inner.events) {
                     tracing::warn!(%err, "cannot receive WebRTC stream");
                 }
@@ -274,11 +300,13 @@ impl WebRtcLeg {
             return Ok(());
         }
         let bin: &gst::Bin = self.inner.pipeline.upcast_ref();
+        *self.inner.relay_input.lock().unwrap() = None;
         if let Some(old) = state.send.take() {
             old.remove();
         }
         let chain = send::build(bin, &self.inner.port, choice, &self.inner.options, &self.inner.gate)?;
         chain.src_pad.link(&self.inner.sink_pad)?;
+        *self.inner.relay_input.lock().unwrap() = Some(Arc::new(chain.rtp_input()?));
         state.send = Some(chain);
         Ok(())
     }
@@ -313,7 +341,7 @@ impl WebRtcLeg {
             state.closed = true;
         }
         self.inner.port.set_relay_format(None);
-        crate::leg::shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
+        shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
     }
 
     /// Emits a webrtcbin action signal that takes a promise and waits for
@@ -375,19 +403,37 @@ struct Gathering {
     last_candidate: Option<Instant>,
 }
 
-/// Audio RTP leaving webrtcbin (decrypted, past its jitter buffer) for a
-/// linked plain RTP leg with the same codec goes straight out of that leg's
-/// socket ([`crate::relay`]): no depayloading, payloading or second rtpbin.
-/// It goes on into the pipeline only if something else wants it decoded.
-fn relay_from(pad: &gst::Pad, port: &MediaPort) {
+/// Audio RTP arriving on the leg (decrypted, before webrtcbin's internal
+/// rtpbin and its jitter buffer) for a linked leg with the same codec is
+/// relayed as it comes ([`crate::leg::relay`]): bursts and late packets
+/// included, which a jitter buffer here would have held or dropped. It goes
+/// on into rtpbin only if something else wants it decoded; telephone-event
+/// and RTCP always do.
+fn relay_before_jitter_buffer(rtpbin: &gst::Element, port: &MediaPort) {
     let port = port.clone();
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        let relayed = info.buffer().and_then(|b| b.map_readable().ok()).is_some_and(|data| port.relay(&data));
-        if relayed && !port.has_demand() {
-            gst::PadProbeReturn::Drop
-        } else {
-            gst::PadProbeReturn::Ok
+    rtpbin.connect_pad_added(move |_, pad| {
+        if pad.direction() != gst::PadDirection::Sink || !pad.name().starts_with("recv_rtp_sink_") {
+            return;
         }
+        let port = port.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, info| {
+            let demand = port.has_demand();
+            let relayed = |buffer: &gst::BufferRef| buffer.map_readable().is_ok_and(|data| port.relay(&data));
+            match &mut info.data {
+                // The guard relays the packet; it is dropped if nobody else wants it.
+                Some(gst::PadProbeData::Buffer(buffer)) if relayed(buffer) && !demand => {
+                    return gst::PadProbeReturn::Drop;
+                }
+                Some(gst::PadProbeData::BufferList(list)) => {
+                    list.make_mut().foreach_mut(|buffer, _| {
+                        let keep = !relayed(&buffer) || demand;
+                        std::ops::ControlFlow::Continue(keep.then_some(buffer))
+                    });
+                }
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        });
     });
 }
 
@@ -400,7 +446,7 @@ fn finish_local(
     telephone_event: Option<(u8, u32)>,
 ) -> Result<WebRTCSessionDescription, Error> {
     let text = description.sdp().as_text()?;
-    let ours = format!("a=fingerprint:sha-256 {}", crate::dtls::fingerprint());
+    let ours = format!("a=fingerprint:sha-256 {}", crate::runtime::dtls::fingerprint());
     // The session part, then one list of lines per media section.
     let mut sections: Vec<Vec<String>> = vec![Vec::new()];
     for line in text.lines().map(str::trim_end).filter(|l| !l.is_empty()) {

@@ -13,8 +13,8 @@
 //! mixer thread: sum of queues; to each leg: sum - own frame; to recorders: sum
 //! ```
 
-use crate::port::{port_src, push, Consumer, MediaPort, Want};
-use crate::recorder::{RecordFormat, Recorder, RecorderInner};
+use crate::file::recorder::{RecordFormat, Recorder, RecorderInner};
+use crate::leg::port::{port_src, push, Consumer, MediaPort, Want};
 use crate::runtime::{make, new_pipeline, now, raw_caps};
 use crate::Error;
 use gst::prelude::*;

@@ -6,7 +6,7 @@
 //! with the end bit already set. An event is identified by its RTP
 //! timestamp, so a new timestamp is a new key press, marker bit or not.
 
-use crate::leg::{EventHandler, LegEvent};
+use crate::leg::events::{EventHandler, LegEvent};
 use gst::prelude::*;
 use std::sync::{Arc, Mutex};
 

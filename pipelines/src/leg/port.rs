@@ -9,7 +9,7 @@
 //! while no consumer wants raw audio.
 
 use crate::codec::Codec;
-use crate::relay::{self, RelayEnd, RelayFormat};
+use crate::leg::relay::{self, RelayEnd, RelayFormat};
 use gst::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
@@ -53,7 +53,7 @@ struct PortInner {
     inputs: Mutex<Option<SendInputs>>,
     /// When audio was last pushed (ms on the filler's clock), see [`filler`].
     last_push_ms: AtomicU64,
-    /// Set by RTP legs, which can send relayed packets (see [`crate::relay`]).
+    /// Set by legs that can send relayed packets (see [`crate::leg::relay`]).
     relay: OnceLock<Arc<RelayEnd>>,
     /// What the leg negotiated, for relaying packets from or to it.
     relay_format: RwLock<Option<RelayFormat>>,
@@ -136,7 +136,7 @@ impl MediaPort {
     }
 
     /// Relays what this port receives to `to` from now on, if `to`'s leg
-    /// can send relayed packets (plain RTP legs); links and echoes call this.
+    /// can send relayed packets; links and echoes call this.
     pub(crate) fn relay_to(&self, to: &MediaPort) {
         if to.inner.relay.get().is_some() {
             *self.inner.relay_peer.write().unwrap() = Arc::downgrade(&to.inner);
@@ -150,6 +150,17 @@ impl MediaPort {
         if Weak::ptr_eq(&peer, &Arc::downgrade(&to.inner)) {
             *peer = Weak::new();
         }
+    }
+
+    /// The clock rate of the leg's audio, if `payload_type` is its audio.
+    pub(crate) fn clock_rate_of(&self, payload_type: u8) -> Option<u32> {
+        let format = (*self.inner.relay_format.read().unwrap())?;
+        (format.payload_type == payload_type).then(|| format.codec.clock_rate())
+    }
+
+    /// The packet time the leg sends with, once negotiated.
+    pub(crate) fn packet_time_ms(&self) -> Option<u32> {
+        self.inner.relay_format.read().unwrap().map(|f| f.ptime)
     }
 
     /// Whether audio received here reaches `to` by the relay, so that the

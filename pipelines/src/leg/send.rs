@@ -3,12 +3,12 @@
 //! DTMF from `rtpdtmfsrc` muxed into the same stream.
 
 use crate::codec::{Codec, CodecChoice};
-use crate::leg::LegOptions;
-use crate::port::{InputPad, MediaPort, SendInputs};
+use crate::leg::gate::SendGate;
+use crate::leg::options::LegOptions;
+use crate::leg::port::{InputPad, MediaPort, SendInputs};
 use crate::runtime::make;
 use crate::Error;
 use gst::prelude::*;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// A built send chain. Dropping it does not remove the elements; call
@@ -18,6 +18,7 @@ pub(crate) struct SendChain {
     bin: gst::Bin,
     elements: Vec<gst::Element>,
     mux: gst::Element,
+    payloader_src: gst::Pad,
     /// Made on the first key press: a live `rtpdtmfsrc` pushes its
     /// telephone-event caps through the mux at once, and webrtcbin would
     /// then answer with telephone-event as the only codec.
@@ -26,26 +27,25 @@ pub(crate) struct SendChain {
     pub src_pad: gst::Pad,
 }
 
-/// Opens and closes the tap on outgoing RTP: closed until the transport is
-/// up (webrtcbin otherwise bursts the backlog when DTLS completes) and while
-/// the negotiated direction says we must not send.
-#[derive(Clone, Default)]
-pub(crate) struct SendGate {
-    transport_up: Arc<AtomicBool>,
-    may_send: Arc<AtomicBool>,
+/// An entry into a send chain for RTP packets already in the chain's codec
+/// and payload type (relayed from another leg, see [`crate::leg::relay`]). They
+/// join the stream at the RTP mux, which gives them the stream's SSRC and
+/// sequence numbers, as it does the payloader's packets and DTMF events
+/// (which take precedence while a key is pressed).
+pub(crate) struct RtpInput {
+    pad: InputPad,
+    /// The payloader's output, whose caps the packets take once it has any.
+    payloader_src: gst::Pad,
+    caps: gst::Caps,
 }
 
-impl SendGate {
-    pub fn set_transport_up(&self, up: bool) {
-        self.transport_up.store(up, Ordering::Relaxed);
-    }
-
-    pub fn set_may_send(&self, may: bool) {
-        self.may_send.store(may, Ordering::Relaxed);
-    }
-
-    pub fn open(&self) -> bool {
-        self.transport_up.load(Ordering::Relaxed) && self.may_send.load(Ordering::Relaxed)
+impl RtpInput {
+    /// Pushes one packet on the caller's thread, stamped with its arrival.
+    pub fn push(&self, packet: Vec<u8>) {
+        let caps = self.payloader_src.current_caps().unwrap_or_else(|| self.caps.clone());
+        let mut buffer = gst::Buffer::from_mut_slice(packet);
+        buffer.get_mut().expect("a new buffer is writable").set_pts(crate::runtime::now());
+        self.pad.push(buffer, &caps);
     }
 }
 
@@ -111,6 +111,7 @@ pub(crate) fn build(
         bin: bin.clone(),
         elements,
         src_pad: mux.static_pad("src").unwrap(),
+        payloader_src: payloader.static_pad("src").unwrap(),
         mux,
         dtmf_src: Default::default(),
     })
@@ -346,6 +347,22 @@ impl SendChain {
         Ok(())
     }
 
+    /// A new entry for relayed RTP packets (see [`RtpInput`]).
+    pub fn rtp_input(&self) -> Result<RtpInput, Error> {
+        let target = self.mux.request_pad_simple("sink_%u").ok_or(Error::Pipeline("rtpdtmfmux pad".into()))?;
+        let codec = self.choice.codec;
+        Ok(RtpInput {
+            pad: InputPad::new("relay_in", &target)?,
+            payloader_src: self.payloader_src.clone(),
+            caps: crate::codec::rtp_caps(
+                codec.sdp_name(),
+                codec.clock_rate(),
+                self.choice.payload_type,
+                codec == Codec::Opus,
+            ),
+        })
+    }
+
     fn dtmf_source(&self) -> Result<gst::Element, Error> {
         let Some((pt, rate)) = self.choice.telephone_event else {
             return Err(Error::Dtmf("the peer did not negotiate telephone-event".into()));
@@ -387,7 +404,7 @@ impl SendChain {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::port::InputPad;
+    use crate::leg::port::InputPad;
     use std::sync::Mutex;
 
     /// Input buffer `i`: its gap before it (ms beyond the usual 20) and

@@ -7,7 +7,7 @@
 //! WAV header carries the right sizes and the Ogg stream is closed: the file
 //! is playable even when the process is shutting down mid-call.
 
-use crate::port::{push, Consumer, MediaPort, Want};
+use crate::leg::port::{push, Consumer, MediaPort, Want};
 use crate::runtime::{make, new_pipeline};
 use crate::Error;
 use gst::prelude::*;
@@ -98,7 +98,7 @@ impl RecorderInner {
             }
         }
         let pipeline = new_pipeline("recorder");
-        let src = crate::port::port_src("record_in");
+        let src = crate::leg::port::port_src("record_in");
         let convert = make("audioconvert")?;
         let resample = make("audioresample")?;
         let sink = make("filesink")?;
@@ -137,7 +137,7 @@ impl RecorderInner {
     }
 
     pub(crate) fn push_buffer(&self, buffer: gst::Buffer, caps: &gst::Caps) {
-        crate::port::push_buffer(&self.src, buffer, caps);
+        crate::leg::port::push_buffer(&self.src, buffer, caps);
     }
 
     fn finish(&self) -> Result<(), Error> {

@@ -2,18 +2,27 @@
 //! real time.
 //!
 //! ```text
-//! filesrc ! decodebin ! audioconvert ! audioresample ! caps(S16 mono) ! appsink(sync) -> leg's port
+//! filesrc ! decodebin ! audioconvert ! audioresample ! caps(S16 mono) ! audiobuffersplit ! appsink(sync) -> leg's port
 //! ```
 //! The player runs on its own timeline (it starts at running time zero, like
 //! any file playback, and the appsink paces it by the clock); each buffer is
 //! stamped "now" on the shared timeline as it goes to the leg.
+//!
+//! Buffers are cut to the leg's packet time before the appsink: the clock
+//! paces buffers, not packets, and a parser's buffer holds far more than a
+//! packet (wavparse reads 4096 bytes, 256 ms at 8 kHz), which the leg's
+//! payloader would send as a burst of packets, back to back, with nothing in
+//! between until the next buffer is due.
 
-use crate::port::MediaPort;
+use crate::leg::port::MediaPort;
 use crate::runtime::{make, now};
 use crate::Error;
 use gst::prelude::*;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+
+/// The buffer size when the leg has not negotiated yet (the usual packet time).
+const DEFAULT_PACKET_TIME_MS: u32 = 20;
 
 pub struct Player {
     pipeline: gst::Pipeline,
@@ -36,6 +45,9 @@ impl Player {
         let convert = make("audioconvert")?;
         let resample = make("audioresample")?;
         let caps = make("capsfilter")?;
+        let split = make("audiobuffersplit")?;
+        let packet_time = port.packet_time_ms().unwrap_or(DEFAULT_PACKET_TIME_MS);
+        split.set_property("output-buffer-duration", gst::Fraction::new(packet_time as i32, 1000));
         caps.set_property(
             "caps",
             gst::Caps::builder("audio/x-raw")
@@ -61,9 +73,9 @@ impl Player {
                     .build(),
             )
             .build();
-        pipeline.add_many([&src, &decode, &convert, &resample, &caps, sink.upcast_ref()])?;
+        pipeline.add_many([&src, &decode, &convert, &resample, &caps, &split, sink.upcast_ref()])?;
         src.link(&decode)?;
-        gst::Element::link_many([&convert, &resample, &caps, sink.upcast_ref()])?;
+        gst::Element::link_many([&convert, &resample, &caps, &split, sink.upcast_ref()])?;
         let convert_sink = convert.static_pad("sink").unwrap();
         decode.connect_pad_added(move |_, pad| {
             let is_audio = pad

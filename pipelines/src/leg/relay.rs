@@ -1,15 +1,23 @@
-//! Packet relay: passthrough between plain RTP legs without GStreamer.
+//! Packet relay: passthrough between legs without depayloading, payloading
+//! or jitter buffering.
 //!
-//! When a link joins two RTP legs that negotiated the same codec and packet
+//! When a link joins two legs that negotiated the same codec and packet
 //! time, depayloading a frame only to payload it again buys nothing: the
-//! packet can leave as it came. The receiving leg's socket thread hands
-//! each audio packet to the other leg's [`RelayEnd`], which rewrites the
-//! header (payload type, SSRC, sequence number, timestamp) and sends it from
-//! that leg's own socket, so symmetric RTP still holds. The jitter buffer,
-//! depayloader, payloader and every thread hop between them are skipped;
-//! that is most of a passthrough call's cost (docs/performance.md).
-//! rtpengine relays the same way, and does not jitter-buffer relayed
-//! packets either.
+//! packet can leave as it came. The receiving leg hands each audio packet,
+//! as it arrives, to the other leg's [`RelayEnd`], which rewrites the header
+//! (payload type, SSRC, sequence number, timestamp) and sends it on: a plain
+//! RTP leg from its own socket (so symmetric RTP still holds), a WebRTC leg
+//! into its send chain's RTP mux, ahead of webrtcbin (which encrypts). The
+//! jitter buffer, depayloader, payloader and every thread hop between them
+//! are skipped; that is most of a passthrough call's cost
+//! (docs/performance.md).
+//!
+//! Nothing is held back or dropped for lateness: a burst goes on as a
+//! burst, a lost packet stays a gap in the sequence numbers, and the
+//! timestamps are the sender's, shifted. De-jittering belongs to whoever
+//! decodes (the phone or browser at the far end), which can only play what
+//! a relay in the middle did not throw away. rtpengine and Janus relay the
+//! same way.
 //!
 //! The header is rewritten rather than passed through because the far side
 //! must see one stream from us: the leg's own SSRC, sequence numbers that
@@ -19,7 +27,7 @@
 //! otherwise receive its own SSRC back, which RFC 3550 treats as a loop.
 
 use crate::codec::{Codec, CodecChoice};
-use crate::send::SendGate;
+use crate::leg::gate::SendGate;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -44,41 +52,54 @@ impl RelayFormat {
     }
 }
 
-/// The sending side of an RTP leg, as the relay uses it.
+/// Where a leg puts relayed packets once their header is rewritten.
+pub(crate) enum RelayOutput {
+    /// A plain RTP leg's socket (the one it receives on and advertises),
+    /// sending to where the leg sends RTP now (it moves with symmetric RTP).
+    Socket { socket: UdpSocket, destination: Box<dyn Fn() -> Option<SocketAddr> + Send + Sync> },
+    /// A WebRTC leg's send chain, at RTP level; false until it has one.
+    Chain(Box<dyn Fn(Vec<u8>) -> bool + Send + Sync>),
+}
+
+/// The sending side of a leg, as the relay uses it.
 pub(crate) struct RelayEnd {
-    /// The leg's RTP socket (the one it receives on and advertises).
-    socket: UdpSocket,
-    /// Where the leg sends RTP now (it moves with symmetric RTP).
-    destination: Box<dyn Fn() -> Option<SocketAddr> + Send + Sync>,
-    /// Closed while the negotiated direction says we must not send.
+    output: RelayOutput,
+    /// Closed while the transport is down or the negotiated direction says
+    /// we must not send.
     gate: SendGate,
     header: Mutex<HeaderRewrite>,
 }
 
 impl RelayEnd {
-    pub fn new(
-        socket: UdpSocket,
-        destination: Box<dyn Fn() -> Option<SocketAddr> + Send + Sync>,
-        gate: SendGate,
-    ) -> RelayEnd {
-        RelayEnd { socket, destination, gate, header: Mutex::new(HeaderRewrite::new()) }
+    pub fn new(output: RelayOutput, gate: SendGate) -> RelayEnd {
+        RelayEnd { output, gate, header: Mutex::new(HeaderRewrite::new()) }
     }
 
     /// Sends `packet` (RTP received in `from`'s format) as this leg's own
     /// stream in its format `to`. Returns false when it was not sent: the
     /// formats differ, or this leg must not send now.
     pub fn send(&self, packet: &[u8], from: &RelayFormat, to: &RelayFormat) -> bool {
-        let format = *to;
-        if !from.relays_as(&format) || !self.gate.open() || packet.len() < RTP_HEADER {
+        if !from.relays_as(to) || !self.gate.open() || packet.len() < RTP_HEADER {
             return false;
         }
-        let Some(to) = (self.destination)() else { return false };
         let mut out = packet.to_vec();
-        self.header.lock().unwrap().rewrite(&mut out, format.payload_type, format.codec.clock_rate());
-        // A full socket buffer or an unreachable peer loses this packet
-        // only; the next one tries again, as multiudpsink would.
-        let _ = self.socket.send_to(&out, to);
-        true
+        let rewrite = |out: &mut Vec<u8>| {
+            self.header.lock().unwrap().rewrite(out, to.payload_type, to.codec.clock_rate());
+        };
+        match &self.output {
+            RelayOutput::Socket { socket, destination } => {
+                let Some(address) = destination() else { return false };
+                rewrite(&mut out);
+                // A full socket buffer or an unreachable peer loses this
+                // packet only; the next one tries again, as multiudpsink would.
+                let _ = socket.send_to(&out, address);
+                true
+            }
+            RelayOutput::Chain(push) => {
+                rewrite(&mut out);
+                push(out)
+            }
+        }
     }
 }
 

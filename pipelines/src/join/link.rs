@@ -3,11 +3,11 @@
 //! encode), decoded audio otherwise (transcoding). The choice is made per
 //! buffer from what each leg has negotiated, so a link can be made before
 //! negotiation finishes and survives a codec change in a re-INVITE.
-//! Between two plain RTP legs with the same codec and packet time, packets
-//! skip the link altogether: the legs relay them (see [`crate::relay`]).
+//! Between two legs with the same codec and packet time, packets
+//! skip the link altogether: the legs relay them (see [`crate::leg::relay`]).
 
 use crate::codec::Codec;
-use crate::port::{Consumer, MediaPort, Want};
+use crate::leg::port::{Consumer, MediaPort, Want};
 use std::sync::Arc;
 
 /// Two-way audio between two ports; dropping it (or [`Link::cut`]) stops it.
@@ -15,28 +15,6 @@ pub struct Link {
     a: MediaPort,
     b: MediaPort,
     ids: (u64, u64),
-}
-
-/// A port's own audio sent back to it (the echo test). The frames go back
-/// encoded, as received: no decoding, no encoding.
-pub struct Echo {
-    port: MediaPort,
-    id: u64,
-}
-
-impl Echo {
-    pub fn new(port: &MediaPort) -> Echo {
-        let id = port.add_consumer(Arc::new(Forward { from: port.clone(), to: port.clone() }));
-        port.relay_to(port);
-        Echo { port: port.clone(), id }
-    }
-}
-
-impl Drop for Echo {
-    fn drop(&mut self) {
-        self.port.stop_relay_to(&self.port);
-        self.port.remove_consumer(self.id);
-    }
 }
 
 impl Link {
@@ -69,10 +47,10 @@ fn passthrough(from: &MediaPort, to: &MediaPort) -> bool {
     matches!((from.receive_codec(), to.send_codec()), (Some(r), Some(s)) if r == s)
 }
 
-/// One direction of a link.
-struct Forward {
-    from: MediaPort,
-    to: MediaPort,
+/// One direction of a link (or an echo: from a port to itself).
+pub(crate) struct Forward {
+    pub from: MediaPort,
+    pub to: MediaPort,
 }
 
 impl Consumer for Forward {

@@ -1,8 +1,14 @@
-//! The codec table: what each audio codec is called in SDP, which GStreamer
-//! elements encode, decode, payload and depayload it, and how an offer is
-//! matched against what we support.
+//! What audio is encoded as and how it is described. This file is the codec
+//! table: what each audio codec is called in SDP, which GStreamer elements
+//! encode, decode, payload and depayload it, and how an offer is matched
+//! against what we support. `sdp.rs` reads and writes the descriptions,
+//! `opus_decoder.rs` decodes Opus through libopus. Pure data and parsing, no
+//! pipelines: every other folder builds on it.
 
-use crate::sdp::{Media, SessionDescription};
+pub(crate) mod opus_decoder;
+pub mod sdp;
+
+use crate::codec::sdp::{Media, SessionDescription};
 use crate::Error;
 use serde::{Deserialize, Serialize};
 
@@ -181,6 +187,20 @@ pub fn from_answer(answer: &SessionDescription) -> Result<CodecChoice, Error> {
         return Err(Error::NoCommonCodec("the answer rejected the audio stream (port 0)".into()));
     }
     choose(media, &DEFAULT_PREFERENCE)
+}
+
+/// RTP caps for a payload type, as rtpbin's payload-type map and relayed
+/// packets need them (Opus says `encoding-params=2`).
+pub(crate) fn rtp_caps(encoding: &str, clock_rate: u32, pt: u8, stereo_params: bool) -> gst::Caps {
+    let mut caps = gst::Caps::builder("application/x-rtp")
+        .field("media", "audio")
+        .field("encoding-name", encoding.to_ascii_uppercase())
+        .field("clock-rate", clock_rate as i32)
+        .field("payload", pt as i32);
+    if stereo_params {
+        caps = caps.field("encoding-params", "2");
+    }
+    caps.build()
 }
 
 #[cfg(test)]
