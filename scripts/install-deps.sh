@@ -16,7 +16,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-nice gstreamer1.0-libav gstreamer1.0-tools
   # real peers for the end-to-end tests
-  sip-tester baresip-core linphone-cli kamailio kamailio-websocket-modules kamailio-tls-modules chromium
+  sip-tester dnsmasq-base baresip-core linphone-cli kamailio kamailio-websocket-modules kamailio-tls-modules chromium
   # test plumbing
   util-linux iproute2 iptables sox python3 python3-venv openssl
   # operations: promtool (checks /metrics), HAProxy (gateways behind it),

@@ -6,6 +6,9 @@ use crate::core::{content_type, Core};
 use crate::dtmf;
 use crate::error::Error;
 use crate::events::{CallEvent, OfferKind, Party};
+use crate::reliable::{self, PeerReliability, RSeqCounter};
+use crate::session_timer::{self, Agreed, Refresher};
+use crate::transfer;
 use rsipstack::dialog::dialog::{DialogState, TerminatedReason, TransactionHandle};
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::prelude::{HasHeaders, HeadersExt, ToTypedHeader};
@@ -32,6 +35,8 @@ pub(crate) struct CallInner {
     pub direction: Direction,
     pub dialog: Mutex<Option<InviteDialog>>,
     pub pending_offer: Mutex<Option<TransactionHandle>>,
+    /// A REFER waiting for [`Call::accept_refer`] or [`Call::reject_refer`].
+    pub pending_refer: Mutex<Option<TransactionHandle>>,
     pub events: mpsc::UnboundedSender<CallEvent>,
     pub established: AtomicBool,
     pub ended: AtomicBool,
@@ -39,6 +44,21 @@ pub(crate) struct CallInner {
     pub cancel_notify: Notify,
     /// Incoming INVITE without SDP: the answer comes in the ACK.
     pub offerless: bool,
+    /// Incoming: the caller's stand on reliable provisional responses.
+    pub peer_reliability: PeerReliability,
+    /// Incoming: RSeq numbers of our reliable provisional responses.
+    pub rseq: RSeqCounter,
+    /// The session interval in effect (RFC 4028), once agreed.
+    pub session: Mutex<Option<Agreed>>,
+    /// Wakes the session timer when `session` changes (a refresh).
+    pub session_changed: Notify,
+    /// Incoming: the interval our 2xx grants; a peer's re-INVITE/UPDATE:
+    /// the one its 2xx will grant.
+    pub session_offered: Mutex<Option<Agreed>>,
+    /// Our last SDP (offer or answer): the body of a refreshing re-INVITE.
+    pub local_sdp: Mutex<Option<String>>,
+    /// The peer listed UPDATE in Allow: refreshes go as UPDATE.
+    pub peer_allows_update: AtomicBool,
     /// Peer slot to release when the call ends.
     pub peer_ip: Option<IpAddr>,
     /// Set once a final event (Answered, Failed, Ended) went out: later
@@ -54,7 +74,7 @@ impl CallInner {
         call_id: String,
         direction: Direction,
         dialog: Option<InviteDialog>,
-        offerless: bool,
+        invite: Option<&Request>,
         peer_ip: Option<IpAddr>,
     ) -> (Arc<CallInner>, mpsc::UnboundedReceiver<CallEvent>) {
         let (events, receiver) = mpsc::unbounded_channel();
@@ -64,12 +84,20 @@ impl CallInner {
             direction,
             dialog: Mutex::new(dialog),
             pending_offer: Mutex::new(None),
+            pending_refer: Mutex::new(None),
             events,
             established: AtomicBool::new(false),
             ended: AtomicBool::new(false),
             cancel_requested: AtomicBool::new(false),
             cancel_notify: Notify::new(),
-            offerless,
+            offerless: invite.is_some_and(|r| r.body.is_empty()),
+            peer_reliability: invite.map(PeerReliability::of).unwrap_or(PeerReliability::Unsupported),
+            rseq: RSeqCounter::new(),
+            session: Mutex::new(None),
+            session_changed: Notify::new(),
+            session_offered: Mutex::new(None),
+            local_sdp: Mutex::new(None),
+            peer_allows_update: AtomicBool::new(invite.is_some_and(allows_update)),
             peer_ip,
             setup_done: Mutex::new(false),
         });
@@ -97,7 +125,7 @@ impl CallInner {
         let _ = self.events.send(ev);
     }
 
-    fn dialog(&self) -> Result<InviteDialog, Error> {
+    pub fn dialog(&self) -> Result<InviteDialog, Error> {
         self.dialog.lock().unwrap().clone().ok_or_else(|| Error::InvalidState("no dialog yet".into()))
     }
 }
@@ -116,8 +144,65 @@ impl std::fmt::Debug for CallInner {
     }
 }
 
-fn sdp_body(sdp: &str) -> (Option<Vec<Header>>, Option<Vec<u8>>) {
-    (Some(vec![content_type("application/sdp")]), Some(sdp.as_bytes().to_vec()))
+/// Whether a message's `Allow` lists UPDATE.
+pub(crate) fn allows_update<M: HasHeaders>(m: &M) -> bool {
+    m.headers()
+        .iter()
+        .filter(|h| h.name().eq_ignore_ascii_case("Allow"))
+        .any(|h| h.value().split(',').any(|t| t.trim().eq_ignore_ascii_case("UPDATE")))
+}
+
+impl CallInner {
+    /// The call is up: its session timer starts (if one was agreed) and
+    /// runs until the call ends.
+    pub fn established_with(self: &Arc<Self>, agreed: Option<Agreed>) {
+        self.established.store(true, Ordering::SeqCst);
+        if self.core.config.session_timer.is_none() {
+            return;
+        }
+        if let Some(agreed) = agreed {
+            session_timer::arm(self, agreed);
+        }
+        tokio::spawn(session_timer::run(self.clone()));
+    }
+
+    /// Headers of our re-INVITE/UPDATE with an offer: it refreshes the
+    /// session too (RFC 4028 §7.4), so it names the interval in effect.
+    fn offer_headers(&self) -> Vec<Header> {
+        let mut headers = vec![content_type("application/sdp")];
+        if let Some(agreed) = *self.session.lock().unwrap() {
+            headers.push(Header::Supported(crate::extensions::supported_value().into()));
+            headers.push(agreed.header());
+        }
+        headers
+    }
+
+    /// Our offer `sdp` was answered 2xx in `resp`: it is our SDP now, and
+    /// the session timer starts again.
+    fn offer_answered(self: &Arc<Self>, sdp: &str, resp: &Response) {
+        *self.local_sdp.lock().unwrap() = Some(sdp.to_string());
+        let current = *self.session.lock().unwrap();
+        if let Some(agreed) = session_timer::from_response(resp).or(current) {
+            session_timer::arm(self, agreed);
+        }
+    }
+
+    /// Our role in refresher terms.
+    pub fn role(&self) -> Refresher {
+        match self.direction {
+            Direction::Outgoing => Refresher::Uac,
+            Direction::Incoming => Refresher::Uas,
+        }
+    }
+}
+
+/// `Allow` and `Supported` for our INVITEs and their 1xx/2xx: what this
+/// agent implements, so the peer knows what it may ask for.
+pub(crate) fn capabilities() -> Vec<Header> {
+    vec![
+        Header::Allow(crate::validate::ALLOWED_METHODS.to_string().into()),
+        Header::Supported(crate::extensions::supported_value().into()),
+    ]
 }
 
 /// Body of a message as text, `None` when empty.
@@ -170,26 +255,45 @@ impl Call {
         std::mem::replace(&mut self.events, empty)
     }
 
-    /// Incoming: 180 Ringing.
+    /// Incoming: 180 Ringing (reliable when the caller requires 100rel).
     pub fn ringing(&self) -> Result<(), Error> {
         self.incoming_only()?;
-        Ok(self.inner.dialog()?.ringing(None, None)?)
+        let dialog = self.inner.dialog()?;
+        match self.inner.peer_reliability {
+            PeerReliability::Required => reliable::send(&self.inner, dialog, capabilities(), None),
+            _ => Ok(dialog.ringing(Some(capabilities()), None)?),
+        }
     }
 
-    /// Incoming: 183 Session Progress with early-media SDP.
+    /// Incoming: 183 Session Progress with early-media SDP, reliable (RFC
+    /// 3262) when the caller supports 100rel: the PRACK then confirms the
+    /// caller has the early answer. Fails with [`Error::InvalidState`] while
+    /// an earlier reliable response still waits for its PRACK.
     pub fn progress(&self, sdp: &str) -> Result<(), Error> {
         self.incoming_only()?;
-        let (h, b) = sdp_body(sdp);
-        Ok(self.inner.dialog()?.ringing(h, b)?)
+        let dialog = self.inner.dialog()?;
+        let mut headers = capabilities();
+        headers.push(content_type("application/sdp"));
+        let body = Some(sdp.as_bytes().to_vec());
+        match self.inner.peer_reliability {
+            PeerReliability::Unsupported => Ok(dialog.ringing(Some(headers), body)?),
+            _ => reliable::send(&self.inner, dialog, headers, body),
+        }
     }
 
     /// Incoming: 200 OK with the SDP answer (or an offer, when the INVITE
     /// had none).
     pub fn answer(&self, sdp: &str) -> Result<(), Error> {
         self.incoming_only()?;
-        let (h, b) = sdp_body(sdp);
-        self.inner.dialog()?.accept(h, b)?;
-        self.inner.established.store(true, Ordering::SeqCst);
+        let mut headers = capabilities();
+        headers.push(content_type("application/sdp"));
+        let granted = *self.inner.session_offered.lock().unwrap();
+        if let Some(agreed) = granted {
+            headers.extend(session_timer::response_headers(agreed, Refresher::Uas));
+        }
+        self.inner.dialog()?.accept(Some(headers), Some(sdp.as_bytes().to_vec()))?;
+        *self.inner.local_sdp.lock().unwrap() = Some(sdp.to_string());
+        self.inner.established_with(granted);
         Ok(())
     }
 
@@ -236,15 +340,17 @@ impl Call {
     /// re-INVITE with a new offer (hold: `a=sendonly`; resume: `a=sendrecv`);
     /// returns the peer's SDP answer.
     pub async fn reinvite(&self, sdp: &str) -> Result<Option<String>, Error> {
-        let (h, b) = sdp_body(sdp);
+        let (h, b) = (Some(self.inner.offer_headers()), Some(sdp.as_bytes().to_vec()));
         let resp = check_response(self.inner.dialog()?.reinvite(h, b).await?)?;
+        self.inner.offer_answered(sdp, &resp);
         Ok(body_text(&resp.body))
     }
 
     /// UPDATE with a new offer (RFC 3311); returns the SDP answer.
     pub async fn update(&self, sdp: &str) -> Result<Option<String>, Error> {
-        let (h, b) = sdp_body(sdp);
+        let (h, b) = (Some(self.inner.offer_headers()), Some(sdp.as_bytes().to_vec()));
         let resp = check_response(self.inner.dialog()?.update(h, b).await?)?;
+        self.inner.offer_answered(sdp, &resp);
         Ok(body_text(&resp.body))
     }
 
@@ -257,8 +363,20 @@ impl Call {
             .unwrap()
             .take()
             .ok_or_else(|| Error::InvalidState("no pending offer".into()))?;
-        let (h, b) = sdp_body(sdp);
-        handle.respond(StatusCode::OK, h, b).await.map_err(|_| Error::InvalidState("offer transaction gone".into()))
+        let mut headers = vec![content_type("application/sdp")];
+        let refreshed = self.inner.session_offered.lock().unwrap().take();
+        if let Some(agreed) = refreshed {
+            headers.extend(session_timer::response_headers(agreed, self.inner.role()));
+        }
+        handle
+            .respond(StatusCode::OK, Some(headers), Some(sdp.as_bytes().to_vec()))
+            .await
+            .map_err(|_| Error::InvalidState("offer transaction gone".into()))?;
+        *self.inner.local_sdp.lock().unwrap() = Some(sdp.to_string());
+        if let Some(agreed) = refreshed {
+            session_timer::arm(&self.inner, agreed);
+        }
+        Ok(())
     }
 
     /// Refuses the pending [`CallEvent::Offer`] (488 keeps the old session).
@@ -271,6 +389,49 @@ impl Call {
             .take()
             .ok_or_else(|| Error::InvalidState("no pending offer".into()))?;
         handle.reply(StatusCode::from(code)).await.map_err(|_| Error::InvalidState("offer transaction gone".into()))
+    }
+
+    /// Transfers the peer (REFER, RFC 3515) to `target`; with `replaces`
+    /// (`callid;to-tag=..;from-tag=..`, RFC 3891) the peer's INVITE replaces
+    /// that dialog (attended transfer). `Ok` once the peer accepted (2xx);
+    /// the new call's progress arrives as [`CallEvent::ReferProgress`].
+    pub async fn refer(&self, target: &str, replaces: Option<&str>) -> Result<(), Error> {
+        let dialog = self.inner.dialog()?;
+        let initial = dialog.initial_request();
+        let local = match self.inner.direction {
+            Direction::Outgoing => initial.from_header().ok().and_then(|f| f.typed().ok()).map(|f| f.uri),
+            Direction::Incoming => initial.to_header().ok().and_then(|t| t.typed().ok()).map(|t| t.uri),
+        };
+        let headers = local.map(|uri| vec![Header::ReferredBy(format!("<{uri}>").into())]);
+        check_response(dialog.refer(transfer::refer_to(target, replaces), headers, None).await?)?;
+        Ok(())
+    }
+
+    /// Accepts the pending [`CallEvent::Refer`]: 202, then the first NOTIFY
+    /// (100 Trying) of the implicit subscription.
+    pub async fn accept_refer(&self) -> Result<(), Error> {
+        let handle = self.take_refer()?;
+        handle.reply(StatusCode::Accepted).await.map_err(|_| Error::InvalidState("REFER transaction gone".into()))?;
+        self.notify_refer(100).await
+    }
+
+    /// Refuses the pending [`CallEvent::Refer`] (e.g. 603).
+    pub async fn reject_refer(&self, code: u16) -> Result<(), Error> {
+        let handle = self.take_refer()?;
+        handle.reply(StatusCode::from(code)).await.map_err(|_| Error::InvalidState("REFER transaction gone".into()))
+    }
+
+    /// Reports the referred call's status to the peer that sent the REFER
+    /// (NOTIFY `message/sipfrag`); a final code (>= 200) ends the
+    /// subscription.
+    pub async fn notify_refer(&self, code: u16) -> Result<(), Error> {
+        let (headers, body) = transfer::progress_notify(code);
+        check_response(self.inner.dialog()?.notify(Some(headers), Some(body)).await?)?;
+        Ok(())
+    }
+
+    fn take_refer(&self) -> Result<TransactionHandle, Error> {
+        self.inner.pending_refer.lock().unwrap().take().ok_or_else(|| Error::InvalidState("no pending REFER".into()))
     }
 
     /// INFO with any body.
@@ -321,7 +482,6 @@ pub(crate) async fn pump(inner: Arc<CallInner>, mut states: mpsc::UnboundedRecei
             }
             DialogState::Confirmed(..) if inner.direction == Direction::Incoming && !confirmed_once => {
                 confirmed_once = true;
-                inner.established.store(true, Ordering::SeqCst);
                 let sdp = if inner.offerless {
                     inner
                         .dialog
@@ -336,7 +496,21 @@ pub(crate) async fn pump(inner: Arc<CallInner>, mut states: mpsc::UnboundedRecei
                 inner.emit(CallEvent::Confirmed { sdp });
             }
             DialogState::Updated(_, req, handle) => {
+                let sender = if inner.role() == Refresher::Uac { Refresher::Uas } else { Refresher::Uac };
+                let current = *inner.session.lock().unwrap();
+                let refreshed = session_timer::for_refresh(&req, current, sender);
+                if req.method == Method::Update && req.body.is_empty() {
+                    // A session refresh (RFC 4028 §10): nothing for the
+                    // layer above, answered here.
+                    let headers = refreshed.map(|a| session_timer::response_headers(a, inner.role()));
+                    let _ = handle.respond(StatusCode::OK, headers, None).await;
+                    if let Some(agreed) = refreshed {
+                        session_timer::arm(&inner, agreed);
+                    }
+                    continue;
+                }
                 let kind = if req.method == Method::Invite { OfferKind::ReInvite } else { OfferKind::Update };
+                *inner.session_offered.lock().unwrap() = refreshed;
                 *inner.pending_offer.lock().unwrap() = Some(handle);
                 inner.emit(CallEvent::Offer { kind, sdp: body_text(&req.body) });
             }
@@ -354,10 +528,26 @@ pub(crate) async fn pump(inner: Arc<CallInner>, mut states: mpsc::UnboundedRecei
                     body: String::from_utf8_lossy(&req.body).into_owned(),
                 });
             }
-            DialogState::Options(_, _, handle) | DialogState::Notify(_, _, handle) => {
+            DialogState::Options(_, _, handle) => {
                 let _ = handle.reply(StatusCode::OK).await;
             }
-            DialogState::Refer(_, _, handle) | DialogState::Publish(_, _, handle) => {
+            DialogState::Notify(_, req, handle) => {
+                let _ = handle.reply(StatusCode::OK).await;
+                if let Some((code, reason, done)) = transfer::parse_progress(&req, &req.body) {
+                    inner.emit(CallEvent::ReferProgress { code, reason, done });
+                }
+            }
+            DialogState::Refer(_, req, handle) => {
+                let Some(refer_to) = req.header_value("Refer-To") else {
+                    let _ = handle.reply(StatusCode::BadRequest).await;
+                    continue;
+                };
+                let (target, replaces) = transfer::parse_refer_to(&refer_to);
+                let referred_by = req.header_value("Referred-By");
+                *inner.pending_refer.lock().unwrap() = Some(handle);
+                inner.emit(CallEvent::Refer { target, referred_by, replaces });
+            }
+            DialogState::Publish(_, _, handle) => {
                 let _ = handle.reply(StatusCode::NotImplemented).await;
             }
             DialogState::Terminated(_, reason) => {

@@ -88,6 +88,29 @@ pub struct Config {
     /// Certificates for SIP over TLS; `None`: no TLS listener, and outgoing
     /// TLS verified against the system roots.
     pub tls: Option<TlsSettings>,
+    /// DNS servers for locating registrars, proxies and call targets (RFC
+    /// 3263: NAPTR, SRV, A/AAAA); empty: the system's (`/etc/resolv.conf`).
+    pub dns_servers: Vec<std::net::IpAddr>,
+    /// Session timers (RFC 4028); `None` turns them off (no `timer` in
+    /// Supported, a peer's Session-Expires ignored).
+    pub session_timer: Option<SessionTimer>,
+}
+
+/// Session-timer settings (RFC 4028).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTimer {
+    /// Session interval we ask for (Session-Expires), in seconds.
+    pub expires: u32,
+    /// The smallest interval we accept (Min-SE); a shorter request is
+    /// answered 422. RFC 4028 sets 90 s as the floor; tests go lower.
+    pub min_se: u32,
+}
+
+impl Default for SessionTimer {
+    fn default() -> Self {
+        // RFC 4028 §4 recommends 1800 s; 90 s is its minimum Min-SE.
+        SessionTimer { expires: 1800, min_se: 90 }
+    }
 }
 
 /// PEM material for SIP over TLS.
@@ -139,6 +162,8 @@ impl Default for Config {
             t1: Duration::from_millis(500),
             ring_timeout: Duration::from_secs(120),
             tls: None,
+            session_timer: Some(SessionTimer::default()),
+            dns_servers: Vec::new(),
         }
     }
 }

@@ -9,6 +9,7 @@ use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::sip::uri::ParamsExt;
 use rsipstack::sip::{typed, Header, Method, Param, Request, Uri};
 use rsipstack::transaction::endpoint::EndpointInnerRef;
+use rsipstack::transaction::{make_call_id, CallIdFormat};
 use rsipstack::transport::SipAddr;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -28,12 +29,19 @@ pub(crate) struct Core {
     pub cancel: CancellationToken,
     /// Off while draining: OPTIONS gets 503.
     pub available: std::sync::atomic::AtomicBool,
+    /// Our reliable provisional responses waiting for their PRACK.
+    pub pracks: crate::reliable::PrackWaiters,
+    /// RFC 3263 server location.
+    pub resolver: crate::resolve::Resolver,
 }
 
 /// Where a request goes and over what.
 #[derive(Debug, Clone)]
 pub(crate) struct Route {
     pub transport: Transport,
+    /// The URI named its transport (`transport=`): RFC 3263 then looks up
+    /// only that transport's SRV records.
+    pub explicit_transport: bool,
     pub dest: SipAddr,
 }
 
@@ -47,8 +55,13 @@ pub(crate) fn parse_uri(s: &str) -> Result<Uri, Error> {
 /// Route for a URI: its `transport=` parameter (UDP by default) and its
 /// host and port.
 pub(crate) fn route_to(uri: &Uri) -> Route {
-    let transport = uri.transport().copied().map(Transport::from_rsip).unwrap_or(Transport::Udp);
-    Route { transport, dest: SipAddr { r#type: Some(transport.to_rsip()), addr: uri.host_with_port.clone() } }
+    let explicit = uri.transport().copied().map(Transport::from_rsip);
+    let transport = explicit.unwrap_or(Transport::Udp);
+    Route {
+        transport,
+        explicit_transport: explicit.is_some(),
+        dest: SipAddr { r#type: Some(transport.to_rsip()), addr: uri.host_with_port.clone() },
+    }
 }
 
 impl Core {
@@ -61,6 +74,19 @@ impl Core {
             .or_else(|| self.advertised.values().next())
             .copied()
             .ok_or_else(|| Error::Config("no listener".into()))
+    }
+
+    /// Our host as peers see it: the first listener's advertised address.
+    pub fn host(&self) -> Result<IpAddr, Error> {
+        let first = self.config.listen.first().map(|l| l.transport).unwrap_or(Transport::Udp);
+        Ok(self.local_addr(first)?.ip())
+    }
+
+    /// A fresh Call-ID in our own host's name (RFC 3261 §8.1.1.4 suggests
+    /// `random@host`; rsipstack's default names its authors' domain).
+    pub fn new_call_id(&self) -> Result<String, Error> {
+        let host = self.host()?.to_string();
+        Ok(make_call_id(Some(&host), CallIdFormat::UuidWithSuffix).value().to_string())
     }
 
     /// Via for a request sent over `t` (with `rport`, RFC 3581).

@@ -82,6 +82,29 @@ pub enum CallEvent {
         /// Body as text.
         body: String,
     },
+    /// The peer asks us to transfer the call (REFER, RFC 3515): answer with
+    /// [`crate::Call::accept_refer`] (202, then report the new call's
+    /// progress with [`crate::Call::notify_refer`]) or
+    /// [`crate::Call::reject_refer`].
+    Refer {
+        /// Refer-To URI, without its header part.
+        target: String,
+        /// Referred-By (RFC 3892), to pass on to the target.
+        referred_by: Option<String>,
+        /// Replaces (RFC 3891) for the INVITE to the target (attended
+        /// transfer): `callid;to-tag=..;from-tag=..`.
+        replaces: Option<String>,
+    },
+    /// Progress of a REFER we sent ([`crate::Call::refer`]): the status of
+    /// the call the peer placed, from its NOTIFY's sipfrag.
+    ReferProgress {
+        /// Status code (100, 180, 200, 486...).
+        code: u16,
+        /// Reason phrase.
+        reason: String,
+        /// The subscription ended: this is the outcome.
+        done: bool,
+    },
     /// The call is over (BYE either way, CANCEL, ACK timeout).
     Ended {
         /// Who ended it.

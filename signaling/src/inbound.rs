@@ -7,9 +7,12 @@ use crate::call::{body_text, content_type_of, from_parts, header_pairs, pump, Ca
 use crate::config::Transport;
 use crate::core::{content_type, Core};
 use crate::events::{CallEvent, Party};
+use crate::session_timer;
+use crate::transfer::ReplacesTarget;
 use crate::ua_events::{IncomingCall, IncomingMessage, UaEvent};
 use crate::validate::ALLOWED_METHODS;
 use rsipstack::dialog::dialog::Dialog;
+use rsipstack::dialog::DialogId;
 use rsipstack::sip::prelude::{HeadersExt, ToTypedHeader};
 use rsipstack::sip::{Header, Method, Request, Scheme, StatusCode};
 use rsipstack::transaction::transaction::Transaction;
@@ -55,10 +58,8 @@ pub(crate) fn disposition(req: &Request) -> Disposition {
         // In-dialog request for a dialog we do not have.
         return refuse(481, "Call/Transaction Does Not Exist");
     }
-    if let Some(req_ext) = req.header_value("Require") {
-        if req_ext.split(',').any(|t| !t.trim().is_empty()) {
-            return refuse(420, "Bad Extension");
-        }
+    if !crate::extensions::unsupported_required(req).is_empty() {
+        return refuse(420, "Bad Extension");
     }
     match req.method {
         Method::Options => Disposition::Options,
@@ -114,6 +115,10 @@ pub(crate) async fn serve(
 
 async fn handle(core: Arc<Core>, mut tx: Transaction, events: mpsc::UnboundedSender<UaEvent>) {
     if let Some(Dialog::Invite(mut d)) = core.dialogs.match_dialog(&tx) {
+        if tx.original.method == Method::PRack {
+            let call_id = tx.original.call_id_header().map(|c| c.value().to_string()).unwrap_or_default();
+            core.pracks.prack_received(&tx.original, &call_id);
+        }
         if let Err(e) = d.handle(&mut tx).await {
             debug!(error = %e, "in-dialog request");
         }
@@ -127,6 +132,7 @@ async fn handle(core: Arc<Core>, mut tx: Transaction, events: mpsc::UnboundedSen
         Disposition::Options => {
             let headers = vec![
                 Header::Allow(ALLOWED_METHODS.to_string().into()),
+                Header::Supported(crate::extensions::supported_value().into()),
                 Header::Accept("application/sdp".to_string().into()),
                 Header::Other("Accept-Language".into(), "en".into()),
             ];
@@ -155,9 +161,8 @@ async fn handle(core: Arc<Core>, mut tx: Transaction, events: mpsc::UnboundedSen
                 405 => headers.push(Header::Allow(ALLOWED_METHODS.to_string().into())),
                 415 => headers.push(Header::Accept("application/sdp".to_string().into())),
                 420 => {
-                    if let Some(r) = tx.original.header_value("Require") {
-                        headers.push(Header::Unsupported(r.into()));
-                    }
+                    let lacking = crate::extensions::unsupported_required(&tx.original).join(", ");
+                    headers.push(Header::Unsupported(lacking.into()));
                 }
                 _ => {}
             }
@@ -194,6 +199,37 @@ async fn incoming_invite(core: Arc<Core>, mut tx: Transaction, events: mpsc::Unb
             return;
         }
     }
+    let session = match core.config.session_timer.map(|t| session_timer::for_incoming(&tx.original, &t)) {
+        Some(Err(min_se)) => {
+            // RFC 4028 §8.1: the interval asked for is below our minimum.
+            if let Some(ip) = peer_ip {
+                core.release_peer_slot(ip);
+            }
+            let h = vec![Header::MinSE(min_se.to_string().into())];
+            reply(&core, &mut tx, StatusCode::SessionIntervalTooSmall, h).await;
+            return;
+        }
+        Some(Ok(agreed)) => agreed,
+        None => None,
+    };
+    // RFC 3891 §3: a Replaces naming no dialog of ours is 481.
+    let replaces = match tx.original.header_value("Replaces") {
+        None => None,
+        Some(value) => match ReplacesTarget::parse(&value).filter(|r| {
+            let id =
+                DialogId { call_id: r.call_id.clone(), local_tag: r.to_tag.clone(), remote_tag: r.from_tag.clone() };
+            core.dialogs.get_dialog(&id).is_some()
+        }) {
+            Some(r) => Some(r.call_id),
+            None => {
+                if let Some(ip) = peer_ip {
+                    core.release_peer_slot(ip);
+                }
+                reply(&core, &mut tx, StatusCode::CallTransactionDoesNotExist, vec![]).await;
+                return;
+            }
+        },
+    };
     let transport = tx.connection.as_ref().map(|c| Transport::from_rsip(c.transport())).unwrap_or(Transport::Udp);
     let contact = match core.contact(tx.original.uri.user(), transport) {
         Ok(c) => c,
@@ -219,8 +255,9 @@ async fn incoming_invite(core: Arc<Core>, mut tx: Transaction, events: mpsc::Unb
     };
     let sdp_offer = body_text(&tx.original.body);
     let call_id = tx.original.call_id_header().map(|c| c.value().to_string()).unwrap_or_default();
-    let offerless = sdp_offer.is_none();
-    let (inner, ev_rx) = CallInner::new(&core, call_id, Direction::Incoming, Some(dialog.clone()), offerless, peer_ip);
+    let (inner, ev_rx) =
+        CallInner::new(&core, call_id, Direction::Incoming, Some(dialog.clone()), Some(&tx.original), peer_ip);
+    *inner.session_offered.lock().unwrap() = session;
     tokio::spawn(pump(inner.clone(), state_rx));
     let (display_name, from) = from_parts(&tx.original);
     let to = tx.original.to_header().ok().and_then(|t| t.typed().ok()).map(|t| t.uri.to_string()).unwrap_or_default();
@@ -232,6 +269,7 @@ async fn incoming_invite(core: Arc<Core>, mut tx: Transaction, events: mpsc::Unb
         request_uri: tx.original.uri.to_string(),
         sdp_offer,
         headers: header_pairs(&tx.original),
+        replaces,
     };
     if events.send(UaEvent::IncomingCall(event)).is_err() {
         let _ = dialog.reject(Some(StatusCode::TemporarilyUnavailable), None);

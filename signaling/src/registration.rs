@@ -7,6 +7,7 @@ use crate::digest::NonceState;
 use crate::error::Error;
 use crate::events::RegistrationEvent;
 use crate::request::{send_with_auth, Creds};
+use crate::resolve::is_unreachable;
 use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::{Header, Method, Response, Uri};
 use std::sync::Arc;
@@ -78,7 +79,7 @@ pub(crate) fn start(core: Arc<Core>, account: Account) -> Result<Registration, E
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = oneshot::channel();
     let ctx = Ctx {
-        call_id: rsipstack::transaction::make_call_id(None, Default::default()).value().to_string(),
+        call_id: core.new_call_id()?,
         core,
         account: account.clone(),
         aor,
@@ -155,29 +156,47 @@ async fn register(ctx: &mut Ctx, expires: u32) -> Result<u32, Error> {
     let core = ctx.core.clone();
     let user = ctx.account.auth_username.clone().or_else(|| ctx.aor.user().map(str::to_string)).unwrap_or_default();
     let password = ctx.account.password.clone();
-    let (resp, last_cseq) = send_with_auth(
-        &core,
-        |cseq| {
-            let mut req = core.request(
-                Method::Register,
-                ctx.registrar_uri.clone(),
-                ctx.route.transport,
-                (ctx.from.clone(), ctx.to.clone()),
-                &ctx.call_id,
-                cseq,
-            )?;
-            req.headers.push(Header::Contact(format!("<{}>", ctx.contact).into()));
-            req.headers.push(Header::Expires(expires.to_string().into()));
-            req.headers.push(Header::Allow(crate::validate::ALLOWED_METHODS.to_string().into()));
-            req.headers.extend(crate::core::extra_headers(&ctx.account.headers));
-            Ok(req)
-        },
-        ctx.cseq,
-        Some(ctx.route.dest.clone()),
-        Some(Creds { username: &user, password: &password }),
-        &mut ctx.nonce,
-    )
-    .await?;
+    // RFC 3263 §4.3: a registrar that does not answer gives way to the next
+    // target DNS names.
+    let mut targets = core.resolver.locate(&ctx.route).await?.into_iter().peekable();
+    let (resp, last_cseq) = loop {
+        let target = targets.next().expect("locate returns at least one target");
+        let sent = send_with_auth(
+            &core,
+            |cseq| {
+                let mut req = core.request(
+                    Method::Register,
+                    ctx.registrar_uri.clone(),
+                    target.transport,
+                    (ctx.from.clone(), ctx.to.clone()),
+                    &ctx.call_id,
+                    cseq,
+                )?;
+                req.headers.push(Header::Contact(format!("<{}>", ctx.contact).into()));
+                req.headers.push(Header::Expires(expires.to_string().into()));
+                req.headers.push(Header::Allow(crate::validate::ALLOWED_METHODS.to_string().into()));
+                req.headers.extend(crate::core::extra_headers(&ctx.account.headers));
+                Ok(req)
+            },
+            ctx.cseq,
+            Some(target.dest.clone()),
+            Some(Creds { username: &user, password: &password }),
+            &mut ctx.nonce,
+        )
+        .await;
+        // The transaction layer reports its timeout as a 408 response.
+        let sent = sent.and_then(|(resp, cseq)| match resp.status_code.code() {
+            408 => Err(Error::Timeout),
+            _ => Ok((resp, cseq)),
+        });
+        match sent {
+            Err(e) if is_unreachable(&e) && targets.peek().is_some() => {
+                warn!(aor = %ctx.aor, target = %target.dest, error = %e, "registrar did not answer; next target");
+                ctx.cseq += 1;
+            }
+            other => break other?,
+        }
+    };
     ctx.cseq = last_cseq + 1;
     let code = resp.status_code.code();
     if !(200..300).contains(&code) {

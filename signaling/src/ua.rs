@@ -68,6 +68,8 @@ impl UserAgent {
             accounts: Mutex::new(HashMap::new()),
             cancel: cancel.clone(),
             available: std::sync::atomic::AtomicBool::new(true),
+            pracks: Default::default(),
+            resolver: crate::resolve::Resolver::new(&config.dns_servers)?,
             config,
         });
         let ep = endpoint.clone();
@@ -126,9 +128,11 @@ impl UserAgent {
         let callee = parse_uri(target)?;
         let ResolvedCaller { uri: from_uri, display_name: display, route, credentials: creds } =
             crate::outbound::resolve_caller(caller, &callee)?;
+        // RFC 3263: the first server DNS names.
+        let route = core.resolver.locate(&route).await?.swap_remove(0);
         let (from, _) = name_addr(&from_uri, display.as_deref());
         let to = rsipstack::sip::typed::To { display_name: None, uri: callee.clone(), params: vec![] };
-        let call_id = rsipstack::transaction::make_call_id(None, Default::default()).value().to_string();
+        let call_id = core.new_call_id()?;
         let mut nonce = NonceState::default();
         let (resp, _) = send_with_auth(
             core,

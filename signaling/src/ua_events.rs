@@ -22,6 +22,10 @@ pub struct IncomingCall {
     pub sdp_offer: Option<String>,
     /// All header fields of the INVITE, in order, as (name, value).
     pub headers: Vec<(String, String)>,
+    /// Attended transfer (RFC 3891): the Call-ID of our call this one
+    /// replaces (its Replaces header matched that dialog; an INVITE whose
+    /// Replaces matches none is answered 481 and never shows up).
+    pub replaces: Option<String>,
 }
 
 /// A MESSAGE outside any call (already answered 200).

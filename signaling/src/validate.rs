@@ -75,7 +75,7 @@ pub const KNOWN_METHODS: &[&str] = &[
 ];
 
 /// Methods this user agent handles, for Allow headers.
-pub const ALLOWED_METHODS: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE, PRACK";
+pub const ALLOWED_METHODS: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, MESSAGE, PRACK, REFER, NOTIFY";
 
 struct Reject {
     code: u16,

@@ -119,7 +119,7 @@ function cleanError(e) {
 const call = (fn, ...args) => page.evaluate(({ fn, args }) => window.peer[fn](...args), { fn, args });
 
 const handlers = {
-  createOffer: () => call('createOffer'),
+  createOffer: (r) => call('createOffer', Boolean(r.video)),
   createAnswer: () => call('createAnswer'),
   setRemoteDescription: (r) => {
     if (r.type !== 'offer' && r.type !== 'answer') throw new Error('type must be "offer" or "answer"');

@@ -160,6 +160,12 @@ pub struct CallerScenario {
     /// INVITE without SDP: the daemon offers in its 200, our answer (the
     /// first of `formats`) goes in the ACK.
     pub offerless: bool,
+    /// SDP lines appended after the audio section (more m-lines: video, a
+    /// second audio stream), each ending in `\n`.
+    pub extra_media: &'static str,
+    /// A POSIX regular expression the 200 OK's body must match (`.` spans
+    /// lines), or the scenario fails.
+    pub answer_must_match: Option<&'static str>,
     pub ending: Ending,
 }
 
@@ -172,6 +178,8 @@ impl CallerScenario {
             hold_ms: 1000,
             info_digits: String::new(),
             offerless: false,
+            extra_media: "",
+            answer_must_match: None,
             ending,
         }
     }
@@ -180,8 +188,9 @@ impl CallerScenario {
     pub fn write(&self, dir: &Path, name: &str) -> Result<PathBuf> {
         let port = self.sdp_port.map(|p| p.to_string()).unwrap_or_else(|| "[media_port]".into());
         let sdp = format!(
-            "v=0\n      o=sipp 1 1 IN IP[local_ip_type] [local_ip]\n      s=-\n      c=IN IP[media_ip_type] [media_ip]\n      t=0 0\n      m=audio {port} RTP/AVP {formats}\n      a=rtpmap:0 PCMU/8000\n      a=rtpmap:8 PCMA/8000\n      a=rtpmap:101 telephone-event/8000\n      a=fmtp:101 0-15\n      a=ptime:30\n      a=sendrecv\n",
-            formats = self.formats
+            "v=0\n      o=sipp 1 1 IN IP[local_ip_type] [local_ip]\n      s=-\n      c=IN IP[media_ip_type] [media_ip]\n      t=0 0\n      m=audio {port} RTP/AVP {formats}\n      a=rtpmap:0 PCMU/8000\n      a=rtpmap:8 PCMA/8000\n      a=rtpmap:101 telephone-event/8000\n      a=fmtp:101 0-15\n      a=ptime:30\n      a=sendrecv\n{extra}",
+            formats = self.formats,
+            extra = self.extra_media.lines().map(|l| format!("      {l}\n")).collect::<String>()
         );
         let (invite_type, invite_sdp) =
             if self.offerless { ("", String::new()) } else { ("      Content-Type: application/sdp\n", sdp.clone()) };
@@ -246,7 +255,12 @@ impl CallerScenario {
                 );
             }
             Ending::CallerHangsUp | Ending::DaemonHangsUp => {
-                body.push_str("  <recv response=\"200\" rrs=\"true\"/>\n");
+                match self.answer_must_match {
+                    Some(re) => body.push_str(&format!(
+                        "  <recv response=\"200\" rrs=\"true\"><action><ereg regexp=\"{re}\" search_in=\"body\" check_it=\"true\" assign_to=\"answer\"/></action></recv>\n  <Reference variables=\"answer\"/>\n"
+                    )),
+                    None => body.push_str("  <recv response=\"200\" rrs=\"true\"/>\n"),
+                }
                 body.push_str(&ack("1"));
                 for pcap in &self.pcaps {
                     body.push_str(&format!("  <nop><action><exec play_pcap_audio=\"{pcap}\"/></action></nop>\n"));

@@ -57,6 +57,13 @@ impl WebRtcPeer {
         Ok(self.cmd("createOffer", json!({}), Duration::from_secs(20))?["sdp"].as_str().unwrap_or_default().into())
     }
 
+    /// An offer with a receive-only video m-line after the audio one
+    /// (Chromium only).
+    pub fn create_offer_with_video(&self) -> Result<String> {
+        let offer = self.cmd("createOffer", json!({ "video": true }), Duration::from_secs(20))?;
+        Ok(offer["sdp"].as_str().unwrap_or_default().into())
+    }
+
     pub fn create_answer(&self) -> Result<String> {
         Ok(self.cmd("createAnswer", json!({}), Duration::from_secs(20))?["sdp"].as_str().unwrap_or_default().into())
     }

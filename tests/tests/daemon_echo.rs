@@ -1,7 +1,8 @@
 //! `sipbridge daemon` with the echo preset, called by real peers: baresip
 //! playing a tone hears it back; SIPp's pcap call gets its RTP echoed; 20
 //! concurrent calls succeed and the 21st over a limit of 20 gets 503;
-//! SIGTERM mid-call sends BYE to every caller and the daemon exits 0.
+//! SIGTERM mid-call sends BYE to every caller and the daemon exits 0; an
+//! audio+video offer is answered with the video refused (port 0).
 
 use e2e::audio::{read_wav, tone, write_wav};
 use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
@@ -99,6 +100,31 @@ fn sipp_pcap_audio_is_echoed() {
     assert_eq!(pts, vec![8], "echo must be PCMA (pt 8)");
     assert!(packets >= 200, "only {packets} RTP packets echoed back of the pcap's 236 (7 s)");
     daemon.wait_lines(&["answered", "codec=PCMA"], 1, Duration::from_secs(1)).unwrap();
+}
+
+/// RFC 3264 §6: a phone offering audio, video and a second audio stream
+/// gets an answer with three m-lines in the offer's order, the audio one
+/// answered and the others refused with port 0; the audio is echoed.
+#[test]
+fn audio_video_offer_is_answered_with_video_refused_and_audio_flows() {
+    let dir = test_dir("daemon_echo_video_refused");
+    let daemon = Daemon::start(&dir, ECHO, &[]).unwrap();
+    let rtp_port = free_udp_port();
+    let sock = std::net::UdpSocket::bind(("127.0.0.1", rtp_port)).unwrap();
+    let mut scenario = CallerScenario::new(Ending::CallerHangsUp);
+    scenario.sdp_port = Some(rtp_port);
+    scenario.pcaps = vec![sipp_pcap("g711a.pcap")];
+    scenario.hold_ms = 8000;
+    scenario.extra_media =
+        "m=video 6000 RTP/AVP 96\na=rtpmap:96 H264/90000\na=sendrecv\nm=audio 6002 RTP/AVP 0\na=rtpmap:0 PCMU/8000\n";
+    scenario.answer_must_match = Some("m=audio [1-9][0-9]* RTP/AVP 8 .*m=video 0 RTP/AVP 96.*m=audio 0 RTP/AVP 0");
+    let xml = scenario.write(&dir, "uac_video").unwrap();
+    let mut sipp =
+        Sipp::new(xml.to_str().unwrap()).args(["-s", "echo"]).remote(daemon.addr()).spawn(&dir, "sipp").unwrap();
+    let (packets, pts) = count_rtp(&sock, Duration::from_secs(2), Duration::from_secs(20));
+    sipp.expect_success(Duration::from_secs(20)).unwrap();
+    assert_eq!(pts, vec![8], "echo must be PCMA (pt 8)");
+    assert!(packets >= 200, "only {packets} RTP packets echoed back of the pcap's 236 (7 s)");
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Early media through the gateway: the page (a guest account, no
 //! REGISTER) calls SIPp, which answers 183 with SDP and streams a tone
 //! before its 200 OK; the page must hear the tone while the call is still
-//! in progress, then the call is answered and hung up from the page.
+//! in progress, then the call is answered and hung up from the page; the
+//! same with a reliable 183 (RFC 3262), PRACKed by the bridge.
 
 use e2e::audio::{tone, ulaw_encode};
 use e2e::gateway::{Gateway, Softphone};
@@ -35,10 +36,18 @@ fn write_ulaw_wav(path: &Path, seconds: f64, freq: f64) {
     std::fs::write(path, w).unwrap();
 }
 
+/// The callee's scenario; `RELIABLE` marks where the reliable variant puts
+/// its 100rel parts.
 const SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="183 with streamed early media, 200, BYE from the caller">
-  <recv request="INVITE" crlf="true"/>
+  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="Via:" assign_to="invite_via"/>
+      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="invite_from"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" assign_to="invite_to"/>
+    </action>
+  </recv>
   <send><![CDATA[
 
       SIP/2.0 183 Session Progress
@@ -48,7 +57,7 @@ const SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
       [last_Call-ID:]
       [last_CSeq:]
       Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
+RELIABLE_HEADERS      Content-Type: application/sdp
       Content-Length: [len]
 
       v=0
@@ -62,16 +71,16 @@ const SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
       a=sendrecv
 
     ]]></send>
-  <nop><action><exec rtp_stream="early.wav,-1,0"/></action></nop>
+RELIABLE_PRACK  <nop><action><exec rtp_stream="early.wav,-1,0"/></action></nop>
   <pause milliseconds="5000"/>
   <send retrans="500"><![CDATA[
 
       SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
+      Via: [$invite_via]
+      From: [$invite_from]
+      To: [$invite_to];tag=[pid]SIPpTag01[call_number]
       [last_Call-ID:]
-      [last_CSeq:]
+      CSeq: 1 INVITE
       Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
       Content-Type: application/sdp
       Content-Length: [len]
@@ -103,11 +112,44 @@ const SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 </scenario>
 "#;
 
+/// What the reliable variant adds: `Require: 100rel` and an RSeq on the
+/// 183, and SIPp waiting for our PRACK (the scenario fails without it)
+/// before it streams the early media.
+const PRACK: &str = r#"  <recv request="PRACK" crlf="true">
+    <action><ereg regexp="1 1 INVITE" search_in="hdr" header="RAck:" check_it="true" assign_to="rack"/></action>
+  </recv>
+  <Reference variables="rack"/>
+  <send><![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]></send>
+"#;
+
 #[test]
 fn page_hears_183_early_media_then_answer() {
-    let dir = test_dir("gateway_early_media");
+    early_media("gateway_early_media", false);
+}
+
+/// RFC 3262: the same with a reliable 183, which the bridge PRACKs.
+#[test]
+fn page_hears_reliable_183_early_media_after_our_prack() {
+    early_media("gateway_early_media_100rel", true);
+}
+
+fn early_media(name: &str, reliable: bool) {
+    let dir = test_dir(name);
     write_ulaw_wav(&dir.join("early.wav"), 20.0, EARLY_TONE);
-    std::fs::write(dir.join("early.xml"), SCENARIO).unwrap();
+    let scenario = SCENARIO
+        .replace("RELIABLE_HEADERS", if reliable { "      Require: 100rel\n      RSeq: 1\n" } else { "" })
+        .replace("RELIABLE_PRACK", if reliable { PRACK } else { "" });
+    std::fs::write(dir.join("early.xml"), scenario).unwrap();
     let mut sipp = Sipp::new(dir.join("early.xml").to_str().unwrap())
         .args([
             "-mi".to_string(),

@@ -1,7 +1,9 @@
 //! signaling's user agent against SIPp scenarios of ours (tests/sip/*.xml):
 //! as caller (180/200, 183 early media, 486, BYE either way, INVITE
-//! retransmission) and as callee (CANCEL -> 487, hold/resume re-INVITEs,
-//! INFO DTMF, BYE either way, 200 retransmission).
+//! retransmission, reliable 183 and PRACK, session timers, 302, REFER sent)
+//! and as callee (CANCEL -> 487, hold/resume re-INVITEs, INFO DTMF, BYE
+//! either way, 200 retransmission, Require: 100rel, session timers, 420 and
+//! 422, REFER received).
 
 use e2e::process::test_dir;
 use e2e::sipp::{Sipp, SippRun};
@@ -17,6 +19,19 @@ fn sdp(dir: &str) -> String {
 async fn ua() -> UserAgent {
     UserAgent::start(Config {
         listen: vec![Listen { transport: Transport::Udp, addr: "127.0.0.1:0".parse().unwrap() }],
+        ..Config::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// An agent with a session interval short enough to test (RFC 4028's
+/// floor is 90 s) and, with `t1`, fast transaction timeouts.
+async fn ua_with_timer(expires: u32, t1: Duration) -> UserAgent {
+    UserAgent::start(Config {
+        listen: vec![Listen { transport: Transport::Udp, addr: "127.0.0.1:0".parse().unwrap() }],
+        session_timer: Some(signaling::SessionTimer { expires, min_se: 1 }),
+        t1,
         ..Config::default()
     })
     .await
@@ -134,6 +149,195 @@ async fn early_media_183_then_far_end_hangs_up() {
     let answered = next_final(&mut call).await;
     assert!(matches!(answered, CallEvent::Answered { sdp: Some(ref s) } if s.contains("s=answer")), "{answered:?}");
     assert_eq!(next(&mut call).await, CallEvent::Ended { by: Party::Remote, reason: "BYE".into() });
+    finish(&mut sipp);
+}
+
+/// RFC 3262 as UAC: our INVITE offers 100rel; the callee's reliable 183
+/// (early media) is PRACKed with the right RAck (SIPp fails otherwise) and
+/// reported as progress with its SDP, then the call is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reliable_183_is_pracked_and_reported() {
+    let dir = test_dir("sip_sipp_reliable_183");
+    let mut sipp = Sipp::new("uas_reliable_183.xml").spawn(&dir, "sipp").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ua = ua().await;
+    let mut call = ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
+    let progress = loop {
+        match next(&mut call).await {
+            CallEvent::Trying => {}
+            other => break other,
+        }
+    };
+    assert!(
+        matches!(progress, CallEvent::Progress { code: 183, sdp: Some(ref s) } if s.contains("s=early")),
+        "{progress:?}\n{}",
+        sipp.traces()
+    );
+    let answered = next_final(&mut call).await;
+    assert!(matches!(answered, CallEvent::Answered { .. }), "{answered:?}\n{}", sipp.traces());
+    call.bye().await.unwrap();
+    finish(&mut sipp);
+}
+
+/// RFC 3262 as UAS: an INVITE with `Require: 100rel` is taken (no 420);
+/// our 180 and 183 are reliable (Require, rising RSeq), the 183 is
+/// retransmitted until its PRACK, and the call is answered after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn require_100rel_gets_reliable_180_and_183() {
+    let dir = test_dir("sip_sipp_require_100rel");
+    let ua = ua().await;
+    let mut events = ua.take_events().unwrap();
+    let addr = ua.local_addr(Transport::Udp).unwrap();
+    let mut sipp = Sipp::new("uac_require_100rel.xml").remote(addr.to_string()).spawn(&dir, "sipp").unwrap();
+    let incoming = wait_call(&mut events).await;
+    let call = incoming.call;
+    call.ringing().unwrap();
+    // The next reliable response waits for the PRACK of the first.
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    while let Err(e) = call.progress(&sdp("sendrecv")) {
+        assert!(tokio::time::Instant::now() < until, "180 never PRACKed: {e}\n{}", sipp.traces());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // SIPp PRACKs the 183 after 1.2 s (T1 = 500 ms: one retransmission).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    call.answer(&sdp("sendrecv")).unwrap();
+    finish(&mut sipp);
+    let copies = count_received(&dir, "SIP/2.0 183", "RSeq:");
+    assert!(copies >= 2, "the unacknowledged 183 must be retransmitted; SIPp got {copies}");
+}
+
+/// RFC 4028 as UAC: the callee's 422 (Min-SE 4) makes us ask again for
+/// 4 s; granted with us refreshing, we refresh by UPDATE three times (SIPp
+/// checks each) and the call lives until the callee's BYE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_timer_422_then_three_refreshes() {
+    let dir = test_dir("sip_sipp_session_timer");
+    let mut sipp = Sipp::new("uas_session_timer.xml").spawn(&dir, "sipp").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ua = ua_with_timer(2, Duration::from_millis(500)).await;
+    let mut call = ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
+    let answered = next_final(&mut call).await;
+    assert!(matches!(answered, CallEvent::Answered { .. }), "{answered:?}\n{}", sipp.traces());
+    let ended = tokio::time::timeout(Duration::from_secs(15), call.next_event()).await.expect("BYE in time");
+    assert_eq!(ended, Some(CallEvent::Ended { by: Party::Remote, reason: "BYE".into() }), "{}", sipp.traces());
+    finish(&mut sipp);
+}
+
+/// RFC 4028 §10: our refresh goes unanswered (transaction timeout, T1 =
+/// 50 ms here): the call is ended with BYE and reported ended by us.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_session_refresh_ends_the_call_with_bye() {
+    let dir = test_dir("sip_sipp_refresh_unanswered");
+    let mut sipp = Sipp::new("uas_refresh_unanswered.xml").spawn(&dir, "sipp").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ua = ua_with_timer(2, Duration::from_millis(50)).await;
+    let mut call = ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
+    let answered = next_final(&mut call).await;
+    assert!(matches!(answered, CallEvent::Answered { .. }), "{answered:?}\n{}", sipp.traces());
+    let ended = tokio::time::timeout(Duration::from_secs(15), call.next_event()).await.expect("end in time");
+    assert_eq!(ended, Some(CallEvent::Ended { by: Party::Local, reason: "session refresh failed".into() }));
+    finish(&mut sipp);
+}
+
+/// RFC 4028 as UAS: the caller asks for 2 s and will refresh; it never
+/// does, so we send BYE before the interval is over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_not_refreshed_by_the_caller_is_ended_with_bye() {
+    let dir = test_dir("sip_sipp_session_not_refreshed");
+    let ua = ua_with_timer(1800, Duration::from_millis(500)).await;
+    let mut events = ua.take_events().unwrap();
+    let addr = ua.local_addr(Transport::Udp).unwrap();
+    let mut sipp = Sipp::new("uac_session_not_refreshed.xml").remote(addr.to_string()).spawn(&dir, "sipp").unwrap();
+    let mut call = wait_call(&mut events).await.call;
+    call.answer(&sdp("sendrecv")).unwrap();
+    assert_eq!(next(&mut call).await, CallEvent::Confirmed { sdp: None });
+    let started = std::time::Instant::now();
+    assert_eq!(next(&mut call).await, CallEvent::Ended { by: Party::Local, reason: "session expired".into() });
+    let after = started.elapsed();
+    assert!(after < Duration::from_secs(2), "BYE before the 2 s interval ends, not after {after:?}");
+    finish(&mut sipp);
+}
+
+/// 422 for an interval below our Min-SE (90 s by default) and 420 for a
+/// required extension we lack, naming only that one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_short_interval_is_422_and_unknown_extension_is_420() {
+    let dir = test_dir("sip_sipp_422_420");
+    let ua = ua().await;
+    let addr = ua.local_addr(Transport::Udp).unwrap();
+    for scenario in ["uac_session_too_short.xml", "uac_require_unknown.xml"] {
+        let mut sipp = Sipp::new(scenario).remote(addr.to_string()).spawn(&dir, scenario).unwrap();
+        finish(&mut sipp);
+    }
+}
+
+/// A 302 is followed to its Contact (SIPp checks the new Request-URI) and
+/// that target answers; a 302 back to the target already called is a loop:
+/// the call fails with 302 at once instead of calling it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_302_is_followed_and_a_loop_is_not() {
+    let dir = test_dir("sip_sipp_redirect");
+    let ua = ua().await;
+    let mut sipp = Sipp::new("uas_redirect.xml").spawn(&dir, "sipp").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut call = ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
+    let answered = next_final(&mut call).await;
+    assert!(matches!(answered, CallEvent::Answered { .. }), "{answered:?}\n{}", sipp.traces());
+    call.bye().await.unwrap();
+    finish(&mut sipp);
+
+    let mut sipp = Sipp::new("uas_redirect_loop.xml").spawn(&dir, "sipp-loop").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut call = ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
+    let failed = next_final(&mut call).await;
+    assert!(matches!(failed, CallEvent::Failed { code: 302, .. }), "{failed:?}\n{}", sipp.traces());
+    finish(&mut sipp);
+}
+
+/// RFC 3515 as transferee: the peer's REFER (Referred-By, Replaces in the
+/// Refer-To) comes up as an event; accepted, it gets 202 and NOTIFYs
+/// 100 then 200 (SIPp checks bodies and subscription states).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incoming_refer_is_accepted_with_sipfrag_progress() {
+    let dir = test_dir("sip_sipp_refer_in");
+    let ua = ua().await;
+    let mut events = ua.take_events().unwrap();
+    let addr = ua.local_addr(Transport::Udp).unwrap();
+    let mut sipp = Sipp::new("uac_refer.xml").remote(addr.to_string()).spawn(&dir, "sipp").unwrap();
+    let mut call = wait_call(&mut events).await.call;
+    call.answer(&sdp("sendrecv")).unwrap();
+    assert_eq!(next(&mut call).await, CallEvent::Confirmed { sdp: None });
+    match next(&mut call).await {
+        CallEvent::Refer { target, referred_by, replaces } => {
+            assert_eq!(target, "sip:carol@127.0.0.1");
+            assert!(referred_by.is_some_and(|b| b.contains("sip:sipp@")));
+            assert_eq!(replaces.as_deref(), Some("abc@example.test;to-tag=1;from-tag=2"));
+        }
+        other => panic!("expected a REFER, got {other:?}\n{}", sipp.traces()),
+    }
+    call.accept_refer().await.unwrap();
+    call.notify_refer(200).await.unwrap();
+    assert_eq!(next(&mut call).await, CallEvent::Ended { by: Party::Remote, reason: "BYE".into() });
+    finish(&mut sipp);
+}
+
+/// RFC 3515 as transferor: our REFER (Refer-To, Referred-By) is accepted
+/// and the peer's NOTIFYs come up as progress, 180 then the final 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outgoing_refer_reports_the_transferees_progress() {
+    let dir = test_dir("sip_sipp_refer_out");
+    let mut sipp = Sipp::new("uas_refer.xml").spawn(&dir, "sipp").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ua = ua().await;
+    let mut call = ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
+    let answered = next_final(&mut call).await;
+    assert!(matches!(answered, CallEvent::Answered { .. }), "{answered:?}");
+    call.refer("sip:carol@127.0.0.1", None).await.unwrap();
+    assert_eq!(next(&mut call).await, CallEvent::ReferProgress { code: 180, reason: "Ringing".into(), done: false });
+    assert_eq!(next(&mut call).await, CallEvent::ReferProgress { code: 200, reason: "OK".into(), done: true });
+    // Our 200 to that NOTIFY goes out on the dialog's task: let it leave first.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    call.bye().await.unwrap();
     finish(&mut sipp);
 }
 

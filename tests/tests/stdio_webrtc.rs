@@ -14,6 +14,12 @@ const PHONE_TONE: u32 = 1000;
 
 /// WebRTC peer <-> bridge (webrtc session) <-> bridge (rtp session) <-> RTP peer.
 fn webrtc_to_rtp(name: &str, stack: Stack, browser_offers: bool, phone: PeerCodec) {
+    webrtc_to_rtp_offering(name, stack, browser_offers, false, phone)
+}
+
+/// As [`webrtc_to_rtp`]; `video`: the browser's offer also has a video
+/// m-line, which the answer must refuse (port 0, out of BUNDLE).
+fn webrtc_to_rtp_offering(name: &str, stack: Stack, browser_offers: bool, video: bool, phone: PeerCodec) {
     let dir = test_dir(name);
     let bridge = Bridge::start(&dir, &[]).unwrap();
     let browser = WebRtcPeer::start(stack, &dir, "browser", BROWSER_TONE).unwrap();
@@ -23,10 +29,19 @@ fn webrtc_to_rtp(name: &str, stack: Stack, browser_offers: bool, phone: PeerCode
     let r = bridge.create("rtp", json!({})).unwrap();
 
     if browser_offers {
-        let offer = browser.create_offer().unwrap();
+        let offer = if video { browser.create_offer_with_video().unwrap() } else { browser.create_offer().unwrap() };
         bridge.set_remote(&w, "offer", &offer).unwrap();
         let (kind, answer) = bridge.local_description(&w).unwrap();
         assert_eq!(kind, "answer");
+        if video {
+            assert!(offer.contains("\r\nm=video "), "Chromium offers video:\n{offer}");
+            let m_lines: Vec<&str> = answer.lines().filter(|l| l.starts_with("m=")).collect();
+            assert_eq!(m_lines.len(), 2, "one answer m-line per offered one:\n{answer}");
+            assert!(m_lines[0].starts_with("m=audio ") && !m_lines[0].starts_with("m=audio 0 "), "{answer}");
+            assert!(m_lines[1].starts_with("m=video 0 "), "{answer}");
+            let bundle = answer.lines().find(|l| l.starts_with("a=group:BUNDLE")).unwrap_or_default();
+            assert_eq!(bundle.split(' ').count(), 2, "only the audio mid stays bundled: {bundle}");
+        }
         assert!(
             answer.contains("a=candidate:") && answer.contains("127.0.0.1"),
             "complete answer with loopback candidates:\n{answer}"
@@ -103,6 +118,13 @@ fn bridge_offers_aiortc_answers_pcmu_phone() {
 
 /// DTMF both ways with a browser that offers: its RTCDTMFSender reaches us
 /// as `dtmf` events, so the answer must carry telephone-event.
+/// RFC 3264 §6: Chromium offering audio and video gets both m-lines back,
+/// the video one refused, and the call carries audio both ways.
+#[test]
+fn chromium_audio_video_offer_gets_video_refused_and_audio_flows() {
+    webrtc_to_rtp_offering("webrtc_video_refused", Stack::Chromium, true, true, PeerCodec::Pcmu);
+}
+
 #[test]
 fn chromium_dtmf_reaches_the_bridge() {
     let dir = test_dir("chromium_dtmf");

@@ -478,6 +478,13 @@ impl SipCall {
                 None => self.emit(Event::Info { content_type, body }),
             },
             CallEvent::Message { content_type, body } => self.emit(Event::Message { content_type, body }),
+            // Transfer is not part of the call layer yet: a REFER is
+            // declined (the far end keeps the call), and we send none.
+            CallEvent::Refer { target, .. } => {
+                info!(%target, "transfer requested: declined");
+                let _ = self.sip.reject_refer(603).await;
+            }
+            CallEvent::ReferProgress { .. } => {}
         }
     }
 

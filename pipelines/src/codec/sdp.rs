@@ -31,6 +31,9 @@ pub struct Media {
     pub protocol: String,
     /// Payload type numbers, in the offerer's order of preference.
     pub formats: Vec<u8>,
+    /// The format tokens of a section whose protocol is not RTP (e.g.
+    /// `webrtc-datachannel`), kept only to be written back when refused.
+    pub other_formats: Vec<String>,
     pub connection: Option<IpAddr>,
     pub attributes: Vec<Attribute>,
 }
@@ -165,7 +168,8 @@ impl SessionDescription {
                 return Err(bad(format!("media section {i} has no c= connection address")));
             }
             for pt in &m.formats {
-                if *pt >= 96 && m.kind == "audio" && m.rtpmap(*pt).is_none() {
+                // A refused section (port 0) needs no rtpmap: it is not used.
+                if *pt >= 96 && m.kind == "audio" && m.port != 0 && m.rtpmap(*pt).is_none() {
                     return Err(bad(format!("media section {i}: dynamic payload type {pt} has no a=rtpmap")));
                 }
             }
@@ -176,6 +180,23 @@ impl SessionDescription {
     /// The first audio media section and its index, if any.
     pub fn audio(&self) -> Option<(usize, &Media)> {
         self.media.iter().enumerate().find(|(_, m)| m.kind == "audio")
+    }
+
+    /// The media sections of an answer to this offer (RFC 3264 §6: one per
+    /// offered section, in the same order): `answered` in place of section
+    /// `index`, every other section refused (video, a second audio stream,
+    /// anything we do not bridge). Peers that offer video drop an answer
+    /// with fewer m-lines than their offer.
+    pub fn answer_sections(&self, index: usize, answered: Media) -> Vec<Media> {
+        let mut answered = Some(answered);
+        self.media
+            .iter()
+            .enumerate()
+            .map(|(i, m)| match answered.take_if(|_| i == index) {
+                Some(a) => a,
+                None => m.refused(),
+            })
+            .collect()
     }
 
     /// Where to send RTP for `media`: its own `c=` or the session's.
@@ -216,6 +237,21 @@ fn direction_in(attrs: &[Attribute]) -> Option<Direction> {
 }
 
 impl Media {
+    /// This offered section refused in an answer (RFC 3264 §6): port 0, the
+    /// same media type and protocol, the offered formats (at least one must
+    /// be listed), no attributes.
+    pub fn refused(&self) -> Media {
+        Media {
+            kind: self.kind.clone(),
+            port: 0,
+            protocol: self.protocol.clone(),
+            formats: self.formats.clone(),
+            other_formats: self.other_formats.clone(),
+            connection: None,
+            attributes: Vec::new(),
+        }
+    }
+
     pub fn attribute(&self, name: &str) -> Option<&Attribute> {
         self.attributes.iter().find(|a| a.name == name)
     }
@@ -300,6 +336,7 @@ fn parse_media(value: &str) -> Result<Media, String> {
     let protocol = parts[2].to_string();
     let is_rtp = protocol.contains("RTP");
     let mut formats = Vec::new();
+    let mut other_formats = Vec::new();
     if is_rtp {
         for f in &parts[3..] {
             let pt: u8 = f.parse().map_err(|_| format!("m= line has an invalid payload type {f:?}"))?;
@@ -308,8 +345,18 @@ fn parse_media(value: &str) -> Result<Media, String> {
             }
             formats.push(pt);
         }
+    } else {
+        other_formats = parts[3..].iter().map(|f| f.to_string()).collect();
     }
-    Ok(Media { kind: parts[0].to_string(), port, protocol, formats, connection: None, attributes: Vec::new() })
+    Ok(Media {
+        kind: parts[0].to_string(),
+        port,
+        protocol,
+        formats,
+        other_formats,
+        connection: None,
+        attributes: Vec::new(),
+    })
 }
 
 impl std::fmt::Display for SessionDescription {
@@ -323,7 +370,8 @@ impl std::fmt::Display for SessionDescription {
         out.push_str("t=0 0\r\n");
         write_attributes(&mut out, &self.attributes);
         for m in &self.media {
-            let formats: Vec<String> = m.formats.iter().map(|p| p.to_string()).collect();
+            let formats: Vec<String> =
+                m.formats.iter().map(|p| p.to_string()).chain(m.other_formats.iter().cloned()).collect();
             let _ = write!(out, "m={} {} {} {}\r\n", m.kind, m.port, m.protocol, formats.join(" "));
             if let Some(c) = m.connection {
                 let _ = write!(out, "c={}\r\n", connection_line(c));
@@ -426,6 +474,36 @@ mod tests {
         let trickle = format!("{hold}a=ice-ufrag:abcd\r\n");
         let sdp = SessionDescription::parse(&trickle).unwrap();
         assert_eq!(sdp.direction_of(sdp.audio().unwrap().1), Direction::SendRecv);
+    }
+
+    #[test]
+    fn answer_keeps_every_offered_section_and_refuses_all_but_the_audio() {
+        let offer = SessionDescription::parse(
+            "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+             m=video 5000 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n\
+             m=audio 6000 RTP/AVP 0 8\r\n\
+             m=audio 6002 RTP/AVP 97\r\na=rtpmap:97 opus/48000/2\r\n\
+             m=application 7000 UDP/DTLS/SCTP webrtc-datachannel\r\n",
+        )
+        .unwrap();
+        let (index, audio) = offer.audio().unwrap();
+        assert_eq!(index, 1);
+        let mut answered = audio.clone();
+        answered.formats = vec![0];
+        answered.port = 4000;
+        let text = SessionDescription { media: offer.answer_sections(index, answered), ..offer.clone() }.to_string();
+        let m_lines: Vec<&str> = text.lines().filter(|l| l.starts_with("m=")).collect();
+        assert_eq!(
+            m_lines,
+            [
+                "m=video 0 RTP/AVP 96",
+                "m=audio 4000 RTP/AVP 0",
+                "m=audio 0 RTP/AVP 97",
+                "m=application 0 UDP/DTLS/SCTP webrtc-datachannel"
+            ]
+        );
+        // Our own parser takes it back (a refused section needs no rtpmap).
+        assert_eq!(SessionDescription::parse(&text).unwrap().media.len(), 4);
     }
 
     #[test]

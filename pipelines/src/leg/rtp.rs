@@ -381,11 +381,11 @@ impl RtpLeg {
         media.attributes.push(Attribute::value("rtcp", (self.inner.local.port() + 1).to_string()));
         media.attributes.push(Attribute::flag("rtcp-mux"));
         media.attributes.push(Attribute::flag(state.wanted.as_str()));
-        self.describe(state, media)
+        self.describe(state, vec![media])
     }
 
     fn answer(&self, state: &mut State, offer: &SessionDescription) -> Result<String, Error> {
-        let (_, offered) = offer.audio().ok_or_else(|| Error::InvalidSdp("no audio".into()))?;
+        let (index, offered) = offer.audio().ok_or_else(|| Error::InvalidSdp("no audio".into()))?;
         let choice = codec::choose(offered, &self.inner.options.codecs)?;
         let keys = sdes::answer(self.inner.options.srtp, offered, state.srtp_local.as_ref())?;
         let direction = offer.direction_of(offered).answer(state.wanted);
@@ -418,7 +418,7 @@ impl RtpLeg {
         media.attributes.push(Attribute::flag(direction.as_str()));
         self.apply_keys(state, keys)?;
         self.apply(state, offer, offered, &choice, direction)?;
-        Ok(self.describe(state, media))
+        Ok(self.describe(state, offer.answer_sections(index, media)))
     }
 
     fn media_section(&self, profile: &str, formats: Vec<u8>) -> Media {
@@ -427,12 +427,13 @@ impl RtpLeg {
             port: self.inner.local.port(),
             protocol: profile.into(),
             formats,
+            other_formats: Vec::new(),
             connection: None,
             attributes: Vec::new(),
         }
     }
 
-    fn describe(&self, state: &mut State, media: Media) -> String {
+    fn describe(&self, state: &mut State, media: Vec<Media>) -> String {
         let ip = self.inner.local.ip();
         let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
         state.version += 1;
@@ -441,7 +442,7 @@ impl RtpLeg {
             session_name: "sipbridge".into(),
             connection: Some(ip),
             attributes: Vec::new(),
-            media: vec![media],
+            media,
         }
         .to_string()
     }

@@ -492,9 +492,8 @@ fn relay_before_jitter_buffer(rtpbin: &gst::Element, port: &MediaPort) {
 }
 
 /// Our local description as it must go out: every `a=fingerprint`
-/// replaced by our certificate's, and, in answers, telephone-event put back
-/// (webrtcbin 1.22 answers with one codec only, so a browser could not send
-/// us DTMF).
+/// replaced by our certificate's; in answers, telephone-event put back in
+/// the audio section and every other section refused.
 fn finish_local(
     description: &WebRTCSessionDescription,
     sdp_type: WebRTCSDPType,
@@ -502,30 +501,66 @@ fn finish_local(
 ) -> Result<WebRTCSessionDescription, Error> {
     let text = description.sdp().as_text()?;
     let ours = format!("a=fingerprint:sha-256 {}", crate::runtime::dtls::fingerprint());
-    let mut patched = String::with_capacity(text.len() + 128);
-    let mut extra = String::new();
-    for line in text.split_inclusive('\n') {
-        let bare = line.trim_end();
-        if bare.starts_with("a=fingerprint:") {
-            patched.push_str(&ours);
-            patched.push_str("\r\n");
-            continue;
+    // The session part, then one list of lines per media section.
+    let mut sections: Vec<Vec<String>> = vec![Vec::new()];
+    for line in text.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
+        if line.starts_with("m=") {
+            sections.push(Vec::new());
         }
-        match telephone_event {
-            Some((pt, rate))
-                if bare.starts_with("m=audio ") && !bare.split(' ').skip(3).any(|f| f == pt.to_string()) =>
-            {
-                patched.push_str(&format!("{bare} {pt}\r\n"));
-                // One audio section: its attributes run to the end.
-                extra = format!("a=rtpmap:{pt} telephone-event/{rate}\r\na=fmtp:{pt} 0-15\r\n");
+        let line = if line.starts_with("a=fingerprint:") { ours.clone() } else { line.to_string() };
+        sections.last_mut().expect("a section").push(line);
+    }
+    if sdp_type == WebRTCSDPType::Answer {
+        let audio = sections.iter().skip(1).position(|s| s[0].starts_with("m=audio ")).map(|i| i + 1);
+        let mut refused_mids = Vec::new();
+        for (i, section) in sections.iter_mut().enumerate().skip(1) {
+            if Some(i) == audio {
+                if let Some((pt, rate)) = telephone_event {
+                    add_telephone_event(section, pt, rate);
+                }
+            } else {
+                refused_mids.extend(refuse_section(section));
             }
-            _ => patched.push_str(line),
+        }
+        for line in sections[0].iter_mut().filter(|l| l.starts_with("a=group:BUNDLE")) {
+            *line = line.split(' ').filter(|t| !refused_mids.iter().any(|m| m == t)).collect::<Vec<_>>().join(" ");
         }
     }
-    patched.push_str(&extra);
+    let patched: String = sections.concat().iter().map(|l| format!("{l}\r\n")).collect();
     let message = gst_sdp::SDPMessage::parse_buffer(patched.as_bytes())
         .map_err(|_| Error::Pipeline("could not re-read our own description".into()))?;
     Ok(WebRTCSessionDescription::new(sdp_type, message))
+}
+
+/// Puts telephone-event back into the answered audio section (webrtcbin
+/// 1.22 answers with one codec only, so a browser could not send us DTMF).
+fn add_telephone_event(section: &mut Vec<String>, pt: u8, rate: u32) {
+    if section[0].split(' ').skip(3).any(|f| f == pt.to_string()) {
+        return;
+    }
+    section[0] = format!("{} {pt}", section[0]);
+    section.push(format!("a=rtpmap:{pt} telephone-event/{rate}"));
+    section.push(format!("a=fmtp:{pt} 0-15"));
+}
+
+/// Refuses a media section of our answer that is not the audio we bridge
+/// (video, a second audio stream, a data channel): RFC 3264 §6 keeps the
+/// m-line with port 0, RFC 8843 takes it out of the BUNDLE group (its mid
+/// is returned). webrtcbin itself would answer video `recvonly`, inviting
+/// the browser to send video nobody reads.
+fn refuse_section(section: &mut Vec<String>) -> Option<String> {
+    let mut parts: Vec<&str> = section[0].split(' ').collect();
+    if parts.len() > 1 {
+        parts[1] = "0";
+    }
+    let m_line = parts.join(" ");
+    let mid = section.iter().find_map(|l| l.strip_prefix("a=mid:")).map(str::to_string);
+    // webrtcbin checks our answer before taking it: every section, even a
+    // refused one, needs its transport attributes.
+    const KEPT: [&str; 6] = ["c=", "a=mid:", "a=fingerprint:", "a=setup:", "a=ice-ufrag:", "a=ice-pwd:"];
+    let kept = section.iter().skip(1).filter(|l| KEPT.iter().any(|k| l.starts_with(k))).cloned();
+    *section = std::iter::once(m_line).chain(kept).chain(std::iter::once("a=inactive".to_string())).collect();
+    mid
 }
 
 fn transceiver_direction(d: Direction) -> WebRTCRTPTransceiverDirection {

@@ -1,0 +1,170 @@
+//! Locating SIP servers (RFC 3263 §4): the ordered targets (transport,
+//! address, port) for a URI, from NAPTR, then SRV, then A/AAAA records.
+//! Requests go to the first target; when it does not answer (a timeout or
+//! a transport error) the next one is tried (§4.3), so a registrar or trunk
+//! with a dead first SRV target still works.
+
+use crate::config::Transport;
+use crate::core::Route;
+use crate::error::Error;
+use hickory_resolver::config::{LookupIpStrategy, NameServerConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::{RData, RecordType};
+use hickory_resolver::TokioResolver;
+use rsipstack::sip::{Host, HostWithPort};
+use rsipstack::transport::SipAddr;
+use std::net::{IpAddr, SocketAddr};
+use tracing::{debug, warn};
+
+/// A DNS resolver for SIP targets.
+pub(crate) struct Resolver(TokioResolver);
+
+impl Resolver {
+    /// Queries `servers` when given, else the system's resolver
+    /// configuration (`/etc/resolv.conf`).
+    /// Without a usable system configuration (no `/etc/resolv.conf`),
+    /// names cannot be resolved, IP addresses still work.
+    pub fn new(servers: &[IpAddr]) -> Result<Resolver, Error> {
+        let configured = |servers: &[IpAddr]| {
+            let servers = servers.iter().map(|ip| NameServerConfig::udp_and_tcp(*ip)).collect();
+            let config = ResolverConfig::from_parts(None, Vec::new(), servers);
+            TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+        };
+        let mut builder = if servers.is_empty() {
+            TokioResolver::builder_tokio().unwrap_or_else(|e| {
+                warn!(error = %e, "no system DNS configuration: SIP targets must be IP addresses");
+                configured(&[])
+            })
+        } else {
+            configured(servers)
+        };
+        builder.options_mut().ip_strategy = LookupIpStrategy::Ipv4thenIpv6;
+        Ok(Resolver(builder.build().map_err(|e| Error::Config(format!("DNS resolver: {e}")))?))
+    }
+
+    /// The targets for `route` in the order to try them: itself when it
+    /// names an IP address; otherwise (RFC 3263 §4.1-4.2) with a port, the
+    /// host's addresses; with a transport but no port, that transport's SRV
+    /// records; with neither, the NAPTR records' SRV names, else SRV for
+    /// UDP then TCP, else the host's addresses on UDP port 5060.
+    pub async fn locate(&self, route: &Route) -> Result<Vec<Route>, Error> {
+        let HostWithPort { host, port } = &route.dest.addr;
+        let name = match host {
+            Host::IpAddr(_) => return Ok(vec![route.clone()]),
+            Host::Domain(d) => d.to_string(),
+        };
+        let explicit_transport = route.explicit_transport;
+        let mut targets = Vec::new();
+        if let Some(port) = port {
+            let port: u16 = (*port).into();
+            for ip in self.addresses(&name).await {
+                targets.push(target(route.transport, SocketAddr::new(ip, port)));
+            }
+        } else {
+            let srv_names: Vec<(Transport, String)> = match explicit_transport {
+                true => srv_name(route.transport, &name).into_iter().collect(),
+                false => {
+                    let from_naptr = self.naptr(&name).await;
+                    if from_naptr.is_empty() {
+                        [Transport::Udp, Transport::Tcp].iter().filter_map(|t| srv_name(*t, &name)).collect()
+                    } else {
+                        from_naptr
+                    }
+                }
+            };
+            for (transport, srv) in srv_names {
+                for (host, port) in self.srv(&srv).await {
+                    for ip in self.addresses(&host).await {
+                        targets.push(target(transport, SocketAddr::new(ip, port)));
+                    }
+                }
+            }
+            if targets.is_empty() {
+                let port = if route.transport == Transport::Tls { 5061 } else { 5060 };
+                for ip in self.addresses(&name).await {
+                    targets.push(target(route.transport, SocketAddr::new(ip, port)));
+                }
+            }
+        }
+        debug!(%name, ?targets, "located");
+        if targets.is_empty() {
+            return Err(Error::Transport(format!("{name}: no DNS record gives an address")));
+        }
+        Ok(targets)
+    }
+
+    /// NAPTR records for SIP transports we speak, as (transport, SRV name),
+    /// by order then preference (RFC 3263 §4.1, RFC 3403).
+    async fn naptr(&self, name: &str) -> Vec<(Transport, String)> {
+        let Ok(lookup) = self.0.lookup(name, RecordType::NAPTR).await else { return Vec::new() };
+        let mut records: Vec<(u16, u16, Transport, String)> = lookup
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::NAPTR(n) if n.flags.eq_ignore_ascii_case(b"s") => {
+                    let transport = match n.services.to_ascii_uppercase().as_slice() {
+                        b"SIP+D2U" => Transport::Udp,
+                        b"SIP+D2T" => Transport::Tcp,
+                        b"SIPS+D2T" => Transport::Tls,
+                        b"SIP+D2W" => Transport::Ws,
+                        _ => return None,
+                    };
+                    let srv = n.replacement.to_string().trim_end_matches('.').to_string();
+                    Some((n.order, n.preference, transport, srv))
+                }
+                _ => None,
+            })
+            .collect();
+        records.sort_by_key(|(order, preference, _, _)| (*order, *preference));
+        records.into_iter().map(|(_, _, t, srv)| (t, srv)).collect()
+    }
+
+    /// SRV targets as (host, port), by priority, the heavier first within a
+    /// priority (RFC 2782's weighted pick, made deterministic).
+    async fn srv(&self, name: &str) -> Vec<(String, u16)> {
+        let Ok(lookup) = self.0.lookup(name, RecordType::SRV).await else { return Vec::new() };
+        let mut records: Vec<(u16, u16, String, u16)> = lookup
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::SRV(s) => {
+                    Some((s.priority, s.weight, s.target.to_string().trim_end_matches('.').to_string(), s.port))
+                }
+                _ => None,
+            })
+            .filter(|(_, _, host, _)| !host.is_empty()) // "." means no service
+            .collect();
+        records.sort_by_key(|(priority, weight, _, _)| (*priority, std::cmp::Reverse(*weight)));
+        records.into_iter().map(|(_, _, host, port)| (host, port)).collect()
+    }
+
+    async fn addresses(&self, name: &str) -> Vec<IpAddr> {
+        self.0.lookup_ip(name).await.map(|ips| ips.iter().collect()).unwrap_or_default()
+    }
+}
+
+/// The SRV name for a transport (`_sip._udp.example.com`); none for
+/// WebSocket, which has no SRV convention.
+fn srv_name(transport: Transport, domain: &str) -> Option<(Transport, String)> {
+    let prefix = match transport {
+        Transport::Udp => "_sip._udp",
+        Transport::Tcp => "_sip._tcp",
+        Transport::Tls => "_sips._tcp",
+        Transport::Ws => return None,
+    };
+    Some((transport, format!("{prefix}.{domain}")))
+}
+
+fn target(transport: Transport, addr: SocketAddr) -> Route {
+    Route {
+        transport,
+        explicit_transport: true,
+        dest: SipAddr { r#type: Some(transport.to_rsip()), addr: addr.into() },
+    }
+}
+
+/// Whether a failure means "this server did not answer" (try the next
+/// target), rather than an answer.
+pub(crate) fn is_unreachable(e: &Error) -> bool {
+    matches!(e, Error::Timeout | Error::Transport(_))
+}
