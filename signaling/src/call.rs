@@ -6,7 +6,7 @@ use crate::core::{content_type, Core};
 use crate::dtmf;
 use crate::error::Error;
 use crate::events::{CallEvent, OfferKind, Party};
-use crate::reliable::{self, PeerReliability, RSeqCounter};
+use crate::reliable::{PeerReliability, RSeqCounter};
 use crate::session_timer::{self, Agreed, Refresher};
 use crate::transfer;
 use rsipstack::dialog::dialog::{DialogState, TerminatedReason, TransactionHandle};
@@ -161,9 +161,9 @@ impl CallInner {
             return;
         }
         if let Some(agreed) = agreed {
-            session_timer::arm(self, agreed);
+            session_timing::arm(self, agreed);
         }
-        tokio::spawn(session_timer::run(self.clone()));
+        tokio::spawn(session_timing::run(self.clone()));
     }
 
     /// Headers of our re-INVITE/UPDATE with an offer: it refreshes the
@@ -183,7 +183,7 @@ impl CallInner {
         *self.local_sdp.lock().unwrap() = Some(sdp.to_string());
         let current = *self.session.lock().unwrap();
         if let Some(agreed) = session_timer::from_response(resp).or(current) {
-            session_timer::arm(self, agreed);
+            session_timing::arm(self, agreed);
         }
     }
 
@@ -260,7 +260,7 @@ impl Call {
         self.incoming_only()?;
         let dialog = self.inner.dialog()?;
         match self.inner.peer_reliability {
-            PeerReliability::Required => reliable::send(&self.inner, dialog, capabilities(), None),
+            PeerReliability::Required => reliable_sending::send(&self.inner, dialog, capabilities(), None),
             _ => Ok(dialog.ringing(Some(capabilities()), None)?),
         }
     }
@@ -277,7 +277,7 @@ impl Call {
         let body = Some(sdp.as_bytes().to_vec());
         match self.inner.peer_reliability {
             PeerReliability::Unsupported => Ok(dialog.ringing(Some(headers), body)?),
-            _ => reliable::send(&self.inner, dialog, headers, body),
+            _ => reliable_sending::send(&self.inner, dialog, headers, body),
         }
     }
 
@@ -374,7 +374,7 @@ impl Call {
             .map_err(|_| Error::InvalidState("offer transaction gone".into()))?;
         *self.inner.local_sdp.lock().unwrap() = Some(sdp.to_string());
         if let Some(agreed) = refreshed {
-            session_timer::arm(&self.inner, agreed);
+            session_timing::arm(&self.inner, agreed);
         }
         Ok(())
     }
@@ -505,7 +505,7 @@ pub(crate) async fn pump(inner: Arc<CallInner>, mut states: mpsc::UnboundedRecei
                     let headers = refreshed.map(|a| session_timer::response_headers(a, inner.role()));
                     let _ = handle.respond(StatusCode::OK, headers, None).await;
                     if let Some(agreed) = refreshed {
-                        session_timer::arm(&inner, agreed);
+                        session_timing::arm(&inner, agreed);
                     }
                     continue;
                 }
@@ -606,5 +606,185 @@ pub(crate) fn from_parts(req: &Request) -> (Option<String>, String) {
             f.uri.to_string(),
         ),
         None => (None, String::new()),
+    }
+}
+
+/// Sending reliable provisional responses (RFC 3262), see `crate::reliable`.
+/// Kept in this file: it drives a call's own state.
+mod reliable_sending {
+    use super::CallInner;
+    use crate::error::Error;
+    use crate::events::{CallEvent, Party};
+    use crate::reliable::*;
+    use rsipstack::dialog::invite_dialog::InviteDialog;
+
+    use rsipstack::sip::{Header, StatusCode};
+
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    use tokio::sync::oneshot;
+    use tracing::{debug, warn};
+
+    /// Sends a 180 (no body) or 183 (with `body`) reliably; returns once the
+    /// first copy is out, the retransmissions run on their own task.
+    pub(crate) fn send(
+        inner: &Arc<CallInner>,
+        dialog: InviteDialog,
+        mut headers: Vec<Header>,
+        body: Option<Vec<u8>>,
+    ) -> Result<(), Error> {
+        let (rseq, acked) = inner.core.pracks.register(&inner.call_id, &inner.rseq)?;
+        headers.push(Header::Require("100rel".into()));
+        headers.push(Header::RSeq(rseq.to_string().into()));
+        if let Err(e) = dialog.ringing(Some(headers.clone()), body.clone()) {
+            inner.core.pracks.forget(&inner.call_id);
+            return Err(e.into());
+        }
+        tokio::spawn(retransmit(inner.clone(), dialog, headers, body, acked));
+        Ok(())
+    }
+
+    async fn retransmit(
+        inner: Arc<CallInner>,
+        dialog: InviteDialog,
+        headers: Vec<Header>,
+        body: Option<Vec<u8>>,
+        mut acked: oneshot::Receiver<()>,
+    ) {
+        let t1 = inner.core.config.t1;
+        let give_up = tokio::time::Instant::now() + t1 * 64;
+        let mut interval = t1;
+        loop {
+            tokio::select! {
+                _ = &mut acked => {
+                    debug!(call = %inner.call_id, "PRACK received");
+                    return;
+                }
+                _ = tokio::time::sleep(interval) => {}
+            }
+            if inner.established.load(Ordering::SeqCst) || inner.ended.load(Ordering::SeqCst) {
+                // §3: a final response ends the retransmissions.
+                break;
+            }
+            if tokio::time::Instant::now() >= give_up {
+                warn!(call = %inner.call_id, "reliable provisional response never acknowledged");
+                let _ = dialog.reject(Some(StatusCode::ServerInternalError), Some("No PRACK".into()));
+                inner.emit(CallEvent::Ended { by: Party::Remote, reason: "no PRACK".into() });
+                break;
+            }
+            if dialog.ringing(Some(headers.clone()), body.clone()).is_err() {
+                break;
+            }
+            interval = (interval * 2).min(T2);
+        }
+        inner.core.pracks.forget(&inner.call_id);
+    }
+}
+
+/// The session timer of an established call (RFC 4028), see `crate::session_timer`.
+/// Kept in this file: it drives a call's own state.
+mod session_timing {
+    use super::CallInner;
+    use crate::session_timer::*;
+
+    use crate::events::{CallEvent, Party};
+
+    use rsipstack::sip::Response;
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tracing::{debug, info, warn};
+
+    /// Starts (or restarts, after a refresh either way) the timer of a call.
+    pub(crate) fn arm(inner: &Arc<CallInner>, agreed: Agreed) {
+        debug!(call = %inner.call_id, ?agreed, "session timer");
+        *inner.session.lock().unwrap() = Some(agreed);
+        inner.session_changed.notify_one();
+    }
+
+    /// The timer task of an established call: waits for the next deadline,
+    /// re-armed whenever [`arm`] is called, until the call ends.
+    pub(crate) async fn run(inner: Arc<CallInner>) {
+        let our_role = match inner.direction {
+            crate::call::Direction::Outgoing => Refresher::Uac,
+            crate::call::Direction::Incoming => Refresher::Uas,
+        };
+        loop {
+            let agreed = *inner.session.lock().unwrap();
+            let Some(agreed) = agreed else {
+                inner.session_changed.notified().await;
+                continue;
+            };
+            let interval = Duration::from_secs(agreed.interval.into());
+            let (wait, ours) = if agreed.refresher == our_role {
+                // §10: refresh at half the interval.
+                (interval / 2, true)
+            } else {
+                // §10: without a refresh by interval - min(32 s, interval/3), BYE.
+                (interval - (interval / 3).min(Duration::from_secs(32)), false)
+            };
+            tokio::select! {
+                _ = inner.session_changed.notified() => continue,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            if inner.ended.load(Ordering::SeqCst) {
+                return;
+            }
+            if !ours {
+                info!(call = %inner.call_id, "session expired: no refresh from the peer");
+                end(&inner, "session expired").await;
+                return;
+            }
+            match refresh(&inner, agreed, our_role).await {
+                Ok(next) => {
+                    *inner.session.lock().unwrap() = Some(next);
+                }
+                Err(why) => {
+                    warn!(call = %inner.call_id, %why, "session refresh failed");
+                    end(&inner, "session refresh failed").await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One refresh, with a retry at the peer's Min-SE after a 422 (§7.4).
+    async fn refresh(inner: &Arc<CallInner>, agreed: Agreed, our_role: Refresher) -> Result<Agreed, String> {
+        let mut agreed = Agreed { refresher: our_role, ..agreed };
+        for _ in 0..2 {
+            let resp = send_refresh(inner, agreed).await?;
+            let code = resp.status_code.code();
+            if (200..300).contains(&code) {
+                return Ok(from_response(&resp).unwrap_or(agreed));
+            }
+            match (code, min_se(&resp)) {
+                (422, Some(floor)) if floor > agreed.interval => agreed.interval = floor,
+                _ => return Err(format!("{code} {}", crate::registration::reason(&resp))),
+            }
+        }
+        Err("422 again".into())
+    }
+
+    async fn send_refresh(inner: &Arc<CallInner>, agreed: Agreed) -> Result<Response, String> {
+        let dialog = inner.dialog().map_err(|e| e.to_string())?;
+        let mut headers = crate::call::capabilities();
+        headers.push(agreed.header());
+        let result = if inner.peer_allows_update.load(Ordering::SeqCst) {
+            dialog.update(Some(headers), None).await
+        } else {
+            let sdp = inner.local_sdp.lock().unwrap().clone().ok_or("no SDP of ours to refresh with")?;
+            headers.push(crate::core::content_type("application/sdp"));
+            dialog.reinvite(Some(headers), Some(sdp.into_bytes())).await
+        };
+        result.map_err(|e| e.to_string())?.ok_or_else(|| "no response".to_string())
+    }
+
+    /// Ends the call with BYE and reports it.
+    async fn end(inner: &Arc<CallInner>, reason: &str) {
+        if let Ok(dialog) = inner.dialog() {
+            let _ = dialog.bye().await;
+        }
+        inner.emit(CallEvent::Ended { by: Party::Local, reason: reason.into() });
     }
 }

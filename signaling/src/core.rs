@@ -35,16 +35,6 @@ pub(crate) struct Core {
     pub resolver: crate::resolve::Resolver,
 }
 
-/// Where a request goes and over what.
-#[derive(Debug, Clone)]
-pub(crate) struct Route {
-    pub transport: Transport,
-    /// The URI named its transport (`transport=`): RFC 3263 then looks up
-    /// only that transport's SRV records.
-    pub explicit_transport: bool,
-    pub dest: SipAddr,
-}
-
 /// Parses a URI given through the API.
 pub(crate) fn parse_uri(s: &str) -> Result<Uri, Error> {
     let t = s.trim();
@@ -54,10 +44,10 @@ pub(crate) fn parse_uri(s: &str) -> Result<Uri, Error> {
 
 /// Route for a URI: its `transport=` parameter (UDP by default) and its
 /// host and port.
-pub(crate) fn route_to(uri: &Uri) -> Route {
+pub(crate) fn route_to(uri: &Uri) -> crate::resolve::Route {
     let explicit = uri.transport().copied().map(Transport::from_rsip);
     let transport = explicit.unwrap_or(Transport::Udp);
-    Route {
+    crate::resolve::Route {
         transport,
         explicit_transport: explicit.is_some(),
         dest: SipAddr { r#type: Some(transport.to_rsip()), addr: uri.host_with_port.clone() },

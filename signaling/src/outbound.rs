@@ -6,12 +6,13 @@
 
 use crate::call::{allows_update, body_text, capabilities, pump, Call, CallInner, Direction};
 use crate::config::Account;
-use crate::core::{extra_headers, parse_uri, route_to, Core, Route};
+use crate::core::{extra_headers, parse_uri, route_to, Core};
 use crate::digest::{Algorithm, NonceState, HA1_MARKER};
 use crate::error::Error;
 use crate::events::{CallEvent, Party};
 use crate::redirect::{Redirects, MAX_REDIRECTS};
 use crate::request::absorb_challenge;
+use crate::resolve::Route;
 use crate::session_timer;
 use rsipstack::dialog::authenticate::Credential;
 use rsipstack::dialog::dialog::{DialogState, TerminatedReason};

@@ -2,12 +2,13 @@
 //! stale nonce, removed on request.
 
 use crate::config::Account;
-use crate::core::{name_addr, parse_uri, route_to, Core, Route};
+use crate::core::{name_addr, parse_uri, route_to, Core};
 use crate::digest::NonceState;
 use crate::error::Error;
 use crate::events::RegistrationEvent;
 use crate::request::{send_with_auth, Creds};
 use crate::resolve::is_unreachable;
+use crate::resolve::Route;
 use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::{Header, Method, Response, Uri};
 use std::sync::Arc;

@@ -7,21 +7,17 @@
 //! the INVITE is refused with 500. One reliable response is outstanding at
 //! a time (§3: the next one waits for the PRACK of the first).
 
-use crate::call::CallInner;
 use crate::error::Error;
-use crate::events::{CallEvent, Party};
-use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::prelude::HeadersExt;
-use rsipstack::sip::{Header, Method, Request, StatusCode};
+use rsipstack::sip::{Method, Request};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::oneshot;
-use tracing::{debug, warn};
 
 /// RFC 3261 T2: the retransmission interval's ceiling.
-const T2: Duration = Duration::from_secs(4);
+pub(crate) const T2: Duration = Duration::from_secs(4);
 
 /// Outstanding reliable provisional responses, by Call-ID: the RSeq a PRACK
 /// must acknowledge and who waits for it.
@@ -43,7 +39,7 @@ impl PrackWaiters {
 
     /// The next RSeq of the call and the wait for its PRACK; refused while
     /// the previous one is unacknowledged (the RSeq is then not used up).
-    fn register(&self, call_id: &str, rseq: &RSeqCounter) -> Result<(u32, oneshot::Receiver<()>), Error> {
+    pub(crate) fn register(&self, call_id: &str, rseq: &RSeqCounter) -> Result<(u32, oneshot::Receiver<()>), Error> {
         let mut waiters = self.0.lock().unwrap();
         if waiters.contains_key(call_id) {
             return Err(Error::InvalidState("the last reliable provisional response is not acknowledged yet".into()));
@@ -54,7 +50,7 @@ impl PrackWaiters {
         Ok((rseq, rx))
     }
 
-    fn forget(&self, call_id: &str) {
+    pub(crate) fn forget(&self, call_id: &str) {
         self.0.lock().unwrap().remove(call_id);
     }
 }
@@ -107,59 +103,4 @@ impl PeerReliability {
             PeerReliability::Unsupported
         }
     }
-}
-
-/// Sends a 180 (no body) or 183 (with `body`) reliably; returns once the
-/// first copy is out, the retransmissions run on their own task.
-pub(crate) fn send(
-    inner: &Arc<CallInner>,
-    dialog: InviteDialog,
-    mut headers: Vec<Header>,
-    body: Option<Vec<u8>>,
-) -> Result<(), Error> {
-    let (rseq, acked) = inner.core.pracks.register(&inner.call_id, &inner.rseq)?;
-    headers.push(Header::Require("100rel".into()));
-    headers.push(Header::RSeq(rseq.to_string().into()));
-    if let Err(e) = dialog.ringing(Some(headers.clone()), body.clone()) {
-        inner.core.pracks.forget(&inner.call_id);
-        return Err(e.into());
-    }
-    tokio::spawn(retransmit(inner.clone(), dialog, headers, body, acked));
-    Ok(())
-}
-
-async fn retransmit(
-    inner: Arc<CallInner>,
-    dialog: InviteDialog,
-    headers: Vec<Header>,
-    body: Option<Vec<u8>>,
-    mut acked: oneshot::Receiver<()>,
-) {
-    let t1 = inner.core.config.t1;
-    let give_up = tokio::time::Instant::now() + t1 * 64;
-    let mut interval = t1;
-    loop {
-        tokio::select! {
-            _ = &mut acked => {
-                debug!(call = %inner.call_id, "PRACK received");
-                return;
-            }
-            _ = tokio::time::sleep(interval) => {}
-        }
-        if inner.established.load(Ordering::SeqCst) || inner.ended.load(Ordering::SeqCst) {
-            // §3: a final response ends the retransmissions.
-            break;
-        }
-        if tokio::time::Instant::now() >= give_up {
-            warn!(call = %inner.call_id, "reliable provisional response never acknowledged");
-            let _ = dialog.reject(Some(StatusCode::ServerInternalError), Some("No PRACK".into()));
-            inner.emit(CallEvent::Ended { by: Party::Remote, reason: "no PRACK".into() });
-            break;
-        }
-        if dialog.ringing(Some(headers.clone()), body.clone()).is_err() {
-            break;
-        }
-        interval = (interval * 2).min(T2);
-    }
-    inner.core.pracks.forget(&inner.call_id);
 }

@@ -5,7 +5,6 @@
 //! with a dead first SRV target still works.
 
 use crate::config::Transport;
-use crate::core::Route;
 use crate::error::Error;
 use hickory_resolver::config::{LookupIpStrategy, NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
@@ -15,6 +14,16 @@ use rsipstack::sip::{Host, HostWithPort};
 use rsipstack::transport::SipAddr;
 use std::net::{IpAddr, SocketAddr};
 use tracing::{debug, warn};
+
+/// Where a request goes and over what.
+#[derive(Debug, Clone)]
+pub(crate) struct Route {
+    pub transport: Transport,
+    /// The URI named its transport (`transport=`): RFC 3263 then looks up
+    /// only that transport's SRV records.
+    pub explicit_transport: bool,
+    pub dest: SipAddr,
+}
 
 /// A DNS resolver for SIP targets.
 pub(crate) struct Resolver(TokioResolver);

@@ -4,15 +4,9 @@
 //! BYE when a refresh fails or the peer's refresh never comes. The end
 //! reaches the layer above as [`CallEvent::Ended`].
 
-use crate::call::CallInner;
 use crate::config::SessionTimer;
-use crate::events::{CallEvent, Party};
 use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::{Header, Response};
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Duration;
-use tracing::{debug, info, warn};
 
 /// Who refreshes the session (`refresher=` of Session-Expires).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,98 +113,6 @@ pub(crate) fn response_headers(agreed: Agreed, we_are: Refresher) -> Vec<Header>
         headers.push(Header::Require("timer".into()));
     }
     headers
-}
-
-/// Starts (or restarts, after a refresh either way) the timer of a call.
-pub(crate) fn arm(inner: &Arc<CallInner>, agreed: Agreed) {
-    debug!(call = %inner.call_id, ?agreed, "session timer");
-    *inner.session.lock().unwrap() = Some(agreed);
-    inner.session_changed.notify_one();
-}
-
-/// The timer task of an established call: waits for the next deadline,
-/// re-armed whenever [`arm`] is called, until the call ends.
-pub(crate) async fn run(inner: Arc<CallInner>) {
-    let our_role = match inner.direction {
-        crate::call::Direction::Outgoing => Refresher::Uac,
-        crate::call::Direction::Incoming => Refresher::Uas,
-    };
-    loop {
-        let agreed = *inner.session.lock().unwrap();
-        let Some(agreed) = agreed else {
-            inner.session_changed.notified().await;
-            continue;
-        };
-        let interval = Duration::from_secs(agreed.interval.into());
-        let (wait, ours) = if agreed.refresher == our_role {
-            // §10: refresh at half the interval.
-            (interval / 2, true)
-        } else {
-            // §10: without a refresh by interval - min(32 s, interval/3), BYE.
-            (interval - (interval / 3).min(Duration::from_secs(32)), false)
-        };
-        tokio::select! {
-            _ = inner.session_changed.notified() => continue,
-            _ = tokio::time::sleep(wait) => {}
-        }
-        if inner.ended.load(Ordering::SeqCst) {
-            return;
-        }
-        if !ours {
-            info!(call = %inner.call_id, "session expired: no refresh from the peer");
-            end(&inner, "session expired").await;
-            return;
-        }
-        match refresh(&inner, agreed, our_role).await {
-            Ok(next) => {
-                *inner.session.lock().unwrap() = Some(next);
-            }
-            Err(why) => {
-                warn!(call = %inner.call_id, %why, "session refresh failed");
-                end(&inner, "session refresh failed").await;
-                return;
-            }
-        }
-    }
-}
-
-/// One refresh, with a retry at the peer's Min-SE after a 422 (§7.4).
-async fn refresh(inner: &Arc<CallInner>, agreed: Agreed, our_role: Refresher) -> Result<Agreed, String> {
-    let mut agreed = Agreed { refresher: our_role, ..agreed };
-    for _ in 0..2 {
-        let resp = send_refresh(inner, agreed).await?;
-        let code = resp.status_code.code();
-        if (200..300).contains(&code) {
-            return Ok(from_response(&resp).unwrap_or(agreed));
-        }
-        match (code, min_se(&resp)) {
-            (422, Some(floor)) if floor > agreed.interval => agreed.interval = floor,
-            _ => return Err(format!("{code} {}", crate::registration::reason(&resp))),
-        }
-    }
-    Err("422 again".into())
-}
-
-async fn send_refresh(inner: &Arc<CallInner>, agreed: Agreed) -> Result<Response, String> {
-    let dialog = inner.dialog().map_err(|e| e.to_string())?;
-    let mut headers = crate::call::capabilities();
-    headers.push(agreed.header());
-    let result = if inner.peer_allows_update.load(Ordering::SeqCst) {
-        dialog.update(Some(headers), None).await
-    } else {
-        let sdp = inner.local_sdp.lock().unwrap().clone().ok_or("no SDP of ours to refresh with")?;
-        headers.push(crate::core::content_type("application/sdp"));
-        dialog.reinvite(Some(headers), Some(sdp.into_bytes())).await
-    };
-    result.map_err(|e| e.to_string())?.ok_or_else(|| "no response".to_string())
-}
-
-/// Ends the call with BYE and reports it.
-async fn end(inner: &Arc<CallInner>, reason: &str) {
-    if let Ok(dialog) = inner.dialog() {
-        let _ = dialog.bye().await;
-    }
-    inner.emit(CallEvent::Ended { by: Party::Local, reason: reason.into() });
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use super::negotiation::{self, blocking};
 use super::registry::{Calls, Slot};
 use crate::ops::CallTally;
 use pipelines::sdp::Direction;
-use pipelines::{ConnectionState, Leg, LegEvent, RecordFormat, Recorder};
+use pipelines::{Leg, LegEvent, RecordFormat, Recorder};
 use signaling::{Call, CallEvent, Caller, IncomingCall, OfferKind, Party};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -512,12 +512,10 @@ impl SipCall {
             LegEvent::Dtmf { tone } => {
                 self.emit(Event::Dtmf { digit: tone, method: DtmfMethod::Rfc4733, duration_ms: None })
             }
-            // The RTP leg says so only for a peer that should be sending
-            // (not on hold) and has sent nothing for `media.timeout`: a
-            // phone gone without a BYE.
-            LegEvent::ConnectionStateChange(ConnectionState::Disconnected) if self.phase() == Phase::Active => {
-                warn!("no RTP from the peer for the media timeout; hanging up");
-                self.emit(Event::Media(ConnectionState::Disconnected));
+            // No RTP (on hold: no RTCP either) for `media.timeout` from a
+            // peer that should be sending: a phone gone without a BYE.
+            LegEvent::MediaTimeout { silent_for_ms, held } if self.phase() == Phase::Active => {
+                warn!(silent_for_ms, held, "no media from the peer for the media timeout; hanging up");
                 let _ = self.hangup("media timeout").await;
             }
             LegEvent::ConnectionStateChange(state) => self.emit(Event::Media(state)),

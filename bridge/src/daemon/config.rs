@@ -228,7 +228,8 @@ pub struct MediaSettings {
     #[serde(default)]
     pub srtp: SrtpPolicy,
     /// Seconds without RTP from a peer that should be sending before its
-    /// call is hung up (BYE); 0 = never. Not counted while on hold.
+    /// call is hung up (BYE); 0 = never. On hold RTCP counts too, and the
+    /// timeout is at least 20 s.
     #[serde(default = "default_media_timeout")]
     pub timeout: u32,
 }

@@ -436,6 +436,13 @@ impl GwCall {
             LegEvent::ConnectionStateChange(state) => {
                 self.emit("mediastate", json!({ "leg": "browser", "state": state.as_str() }))
             }
+            // The browser went away without closing its WebSocket first.
+            LegEvent::MediaTimeout { .. } if self.sip.phase() == Phase::Active => {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let _ = me.sip.hangup("browser media timeout").await;
+                });
+            }
             _ => {}
         }
     }
