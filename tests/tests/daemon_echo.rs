@@ -4,7 +4,7 @@
 //! SIGTERM mid-call sends BYE to every caller and the daemon exits 0; an
 //! audio+video offer is answered with the video refused (port 0).
 
-use e2e::audio::{read_wav, tone, write_wav};
+use e2e::audio::{tone, write_wav};
 use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
 use e2e::daemon::{count_rtp, sipp_pcap, CallerScenario, Daemon, Ending};
 use e2e::process::{free_udp_port, test_dir};
@@ -39,19 +39,7 @@ pub fn caller(dir: &Path, wav: PathBuf, extra: &str) -> Baresip {
 /// The recording of what baresip heard (sndfile's `*-dec.wav`), once the
 /// call has closed.
 pub fn heard(b: &Baresip) -> e2e::audio::Pcm {
-    let until = Instant::now() + Duration::from_secs(5);
-    loop {
-        let dec = std::fs::read_dir(&b.rec_dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.to_string_lossy().ends_with("dec.wav"));
-        if let Some(p) = dec {
-            return read_wav(&p).unwrap();
-        }
-        assert!(Instant::now() < until, "baresip recorded nothing in {}", b.rec_dir.display());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    b.heard().unwrap()
 }
 
 #[test]

@@ -44,19 +44,7 @@ fn tone_file(dir: &Path, freq: f64, seconds: f64) -> PathBuf {
 
 /// What baresip heard (sndfile's `*-dec.wav`), once it exists.
 fn heard(b: &Baresip) -> Pcm {
-    let until = Instant::now() + Duration::from_secs(5);
-    loop {
-        let dec = std::fs::read_dir(&b.rec_dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.to_string_lossy().ends_with("dec.wav"));
-        if let Some(p) = dec {
-            return read_wav(&p).unwrap();
-        }
-        assert!(Instant::now() < until, "baresip recorded nothing in {}", b.rec_dir.display());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    b.heard().unwrap()
 }
 
 /// The one file in `dir` (a recordings directory).
