@@ -115,7 +115,25 @@ impl Baresip {
         Self::start_at(dir, opts, Some(host), "")
     }
 
+    /// Ports are picked free but may be taken by a test running alongside
+    /// before baresip binds them: then it is started again on others.
     fn start_at(
+        dir: &Path,
+        opts: &BaresipOptions,
+        host: Option<&crate::netns::Host>,
+        extra_config: &str,
+    ) -> Result<Baresip> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::start_once(dir, opts, host, extra_config) {
+                Err(e) if attempt < 3 && e.to_string().contains("Address already in use") => continue,
+                other => return other,
+            }
+        }
+    }
+
+    fn start_once(
         dir: &Path,
         opts: &BaresipOptions,
         host: Option<&crate::netns::Host>,
@@ -125,7 +143,13 @@ impl Baresip {
         let conf = dir.join("baresip");
         let rec_dir = conf.join("rec");
         std::fs::create_dir_all(&rec_dir)?;
-        let sip_port = free_udp_port();
+        // baresip listens on UDP and TCP on its SIP port.
+        let sip_port = loop {
+            let p = free_udp_port();
+            if std::net::TcpListener::bind((ip, p)).is_ok() {
+                break p;
+            }
+        };
         let ctrl_port = free_tcp_port();
         let source = match &opts.play {
             Some(wav) => format!("aufile,{}", wav.display()),
