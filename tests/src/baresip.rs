@@ -143,10 +143,11 @@ impl Baresip {
         let conf = dir.join("baresip");
         let rec_dir = conf.join("rec");
         std::fs::create_dir_all(&rec_dir)?;
-        // baresip listens on UDP and TCP on its SIP port.
+        // baresip listens on UDP and TCP on its SIP port (a host of its
+        // own has every port free; this namespace cannot bind its address).
         let sip_port = loop {
             let p = free_udp_port();
-            if std::net::TcpListener::bind((ip, p)).is_ok() {
+            if host.is_some() || std::net::TcpListener::bind((ip, p)).is_ok() {
                 break p;
             }
         };
