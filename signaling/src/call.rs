@@ -412,6 +412,11 @@ impl Call {
     pub async fn accept_refer(&self) -> Result<(), Error> {
         let handle = self.take_refer()?;
         handle.reply(StatusCode::Accepted).await.map_err(|_| Error::InvalidState("REFER transaction gone".into()))?;
+        // The 202 leaves on the transaction's task and our NOTIFY on the
+        // dialog's, so the NOTIFY could overtake it. RFC 3515 allows that,
+        // but peers that expect the 202 first (SIPp scenarios, some PBXs)
+        // fail on it: give the 202 a moment's head start.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         self.notify_refer(100).await
     }
 
