@@ -356,13 +356,7 @@ impl Call {
 
     /// Answers the pending [`CallEvent::Offer`] with 200 and `sdp`.
     pub async fn accept_offer(&self, sdp: &str) -> Result<(), Error> {
-        let handle = self
-            .inner
-            .pending_offer
-            .lock()
-            .unwrap()
-            .take()
-            .ok_or_else(|| Error::InvalidState("no pending offer".into()))?;
+        let handle = self.take_offer()?;
         let mut headers = vec![content_type("application/sdp")];
         let refreshed = self.inner.session_offered.lock().unwrap().take();
         if let Some(agreed) = refreshed {
@@ -381,13 +375,7 @@ impl Call {
 
     /// Refuses the pending [`CallEvent::Offer`] (488 keeps the old session).
     pub async fn reject_offer(&self, code: u16) -> Result<(), Error> {
-        let handle = self
-            .inner
-            .pending_offer
-            .lock()
-            .unwrap()
-            .take()
-            .ok_or_else(|| Error::InvalidState("no pending offer".into()))?;
+        let handle = self.take_offer()?;
         handle.reply(StatusCode::from(code)).await.map_err(|_| Error::InvalidState("offer transaction gone".into()))
     }
 
@@ -433,6 +421,10 @@ impl Call {
         let (headers, body) = transfer::progress_notify(code);
         check_response(self.inner.dialog()?.notify(Some(headers), Some(body)).await?)?;
         Ok(())
+    }
+
+    fn take_offer(&self) -> Result<TransactionHandle, Error> {
+        self.inner.pending_offer.lock().unwrap().take().ok_or_else(|| Error::InvalidState("no pending offer".into()))
     }
 
     fn take_refer(&self) -> Result<TransactionHandle, Error> {
