@@ -301,31 +301,30 @@ phone.earlyMedia = async () => {
   await must('sip.progress', { call: call.id, jsep: await answerOffer(call) });
 };
 
-phone.answer = async () => {
+// `headers` (optional): extra SIP headers for the 200, the failure
+// response or the BYE/CANCEL, e.g. {'X-Reason': 'away'}.
+phone.answer = async (headers) => {
   const call = phone.call;
   if (!call || call.state !== 'incoming') throw new Error('no incoming call');
-  if (call.early) {
-    await must('sip.accept', { call: call.id, dtmfMethod: dtmfMethod() });
-  } else {
-    const jsep = await answerOffer(call);
-    await must('sip.accept', { call: call.id, jsep, dtmfMethod: dtmfMethod() });
-  }
+  const p = { call: call.id, dtmfMethod: dtmfMethod(), ...(headers ? { headers } : {}) };
+  if (!call.early) p.jsep = await answerOffer(call);
+  await must('sip.accept', p);
   call.state = 'active';
   call.answeredAt = Date.now();
   showCall('In call', call.peer);
   updateButtons();
 };
 
-phone.decline = async () => {
+phone.decline = async (headers) => {
   const call = phone.call;
   if (!call) throw new Error('no call');
-  await must('sip.decline', { call: call.id, code: 486 });
+  await must('sip.decline', { call: call.id, code: 486, ...(headers ? { headers } : {}) });
 };
 
-phone.hangup = async () => {
+phone.hangup = async (headers) => {
   const call = phone.call;
   if (!call || !call.id) throw new Error('no call');
-  await must('sip.hangup', { call: call.id });
+  await must('sip.hangup', { call: call.id, ...(headers ? { headers } : {}) });
 };
 
 phone.toggleHold = async () => {

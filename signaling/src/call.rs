@@ -2,10 +2,11 @@
 //! layer above drives, and the task turning rsipstack dialog states into
 //! [`CallEvent`]s.
 
-use crate::core::{content_type, Core};
+use crate::core::{content_type, extra_headers, Core};
 use crate::dtmf;
 use crate::error::Error;
 use crate::events::{CallEvent, OfferKind, Party};
+use crate::outgoing_headers::Outgoing;
 use crate::reliable::{PeerReliability, RSeqCounter};
 use crate::session_timer::{self, Agreed, Refresher};
 use crate::transfer;
@@ -65,6 +66,10 @@ pub(crate) struct CallInner {
     /// provisional events are stale (the INVITE's result and its dialog's
     /// 1xx states arrive on two tasks) and must not follow it.
     pub setup_done: Mutex<bool>,
+    /// Header fields of the 2xx that answered our INVITE.
+    pub answer_headers: Mutex<Vec<(String, String)>>,
+    /// Header fields of the BYE that ended the call, when the peer sent it.
+    pub bye_headers: Mutex<Vec<(String, String)>>,
 }
 
 impl CallInner {
@@ -100,6 +105,8 @@ impl CallInner {
             peer_allows_update: AtomicBool::new(invite.is_some_and(allows_update)),
             peer_ip,
             setup_done: Mutex::new(false),
+            answer_headers: Mutex::default(),
+            bye_headers: Mutex::default(),
         });
         (inner, receiver)
     }
@@ -284,8 +291,14 @@ impl Call {
     /// Incoming: 200 OK with the SDP answer (or an offer, when the INVITE
     /// had none).
     pub fn answer(&self, sdp: &str) -> Result<(), Error> {
+        self.answer_with(sdp, &[])
+    }
+
+    /// [`Call::answer`] with extra header fields (name, value) on the 200.
+    pub fn answer_with(&self, sdp: &str, extra: &[(String, String)]) -> Result<(), Error> {
         self.incoming_only()?;
         let mut headers = capabilities();
+        headers.extend(extra_headers(extra));
         headers.push(content_type("application/sdp"));
         let granted = *self.inner.session_offered.lock().unwrap();
         if let Some(agreed) = granted {
@@ -300,11 +313,18 @@ impl Call {
     /// Incoming: a final failure response, e.g. 486, or 488 when no codec
     /// is in common.
     pub fn reject(&self, code: u16, reason: Option<&str>) -> Result<(), Error> {
+        self.reject_with(code, reason, &[])
+    }
+
+    /// [`Call::reject`] with extra header fields (name, value) on the response.
+    pub fn reject_with(&self, code: u16, reason: Option<&str>, extra: &[(String, String)]) -> Result<(), Error> {
         self.incoming_only()?;
         if !(300..700).contains(&code) {
             return Err(Error::InvalidState(format!("{code} is not a failure code")));
         }
-        self.inner.dialog()?.reject(Some(StatusCode::from(code)), reason.map(str::to_string))?;
+        let dialog = self.inner.dialog()?;
+        self.inner.core.outgoing_headers.add(&self.inner.call_id, Outgoing::Rejection, extra_headers(extra));
+        dialog.reject(Some(StatusCode::from(code)), reason.map(str::to_string))?;
         self.inner.emit(CallEvent::Ended { by: Party::Local, reason: format!("rejected {code}") });
         Ok(())
     }
@@ -312,27 +332,40 @@ impl Call {
     /// Ends the call whatever its state: CANCEL an unanswered outgoing call,
     /// 603 an unanswered incoming one, BYE an established one.
     pub async fn hangup(&self) -> Result<(), Error> {
+        self.hangup_with(&[]).await
+    }
+
+    /// [`Call::hangup`] with extra header fields (name, value) on the
+    /// CANCEL, the failure response or the BYE.
+    pub async fn hangup_with(&self, extra: &[(String, String)]) -> Result<(), Error> {
         let inner = &self.inner;
         if inner.ended.load(Ordering::SeqCst) {
             return Ok(());
         }
         if !inner.established.load(Ordering::SeqCst) {
             return match inner.direction {
-                Direction::Incoming => self.reject(603, None),
+                Direction::Incoming => self.reject_with(603, None, extra),
                 Direction::Outgoing => {
+                    inner.core.outgoing_headers.add(&inner.call_id, Outgoing::Cancel, extra_headers(extra));
                     inner.cancel_requested.store(true, Ordering::SeqCst);
                     inner.cancel_notify.notify_one();
                     Ok(())
                 }
             };
         }
-        self.bye().await
+        self.bye_with(extra).await
     }
 
     /// BYE (established calls only).
     pub async fn bye(&self) -> Result<(), Error> {
+        self.bye_with(&[]).await
+    }
+
+    /// BYE with extra header fields (name, value).
+    pub async fn bye_with(&self, extra: &[(String, String)]) -> Result<(), Error> {
         let d = self.inner.dialog()?;
-        d.bye().await?;
+        let extra = extra_headers(extra);
+        d.bye_with_headers((!extra.is_empty()).then_some(extra)).await?;
         self.inner.emit(CallEvent::Ended { by: Party::Local, reason: "BYE".into() });
         Ok(())
     }
@@ -421,6 +454,18 @@ impl Call {
         let (headers, body) = transfer::progress_notify(code);
         check_response(self.inner.dialog()?.notify(Some(headers), Some(body)).await?)?;
         Ok(())
+    }
+
+    /// Outgoing: the header fields of the 2xx that answered the INVITE
+    /// (complete once [`CallEvent::Answered`] is out).
+    pub fn answer_headers(&self) -> Vec<(String, String)> {
+        self.inner.answer_headers.lock().unwrap().clone()
+    }
+
+    /// The header fields of the peer's BYE (complete once
+    /// [`CallEvent::Ended`] is out; empty when the call ended otherwise).
+    pub fn bye_headers(&self) -> Vec<(String, String)> {
+        self.inner.bye_headers.lock().unwrap().clone()
     }
 
     fn take_offer(&self) -> Result<TransactionHandle, Error> {
@@ -559,6 +604,9 @@ pub(crate) async fn pump(inner: Arc<CallInner>, mut states: mpsc::UnboundedRecei
                     continue;
                 }
                 let (by, why) = ended_by(role, &reason);
+                if let Some(bye) = inner.core.bye_headers.lock().unwrap().remove(&inner.call_id) {
+                    *inner.bye_headers.lock().unwrap() = bye;
+                }
                 inner.emit(CallEvent::Ended { by, reason: why });
                 if inner.established.load(Ordering::SeqCst) || inner.direction == Direction::Incoming {
                     break;
@@ -581,9 +629,9 @@ fn ended_by(role: TransactionRole, reason: &TerminatedReason) -> (Party, String)
     }
 }
 
-/// All header fields as (name, value).
-pub(crate) fn header_pairs(req: &Request) -> Vec<(String, String)> {
-    req.headers
+/// All header fields of a message as (name, value).
+pub(crate) fn header_pairs<M: HasHeaders>(m: &M) -> Vec<(String, String)> {
+    m.headers()
         .iter()
         .map(|h| {
             let s = h.to_string();

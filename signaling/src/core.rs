@@ -33,6 +33,11 @@ pub(crate) struct Core {
     pub pracks: crate::reliable::PrackWaiters,
     /// RFC 3263 server location.
     pub resolver: crate::resolve::Resolver,
+    /// Headers for the rejections and CANCELs rsipstack builds itself.
+    pub outgoing_headers: Arc<crate::outgoing_headers::OutgoingHeaders>,
+    /// Header fields of a peer's BYE, by Call-ID, until its call's dialog
+    /// reports the end (see [`crate::Call::bye_headers`]).
+    pub bye_headers: Mutex<HashMap<String, Vec<(String, String)>>>,
 }
 
 /// Parses a URI given through the API.

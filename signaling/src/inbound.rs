@@ -119,6 +119,11 @@ async fn handle(core: Arc<Core>, mut tx: Transaction, events: mpsc::UnboundedSen
             let call_id = tx.original.call_id_header().map(|c| c.value().to_string()).unwrap_or_default();
             core.pracks.prack_received(&tx.original, &call_id);
         }
+        if tx.original.method == Method::Bye {
+            // Kept for the call's end event (its dialog reports no request).
+            let call_id = tx.original.call_id_header().map(|c| c.value().to_string()).unwrap_or_default();
+            core.bye_headers.lock().unwrap().insert(call_id, header_pairs(&tx.original));
+        }
         if let Err(e) = d.handle(&mut tx).await {
             debug!(error = %e, "in-dialog request");
         }

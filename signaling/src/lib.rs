@@ -35,6 +35,7 @@ pub mod extensions;
 mod guard;
 mod inbound;
 mod outbound;
+mod outgoing_headers;
 pub mod redact;
 mod redirect;
 mod registration;

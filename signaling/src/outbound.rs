@@ -150,6 +150,7 @@ async fn drive(
                     } else {
                         inner.peer_allows_update.store(allows_update(&resp), Ordering::SeqCst);
                         inner.established_with(session_timer::from_response(&resp));
+                        *inner.answer_headers.lock().unwrap() = crate::call::header_pairs(&resp);
                         inner.emit(CallEvent::Answered { sdp: body_text(&resp.body) });
                     }
                     return;

@@ -49,12 +49,14 @@ impl UserAgent {
         let transports = crate::transport::bind(&config, guard.clone(), &cancel).await?;
         let t1 = config.t1;
         let option = EndpointOption { t1, t1x64: t1 * 64, ..Default::default() };
+        let outgoing_headers = Arc::new(crate::outgoing_headers::OutgoingHeaders::default());
         let endpoint = EndpointBuilder::new()
             .with_user_agent(&config.user_agent)
             .with_transport_layer(transports.layer)
             .with_cancel_token(cancel.clone())
             .with_option(option)
             .with_transport_inspector(Box::new(StreamInspector { guard: guard.clone() }))
+            .with_inspector(Box::new(crate::outgoing_headers::Inspector(outgoing_headers.clone())))
             .build();
         let incoming = endpoint.incoming_transactions()?;
         let endpoint = Arc::new(endpoint);
@@ -70,6 +72,8 @@ impl UserAgent {
             available: std::sync::atomic::AtomicBool::new(true),
             pracks: Default::default(),
             resolver: crate::resolve::Resolver::new(&config.dns_servers)?,
+            outgoing_headers,
+            bye_headers: Mutex::default(),
             config,
         });
         let ep = endpoint.clone();

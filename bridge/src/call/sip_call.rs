@@ -143,6 +143,18 @@ impl SipCall {
         self.phase() == Phase::Ended
     }
 
+    /// Outgoing: the header fields of the 2xx that answered (once
+    /// [`Event::Answered`] is out).
+    pub fn answer_headers(&self) -> Vec<(String, String)> {
+        self.sip.answer_headers()
+    }
+
+    /// The header fields of the peer's BYE (once [`Event::Ended`] is out;
+    /// empty when the call ended otherwise).
+    pub fn bye_headers(&self) -> Vec<(String, String)> {
+        self.sip.bye_headers()
+    }
+
     /// Our hold direction, when we hold the call.
     pub fn held(&self) -> Option<Direction> {
         self.state.lock().unwrap().hold
@@ -187,6 +199,11 @@ impl SipCall {
 
     /// Incoming: 200 OK with our SDP.
     pub fn answer(&self) -> Result<(), CallError> {
+        self.answer_with(&[])
+    }
+
+    /// [`SipCall::answer`] with extra header fields (name, value) on the 200.
+    pub fn answer_with(&self, headers: &[(String, String)]) -> Result<(), CallError> {
         let sdp = {
             let mut st = self.state.lock().unwrap();
             if st.phase != Phase::Ringing {
@@ -199,16 +216,21 @@ impl SipCall {
             }
             st.local_sdp.clone().unwrap_or_default()
         };
-        Ok(self.sip.answer(&sdp)?)
+        Ok(self.sip.answer_with(&sdp, headers)?)
     }
 
     /// Incoming, not answered: a final failure response (486, 603, ...).
     pub async fn decline(&self, code: u16) -> Result<(), CallError> {
+        self.decline_with(code, &[]).await
+    }
+
+    /// [`SipCall::decline`] with extra header fields (name, value) on the response.
+    pub async fn decline_with(&self, code: u16, headers: &[(String, String)]) -> Result<(), CallError> {
         self.expect_phase(Phase::Ringing, "only an incoming call that has not been answered can be declined")?;
         if !(300..700).contains(&code) {
             return Err(CallError::WrongState(format!("{code} is not a SIP failure status (300-699)")));
         }
-        self.sip.reject(code, None)?;
+        self.sip.reject_with(code, None, headers)?;
         self.end(Party::Local, code, "declined").await;
         Ok(())
     }
@@ -217,6 +239,12 @@ impl SipCall {
     /// outgoing call, 603 an unanswered incoming one, BYE an answered one.
     /// The call is ended locally even when the peer does not answer.
     pub async fn hangup(&self, reason: &str) -> Result<(), CallError> {
+        self.hangup_with(reason, &[]).await
+    }
+
+    /// [`SipCall::hangup`] with extra header fields (name, value) on the
+    /// CANCEL, the failure response or the BYE.
+    pub async fn hangup_with(&self, reason: &str, headers: &[(String, String)]) -> Result<(), CallError> {
         let code = match self.phase() {
             Phase::Ended => return Ok(()),
             Phase::Calling => 487,
@@ -226,7 +254,7 @@ impl SipCall {
         // Recordings first, so their files are finished whatever SIP does next.
         let recorders = std::mem::take(&mut self.state.lock().unwrap().recorders);
         finish_recordings(recorders).await;
-        let result = match tokio::time::timeout(HANGUP_TIMEOUT, self.sip.hangup()).await {
+        let result = match tokio::time::timeout(HANGUP_TIMEOUT, self.sip.hangup_with(headers)).await {
             Ok(r) => r.map_err(CallError::from),
             Err(_) => Err(CallError::Sip(signaling::Error::Timeout)),
         };

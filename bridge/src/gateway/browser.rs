@@ -1,9 +1,10 @@
 //! The way back to one web user: `sip.event` notifications on its
 //! WebSocket, and word to its connection when one of its calls has ended.
 
+use super::header_prefixes::HeaderPrefixes;
 use crate::protocol::Notification;
 use serde_json::{json, Value};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 #[derive(Clone)]
@@ -11,11 +12,13 @@ pub struct Browser {
     pub user: u64,
     out: mpsc::UnboundedSender<String>,
     call_ended: Arc<dyn Fn(&str) + Send + Sync>,
+    /// Which of a SIP peer's header fields events carry (`sip.register`).
+    header_prefixes: Arc<Mutex<HeaderPrefixes>>,
 }
 
 impl Browser {
     pub fn new(user: u64, out: mpsc::UnboundedSender<String>, call_ended: Arc<dyn Fn(&str) + Send + Sync>) -> Self {
-        Browser { user, out, call_ended }
+        Browser { user, out, call_ended, header_prefixes: Arc::default() }
     }
 
     /// Sends a `sip.event` notification.
@@ -25,6 +28,16 @@ impl Browser {
         if let Ok(text) = serde_json::to_string(&Notification::new("sip.event", params)) {
             let _ = self.out.send(text);
         }
+    }
+
+    /// The user's choice of the SIP peer's header fields to see.
+    pub fn set_header_prefixes(&self, prefixes: HeaderPrefixes) {
+        *self.header_prefixes.lock().unwrap() = prefixes;
+    }
+
+    /// The fields of `headers` the user chose to see, as a JSON object.
+    pub fn pick_headers(&self, headers: &[(String, String)]) -> Value {
+        self.header_prefixes.lock().unwrap().pick(headers)
     }
 
     /// Frees the call's slot on the connection.

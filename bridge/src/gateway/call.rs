@@ -163,11 +163,12 @@ impl GwCall {
     }
 
     /// `sip.accept`: the browser's answer to our offer (unless `sip.progress`
-    /// gave it already), then 200 OK to the SIP caller.
+    /// gave it already), then 200 OK (with `headers`) to the SIP caller.
     pub async fn accept(
         self: &Arc<Self>,
         answer: Option<String>,
         dtmf_method: Option<DtmfMethod>,
+        headers: &[(String, String)],
     ) -> Result<(), RpcError> {
         match answer {
             Some(answer) => self.apply_browser_answer(answer).await?,
@@ -179,7 +180,7 @@ impl GwCall {
         if let Some(m) = dtmf_method {
             self.state.lock().unwrap().dtmf_method = m;
         }
-        self.sip.answer().map_err(from_call)?;
+        self.sip.answer_with(headers).map_err(from_call)?;
         self.media_joined();
         self.emit("accepted", json!({ "username": self.sip.peer }));
         Ok(())
@@ -204,26 +205,26 @@ impl GwCall {
         Ok(())
     }
 
-    /// `sip.decline`: a final failure response (486 by default).
-    pub async fn decline(self: &Arc<Self>, code: u16) -> Result<(), RpcError> {
+    /// `sip.decline`: a final failure response (486 by default) with `headers`.
+    pub async fn decline(self: &Arc<Self>, code: u16, headers: &[(String, String)]) -> Result<(), RpcError> {
         if !(300..700).contains(&code) {
             return Err(err(codes::INVALID_PARAMS, format!("code must be a SIP failure status (300-699), not {code}")));
         }
         if self.sip.direction != signaling::Direction::Incoming {
             return Err(call_state("only an incoming call that has not been accepted can be declined"));
         }
-        self.sip.decline(code).await.map_err(from_call)
+        self.sip.decline_with(code, headers).await.map_err(from_call)
     }
 
-    /// `sip.hangup`: CANCEL, 603 or BYE, whichever fits.
-    pub async fn hangup(self: &Arc<Self>) -> Result<(), RpcError> {
+    /// `sip.hangup`: CANCEL, 603 or BYE, whichever fits, with `headers`.
+    pub async fn hangup(self: &Arc<Self>, headers: &[(String, String)]) -> Result<(), RpcError> {
         let reason = match self.sip.phase() {
             Phase::Ended => return Err(call_state("the call has already ended")),
             Phase::Calling => "cancelled",
             Phase::Ringing => "declined",
             Phase::Active => "hangup",
         };
-        self.sip.hangup(reason).await.map_err(from_call)
+        self.sip.hangup_with(reason, headers).await.map_err(from_call)
     }
 
     /// `sip.hold` (`sendonly` or `inactive`) and `sip.unhold` (`None`):
@@ -375,7 +376,8 @@ impl GwCall {
         drop(link);
         close_leg(self.webrtc.clone()).await;
         let by = if by == Party::Local { "local" } else { "remote" };
-        self.emit("hangup", json!({ "code": code, "reason": reason, "by": by }));
+        let headers = self.browser.pick_headers(&self.sip.bye_headers());
+        self.emit("hangup", json!({ "code": code, "reason": reason, "by": by, "headers": headers }));
         self.browser.call_ended(&self.id);
     }
 
@@ -395,7 +397,8 @@ impl GwCall {
             ),
             Event::Answered => {
                 self.media_joined();
-                self.emit("accepted", json!({ "username": self.sip.peer }))
+                let headers = self.browser.pick_headers(&self.sip.answer_headers());
+                self.emit("accepted", json!({ "username": self.sip.peer, "headers": headers }))
             }
             Event::Reoffered { kind, direction } => {
                 let request = if kind == OfferKind::Update { "UPDATE" } else { "re-INVITE" };

@@ -19,6 +19,7 @@ mod browser;
 mod call;
 mod connections;
 mod errors;
+mod header_prefixes;
 mod service;
 mod user;
 mod ws;

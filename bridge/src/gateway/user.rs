@@ -6,6 +6,7 @@
 use super::browser::Browser;
 use super::call::GwCall;
 use super::errors::{codes, err, from_sip, no_call};
+use super::header_prefixes::HeaderPrefixes;
 use super::service::{aor_key, Gateway, WebUser};
 use crate::call::DtmfMethod;
 use crate::protocol::gateway::{CallParams, GatewayRequest, Jsep, MessageParams, RegisterParams};
@@ -76,12 +77,27 @@ fn check_headers(headers: Option<HashMap<String, String>>) -> Result<Vec<(String
         "max-forwards",
         "route",
         "record-route",
+        // Compact forms (RFC 3261 §7.3.3) of the above.
+        "v",
+        "f",
+        "t",
+        "i",
+        "m",
+        "l",
+        "c",
     ];
     let mut out = Vec::new();
     for (name, value) in headers.unwrap_or_default() {
         let token = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b));
-        if !token || RESERVED.contains(&name.to_ascii_lowercase().as_str()) {
-            return Err(RpcError::invalid_params(format!("header {name:?} cannot be set")));
+        if !token {
+            return Err(RpcError::invalid_params(format!(
+                "header {name:?} is not a valid header name (letters, digits, -.!%*_+`'~)"
+            )));
+        }
+        if RESERVED.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(RpcError::invalid_params(format!(
+                "header {name:?} cannot be set: the SIP user agent writes it itself"
+            )));
         }
         if value.contains(['\r', '\n']) {
             return Err(RpcError::invalid_params(format!("header {name:?} has a line break in its value")));
@@ -142,7 +158,7 @@ impl User {
         if let Some(c) = call {
             if st.closed {
                 tokio::spawn(async move {
-                    let _ = c.hangup().await;
+                    let _ = c.hangup(&[]).await;
                 });
             } else if !c.is_ended() {
                 st.calls.insert(c.id.clone(), c);
@@ -165,15 +181,18 @@ impl User {
             }
             G::Accept(p) => {
                 let answer = p.jsep.map(|j| browser_answer(j, "sip.accept")).transpose()?;
-                self.call(&p.call)?.accept(answer, p.dtmf_method).await?;
+                let headers = check_headers(p.headers)?;
+                self.call(&p.call)?.accept(answer, p.dtmf_method, &headers).await?;
                 Ok(json!({}))
             }
             G::Decline(p) => {
-                self.call(&p.call)?.decline(p.code.unwrap_or(486)).await?;
+                let headers = check_headers(p.headers)?;
+                self.call(&p.call)?.decline(p.code.unwrap_or(486), &headers).await?;
                 Ok(json!({}))
             }
             G::Hangup(p) => {
-                self.call(&p.call)?.hangup().await?;
+                let headers = check_headers(p.headers)?;
+                self.call(&p.call)?.hangup(&headers).await?;
                 Ok(json!({}))
             }
             G::Hold(p) => {
@@ -237,6 +256,7 @@ impl User {
             )));
         }
         let headers = check_headers(p.headers.clone())?;
+        let prefixes = HeaderPrefixes::parse(p.incoming_header_prefixes.clone())?;
         let mut st = self.state.lock().unwrap();
         if st.account.is_some() {
             return Err(err(
@@ -245,6 +265,7 @@ impl User {
             ));
         }
         if p.guest {
+            self.browser.set_header_prefixes(prefixes);
             st.account = Some(AccountState {
                 caller: Caller::Guest { uri: p.username.clone(), display_name: p.display_name.clone() },
                 aor: p.username.clone(),
@@ -306,6 +327,7 @@ impl User {
             stop: Some(stop_tx),
         });
         drop(st);
+        self.browser.set_header_prefixes(prefixes);
         tracing::info!(user = self.id, aor = %p.username, "registering");
         self.emit("registering", json!({ "username": p.username }));
         tokio::spawn(self.clone().keep_registered(registration, stop_rx, p.username));
@@ -455,13 +477,8 @@ impl User {
     fn take_call(self: &Arc<Self>, inc: IncomingCall) {
         let caller = inc.from.clone();
         let display = inc.display_name.clone();
-        // Custom (X-) headers of the INVITE go to the browser, as Janus does.
-        let headers: serde_json::Map<String, Value> = inc
-            .headers
-            .iter()
-            .filter(|(n, _)| n.len() > 2 && n[..2].eq_ignore_ascii_case("x-"))
-            .map(|(n, v)| (n.clone(), json!(v)))
-            .collect();
+        // The INVITE's fields the user chose (incomingHeaderPrefixes), as Janus does.
+        let headers = self.browser.pick_headers(&inc.headers);
         if !self.reserve_call() {
             tracing::info!(user = self.id, from = %caller, "busy: 486");
             let _ = inc.call.reject(486, None);
@@ -495,7 +512,7 @@ impl User {
             st.calls.values().cloned().collect()
         };
         for call in calls {
-            let _ = call.hangup().await;
+            let _ = call.hangup(&[]).await;
         }
         // Each call's `hangup` event reaches the browser before we go on.
         let torn_down = async {

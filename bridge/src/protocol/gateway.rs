@@ -27,7 +27,7 @@ pub enum GatewayRequest {
     #[serde(rename = "sip.decline")]
     Decline(DeclineParams),
     #[serde(rename = "sip.hangup")]
-    Hangup(CallOnly),
+    Hangup(HangupParams),
     #[serde(rename = "sip.hold")]
     Hold(HoldParams),
     #[serde(rename = "sip.unhold")]
@@ -95,6 +95,8 @@ pub struct RegisterParams {
     pub headers: Option<HashMap<String, String>>,
     #[serde(default)]
     pub guest: bool,
+    #[serde(default)]
+    pub incoming_header_prefixes: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -151,6 +153,8 @@ pub struct AcceptParams {
     pub jsep: Option<Jsep>,
     #[serde(default)]
     pub dtmf_method: Option<DtmfMethod>,
+    #[serde(default)]
+    pub headers: Option<HashMap<String, String>>,
 }
 
 #[derive(Deserialize)]
@@ -161,10 +165,20 @@ pub struct CallOnly {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct HangupParams {
+    pub call: String,
+    #[serde(default)]
+    pub headers: Option<HashMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeclineParams {
     pub call: String,
     #[serde(default)]
     pub code: Option<u16>,
+    #[serde(default)]
+    pub headers: Option<HashMap<String, String>>,
 }
 
 #[derive(Deserialize)]
