@@ -153,3 +153,118 @@ fn headers_of_sipp_invite_and_bye_and_our_200_and_486() {
     assert_eq!(h["code"], 486, "{h}");
     caller.expect_success(Duration::from_secs(10)).unwrap();
 }
+
+/// Each of the page's calls sends its own tone (an oscillator per
+/// RTCPeerConnection, not the shared fake microphone) and keeps its own
+/// received stream, so each call's audio can be checked on its own.
+const TONED_CALLS: &str = r#"
+window.tonedCalls = {};
+window.dialWithTone = async (uri, freq) => {
+  const ctx = new AudioContext();
+  await ctx.resume();
+  const osc = ctx.createOscillator();
+  osc.frequency.value = freq;
+  const gain = ctx.createGain();
+  gain.gain.value = 0.3;
+  const dest = ctx.createMediaStreamDestination();
+  osc.connect(gain).connect(dest);
+  osc.start();
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  pc.addTrack(dest.stream.getAudioTracks()[0], dest.stream);
+  const remote = new Promise((res) => { pc.ontrack = (e) => res(e.streams[0] || new MediaStream([e.track])); });
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((res) => {
+    if (pc.iceGatheringState === 'complete') res();
+    pc.onicegatheringstatechange = () => { if (pc.iceGatheringState === 'complete') res(); };
+  });
+  const r = await window.softphone.request('sip.call', { uri, jsep: { type: 'offer', sdp: pc.localDescription.sdp } });
+  if (r.error) return { error: r.error };
+  await pc.setRemoteDescription(r.result.jsep);
+  const stream = await remote;
+  const audio = document.createElement('audio');
+  audio.srcObject = stream; // an <audio> element pulls the receive path
+  document.body.appendChild(audio);
+  audio.play().catch(() => {});
+  window.tonedCalls[r.result.call] = { pc, stream, ctx };
+  return { call: r.result.call };
+};
+true
+"#;
+
+const BOB_TONES: [f64; 2] = [440.0, 1000.0];
+const PAGE_TONES: [f64; 2] = [600.0, 1400.0];
+
+fn share_line(pcm: &e2e::audio::Pcm, tones: &[f64]) -> String {
+    tones.iter().map(|f| format!("{f} Hz {:.3}", pcm.tone_share(*f))).collect::<Vec<_>>().join(", ")
+}
+
+#[test]
+fn two_calls_at_once_on_one_connection_each_with_its_own_audio() {
+    use e2e::audio::{tone, write_wav};
+    use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
+    let dir = test_dir("gateway_parity_two_calls");
+    let bobs: Vec<Baresip> = BOB_TONES
+        .iter()
+        .enumerate()
+        .map(|(i, freq)| {
+            let own = dir.join(format!("bob{}", i + 1));
+            std::fs::create_dir_all(&own).unwrap();
+            let wav = own.join("tone.wav");
+            write_wav(&wav, &tone(*freq, 60.0, 8000, 0.3)).unwrap();
+            let account = BaresipAccount { auto_answer: true, ..BaresipAccount::direct("sip:bob@127.0.0.1", "") };
+            let opts = BaresipOptions {
+                accounts: vec![account],
+                play: Some(wav),
+                record: true,
+                limit: Duration::from_secs(90),
+            };
+            Baresip::start(&own, &opts).unwrap()
+        })
+        .collect();
+    let gw = Gateway::start(&dir, None, &["--max-calls-per-connection", "2"]).unwrap();
+    let page = Softphone::start(&dir, "softphone", &gw.url(), PAGE_TONE).unwrap();
+    page.wait_ready().unwrap();
+    let r = page.request("sip.register", json!({ "username": "sip:alice@127.0.0.1", "guest": true })).unwrap();
+    assert_eq!(r["result"]["guest"], true, "{r}");
+    page.cmd("eval", json!({ "expr": TONED_CALLS })).unwrap();
+
+    let mut calls = Vec::new();
+    for (bob, freq) in bobs.iter().zip(PAGE_TONES) {
+        let expr = format!("window.dialWithTone('sip:bob@127.0.0.1:{}', {freq})", bob.sip_port);
+        let r = page.cmd("eval", json!({ "expr": expr })).unwrap();
+        let call = r["value"]["call"].as_str().unwrap_or_else(|| panic!("{r}\n{}", gw.log())).to_string();
+        page.wait(|d| d["event"] == "accepted" && d["call"] == call.as_str()).unwrap();
+        calls.push(call);
+    }
+    // A third call is over the connection's limit.
+    let r = page.cmd("eval", json!({ "expr": "window.dialWithTone('sip:carol@127.0.0.1:9', 800)" })).unwrap();
+    assert_eq!(r["value"]["error"]["code"], 2004, "{r}");
+    let listed = page.request("sip.calls", json!({})).unwrap();
+    assert_eq!(listed["result"]["calls"].as_array().map(Vec::len), Some(2), "{listed}");
+
+    // Both calls up at once: each of the page's streams carries its own bob's tone.
+    std::thread::sleep(Duration::from_secs(2));
+    for (i, call) in calls.iter().enumerate() {
+        page.cmd(
+            "eval",
+            json!({ "expr": format!("window.softphone.remoteStream = window.tonedCalls['{call}'].stream; true") }),
+        )
+        .unwrap();
+        let heard = page.record(2500, &dir.join(format!("page-heard-{call}.wav"))).unwrap();
+        println!("page, call {call} (bob{}): {}, rms {:.4}", i + 1, share_line(&heard, &BOB_TONES), heard.rms());
+        assert!(heard.tone_share(BOB_TONES[i]) > 0.5, "call {call} should carry {} Hz", BOB_TONES[i]);
+        assert!(heard.tone_share(BOB_TONES[1 - i]) < 0.1, "call {call} must not carry the other call's tone");
+    }
+    for call in &calls {
+        page.request("sip.hangup", json!({ "call": call })).unwrap();
+        page.wait(|d| d["event"] == "hangup" && d["call"] == call.as_str()).unwrap();
+    }
+    // Each bob heard its own call's tone from the page, not the other's.
+    for (i, bob) in bobs.iter().enumerate() {
+        let heard = bob.heard().unwrap();
+        let heard = heard.slice(1.0, heard.seconds());
+        println!("bob{}: {}, rms {:.4}", i + 1, share_line(&heard, &PAGE_TONES), heard.rms());
+        assert!(heard.tone_share(PAGE_TONES[i]) > 0.5, "bob{} should hear {} Hz", i + 1, PAGE_TONES[i]);
+        assert!(heard.tone_share(PAGE_TONES[1 - i]) < 0.1, "bob{} must not hear the other call", i + 1);
+    }
+}
