@@ -248,6 +248,7 @@ function onEvent(ev) {
     case 'hangup': if (mine) endCall(`${ev.reason} (${ev.code})`); break;
     case 'message': addItem($('msglist'), ev.content, 'in', ev.sender); break;
     case 'info': toast(`INFO ${ev.contentType}: ${ev.content}`); break;
+    case 'notify': toast(`${ev.package}: ${ev.content.trim()}`); break; // e.g. voicemail waiting
     case 'dtmf': toast(`DTMF from the other side: ${ev.tone}`); break;
     case 'recordingupdated': if (mine) { c.recording = ev.recording; updateButtons(); } break;
     default: break;

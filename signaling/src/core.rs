@@ -38,6 +38,8 @@ pub(crate) struct Core {
     /// Header fields of a peer's BYE, by Call-ID, until its call's dialog
     /// reports the end (see [`crate::Call::bye_headers`]).
     pub bye_headers: Mutex<HashMap<String, Vec<(String, String)>>>,
+    /// Our live subscriptions by Call-ID, where their NOTIFYs go.
+    pub subscriptions: Mutex<HashMap<String, crate::notify::Sink>>,
 }
 
 /// Parses a URI given through the API.

@@ -132,3 +132,40 @@ pub enum RegistrationEvent {
     /// The binding was removed (after [`crate::Registration::unregister`]).
     Unregistered,
 }
+
+/// One NOTIFY (RFC 6665): what a subscription or an unsolicited notifier
+/// reports, e.g. `message-summary` (RFC 3842) with `Messages-Waiting: yes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// The event package (`Event` without its parameters).
+    pub event: String,
+    /// `Subscription-State` as sent (`active;expires=3600`, `terminated`),
+    /// empty when absent.
+    pub state: String,
+    /// Content-Type.
+    pub content_type: String,
+    /// Body as text (lossy UTF-8).
+    pub body: String,
+}
+
+/// Events of one subscription ([`crate::Subscription`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscriptionEvent {
+    /// The notifier accepted the SUBSCRIBE (or its refresh) for `expires` seconds.
+    Subscribed {
+        /// Granted lifetime.
+        expires: u32,
+    },
+    /// A NOTIFY of the subscription (already answered 200).
+    Notify(Notification),
+    /// The notifier refused (or did not answer: 408); the subscription is over.
+    Failed {
+        /// Status code.
+        code: u16,
+        /// Reason phrase.
+        reason: String,
+    },
+    /// The subscription is over: unsubscribed, or ended by the notifier
+    /// (`Subscription-State: terminated`).
+    Terminated,
+}

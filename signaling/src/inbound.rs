@@ -9,7 +9,7 @@ use crate::core::{content_type, Core};
 use crate::events::{CallEvent, Party};
 use crate::session_timer;
 use crate::transfer::ReplacesTarget;
-use crate::ua_events::{IncomingCall, IncomingMessage, UaEvent};
+use crate::ua_events::{IncomingCall, IncomingMessage, IncomingNotify, UaEvent};
 use crate::validate::ALLOWED_METHODS;
 use rsipstack::dialog::dialog::Dialog;
 use rsipstack::dialog::DialogId;
@@ -30,6 +30,9 @@ pub enum Disposition {
     Options,
     /// MESSAGE passed up and answered 200.
     Message,
+    /// NOTIFY of an event package we take unsolicited (message-summary)
+    /// passed up and answered 200.
+    Notify,
     /// ACK or CANCEL handled by the transaction layer.
     Absorbed,
     /// Answered with this code and reason.
@@ -48,6 +51,9 @@ pub(crate) fn disposition(req: &Request) -> Disposition {
         Method::Ack | Method::Cancel => return Disposition::Absorbed,
         Method::Register | Method::Subscribe | Method::Publish => return refuse(405, "Method Not Allowed"),
         _ => {}
+    }
+    if req.method == Method::Notify && !has_to_tag && is_unsolicited_package(req) {
+        return Disposition::Notify;
     }
     if has_to_tag
         || matches!(
@@ -91,6 +97,12 @@ pub(crate) fn disposition(req: &Request) -> Disposition {
     }
 }
 
+/// A NOTIFY outside any subscription we accept: `message-summary` (RFC
+/// 3842), which PBXs such as Asterisk send unasked to registered phones.
+fn is_unsolicited_package(req: &Request) -> bool {
+    crate::notify::notification_of(req).event.eq_ignore_ascii_case("message-summary")
+}
+
 /// The first Contact parses and is a SIP URI with a host.
 fn has_usable_contact(req: &Request) -> bool {
     let contacts = req.typed_contact_headers().unwrap_or_default();
@@ -129,6 +141,10 @@ async fn handle(core: Arc<Core>, mut tx: Transaction, events: mpsc::UnboundedSen
         }
         return;
     }
+    if tx.original.method == Method::Notify && crate::notify::deliver(&core.subscriptions, &tx.original) {
+        reply(&core, &mut tx, StatusCode::OK, vec![]).await;
+        return;
+    }
     match disposition(&tx.original) {
         Disposition::Absorbed => {}
         Disposition::Options if !core.available.load(Ordering::Relaxed) => {
@@ -157,6 +173,23 @@ async fn handle(core: Arc<Core>, mut tx: Transaction, events: mpsc::UnboundedSen
                 to,
                 content_type: content_type_of(&tx.original),
                 body: String::from_utf8_lossy(&tx.original.body).into_owned(),
+            }));
+            reply(&core, &mut tx, StatusCode::OK, vec![]).await;
+        }
+        Disposition::Notify => {
+            let (_, from) = from_parts(&tx.original);
+            let to = tx
+                .original
+                .to_header()
+                .ok()
+                .and_then(|t| t.typed().ok())
+                .map(|t| t.uri.to_string())
+                .unwrap_or_default();
+            let _ = events.send(UaEvent::Notify(IncomingNotify {
+                from,
+                to,
+                request_uri: tx.original.uri.to_string(),
+                notification: crate::notify::notification_of(&tx.original),
             }));
             reply(&core, &mut tx, StatusCode::OK, vec![]).await;
         }

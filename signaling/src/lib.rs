@@ -34,6 +34,7 @@ mod events;
 pub mod extensions;
 mod guard;
 mod inbound;
+mod notify;
 mod outbound;
 mod outgoing_headers;
 pub mod redact;
@@ -43,6 +44,7 @@ mod reliable;
 mod request;
 mod resolve;
 mod session_timer;
+mod subscription;
 mod traffic;
 pub mod transfer;
 mod transport;
@@ -54,12 +56,13 @@ pub mod wire;
 pub use call::{Call, Direction};
 pub use config::{Account, Config, Listen, SessionTimer, TlsSettings, Transport};
 pub use error::{standard_reason, Error};
-pub use events::{CallEvent, OfferKind, Party, RegistrationEvent};
+pub use events::{CallEvent, Notification, OfferKind, Party, RegistrationEvent, SubscriptionEvent};
 pub use outbound::Caller;
 pub use registration::Registration;
+pub use subscription::{SubscribeTo, Subscription};
 pub use traffic::{MessageCount, MessageKind};
 pub use ua::UserAgent;
-pub use ua_events::{IncomingCall, IncomingMessage, UaEvent};
+pub use ua_events::{IncomingCall, IncomingMessage, IncomingNotify, UaEvent};
 
 /// What the user agent would do with one incoming datagram, without any
 /// state: the screen's verdict, then for accepted out-of-dialog requests
@@ -73,6 +76,7 @@ pub fn triage(bytes: &[u8], max_size: usize) -> String {
                 inbound::Disposition::NewCall => "accepted: new call".into(),
                 inbound::Disposition::Options => "accepted: 200 (OPTIONS)".into(),
                 inbound::Disposition::Message => "accepted: 200 (MESSAGE)".into(),
+                inbound::Disposition::Notify => "accepted: 200 (NOTIFY outside a subscription)".into(),
                 inbound::Disposition::Absorbed => "accepted: to transaction layer".into(),
                 inbound::Disposition::Refuse(code, reason) => format!("accepted, answered {code} {reason}"),
             },

@@ -147,7 +147,7 @@ async fn run(mut ctx: Ctx, mut stop: oneshot::Receiver<oneshot::Sender<()>>) {
 }
 
 /// Refresh at 80% of the granted time, at least 5 s before expiry.
-fn refresh_after(expires: u32) -> Duration {
+pub(crate) fn refresh_after(expires: u32) -> Duration {
     let e = expires.max(10) as u64;
     Duration::from_secs((e * 4 / 5).min(e.saturating_sub(5)).max(5))
 }

@@ -10,6 +10,7 @@ use crate::guard::{Guard, StreamInspector};
 use crate::outbound::{Caller, ResolvedCaller};
 use crate::registration::{self, Registration};
 use crate::request::{send_with_auth, Creds};
+use crate::subscription::{SubscribeTo, Subscription};
 use crate::ua_events::UaEvent;
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::sip::{Header, Method};
@@ -74,6 +75,7 @@ impl UserAgent {
             resolver: crate::resolve::Resolver::new(&config.dns_servers)?,
             outgoing_headers,
             bye_headers: Mutex::default(),
+            subscriptions: Mutex::default(),
             config,
         });
         let ep = endpoint.clone();
@@ -97,6 +99,13 @@ impl UserAgent {
     /// handle's events. The binding is refreshed before it expires.
     pub fn register(&self, account: Account) -> Result<Registration, Error> {
         registration::start(self.core.clone(), account)
+    }
+
+    /// Subscribes `account` to an event package (e.g. `message-summary`);
+    /// its NOTIFYs arrive on the returned handle's events, and it is
+    /// refreshed before it expires.
+    pub fn subscribe(&self, account: Account, what: SubscribeTo) -> Result<Subscription, Error> {
+        crate::subscription::start(self.core.clone(), account, what)
     }
 
     /// Places a call to `target` (a SIP URI). `sdp_offer` is the offer;

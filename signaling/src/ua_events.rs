@@ -41,6 +41,20 @@ pub struct IncomingMessage {
     pub body: String,
 }
 
+/// A NOTIFY outside any subscription of ours (already answered 200):
+/// unsolicited `message-summary`, as Asterisk sends to registered phones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingNotify {
+    /// From URI.
+    pub from: String,
+    /// To URI.
+    pub to: String,
+    /// Request-URI.
+    pub request_uri: String,
+    /// What it says.
+    pub notification: crate::events::Notification,
+}
+
 /// Events of the user agent itself.
 #[derive(Debug)]
 pub enum UaEvent {
@@ -48,4 +62,6 @@ pub enum UaEvent {
     IncomingCall(IncomingCall),
     /// A MESSAGE outside a call.
     Message(IncomingMessage),
+    /// A NOTIFY outside any subscription.
+    Notify(IncomingNotify),
 }

@@ -5,7 +5,11 @@
 //!   refused headers answered with a clear error;
 //! - `incomingHeaderPrefixes`: the chosen headers of SIPp's INVITE, 200 and
 //!   BYE in the page's `incomingcall`, `accepted` and `hangup` events, and
-//!   no others.
+//!   no others;
+//! - two calls at once on one connection, each with its own audio (tones
+//!   checked on both sides of both calls);
+//! - MWI: a `message-summary` subscription (digest, refresh, unsubscribe)
+//!   with SIPp as the notifier, and an unsolicited NOTIFY.
 
 use e2e::gateway::{Gateway, Softphone};
 use e2e::process::test_dir;
@@ -267,4 +271,77 @@ fn two_calls_at_once_on_one_connection_each_with_its_own_audio() {
         assert!(heard.tone_share(PAGE_TONES[i]) > 0.5, "bob{} should hear {} Hz", i + 1, PAGE_TONES[i]);
         assert!(heard.tone_share(PAGE_TONES[1 - i]) < 0.1, "bob{} must not hear the other call", i + 1);
     }
+}
+
+/// Waits until `n` events match `pred` (the page's events are kept from the start).
+fn wait_count(page: &Softphone, n: usize, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let until = std::time::Instant::now() + timeout;
+    loop {
+        let seen: Vec<Value> = page.events().into_iter().filter(|e| pred(e)).collect();
+        if seen.len() >= n {
+            return seen;
+        }
+        assert!(std::time::Instant::now() < until, "{n} events expected, saw {seen:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn mwi_subscription_with_digest_refresh_and_unsolicited_notify() {
+    let dir = test_dir("gateway_parity_mwi");
+    let gw = Gateway::start(&dir, None, &[]).unwrap();
+    let mut registrar = uas(&dir, "uas_registrar.xml", "registrar");
+    let mut notifier = uas(&dir, "uas_notifier_mwi.xml", "notifier");
+    let page = Softphone::start(&dir, "softphone", &gw.url(), PAGE_TONE).unwrap();
+    page.wait_ready().unwrap();
+    let r = page
+        .request(
+            "sip.register",
+            json!({ "username": "sip:alice@127.0.0.1", "secret": "a-pw", "proxy": format!("sip:{}", registrar.addr()) }),
+        )
+        .unwrap();
+    assert!(r["error"].is_null(), "{r}");
+    page.wait_event("registered").unwrap();
+    registrar.expect_success(Duration::from_secs(10)).unwrap();
+
+    // SUBSCRIBE (challenged, answered with the account's secret), NOTIFY, refresh.
+    let params = json!({
+        "event": "message-summary",
+        "accept": "application/simple-message-summary",
+        "proxy": format!("sip:{}", notifier.addr()),
+    });
+    let r = page.request("sip.subscribe", params.clone()).unwrap();
+    assert_eq!(r["result"], json!({}), "{r}\n{}", gw.log());
+    let again = page.request("sip.subscribe", params).unwrap();
+    assert_eq!(again["error"]["code"], -32602, "one subscription per package: {again}");
+    let subscribed = page.wait(|d| d["event"] == "subscribed" || d["event"] == "subscription_failed").unwrap();
+    assert_eq!(subscribed["event"], "subscribed", "{subscribed}\n{}", notifier.traces());
+    assert_eq!(subscribed["expires"], 6, "{subscribed}");
+    let n = page.wait(|d| d["event"] == "notify").unwrap();
+    println!("notify: {n}");
+    assert_eq!(n["package"], "message-summary", "{n}");
+    assert_eq!(n["unsolicited"], false, "{n}");
+    assert_eq!(n["contentType"], "application/simple-message-summary", "{n}");
+    assert!(n["state"].as_str().unwrap_or("").starts_with("active"), "{n}");
+    assert!(n["content"].as_str().unwrap_or("").contains("Messages-Waiting: yes"), "{n}");
+    // The notifier granted 6 s: the refresh comes before they run out.
+    let t0 = std::time::Instant::now();
+    wait_count(&page, 2, Duration::from_secs(12), |d| d["event"] == "subscribed");
+    println!("refreshed after {:.1} s", t0.elapsed().as_secs_f64());
+    let r = page.request("sip.unsubscribe", json!({ "event": "message-summary" })).unwrap();
+    assert_eq!(r["result"], json!({}), "{r}");
+    page.wait_event("unsubscribed").unwrap();
+    notifier.expect_success(Duration::from_secs(10)).unwrap();
+
+    // A PBX's NOTIFY outside any subscription reaches the registered user.
+    let mut pbx = Sipp::new("uac_unsolicited_mwi.xml")
+        .remote(format!("127.0.0.1:{}", gw.sip_port))
+        .args(["-s", "alice"])
+        .limit(Duration::from_secs(20))
+        .spawn(&dir, "sipp-pbx")
+        .unwrap();
+    let n = page.wait(|d| d["event"] == "notify" && d["unsolicited"] == true).unwrap();
+    println!("unsolicited notify: {n}");
+    assert!(n["content"].as_str().unwrap_or("").contains("Voice-Message: 3/0"), "{n}");
+    pbx.expect_success(Duration::from_secs(10)).unwrap();
 }

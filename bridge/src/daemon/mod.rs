@@ -127,6 +127,9 @@ impl Frontend {
             (Frontend::Presets(..), UaEvent::Message(m)) => {
                 info!(from = %m.from, content_type = %m.content_type, len = m.body.len(), "MESSAGE received")
             }
+            (Frontend::Presets(..), UaEvent::Notify(n)) => {
+                info!(from = %n.from, event = %n.notification.event, "NOTIFY received")
+            }
             (Frontend::Gateway(gw), event) => gw.dispatch(event),
         }
     }

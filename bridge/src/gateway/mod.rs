@@ -21,6 +21,7 @@ mod connections;
 mod errors;
 mod header_prefixes;
 mod service;
+mod subscriptions;
 mod user;
 mod ws;
 

@@ -4,7 +4,7 @@
 
 use crate::call::Calls;
 use crate::daemon::config::Config;
-use signaling::{IncomingCall, IncomingMessage, UaEvent};
+use signaling::{IncomingCall, IncomingMessage, IncomingNotify, UaEvent};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -72,6 +72,8 @@ pub trait WebUser: Send + Sync {
     fn aor_key(&self) -> Option<(String, String)>;
     fn incoming_call(self: Arc<Self>, incoming: IncomingCall);
     fn incoming_message(&self, message: IncomingMessage);
+    /// A NOTIFY outside its subscriptions (unsolicited message-summary).
+    fn incoming_notify(&self, notify: IncomingNotify);
     /// Hangs up its calls and unregisters its account.
     fn shut_down(self: Arc<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 }
@@ -135,6 +137,10 @@ impl Gateway {
                     user.incoming_message(m);
                 }
             }
+            UaEvent::Notify(n) => match self.route(&n.to, &n.request_uri) {
+                Some(user) => user.incoming_notify(n),
+                None => tracing::info!(to = %n.to, event = %n.notification.event, "NOTIFY for no connected user"),
+            },
         }
     }
 

@@ -8,13 +8,14 @@ use super::call::GwCall;
 use super::errors::{codes, err, from_sip, no_call};
 use super::header_prefixes::HeaderPrefixes;
 use super::service::{aor_key, Gateway, WebUser};
+use super::subscriptions::{notify_event, Subscriptions};
 use crate::call::DtmfMethod;
-use crate::protocol::gateway::{CallParams, GatewayRequest, Jsep, MessageParams, RegisterParams};
+use crate::protocol::gateway::{CallParams, GatewayRequest, Jsep, MessageParams, RegisterParams, SubscribeParams};
 use crate::protocol::{decode, RpcError, PROTOCOL_VERSION};
 use pipelines::sdp::Direction;
 use pipelines::DescriptionKind;
 use serde_json::{json, Value};
-use signaling::{Account, Caller, IncomingCall, IncomingMessage, RegistrationEvent};
+use signaling::{Account, Caller, IncomingCall, IncomingMessage, IncomingNotify, RegistrationEvent, SubscribeTo};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -28,6 +29,7 @@ pub struct User {
     state: Mutex<State>,
     /// Woken when the last call's teardown has finished.
     calls_gone: tokio::sync::Notify,
+    subscriptions: Subscriptions,
 }
 
 #[derive(Default)]
@@ -122,7 +124,14 @@ impl User {
                 }
             });
             let browser = Browser::new(id, out, call_ended);
-            User { id, gw, browser, state: Mutex::default(), calls_gone: tokio::sync::Notify::new() }
+            User {
+                id,
+                gw,
+                browser,
+                state: Mutex::default(),
+                calls_gone: tokio::sync::Notify::new(),
+                subscriptions: Subscriptions::default(),
+            }
         })
     }
 
@@ -244,6 +253,11 @@ impl User {
             G::Calls(_) => {
                 let st = self.state.lock().unwrap();
                 Ok(json!({ "calls": st.calls.values().map(|c| c.summary()).collect::<Vec<_>>() }))
+            }
+            G::Subscribe(p) => self.subscribe(p),
+            G::Unsubscribe(p) => {
+                self.subscriptions.stop(&p.event).await?;
+                Ok(json!({}))
             }
         }
     }
@@ -389,7 +403,46 @@ impl User {
         self.state.lock().unwrap().account = None;
     }
 
+    /// `sip.subscribe`: SUBSCRIBE with the account's credentials (to its
+    /// own AOR unless `to` says otherwise).
+    fn subscribe(&self, p: SubscribeParams) -> Result<Value, RpcError> {
+        let token =
+            |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b));
+        if !token(&p.event) {
+            return Err(RpcError::invalid_params(format!(
+                "event must be an event package name like \"message-summary\", not {:?}",
+                p.event
+            )));
+        }
+        if p.accept.as_deref().is_some_and(|a| a.contains(['\r', '\n'])) {
+            return Err(RpcError::invalid_params("accept has a line break"));
+        }
+        for uri in [&p.to, &p.proxy].into_iter().flatten() {
+            if !is_sip_uri(uri) {
+                return Err(RpcError::invalid_params(format!("to and proxy must be SIP URIs, not {uri:?}")));
+            }
+        }
+        let mut account = match self.caller()? {
+            Caller::Account(a) => a,
+            Caller::Guest { .. } => {
+                return Err(err(codes::NOT_REGISTERED, "a guest cannot subscribe: sip.register with a secret first"))
+            }
+        };
+        if p.proxy.is_some() {
+            account.proxy = p.proxy;
+        }
+        let what = SubscribeTo {
+            event: p.event,
+            accept: p.accept,
+            target: p.to,
+            expires: p.expires.unwrap_or(3600).clamp(60, 86_400),
+        };
+        self.subscriptions.start(&self.gw.calls.ua, account, what, self.browser.clone())?;
+        Ok(json!({}))
+    }
+
     async fn unregister(&self) -> Result<Value, RpcError> {
+        self.subscriptions.stop_all().await;
         let account = self.state.lock().unwrap().account.take();
         let account =
             account.ok_or_else(|| err(codes::NOT_REGISTERED, "no account is registered on this connection"))?;
@@ -527,6 +580,7 @@ impl User {
         if tokio::time::timeout(std::time::Duration::from_secs(3), torn_down).await.is_err() {
             tracing::warn!(user = self.id, "calls still tearing down");
         }
+        self.subscriptions.stop_all().await;
         if self.state.lock().unwrap().account.is_some() {
             let _ = self.unregister().await;
         }
@@ -549,6 +603,10 @@ impl WebUser for User {
 
     fn incoming_message(&self, m: IncomingMessage) {
         self.emit("message", json!({ "sender": m.from, "contentType": m.content_type, "content": m.body }));
+    }
+
+    fn incoming_notify(&self, n: IncomingNotify) {
+        self.emit("notify", notify_event(n.notification, true));
     }
 
     fn shut_down(self: Arc<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>> {

@@ -46,6 +46,10 @@ pub enum GatewayRequest {
     Recording(RecordingParams),
     #[serde(rename = "sip.calls")]
     Calls(NoParams),
+    #[serde(rename = "sip.subscribe")]
+    Subscribe(SubscribeParams),
+    #[serde(rename = "sip.unsubscribe")]
+    Unsubscribe(UnsubscribeParams),
 }
 
 impl GatewayRequest {
@@ -68,6 +72,8 @@ impl GatewayRequest {
         "sip.message",
         "sip.recording",
         "sip.calls",
+        "sip.subscribe",
+        "sip.unsubscribe",
     ];
 }
 
@@ -241,6 +247,26 @@ pub struct MessageParams {
     pub content: String,
     #[serde(default)]
     pub content_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscribeParams {
+    pub event: String,
+    #[serde(default)]
+    pub accept: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
+    #[serde(default)]
+    pub expires: Option<u32>,
+    #[serde(default)]
+    pub proxy: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnsubscribeParams {
+    pub event: String,
 }
 
 #[derive(Deserialize)]
