@@ -128,28 +128,66 @@ impl Resolver {
         records.into_iter().map(|(_, _, t, srv)| (t, srv)).collect()
     }
 
-    /// SRV targets as (host, port), by priority, the heavier first within a
-    /// priority (RFC 2782's weighted pick, made deterministic).
+    /// SRV targets as (host, port) in RFC 2782's order (see [`srv_order`]).
     async fn srv(&self, name: &str) -> Vec<(String, u16)> {
         let Ok(lookup) = self.0.lookup(name, RecordType::SRV).await else { return Vec::new() };
-        let mut records: Vec<(u16, u16, String, u16)> = lookup
+        let records: Vec<(u16, u16, (String, u16))> = lookup
             .answers()
             .iter()
             .filter_map(|r| match &r.data {
                 RData::SRV(s) => {
-                    Some((s.priority, s.weight, s.target.to_string().trim_end_matches('.').to_string(), s.port))
+                    Some((s.priority, s.weight, (s.target.to_string().trim_end_matches('.').to_string(), s.port)))
                 }
                 _ => None,
             })
-            .filter(|(_, _, host, _)| !host.is_empty()) // "." means no service
+            .filter(|(_, _, (host, _))| !host.is_empty()) // "." means no service
             .collect();
-        records.sort_by_key(|(priority, weight, _, _)| (*priority, std::cmp::Reverse(*weight)));
-        records.into_iter().map(|(_, _, host, port)| (host, port)).collect()
+        srv_order(records, random_up_to)
     }
 
     async fn addresses(&self, name: &str) -> Vec<IpAddr> {
         self.0.lookup_ip(name).await.map(|ips| ips.iter().collect()).unwrap_or_default()
     }
+}
+
+/// RFC 2782's order of SRV records `(priority, weight, target)`: the lower
+/// priority first; within a priority, a draw weighted by `weight`, repeated
+/// until none is left: `draw(total)` gives a number in `0..=total`, and the
+/// first record whose running sum of weights reaches it is next. Records of
+/// weight 0 are placed first, as the RFC says, so they come first only on
+/// a draw of 0 (and otherwise last).
+fn srv_order<T>(mut records: Vec<(u16, u16, T)>, mut draw: impl FnMut(u32) -> u32) -> Vec<T> {
+    records.sort_by_key(|(priority, weight, _)| (*priority, *weight != 0));
+    let mut ordered = Vec::with_capacity(records.len());
+    while let Some(priority) = records.first().map(|r| r.0) {
+        let same = records.iter().take_while(|r| r.0 == priority).count();
+        let mut group: Vec<(u16, u16, T)> = records.drain(..same).collect();
+        while !group.is_empty() {
+            let total: u32 = group.iter().map(|r| u32::from(r.1)).sum();
+            let pick = draw(total);
+            let mut running = 0;
+            let next = group
+                .iter()
+                .position(|r| {
+                    running += u32::from(r.1);
+                    running >= pick
+                })
+                .unwrap_or(0);
+            ordered.push(group.remove(next).2);
+        }
+    }
+    ordered
+}
+
+/// A number in `0..=max` for [`srv_order`]'s draw. Spreading load needs
+/// no cryptographic quality: the standard library's per-process random
+/// hash keys, over a counter, give it without another dependency.
+fn random_up_to(max: u32) -> u32 {
+    use std::hash::{BuildHasher, RandomState};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static DRAWS: AtomicU64 = AtomicU64::new(0);
+    let n = RandomState::new().hash_one(DRAWS.fetch_add(1, Ordering::Relaxed));
+    (n % (u64::from(max) + 1)) as u32
 }
 
 /// The SRV name for a transport (`_sip._udp.example.com`); none for
@@ -176,4 +214,48 @@ fn target(transport: Transport, addr: SocketAddr) -> Route {
 /// target), rather than an answer.
 pub(crate) fn is_unreachable(e: &Error) -> bool {
     matches!(e, Error::Timeout | Error::Transport(_))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::srv_order;
+
+    /// A seeded generator (64-bit LCG, Knuth's constants): the same draws every run.
+    fn seeded(mut state: u64) -> impl FnMut(u32) -> u32 {
+        move |max| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 33) % (u64::from(max) + 1)) as u32
+        }
+    }
+
+    #[test]
+    fn srv_order_is_by_priority_then_weighted_random() {
+        let records = || vec![(20, 50, "backup"), (10, 10, "light"), (10, 90, "heavy"), (10, 0, "spare")];
+        let mut draw = seeded(7);
+        let mut heavy_first = 0;
+        let runs = 10_000;
+        for _ in 0..runs {
+            let order = srv_order(records(), &mut draw);
+            assert_eq!(order.len(), 4);
+            assert_eq!(order[3], "backup", "a higher priority number always comes after: {order:?}");
+            if order[0] == "heavy" {
+                heavy_first += 1;
+            }
+        }
+        // Weight 90 of 100 in its priority: first about 90% of the time
+        // (weight 0 comes first only on a draw of 0, 1 in 101).
+        let share = heavy_first as f64 / runs as f64;
+        assert!((0.86..0.92).contains(&share), "heavy first in {share:.3} of the runs");
+        // Seeded: the same draws give the same order.
+        assert_eq!(srv_order(records(), seeded(3)), srv_order(records(), seeded(3)));
+        // Not a fixed order: some seed puts the light one first.
+        assert!((0..200).any(|seed| srv_order(records(), seeded(seed))[0] == "light"));
+    }
+
+    #[test]
+    fn zero_weights_come_last_unless_alone() {
+        let order = srv_order(vec![(10, 0, "a"), (10, 0, "b")], |max| max);
+        assert_eq!(order.len(), 2);
+        assert_eq!(srv_order(vec![(10, 0, "zero"), (10, 5, "five")], |max| max), vec!["five", "zero"]);
+    }
 }
