@@ -25,6 +25,7 @@ pub mod netns;
 pub mod pacing;
 pub mod process;
 pub mod rtp_peer;
+pub mod sdes;
 pub mod sipp;
 pub mod webrtc_load;
 pub mod webrtc_peer;

@@ -235,3 +235,22 @@ fn bursts_from_a_webrtc_leg_reach_an_rtp_leg_whole() {
     run(Near::WebRtc(Box::new(client)), &mut far);
     check("WebRTC -> RTP passthrough", &far, 0.99);
 }
+
+/// A room decodes each member behind its jitter buffer and mixes on a
+/// 20 ms clock: a member sending in bursts must be heard whole by the
+/// others, not cut back to the mixer's few frames of headroom. The mixer
+/// sends a frame every tick whatever arrives, so the far side counts the
+/// frames that carry the tone rather than packets.
+#[test]
+fn a_bursty_member_is_heard_whole_in_a_room() {
+    let dir = test_dir("jitter_room");
+    let bridge = Bridge::start(&dir, &[]).unwrap();
+    let (near, sa) = rtp_near(&bridge, "PCMU");
+    let (mut far, offer) = rtp_far("PCMU");
+    let (sb, _) = bridge.answer_rtp(&offer, json!({})).unwrap();
+    for session in [&sa, &sb] {
+        bridge.call("room.join", json!({ "room": "bursty", "session": session, "rate": 8000 })).unwrap();
+    }
+    run(near, &mut far);
+    check("bursty room member", &far, 0.95);
+}

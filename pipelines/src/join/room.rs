@@ -3,22 +3,24 @@
 //! One sum per frame and one subtraction per participant, so a room's cost
 //! grows linearly with its size (N mixers of N-1 inputs grow as N²). Each
 //! participant's decoded audio is resampled to the room rate in the room's
-//! pipeline and queued; a mixer thread wakes every 20 ms on an absolute
-//! schedule, takes one frame from each queue (silence for a participant
-//! whose packets stall, so nobody else waits), and hands each participant
-//! the sum minus its own frame.
+//! pipeline and queued (`playout.rs`: bursts are kept and played whole,
+//! only standing delay is trimmed); a mixer thread wakes every 20 ms on an
+//! absolute schedule, takes one frame from each queue (silence for a
+//! participant whose packets stall, so nobody else waits), and hands each
+//! participant the sum minus its own frame.
 //!
 //! ```text
 //! leg port (raw) -> appsrc ! audioconvert ! audioresample ! caps(rate) ! appsink -> queue
 //! mixer thread: sum of queues; to each leg: sum - own frame; to recorders: sum
 //! ```
 
+use super::playout::Playout;
 use crate::file::recorder::{RecordFormat, Recorder, RecorderInner};
 use crate::leg::port::{port_src, push, Consumer, MediaPort, Want};
 use crate::runtime::{make, new_pipeline, now, raw_caps};
 use crate::Error;
 use gst::prelude::*;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -26,10 +28,6 @@ use std::time::{Duration, Instant};
 
 /// Mixing period: one frame per participant per tick.
 const FRAME: Duration = Duration::from_millis(20);
-/// A participant's queue is cut back when it holds more than this many
-/// frames beyond its largest packet, so a sender running fast cannot build
-/// up delay. (Packets can be long: some peers send 100 ms and more.)
-const MAX_QUEUED_FRAMES: usize = 3;
 
 #[derive(Clone)]
 pub struct Room {
@@ -49,7 +47,7 @@ struct RoomInner {
 struct Participant {
     port: MediaPort,
     consumer: u64,
-    queue: Arc<Mutex<VecDeque<i16>>>,
+    queue: Arc<Mutex<Playout>>,
     muted: bool,
     elements: Vec<gst::Element>,
 }
@@ -85,14 +83,13 @@ impl Room {
     /// Adds a leg; returns its participant id.
     pub fn join(&self, port: &MediaPort) -> Result<u64, Error> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let queue: Arc<Mutex<VecDeque<i16>>> = Arc::default();
+        let queue = Arc::new(Mutex::new(Playout::new(frame_len(self.inner.rate))));
         let src = port_src(&format!("p{id}"));
         let convert = make("audioconvert")?;
         let resample = make("audioresample")?;
         let caps = make("capsfilter")?;
         caps.set_property("caps", raw_caps(self.inner.rate));
         let q = queue.clone();
-        let frame = frame_len(self.inner.rate);
         let sink = gst_app::AppSink::builder()
             .sync(false)
             .async_(false)
@@ -101,14 +98,7 @@ impl Room {
                     .new_sample(move |sink| {
                         let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
                         if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) {
-                            let mut q = q.lock().unwrap();
-                            let chunk = map.len() / 2;
-                            q.extend(map.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])));
-                            let limit = chunk.max(frame) + MAX_QUEUED_FRAMES * frame;
-                            if q.len() > limit {
-                                let excess = q.len() - limit;
-                                q.drain(..excess);
-                            }
+                            q.lock().unwrap().push(map.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])));
                         }
                         Ok(gst::FlowSuccess::Ok)
                     })
@@ -226,10 +216,7 @@ fn mix_once(room: &RoomInner) {
     let mut frames: Vec<(&Participant, Vec<i32>)> = Vec::with_capacity(participants.len());
     let mut sum = vec![0i32; n];
     for p in participants.values() {
-        let mut q = p.queue.lock().unwrap();
-        let take = q.len().min(n);
-        let mut frame: Vec<i32> = q.drain(..take).map(i32::from).collect();
-        frame.resize(n, 0);
+        let mut frame = p.queue.lock().unwrap().take_frame();
         if p.muted {
             frame.iter_mut().for_each(|s| *s = 0);
         }

@@ -17,7 +17,10 @@
 //! issue's transcoded mode is "Opus WebRTC leg <-> PCMU SIP leg").
 //! The jitter modes repeat the four with leg A sending in bursts (packets
 //! held 100-250 ms, then sent at once) and losing 2% (`e2e::bursty`); their
-//! rows add the share of leg A's packets that reached leg B.
+//! rows add the share of leg A's packets that reached leg B. The SDES-SRTP
+//! mode is the plain passthrough with both legs keyed by `a=crypto`
+//! (AES_CM_128_HMAC_SHA1_80, `e2e::sdes`): the relay's decrypt, rewrite and
+//! encrypt, against the same row in plain RTP.
 //! Systems: sipbridge (`sipbridge stdio`), rtpengine (userspace, ng) and,
 //! on the passthrough WebRTC mode only, the Janus gateway's SIP plugin
 //! (`e2e::janus`: it does not transcode);
@@ -34,6 +37,7 @@ use e2e::bursty::Bursts;
 use e2e::pacing::Pacing;
 use e2e::process::{status_field, test_dir, workspace_root};
 use e2e::rtp_peer::rtp_payload;
+use e2e::sdes::{MasterKey, Srtp};
 use e2e::webrtc_load::{self, Audio, Client};
 use serde_json::json;
 use std::net::{SocketAddr, UdpSocket};
@@ -67,13 +71,18 @@ impl Codec {
         }
     }
 
-    /// A plain RTP offer (or answer) for one leg receiving on `port`.
-    fn sdp(self, port: u16) -> String {
+    /// A plain RTP offer (or answer) for one leg receiving on `port`;
+    /// SDES-SRTP (`RTP/SAVP` with `a=crypto`) when it has a key.
+    fn sdp(self, port: u16, key: Option<&MasterKey>) -> String {
         let map = match self {
             Codec::Pcmu => "a=rtpmap:0 PCMU/8000\r\n".to_string(),
             Codec::Opus => "a=rtpmap:111 opus/48000/2\r\n".to_string(),
         };
-        format!("v=0\r\no=gen 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP {}\r\n{map}a=ptime:20\r\n", self.pt())
+        let (profile, crypto) = match key {
+            Some(key) => ("RTP/SAVP", key.crypto_line()),
+            None => ("RTP/AVP", String::new()),
+        };
+        format!("v=0\r\no=gen 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} {profile} {}\r\n{map}a=ptime:20\r\n{crypto}", self.pt())
     }
 
     fn name(self) -> &'static str {
@@ -113,11 +122,18 @@ struct Mode {
     /// Leg A sends in bursts and loses 2% (`e2e::bursty`), as some phones
     /// and apps do: what reaches leg B is counted as a share of what A sent.
     jitter: bool,
+    /// Both plain RTP legs are SDES-SRTP.
+    srtp: bool,
 }
 
 impl Mode {
     const fn new(name: &'static str, b: Codec, transport: Transport, jitter: bool) -> Mode {
-        Mode { name, b, transport, jitter }
+        Mode { name, b, transport, jitter, srtp: false }
+    }
+
+    const fn sdes(mut self) -> Mode {
+        self.srtp = true;
+        self
     }
 
     /// The loads a mode runs at unless BENCH_CALLS says otherwise: up to
@@ -127,14 +143,16 @@ impl Mode {
     fn default_levels(&self) -> &'static [usize] {
         match (self.jitter, self.transport) {
             (true, _) => &[1, 10],
+            (false, Transport::Rtp) if self.srtp => &[1, 10, 50, 100],
             (false, Transport::Rtp) => &[1, 10, 50, 100, 200],
             (false, Transport::WebRtc) => &[1, 10, 50, 100, 150],
         }
     }
 }
 
-const MODES: [Mode; 8] = [
+const MODES: [Mode; 9] = [
     Mode::new("passthrough PCMU<->PCMU", Codec::Pcmu, Transport::Rtp, false),
+    Mode::new("passthrough SDES-SRTP PCMU<->PCMU", Codec::Pcmu, Transport::Rtp, false).sdes(),
     Mode::new("transcoded PCMU<->Opus", Codec::Opus, Transport::Rtp, false),
     Mode::new("passthrough WebRTC-PCMU<->PCMU", Codec::Pcmu, Transport::WebRtc, false),
     Mode::new("transcoded WebRTC-Opus<->PCMU", Codec::Opus, Transport::WebRtc, false),
@@ -184,6 +202,8 @@ struct Stream {
     first_rx: Option<Instant>,
     /// Payloads received while measuring (bounded), for the tone check.
     heard: Vec<Vec<u8>>,
+    /// SDES-SRTP: what this leg sends, and what it receives.
+    srtp: Option<Box<(Srtp, Srtp)>>,
 }
 
 impl Stream {
@@ -218,7 +238,11 @@ impl Stream {
     }
 
     fn transmit(&mut self, packet: &[u8]) {
-        let _ = self.socket.send_to(packet, self.to);
+        match self.srtp.as_mut().map(|srtp| srtp.0.protect(packet)) {
+            Some(Ok(sealed)) => drop(self.socket.send_to(&sealed, self.to)),
+            Some(Err(_)) => return,
+            None => drop(self.socket.send_to(packet, self.to)),
+        }
         self.sent += 1;
     }
 
@@ -227,12 +251,23 @@ impl Stream {
             if n < 12 || buf[0] >> 6 != 2 || (200..=204).contains(&buf[1]) {
                 continue; // RTCP
             }
+            let opened;
+            let packet = match self.srtp.as_mut() {
+                Some(srtp) => match srtp.1.unprotect(&buf[..n]) {
+                    Some(plain) => {
+                        opened = plain;
+                        &opened[..]
+                    }
+                    None => continue, // does not authenticate: not received
+                },
+                None => &buf[..n],
+            };
             self.received += 1;
             self.first_rx.get_or_insert_with(Instant::now);
             if keep_audio && self.heard.len() < KEEP_PACKETS {
-                if let Some(payload) = rtp_payload(&buf[..n]) {
+                if let Some(payload) = rtp_payload(packet) {
                     if self.heard.is_empty() && std::env::var_os("BENCH_DEBUG").is_some() {
-                        eprintln!("bench: first packet kept: {:02x?}", &buf[..n.min(48)]);
+                        eprintln!("bench: first packet kept: {:02x?}", &packet[..packet.len().min(48)]);
                     }
                     self.heard.push(payload.to_vec());
                 }
@@ -353,9 +388,10 @@ trait System {
     /// The process whose CPU, memory and threads are measured.
     fn pid(&mut self) -> u32;
     /// Plain RTP on both legs. `a` and `b` are each leg's codec and its
-    /// SDP (where the generator receives). Returns where leg A and leg B
-    /// must send, in that order.
-    fn rtp_call(&mut self, call: usize, a: (Codec, &str), b: (Codec, &str)) -> Result<[SocketAddr; 2]>;
+    /// SDP (where the generator receives, and its SDES key if any). Returns
+    /// the SDP each of leg A and leg B gets back, in that order: where it
+    /// must send, and the key of what it receives.
+    fn rtp_call(&mut self, call: usize, a: (Codec, &str), b: (Codec, &str)) -> Result<[String; 2]>;
     /// Leg B is a WebRTC peer offering `webrtc.1` (one codec, `webrtc.0`),
     /// leg A plain RTP described by `rtp.1`. Returns the answer for the
     /// WebRTC peer and where leg A must send its RTP.
@@ -413,11 +449,11 @@ impl System for Sipbridge {
         self.bridge.io.child().pid()
     }
 
-    fn rtp_call(&mut self, call: usize, a: (Codec, &str), b: (Codec, &str)) -> Result<[SocketAddr; 2]> {
+    fn rtp_call(&mut self, call: usize, a: (Codec, &str), b: (Codec, &str)) -> Result<[String; 2]> {
         let (sa, answer_a) = self.answer("rtp", a.0, a.1)?;
         let (sb, answer_b) = self.answer("rtp", b.0, b.1)?;
         self.connect(call, &sa, &sb, a.0 == b.0)?;
-        Ok([rtp_address(&answer_a), rtp_address(&answer_b)])
+        Ok([answer_a, answer_b])
     }
 
     fn webrtc_call(&mut self, call: usize, webrtc: (Codec, &str), rtp: (Codec, &str)) -> Result<(String, SocketAddr)> {
@@ -452,7 +488,7 @@ impl System for JanusSystem<'_> {
         self.relay.pid()
     }
 
-    fn rtp_call(&mut self, _call: usize, _a: (Codec, &str), _b: (Codec, &str)) -> Result<[SocketAddr; 2]> {
+    fn rtp_call(&mut self, _call: usize, _a: (Codec, &str), _b: (Codec, &str)) -> Result<[String; 2]> {
         bail!("janus: its SIP plugin bridges WebRTC to SIP; plain RTP on both legs is not a Janus call")
     }
 
@@ -487,10 +523,9 @@ impl System for RtpengineCalls<'_> {
         self.0.pid
     }
 
-    fn rtp_call(&mut self, call: usize, a: (Codec, &str), b: (Codec, &str)) -> Result<[SocketAddr; 2]> {
-        let [to_b_side, to_a_side] = self.0.call(&format!("bench-{call}"), b, a, &[])?;
-        // Leg A sends to what rtpengine offered it (the offerer's side).
-        Ok([to_b_side, to_a_side])
+    fn rtp_call(&mut self, call: usize, a: (Codec, &str), b: (Codec, &str)) -> Result<[String; 2]> {
+        // Leg A gets what rtpengine offered it (the offerer's side), leg B the answer.
+        self.0.call(&format!("bench-{call}"), b, a, &[])
     }
 
     fn webrtc_call(&mut self, call: usize, webrtc: (Codec, &str), rtp: (Codec, &str)) -> Result<(String, SocketAddr)> {
@@ -624,7 +659,14 @@ fn run_calls(
     let mut setups: Vec<f64> = Vec::new();
     let mut buf = vec![0u8; 2048];
     let mut ticker = Ticker { next: Instant::now(), ticks: 0, late: 0 };
-    let stream = |socket: UdpSocket, to: SocketAddr, codec: Codec, tone: f64, call: usize, i: usize| -> Result<Leg> {
+    let stream = |socket: UdpSocket,
+                  to: SocketAddr,
+                  srtp: Option<Box<(Srtp, Srtp)>>,
+                  codec: Codec,
+                  tone: f64,
+                  call: usize,
+                  i: usize|
+     -> Result<Leg> {
         socket.set_nonblocking(true)?;
         Ok(Leg::Rtp(Stream {
             socket,
@@ -642,21 +684,31 @@ fn run_calls(
             received: 0,
             first_rx: None,
             heard: Vec::new(),
+            srtp,
         }))
+    };
+    // The SDES mode: each leg's own key, and the key in the SDP it gets back.
+    let keys = || mode.srtp.then(MasterKey::random);
+    let sdes = |own: Option<MasterKey>, answer: &str| -> Result<Option<Box<(Srtp, Srtp)>>> {
+        own.map(|own| Ok(Box::new((Srtp::new(&own), Srtp::new(&MasterKey::from_sdp(answer)?))))).transpose()
     };
     for call in 0..calls {
         let started = Instant::now();
         let socket_a = UdpSocket::bind("127.0.0.1:0")?;
-        let sdp_a = a.sdp(socket_a.local_addr()?.port());
+        let key_a = keys();
+        let sdp_a = a.sdp(socket_a.local_addr()?.port(), key_a.as_ref());
         match mode.transport {
             Transport::Rtp => {
                 let socket_b = UdpSocket::bind("127.0.0.1:0")?;
-                let sdp_b = mode.b.sdp(socket_b.local_addr()?.port());
-                let [to_a, to_b] = system
+                let key_b = keys();
+                let sdp_b = mode.b.sdp(socket_b.local_addr()?.port(), key_b.as_ref());
+                let [for_a, for_b] = system
                     .rtp_call(call, (a, &sdp_a), (mode.b, &sdp_b))
                     .with_context(|| format!("{what}: call {call}"))?;
-                legs.push(stream(socket_a, to_a, a, TONE_A, call, 0)?);
-                legs.push(stream(socket_b, to_b, mode.b, TONE_B, call, 1)?);
+                let srtp_a = sdes(key_a, &for_a).with_context(|| format!("{what}: call {call}, leg A"))?;
+                let srtp_b = sdes(key_b, &for_b).with_context(|| format!("{what}: call {call}, leg B"))?;
+                legs.push(stream(socket_a, rtp_address(&for_a), srtp_a, a, TONE_A, call, 0)?);
+                legs.push(stream(socket_b, rtp_address(&for_b), srtp_b, mode.b, TONE_B, call, 1)?);
             }
             Transport::WebRtc => {
                 let mut client = Client::new(shared, mode.b.audio(), payloads.get(mode.b, TONE_B), call * 7 + 1)?;
@@ -667,7 +719,7 @@ fn run_calls(
                     eprintln!("bench: call {call} offer:\n{}\nanswer:\n{answer}", client.offer());
                 }
                 client.accept_answer(&answer).with_context(|| format!("{what}: call {call}"))?;
-                legs.push(stream(socket_a, to_a, a, TONE_A, call, 0)?);
+                legs.push(stream(socket_a, to_a, None, a, TONE_A, call, 0)?);
                 legs.push(Leg::WebRtc(Box::new(client)));
             }
         }
@@ -953,7 +1005,7 @@ fn latency(dir: &Path, route: Route, from: Codec, to: Codec, stimulus: &[Vec<u8>
                     "rtp",
                     json!({ "codecs": [match codec { Codec::Pcmu => "PCMU", Codec::Opus => "OPUS" }] }),
                 )?;
-                bridge.set_remote(&s, "offer", &codec.sdp(port))?;
+                bridge.set_remote(&s, "offer", &codec.sdp(port, None))?;
                 targets.push(rtp_address(&bridge.local_description(&s)?.1));
                 sessions.push(s);
             }
@@ -1044,7 +1096,7 @@ fn play_pacing(dir: &Path) -> Result<Pacing> {
     let bridge = Bridge::start(dir, &[])?;
     let phone = UdpSocket::bind("127.0.0.1:0")?;
     phone.set_read_timeout(Some(Duration::from_millis(5)))?;
-    let (s, _) = bridge.answer_rtp(&Codec::Pcmu.sdp(phone.local_addr()?.port()), json!({}))?;
+    let (s, _) = bridge.answer_rtp(&Codec::Pcmu.sdp(phone.local_addr()?.port(), None), json!({}))?;
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let receiving = {
         let done = done.clone();
@@ -1362,15 +1414,15 @@ impl Rtpengine {
     }
 
     /// Sets up one plain call: `offerer` offers (its codec, its SDP),
-    /// `answerer` answers. Returns where the answerer must send, then where
-    /// the offerer must send.
+    /// `answerer` answers. Returns the SDP the answerer gets (rtpengine's
+    /// offer), then the one the offerer gets (its answer).
     fn call(
         &self,
         id: &str,
         offerer: (Codec, &str),
         answerer: (Codec, &str),
         flags: &[(&str, B)],
-    ) -> Result<[SocketAddr; 2]> {
+    ) -> Result<[String; 2]> {
         let mut flags = flags.to_vec();
         if offerer.0 != answerer.0 {
             // The other side gets the answerer's codec offered; rtpengine
@@ -1379,7 +1431,7 @@ impl Rtpengine {
         }
         let offer = self.command_sdp(id, "offer", offerer.1, &flags)?;
         let answer = self.command_sdp(id, "answer", answerer.1, &[])?;
-        Ok([rtp_address(&offer), rtp_address(&answer)])
+        Ok([offer, answer])
     }
 
     /// An ng `offer` (from tag "b") or `answer` (to tag "a") carrying `sdp`
