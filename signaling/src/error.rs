@@ -89,6 +89,15 @@ impl Error {
         }
     }
 
+    /// The code and words to report a failed request with: the peer's own
+    /// for a rejection, this error's otherwise.
+    pub fn outcome(&self) -> (u16, String) {
+        match self {
+            Error::Rejected { code, reason } => (*code, reason.clone()),
+            other => (other.status_code(), other.to_string()),
+        }
+    }
+
     /// A reason phrase for a response carrying [`Error::status_code`]. For
     /// malformed input it says what was wrong (the RFC 3261 §21.4.1 habit),
     /// otherwise it is the standard phrase.

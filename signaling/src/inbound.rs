@@ -161,13 +161,7 @@ async fn handle(core: Arc<Core>, mut tx: Transaction, events: mpsc::UnboundedSen
         }
         Disposition::Message => {
             let (_, from) = from_parts(&tx.original);
-            let to = tx
-                .original
-                .to_header()
-                .ok()
-                .and_then(|t| t.typed().ok())
-                .map(|t| t.uri.to_string())
-                .unwrap_or_default();
+            let to = to_uri(&tx.original);
             let _ = events.send(UaEvent::Message(IncomingMessage {
                 from,
                 to,
@@ -178,13 +172,7 @@ async fn handle(core: Arc<Core>, mut tx: Transaction, events: mpsc::UnboundedSen
         }
         Disposition::Notify => {
             let (_, from) = from_parts(&tx.original);
-            let to = tx
-                .original
-                .to_header()
-                .ok()
-                .and_then(|t| t.typed().ok())
-                .map(|t| t.uri.to_string())
-                .unwrap_or_default();
+            let to = to_uri(&tx.original);
             let _ = events.send(UaEvent::Notify(IncomingNotify {
                 from,
                 to,
@@ -208,6 +196,11 @@ async fn handle(core: Arc<Core>, mut tx: Transaction, events: mpsc::UnboundedSen
         }
         Disposition::NewCall => incoming_invite(core, tx, events).await,
     }
+}
+
+/// The To URI of a request.
+fn to_uri(req: &Request) -> String {
+    req.to_header().ok().and_then(|t| t.typed().ok()).map(|t| t.uri.to_string()).unwrap_or_default()
 }
 
 /// Out-of-dialog response with a To tag (rsipstack's make_response adds
@@ -298,7 +291,7 @@ async fn incoming_invite(core: Arc<Core>, mut tx: Transaction, events: mpsc::Unb
     *inner.session_offered.lock().unwrap() = session;
     tokio::spawn(pump(inner.clone(), state_rx));
     let (display_name, from) = from_parts(&tx.original);
-    let to = tx.original.to_header().ok().and_then(|t| t.typed().ok()).map(|t| t.uri.to_string()).unwrap_or_default();
+    let to = to_uri(&tx.original);
     let event = IncomingCall {
         call: Call { inner: inner.clone(), events: ev_rx },
         from,

@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+mod background;
 mod call;
 pub mod compat;
 mod config;

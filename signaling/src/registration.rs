@@ -1,6 +1,7 @@
 //! REGISTER with digest auth, refreshed before expiry, re-authenticated on a
 //! stale nonce, removed on request.
 
+use crate::background::{Background, StopRequest};
 use crate::config::Account;
 use crate::core::{name_addr, parse_uri, route_to, Core};
 use crate::digest::NonceState;
@@ -13,7 +14,7 @@ use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::{Header, Method, Response, Uri};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 /// A registration kept alive in the background. Dropping it stops the
@@ -24,8 +25,7 @@ use tracing::{info, warn};
 #[derive(Debug)]
 pub struct Registration {
     account: Account,
-    events: mpsc::UnboundedReceiver<RegistrationEvent>,
-    stop: Option<oneshot::Sender<oneshot::Sender<()>>>,
+    task: Background<RegistrationEvent>,
 }
 
 impl Registration {
@@ -36,18 +36,14 @@ impl Registration {
 
     /// The next event; `None` once the registration task ended.
     pub async fn next_event(&mut self) -> Option<RegistrationEvent> {
-        self.events.recv().await
+        self.task.next_event().await
     }
 
     /// Sends REGISTER with `Expires: 0` and waits for the outcome
     /// ([`RegistrationEvent::Unregistered`] or a failure) on the event
     /// stream.
     pub async fn unregister(&mut self) -> Result<(), Error> {
-        let stop = self.stop.take().ok_or_else(|| Error::InvalidState("already unregistered".into()))?;
-        let (done_tx, done_rx) = oneshot::channel();
-        stop.send(done_tx).map_err(|_| Error::Shutdown)?;
-        let _ = done_rx.await;
-        Ok(())
+        self.task.stop("unregistered").await
     }
 }
 
@@ -77,8 +73,7 @@ pub(crate) fn start(core: Arc<Core>, account: Account) -> Result<Registration, E
         Uri { scheme: aor.scheme.clone(), host_with_port: aor.host_with_port.clone(), ..Default::default() };
     let contact = core.contact(aor.user(), route.transport)?;
     let (from, to) = name_addr(&aor, account.display_name.as_deref());
-    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-    let (stop_tx, stop_rx) = oneshot::channel();
+    let (task, ev_tx, stop_rx) = Background::new();
     let ctx = Ctx {
         call_id: core.new_call_id()?,
         core,
@@ -97,10 +92,10 @@ pub(crate) fn start(core: Arc<Core>, account: Account) -> Result<Registration, E
         ctx.core.accounts.lock().unwrap().insert(user.to_ascii_lowercase(), account.clone());
     }
     tokio::spawn(run(ctx, stop_rx));
-    Ok(Registration { account, events: ev_rx, stop: Some(stop_tx) })
+    Ok(Registration { account, task })
 }
 
-async fn run(mut ctx: Ctx, mut stop: oneshot::Receiver<oneshot::Sender<()>>) {
+async fn run(mut ctx: Ctx, mut stop: StopRequest) {
     let cancel = ctx.core.cancel.clone();
     let mut failures = 0u32;
     loop {
@@ -114,10 +109,7 @@ async fn run(mut ctx: Ctx, mut stop: oneshot::Receiver<oneshot::Sender<()>>) {
             Err(e) => {
                 failures += 1;
                 warn!(aor = %ctx.aor, error = %e, "registration failed");
-                let (code, reason) = match &e {
-                    Error::Rejected { code, reason } => (*code, reason.clone()),
-                    other => (other.status_code(), other.to_string()),
-                };
+                let (code, reason) = e.outcome();
                 let _ = ctx.events.send(RegistrationEvent::RegistrationFailed { code, reason });
                 // Back off: 5 s doubling to 5 min, so a wrong password does
                 // not hammer the registrar.
@@ -129,10 +121,9 @@ async fn run(mut ctx: Ctx, mut stop: oneshot::Receiver<oneshot::Sender<()>>) {
             _ = cancel.cancelled() => return,
             done = &mut stop => {
                 let result = register(&mut ctx, 0).await;
-                let _ = ctx.events.send(match result {
+                let _ = ctx.events.send(match result.map_err(|e| e.outcome()) {
                     Ok(_) => RegistrationEvent::Unregistered,
-                    Err(Error::Rejected { code, reason }) => RegistrationEvent::RegistrationFailed { code, reason },
-                    Err(e) => RegistrationEvent::RegistrationFailed { code: e.status_code(), reason: e.to_string() },
+                    Err((code, reason)) => RegistrationEvent::RegistrationFailed { code, reason },
                 });
                 if let Some(user) = ctx.aor.user() {
                     ctx.core.accounts.lock().unwrap().remove(&user.to_ascii_lowercase());

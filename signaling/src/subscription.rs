@@ -6,6 +6,7 @@
 //! The subscription's dialog is kept here, not in rsipstack: its remote
 //! target is the 2xx's Contact; a Record-Route set is not followed.
 
+use crate::background::{Background, StopRequest};
 use crate::config::Account;
 use crate::core::{name_addr, parse_uri, route_to, Core};
 use crate::digest::NonceState;
@@ -17,7 +18,7 @@ use crate::resolve::Route;
 use rsipstack::sip::prelude::HeadersExt;
 use rsipstack::sip::{Header, Method, Param, Uri};
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 /// What to subscribe to.
@@ -38,24 +39,19 @@ pub struct SubscribeTo {
 /// [`Subscription::unsubscribe`] to wait for that.
 #[derive(Debug)]
 pub struct Subscription {
-    events: mpsc::UnboundedReceiver<SubscriptionEvent>,
-    stop: Option<oneshot::Sender<oneshot::Sender<()>>>,
+    task: Background<SubscriptionEvent>,
 }
 
 impl Subscription {
     /// The next event; `None` once the subscription is over and its events read.
     pub async fn next_event(&mut self) -> Option<SubscriptionEvent> {
-        self.events.recv().await
+        self.task.next_event().await
     }
 
     /// Ends the subscription (SUBSCRIBE with `Expires: 0`) and waits for it;
     /// [`SubscriptionEvent::Terminated`] follows on the event stream.
     pub async fn unsubscribe(&mut self) -> Result<(), Error> {
-        let stop = self.stop.take().ok_or_else(|| Error::InvalidState("already unsubscribed".into()))?;
-        let (done_tx, done_rx) = oneshot::channel();
-        stop.send(done_tx).map_err(|_| Error::Shutdown)?;
-        let _ = done_rx.await;
-        Ok(())
+        self.task.stop("unsubscribed").await
     }
 }
 
@@ -88,8 +84,7 @@ pub(crate) fn start(core: Arc<Core>, account: Account, what: SubscribeTo) -> Res
     let contact = core.contact(aor.user(), route.transport)?;
     let (from, _) = name_addr(&aor, account.display_name.as_deref());
     let (_, to) = name_addr(&target, None);
-    let (events, ev_rx) = mpsc::unbounded_channel();
-    let (stop_tx, stop_rx) = oneshot::channel();
+    let (task, events, stop_rx) = Background::new();
     let ended = Arc::new(tokio::sync::Notify::new());
     let call_id = core.new_call_id()?;
     // Registered before the first SUBSCRIBE: a NOTIFY may overtake its 2xx.
@@ -109,10 +104,10 @@ pub(crate) fn start(core: Arc<Core>, account: Account, what: SubscribeTo) -> Res
         events,
     };
     tokio::spawn(run(ctx, stop_rx, ended));
-    Ok(Subscription { events: ev_rx, stop: Some(stop_tx) })
+    Ok(Subscription { task })
 }
 
-async fn run(mut ctx: Ctx, mut stop: oneshot::Receiver<oneshot::Sender<()>>, ended: Arc<tokio::sync::Notify>) {
+async fn run(mut ctx: Ctx, mut stop: StopRequest, ended: Arc<tokio::sync::Notify>) {
     let cancel = ctx.core.cancel.clone();
     loop {
         let expires = ctx.what.expires;
@@ -123,10 +118,7 @@ async fn run(mut ctx: Ctx, mut stop: oneshot::Receiver<oneshot::Sender<()>>, end
             }
             Err(e) => {
                 warn!(event = %ctx.what.event, error = %e, "subscription failed");
-                let (code, reason) = match &e {
-                    Error::Rejected { code, reason } => (*code, reason.clone()),
-                    other => (other.status_code(), other.to_string()),
-                };
+                let (code, reason) = e.outcome();
                 let _ = ctx.events.send(SubscriptionEvent::Failed { code, reason });
                 ctx.core.subscriptions.lock().unwrap().remove(&ctx.call_id);
                 return;
