@@ -265,7 +265,7 @@ phone.register = async () => {
   return must('sip.register', p);
 };
 
-phone.dial = async (uri) => {
+phone.dial = async (uri, headers) => {
   if (phone.call) throw new Error('already in a call');
   const call = { id: null, direction: 'outgoing', peer: uri, state: 'calling', candidates: [], canTrickle: false };
   phone.call = call;
@@ -274,7 +274,8 @@ phone.dial = async (uri) => {
   try {
     const pc = await newPeerConnection(call);
     await pc.setLocalDescription(await pc.createOffer());
-    const r = await must('sip.call', { uri, jsep: { type: 'offer', sdp: pc.localDescription.sdp }, dtmfMethod: dtmfMethod() });
+    const jsep = { type: 'offer', sdp: pc.localDescription.sdp };
+    const r = await must('sip.call', { uri, jsep, dtmfMethod: dtmfMethod(), ...(headers ? { headers } : {}) });
     call.id = r.call;
     await pc.setRemoteDescription(r.jsep);
     startTrickle(call);

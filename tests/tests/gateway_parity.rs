@@ -1,7 +1,8 @@
 //! Gateway features the Janus SIP plugin has, end to end with the
 //! gateway's own page in headless Chromium:
-//! - extra SIP headers on `sip.accept`, `sip.decline` and `sip.hangup` (BYE
-//!   and CANCEL), each checked by a SIPp scenario that fails without it, and
+//! - extra SIP headers on `sip.call`, `sip.accept`, `sip.decline` and
+//!   `sip.hangup` (BYE and CANCEL), each checked by a SIPp scenario that
+//!   fails without it, and
 //!   refused headers answered with a clear error;
 //! - `incomingHeaderPrefixes`: the chosen headers of SIPp's INVITE, 200 and
 //!   BYE in the page's `incomingcall`, `accepted` and `hangup` events, and
@@ -41,9 +42,9 @@ fn uas(dir: &std::path::Path, scenario: &str, name: &str) -> e2e::sipp::SippRun 
     Sipp::new(scenario).limit(Duration::from_secs(40)).spawn(dir, name).unwrap()
 }
 
-/// Calls `target` from the page; the new call's id.
-fn dial(page: &Softphone, target: &str) -> String {
-    let r = page.cmd("invoke", json!({ "fn": "dial", "args": [target] })).unwrap();
+/// Calls `target` from the page with extra `headers`; the new call's id.
+fn dial(page: &Softphone, target: &str, headers: Value) -> String {
+    let r = page.cmd("invoke", json!({ "fn": "dial", "args": [target, headers] })).unwrap();
     r["value"]["call"].as_str().unwrap_or_else(|| panic!("no call id in {r}")).to_string()
 }
 
@@ -61,7 +62,7 @@ fn headers_of_sipp_200_and_our_bye_and_cancel() {
 
     // Answered, then hung up with a header on the BYE.
     let mut sipp = uas(&dir, "uas_headers_answer_bye.xml", "sipp-answer");
-    let call = dial(&page, &format!("sip:sipp@{}", sipp.addr()));
+    let call = dial(&page, &format!("sip:sipp@{}", sipp.addr()), json!({ "X-Call": "page-invite" }));
     let accepted = page.wait(|d| d["event"] == "accepted" || d["event"] == "hangup").unwrap();
     assert_eq!(accepted["event"], "accepted", "{accepted}\n{}", gw.log());
     let headers = &accepted["headers"];
@@ -89,7 +90,7 @@ fn headers_of_sipp_200_and_our_bye_and_cancel() {
 
     // Ringing only, then cancelled with a header on the CANCEL.
     let mut sipp = uas(&dir, "uas_headers_cancel.xml", "sipp-cancel");
-    dial(&page, &format!("sip:sipp@{}", sipp.addr()));
+    dial(&page, &format!("sip:sipp@{}", sipp.addr()), Value::Null);
     page.wait(|d| d["event"] == "ringing").unwrap();
     page.cmd("invoke", json!({ "fn": "hangup", "args": [{ "X-Hangup": "page-cancel" }] })).unwrap();
     let h = page.wait(|d| d["event"] == "hangup" && d["code"] == 487).unwrap();
