@@ -381,7 +381,7 @@ impl SipCall {
     /// Ends the call once: recordings finished, the leg closed, the slot
     /// given back, [`Event::Ended`] sent.
     pub async fn end(&self, by: Party, code: u16, reason: &str) {
-        let (recorders, slot, tally) = {
+        let (recorders, slot, mut tally) = {
             let mut st = self.state.lock().unwrap();
             if st.phase == Phase::Ended {
                 return;
@@ -390,6 +390,11 @@ impl SipCall {
             (std::mem::take(&mut st.recorders), st.slot.take(), st.tally.take())
         };
         finish_recordings(recorders).await;
+        // The leg's figures, while it still has them (an RTP leg's are
+        // counters read without blocking).
+        if let (Some(tally), Ok(stats)) = (&mut tally, self.rtp.stats()) {
+            tally.leg_quality("rtp", &stats);
+        }
         negotiation::close(self.rtp.clone(), "call ended").await;
         let by_name = if by == Party::Local { "local" } else { "remote" };
         info!(by = %by_name, code, %reason, "call ended");
