@@ -1,6 +1,6 @@
 //! Every SIP call of a service in one place: the global call limit, the
-//! user agent and media defaults calls are made with, and the drain that
-//! ends them all at shutdown (each call hangs itself up when told: BYE,
+//! user agent and media defaults calls are made with, what a REFER gets,
+//! and the drain that ends them all at shutdown (each call hangs itself up when told: BYE,
 //! CANCEL or 603 as its state asks, recordings finished first).
 
 use super::error::CallError;
@@ -13,6 +13,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
+/// What a service does with a REFER (`[transfer] policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferPolicy {
+    /// Call the target; the new call takes the old one's place.
+    Accept,
+    /// Refuse with 603 Decline; the call goes on.
+    Reject,
+}
+
 /// The calls of one service (a daemon running a preset, or the gateway).
 pub struct Calls {
     pub ua: Arc<UserAgent>,
@@ -20,6 +30,7 @@ pub struct Calls {
     pub legs: LegOptions,
     /// Metrics and call records of every call.
     pub ops: CallOps,
+    pub transfer_policy: TransferPolicy,
     max_calls: usize,
     /// New calls refused (a drain by POST /drain or SIGUSR1), running ones
     /// going on.
@@ -54,11 +65,18 @@ impl Slot {
 }
 
 impl Calls {
-    pub fn new(ua: UserAgent, legs: LegOptions, max_calls: usize, ops: CallOps) -> Arc<Calls> {
+    pub fn new(
+        ua: UserAgent,
+        legs: LegOptions,
+        max_calls: usize,
+        ops: CallOps,
+        transfer_policy: TransferPolicy,
+    ) -> Arc<Calls> {
         Arc::new(Calls {
             ua: Arc::new(ua),
             legs,
             ops,
+            transfer_policy,
             max_calls: max_calls.max(1),
             refusing: AtomicBool::new(false),
             live: Mutex::default(),

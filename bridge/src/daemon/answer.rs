@@ -1,8 +1,9 @@
 //! The preset front-end: one incoming call answered with the preset's
 //! media (echo, play, record, a conference seat), then the call's events
 //! until either side ends it or the service drains. The SIP side (offer,
-//! answer, re-offers, DTMF, hang-up) is the call layer's. Every line it
-//! logs is inside the call's span (`call{id=...}`).
+//! answer, re-offers, DTMF, hang-up, transfer) is the call layer's; when
+//! the caller is transferred the preset's media moves to the new call.
+//! Every line it logs is inside the first call's span (`call{id=...}`).
 
 use super::config::{Action, Config};
 use super::dtmf::KeySequence;
@@ -26,7 +27,7 @@ pub async fn run(ctx: Arc<PresetContext>, incoming: IncomingCall) {
     info!(from = %incoming.from, to = %incoming.to, "incoming call");
     let room_name =
         user_part(&incoming.request_uri).or_else(|| user_part(&incoming.to)).unwrap_or_else(|| "default".into());
-    let Ok((call, mut events)) = SipCall::incoming(&ctx.calls, incoming).await else { return };
+    let Ok((mut call, mut events)) = SipCall::incoming(&ctx.calls, incoming).await else { return };
     if let Err(e) = call.answer() {
         warn!(error = %e, "cannot answer");
         call.end(Party::Local, 500, "answer failed").await;
@@ -36,10 +37,13 @@ pub async fn run(ctx: Arc<PresetContext>, incoming: IncomingCall) {
     info!(codec = %codec, preset = %ctx.config.action.name(), "answered");
 
     let (ended_tx, mut playback_ended) = mpsc::unbounded_channel();
-    let on_playback_end = Box::new(move || {
-        let _ = ended_tx.send(());
-    });
-    let attached = match attach(&ctx, &call, &room_name, on_playback_end).await {
+    let on_playback_end = move || -> Box<dyn FnOnce() + Send> {
+        let ended_tx = ended_tx.clone();
+        Box::new(move || {
+            let _ = ended_tx.send(());
+        })
+    };
+    let mut attached = match attach(&ctx, &call, &room_name, on_playback_end()).await {
         Ok(a) => a,
         Err(err) => {
             warn!(error = %err, "cannot start the preset's media; hanging up");
@@ -74,6 +78,20 @@ pub async fn run(ctx: Arc<PresetContext>, incoming: IncomingCall) {
                     info!(%content_type, len = body.len(), "MESSAGE received")
                 }
                 Some(Event::Media(state)) => info!(state = %state.as_str(), "media"),
+                Some(Event::Transferred { call_id }) => {
+                    let Some(next) = call.successor() else { continue };
+                    info!(new_call = %call_id, peer = %next.peer, "transferred: the preset's media moves to the new call");
+                    detach(attached).await;
+                    call = next;
+                    attached = match attach(&ctx, &call, &room_name, on_playback_end()).await {
+                        Ok(a) => a,
+                        Err(err) => {
+                            warn!(error = %err, "cannot start the preset's media on the new call; hanging up");
+                            let _ = call.hangup("media failed").await;
+                            return;
+                        }
+                    };
+                }
                 Some(other) => debug!(?other, "call event"),
             },
             Some(()) = playback_ended.recv() => {
@@ -86,6 +104,12 @@ pub async fn run(ctx: Arc<PresetContext>, incoming: IncomingCall) {
             }
         }
     }
+    detach(attached).await;
+}
+
+/// Detaches the preset's media off the async threads (a room may finish
+/// its recording).
+async fn detach(attached: Attached) {
     let span = tracing::Span::current();
     let _ = tokio::task::spawn_blocking(move || span.in_scope(|| attached.stop())).await;
 }
