@@ -5,18 +5,24 @@
 //! caller. baresip blind-transfers its call to a third baresip, which hears
 //! its own tone echoed while the transferring baresip is released; SIPp
 //! scenarios check the NOTIFYs of an accepted REFER (the target's audio is
-//! echoed), a REFER refused by `transfer.policy = "reject"` (603, the call
+//! echoed), an attended one (the Refer-To's Replaces passed on to the
+//! target), a REFER refused by `transfer.policy = "reject"` (603, the call
 //! goes on) and a busy target (NOTIFY 486, the original call kept with its
-//! audio echoed).
+//! audio echoed). An INVITE with Replaces (RFC 3891) from the test's own
+//! user agent takes over a SIPp call: SIPp gets a BYE and the newcomer's
+//! tone is echoed.
 
 use e2e::audio::{tone, write_wav};
 use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
+use e2e::bridge::rtp_address;
 use e2e::daemon::{count_rtp, Daemon};
 use e2e::process::{free_udp_port, test_dir};
+use e2e::rtp_peer::{PeerCodec, RtpPeer};
 use e2e::sipp::Sipp;
+use signaling::{CallEvent, Caller, Config, Listen, Transport, UserAgent};
 use std::net::UdpSocket;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const ECHO: &str = "preset = \"echo\"\n";
 
@@ -69,16 +75,39 @@ fn baresip_blind_transfers_the_echo_to_a_third_phone() {
     daemon.wait_lines(&["transferred: the preset's media moves to the new call"], 1, Duration::from_secs(1)).unwrap();
 }
 
-#[test]
-fn sipp_refer_accepted_notifies_progress_and_moves_the_echo_to_the_target() {
-    let dir = test_dir("call_transfer_sipp_accepted");
+/// The line SIPp logged (`<log>`, -trace_logs) after `prefix`, in the log
+/// of the scenario `scenario` run in `dir`.
+fn sipp_logged(dir: &Path, scenario: &str, prefix: &str) -> String {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let logged = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(scenario))
+            .filter(|e| e.file_name().to_string_lossy().ends_with("_logs.log"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .find_map(|log| log.lines().find_map(|l| l.strip_prefix(prefix).map(|v| v.trim().to_string())));
+        match logged {
+            Some(value) => return value,
+            None if Instant::now() < until => std::thread::sleep(Duration::from_millis(100)),
+            None => panic!("SIPp ({scenario}) logged no {prefix:?} in {}", dir.display()),
+        }
+    }
+}
+
+/// SIPp transfers its echo call to a SIPp target at `refer_to` (carol's
+/// URI, with `uri_headers` appended): the NOTIFYs say 100, 180, 200, the
+/// caller gets a BYE, the target's audio is echoed to it. Returns the
+/// target's Replaces header (empty when it had none).
+fn transfer_to_sipp_target(name: &str, uri_headers: &str) -> String {
+    let dir = test_dir(name);
     let daemon = Daemon::start(&dir, ECHO, &[]).unwrap();
     let (sink, sink_port) = rtp_sink();
-    let target = Sipp::new("uas_transfer_target.xml").args(["-key", "rtp_sink", sink_port.as_str()]);
-    let target_addr = format!("127.0.0.1:{}", target.port());
+    let target = Sipp::new("uas_transfer_target.xml").args(["-trace_logs", "-key", "rtp_sink", sink_port.as_str()]);
+    let refer_to = format!("sip:carol@127.0.0.1:{}{uri_headers}", target.port());
     let mut target = target.spawn(&dir, "sipp-target").unwrap();
     let mut transferor = Sipp::new("uac_transfer_accepted.xml")
-        .args(["-s", "echo", "-key", "target", target_addr.as_str()])
+        .args(["-s", "echo", "-key", "refer_to", refer_to.as_str()])
         .remote(daemon.addr())
         .spawn(&dir, "sipp-transferor")
         .unwrap();
@@ -88,6 +117,71 @@ fn sipp_refer_accepted_notifies_progress_and_moves_the_echo_to_the_target() {
     assert_eq!(pts, vec![8], "the echo to the target must be PCMA (pt 8)");
     assert!(packets >= 200, "only {packets} RTP packets echoed to the target of the pcap's 236 (7 s)");
     daemon.wait_lines(&["transferred: the new call takes this one's place"], 1, Duration::from_secs(1)).unwrap();
+    sipp_logged(&dir, "uas_transfer_target", "Replaces:")
+}
+
+#[test]
+fn sipp_refer_accepted_notifies_progress_and_moves_the_echo_to_the_target() {
+    let replaces = transfer_to_sipp_target("call_transfer_sipp_accepted", "");
+    assert_eq!(replaces, "", "a blind transfer's INVITE carries no Replaces");
+}
+
+#[test]
+fn sipp_attended_refer_passes_the_replaces_on_to_the_target() {
+    let replaces = transfer_to_sipp_target(
+        "call_transfer_sipp_attended",
+        "?Replaces=abc%40example.test%3Bto-tag%3D1%3Bfrom-tag%3D2",
+    );
+    assert_eq!(replaces, "abc@example.test;to-tag=1;from-tag=2");
+}
+
+#[test]
+fn invite_with_replaces_takes_over_the_named_call_and_its_echo() {
+    let dir = test_dir("call_transfer_replaces");
+    let daemon = Daemon::start(&dir, ECHO, &[]).unwrap();
+    let mut replaced = Sipp::new("uac_replaced.xml")
+        .args(["-s", "echo", "-trace_logs"])
+        .remote(daemon.addr())
+        .spawn(&dir, "sipp")
+        .unwrap();
+    let replaces = sipp_logged(&dir, "uac_replaced", "Replaces:");
+    let mut carol = RtpPeer::start(&dir, "carol", PeerCodec::Pcmu).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let ua = UserAgent::start(Config {
+            listen: vec![Listen { transport: Transport::Udp, addr: "127.0.0.1:0".parse().unwrap() }],
+            ..Config::default()
+        })
+        .await
+        .unwrap();
+        let caller = Caller::Guest { uri: "sip:carol@127.0.0.1".into(), display_name: None };
+        let headers = [("Replaces".to_string(), replaces.clone())];
+        let mut call = ua.invite(caller, &daemon.uri("echo"), Some(carol.sdp(None)), &headers).unwrap();
+        let answer = loop {
+            match tokio::time::timeout(Duration::from_secs(10), call.next_event()).await.expect("an answer in time") {
+                Some(CallEvent::Answered { sdp }) => break sdp.expect("an SDP answer"),
+                Some(CallEvent::Trying | CallEvent::Ringing | CallEvent::Progress { .. }) => {}
+                other => panic!("the INVITE with Replaces {replaces:?} was not answered: {other:?}"),
+            }
+        };
+        carol.send_tone(600, rtp_address(&answer)).unwrap();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        call.bye().await.unwrap();
+        ua.shutdown();
+    });
+    // The replaced caller got its BYE.
+    replaced.expect_success(Duration::from_secs(10)).unwrap();
+    let pcm = carol.finish().unwrap();
+    let tail = pcm.slice(1.0, pcm.seconds() - 0.3);
+    assert!(tail.seconds() > 2.0, "carol's recording is too short: {} s", pcm.seconds());
+    assert!(
+        tail.tone_share(600.0) > 0.8 && tail.rms() > 0.05,
+        "carol should hear her 600 Hz echoed: share {}, rms {}",
+        tail.tone_share(600.0),
+        tail.rms()
+    );
+    daemon.wait_lines(&["INVITE with Replaces answered"], 1, Duration::from_secs(1)).unwrap();
+    daemon.wait_lines(&["replaced: the new call takes this one's place"], 1, Duration::from_secs(1)).unwrap();
 }
 
 #[test]
@@ -96,7 +190,7 @@ fn sipp_refer_refused_by_policy_is_603_and_the_call_goes_on() {
     let config = format!("{ECHO}[transfer]\npolicy = \"reject\"\n");
     let daemon = Daemon::start(&dir, &config, &[]).unwrap();
     let mut transferor = Sipp::new("uac_transfer_refused.xml")
-        .args(["-s", "echo", "-key", "target", "127.0.0.1:9"])
+        .args(["-s", "echo", "-key", "refer_to", "sip:carol@127.0.0.1:9"])
         .remote(daemon.addr())
         .spawn(&dir, "sipp-transferor")
         .unwrap();
@@ -110,11 +204,11 @@ fn sipp_refer_to_a_busy_target_notifies_486_and_keeps_the_call_with_audio() {
     let dir = test_dir("call_transfer_sipp_busy");
     let daemon = Daemon::start(&dir, ECHO, &[]).unwrap();
     let busy = Sipp::new("uas_busy.xml");
-    let busy_addr = format!("127.0.0.1:{}", busy.port());
+    let busy_uri = format!("sip:carol@127.0.0.1:{}", busy.port());
     let mut busy = busy.spawn(&dir, "sipp-busy").unwrap();
     let (sink, sink_port) = rtp_sink();
     let mut transferor = Sipp::new("uac_transfer_busy.xml")
-        .args(["-s", "echo", "-key", "target", busy_addr.as_str(), "-key", "rtp_sink", sink_port.as_str()])
+        .args(["-s", "echo", "-key", "refer_to", busy_uri.as_str(), "-key", "rtp_sink", sink_port.as_str()])
         .remote(daemon.addr())
         .spawn(&dir, "sipp-transferor")
         .unwrap();

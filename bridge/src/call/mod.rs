@@ -18,7 +18,8 @@
 //! A REFER from the peer (`transfer.rs`) makes a new call to its target;
 //! answered, it takes the old call's place ([`Event::Transferred`]: the
 //! front-end moves its media link to the new call's leg) and the old
-//! dialog gets a BYE.
+//! dialog gets a BYE. An INVITE with Replaces (`replaces.rs`) takes over
+//! the call it names the same way.
 //!
 //! [`Calls`] holds every call of a service: the limit (503 beyond it), the
 //! transfer policy and the drain at shutdown. [`CallError`] classifies failures into SIP codes.
@@ -27,6 +28,7 @@ mod events;
 mod handover;
 mod negotiation;
 mod registry;
+mod replaces;
 mod sip_call;
 mod transfer;
 

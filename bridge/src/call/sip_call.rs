@@ -145,6 +145,8 @@ impl SipCall {
             calls: calls.clone(),
             caller,
         });
+        let indexed: std::sync::Weak<SipCall> = Arc::downgrade(&call);
+        calls.index(&call.id, indexed);
         let span = tracing::Span::current();
         tokio::spawn(tracing::Instrument::instrument(call.clone().pump(sip_events, leg_events, draining), span));
         (call, rx)
@@ -414,6 +416,7 @@ impl SipCall {
             st.phase = Phase::Ended;
             (std::mem::take(&mut st.recorders), st.slot.take(), st.tally.take())
         };
+        self.calls.forget(&self.id);
         finish_recordings(recorders).await;
         negotiation::close(self.rtp.clone(), "call ended").await;
         let by_name = if by == Party::Local { "local" } else { "remote" };

@@ -10,7 +10,7 @@
 //! is ended with BYE. A failed target (busy, unreachable) leaves the old
 //! call as it was.
 
-use super::events::Event;
+use super::events::{Event, Events};
 use super::handover::Handover;
 use super::registry::TransferPolicy;
 use super::sip_call::SipCall;
@@ -110,12 +110,20 @@ impl SipCall {
             }
         }
         self.report(200).await;
+        self.hand_over(next, events, "transferred").await;
+    }
+
+    /// `next` takes this call's place: the front-end hears
+    /// [`Event::Transferred`] and then `next`'s events on this call's
+    /// channel; this call is hung up (BYE) with `reason`, its own end
+    /// untold.
+    pub(super) async fn hand_over(&self, next: Arc<SipCall>, mut events: Events, reason: &str) {
         {
             let mut st = self.state.lock().unwrap();
             st.handover = Handover::Done;
             st.successor = Some(next.clone());
         }
-        info!(new_call = %next.id, "transferred: the new call takes this one's place");
+        info!(new_call = %next.id, "{reason}: the new call takes this one's place");
         self.emit(Event::Transferred { call_id: next.id.clone() });
         let front_end = self.events.clone();
         tokio::spawn(async move {
@@ -125,7 +133,7 @@ impl SipCall {
                 }
             }
         });
-        let _ = self.hangup("transferred").await;
+        let _ = self.hangup(reason).await;
     }
 
     /// NOTIFY the referrer of the new call's status; the referrer may be
@@ -138,7 +146,7 @@ impl SipCall {
 
     /// The transfer failed: the call is as before, and if it ended in the
     /// meantime the front-end hears of it now.
-    fn abandon_transfer(&self) {
+    pub(super) fn abandon_transfer(&self) {
         let deferred = match std::mem::replace(&mut self.state.lock().unwrap().handover, Handover::Idle) {
             Handover::Pending(ended) => ended,
             _ => None,

@@ -2,7 +2,8 @@
 //! media (echo, play, record, a conference seat), then the call's events
 //! until either side ends it or the service drains. The SIP side (offer,
 //! answer, re-offers, DTMF, hang-up, transfer) is the call layer's; when
-//! the caller is transferred the preset's media moves to the new call.
+//! the caller is transferred, or an INVITE with Replaces takes the call
+//! over, the preset's media moves to the new call.
 //! Every line it logs is inside the first call's span (`call{id=...}`).
 
 use super::config::{Action, Config};
@@ -25,6 +26,9 @@ pub struct PresetContext {
 /// Runs the call to its end.
 pub async fn run(ctx: Arc<PresetContext>, incoming: IncomingCall) {
     info!(from = %incoming.from, to = %incoming.to, "incoming call");
+    // An INVITE with Replaces continues the call it names (whose task
+    // moves the media); anything else is a call of its own.
+    let Ok(Some(incoming)) = SipCall::take_over(&ctx.calls, incoming).await else { return };
     let room_name =
         user_part(&incoming.request_uri).or_else(|| user_part(&incoming.to)).unwrap_or_else(|| "default".into());
     let Ok((mut call, mut events)) = SipCall::incoming(&ctx.calls, incoming).await else { return };
