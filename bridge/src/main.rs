@@ -4,6 +4,7 @@ mod call;
 mod daemon;
 mod engine;
 mod gateway;
+mod gnutls_random;
 mod logging;
 mod ops;
 mod protocol;

@@ -8,6 +8,7 @@
 //! See `examples/sipbridge.toml` for every key.
 
 use super::preset::Preset;
+use crate::call::TransferPolicy;
 use anyhow::{bail, Context, Result};
 use pipelines::{Codec, LegOptions, SrtpPolicy, SymmetricRtp};
 use serde::Deserialize;
@@ -40,6 +41,8 @@ pub struct Config {
     pub admin: AdminSettings,
     #[serde(default)]
     pub call_records: CallRecordSettings,
+    #[serde(default)]
+    pub transfer: TransferSettings,
     #[serde(default, rename = "account")]
     pub accounts: Vec<AccountSettings>,
     /// The gateway's WebSocket API and page (action `gateway`).
@@ -68,6 +71,16 @@ impl Action {
             Action::Gateway => "gateway",
         }
     }
+}
+
+/// What a REFER from a caller gets (`[transfer]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferSettings {
+    /// `accept` (the presets' default) or `reject` (603; the gateway's
+    /// only choice so far).
+    #[serde(default)]
+    pub policy: Option<TransferPolicy>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -629,6 +642,9 @@ impl Config {
             Action::Conference if !(8000..=48000).contains(&self.conference.rate) => {
                 bail!("conference.rate must be between 8000 and 48000 Hz")
             }
+            Action::Gateway if self.transfer.policy == Some(TransferPolicy::Accept) => {
+                bail!("transfer.policy: the gateway cannot carry out a transfer yet; leave it unset or reject")
+            }
             _ => {}
         }
         for a in &self.accounts {
@@ -640,6 +656,15 @@ impl Config {
     }
 
     /// Options for each call's media leg.
+    /// What the service's calls do with a REFER.
+    pub fn transfer_policy(&self) -> TransferPolicy {
+        match (self.action, self.transfer.policy) {
+            (_, Some(policy)) => policy,
+            (Action::Gateway, None) => TransferPolicy::Reject,
+            (_, None) => TransferPolicy::Accept,
+        }
+    }
+
     pub fn leg_options(&self) -> LegOptions {
         LegOptions {
             media_addresses: self.media.addresses.clone(),
@@ -889,6 +914,23 @@ mod tests {
             ..Overrides::default()
         };
         assert!(Config::for_run("echo", &two_udp).unwrap_err().to_string().contains("udp is given twice"));
+        let err = Config::for_run("gateway", &o("transfer.policy=accept")).unwrap_err().to_string();
+        assert!(err.contains("transfer.policy"), "{err}");
+        assert!(Config::for_run("echo", &o("transfer.policy=maybe")).is_err());
+    }
+
+    #[test]
+    fn transfers_are_accepted_by_presets_and_refused_by_the_gateway_unless_set() {
+        let o = |s: &str| Overrides { set: vec![s.into()], ..Overrides::default() };
+        assert_eq!(Config::for_run("echo", &Overrides::default()).unwrap().transfer_policy(), TransferPolicy::Accept);
+        assert_eq!(
+            Config::for_run("echo", &o("transfer.policy=reject")).unwrap().transfer_policy(),
+            TransferPolicy::Reject
+        );
+        assert_eq!(
+            Config::for_run("gateway", &Overrides::default()).unwrap().transfer_policy(),
+            TransferPolicy::Reject
+        );
     }
 
     #[test]
