@@ -128,6 +128,10 @@ impl CallInner {
             if let Some(d) = self.dialog.lock().unwrap().as_ref() {
                 self.core.dialogs.remove_dialog(&d.id());
             }
+            // The session timer may be waiting for a refresh that never
+            // comes (or a deadline 30 minutes away) while holding this
+            // call: wake it so it sees the end and lets go.
+            self.session_changed.notify_one();
         }
         let _ = self.events.send(ev);
     }
@@ -749,13 +753,17 @@ mod session_timing {
     }
 
     /// The timer task of an established call: waits for the next deadline,
-    /// re-armed whenever [`arm`] is called, until the call ends.
+    /// re-armed whenever [`arm`] is called, until the call ends (ending
+    /// wakes it too, so the task and the call's state go with the call).
     pub(crate) async fn run(inner: Arc<CallInner>) {
         let our_role = match inner.direction {
             crate::call::Direction::Outgoing => Refresher::Uac,
             crate::call::Direction::Incoming => Refresher::Uas,
         };
         loop {
+            if inner.ended.load(Ordering::SeqCst) {
+                return;
+            }
             let agreed = *inner.session.lock().unwrap();
             let Some(agreed) = agreed else {
                 inner.session_changed.notified().await;

@@ -25,6 +25,8 @@
 
 mod background;
 mod call;
+#[cfg(test)]
+mod call_lifetime;
 pub mod compat;
 mod config;
 mod core;
