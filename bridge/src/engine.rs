@@ -207,6 +207,13 @@ impl Engine {
             }
             options.media_addresses = addresses;
         }
+        if let Some(public) = p.public_address {
+            options.public_address = Some(public);
+        }
+        if let Some(servers) = p.ice_servers {
+            pipelines::ice::validate(&servers).map_err(|e| RpcError::invalid_params(format!("iceServers: {e}")))?;
+            options.ice_servers = servers;
+        }
         if let Some(b) = p.opus_bitrate {
             options.opus_bitrate = b.clamp(6000, 510_000);
         }

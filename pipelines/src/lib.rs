@@ -28,6 +28,7 @@ pub use join::echo::Echo;
 pub use join::link::Link;
 pub use join::room::Room;
 pub use leg::dtmf;
+pub use leg::ice::{self, IceServer};
 pub use leg::port::MediaPort;
 pub use leg::traffic::{rtp_totals, RtpTotals};
 pub use leg::SrtpPolicy;

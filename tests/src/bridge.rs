@@ -3,7 +3,7 @@
 
 use crate::jsonlines::JsonLines;
 use crate::process::sipbridge_bin;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
@@ -25,8 +25,13 @@ pub struct Bridge {
 impl Bridge {
     /// Starts `sipbridge stdio` with `args`, and waits for its `ready`.
     pub fn start(dir: &Path, args: &[&str]) -> Result<Bridge> {
+        Bridge::start_with_env(dir, args, &[])
+    }
+
+    /// [`Bridge::start`] with extra environment variables (name, value).
+    pub fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Bridge> {
         let mut cmd = Command::new(sipbridge_bin());
-        cmd.arg("stdio").args(["--rtp-ports", "0-0"]).args(args);
+        cmd.arg("stdio").args(["--rtp-ports", "0-0"]).args(args).envs(env.iter().copied());
         if std::env::var_os("SIPBRIDGE_LOG").is_none() {
             cmd.env("SIPBRIDGE_LOG", "info,pipelines=debug");
         }
@@ -91,6 +96,23 @@ impl Bridge {
                 && pred(&e["params"])
         })?;
         Ok(event["params"].clone())
+    }
+
+    /// Two WebRTC sessions of this bridge negotiated with each other over
+    /// loopback (ICE, DTLS-SRTP) and linked, once both report `connected`.
+    pub fn connected_webrtc_pair(&self) -> Result<(String, String)> {
+        let a = self.create("webrtc", json!({}))?;
+        let b = self.create("webrtc", json!({}))?;
+        let (_, offer) = self.local_description(&a)?;
+        self.set_remote(&b, "offer", &offer)?;
+        let (_, answer) = self.local_description(&b)?;
+        self.set_remote(&a, "answer", &answer)?;
+        self.call("session.connect", json!({ "a": a, "b": b }))?;
+        for s in [&a, &b] {
+            self.wait_session_event(s, "connectionstatechange", REPLY_TIMEOUT, |e| e["state"] == "connected")
+                .with_context(|| format!("{s} never connected"))?;
+        }
+        Ok((a, b))
     }
 
     /// Whether the process is still running.

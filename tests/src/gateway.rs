@@ -76,6 +76,31 @@ impl Gateway {
         Gateway::spawn(dir, cmd, ws_port, sip_port, None, recordings)
     }
 
+    /// [`Gateway::start_with_config`] inside `host`'s network namespace,
+    /// listening on its address (SIP and the page on fixed ports: a host
+    /// of its own has every port free).
+    pub fn start_on(dir: &Path, host: &crate::netns::Host, body: &str) -> Result<Gateway> {
+        let (ws_port, sip_port) = (8080, 5060);
+        let addr = host.addr;
+        let recordings = dir.join("recordings");
+        let file = dir.join("gateway.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "preset = \"gateway\"\n[sip]\nlisten = [\"udp:{addr}:{sip_port}\", \"tcp:{addr}:{sip_port}\"]\n\
+                 [websocket]\nlisten = \"{addr}:{ws_port}\"\nallowed_origins = [\"*\"]\nrecordings_dir = \"{}\"\n{body}",
+                recordings.display()
+            ),
+        )?;
+        let mut cmd = host.command(sipbridge_bin());
+        cmd.arg("gateway")
+            .arg("--config")
+            .arg(&file)
+            .env_remove("SIPBRIDGE_WS_TOKEN")
+            .env("SIPBRIDGE_LOG", DEFAULT_LOG);
+        Gateway::spawn(dir, cmd, ws_port, sip_port, None, recordings)
+    }
+
     fn spawn(
         dir: &Path,
         mut cmd: Command,

@@ -25,6 +25,11 @@ pub enum Event {
     Info { content_type: String, body: String },
     /// MESSAGE inside the call.
     Message { content_type: String, body: String },
+    /// The peer transferred the call (REFER) and the target answered: the
+    /// new call (`SipCall::successor`, Call-ID `call_id`) takes this one's
+    /// place. Move the media link to its leg; its events follow on this
+    /// channel, and this call ends without an [`Event::Ended`] of its own.
+    Transferred { call_id: String },
     /// The RTP leg's media state.
     Media(ConnectionState),
     /// The call is over: who ended it, the SIP code that best says how

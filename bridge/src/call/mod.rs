@@ -15,16 +15,25 @@
 //!                                          slot freed, Event::Ended once
 //! ```
 //!
-//! [`Calls`] holds every call of a service: the limit (503 beyond it) and
-//! the drain at shutdown. [`CallError`] classifies failures into SIP codes.
+//! A REFER from the peer (`transfer.rs`) makes a new call to its target;
+//! answered, it takes the old call's place ([`Event::Transferred`]: the
+//! front-end moves its media link to the new call's leg) and the old
+//! dialog gets a BYE. An INVITE with Replaces (`replaces.rs`) takes over
+//! the call it names the same way.
+//!
+//! [`Calls`] holds every call of a service: the limit (503 beyond it), the
+//! transfer policy and the drain at shutdown. [`CallError`] classifies failures into SIP codes.
 mod error;
 mod events;
+mod handover;
 mod negotiation;
 mod registry;
+mod replaces;
 mod sip_call;
+mod transfer;
 
 pub use error::{media_sip_status, CallError};
 pub use events::{DtmfMethod, Event, Events, Phase};
 pub use negotiation::blocking;
-pub use registry::Calls;
+pub use registry::{Calls, TransferPolicy};
 pub use sip_call::SipCall;

@@ -1,5 +1,6 @@
 //! Every SIP call of a service in one place: the global call limit, the
-//! user agent and media defaults calls are made with, and the drain that
+//! user agent and media defaults calls are made with, what a REFER gets,
+//! the calls by Call-ID (for an INVITE with Replaces), and the drain that
 //! ends them all at shutdown (each call hangs itself up when told: BYE,
 //! CANCEL or 603 as its state asks, recordings finished first).
 
@@ -7,11 +8,28 @@ use super::error::CallError;
 use crate::ops::CallOps;
 use pipelines::LegOptions;
 use signaling::UserAgent;
-use std::collections::HashSet;
+use std::any::Any;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
+
+/// What a service does with a REFER (`[transfer] policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferPolicy {
+    /// Call the target; the new call takes the old one's place.
+    Accept,
+    /// Refuse with 603 Decline; the call goes on. An INVITE with
+    /// Replaces is refused the same way.
+    Reject,
+}
+
+/// A live call as the registry holds it: weakly (a call lives as long as
+/// its front-end and its pump hold it) and type-erased, since the call
+/// type is built on this file (`sip_call.rs` names it, this file cannot).
+type Indexed = Weak<dyn Any + Send + Sync>;
 
 /// The calls of one service (a daemon running a preset, or the gateway).
 pub struct Calls {
@@ -20,12 +38,15 @@ pub struct Calls {
     pub legs: LegOptions,
     /// Metrics and call records of every call.
     pub ops: CallOps,
+    pub transfer_policy: TransferPolicy,
     max_calls: usize,
     /// New calls refused (a drain by POST /drain or SIGUSR1), running ones
     /// going on.
     refusing: AtomicBool,
     /// Slots taken: calls being set up or in progress.
     live: Mutex<HashSet<u64>>,
+    /// Calls not ended yet, by Call-ID.
+    by_call_id: Mutex<HashMap<String, Indexed>>,
     /// Turns true when the service drains; every call watches it.
     draining: watch::Sender<bool>,
     next: AtomicU64,
@@ -54,14 +75,22 @@ impl Slot {
 }
 
 impl Calls {
-    pub fn new(ua: UserAgent, legs: LegOptions, max_calls: usize, ops: CallOps) -> Arc<Calls> {
+    pub fn new(
+        ua: UserAgent,
+        legs: LegOptions,
+        max_calls: usize,
+        ops: CallOps,
+        transfer_policy: TransferPolicy,
+    ) -> Arc<Calls> {
         Arc::new(Calls {
             ua: Arc::new(ua),
             legs,
             ops,
+            transfer_policy,
             max_calls: max_calls.max(1),
             refusing: AtomicBool::new(false),
             live: Mutex::default(),
+            by_call_id: Mutex::default(),
             draining: watch::channel(false).0,
             next: AtomicU64::new(1),
             ended: Notify::new(),
@@ -80,6 +109,20 @@ impl Calls {
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
         live.insert(seq);
         Ok(Slot { calls: self.clone(), seq })
+    }
+
+    /// `call` answers to `call_id` until [`Calls::forget`].
+    pub(super) fn index(&self, call_id: &str, call: Indexed) {
+        self.by_call_id.lock().unwrap().insert(call_id.to_string(), call);
+    }
+
+    pub(super) fn forget(&self, call_id: &str) {
+        self.by_call_id.lock().unwrap().remove(call_id);
+    }
+
+    /// The live call with this Call-ID, if any.
+    pub(super) fn find(&self, call_id: &str) -> Option<Arc<dyn Any + Send + Sync>> {
+        self.by_call_id.lock().unwrap().get(call_id)?.upgrade()
     }
 
     /// Calls being set up or in progress.

@@ -3,6 +3,7 @@
 
 use super::error::CallError;
 use super::events::{DtmfMethod, Event, Events, Phase};
+use super::handover::Handover;
 use super::negotiation::{self, blocking};
 use super::registry::{Calls, Slot};
 use crate::ops::CallTally;
@@ -26,14 +27,25 @@ pub struct SipCall {
     pub direction: signaling::Direction,
     /// The SIP peer's URI (From of an incoming call, the target of an outgoing one).
     pub peer: String,
-    sip: Call,
+    pub(super) sip: Call,
     rtp: Leg,
-    state: Mutex<State>,
-    events: mpsc::UnboundedSender<Event>,
+    pub(super) state: Mutex<State>,
+    pub(super) events: mpsc::UnboundedSender<Event>,
+    /// The service's calls: a transfer places its new call among them.
+    pub(super) calls: Arc<Calls>,
+    /// Who a transfer's new call is from: the account or URI this call
+    /// was placed from, or the URI an incoming one was addressed to.
+    pub(super) caller: Caller,
 }
 
-struct State {
-    phase: Phase,
+impl std::fmt::Debug for SipCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipCall").field("id", &self.id).field("peer", &self.peer).finish_non_exhaustive()
+    }
+}
+
+pub(super) struct State {
+    pub(super) phase: Phase,
     /// Incoming: the SDP of our 200 (the answer, or our offer when the
     /// INVITE had none).
     local_sdp: Option<String>,
@@ -47,6 +59,9 @@ struct State {
     slot: Option<Slot>,
     /// The call's metrics and record, written when it ends.
     tally: Option<CallTally>,
+    pub(super) handover: Handover,
+    /// The call that took this one's place (a transfer).
+    pub(super) successor: Option<Arc<SipCall>>,
 }
 
 impl SipCall {
@@ -56,6 +71,7 @@ impl SipCall {
     /// returned. The caller then rings, answers or declines.
     pub async fn incoming(calls: &Arc<Calls>, incoming: IncomingCall) -> Result<(Arc<SipCall>, Events), CallError> {
         let IncomingCall { call: sip, from, to, sdp_offer, .. } = incoming;
+        let caller = Caller::Guest { uri: to.clone(), display_name: None };
         let tally = calls.ops.tally(sip.id(), &from, &to, "inbound");
         let prepared = async {
             let slot = calls.admit()?;
@@ -76,7 +92,7 @@ impl SipCall {
             }
         };
         let state = State::new(Phase::Ringing, slot, Some(local), offerless, tally);
-        Ok(SipCall::start(sip, from, rtp, leg_events, state))
+        Ok(SipCall::start(calls, caller, sip, from, rtp, leg_events, state))
     }
 
     /// Places a call to `uri` with an offer from a new RTP leg.
@@ -93,7 +109,7 @@ impl SipCall {
             Caller::Account(account) => account.aor.clone(),
             Caller::Guest { uri, .. } => uri.clone(),
         };
-        let sip = match calls.ua.invite(caller, uri, Some(offer), headers) {
+        let sip = match calls.ua.invite(caller.clone(), uri, Some(offer), headers) {
             Ok(c) => c,
             Err(e) => {
                 negotiation::close(rtp, "setup failed").await;
@@ -103,10 +119,12 @@ impl SipCall {
         let mut tally = calls.ops.tally(sip.id(), &from, uri, "outbound");
         tally.leg("rtp", None);
         let state = State::new(Phase::Calling, slot, None, false, tally);
-        Ok(SipCall::start(sip, uri.to_string(), rtp, leg_events, state))
+        Ok(SipCall::start(calls, caller, sip, uri.to_string(), rtp, leg_events, state))
     }
 
     fn start(
+        calls: &Arc<Calls>,
+        caller: Caller,
         mut sip: Call,
         peer: String,
         rtp: Leg,
@@ -124,7 +142,11 @@ impl SipCall {
             rtp,
             state: Mutex::new(state),
             events: tx,
+            calls: calls.clone(),
+            caller,
         });
+        let indexed: std::sync::Weak<SipCall> = Arc::downgrade(&call);
+        calls.index(&call.id, indexed);
         let span = tracing::Span::current();
         tokio::spawn(tracing::Instrument::instrument(call.clone().pump(sip_events, leg_events, draining), span));
         (call, rx)
@@ -164,7 +186,12 @@ impl SipCall {
         !self.state.lock().unwrap().recorders.is_empty()
     }
 
-    fn emit(&self, event: Event) {
+    /// After [`Event::Transferred`]: the call that took this one's place.
+    pub fn successor(&self) -> Option<Arc<SipCall>> {
+        self.state.lock().unwrap().successor.clone()
+    }
+
+    pub(super) fn emit(&self, event: Event) {
         let _ = self.events.send(event);
     }
 
@@ -389,6 +416,7 @@ impl SipCall {
             st.phase = Phase::Ended;
             (std::mem::take(&mut st.recorders), st.slot.take(), st.tally.take())
         };
+        self.calls.forget(&self.id);
         finish_recordings(recorders).await;
         negotiation::close(self.rtp.clone(), "call ended").await;
         let by_name = if by == Party::Local { "local" } else { "remote" };
@@ -396,7 +424,10 @@ impl SipCall {
         if let Some(tally) = tally {
             tally.ended(by_name, code, reason);
         }
-        self.emit(Event::Ended { by, code, reason: reason.to_string() });
+        let ended = self.state.lock().unwrap().handover.on_end(Event::Ended { by, code, reason: reason.to_string() });
+        if let Some(ended) = ended {
+            self.emit(ended);
+        }
         drop(slot);
     }
 
@@ -506,12 +537,7 @@ impl SipCall {
                 None => self.emit(Event::Info { content_type, body }),
             },
             CallEvent::Message { content_type, body } => self.emit(Event::Message { content_type, body }),
-            // Transfer is not part of the call layer yet: a REFER is
-            // declined (the far end keeps the call), and we send none.
-            CallEvent::Refer { target, .. } => {
-                info!(%target, "transfer requested: declined");
-                let _ = self.sip.reject_refer(603).await;
-            }
+            CallEvent::Refer { target, referred_by, replaces } => self.on_refer(target, referred_by, replaces).await,
             CallEvent::ReferProgress { .. } => {}
         }
     }
@@ -581,6 +607,8 @@ impl State {
             recorders: Vec::new(),
             slot: Some(slot),
             tally: Some(tally),
+            handover: Handover::Idle,
+            successor: None,
         }
     }
 }

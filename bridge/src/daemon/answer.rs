@@ -1,8 +1,10 @@
 //! The preset front-end: one incoming call answered with the preset's
 //! media (echo, play, record, a conference seat), then the call's events
 //! until either side ends it or the service drains. The SIP side (offer,
-//! answer, re-offers, DTMF, hang-up) is the call layer's. Every line it
-//! logs is inside the call's span (`call{id=...}`).
+//! answer, re-offers, DTMF, hang-up, transfer) is the call layer's; when
+//! the caller is transferred, or an INVITE with Replaces takes the call
+//! over, the preset's media moves to the new call.
+//! Every line it logs is inside the first call's span (`call{id=...}`).
 
 use super::config::{Action, Config};
 use super::dtmf::KeySequence;
@@ -24,9 +26,12 @@ pub struct PresetContext {
 /// Runs the call to its end.
 pub async fn run(ctx: Arc<PresetContext>, incoming: IncomingCall) {
     info!(from = %incoming.from, to = %incoming.to, "incoming call");
+    // An INVITE with Replaces continues the call it names (whose task
+    // moves the media); anything else is a call of its own.
+    let Ok(Some(incoming)) = SipCall::take_over(&ctx.calls, incoming).await else { return };
     let room_name =
         user_part(&incoming.request_uri).or_else(|| user_part(&incoming.to)).unwrap_or_else(|| "default".into());
-    let Ok((call, mut events)) = SipCall::incoming(&ctx.calls, incoming).await else { return };
+    let Ok((mut call, mut events)) = SipCall::incoming(&ctx.calls, incoming).await else { return };
     if let Err(e) = call.answer() {
         warn!(error = %e, "cannot answer");
         call.end(Party::Local, 500, "answer failed").await;
@@ -36,10 +41,13 @@ pub async fn run(ctx: Arc<PresetContext>, incoming: IncomingCall) {
     info!(codec = %codec, preset = %ctx.config.action.name(), "answered");
 
     let (ended_tx, mut playback_ended) = mpsc::unbounded_channel();
-    let on_playback_end = Box::new(move || {
-        let _ = ended_tx.send(());
-    });
-    let attached = match attach(&ctx, &call, &room_name, on_playback_end).await {
+    let on_playback_end = move || -> Box<dyn FnOnce() + Send> {
+        let ended_tx = ended_tx.clone();
+        Box::new(move || {
+            let _ = ended_tx.send(());
+        })
+    };
+    let mut attached = match attach(&ctx, &call, &room_name, on_playback_end()).await {
         Ok(a) => a,
         Err(err) => {
             warn!(error = %err, "cannot start the preset's media; hanging up");
@@ -74,6 +82,20 @@ pub async fn run(ctx: Arc<PresetContext>, incoming: IncomingCall) {
                     info!(%content_type, len = body.len(), "MESSAGE received")
                 }
                 Some(Event::Media(state)) => info!(state = %state.as_str(), "media"),
+                Some(Event::Transferred { call_id }) => {
+                    let Some(next) = call.successor() else { continue };
+                    info!(new_call = %call_id, peer = %next.peer, "transferred: the preset's media moves to the new call");
+                    detach(attached).await;
+                    call = next;
+                    attached = match attach(&ctx, &call, &room_name, on_playback_end()).await {
+                        Ok(a) => a,
+                        Err(err) => {
+                            warn!(error = %err, "cannot start the preset's media on the new call; hanging up");
+                            let _ = call.hangup("media failed").await;
+                            return;
+                        }
+                    };
+                }
                 Some(other) => debug!(?other, "call event"),
             },
             Some(()) = playback_ended.recv() => {
@@ -86,6 +108,12 @@ pub async fn run(ctx: Arc<PresetContext>, incoming: IncomingCall) {
             }
         }
     }
+    detach(attached).await;
+}
+
+/// Detaches the preset's media off the async threads (a room may finish
+/// its recording).
+async fn detach(attached: Attached) {
     let span = tracing::Span::current();
     let _ = tokio::task::spawn_blocking(move || span.in_scope(|| attached.stop())).await;
 }

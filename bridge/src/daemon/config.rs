@@ -8,6 +8,7 @@
 //! See `examples/sipbridge.toml` for every key.
 
 use super::preset::Preset;
+use crate::call::TransferPolicy;
 use anyhow::{bail, Context, Result};
 use pipelines::{Codec, LegOptions, SrtpPolicy, SymmetricRtp};
 use serde::Deserialize;
@@ -40,6 +41,8 @@ pub struct Config {
     pub admin: AdminSettings,
     #[serde(default)]
     pub call_records: CallRecordSettings,
+    #[serde(default)]
+    pub transfer: TransferSettings,
     #[serde(default, rename = "account")]
     pub accounts: Vec<AccountSettings>,
     /// The gateway's WebSocket API and page (action `gateway`).
@@ -68,6 +71,16 @@ impl Action {
             Action::Gateway => "gateway",
         }
     }
+}
+
+/// What a REFER from a caller gets (`[transfer]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferSettings {
+    /// `accept` (the presets' default) or `reject` (603; the gateway's
+    /// only choice so far).
+    #[serde(default)]
+    pub policy: Option<TransferPolicy>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -211,6 +224,15 @@ fn default_user_agent() -> String {
 pub struct MediaSettings {
     #[serde(default = "default_media_addresses")]
     pub addresses: Vec<IpAddr>,
+    /// The address the world reaches `addresses` at (a 1:1 NAT, a cloud
+    /// VM's public IP): advertised in SDP and ICE host candidates.
+    #[serde(default)]
+    pub public_address: Option<IpAddr>,
+    /// STUN and TURN servers of WebRTC legs, as RTCConfiguration's
+    /// `iceServers` (`[[media.ice_servers]]`); the gateway hands them to
+    /// its page with short-lived credentials.
+    #[serde(default)]
+    pub ice_servers: Vec<pipelines::IceServer>,
     /// `LOW-HIGH`; `0-0` lets the kernel pick.
     #[serde(default = "default_rtp_ports")]
     pub rtp_ports: String,
@@ -238,6 +260,8 @@ impl Default for MediaSettings {
     fn default() -> Self {
         MediaSettings {
             addresses: default_media_addresses(),
+            public_address: None,
+            ice_servers: Vec::new(),
             rtp_ports: default_rtp_ports(),
             latency_ms: default_latency(),
             codecs: default_codecs(),
@@ -513,6 +537,7 @@ impl AccountSettings {
 pub struct Overrides {
     pub sip_listen: Vec<String>,
     pub media_addresses: Vec<IpAddr>,
+    pub public_address: Option<IpAddr>,
     /// `key=value` with a dotted key, e.g. `play.file=/tmp/a.wav`.
     pub set: Vec<String>,
 }
@@ -599,6 +624,7 @@ impl Config {
             bail!("media.addresses: give at least one address");
         }
         parse_range(&self.media.rtp_ports)?;
+        pipelines::ice::validate(&self.media.ice_servers).context("media.ice_servers")?;
         if self.media.codecs.is_empty() {
             bail!("media.codecs: give at least one codec");
         }
@@ -630,6 +656,9 @@ impl Config {
             Action::Conference if !(8000..=48000).contains(&self.conference.rate) => {
                 bail!("conference.rate must be between 8000 and 48000 Hz")
             }
+            Action::Gateway if self.transfer.policy == Some(TransferPolicy::Accept) => {
+                bail!("transfer.policy: the gateway cannot carry out a transfer yet; leave it unset or reject")
+            }
             _ => {}
         }
         for a in &self.accounts {
@@ -641,9 +670,20 @@ impl Config {
     }
 
     /// Options for each call's media leg.
+    /// What the service's calls do with a REFER.
+    pub fn transfer_policy(&self) -> TransferPolicy {
+        match (self.action, self.transfer.policy) {
+            (_, Some(policy)) => policy,
+            (Action::Gateway, None) => TransferPolicy::Reject,
+            (_, None) => TransferPolicy::Accept,
+        }
+    }
+
     pub fn leg_options(&self) -> LegOptions {
         LegOptions {
             media_addresses: self.media.addresses.clone(),
+            public_address: self.media.public_address,
+            ice_servers: self.media.ice_servers.clone(),
             codecs: self.media.codecs.clone(),
             jitter_latency_ms: self.media.latency_ms,
             rtp_ports: parse_range(&self.media.rtp_ports).expect("validated"),
@@ -711,6 +751,11 @@ fn apply_overrides(table: &mut toml::Table, o: &Overrides) -> Result<()> {
         );
         table.insert("media".into(), toml::Value::Table(media));
     }
+    if let Some(public) = o.public_address {
+        let mut media = section(table, "media");
+        media.insert("public_address".into(), toml::Value::String(public.to_string()));
+        table.insert("media".into(), toml::Value::Table(media));
+    }
     for kv in &o.set {
         set(table, kv)?;
     }
@@ -776,6 +821,7 @@ mod tests {
         let o = Overrides {
             sip_listen: vec!["127.0.0.1:5080".into()],
             media_addresses: vec!["127.0.0.2".parse().unwrap()],
+            public_address: Some("203.0.113.7".parse().unwrap()),
             set: vec!["limits.max_calls=20".into(), "conference.mute_dtmf=#9".into(), "conference.record=true".into()],
         };
         let c = Config::for_run("conference", &o).unwrap();
@@ -787,7 +833,28 @@ mod tests {
         assert_eq!(c.conference.rate, 16000, "kept from the preset");
         assert_eq!(c.sip.listen, vec!["127.0.0.1:5080"]);
         assert_eq!(c.media.addresses, vec!["127.0.0.2".parse::<IpAddr>().unwrap()]);
+        assert_eq!(c.leg_options().public_address, Some("203.0.113.7".parse().unwrap()));
         assert_eq!(c.listeners()[0].transport, signaling::Transport::Udp);
+    }
+
+    #[test]
+    fn ice_servers_are_read_and_checked() {
+        let with = |servers: &str| {
+            Config::for_run(
+                "gateway",
+                &Overrides { set: vec![format!("media.ice_servers={servers}")], ..Overrides::default() },
+            )
+        };
+        let c =
+            with(r#"[{urls="stun:203.0.113.5"}, {urls=["turn:203.0.113.5?transport=tcp"], secret="s3cret", ttl=600}]"#)
+                .unwrap();
+        let servers = c.leg_options().ice_servers;
+        assert_eq!(servers.len(), 2);
+        assert_eq!(servers[1].secret.as_deref(), Some("s3cret"));
+        let err = format!("{:#}", with(r#"[{urls="turn:203.0.113.5"}]"#).unwrap_err());
+        assert!(err.contains("media.ice_servers") && err.contains("needs username and credential"), "{err}");
+        let err = format!("{:#}", with(r#"[{urls="http://x"}]"#).unwrap_err());
+        assert!(err.contains("expected stun:, turn: or turns:"), "{err}");
     }
 
     #[test]
@@ -861,6 +928,23 @@ mod tests {
             ..Overrides::default()
         };
         assert!(Config::for_run("echo", &two_udp).unwrap_err().to_string().contains("udp is given twice"));
+        let err = Config::for_run("gateway", &o("transfer.policy=accept")).unwrap_err().to_string();
+        assert!(err.contains("transfer.policy"), "{err}");
+        assert!(Config::for_run("echo", &o("transfer.policy=maybe")).is_err());
+    }
+
+    #[test]
+    fn transfers_are_accepted_by_presets_and_refused_by_the_gateway_unless_set() {
+        let o = |s: &str| Overrides { set: vec![s.into()], ..Overrides::default() };
+        assert_eq!(Config::for_run("echo", &Overrides::default()).unwrap().transfer_policy(), TransferPolicy::Accept);
+        assert_eq!(
+            Config::for_run("echo", &o("transfer.policy=reject")).unwrap().transfer_policy(),
+            TransferPolicy::Reject
+        );
+        assert_eq!(
+            Config::for_run("gateway", &Overrides::default()).unwrap().transfer_policy(),
+            TransferPolicy::Reject
+        );
     }
 
     #[test]

@@ -420,7 +420,9 @@ impl GwCall {
             Event::Media(pipelines::ConnectionState::Connected) => {
                 self.emit("mediastate", json!({ "leg": "sip", "state": "connected" }))
             }
-            Event::Confirmed | Event::Media(_) | Event::Ended { .. } => {}
+            // The gateway's calls refuse REFER (its transfer policy is
+            // reject), so none is transferred away.
+            Event::Confirmed | Event::Media(_) | Event::Ended { .. } | Event::Transferred { .. } => {}
         }
     }
 

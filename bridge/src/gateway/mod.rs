@@ -89,6 +89,10 @@ pub struct GatewayArgs {
     /// Address RTP is received on and ICE gathers on (repeatable). Default: 127.0.0.1.
     #[arg(long = "media-address", value_name = "ADDR")]
     media_addresses: Vec<IpAddr>,
+    /// Address to advertise in SDP and ICE host candidates instead of the
+    /// media address (behind a 1:1 NAT).
+    #[arg(long, value_name = "ADDR")]
+    public_address: Option<IpAddr>,
     /// UDP port range for RTP, e.g. 20000-30000 (0-0: any port).
     #[arg(long, value_name = "LOW-HIGH")]
     rtp_ports: Option<String>,
@@ -193,6 +197,7 @@ impl GatewayArgs {
             // One address, both transports, as RFC 3261 asks of a UA.
             sip_listen: self.sip_listen.map(|a| vec![format!("udp:{a}"), format!("tcp:{a}")]).unwrap_or_default(),
             media_addresses: self.media_addresses,
+            public_address: self.public_address,
             set,
         };
         match &self.config {

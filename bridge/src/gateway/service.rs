@@ -45,6 +45,9 @@ pub struct GatewayConfig {
     pub max_calls_per_connection: usize,
     /// Where `sip.recording` writes its files.
     pub recordings_dir: PathBuf,
+    /// STUN/TURN servers for the page (`ready`'s `iceServers`), TURN REST
+    /// credentials made per connection from their secrets.
+    pub ice_servers: Vec<pipelines::IceServer>,
 }
 
 impl GatewayConfig {
@@ -61,6 +64,7 @@ impl GatewayConfig {
             ws_pong_timeout: Duration::from_secs_f64(ws.pong_timeout),
             max_calls_per_connection: ws.max_calls_per_connection,
             recordings_dir: ws.recordings_dir.clone(),
+            ice_servers: config.media.ice_servers.clone(),
         })
     }
 }

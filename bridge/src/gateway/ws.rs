@@ -308,9 +308,21 @@ async fn session(gw: Arc<Gateway>, ws: WebSocketStream<impl Stream>) -> anyhow::
         }
         let _ = sink.close().await;
     });
+    // The page's RTCPeerConnection gets the gateway's STUN/TURN servers,
+    // with TURN credentials of its own that expire (ice.rs).
+    let ice_servers = pipelines::ice::with_credentials(
+        &gw.config.ice_servers,
+        &format!("web{}", user.id),
+        std::time::SystemTime::now(),
+    )?;
     let ready = Notification::new(
         "ready",
-        json!({ "protocol": PROTOCOL_VERSION, "version": env!("CARGO_PKG_VERSION"), "gateway": true }),
+        json!({
+            "protocol": PROTOCOL_VERSION,
+            "version": env!("CARGO_PKG_VERSION"),
+            "gateway": true,
+            "iceServers": ice_servers,
+        }),
     );
     out_tx.send(serde_json::to_string(&ready)?).ok();
     let engaged = Arc::new(AtomicBool::new(false));

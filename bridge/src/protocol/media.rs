@@ -94,6 +94,12 @@ pub struct CreateParams {
     /// Address(es) to receive media on / gather ICE candidates on.
     #[serde(default)]
     pub media_addresses: Option<Vec<IpAddr>>,
+    /// Advertised instead of the media address (behind a 1:1 NAT).
+    #[serde(default)]
+    pub public_address: Option<IpAddr>,
+    /// STUN/TURN servers (WebRTC sessions), as RTCConfiguration has them.
+    #[serde(default)]
+    pub ice_servers: Option<Vec<pipelines::IceServer>>,
     #[serde(default)]
     pub opus_bitrate: Option<u32>,
     #[serde(default)]

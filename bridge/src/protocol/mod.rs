@@ -125,6 +125,7 @@ impl From<pipelines::Error> for RpcError {
             E::Closed => codes::CLOSED,
             E::File(_) => codes::FILE,
             E::Encryption(_) => codes::ENCRYPTION,
+            E::IceServer(_) => codes::INVALID_PARAMS,
             E::MissingElement(_) | E::Bind(_) | E::Pipeline(_) => codes::MEDIA,
         };
         // The same classification the call layer answers SIP peers with.

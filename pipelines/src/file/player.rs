@@ -98,6 +98,7 @@ impl Player {
 impl Drop for Player {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
+        crate::runtime::memory::released();
     }
 }
 

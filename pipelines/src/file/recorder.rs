@@ -151,6 +151,7 @@ impl RecorderInner {
         let done =
             bus.timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Eos, gst::MessageType::Error]);
         let _ = self.pipeline.set_state(gst::State::Null);
+        crate::runtime::memory::released();
         match done.as_ref().map(|m| m.view()) {
             Some(gst::MessageView::Eos(_)) => {
                 tracing::info!(path = %self.path.display(), "recording finished");

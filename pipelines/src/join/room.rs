@@ -165,6 +165,7 @@ impl Room {
         }
         self.inner.running.store(false, Ordering::Relaxed);
         let _ = self.inner.pipeline.set_state(gst::State::Null);
+        crate::runtime::memory::released();
     }
 }
 

@@ -38,6 +38,7 @@ pub(crate) fn watch_bus(pipeline: &gst::Pipeline, events: &EventHandler) {
 pub(crate) fn shut_down(pipeline: &gst::Pipeline, port: &MediaPort, events: &EventHandler, reason: &str) {
     port.clear();
     let _ = pipeline.set_state(gst::State::Null);
+    crate::runtime::memory::released();
     events(LegEvent::ConnectionStateChange(ConnectionState::Closed));
     events(LegEvent::Closed { reason: reason.to_string() });
 }

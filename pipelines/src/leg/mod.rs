@@ -10,6 +10,9 @@
 //! RTP leg's sockets <-> srtp.rs (SDES-SRTP, keys from sdes.rs) <-> rtpbin / relay
 //! ```
 //!
+//! `ice.rs` holds the STUN/TURN servers webrtc.rs gives webrtcbin and the
+//! public address both kinds advertise behind a 1:1 NAT.
+//!
 //! `traffic.rs` counts the RTP packets and bytes plain RTP legs receive
 //! and send, process-wide, for the operator's metrics.
 //!
@@ -22,6 +25,7 @@
 pub mod dtmf;
 mod events;
 mod gate;
+pub mod ice;
 mod jitter;
 mod lifecycle;
 mod media_watch;

@@ -434,7 +434,8 @@ impl RtpLeg {
     }
 
     fn describe(&self, state: &mut State, media: Vec<Media>) -> String {
-        let ip = self.inner.local.ip();
+        // Behind a 1:1 NAT the peer reaches us at the public address.
+        let ip = self.inner.options.public_address.unwrap_or(self.inner.local.ip());
         let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
         state.version += 1;
         SessionDescription {

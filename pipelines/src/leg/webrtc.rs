@@ -14,6 +14,7 @@ use crate::codec::sdp::{Direction, SessionDescription};
 use crate::codec::{self, Codec, CodecChoice};
 use crate::leg::events::{ConnectionState, EventHandler, LegEvent};
 use crate::leg::gate::SendGate;
+use crate::leg::ice;
 use crate::leg::jitter;
 use crate::leg::lifecycle::{shut_down, watch_bus};
 use crate::leg::media_watch::MediaWatch;
@@ -94,10 +95,19 @@ impl WebRtcLeg {
         pipeline.add(&webrtc)?;
 
         let ice_agent = webrtc.property::<gst_webrtc::WebRTCICE>("ice-agent");
+        // ICE-TCP: a browser behind a firewall that lets no UDP out can
+        // still reach us directly over TCP.
         if ice_agent.find_property("ice-tcp").is_some() {
-            ice_agent.set_property("ice-tcp", false);
+            ice_agent.set_property("ice-tcp", true);
+        }
+        // The same port range as RTP legs, so one firewall rule covers both.
+        let (low, high) = options.rtp_ports;
+        if (low, high) != (0, 0) && ice_agent.find_property("min-rtp-port").is_some() {
+            ice_agent.set_property("min-rtp-port", u32::from(low));
+            ice_agent.set_property("max-rtp-port", u32::from(high));
         }
         disable_upnp(&ice_agent);
+        ice::apply(&webrtc, &options.ice_servers)?;
         for address in &options.media_addresses {
             // libnice skips loopback when gathering; add it (and any other
             // configured address) explicitly.
@@ -165,9 +175,14 @@ impl WebRtcLeg {
         let inner = &self.inner;
         let events = inner.events.clone();
         let gathering = inner.gathering.clone();
+        let options = inner.options.clone();
         inner.webrtc.connect("on-ice-candidate", false, move |args| {
             let mline = args[1].get::<u32>().unwrap_or(0);
             let candidate = args[2].get::<String>().unwrap_or_default();
+            let candidate = match options.public_address {
+                Some(public) => ice::advertise_candidate(&candidate, &options.media_addresses, public),
+                None => candidate,
+            };
             let (lock, cvar) = &*gathering;
             lock.lock().unwrap().last_candidate = Some(Instant::now());
             cvar.notify_all();
@@ -243,8 +258,11 @@ impl WebRtcLeg {
         self.promise("set-local-description", Some(&description))?;
         self.wait_for_gathering();
         let local = self.inner.webrtc.property::<Option<WebRTCSessionDescription>>("local-description");
-        let sdp =
+        let mut sdp =
             local.map(|d| d.sdp().as_text()).transpose()?.ok_or(Error::Pipeline("no local description".into()))?;
+        if let Some(public) = self.inner.options.public_address {
+            sdp = ice::advertise_in_description(&sdp, &self.inner.options.media_addresses, public);
+        }
         state.negotiation = match kind {
             DescriptionKind::Offer => Negotiation::HaveLocalOffer(sdp.clone()),
             DescriptionKind::Answer => {
@@ -385,20 +403,23 @@ impl WebRtcLeg {
 
     /// SIP needs complete SDP (no trickle), so wait until every candidate
     /// is in the local description.
-    /// Waits until the local description holds our candidates. We give
-    /// the ICE agent no STUN or TURN server, so its candidates are host
-    /// candidates only, which libnice finds at once; its "gathering
-    /// complete" comes about 200 ms later all the same (every WebRTC
-    /// answer waited for it: measured by the bench). So a short quiet spell
-    /// after the last candidate counts as complete too.
+    /// Without STUN or TURN servers the candidates are host candidates
+    /// only, which libnice finds at once; its "gathering complete" comes
+    /// about 200 ms later all the same (every WebRTC answer waited for it:
+    /// measured by the bench). So then a short quiet spell after the last
+    /// candidate counts as complete too. With servers, server-reflexive and
+    /// relay candidates come only after a round trip to each server:
+    /// gathering must complete (bounded by [`GATHERING_TIMEOUT`]).
     fn wait_for_gathering(&self) {
         let (lock, cvar) = &*self.inner.gathering;
         let deadline = Instant::now() + GATHERING_TIMEOUT;
+        let quiet_is_enough = self.inner.options.ice_servers.is_empty();
         let mut gathering = lock.lock().unwrap();
         loop {
             let now = Instant::now();
             let quiet_since = gathering.last_candidate.map(|t| now.saturating_duration_since(t));
-            if gathering.complete || quiet_since.is_some_and(|q| q >= CANDIDATES_QUIET) {
+            let quiet = quiet_is_enough && quiet_since.is_some_and(|q| q >= CANDIDATES_QUIET);
+            if gathering.complete || quiet {
                 return;
             }
             if now >= deadline {
@@ -407,7 +428,8 @@ impl WebRtcLeg {
                 );
                 return;
             }
-            let wait = CANDIDATES_QUIET.saturating_sub(quiet_since.unwrap_or_default()).min(deadline - now);
+            let until_quiet = CANDIDATES_QUIET.saturating_sub(quiet_since.unwrap_or_default());
+            let wait = if quiet_is_enough { until_quiet.min(deadline - now) } else { deadline - now };
             gathering = cvar.wait_timeout(gathering, wait).unwrap().0;
         }
     }

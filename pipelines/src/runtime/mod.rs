@@ -1,12 +1,14 @@
 //! What the whole process shares, made once: GStreamer initialisation, the
 //! shared clock and base time every pipeline runs on (this file), the few
-//! threads that read every RTP leg's sockets (`reactor.rs`), and the DTLS
-//! certificate every WebRTC leg presents (`dtls.rs`). One-time costs are paid
-//! here at start-up instead of on the first call. Nothing in this folder
-//! knows about legs.
+//! threads that read every RTP leg's sockets (`reactor.rs`), the DTLS
+//! certificate every WebRTC leg presents (`dtls.rs`), and the thread that
+//! hands freed memory back to the system after closes (`memory.rs`).
+//! One-time costs are paid here at start-up instead of on the first call.
+//! Nothing in this folder knows about legs.
 
 pub(crate) mod dtls;
 pub(crate) mod log_limit;
+pub(crate) mod memory;
 pub(crate) mod reactor;
 
 use crate::Error;

@@ -2,10 +2,13 @@
 //!
 //! Three phases, each in a fresh process, printing the process's resident
 //! memory, open file descriptors and threads every 10% of the phase, then
-//! the growth per session (or call) after warm-up (the first 10%), and the
-//! descriptors and threads after a quiet spell at the end against those
-//! after a quiet spell once warmed up (process-wide threads and sockets are
-//! made on first use; tokio's blocking threads end after 10 s idle):
+//! the growth per session (or call) after warm-up (the first 10%): resident
+//! memory after a quiet spell at the end against that after a quiet spell
+//! once warmed up (at rest: what a busy moment holds, e.g. tokio's blocking
+//! threads, has ended, and freed memory is back with the system), and the
+//! descriptors and threads at those two moments (process-wide threads and
+//! sockets are made on first use; tokio's blocking threads end after 10 s
+//! idle):
 //!
 //! 1. RTP sessions over `sipbridge stdio`: an RTP session created, given an
 //!    offer, answered and closed; every fifth a linked pair (two sessions,
@@ -23,7 +26,7 @@
 
 use anyhow::{bail, Context, Result};
 use e2e::audio::{tone, write_wav};
-use e2e::bridge::{Bridge, REPLY_TIMEOUT};
+use e2e::bridge::Bridge;
 use e2e::daemon::{CallerScenario, Daemon, Ending};
 use e2e::jsonlines::JsonLines;
 use e2e::process::{open_fds, sipbridge_bin, status_field, test_dir};
@@ -97,8 +100,9 @@ struct Table {
     /// At rest after warm-up: what the end must come back to.
     idle: Option<Figures>,
     start: Instant,
-    warm: Option<(usize, Figures)>,
-    last: Option<(usize, Figures)>,
+    /// How many were done at warm-up, and at the last row.
+    warm: Option<usize>,
+    last: Option<usize>,
 }
 
 impl Table {
@@ -129,9 +133,9 @@ impl Table {
         }
         let f = Figures::of(self.pid);
         self.row(&done.to_string(), f);
-        self.last = Some((done, f));
+        self.last = Some(done);
         if self.warm.is_none() {
-            self.warm = Some((done, f));
+            self.warm = Some(done);
             std::thread::sleep(QUIET);
             let idle = Figures::of(self.pid);
             self.row("quiet", idle);
@@ -144,10 +148,10 @@ impl Table {
         std::thread::sleep(QUIET);
         let quiet = Figures::of(self.pid);
         self.row("quiet", quiet);
-        let (Some((n0, warm)), Some((n1, last)), Some(idle)) = (self.warm, self.last, self.idle) else {
+        let (Some(n0), Some(n1), Some(idle)) = (self.warm, self.last, self.idle) else {
             return format!("{}: nothing measured", self.phase);
         };
-        let growth = if n1 > n0 { (last.rss_kb - warm.rss_kb) / (n1 - n0) as f64 } else { 0.0 };
+        let growth = if n1 > n0 { (quiet.rss_kb - idle.rss_kb) / (n1 - n0) as f64 } else { 0.0 };
         let back = quiet.fds <= idle.fds && quiet.threads <= idle.threads;
         format!(
             "{}: {:.3} KB per {} after warm-up ({} -> {}; target < {TARGET_KB}: {}); at rest: {} fds, {} threads (after warm-up: {}, {}: {})",
@@ -273,18 +277,7 @@ fn webrtc_sessions(dir: &Path, total: usize) -> Result<String> {
     let mut bridge = start_stdio(dir, "sipbridge-webrtc")?;
     let mut table = Table::new("WebRTC sessions (stdio, connected pairs)", "session", total, bridge.io.child().pid());
     for pair in 0..total / 2 {
-        let a = bridge.create("webrtc", json!({}))?;
-        let b = bridge.create("webrtc", json!({}))?;
-        let (_, offer) = bridge.local_description(&a)?;
-        bridge.set_remote(&b, "offer", &offer)?;
-        let (_, answer) = bridge.local_description(&b)?;
-        bridge.set_remote(&a, "answer", &answer)?;
-        bridge.call("session.connect", json!({ "a": a, "b": b }))?;
-        for s in [&a, &b] {
-            bridge
-                .wait_session_event(s, "connectionstatechange", REPLY_TIMEOUT, |e| e["state"] == "connected")
-                .with_context(|| format!("pair {pair}: {s} never connected"))?;
-        }
+        let (a, b) = bridge.connected_webrtc_pair().with_context(|| format!("pair {pair}"))?;
         close(&bridge, &a)?;
         close(&bridge, &b)?;
         bridge.io.drain_events();

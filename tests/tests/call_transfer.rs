@@ -1,0 +1,221 @@
+//! Call transfer with sipbridge as the transferee (RFC 3515), the echo
+//! preset answering: a REFER from the caller makes sipbridge call the
+//! Refer-To target with the caller's Referred-By, report the progress by
+//! NOTIFY message/sipfrag, move the echo to the new call and BYE the
+//! caller. baresip blind-transfers its call to a third baresip, which hears
+//! its own tone echoed while the transferring baresip is released; SIPp
+//! scenarios check the NOTIFYs of an accepted REFER (the target's audio is
+//! echoed), an attended one (the Refer-To's Replaces passed on to the
+//! target), a REFER refused by `transfer.policy = "reject"` (603, the call
+//! goes on) and a busy target (NOTIFY 486, the original call kept with its
+//! audio echoed). An INVITE with Replaces (RFC 3891) from the test's own
+//! user agent takes over a SIPp call: SIPp gets a BYE and the newcomer's
+//! tone is echoed.
+
+use e2e::audio::{tone, write_wav};
+use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
+use e2e::bridge::rtp_address;
+use e2e::daemon::{count_rtp, Daemon};
+use e2e::process::{free_udp_port, test_dir};
+use e2e::rtp_peer::{PeerCodec, RtpPeer};
+use e2e::sipp::Sipp;
+use signaling::{CallEvent, Caller, Config, Listen, Transport, UserAgent};
+use std::net::UdpSocket;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const ECHO: &str = "preset = \"echo\"\n";
+
+/// A baresip under `dir/name` playing a tone of `hz` for `seconds` (it
+/// hangs up when the tone ends) and recording what it hears.
+fn phone(dir: &Path, name: &str, hz: f64, seconds: f64, auto_answer: bool) -> Baresip {
+    let own = dir.join(name);
+    std::fs::create_dir_all(&own).unwrap();
+    let wav = own.join("tone.wav");
+    write_wav(&wav, &tone(hz, seconds, 8000, 0.3)).unwrap();
+    let mut account = BaresipAccount::unregistered(&format!("sip:{name}@127.0.0.1"));
+    account.auto_answer = auto_answer;
+    let options =
+        BaresipOptions { accounts: vec![account], play: Some(wav), record: true, limit: Duration::from_secs(60) };
+    Baresip::start(&own, &options).unwrap()
+}
+
+/// A socket of the test's for RTP, and its port (written into SIPp's SDP).
+fn rtp_sink() -> (UdpSocket, String) {
+    let port = free_udp_port();
+    (UdpSocket::bind(("127.0.0.1", port)).unwrap(), port.to_string())
+}
+
+#[test]
+fn baresip_blind_transfers_the_echo_to_a_third_phone() {
+    let dir = test_dir("call_transfer_baresip");
+    let daemon = Daemon::start(&dir, ECHO, &[]).unwrap();
+    let alice = phone(&dir, "alice", 440.0, 20.0, false);
+    let carol = phone(&dir, "carol", 700.0, 5.0, true);
+    alice.command("dial", &daemon.uri("echo")).unwrap();
+    alice.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(10)).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    alice.command("transfer", &format!("sip:carol@127.0.0.1:{}", carol.sip_port)).unwrap();
+    // The transferring phone is released...
+    alice.wait_event("call", "CALL_CLOSED", Duration::from_secs(15)).unwrap();
+    // ...and the third one is answered by the echo until its tone ends.
+    carol.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(10)).unwrap();
+    carol.wait_event("call", "CALL_CLOSED", Duration::from_secs(15)).unwrap();
+    let pcm = carol.heard().unwrap();
+    let tail = pcm.slice(1.0, pcm.seconds() - 0.3);
+    assert!(tail.seconds() > 2.5, "carol's recording is too short: {} s", pcm.seconds());
+    assert!(
+        tail.tone_share(700.0) > 0.8 && tail.rms() > 0.05,
+        "carol should hear her 700 Hz echoed: share {}, 440 Hz share {}, rms {}",
+        tail.tone_share(700.0),
+        tail.tone_share(440.0),
+        tail.rms()
+    );
+    daemon.wait_lines(&["transfer accepted", "sip:carol@"], 1, Duration::from_secs(1)).unwrap();
+    daemon.wait_lines(&["transferred: the preset's media moves to the new call"], 1, Duration::from_secs(1)).unwrap();
+}
+
+/// The line SIPp logged (`<log>`, -trace_logs) after `prefix`, in the log
+/// of the scenario `scenario` run in `dir`.
+fn sipp_logged(dir: &Path, scenario: &str, prefix: &str) -> String {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let logged = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(scenario))
+            .filter(|e| e.file_name().to_string_lossy().ends_with("_logs.log"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .find_map(|log| log.lines().find_map(|l| l.strip_prefix(prefix).map(|v| v.trim().to_string())));
+        match logged {
+            Some(value) => return value,
+            None if Instant::now() < until => std::thread::sleep(Duration::from_millis(100)),
+            None => panic!("SIPp ({scenario}) logged no {prefix:?} in {}", dir.display()),
+        }
+    }
+}
+
+/// SIPp transfers its echo call to a SIPp target at `refer_to` (carol's
+/// URI, with `uri_headers` appended): the NOTIFYs say 100, 180, 200, the
+/// caller gets a BYE, the target's audio is echoed to it. Returns the
+/// target's Replaces header (empty when it had none).
+fn transfer_to_sipp_target(name: &str, uri_headers: &str) -> String {
+    let dir = test_dir(name);
+    let daemon = Daemon::start(&dir, ECHO, &[]).unwrap();
+    let (sink, sink_port) = rtp_sink();
+    let target = Sipp::new("uas_transfer_target.xml").args(["-trace_logs", "-key", "rtp_sink", sink_port.as_str()]);
+    let refer_to = format!("sip:carol@127.0.0.1:{}{uri_headers}", target.port());
+    let mut target = target.spawn(&dir, "sipp-target").unwrap();
+    let mut transferor = Sipp::new("uac_transfer_accepted.xml")
+        .args(["-s", "echo", "-key", "refer_to", refer_to.as_str()])
+        .remote(daemon.addr())
+        .spawn(&dir, "sipp-transferor")
+        .unwrap();
+    let (packets, pts) = count_rtp(&sink, Duration::from_secs(2), Duration::from_secs(25));
+    transferor.expect_success(Duration::from_secs(20)).unwrap();
+    target.expect_success(Duration::from_secs(20)).unwrap();
+    assert_eq!(pts, vec![8], "the echo to the target must be PCMA (pt 8)");
+    assert!(packets >= 200, "only {packets} RTP packets echoed to the target of the pcap's 236 (7 s)");
+    daemon.wait_lines(&["transferred: the new call takes this one's place"], 1, Duration::from_secs(1)).unwrap();
+    sipp_logged(&dir, "uas_transfer_target", "Replaces:")
+}
+
+#[test]
+fn sipp_refer_accepted_notifies_progress_and_moves_the_echo_to_the_target() {
+    let replaces = transfer_to_sipp_target("call_transfer_sipp_accepted", "");
+    assert_eq!(replaces, "", "a blind transfer's INVITE carries no Replaces");
+}
+
+#[test]
+fn sipp_attended_refer_passes_the_replaces_on_to_the_target() {
+    let replaces = transfer_to_sipp_target(
+        "call_transfer_sipp_attended",
+        "?Replaces=abc%40example.test%3Bto-tag%3D1%3Bfrom-tag%3D2",
+    );
+    assert_eq!(replaces, "abc@example.test;to-tag=1;from-tag=2");
+}
+
+#[test]
+fn invite_with_replaces_takes_over_the_named_call_and_its_echo() {
+    let dir = test_dir("call_transfer_replaces");
+    let daemon = Daemon::start(&dir, ECHO, &[]).unwrap();
+    let mut replaced = Sipp::new("uac_replaced.xml")
+        .args(["-s", "echo", "-trace_logs"])
+        .remote(daemon.addr())
+        .spawn(&dir, "sipp")
+        .unwrap();
+    let replaces = sipp_logged(&dir, "uac_replaced", "Replaces:");
+    let mut carol = RtpPeer::start(&dir, "carol", PeerCodec::Pcmu).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let ua = UserAgent::start(Config {
+            listen: vec![Listen { transport: Transport::Udp, addr: "127.0.0.1:0".parse().unwrap() }],
+            ..Config::default()
+        })
+        .await
+        .unwrap();
+        let caller = Caller::Guest { uri: "sip:carol@127.0.0.1".into(), display_name: None };
+        let headers = [("Replaces".to_string(), replaces.clone())];
+        let mut call = ua.invite(caller, &daemon.uri("echo"), Some(carol.sdp(None)), &headers).unwrap();
+        let answer = loop {
+            match tokio::time::timeout(Duration::from_secs(10), call.next_event()).await.expect("an answer in time") {
+                Some(CallEvent::Answered { sdp }) => break sdp.expect("an SDP answer"),
+                Some(CallEvent::Trying | CallEvent::Ringing | CallEvent::Progress { .. }) => {}
+                other => panic!("the INVITE with Replaces {replaces:?} was not answered: {other:?}"),
+            }
+        };
+        carol.send_tone(600, rtp_address(&answer)).unwrap();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        call.bye().await.unwrap();
+        ua.shutdown();
+    });
+    // The replaced caller got its BYE.
+    replaced.expect_success(Duration::from_secs(10)).unwrap();
+    let pcm = carol.finish().unwrap();
+    let tail = pcm.slice(1.0, pcm.seconds() - 0.3);
+    assert!(tail.seconds() > 2.0, "carol's recording is too short: {} s", pcm.seconds());
+    assert!(
+        tail.tone_share(600.0) > 0.8 && tail.rms() > 0.05,
+        "carol should hear her 600 Hz echoed: share {}, rms {}",
+        tail.tone_share(600.0),
+        tail.rms()
+    );
+    daemon.wait_lines(&["INVITE with Replaces answered"], 1, Duration::from_secs(1)).unwrap();
+    daemon.wait_lines(&["replaced: the new call takes this one's place"], 1, Duration::from_secs(1)).unwrap();
+}
+
+#[test]
+fn sipp_refer_refused_by_policy_is_603_and_the_call_goes_on() {
+    let dir = test_dir("call_transfer_sipp_refused");
+    let config = format!("{ECHO}[transfer]\npolicy = \"reject\"\n");
+    let daemon = Daemon::start(&dir, &config, &[]).unwrap();
+    let mut transferor = Sipp::new("uac_transfer_refused.xml")
+        .args(["-s", "echo", "-key", "refer_to", "sip:carol@127.0.0.1:9"])
+        .remote(daemon.addr())
+        .spawn(&dir, "sipp-transferor")
+        .unwrap();
+    transferor.expect_success(Duration::from_secs(20)).unwrap();
+    daemon.wait_lines(&["transfer refused", "code=603"], 1, Duration::from_secs(1)).unwrap();
+    daemon.wait_lines(&["call ended", "by=remote"], 1, Duration::from_secs(5)).unwrap();
+}
+
+#[test]
+fn sipp_refer_to_a_busy_target_notifies_486_and_keeps_the_call_with_audio() {
+    let dir = test_dir("call_transfer_sipp_busy");
+    let daemon = Daemon::start(&dir, ECHO, &[]).unwrap();
+    let busy = Sipp::new("uas_busy.xml");
+    let busy_uri = format!("sip:carol@127.0.0.1:{}", busy.port());
+    let mut busy = busy.spawn(&dir, "sipp-busy").unwrap();
+    let (sink, sink_port) = rtp_sink();
+    let mut transferor = Sipp::new("uac_transfer_busy.xml")
+        .args(["-s", "echo", "-key", "refer_to", busy_uri.as_str(), "-key", "rtp_sink", sink_port.as_str()])
+        .remote(daemon.addr())
+        .spawn(&dir, "sipp-transferor")
+        .unwrap();
+    let (packets, pts) = count_rtp(&sink, Duration::from_secs(2), Duration::from_secs(25));
+    transferor.expect_success(Duration::from_secs(20)).unwrap();
+    busy.expect_success(Duration::from_secs(5)).unwrap();
+    assert_eq!(pts, vec![8], "the echo must be PCMA (pt 8)");
+    assert!(packets >= 200, "only {packets} RTP packets echoed on the kept call of the pcap's 236 (7 s)");
+    daemon.wait_lines(&["transfer failed; the call goes on", "code=486"], 1, Duration::from_secs(1)).unwrap();
+}
