@@ -78,8 +78,8 @@ impl Gateway {
 
     /// [`Gateway::start_with_config`] inside `host`'s network namespace,
     /// listening on its address (SIP and the page on fixed ports: a host
-    /// of its own has every port free).
-    pub fn start_on(dir: &Path, host: &crate::netns::Host, body: &str) -> Result<Gateway> {
+    /// of its own has every port free), with `args` added.
+    pub fn start_on(dir: &Path, host: &crate::netns::Host, body: &str, args: &[&str]) -> Result<Gateway> {
         let (ws_port, sip_port) = (8080, 5060);
         let addr = host.addr;
         let recordings = dir.join("recordings");
@@ -96,6 +96,7 @@ impl Gateway {
         cmd.arg("gateway")
             .arg("--config")
             .arg(&file)
+            .args(args)
             .env_remove("SIPBRIDGE_WS_TOKEN")
             .env("SIPBRIDGE_LOG", DEFAULT_LOG);
         Gateway::spawn(dir, cmd, ws_port, sip_port, None, recordings)

@@ -96,7 +96,7 @@ fn call(dir: &Path, net: &Net, browser: Browser, route: Route) -> (CallReport, P
     let dir = dir.join(format!("{}-{route:?}", browser.name()));
     std::fs::create_dir_all(&dir).unwrap();
     firewall(net, route);
-    let gw = Gateway::start_on(&dir, &net.gateway, &gateway_config(net, route)).unwrap();
+    let gw = Gateway::start_on(&dir, &net.gateway, &gateway_config(net, route), &[]).unwrap();
     let wav = dir.join("bob.wav");
     write_wav(&wav, &tone(BARESIP_TONE, 30.0, 8000, 0.3)).unwrap();
     let mut bob_account = BaresipAccount::direct(&format!("sip:bob@{}", net.gateway.addr), "");
