@@ -16,6 +16,10 @@ pub enum Transport {
     /// [`Config::tls`] with a certificate; connecting needs its trust
     /// anchors.
     Tls,
+    /// SIP over secure WebSocket (RFC 7118, `transport=wss`): a listener
+    /// only (TLS terminated in [`crate::wss`]); needs a certificate like
+    /// [`Transport::Tls`].
+    Wss,
 }
 
 impl Transport {
@@ -26,6 +30,7 @@ impl Transport {
             Transport::Tcp => "tcp",
             Transport::Ws => "ws",
             Transport::Tls => "tls",
+            Transport::Wss => "wss",
         }
     }
 
@@ -35,6 +40,7 @@ impl Transport {
             Transport::Tcp => rsipstack::sip::Transport::Tcp,
             Transport::Ws => rsipstack::sip::Transport::Ws,
             Transport::Tls => rsipstack::sip::Transport::Tls,
+            Transport::Wss => rsipstack::sip::Transport::Wss,
         }
     }
 
@@ -42,7 +48,8 @@ impl Transport {
         match t {
             rsipstack::sip::Transport::Tcp => Transport::Tcp,
             rsipstack::sip::Transport::Tls => Transport::Tls,
-            rsipstack::sip::Transport::Ws | rsipstack::sip::Transport::Wss => Transport::Ws,
+            rsipstack::sip::Transport::Ws => Transport::Ws,
+            rsipstack::sip::Transport::Wss => Transport::Wss,
             _ => Transport::Udp,
         }
     }
@@ -116,7 +123,8 @@ impl Default for SessionTimer {
 /// PEM material for SIP over TLS.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsSettings {
-    /// Our certificate chain (PEM), for a [`Transport::Tls`] listener.
+    /// Our certificate chain (PEM), for a [`Transport::Tls`] or
+    /// [`Transport::Wss`] listener.
     pub cert_pem: Option<String>,
     /// Its private key (PEM, PKCS#8 or PKCS#1).
     pub key_pem: Option<String>,

@@ -55,6 +55,7 @@ mod ua;
 mod ua_events;
 pub mod validate;
 pub mod wire;
+mod wss;
 
 pub use call::{Call, Direction};
 pub use config::{Account, Config, Listen, SessionTimer, TlsSettings, Transport};

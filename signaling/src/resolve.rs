@@ -89,7 +89,7 @@ impl Resolver {
                 }
             }
             if targets.is_empty() {
-                let port = if route.transport == Transport::Tls { 5061 } else { 5060 };
+                let port = if matches!(route.transport, Transport::Tls | Transport::Wss) { 5061 } else { 5060 };
                 for ip in self.addresses(&name).await {
                     targets.push(target(route.transport, SocketAddr::new(ip, port)));
                 }
@@ -197,7 +197,7 @@ fn srv_name(transport: Transport, domain: &str) -> Option<(Transport, String)> {
         Transport::Udp => "_sip._udp",
         Transport::Tcp => "_sip._tcp",
         Transport::Tls => "_sips._tcp",
-        Transport::Ws => return None,
+        Transport::Ws | Transport::Wss => return None,
     };
     Some((transport, format!("{prefix}.{domain}")))
 }

@@ -26,7 +26,7 @@ pub(crate) struct Transports {
     pub advertised: HashMap<Transport, SocketAddr>,
 }
 
-/// Binds every listener. TCP and WebSocket listeners are bound by rsipstack
+/// Binds every listener (WSS in [`crate::wss`]). TCP and WebSocket listeners are bound by rsipstack
 /// when the endpoint starts and only report failures to its log, so their
 /// ports are probed (and port 0 resolved) here first.
 pub(crate) async fn bind(config: &Config, guard: Arc<Guard>, cancel: &CancellationToken) -> Result<Transports, Error> {
@@ -55,6 +55,12 @@ pub(crate) async fn bind(config: &Config, guard: Arc<Guard>, cancel: &Cancellati
                     Arc::new(ScreenedUdp { sock, guard: guard.clone() });
                 let conn = UdpConnection::from_socket(screened, external, Some(cancel.child_token())).await?;
                 layer.add_transport(SipConnection::Udp(conn));
+                local
+            }
+            Transport::Wss => {
+                let tls = config.tls.clone().unwrap_or_default();
+                let (listener, local) = crate::wss::listen(*addr, adv_ip, &tls, cancel.child_token()).await?;
+                layer.add_transport(SipConnection::WebSocketListener(listener));
                 local
             }
             Transport::Tcp | Transport::Ws | Transport::Tls => {

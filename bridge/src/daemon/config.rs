@@ -171,11 +171,11 @@ fn default_mute() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SipSettings {
-    /// `udp:ADDR:PORT`, `tcp:ADDR:PORT`, `ws:ADDR:PORT`, `tls:ADDR:PORT`
-    /// or a bare `ADDR:PORT` (UDP).
+    /// `udp:ADDR:PORT`, `tcp:ADDR:PORT`, `ws:ADDR:PORT`, `tls:ADDR:PORT`,
+    /// `wss:ADDR:PORT` or a bare `ADDR:PORT` (UDP).
     #[serde(default = "default_listen")]
     pub listen: Vec<String>,
-    /// Certificate chain (PEM file) of a `tls:` listener.
+    /// Certificate chain (PEM file) of a `tls:` or `wss:` listener.
     #[serde(default)]
     pub tls_cert: Option<PathBuf>,
     /// Its private key (PEM file).
@@ -615,10 +615,10 @@ impl Config {
             }
             transports.push(t);
         }
-        if transports.contains(&signaling::Transport::Tls)
-            && (self.sip.tls_cert.is_none() || self.sip.tls_key.is_none())
-        {
-            bail!("sip.listen: a tls: listener needs sip.tls_cert and sip.tls_key (PEM files)");
+        for secure in [signaling::Transport::Tls, signaling::Transport::Wss] {
+            if transports.contains(&secure) && (self.sip.tls_cert.is_none() || self.sip.tls_key.is_none()) {
+                bail!("sip.listen: a {}: listener needs sip.tls_cert and sip.tls_key (PEM files)", secure.param());
+            }
         }
         if self.media.addresses.is_empty() {
             bail!("media.addresses: give at least one address");
@@ -787,7 +787,7 @@ pub fn set(table: &mut toml::Table, kv: &str) -> Result<()> {
     Ok(())
 }
 
-/// `udp:ADDR:PORT`, `tcp:...`, `ws:...`, `tls:...`, or bare `ADDR:PORT` (UDP).
+/// `udp:ADDR:PORT`, `tcp:...`, `ws:...`, `tls:...`, `wss:...`, or bare `ADDR:PORT` (UDP).
 pub fn parse_listen(s: &str) -> Result<signaling::Listen> {
     use signaling::Transport;
     let (transport, addr) = match s.split_once(':') {
@@ -795,10 +795,11 @@ pub fn parse_listen(s: &str) -> Result<signaling::Listen> {
         Some(("tcp", rest)) => (Transport::Tcp, rest),
         Some(("ws", rest)) => (Transport::Ws, rest),
         Some(("tls", rest)) => (Transport::Tls, rest),
+        Some(("wss", rest)) => (Transport::Wss, rest),
         _ => (Transport::Udp, s),
     };
     let addr: SocketAddr =
-        addr.parse().with_context(|| format!("sip.listen {s:?}: expected [udp:|tcp:|ws:|tls:]ADDR:PORT"))?;
+        addr.parse().with_context(|| format!("sip.listen {s:?}: expected [udp:|tcp:|ws:|tls:|wss:]ADDR:PORT"))?;
     Ok(signaling::Listen { transport, addr })
 }
 

@@ -247,7 +247,7 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
 
 /// The start-up line saying what listens where; for `run`, also how to call.
 fn health(ua: &UserAgent, config: &Config, mode: Mode) {
-    let listeners: Vec<String> = [Transport::Udp, Transport::Tcp, Transport::Ws]
+    let listeners: Vec<String> = [Transport::Udp, Transport::Tcp, Transport::Ws, Transport::Tls, Transport::Wss]
         .into_iter()
         .filter_map(|t| ua.local_addr(t).map(|a| format!("{}:{a}", t.param())))
         .collect();
