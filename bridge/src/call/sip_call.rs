@@ -195,7 +195,7 @@ impl SipCall {
         let _ = self.events.send(event);
     }
 
-    fn expect_phase(&self, phase: Phase, what: &str) -> Result<(), CallError> {
+    pub(super) fn expect_phase(&self, phase: Phase, what: &str) -> Result<(), CallError> {
         match self.phase() {
             p if p == phase => Ok(()),
             Phase::Ended => Err(CallError::WrongState("the call has ended".into())),
@@ -538,7 +538,10 @@ impl SipCall {
             },
             CallEvent::Message { content_type, body } => self.emit(Event::Message { content_type, body }),
             CallEvent::Refer { target, referred_by, replaces } => self.on_refer(target, referred_by, replaces).await,
-            CallEvent::ReferProgress { .. } => {}
+            CallEvent::ReferProgress { code, reason, done } => {
+                info!(code, %reason, done, "transfer progress");
+                self.emit(Event::TransferProgress { code, reason, done })
+            }
         }
     }
 
