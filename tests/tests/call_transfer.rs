@@ -13,8 +13,10 @@
 //! tone is echoed.
 //!
 //! As the transferor, the gateway's page (headless Chromium) sends
-//! `sip.transfer`: blind, SIPp (the transferee) checks the REFER's Refer-To
-//! and Referred-By and its NOTIFYs come back as `transfer` events; attended,
+//! `sip.transfer`: it blind-transfers a baresip caller (through Kamailio)
+//! to a third baresip, which hears the caller's tone; blind, SIPp (the
+//! transferee) checks the REFER's Refer-To and Referred-By and its NOTIFYs
+//! come back as `transfer` events; attended,
 //! between two of the page's calls, the REFER's Refer-To names the second
 //! call's peer with a Replaces holding that call's dialog.
 
@@ -23,6 +25,7 @@ use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
 use e2e::bridge::rtp_address;
 use e2e::daemon::{count_rtp, Daemon};
 use e2e::gateway::{Gateway, Softphone};
+use e2e::kamailio::{Kamailio, KamailioOptions};
 use e2e::process::{free_udp_port, test_dir};
 use e2e::rtp_peer::{PeerCodec, RtpPeer};
 use e2e::sipp::Sipp;
@@ -324,5 +327,65 @@ fn gateway_page_transfers_one_of_its_calls_to_the_other_with_replaces() {
     assert!(
         refer_to.starts_with(&format!("<sip:carol@{}", carol.addr())) && refer_to.contains(&expected),
         "Refer-To {refer_to:?} should name carol's call {call_id:?}"
+    );
+}
+
+#[test]
+fn gateway_page_blind_transfers_a_baresip_caller_to_a_third_phone() {
+    let dir = test_dir("call_transfer_gateway_baresip");
+    let k = Kamailio::start(
+        &dir,
+        &KamailioOptions::new("example.test", &[("alice", "a-pw"), ("bob", "b-pw"), ("carol", "c-pw")]),
+    )
+    .unwrap();
+    let registered = |name: &str, password: &str, hz: f64, auto_answer: bool| {
+        let own = dir.join(name);
+        std::fs::create_dir_all(&own).unwrap();
+        let wav = own.join("tone.wav");
+        write_wav(&wav, &tone(hz, 60.0, 8000, 0.3)).unwrap();
+        let account = k.baresip_account(name, password, auto_answer);
+        let options =
+            BaresipOptions { accounts: vec![account], play: Some(wav), record: true, limit: Duration::from_secs(90) };
+        let phone = Baresip::start(&own, &options).unwrap();
+        phone.wait_registered(1, Duration::from_secs(10)).unwrap();
+        phone
+    };
+    let bob = registered("bob", "b-pw", 440.0, false);
+    let carol = registered("carol", "c-pw", 700.0, true);
+    let gw = Gateway::start(&dir, None, &[]).unwrap();
+    let page = Softphone::start(&dir, "softphone", &gw.url(), 660).unwrap();
+    page.wait_ready().unwrap();
+    page.register(&k.aor("alice"), "a-pw", &k.proxy_uri("udp")).unwrap();
+    let ev = page.wait(|d| d["event"] == "registered" || d["event"] == "registration_failed").unwrap();
+    assert_eq!(ev["event"], "registered", "{ev}\n{}", gw.log());
+
+    bob.command("dial", &k.aor("alice")).unwrap();
+    let incoming = page.wait_event("incomingcall").unwrap();
+    page.click("#answer").unwrap();
+    page.wait_event("accepted").unwrap();
+    bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(5)).unwrap();
+    let r = page.request("sip.transfer", json!({ "call": incoming["call"], "target": k.aor("carol") })).unwrap();
+    assert_eq!(r["result"], json!({}), "{r}\n{}", gw.log());
+    let done = page.wait(|d| d["event"] == "transfer" && d["done"] == true).unwrap();
+    assert_eq!(done["code"].as_u64(), Some(200), "{done}");
+    carol.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(10)).unwrap();
+    // The page's call ends: baresip hangs up once its new call is up, or the page does.
+    let ended = page.wait_for(Duration::from_secs(3), |d| d["event"] == "hangup");
+    if ended.is_err() {
+        let r = page.request("sip.hangup", json!({ "call": incoming["call"] })).unwrap();
+        assert_eq!(r["result"], json!({}), "{r}");
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    carol.command("hangup", "").unwrap();
+    carol.wait_event("call", "CALL_CLOSED", Duration::from_secs(5)).unwrap();
+    let heard = carol.heard().unwrap();
+    let tail = heard.slice(1.0, heard.seconds() - 0.3);
+    assert!(tail.seconds() > 1.5, "carol's recording is too short: {} s", heard.seconds());
+    assert!(
+        tail.tone_share(440.0) > 0.8,
+        "carol should hear bob's 440 Hz: share {}, the page's 660 Hz {}, rms {}",
+        tail.tone_share(440.0),
+        tail.tone_share(660.0),
+        tail.rms()
     );
 }

@@ -355,6 +355,13 @@ pub struct WebSocketSettings {
     /// Where `sip.recording` writes its files.
     #[serde(default = "default_gateway_recordings")]
     pub recordings_dir: PathBuf,
+    /// Certificate chain (PEM file): the page and `/ws` over HTTPS/WSS.
+    /// Reread with the key on SIGHUP. Without it: plain HTTP.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM file) of `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for WebSocketSettings {
@@ -371,6 +378,8 @@ impl Default for WebSocketSettings {
             pong_timeout: default_pong_timeout(),
             max_calls_per_connection: default_max_calls_per_connection(),
             recordings_dir: default_gateway_recordings(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -389,6 +398,8 @@ impl std::fmt::Debug for WebSocketSettings {
             .field("pong_timeout", &self.pong_timeout)
             .field("max_calls_per_connection", &self.max_calls_per_connection)
             .field("recordings_dir", &self.recordings_dir)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .finish()
     }
 }
@@ -626,6 +637,9 @@ impl Config {
                 "websocket.max_connections, websocket.max_connections_per_address and \
                  websocket.max_calls_per_connection must be at least 1"
             );
+        }
+        if ws.tls_cert.is_some() != ws.tls_key.is_some() {
+            bail!("websocket.tls_cert and websocket.tls_key go together (PEM files)");
         }
         for (key, secs) in
             [("idle_timeout", ws.idle_timeout), ("ping_interval", ws.ping_interval), ("pong_timeout", ws.pong_timeout)]
