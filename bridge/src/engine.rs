@@ -174,6 +174,9 @@ impl Engine {
                     .collect();
                 Ok(json!({ "rooms": list }))
             }
+            M::GetStats(p) => {
+                Ok(json!({ "stats": crate::protocol::stats::reports(&self.session(&p.session)?.stats()?) }))
+            }
             M::ListSessions(_) => {
                 let sessions: Vec<String> = self.sessions.lock().unwrap().keys().cloned().collect();
                 Ok(json!({ "sessions": sessions }))

@@ -33,6 +33,7 @@ pub use leg::port::MediaPort;
 pub use leg::traffic::{rtp_totals, RtpTotals};
 pub use leg::SrtpPolicy;
 pub use leg::{
-    ConnectionState, DescriptionKind, EventHandler, Leg, LegEvent, LegOptions, SessionDescriptionText, SymmetricRtp,
+    ConnectionState, DescriptionKind, EventHandler, InboundStats, Leg, LegEvent, LegOptions, LegStats, OutboundStats,
+    RemoteInboundStats, SessionDescriptionText, SymmetricRtp,
 };
 pub use runtime::init;

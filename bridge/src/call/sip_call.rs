@@ -408,7 +408,7 @@ impl SipCall {
     /// Ends the call once: recordings finished, the leg closed, the slot
     /// given back, [`Event::Ended`] sent.
     pub async fn end(&self, by: Party, code: u16, reason: &str) {
-        let (recorders, slot, tally) = {
+        let (recorders, slot, mut tally) = {
             let mut st = self.state.lock().unwrap();
             if st.phase == Phase::Ended {
                 return;
@@ -418,6 +418,11 @@ impl SipCall {
         };
         self.calls.forget(&self.id);
         finish_recordings(recorders).await;
+        // The leg's figures, while it still has them (an RTP leg's are
+        // counters read without blocking).
+        if let (Some(tally), Ok(stats)) = (&mut tally, self.rtp.stats()) {
+            tally.leg_quality("rtp", &stats);
+        }
         negotiation::close(self.rtp.clone(), "call ended").await;
         let by_name = if by == Party::Local { "local" } else { "remote" };
         info!(by = %by_name, code, %reason, "call ended");

@@ -38,6 +38,8 @@ pub enum MediaRequest {
     StopRecord(SessionParams),
     #[serde(rename = "session.list")]
     ListSessions(NoParams),
+    #[serde(rename = "session.getStats")]
+    GetStats(SessionParams),
     #[serde(rename = "room.join")]
     JoinRoom(RoomParams),
     #[serde(rename = "room.leave")]
@@ -69,6 +71,7 @@ impl MediaRequest {
         "session.record",
         "session.stopRecord",
         "session.list",
+        "session.getStats",
         "room.join",
         "room.leave",
         "room.mute",

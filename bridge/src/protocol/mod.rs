@@ -4,6 +4,7 @@
 
 pub mod gateway;
 pub mod media;
+pub mod stats;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

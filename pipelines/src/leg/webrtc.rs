@@ -21,13 +21,14 @@ use crate::leg::media_watch::MediaWatch;
 use crate::leg::negotiation::{DescriptionKind, Negotiation, SessionDescriptionText};
 use crate::leg::options::LegOptions;
 use crate::leg::port::MediaPort;
+use crate::leg::quality::{InboundStats, LegStats, OutboundStats, RemoteInboundStats};
 use crate::leg::receive;
 use crate::leg::relay::{RelayEnd, RelayFormat, RelayOutput};
 use crate::leg::send::{self, RtpInput, SendChain};
 use crate::runtime::{make, new_pipeline};
 use crate::Error;
 use gst::prelude::*;
-use gst_webrtc::{WebRTCRTPTransceiverDirection, WebRTCSDPType, WebRTCSessionDescription};
+use gst_webrtc::{WebRTCRTPTransceiverDirection, WebRTCSDPType, WebRTCSessionDescription, WebRTCStatsType};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -377,6 +378,58 @@ impl WebRtcLeg {
         self.inner.watch.disarm();
         self.inner.port.set_relay_format(None);
         shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
+    }
+
+    /// The leg's quality figures, from webrtcbin's `get-stats` (the
+    /// figures a browser's RTCPeerConnection.getStats gives, from the same
+    /// RTCP machinery).
+    pub fn stats(&self) -> Result<LegStats, Error> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let promise = gst::Promise::with_change_func(move |reply| {
+            let _ = tx.send(reply.ok().flatten().map(|s| s.to_owned()));
+        });
+        self.inner.webrtc.emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
+        let reply = rx.recv_timeout(PROMISE_TIMEOUT).map_err(|_| Error::Timeout("webrtcbin stats"))?;
+        let mut stats = LegStats {
+            codec: self.inner.port.send_codec(),
+            jitter_buffer_delay: self.inner.options.jitter_latency_ms as f64 / 1000.0,
+            ..Default::default()
+        };
+        for (_, value) in reply.iter().flat_map(|r| r.iter()) {
+            let Ok(s) = value.get::<gst::Structure>() else { continue };
+            let u64_of = |name: &str| s.get::<u64>(name).ok().or_else(|| s.get::<u32>(name).ok().map(u64::from));
+            let i64_of = |name: &str| s.get::<i64>(name).ok().or_else(|| s.get::<i32>(name).ok().map(i64::from));
+            let f64_of = |name: &str| s.get::<f64>(name).ok();
+            let ssrc = s.get::<u32>("ssrc").unwrap_or(0);
+            match s.get::<WebRTCStatsType>("type") {
+                Ok(WebRTCStatsType::InboundRtp) => {
+                    stats.inbound = Some(InboundStats {
+                        ssrc,
+                        packets_received: u64_of("packets-received").unwrap_or(0),
+                        bytes_received: u64_of("bytes-received").unwrap_or(0),
+                        packets_lost: i64_of("packets-lost").unwrap_or(0),
+                        jitter: f64_of("jitter").unwrap_or(0.0),
+                    })
+                }
+                Ok(WebRTCStatsType::OutboundRtp) => {
+                    stats.outbound = OutboundStats {
+                        packets_sent: u64_of("packets-sent").unwrap_or(0),
+                        bytes_sent: u64_of("bytes-sent").unwrap_or(0),
+                    }
+                }
+                Ok(WebRTCStatsType::RemoteInboundRtp) => {
+                    stats.remote_inbound = Some(RemoteInboundStats {
+                        ssrc,
+                        fraction_lost: f64_of("fraction-lost").unwrap_or(0.0),
+                        packets_lost: i64_of("packets-lost").unwrap_or(0),
+                        jitter: f64_of("jitter").unwrap_or(0.0),
+                        round_trip_time: f64_of("round-trip-time").filter(|rtt| *rtt > 0.0),
+                    })
+                }
+                _ => {}
+            }
+        }
+        Ok(stats)
     }
 
     /// Emits a webrtcbin action signal that takes a promise and waits for
