@@ -17,6 +17,8 @@ APT_PACKAGES=(
   gstreamer1.0-nice gstreamer1.0-libav gstreamer1.0-tools
   # real peers for the end-to-end tests
   sip-tester dnsmasq-base baresip-core linphone-cli kamailio kamailio-websocket-modules kamailio-tls-modules chromium
+  # WebRTC through NAT and TURN (net_turn): a second browser, the TURN server
+  firefox-esr coturn
   # test plumbing
   util-linux iproute2 iptables sox python3 python3-venv openssl
   # operations: promtool (checks /metrics), HAProxy (gateways behind it),

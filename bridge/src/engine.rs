@@ -174,6 +174,9 @@ impl Engine {
                     .collect();
                 Ok(json!({ "rooms": list }))
             }
+            M::GetStats(p) => {
+                Ok(json!({ "stats": crate::protocol::stats::reports(&self.session(&p.session)?.stats()?) }))
+            }
             M::ListSessions(_) => {
                 let sessions: Vec<String> = self.sessions.lock().unwrap().keys().cloned().collect();
                 Ok(json!({ "sessions": sessions }))
@@ -206,6 +209,13 @@ impl Engine {
                 return Err(RpcError::invalid_params("mediaAddresses must not be empty"));
             }
             options.media_addresses = addresses;
+        }
+        if let Some(public) = p.public_address {
+            options.public_address = Some(public);
+        }
+        if let Some(servers) = p.ice_servers {
+            pipelines::ice::validate(&servers).map_err(|e| RpcError::invalid_params(format!("iceServers: {e}")))?;
+            options.ice_servers = servers;
         }
         if let Some(b) = p.opus_bitrate {
             options.opus_bitrate = b.clamp(6000, 510_000);

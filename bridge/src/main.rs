@@ -76,6 +76,10 @@ struct DaemonArgs {
     /// `media.addresses`. Default: 127.0.0.1.
     #[arg(long = "media-address", value_name = "ADDR")]
     media_addresses: Vec<IpAddr>,
+    /// Address to advertise in SDP and ICE host candidates instead of the
+    /// media address (behind a 1:1 NAT); replaces `media.public_address`.
+    #[arg(long = "public-address", value_name = "ADDR")]
+    public_address: Option<IpAddr>,
     /// Override any setting: `--set play.file=/tmp/hello.wav`,
     /// `--set limits.max_calls=20`, `--set conference.record=true`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -87,6 +91,7 @@ impl DaemonArgs {
         daemon::config::Overrides {
             sip_listen: self.sip_listen.clone(),
             media_addresses: self.media_addresses.clone(),
+            public_address: self.public_address,
             set: self.set.clone(),
         }
     }
@@ -98,6 +103,10 @@ struct MediaArgs {
     /// (repeatable). Default: 127.0.0.1.
     #[arg(long = "media-address", value_name = "ADDR")]
     media_addresses: Vec<IpAddr>,
+    /// Address to advertise in SDP and ICE host candidates instead of the
+    /// media address (behind a 1:1 NAT); sessions may override it.
+    #[arg(long = "public-address", value_name = "ADDR")]
+    public_address: Option<IpAddr>,
     /// Jitter-buffer latency in milliseconds.
     #[arg(long, default_value_t = 40)]
     latency_ms: u32,
@@ -122,6 +131,7 @@ impl MediaArgs {
         if !self.media_addresses.is_empty() {
             legs.media_addresses = self.media_addresses.clone();
         }
+        legs.public_address = self.public_address;
         legs.jitter_latency_ms = self.latency_ms;
         legs.rtp_ports = self.rtp_ports;
         config

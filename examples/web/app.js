@@ -15,6 +15,7 @@ const phone = {
   mic: null,
   remoteStream: null,
   events: [],
+  iceServers: [], // the gateway's STUN/TURN servers, from its `ready` message
 };
 // Test hook and console helper: window.softphone.request('sip.calls', {}).
 window.softphone = phone;
@@ -56,6 +57,7 @@ function connect() {
       onEvent(msg.params);
     } else if (msg.method === 'ready') {
       $('version').textContent = `v${msg.params.version}, protocol ${msg.params.protocol}`;
+      phone.iceServers = msg.params.iceServers || [];
       notify({ event: 'ws', state: 'ready' });
       updateButtons();
     } else if (msg.error) {
@@ -138,7 +140,7 @@ function meter(stream, el) {
 }
 
 async function newPeerConnection(call) {
-  const pc = new RTCPeerConnection({ iceServers: [] });
+  const pc = new RTCPeerConnection({ iceServers: phone.iceServers });
   call.pc = pc;
   for (const track of (await microphone()).getAudioTracks()) pc.addTrack(track, phone.mic);
   pc.ontrack = (e) => {

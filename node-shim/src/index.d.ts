@@ -102,6 +102,7 @@ export type BridgeMethod =
   | "session.record"
   | "session.stopRecord"
   | "session.list"
+  | "session.getStats"
   | "room.join"
   | "room.leave"
   | "room.mute"

@@ -2,8 +2,9 @@
 // Kamailio over WebSocket with digest auth and calls baresip, registered at
 // the same Kamailio over UDP, and the other way round. Audio is checked, not
 // just signalling: each side plays a tone and the other side's recording
-// must hold it (Goertzel). DTMF both ways, hold/unhold re-INVITEs, and a
-// media child killed mid-call.
+// must hold it (Goertzel). DTMF both ways, hold/unhold re-INVITEs, a
+// media child killed mid-call, and transfer both ways (SIP.js's onRefer and
+// refer() over our handler).
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -514,6 +515,71 @@ test("two callers in a mixing room: each hears the other and not itself; the roo
   const s700 = toneShare(mix, DAVE_TONE);
   assert.ok(s440 > 0.25 && s700 > 0.25, `room recording: ${PEER_TONE} Hz ${s440.toFixed(3)}, ${DAVE_TONE} Hz ${s700.toFixed(3)}`);
   t.diagnostic(`bob heard dave (share ${x.share.toFixed(3)}), dave heard bob (share ${y.share.toFixed(3)}); room recording ${(mix.samples.length / mix.rate).toFixed(1)} s: ${PEER_TONE} Hz ${s440.toFixed(2)}, ${DAVE_TONE} Hz ${s700.toFixed(2)}`);
+});
+
+test("transfer, SIP.js as transferee: baresip REFERs its call with the app to dave; onRefer dials dave with a new handler of ours, tones both ways", { timeout: 60_000 }, async (t) => {
+  const knownDave = dave.recordings();
+  const invitation = await incomingCall();
+  const referral = new Promise((resolve) => {
+    invitation.delegate = { onRefer: resolve };
+  });
+  dave.clearEvents();
+  await bob.command("transfer", kamailio.aor("dave"));
+  const referred = await referral;
+  assert.match(referred.referTo.uri.toString(), /dave@example\.test/);
+  await referred.accept();
+  const inviter = referred.makeInviter();
+  await inviter.invite();
+  await reach(inviter, SessionState.Established);
+  await dave.waitEvent("call", "CALL_ESTABLISHED");
+  // The transferor is released: baresip ends its call once told it worked, or we do.
+  if (invitation.state === SessionState.Established) await invitation.bye();
+  await reach(invitation, SessionState.Terminated);
+  const sdh = inviter.sessionDescriptionHandler;
+  assert.notEqual(sdh, invitation.sessionDescriptionHandler, "the new call has a handler of its own");
+  const appRec = join(dir, "app-heard-transferred.wav");
+  await sdh.record(appRec);
+  await sdh.play(join(dir, "app-tone.wav"), { loop: true });
+  await sleep(3000);
+  assert.equal(await sdh.stopRecord(), appRec);
+  await inviter.bye();
+  await reach(inviter, SessionState.Terminated);
+  await dave.waitEvent("call", "CALL_CLOSED");
+  await sleep(300);
+  const daveDec = join(dave.recDir, dave.recordings().find((f) => f.endsWith("-dec.wav") && !knownDave.includes(f)));
+  const a = assertTone(appRec, DAVE_TONE, PEER_TONE, "the app heard dave on the new call");
+  const b = assertTone(daveDec, APP_TONE, PEER_TONE, "dave heard the app");
+  t.diagnostic(`app heard ${DAVE_TONE} Hz (share ${a.share.toFixed(3)}); dave heard ${APP_TONE} Hz (share ${b.share.toFixed(3)})`);
+});
+
+test("transfer, SIP.js as transferor: session.refer() sends bob to dave; the REFER is accepted and the NOTIFYs report dave's answer", { timeout: 60_000 }, async (t) => {
+  const inviter = await outgoingCall();
+  const notified = [];
+  const finalNotify = new Promise((resolve) => {
+    inviter.delegate = {
+      onNotify: (notification) => {
+        const frag = notification.request.body || "";
+        notified.push(frag.split(/\r?\n/)[0]);
+        notification.accept();
+        if (/^SIP\/2\.0 [2-6]\d\d/.test(frag)) resolve(frag);
+      },
+    };
+  });
+  dave.clearEvents();
+  const accepted = new Promise((resolve, reject) => {
+    inviter.refer(UserAgent.makeURI(kamailio.aor("dave")), {
+      requestDelegate: { onAccept: (response) => resolve(response.message.statusCode), onReject: (response) => reject(new Error(`REFER refused: ${response.message.statusCode}`)) },
+    });
+  });
+  assert.equal(await accepted, 202);
+  await dave.waitEvent("call", "CALL_ESTABLISHED", 15_000);
+  const frag = await finalNotify;
+  assert.match(frag, /^SIP\/2\.0 200/, `NOTIFYs: ${notified.join(" | ")}`);
+  if (inviter.state === SessionState.Established) await inviter.bye();
+  await reach(inviter, SessionState.Terminated);
+  await dave.command("hangup");
+  await dave.waitEvent("call", "CALL_CLOSED");
+  t.diagnostic(`NOTIFYs: ${notified.join(" | ")}`);
 });
 
 async function waitFor(cond, ms, what) {

@@ -20,6 +20,9 @@ pub enum Error {
     /// An ICE candidate line could not be used.
     #[error("invalid ICE candidate: {0}")]
     InvalidCandidate(String),
+    /// A STUN or TURN server setting cannot be used (the text says why).
+    #[error("ICE server: {0}")]
+    IceServer(String),
     /// DTMF tones outside 0-9, *, #, A-D, or no telephone-event negotiated.
     #[error("cannot send DTMF: {0}")]
     Dtmf(String),

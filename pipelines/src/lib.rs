@@ -28,10 +28,12 @@ pub use join::echo::Echo;
 pub use join::link::Link;
 pub use join::room::Room;
 pub use leg::dtmf;
+pub use leg::ice::{self, IceServer};
 pub use leg::port::MediaPort;
 pub use leg::traffic::{rtp_totals, RtpTotals};
 pub use leg::SrtpPolicy;
 pub use leg::{
-    ConnectionState, DescriptionKind, EventHandler, Leg, LegEvent, LegOptions, SessionDescriptionText, SymmetricRtp,
+    ConnectionState, DescriptionKind, EventHandler, InboundStats, Leg, LegEvent, LegOptions, LegStats, OutboundStats,
+    RemoteInboundStats, SessionDescriptionText, SymmetricRtp,
 };
 pub use runtime::init;

@@ -432,6 +432,15 @@ impl Call {
         Ok(())
     }
 
+    /// This dialog as the peer would name it in a Replaces (RFC 3891 §6.1:
+    /// Call-ID, the peer's tag as to-tag, ours as from-tag): what an
+    /// attended transfer's REFER, sent on another call, puts in its
+    /// Refer-To so that the transferee's INVITE replaces this call.
+    pub fn replaces_value(&self) -> Result<String, Error> {
+        let id = self.inner.dialog()?.id();
+        Ok(format!("{};to-tag={};from-tag={}", id.call_id, id.remote_tag, id.local_tag))
+    }
+
     /// Accepts the pending [`CallEvent::Refer`]: 202, then the first NOTIFY
     /// (100 Trying) of the implicit subscription.
     pub async fn accept_refer(&self) -> Result<(), Error> {

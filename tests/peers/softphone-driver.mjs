@@ -8,6 +8,9 @@
 //   <- {"event":"gw","data":{...}}    every event the page sees (sip.event
 //                                     params, ws state, pcstate, rpcerror)
 //
+// --trust-spki B64 makes Chromium accept a server chain holding that key
+// (base64 SHA-256 of a SubjectPublicKeyInfo; a test CA's), for https:// pages.
+//
 // Commands: fill {selector,value}, click {selector}, check {selector,checked},
 // select {selector,value}, invoke {fn,args}: window.softphone[fn](...args),
 // request {method,params}: one JSON-RPC request -> {response: {result}|{error}},
@@ -25,7 +28,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { RATE, wavBytes, toneWav, chromiumArgs, findBrowserPid } from './chromium-common.mjs';
 
-const opts = { tone: 440, url: null, logPrefix: 'softphone', chromium: process.env.CHROMIUM_PATH || '/usr/bin/chromium' };
+const opts = { tone: 440, url: null, logPrefix: 'softphone', trustSpki: null, chromium: process.env.CHROMIUM_PATH || '/usr/bin/chromium' };
 for (let i = 2; i < process.argv.length; i++) {
   const a = process.argv[i];
   const v = () => process.argv[++i];
@@ -33,9 +36,10 @@ for (let i = 2; i < process.argv.length; i++) {
   else if (a === '--url') opts.url = v();
   else if (a === '--log-prefix') opts.logPrefix = v();
   else if (a === '--chromium') opts.chromium = v();
+  else if (a === '--trust-spki') opts.trustSpki = v();
   else { process.stderr.write(`softphone-driver: unknown argument ${a}\n`); process.exit(2); }
 }
-if (!opts.url) { process.stderr.write('usage: softphone-driver.mjs --url http://HOST:PORT/ [--tone HZ]\n'); process.exit(2); }
+if (!opts.url) { process.stderr.write('usage: softphone-driver.mjs --url http[s]://HOST:PORT/ [--tone HZ] [--trust-spki B64]\n'); process.exit(2); }
 
 const log = (m) => process.stderr.write(`[${opts.logPrefix}] ${m}\n`);
 const send = (o) => process.stdout.write(JSON.stringify(o) + '\n');
@@ -149,7 +153,11 @@ async function main() {
     headless: true,
     timeout: 30000,
     viewport: { width: 1180, height: 820 },
-    args: chromiumArgs(wav),
+    args: [
+      ...chromiumArgs(wav),
+      // Honoured with a user data dir, which a persistent context has.
+      ...(opts.trustSpki ? [`--ignore-certificate-errors-spki-list=${opts.trustSpki}`] : []),
+    ],
   });
   browserPid = findBrowserPid();
   context.on('close', () => { if (!shuttingDown) shutdown(1, 'browser gone'); });

@@ -54,3 +54,23 @@ pub fn promtool_check(exposition: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// The call records in `file` (JSON lines), once there are `n` of them
+/// (up to 10 s).
+pub fn call_records(file: &std::path::Path, n: usize) -> Vec<serde_json::Value> {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        if lines.len() >= n {
+            return lines;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "{} of {n} call records:
+{text}",
+            lines.len()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

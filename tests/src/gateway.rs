@@ -76,6 +76,32 @@ impl Gateway {
         Gateway::spawn(dir, cmd, ws_port, sip_port, None, recordings)
     }
 
+    /// [`Gateway::start_with_config`] inside `host`'s network namespace,
+    /// listening on its address (SIP and the page on fixed ports: a host
+    /// of its own has every port free), with `args` added.
+    pub fn start_on(dir: &Path, host: &crate::netns::Host, body: &str, args: &[&str]) -> Result<Gateway> {
+        let (ws_port, sip_port) = (8080, 5060);
+        let addr = host.addr;
+        let recordings = dir.join("recordings");
+        let file = dir.join("gateway.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "preset = \"gateway\"\n[sip]\nlisten = [\"udp:{addr}:{sip_port}\", \"tcp:{addr}:{sip_port}\"]\n\
+                 [websocket]\nlisten = \"{addr}:{ws_port}\"\nallowed_origins = [\"*\"]\nrecordings_dir = \"{}\"\n{body}",
+                recordings.display()
+            ),
+        )?;
+        let mut cmd = host.command(sipbridge_bin());
+        cmd.arg("gateway")
+            .arg("--config")
+            .arg(&file)
+            .args(args)
+            .env_remove("SIPBRIDGE_WS_TOKEN")
+            .env("SIPBRIDGE_LOG", DEFAULT_LOG);
+        Gateway::spawn(dir, cmd, ws_port, sip_port, None, recordings)
+    }
+
     fn spawn(
         dir: &Path,
         mut cmd: Command,
@@ -91,9 +117,18 @@ impl Gateway {
 
     /// The page's URL (with the token, if any).
     pub fn url(&self) -> String {
+        self.url_with_scheme("http")
+    }
+
+    /// The page's URL over HTTPS (a gateway given `--tls-cert`).
+    pub fn https_url(&self) -> String {
+        self.url_with_scheme("https")
+    }
+
+    fn url_with_scheme(&self, scheme: &str) -> String {
         match &self.token {
-            Some(t) => format!("http://127.0.0.1:{}/?token={t}", self.ws_port),
-            None => format!("http://127.0.0.1:{}/", self.ws_port),
+            Some(t) => format!("{scheme}://127.0.0.1:{}/?token={t}", self.ws_port),
+            None => format!("{scheme}://127.0.0.1:{}/", self.ws_port),
         }
     }
 
@@ -125,6 +160,18 @@ impl Softphone {
     /// Opens `url` in a fresh Chromium whose microphone plays `tone_hz`;
     /// returns once the page's WebSocket is up.
     pub fn start(dir: &Path, name: &str, url: &str, tone_hz: u32) -> Result<Softphone> {
+        Self::start_trusting(dir, name, url, tone_hz, None)
+    }
+
+    /// [`Softphone::start`] with Chromium accepting server chains that
+    /// hold the key `trust_spki` (see `TestCa::spki_sha256`).
+    pub fn start_trusting(
+        dir: &Path,
+        name: &str,
+        url: &str,
+        tone_hz: u32,
+        trust_spki: Option<&str>,
+    ) -> Result<Softphone> {
         let mut cmd = Command::new("node");
         cmd.arg(workspace_root().join("tests/peers/softphone-driver.mjs")).args([
             "--url",
@@ -134,6 +181,9 @@ impl Softphone {
             "--log-prefix",
             name,
         ]);
+        if let Some(spki) = trust_spki {
+            cmd.args(["--trust-spki", spki]);
+        }
         let io = JsonLines::spawn(cmd, dir, name, Duration::from_secs(200))?;
         io.wait_event(Duration::from_secs(40), |e| e["event"] == "ready")?;
         let phone = Softphone { io };

@@ -8,11 +8,13 @@
 
 pub mod admin;
 pub mod audio;
+pub mod autocall;
 pub mod baresip;
 pub mod bridge;
 pub mod bursty;
 pub mod capture;
 pub mod certs;
+pub mod coturn;
 pub mod daemon;
 pub mod dispatcher;
 pub mod gateway;

@@ -165,6 +165,32 @@ pub fn one_to_one(host: &Host, public: Ipv4Addr, outside: &Host) -> Result<()> {
     ]))
 }
 
+/// UDP that `host` sends through the router is dropped at random with
+/// `probability` (iptables' `statistic` match: this kernel has no netem),
+/// except to `spared_port` (its SIP signalling, which would only be
+/// retransmitted).
+pub fn lossy_from(host: &Host, probability: f64, spared_port: u16) -> Result<()> {
+    run(Command::new("iptables").args([
+        "-A",
+        "FORWARD",
+        "-i",
+        &host.link,
+        "-p",
+        "udp",
+        "!",
+        "--dport",
+        &spared_port.to_string(),
+        "-m",
+        "statistic",
+        "--mode",
+        "random",
+        "--probability",
+        &probability.to_string(),
+        "-j",
+        "DROP",
+    ]))
+}
+
 fn run(cmd: &mut Command) -> Result<()> {
     let out = cmd.output().with_context(|| format!("{cmd:?}"))?;
     if !out.status.success() {

@@ -11,14 +11,25 @@
 //! audio echoed). An INVITE with Replaces (RFC 3891) from the test's own
 //! user agent takes over a SIPp call: SIPp gets a BYE and the newcomer's
 //! tone is echoed.
+//!
+//! As the transferor, the gateway's page (headless Chromium) sends
+//! `sip.transfer`: it blind-transfers a baresip caller (through Kamailio)
+//! to a third baresip, which hears the caller's tone; blind, SIPp (the
+//! transferee) checks the REFER's Refer-To and Referred-By and its NOTIFYs
+//! come back as `transfer` events; attended,
+//! between two of the page's calls, the REFER's Refer-To names the second
+//! call's peer with a Replaces holding that call's dialog.
 
 use e2e::audio::{tone, write_wav};
 use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
 use e2e::bridge::rtp_address;
 use e2e::daemon::{count_rtp, Daemon};
+use e2e::gateway::{Gateway, Softphone};
+use e2e::kamailio::{Kamailio, KamailioOptions};
 use e2e::process::{free_udp_port, test_dir};
 use e2e::rtp_peer::{PeerCodec, RtpPeer};
 use e2e::sipp::Sipp;
+use serde_json::{json, Value};
 use signaling::{CallEvent, Caller, Config, Listen, Transport, UserAgent};
 use std::net::UdpSocket;
 use std::path::Path;
@@ -218,4 +229,163 @@ fn sipp_refer_to_a_busy_target_notifies_486_and_keeps_the_call_with_audio() {
     assert_eq!(pts, vec![8], "the echo must be PCMA (pt 8)");
     assert!(packets >= 200, "only {packets} RTP packets echoed on the kept call of the pcap's 236 (7 s)");
     daemon.wait_lines(&["transfer failed; the call goes on", "code=486"], 1, Duration::from_secs(1)).unwrap();
+}
+
+/// A gateway whose page is registered as the guest `sip:alice@127.0.0.1`
+/// and may hold two calls.
+fn gateway_page(dir: &Path) -> (Gateway, Softphone) {
+    let gw = Gateway::start(dir, None, &["--max-calls-per-connection", "2"]).unwrap();
+    let page = Softphone::start(dir, "softphone", &gw.url(), 660).unwrap();
+    page.wait_ready().unwrap();
+    let r = page.request("sip.register", json!({ "username": "sip:alice@127.0.0.1", "guest": true })).unwrap();
+    assert_eq!(r["result"]["guest"], true, "{r}");
+    (gw, page)
+}
+
+/// The page calls `target` and waits for the answer; the call's id. The
+/// page's phone holds one call: a second one is placed with `sip.call`
+/// (the gateway offers to the browser; SIP does not wait for its answer).
+fn page_call(gw: &Gateway, page: &Softphone, target: &str, second: bool) -> String {
+    let call = if second {
+        let r = page.request("sip.call", json!({ "uri": target })).unwrap();
+        r["result"]["call"].as_str().unwrap_or_else(|| panic!("no call id in {r}")).to_string()
+    } else {
+        let r = page.cmd("invoke", json!({ "fn": "dial", "args": [target, Value::Null] })).unwrap();
+        r["value"]["call"].as_str().unwrap_or_else(|| panic!("no call id in {r}")).to_string()
+    };
+    let answered =
+        page.wait(|d| d["call"] == call.as_str() && (d["event"] == "accepted" || d["event"] == "hangup")).unwrap();
+    assert_eq!(answered["event"], "accepted", "{answered}\n{}", gw.log());
+    call
+}
+
+/// The first line of SIPp's message trace (`<scenario>_<pid>_messages.log`)
+/// starting with `prefix`, without it.
+fn sipp_traced(dir: &Path, scenario: &str, prefix: &str) -> String {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(scenario))
+        .filter(|e| e.file_name().to_string_lossy().ends_with("_messages.log"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .find_map(|log| log.lines().find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_string())))
+        .unwrap_or_else(|| panic!("SIPp ({scenario}) traced no {prefix:?} in {}", dir.display()))
+}
+
+#[test]
+fn gateway_page_blind_transfers_its_call_and_hears_the_progress() {
+    let dir = test_dir("call_transfer_gateway_blind");
+    let (gw, page) = gateway_page(&dir);
+    // SIPp, the transferee, requires Refer-To sip:carol@ and Referred-By
+    // sip:alice@, then NOTIFYs 180 and 200.
+    let mut transferee = Sipp::new("uas_refer.xml").limit(Duration::from_secs(40)).spawn(&dir, "sipp").unwrap();
+    let call = page_call(&gw, &page, &format!("sip:sipp@{}", transferee.addr()), false);
+    let r = page.request("sip.transfer", json!({ "call": call, "target": "sip:carol@127.0.0.1" })).unwrap();
+    assert_eq!(r["result"], json!({}), "{r}\n{}", gw.log());
+    let ringing = page.wait_event("transfer").unwrap();
+    assert_eq!((ringing["code"].as_u64(), ringing["done"].as_bool()), (Some(180), Some(false)), "{ringing}");
+    let done = page.wait(|d| d["event"] == "transfer" && d["done"] == true).unwrap();
+    assert_eq!((done["code"].as_u64(), done["reason"].as_str()), (Some(200), Some("OK")), "{done}");
+    // Bad requests are refused with a reason, and the call is untouched.
+    for params in
+        [json!({ "call": call }), json!({ "call": call, "target": "carol" }), json!({ "call": call, "replaces": call })]
+    {
+        let r = page.request("sip.transfer", params.clone()).unwrap();
+        assert_eq!(r["error"]["code"], -32602, "{params}: {r}");
+    }
+    let r = page.request("sip.hangup", json!({ "call": call })).unwrap();
+    assert_eq!(r["result"], json!({}), "{r}");
+    transferee.expect_success(Duration::from_secs(10)).unwrap();
+}
+
+#[test]
+fn gateway_page_transfers_one_of_its_calls_to_the_other_with_replaces() {
+    let dir = test_dir("call_transfer_gateway_attended");
+    let (gw, page) = gateway_page(&dir);
+    let mut transferee =
+        Sipp::new("uas_refer.xml").limit(Duration::from_secs(40)).spawn(&dir, "sipp-transferee").unwrap();
+    let mut carol = Sipp::new("uas_ring_answer.xml").limit(Duration::from_secs(40)).spawn(&dir, "sipp-carol").unwrap();
+    let first = page_call(&gw, &page, &format!("sip:sipp@{}", transferee.addr()), false);
+    let second = page_call(&gw, &page, &format!("sip:carol@{}", carol.addr()), true);
+    let r = page.request("sip.transfer", json!({ "call": first, "replaces": second })).unwrap();
+    assert_eq!(r["result"], json!({}), "{r}\n{}", gw.log());
+    let done = page.wait(|d| d["event"] == "transfer" && d["done"] == true).unwrap();
+    assert_eq!(done["code"].as_u64(), Some(200), "{done}");
+    for call in [&first, &second] {
+        let r = page.request("sip.hangup", json!({ "call": call })).unwrap();
+        assert_eq!(r["result"], json!({}), "{r}");
+    }
+    transferee.expect_success(Duration::from_secs(10)).unwrap();
+    carol.expect_success(Duration::from_secs(10)).unwrap();
+    // The Refer-To names carol's dialog: its Call-ID, carol's tag as
+    // to-tag and ours as from-tag.
+    let refer_to = sipp_traced(&dir, "uas_refer", "Refer-To:");
+    let call_id = sipp_traced(&dir, "uas_ring_answer", "Call-ID:");
+    // uas_ring_answer.xml tags its side [pid]SIPpTag01[call_number].
+    let carol_tag = format!("{}SIPpTag011", carol.child.pid());
+    let expected = format!("?Replaces={}%3Bto-tag%3D{carol_tag}%3Bfrom-tag%3D", call_id.replace('@', "%40"));
+    assert!(
+        refer_to.starts_with(&format!("<sip:carol@{}", carol.addr())) && refer_to.contains(&expected),
+        "Refer-To {refer_to:?} should name carol's call {call_id:?}"
+    );
+}
+
+#[test]
+fn gateway_page_blind_transfers_a_baresip_caller_to_a_third_phone() {
+    let dir = test_dir("call_transfer_gateway_baresip");
+    let k = Kamailio::start(
+        &dir,
+        &KamailioOptions::new("example.test", &[("alice", "a-pw"), ("bob", "b-pw"), ("carol", "c-pw")]),
+    )
+    .unwrap();
+    let registered = |name: &str, password: &str, hz: f64, auto_answer: bool| {
+        let own = dir.join(name);
+        std::fs::create_dir_all(&own).unwrap();
+        let wav = own.join("tone.wav");
+        write_wav(&wav, &tone(hz, 60.0, 8000, 0.3)).unwrap();
+        let account = k.baresip_account(name, password, auto_answer);
+        let options =
+            BaresipOptions { accounts: vec![account], play: Some(wav), record: true, limit: Duration::from_secs(90) };
+        let phone = Baresip::start(&own, &options).unwrap();
+        phone.wait_registered(1, Duration::from_secs(10)).unwrap();
+        phone
+    };
+    let bob = registered("bob", "b-pw", 440.0, false);
+    let carol = registered("carol", "c-pw", 700.0, true);
+    let gw = Gateway::start(&dir, None, &[]).unwrap();
+    let page = Softphone::start(&dir, "softphone", &gw.url(), 660).unwrap();
+    page.wait_ready().unwrap();
+    page.register(&k.aor("alice"), "a-pw", &k.proxy_uri("udp")).unwrap();
+    let ev = page.wait(|d| d["event"] == "registered" || d["event"] == "registration_failed").unwrap();
+    assert_eq!(ev["event"], "registered", "{ev}\n{}", gw.log());
+
+    bob.command("dial", &k.aor("alice")).unwrap();
+    let incoming = page.wait_event("incomingcall").unwrap();
+    page.click("#answer").unwrap();
+    page.wait_event("accepted").unwrap();
+    bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(5)).unwrap();
+    let r = page.request("sip.transfer", json!({ "call": incoming["call"], "target": k.aor("carol") })).unwrap();
+    assert_eq!(r["result"], json!({}), "{r}\n{}", gw.log());
+    let done = page.wait(|d| d["event"] == "transfer" && d["done"] == true).unwrap();
+    assert_eq!(done["code"].as_u64(), Some(200), "{done}");
+    carol.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(10)).unwrap();
+    // The page's call ends: baresip hangs up once its new call is up, or the page does.
+    let ended = page.wait_for(Duration::from_secs(3), |d| d["event"] == "hangup");
+    if ended.is_err() {
+        let r = page.request("sip.hangup", json!({ "call": incoming["call"] })).unwrap();
+        assert_eq!(r["result"], json!({}), "{r}");
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    carol.command("hangup", "").unwrap();
+    carol.wait_event("call", "CALL_CLOSED", Duration::from_secs(5)).unwrap();
+    let heard = carol.heard().unwrap();
+    let tail = heard.slice(1.0, heard.seconds() - 0.3);
+    assert!(tail.seconds() > 1.5, "carol's recording is too short: {} s", heard.seconds());
+    assert!(
+        tail.tone_share(440.0) > 0.8,
+        "carol should hear bob's 440 Hz: share {}, the page's 660 Hz {}, rms {}",
+        tail.tone_share(440.0),
+        tail.tone_share(660.0),
+        tail.rms()
+    );
 }

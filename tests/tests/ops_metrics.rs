@@ -8,7 +8,7 @@
 //! whose call lines carry the call-id span). And the gateway's record of
 //! an outgoing call the callee declines (486).
 
-use e2e::admin::{http, promtool_check, promtool_check_rules, sample};
+use e2e::admin::{call_records, http, promtool_check, promtool_check_rules, sample};
 use e2e::audio::{tone, write_wav};
 use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
 use e2e::daemon::{sipp_pcap, CallerScenario, Daemon, Ending};
@@ -43,19 +43,6 @@ fn wait_sample(admin: &str, name: &str, value: f64) -> String {
         }
         assert!(Instant::now() < until, "{name} never became {value}:\n{text}");
         std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn records(dir: &std::path::Path, n: usize) -> Vec<Value> {
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(dir.join("calls.jsonl")).unwrap_or_default();
-        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        if lines.len() >= n {
-            return lines;
-        }
-        assert!(Instant::now() < until, "{} of {n} call records:\n{text}", lines.len());
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -167,7 +154,7 @@ fn metrics_and_call_records_follow_three_real_calls() {
     // G.711 at 20 and 30 ms: 172 and 252 bytes per packet.
     assert!((172.0..=252.0).contains(&(bytes_in / rtp_in)), "{bytes_in} bytes in {rtp_in} packets");
 
-    let records = records(&dir, 5);
+    let records = call_records(&dir.join("calls.jsonl"), 5);
     let answered: Vec<&Value> = records.iter().filter(|r| r["sip_code"] == 200).collect();
     assert_eq!(answered.len(), 3, "{records:#?}");
     for r in &answered {
@@ -240,7 +227,7 @@ fn drain_refuses_new_calls_lets_running_ones_finish_then_byes_the_rest_and_exits
         log.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
     let answered: Vec<&Value> = lines.iter().filter(|l| l["fields"]["message"] == "answered").collect();
     assert_eq!(answered.len(), 2, "{log}");
-    let records = records(&dir, 3);
+    let records = call_records(&dir.join("calls.jsonl"), 3);
     for l in answered {
         assert_eq!(l["span"]["name"], "call", "{l}");
         assert!(records.iter().any(|r| r["call_id"] == l["span"]["id"]), "{l}");

@@ -96,7 +96,7 @@ fn same_codec_rtp_legs_are_relayed_packet_for_packet() {
         format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=sendrecv\r\n")
     };
     let (sa, to_a) = bridge.answer_rtp(&sdp(&phone_a), json!({})).unwrap();
-    let (sb, _) = bridge.answer_rtp(&sdp(&phone_b), json!({})).unwrap();
+    let (sb, to_b) = bridge.answer_rtp(&sdp(&phone_b), json!({})).unwrap();
     let linked = bridge.call("session.connect", json!({ "a": sa, "b": sb })).unwrap();
     assert_eq!(linked["passthrough"], json!(true), "{linked}");
     let wav = dir.join("a.wav");
@@ -164,6 +164,57 @@ fn same_codec_rtp_legs_are_relayed_packet_for_packet() {
         relayed.windows(2).any(|p| p[0].0 < lost.start && p[1].0 >= lost.end),
         "the loss crossed the bridge as a gap"
     );
+
+    // What the bridge measured (session.getStats): A's stream with its 5
+    // lost packets, B's stream made of the relayed ones.
+    let stats =
+        |session: &str| bridge.call("session.getStats", json!({ "session": session })).unwrap()["stats"].clone();
+    let report = |stats: &serde_json::Value, kind: &str| {
+        stats
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["type"] == kind)
+            .unwrap_or_else(|| panic!("no {kind}: {stats}"))
+            .clone()
+    };
+    let a_stats = stats(&sa);
+    let inbound = report(&a_stats, "inbound-rtp");
+    let sent_count = (sent.len() - lost.len()) as u64;
+    assert_eq!((inbound["ssrc"].as_u64(), inbound["codec"].as_str()), (Some(SSRC as u64), Some("PCMU")), "{inbound}");
+    assert_eq!((inbound["packetsReceived"].as_u64(), inbound["packetsLost"].as_i64()), (Some(sent_count), Some(5)));
+    assert!(inbound["jitter"].as_f64().unwrap() < 0.01, "paced packets: {inbound}");
+    let mos = inbound["mos"].as_f64().unwrap();
+    assert!((3.8..4.3).contains(&mos), "3.3 % loss: {inbound}");
+    let outbound = report(&stats(&sb), "outbound-rtp");
+    assert!(outbound["packetsSent"].as_u64().unwrap() >= relayed.len() as u64, "{outbound}");
+
+    // B's receiver report about our stream: a quarter lost, 3 packets, and
+    // a round trip of 0.3 s since "our" report less 0.25 s held.
+    let ntp_middle = |t: std::time::SystemTime| {
+        let since = t.duration_since(std::time::UNIX_EPOCH).unwrap();
+        (((since.as_secs() + 2_208_988_800) as u32) << 16)
+            | (since.subsec_nanos() as u64 * 65536 / 1_000_000_000) as u32
+    };
+    let lsr = ntp_middle(std::time::SystemTime::now() - Duration::from_millis(300));
+    let mut rr = vec![0x81, 201, 0, 7, 0, 0, 0, 0x42];
+    rr.extend(relayed[0].3.to_be_bytes());
+    rr.extend([64, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 16]);
+    rr.extend(lsr.to_be_bytes());
+    rr.extend((65536u32 / 4).to_be_bytes());
+    phone_b.send_to(&rr, to_b).unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    let remote = loop {
+        if let Some(r) = stats(&sb).as_array().unwrap().iter().find(|r| r["type"] == "remote-inbound-rtp") {
+            break r.clone();
+        }
+        assert!(Instant::now() < until, "B's receiver report never showed");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!((remote["fractionLost"].as_f64(), remote["packetsLost"].as_i64()), (Some(0.25), Some(3)), "{remote}");
+    assert_eq!(remote["jitter"].as_f64(), Some(0.002), "16 units at 8 kHz: {remote}");
+    let rtt = remote["roundTripTime"].as_f64().unwrap();
+    assert!((0.04..0.2).contains(&rtt), "{remote}");
 
     bridge.call("session.stopRecord", json!({ "session": sa })).unwrap();
     let recorded = read_wav(&wav).unwrap();

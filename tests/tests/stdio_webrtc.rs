@@ -92,6 +92,17 @@ fn webrtc_to_rtp_offering(name: &str, stack: Stack, browser_offers: bool, video:
 
     let stats = browser.stats().unwrap();
     eprintln!("{name}: browser stats {stats}");
+    // The bridge's side of the WebRTC leg (webrtcbin's statistics).
+    let ours = bridge.call("session.getStats", json!({ "session": w })).unwrap();
+    eprintln!("{name}: bridge stats {ours}");
+    let report = |kind: &str| {
+        let reports = ours["stats"].as_array().unwrap();
+        reports.iter().find(|r| r["type"] == kind).cloned().unwrap_or_else(|| panic!("no {kind}: {ours}"))
+    };
+    let (inbound, outbound) = (report("inbound-rtp"), report("outbound-rtp"));
+    assert!(inbound["packetsReceived"].as_u64().unwrap() > 100, "{inbound}");
+    assert!(outbound["packetsSent"].as_u64().unwrap() > 100, "{outbound}");
+    assert!(inbound["mos"].as_f64().unwrap() > 4.0, "a clean call on loopback: {inbound}");
     bridge.call("session.close", json!({ "session": w })).unwrap();
     bridge.wait_session_event(&w, "closed", Duration::from_secs(5), |_| true).unwrap();
 }

@@ -30,6 +30,10 @@ pub enum Event {
     /// place. Move the media link to its leg; its events follow on this
     /// channel, and this call ends without an [`Event::Ended`] of its own.
     Transferred { call_id: String },
+    /// A transfer we asked for (`SipCall::transfer_to`,
+    /// `SipCall::transfer_replacing`): the peer's NOTIFY with the status of
+    /// its call to the target; `done` when it is the last.
+    TransferProgress { code: u16, reason: String, done: bool },
     /// The RTP leg's media state.
     Media(ConnectionState),
     /// The call is over: who ended it, the SIP code that best says how

@@ -19,7 +19,9 @@
 //! answered, it takes the old call's place ([`Event::Transferred`]: the
 //! front-end moves its media link to the new call's leg) and the old
 //! dialog gets a BYE. An INVITE with Replaces (`replaces.rs`) takes over
-//! the call it names the same way.
+//! the call it names the same way. As the transferor (`referral.rs`) a
+//! call sends REFER, blind or naming another call to replace, and reports
+//! the peer's NOTIFYs as [`Event::TransferProgress`].
 //!
 //! [`Calls`] holds every call of a service: the limit (503 beyond it), the
 //! transfer policy and the drain at shutdown. [`CallError`] classifies failures into SIP codes.
@@ -27,6 +29,7 @@ mod error;
 mod events;
 mod handover;
 mod negotiation;
+mod referral;
 mod registry;
 mod replaces;
 mod sip_call;

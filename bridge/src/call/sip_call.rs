@@ -195,7 +195,7 @@ impl SipCall {
         let _ = self.events.send(event);
     }
 
-    fn expect_phase(&self, phase: Phase, what: &str) -> Result<(), CallError> {
+    pub(super) fn expect_phase(&self, phase: Phase, what: &str) -> Result<(), CallError> {
         match self.phase() {
             p if p == phase => Ok(()),
             Phase::Ended => Err(CallError::WrongState("the call has ended".into())),
@@ -408,7 +408,7 @@ impl SipCall {
     /// Ends the call once: recordings finished, the leg closed, the slot
     /// given back, [`Event::Ended`] sent.
     pub async fn end(&self, by: Party, code: u16, reason: &str) {
-        let (recorders, slot, tally) = {
+        let (recorders, slot, mut tally) = {
             let mut st = self.state.lock().unwrap();
             if st.phase == Phase::Ended {
                 return;
@@ -418,6 +418,11 @@ impl SipCall {
         };
         self.calls.forget(&self.id);
         finish_recordings(recorders).await;
+        // The leg's figures, while it still has them (an RTP leg's are
+        // counters read without blocking).
+        if let (Some(tally), Ok(stats)) = (&mut tally, self.rtp.stats()) {
+            tally.leg_quality("rtp", &stats);
+        }
         negotiation::close(self.rtp.clone(), "call ended").await;
         let by_name = if by == Party::Local { "local" } else { "remote" };
         info!(by = %by_name, code, %reason, "call ended");
@@ -538,7 +543,10 @@ impl SipCall {
             },
             CallEvent::Message { content_type, body } => self.emit(Event::Message { content_type, body }),
             CallEvent::Refer { target, referred_by, replaces } => self.on_refer(target, referred_by, replaces).await,
-            CallEvent::ReferProgress { .. } => {}
+            CallEvent::ReferProgress { code, reason, done } => {
+                info!(code, %reason, done, "transfer progress");
+                self.emit(Event::TransferProgress { code, reason, done })
+            }
         }
     }
 

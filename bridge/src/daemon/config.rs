@@ -224,6 +224,15 @@ fn default_user_agent() -> String {
 pub struct MediaSettings {
     #[serde(default = "default_media_addresses")]
     pub addresses: Vec<IpAddr>,
+    /// The address the world reaches `addresses` at (a 1:1 NAT, a cloud
+    /// VM's public IP): advertised in SDP and ICE host candidates.
+    #[serde(default)]
+    pub public_address: Option<IpAddr>,
+    /// STUN and TURN servers of WebRTC legs, as RTCConfiguration's
+    /// `iceServers` (`[[media.ice_servers]]`); the gateway hands them to
+    /// its page with short-lived credentials.
+    #[serde(default)]
+    pub ice_servers: Vec<pipelines::IceServer>,
     /// `LOW-HIGH`; `0-0` lets the kernel pick.
     #[serde(default = "default_rtp_ports")]
     pub rtp_ports: String,
@@ -251,6 +260,8 @@ impl Default for MediaSettings {
     fn default() -> Self {
         MediaSettings {
             addresses: default_media_addresses(),
+            public_address: None,
+            ice_servers: Vec::new(),
             rtp_ports: default_rtp_ports(),
             latency_ms: default_latency(),
             codecs: default_codecs(),
@@ -344,6 +355,13 @@ pub struct WebSocketSettings {
     /// Where `sip.recording` writes its files.
     #[serde(default = "default_gateway_recordings")]
     pub recordings_dir: PathBuf,
+    /// Certificate chain (PEM file): the page and `/ws` over HTTPS/WSS.
+    /// Reread with the key on SIGHUP. Without it: plain HTTP.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM file) of `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for WebSocketSettings {
@@ -360,6 +378,8 @@ impl Default for WebSocketSettings {
             pong_timeout: default_pong_timeout(),
             max_calls_per_connection: default_max_calls_per_connection(),
             recordings_dir: default_gateway_recordings(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -378,6 +398,8 @@ impl std::fmt::Debug for WebSocketSettings {
             .field("pong_timeout", &self.pong_timeout)
             .field("max_calls_per_connection", &self.max_calls_per_connection)
             .field("recordings_dir", &self.recordings_dir)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .finish()
     }
 }
@@ -515,6 +537,7 @@ impl AccountSettings {
 pub struct Overrides {
     pub sip_listen: Vec<String>,
     pub media_addresses: Vec<IpAddr>,
+    pub public_address: Option<IpAddr>,
     /// `key=value` with a dotted key, e.g. `play.file=/tmp/a.wav`.
     pub set: Vec<String>,
 }
@@ -601,6 +624,7 @@ impl Config {
             bail!("media.addresses: give at least one address");
         }
         parse_range(&self.media.rtp_ports)?;
+        pipelines::ice::validate(&self.media.ice_servers).context("media.ice_servers")?;
         if self.media.codecs.is_empty() {
             bail!("media.codecs: give at least one codec");
         }
@@ -613,6 +637,9 @@ impl Config {
                 "websocket.max_connections, websocket.max_connections_per_address and \
                  websocket.max_calls_per_connection must be at least 1"
             );
+        }
+        if ws.tls_cert.is_some() != ws.tls_key.is_some() {
+            bail!("websocket.tls_cert and websocket.tls_key go together (PEM files)");
         }
         for (key, secs) in
             [("idle_timeout", ws.idle_timeout), ("ping_interval", ws.ping_interval), ("pong_timeout", ws.pong_timeout)]
@@ -655,6 +682,8 @@ impl Config {
     pub fn leg_options(&self) -> LegOptions {
         LegOptions {
             media_addresses: self.media.addresses.clone(),
+            public_address: self.media.public_address,
+            ice_servers: self.media.ice_servers.clone(),
             codecs: self.media.codecs.clone(),
             jitter_latency_ms: self.media.latency_ms,
             rtp_ports: parse_range(&self.media.rtp_ports).expect("validated"),
@@ -722,6 +751,11 @@ fn apply_overrides(table: &mut toml::Table, o: &Overrides) -> Result<()> {
         );
         table.insert("media".into(), toml::Value::Table(media));
     }
+    if let Some(public) = o.public_address {
+        let mut media = section(table, "media");
+        media.insert("public_address".into(), toml::Value::String(public.to_string()));
+        table.insert("media".into(), toml::Value::Table(media));
+    }
     for kv in &o.set {
         set(table, kv)?;
     }
@@ -787,6 +821,7 @@ mod tests {
         let o = Overrides {
             sip_listen: vec!["127.0.0.1:5080".into()],
             media_addresses: vec!["127.0.0.2".parse().unwrap()],
+            public_address: Some("203.0.113.7".parse().unwrap()),
             set: vec!["limits.max_calls=20".into(), "conference.mute_dtmf=#9".into(), "conference.record=true".into()],
         };
         let c = Config::for_run("conference", &o).unwrap();
@@ -798,7 +833,28 @@ mod tests {
         assert_eq!(c.conference.rate, 16000, "kept from the preset");
         assert_eq!(c.sip.listen, vec!["127.0.0.1:5080"]);
         assert_eq!(c.media.addresses, vec!["127.0.0.2".parse::<IpAddr>().unwrap()]);
+        assert_eq!(c.leg_options().public_address, Some("203.0.113.7".parse().unwrap()));
         assert_eq!(c.listeners()[0].transport, signaling::Transport::Udp);
+    }
+
+    #[test]
+    fn ice_servers_are_read_and_checked() {
+        let with = |servers: &str| {
+            Config::for_run(
+                "gateway",
+                &Overrides { set: vec![format!("media.ice_servers={servers}")], ..Overrides::default() },
+            )
+        };
+        let c =
+            with(r#"[{urls="stun:203.0.113.5"}, {urls=["turn:203.0.113.5?transport=tcp"], secret="s3cret", ttl=600}]"#)
+                .unwrap();
+        let servers = c.leg_options().ice_servers;
+        assert_eq!(servers.len(), 2);
+        assert_eq!(servers[1].secret.as_deref(), Some("s3cret"));
+        let err = format!("{:#}", with(r#"[{urls="turn:203.0.113.5"}]"#).unwrap_err());
+        assert!(err.contains("media.ice_servers") && err.contains("needs username and credential"), "{err}");
+        let err = format!("{:#}", with(r#"[{urls="http://x"}]"#).unwrap_err());
+        assert!(err.contains("expected stun:, turn: or turns:"), "{err}");
     }
 
     #[test]

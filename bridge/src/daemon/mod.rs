@@ -10,6 +10,7 @@
 //!   accounts::keep (REGISTER, refresh, unregister)
 //! SIGINT/SIGTERM --> front-end stops taking work --> Calls::drain (BYE to every call,
 //!                    recordings finished) --> accounts and browser users unregister --> exit 0
+//! SIGHUP --> reload.rs: the gateway's certificate reread, calls untouched
 //! ```
 //!
 //! One concern per file: `config` (TOML layers), `preset` (preset files),
@@ -22,6 +23,7 @@ pub mod config;
 mod dtmf;
 mod media;
 pub mod preset;
+mod reload;
 
 use crate::call::Calls;
 use crate::gateway::Gateway;
@@ -171,6 +173,10 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
     };
     let drain = Drain::new();
     drain.on_sigusr1()?;
+    reload::on_sighup(match &frontend {
+        Frontend::Gateway(gw) => Some(gw.clone()),
+        Frontend::Presets(..) => None,
+    })?;
     if let Some(addr) = config.admin.listen {
         frontend.add_metrics(&metrics);
         let admin = Arc::new(Admin { metrics, drain: drain.clone(), capacity: frontend.capacity(&calls) });

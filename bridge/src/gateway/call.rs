@@ -291,6 +291,18 @@ impl GwCall {
         self.sip.send_dtmf(&tones, method, duration).await.map_err(from_call)
     }
 
+    /// `sip.transfer` with `target`: the SIP peer is asked (REFER) to call
+    /// it; its progress comes as `transfer` events.
+    pub async fn transfer_to(&self, target: &str) -> Result<(), RpcError> {
+        self.sip.transfer_to(target).await.map_err(from_call)
+    }
+
+    /// `sip.transfer` with `replaces`: the SIP peer is asked to call
+    /// `other`'s SIP peer, replacing that call (attended transfer).
+    pub async fn transfer_replacing(&self, other: &GwCall) -> Result<(), RpcError> {
+        self.sip.transfer_replacing(&other.sip).await.map_err(from_call)
+    }
+
     pub async fn info(self: &Arc<Self>, content_type: &str, body: &str) -> Result<(), RpcError> {
         self.sip.info(content_type, body).await.map_err(from_call)
     }
@@ -416,6 +428,9 @@ impl GwCall {
             }
             Event::Message { content_type, body } => {
                 self.emit("message", json!({ "sender": self.sip.peer, "contentType": content_type, "content": body }))
+            }
+            Event::TransferProgress { code, reason, done } => {
+                self.emit("transfer", json!({ "code": code, "reason": reason, "done": done }))
             }
             Event::Media(pipelines::ConnectionState::Connected) => {
                 self.emit("mediastate", json!({ "leg": "sip", "state": "connected" }))

@@ -13,7 +13,10 @@
 //! ```
 //!
 //! It is configured like every preset (`[websocket]` in the TOML file);
-//! the flags of `sipbridge gateway` are overrides on top.
+//! the flags of `sipbridge gateway` are overrides on top. With
+//! `websocket.tls_cert`/`tls_key` the port speaks HTTPS and WSS (tls.rs);
+//! without, plain HTTP, which browsers allow the microphone only on
+//! `localhost`.
 
 mod browser;
 mod call;
@@ -22,6 +25,7 @@ mod errors;
 mod header_prefixes;
 mod service;
 mod subscriptions;
+mod tls;
 mod user;
 mod ws;
 
@@ -40,15 +44,20 @@ pub async fn start(config: &Config, calls: Arc<Calls>) -> anyhow::Result<Arc<Gat
     let listener =
         tokio::net::TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("websocket.listen {listen}: {e}"))?;
     let addr = listener.local_addr()?;
+    let tls = gw.certificate.as_ref().map(|c| c.acceptor()).transpose()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    if tls.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(ws = %addr, "plain HTTP beyond loopback: browsers refuse the microphone; set websocket.tls_cert");
+    }
     tracing::info!(
         ws = %addr,
         sip = ?gw.calls.ua.local_addr(signaling::Transport::Udp),
         token = gw.config.token.is_some(),
-        "gateway listening: page at http://{addr}/ , API at /ws"
+        "gateway listening: page at {scheme}://{addr}/ , API at /ws"
     );
     let (server, accepting) = (gw.clone(), gw.accepting());
     tokio::spawn(async move {
-        if let Err(e) = ws::serve(server, listener, accepting).await {
+        if let Err(e) = ws::serve(server, listener, tls, accepting).await {
             tracing::error!(error = %e, "the WebSocket listener failed");
         }
     });
@@ -65,6 +74,12 @@ pub struct GatewayArgs {
     /// HTTP/WebSocket listen address: the page at `/`, the API at `/ws`.
     #[arg(long, value_name = "ADDR:PORT")]
     ws_listen: Option<SocketAddr>,
+    /// Certificate chain (PEM) for HTTPS/WSS on --ws-listen; reread on SIGHUP.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// SIP listen address (UDP and TCP).
     #[arg(long, value_name = "ADDR:PORT")]
     sip_listen: Option<SocketAddr>,
@@ -74,6 +89,10 @@ pub struct GatewayArgs {
     /// Address RTP is received on and ICE gathers on (repeatable). Default: 127.0.0.1.
     #[arg(long = "media-address", value_name = "ADDR")]
     media_addresses: Vec<IpAddr>,
+    /// Address to advertise in SDP and ICE host candidates instead of the
+    /// media address (behind a 1:1 NAT).
+    #[arg(long, value_name = "ADDR")]
+    public_address: Option<IpAddr>,
     /// UDP port range for RTP, e.g. 20000-30000 (0-0: any port).
     #[arg(long, value_name = "LOW-HIGH")]
     rtp_ports: Option<String>,
@@ -128,6 +147,10 @@ impl GatewayArgs {
         if let Some(a) = self.ws_listen {
             put("websocket.listen", quoted(&a.to_string()));
         }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            put("websocket.tls_cert", quoted(&cert.to_string_lossy()));
+            put("websocket.tls_key", quoted(&key.to_string_lossy()));
+        }
         if let Some(h) = &self.sip_advertised_host {
             put("sip.advertised_host", quoted(h));
         }
@@ -174,6 +197,7 @@ impl GatewayArgs {
             // One address, both transports, as RFC 3261 asks of a UA.
             sip_listen: self.sip_listen.map(|a| vec![format!("udp:{a}"), format!("tcp:{a}")]).unwrap_or_default(),
             media_addresses: self.media_addresses,
+            public_address: self.public_address,
             set,
         };
         match &self.config {

@@ -45,6 +45,9 @@ pub struct GatewayConfig {
     pub max_calls_per_connection: usize,
     /// Where `sip.recording` writes its files.
     pub recordings_dir: PathBuf,
+    /// STUN/TURN servers for the page (`ready`'s `iceServers`), TURN REST
+    /// credentials made per connection from their secrets.
+    pub ice_servers: Vec<pipelines::IceServer>,
 }
 
 impl GatewayConfig {
@@ -61,6 +64,7 @@ impl GatewayConfig {
             ws_pong_timeout: Duration::from_secs_f64(ws.pong_timeout),
             max_calls_per_connection: ws.max_calls_per_connection,
             recordings_dir: ws.recordings_dir.clone(),
+            ice_servers: config.media.ice_servers.clone(),
         })
     }
 }
@@ -81,6 +85,8 @@ pub trait WebUser: Send + Sync {
 /// State shared by every connection.
 pub struct Gateway {
     pub config: GatewayConfig,
+    /// HTTPS/WSS certificate, when configured (reloadable).
+    pub certificate: Option<Arc<super::tls::Certificate>>,
     pub calls: Arc<Calls>,
     /// Connected users by connection id, for routing incoming calls.
     users: Mutex<HashMap<u64, Arc<dyn WebUser>>>,
@@ -93,10 +99,15 @@ pub struct Gateway {
 impl Gateway {
     /// The gateway of `config`, taking no connections yet (see `gateway::start`).
     pub fn new(config: &Config, calls: Arc<Calls>) -> anyhow::Result<Gateway> {
+        let certificate = match (&config.websocket.tls_cert, &config.websocket.tls_key) {
+            (Some(cert), Some(key)) => Some(super::tls::Certificate::load(cert, key)?),
+            _ => None,
+        };
         let config = GatewayConfig::from_config(config)?;
         std::fs::create_dir_all(&config.recordings_dir).ok();
         Ok(Gateway {
             config,
+            certificate,
             calls,
             users: Mutex::default(),
             connections: super::connections::Connections::default(),
@@ -157,6 +168,15 @@ impl Gateway {
                 users.iter().find(|u| u.aor_key().is_some_and(|k| Some(&k.0) == ruser.as_ref()))
             })
             .cloned()
+    }
+
+    /// Rereads the HTTPS/WSS certificate files (SIGHUP); `false` when the
+    /// gateway serves plain HTTP. On error the current certificate stays.
+    pub fn reload_certificate(&self) -> anyhow::Result<bool> {
+        match &self.certificate {
+            Some(c) => c.reload().map(|()| true),
+            None => Ok(false),
+        }
     }
 
     /// Stops taking WebSocket connections (shutdown).

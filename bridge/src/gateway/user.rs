@@ -238,6 +238,22 @@ impl User {
                 Ok(json!({}))
             }
             G::Message(p) => self.message(p).await,
+            G::Transfer(p) => {
+                let call = self.call(&p.call)?;
+                match (p.target, p.replaces) {
+                    (Some(target), None) if is_sip_uri(&target) => call.transfer_to(&target).await?,
+                    (None, Some(other)) if other != p.call => {
+                        let other = self.call(&other)?;
+                        call.transfer_replacing(&other).await?
+                    }
+                    _ => {
+                        return Err(RpcError::invalid_params(
+                            "give either target (a SIP URI) or replaces (the id of another call of this connection)",
+                        ))
+                    }
+                }
+                Ok(json!({}))
+            }
             G::Recording(p) => {
                 let start = match p.action.as_str() {
                     "start" => true,

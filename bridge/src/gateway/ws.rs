@@ -1,5 +1,6 @@
 //! The gateway's one TCP port: static files (the softphone page, embedded
-//! from examples/web/) on `GET /`, the JSON-RPC WebSocket on `GET /ws`.
+//! from examples/web/) on `GET /`, the JSON-RPC WebSocket on `GET /ws`;
+//! plain HTTP, or HTTPS/WSS when the gateway has a certificate (tls.rs).
 //! Token, Origin and connection-limit checks (in total and per address)
 //! happen before the upgrade; after it, pings and an idle timeout close
 //! connections that are dead or never used.
@@ -11,12 +12,14 @@ use crate::protocol::{self, codes, Notification, Response, RpcError, PROTOCOL_VE
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
@@ -32,10 +35,16 @@ const STYLE_CSS: &str = include_str!("../../../examples/web/style.css");
 const MAX_HEAD: usize = 16 * 1024;
 const MAX_MESSAGE: usize = 1 << 20;
 
-/// Serves connections until `accepting` turns false (shutdown).
+/// What a connection is carried on: TCP, or TLS over TCP.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for S {}
+
+/// Serves connections until `accepting` turns false (shutdown); over TLS
+/// when `tls` is given.
 pub async fn serve(
     gw: Arc<Gateway>,
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     mut accepting: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     loop {
@@ -43,9 +52,18 @@ pub async fn serve(
             accepted = listener.accept() => accepted?,
             _ = accepting.wait_for(|on| !on) => return Ok(()),
         };
-        let gw = gw.clone();
+        let (gw, tls) = (gw.clone(), tls.clone());
         tokio::spawn(async move {
-            if let Err(e) = handle(gw, stream).await {
+            let served = match tls {
+                None => handle(gw, stream, peer, false).await,
+                // The handshake within 10 s too, like the head below.
+                Some(tls) => match tokio::time::timeout(Duration::from_secs(10), tls.accept(stream)).await {
+                    Ok(Ok(stream)) => handle(gw, stream, peer, true).await,
+                    Ok(Err(e)) => Err(anyhow::anyhow!("TLS handshake failed: {e}")),
+                    Err(_) => Err(anyhow::anyhow!("TLS handshake timed out")),
+                },
+            };
+            if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "HTTP connection ended");
             }
         });
@@ -59,7 +77,7 @@ struct Head {
     headers: HashMap<String, String>,
 }
 
-async fn read_head(stream: &mut TcpStream) -> anyhow::Result<Head> {
+async fn read_head(stream: &mut impl Stream) -> anyhow::Result<Head> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 2048];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -116,7 +134,7 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-async fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body: &str) -> anyhow::Result<()> {
+async fn respond(stream: &mut impl Stream, status: &str, content_type: &str, body: &str) -> anyhow::Result<()> {
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
         body.len()
@@ -127,7 +145,8 @@ async fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body:
     Ok(())
 }
 
-async fn handle(gw: Arc<Gateway>, mut stream: TcpStream) -> anyhow::Result<()> {
+/// One HTTP request on `stream`, from `peer`; `secure` when over TLS.
+async fn handle(gw: Arc<Gateway>, mut stream: impl Stream, peer: SocketAddr, secure: bool) -> anyhow::Result<()> {
     // The whole head within 10 s: a trickling client cannot hold a task.
     let head = tokio::time::timeout(Duration::from_secs(10), read_head(&mut stream)).await??;
     if head.method != "GET" {
@@ -138,23 +157,24 @@ async fn handle(gw: Arc<Gateway>, mut stream: TcpStream) -> anyhow::Result<()> {
         "/app.js" => respond(&mut stream, "200 OK", "text/javascript; charset=utf-8", APP_JS).await,
         "/style.css" => respond(&mut stream, "200 OK", "text/css; charset=utf-8", STYLE_CSS).await,
         "/favicon.ico" => respond(&mut stream, "204 No Content", "image/x-icon", "").await,
-        "/ws" => upgrade(gw, stream, head).await,
+        "/ws" => upgrade(gw, stream, head, peer, secure).await,
         _ => respond(&mut stream, "404 Not Found", "text/plain", "not found\n").await,
     }
 }
 
 /// Whether a browser's `Origin` may open the WebSocket. Origins compare by
 /// scheme, host and port (a missing port is the scheme's default). The
-/// default is the page's own origin: `http://` and the Host header (the
-/// gateway serves plain HTTP; `https` when a proxy in front says
-/// `X-Forwarded-Proto: https`).
-fn origin_allowed(allowed: &[String], head: &Head) -> bool {
+/// default is the page's own origin: the Host header, with `https://` when
+/// the gateway serves TLS (`secure`) or a proxy in front says
+/// `X-Forwarded-Proto: https`, `http://` otherwise.
+fn origin_allowed(allowed: &[String], head: &Head, secure: bool) -> bool {
     let Some(origin) = head.headers.get("origin") else { return true };
     let Some(origin) = Origin::parse(origin) else { return false };
     if !allowed.is_empty() {
         return allowed.iter().any(|a| a == "*" || Origin::parse(a).is_some_and(|a| a == origin));
     }
     let scheme = match head.headers.get("x-forwarded-proto") {
+        _ if secure => "https",
         Some(p) if p.eq_ignore_ascii_case("https") => "https",
         _ => "http",
     };
@@ -207,13 +227,19 @@ fn token_ok(expected: Option<&String>, head: &Head) -> bool {
     }
 }
 
-async fn upgrade(gw: Arc<Gateway>, mut stream: TcpStream, head: Head) -> anyhow::Result<()> {
+async fn upgrade(
+    gw: Arc<Gateway>,
+    mut stream: impl Stream,
+    head: Head,
+    peer: SocketAddr,
+    secure: bool,
+) -> anyhow::Result<()> {
     let key = head.headers.get("sec-websocket-key").cloned();
     let is_ws = head.headers.get("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
     let (Some(key), true) = (key, is_ws) else {
         return respond(&mut stream, "426 Upgrade Required", "text/plain", "this is the WebSocket endpoint\n").await;
     };
-    if !origin_allowed(&gw.config.allowed_origins, &head) {
+    if !origin_allowed(&gw.config.allowed_origins, &head, secure) {
         tracing::warn!(origin = ?head.headers.get("origin"), "WebSocket refused: origin not allowed");
         return respond(&mut stream, "403 Forbidden", "text/plain", "origin not allowed\n").await;
     }
@@ -221,7 +247,7 @@ async fn upgrade(gw: Arc<Gateway>, mut stream: TcpStream, head: Head) -> anyhow:
         tracing::warn!("WebSocket refused: missing or wrong token");
         return respond(&mut stream, "401 Unauthorized", "text/plain", "a valid token is required\n").await;
     }
-    let address = stream.peer_addr()?.ip();
+    let address = peer.ip();
     let _slot = match gw.connections.admit(address, gw.config.max_connections, gw.config.max_connections_per_address) {
         Ok(slot) => slot,
         Err(Full::Total) => {
@@ -261,7 +287,7 @@ const ENGAGING_METHODS: &[&str] = &["sip.register", "sip.call"];
 /// unregistered. The gateway pings every `ws_ping_interval`; a connection
 /// that sends nothing for `ws_pong_timeout` after a ping is closed, and so
 /// is one that has neither registered nor called after `ws_idle_timeout`.
-async fn session(gw: Arc<Gateway>, ws: WebSocketStream<TcpStream>) -> anyhow::Result<()> {
+async fn session(gw: Arc<Gateway>, ws: WebSocketStream<impl Stream>) -> anyhow::Result<()> {
     let (mut sink, mut source) = ws.split();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<String>();
     let (control_tx, mut control_rx) = mpsc::unbounded_channel::<Message>();
@@ -282,9 +308,21 @@ async fn session(gw: Arc<Gateway>, ws: WebSocketStream<TcpStream>) -> anyhow::Re
         }
         let _ = sink.close().await;
     });
+    // The page's RTCPeerConnection gets the gateway's STUN/TURN servers,
+    // with TURN credentials of its own that expire (ice.rs).
+    let ice_servers = pipelines::ice::with_credentials(
+        &gw.config.ice_servers,
+        &format!("web{}", user.id),
+        std::time::SystemTime::now(),
+    )?;
     let ready = Notification::new(
         "ready",
-        json!({ "protocol": PROTOCOL_VERSION, "version": env!("CARGO_PKG_VERSION"), "gateway": true }),
+        json!({
+            "protocol": PROTOCOL_VERSION,
+            "version": env!("CARGO_PKG_VERSION"),
+            "gateway": true,
+            "iceServers": ice_servers,
+        }),
     );
     out_tx.send(serde_json::to_string(&ready)?).ok();
     let engaged = Arc::new(AtomicBool::new(false));
@@ -391,31 +429,34 @@ mod tests {
     #[test]
     fn same_origin_by_default_by_scheme_host_and_port() {
         let from = |origin: &str| head(&[("host", "127.0.0.1:8080"), ("origin", origin)]);
-        assert!(origin_allowed(&[], &from("http://127.0.0.1:8080")));
-        assert!(!origin_allowed(&[], &from("https://127.0.0.1:8080")), "another scheme");
-        assert!(!origin_allowed(&[], &from("http://127.0.0.1:8081")), "another port");
-        assert!(!origin_allowed(&[], &from("http://127.0.0.1")), "the default port is 80");
-        assert!(!origin_allowed(&[], &from("http://evil.example")));
-        assert!(!origin_allowed(&[], &from("null")));
-        assert!(origin_allowed(&[], &head(&[("host", "127.0.0.1:8080")])), "non-browser clients send no Origin");
+        assert!(origin_allowed(&[], &from("http://127.0.0.1:8080"), false));
+        assert!(!origin_allowed(&[], &from("https://127.0.0.1:8080"), false), "another scheme");
+        assert!(!origin_allowed(&[], &from("http://127.0.0.1:8081"), false), "another port");
+        assert!(!origin_allowed(&[], &from("http://127.0.0.1"), false), "the default port is 80");
+        assert!(!origin_allowed(&[], &from("http://evil.example"), false));
+        assert!(!origin_allowed(&[], &from("null"), false));
+        assert!(origin_allowed(&[], &head(&[("host", "127.0.0.1:8080")]), false), "non-browser clients send no Origin");
         let default_port = head(&[("host", "Gw.Example"), ("origin", "http://gw.example:80")]);
-        assert!(origin_allowed(&[], &default_port), "port 80 is http's default; hosts ignore case");
+        assert!(origin_allowed(&[], &default_port, false), "port 80 is http's default; hosts ignore case");
         let proxied = head(&[("host", "gw.example"), ("origin", "https://gw.example"), ("x-forwarded-proto", "https")]);
-        assert!(origin_allowed(&[], &proxied), "behind a TLS proxy");
+        assert!(origin_allowed(&[], &proxied, false), "behind a TLS proxy");
         let v6 = head(&[("host", "[::1]:8080"), ("origin", "http://[::1]:8080")]);
-        assert!(origin_allowed(&[], &v6));
+        assert!(origin_allowed(&[], &v6, false));
+        let served_tls = from("https://127.0.0.1:8080");
+        assert!(origin_allowed(&[], &served_tls, true), "the page over the gateway's own HTTPS");
+        assert!(!origin_allowed(&[], &from("http://127.0.0.1:8080"), true), "plain http to a TLS gateway");
     }
 
     #[test]
     fn allowed_origins_by_scheme_host_and_port() {
         let allowed = ["https://app.example".to_string()];
         let from = |origin: &str| head(&[("host", "127.0.0.1:8080"), ("origin", origin)]);
-        assert!(origin_allowed(&allowed, &from("https://app.example")));
-        assert!(origin_allowed(&allowed, &from("https://APP.example:443")));
-        assert!(!origin_allowed(&allowed, &from("http://app.example")), "another scheme");
-        assert!(!origin_allowed(&allowed, &from("https://app.example:8443")), "another port");
-        assert!(!origin_allowed(&allowed, &from("http://127.0.0.1:8080")), "the list replaces same-origin");
-        assert!(origin_allowed(&["*".into()], &from("http://any")));
+        assert!(origin_allowed(&allowed, &from("https://app.example"), false));
+        assert!(origin_allowed(&allowed, &from("https://APP.example:443"), false));
+        assert!(!origin_allowed(&allowed, &from("http://app.example"), false), "another scheme");
+        assert!(!origin_allowed(&allowed, &from("https://app.example:8443"), false), "another port");
+        assert!(!origin_allowed(&allowed, &from("http://127.0.0.1:8080"), false), "the list replaces same-origin");
+        assert!(origin_allowed(&["*".into()], &from("http://any"), false));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! [`Metrics::add_collector`].
 
 use super::exposition::Exposition;
+use super::record::LegQuality;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,20 +14,47 @@ use std::time::{Duration, Instant};
 
 /// Upper bounds (seconds) of the call-setup histogram: a passthrough answer
 /// takes milliseconds, a WebRTC leg waits for ICE gathering.
-const SETUP_BUCKETS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const SETUP_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// Bounds of the legs' quality histograms, observed once per leg as its
+/// call ends: MOS where users go from "very satisfied" (4.3) down to
+/// "nearly all dissatisfied" (2.6), loss and jitter around where they
+/// start to be heard (1 %, 20 ms).
+const MOS_BUCKETS: &[f64] = &[1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 3.8, 4.0, 4.2, 4.3, 4.4, 4.5];
+const LOSS_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2];
+const JITTER_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2];
 
 /// A figure read at scrape time.
 pub type Collector = Box<dyn Fn(&mut Exposition) + Send + Sync>;
 
-#[derive(Default)]
 pub struct Metrics {
     calls_active: AtomicI64,
     calls_finished: Mutex<BTreeMap<&'static str, u64>>,
     setup: Mutex<Histogram>,
+    /// The legs' MOS, loss ratio and jitter (seconds) at their end.
+    quality: Mutex<[Histogram; 3]>,
     legs_active: Mutex<BTreeMap<(&'static str, String), i64>>,
     media_paths: Mutex<BTreeMap<&'static str, u64>>,
     registrations: Mutex<BTreeMap<String, &'static str>>,
     collectors: Mutex<Vec<Collector>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            calls_active: AtomicI64::default(),
+            calls_finished: Mutex::default(),
+            setup: Mutex::new(Histogram::new(SETUP_BUCKETS)),
+            quality: Mutex::new([
+                Histogram::new(MOS_BUCKETS),
+                Histogram::new(LOSS_BUCKETS),
+                Histogram::new(JITTER_BUCKETS),
+            ]),
+            legs_active: Mutex::default(),
+            media_paths: Mutex::default(),
+            registrations: Mutex::default(),
+            collectors: Mutex::default(),
+        }
+    }
 }
 
 impl Metrics {
@@ -50,6 +78,14 @@ impl Metrics {
         let key = (kind, codec.to_ascii_lowercase());
         *self.legs_active.lock().unwrap().entry(key.clone()).or_default() += 1;
         ActiveLeg { metrics: self.clone(), key }
+    }
+
+    /// A leg's quality at its end.
+    pub fn leg_quality(&self, quality: &LegQuality) {
+        let [mos, loss, jitter] = &mut *self.quality.lock().unwrap();
+        mos.observe(quality.mos);
+        loss.observe(quality.loss_percent / 100.0);
+        jitter.observe(quality.jitter_ms / 1000.0);
     }
 
     /// A call's audio was joined: passed through (same codec) or transcoded.
@@ -84,16 +120,23 @@ impl Metrics {
         let finished: Vec<_> =
             self.calls_finished.lock().unwrap().iter().map(|(c, n)| (vec![("code_class", *c)], *n as f64)).collect();
         out.counter("sipbridge_calls_finished_total", "Calls ended, by final SIP code class.", &finished);
-        let setup = self.setup.lock().unwrap();
-        let buckets: Vec<(f64, u64)> = SETUP_BUCKETS.iter().copied().zip(setup.counts).collect();
-        out.histogram(
+        self.setup.lock().unwrap().render(
+            &mut out,
             "sipbridge_call_setup_seconds",
             "Time from a call's request to its answer.",
-            &buckets,
-            setup.count,
-            setup.sum,
         );
-        drop(setup);
+        let [mos, loss, jitter] = &*self.quality.lock().unwrap();
+        mos.render(&mut out, "sipbridge_leg_mos", "MOS estimate (E-model) of the audio a leg received, at its end.");
+        loss.render(
+            &mut out,
+            "sipbridge_leg_loss_ratio",
+            "Share of the RTP packets sent to a leg that were lost, at its end.",
+        );
+        jitter.render(
+            &mut out,
+            "sipbridge_leg_jitter_seconds",
+            "Interarrival jitter of the RTP a leg received, at its end.",
+        );
         let legs = self.legs_active.lock().unwrap();
         let legs: Vec<_> =
             legs.iter().map(|((k, c), n)| (vec![("kind", *k), ("codec", c.as_str())], *n as f64)).collect();
@@ -171,16 +214,25 @@ impl Drop for ActiveLeg {
     }
 }
 
-#[derive(Default)]
 struct Histogram {
-    counts: [u64; SETUP_BUCKETS.len()],
+    bounds: &'static [f64],
+    counts: Vec<u64>,
     count: u64,
     sum: f64,
 }
 
 impl Histogram {
+    fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram { bounds, counts: vec![0; bounds.len()], count: 0, sum: 0.0 }
+    }
+
+    fn render(&self, out: &mut Exposition, name: &str, help: &str) {
+        let buckets: Vec<(f64, u64)> = self.bounds.iter().copied().zip(self.counts.iter().copied()).collect();
+        out.histogram(name, help, &buckets, self.count, self.sum);
+    }
+
     fn observe(&mut self, value: f64) {
-        for (i, bound) in SETUP_BUCKETS.iter().enumerate() {
+        for (i, bound) in self.bounds.iter().enumerate() {
             if value <= *bound {
                 self.counts[i] += 1;
             }
@@ -227,5 +279,26 @@ mod tests {
         assert!(text.contains("sipbridge_registrations{state=\"failed\"} 1\n"), "{text}");
         drop(leg);
         assert!(m.render().contains("sipbridge_legs_active{kind=\"rtp\",codec=\"pcmu\"} 0\n"));
+    }
+
+    #[test]
+    fn leg_quality_goes_into_histograms() {
+        let m = Arc::new(Metrics::default());
+        let quality = LegQuality {
+            packets_received: 950,
+            packets_lost: 50,
+            loss_percent: 5.0,
+            jitter_ms: 4.0,
+            round_trip_ms: None,
+            mos: 3.9,
+        };
+        m.leg_quality(&quality);
+        let text = m.render();
+        assert!(text.contains("sipbridge_leg_mos_bucket{le=\"3.8\"} 0\n"), "{text}");
+        assert!(text.contains("sipbridge_leg_mos_bucket{le=\"4\"} 1\n"), "{text}");
+        assert!(text.contains("sipbridge_leg_loss_ratio_bucket{le=\"0.03\"} 0\n"), "{text}");
+        assert!(text.contains("sipbridge_leg_loss_ratio_bucket{le=\"0.05\"} 1\n"), "{text}");
+        assert!(text.contains("sipbridge_leg_jitter_seconds_bucket{le=\"0.005\"} 1\n"), "{text}");
+        assert!(text.contains("sipbridge_leg_jitter_seconds_count 1\n"), "{text}");
     }
 }

@@ -45,6 +45,45 @@ pub struct LegRecord {
     /// `rtp` or `webrtc`.
     pub kind: &'static str,
     pub codec: Option<String>,
+    /// How the audio we received on the leg fared; absent if none came.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality: Option<LegQuality>,
+}
+
+/// A leg's call quality at its end (`pipelines::LegStats`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LegQuality {
+    pub packets_received: u64,
+    /// Expected minus received (RFC 3550).
+    pub packets_lost: i64,
+    pub loss_percent: f64,
+    /// Interarrival jitter (RFC 3550), ms.
+    pub jitter_ms: f64,
+    /// From the peer's RTCP receiver reports; absent when they gave none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub round_trip_ms: Option<f64>,
+    /// The E-model's MOS estimate (1 to 4.5).
+    pub mos: f64,
+}
+
+impl LegQuality {
+    /// The figures of a leg that received audio; `None` for one that got none.
+    pub fn of(stats: &pipelines::LegStats) -> Option<LegQuality> {
+        let inbound = stats.inbound.as_ref()?;
+        Some(LegQuality {
+            packets_received: inbound.packets_received,
+            packets_lost: inbound.packets_lost,
+            loss_percent: round2(stats.loss_percent()?),
+            jitter_ms: round2(inbound.jitter * 1000.0),
+            round_trip_ms: stats.round_trip_time().map(|rtt| round2(rtt * 1000.0)),
+            mos: round2(stats.mos()?),
+        })
+    }
+}
+
+/// Two decimals are all a record needs.
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
 }
 
 /// The start and answer instants of a call in the making; `finish` turns
@@ -167,7 +206,7 @@ mod tests {
             end,
             duration_seconds,
             setup_seconds,
-            legs: vec![LegRecord { kind: "rtp", codec: Some("PCMU".into()) }],
+            legs: vec![LegRecord { kind: "rtp", codec: Some("PCMU".into()), quality: None }],
             media_path: None,
             ended_by: "none",
             end_reason: "busy".into(),

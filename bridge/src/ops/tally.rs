@@ -3,7 +3,7 @@
 //! when it ends, whichever way it ends.
 
 use super::metrics::{ActiveCall, ActiveLeg, Metrics};
-use super::record::{CallClock, CallRecord, CallRecords, LegRecord};
+use super::record::{CallClock, CallRecord, CallRecords, LegQuality, LegRecord};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -93,7 +93,7 @@ impl CallTally {
     /// in `sipbridge_legs_active` once the codec is known.
     pub fn leg(&mut self, kind: &'static str, codec: Option<&str>) {
         let gauge = codec.map(|c| self.metrics.leg_opened(kind, c));
-        self.legs.push((LegRecord { kind, codec: codec.map(str::to_string) }, gauge));
+        self.legs.push((LegRecord { kind, codec: codec.map(str::to_string), quality: None }, gauge));
     }
 
     /// The codec of the leg of `kind` learnt later (offerless INVITE).
@@ -101,6 +101,16 @@ impl CallTally {
         if let Some((record, gauge)) = self.legs.iter_mut().find(|(r, _)| r.kind == kind && r.codec.is_none()) {
             record.codec = Some(codec.to_string());
             *gauge = Some(self.metrics.leg_opened(kind, codec));
+        }
+    }
+
+    /// The final quality figures of the (first) leg of `kind`, read just
+    /// before it closed: for the record, and the metrics' histograms.
+    pub fn leg_quality(&mut self, kind: &'static str, stats: &pipelines::LegStats) {
+        let Some(quality) = LegQuality::of(stats) else { return };
+        if let Some((record, _)) = self.legs.iter_mut().find(|(r, _)| r.kind == kind && r.quality.is_none()) {
+            self.metrics.leg_quality(&quality);
+            record.quality = Some(quality);
         }
     }
 

@@ -42,6 +42,8 @@ pub enum GatewayRequest {
     Info(InfoParams),
     #[serde(rename = "sip.message")]
     Message(MessageParams),
+    #[serde(rename = "sip.transfer")]
+    Transfer(TransferParams),
     #[serde(rename = "sip.recording")]
     Recording(RecordingParams),
     #[serde(rename = "sip.calls")]
@@ -70,6 +72,7 @@ impl GatewayRequest {
         "sip.dtmf",
         "sip.info",
         "sip.message",
+        "sip.transfer",
         "sip.recording",
         "sip.calls",
         "sip.subscribe",
@@ -235,6 +238,18 @@ pub struct InfoParams {
     pub call: String,
     pub content_type: String,
     pub content: String,
+}
+
+/// `target` (blind) or `replaces` (attended: the id of another call of
+/// this connection, whose peer the transferee calls), exactly one.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TransferParams {
+    pub call: String,
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub replaces: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -38,6 +38,8 @@ pub enum MediaRequest {
     StopRecord(SessionParams),
     #[serde(rename = "session.list")]
     ListSessions(NoParams),
+    #[serde(rename = "session.getStats")]
+    GetStats(SessionParams),
     #[serde(rename = "room.join")]
     JoinRoom(RoomParams),
     #[serde(rename = "room.leave")]
@@ -69,6 +71,7 @@ impl MediaRequest {
         "session.record",
         "session.stopRecord",
         "session.list",
+        "session.getStats",
         "room.join",
         "room.leave",
         "room.mute",
@@ -94,6 +97,12 @@ pub struct CreateParams {
     /// Address(es) to receive media on / gather ICE candidates on.
     #[serde(default)]
     pub media_addresses: Option<Vec<IpAddr>>,
+    /// Advertised instead of the media address (behind a 1:1 NAT).
+    #[serde(default)]
+    pub public_address: Option<IpAddr>,
+    /// STUN/TURN servers (WebRTC sessions), as RTCConfiguration has them.
+    #[serde(default)]
+    pub ice_servers: Option<Vec<pipelines::IceServer>>,
     #[serde(default)]
     pub opus_bitrate: Option<u32>,
     #[serde(default)]

@@ -4,6 +4,7 @@
 
 pub mod gateway;
 pub mod media;
+pub mod stats;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -125,6 +126,7 @@ impl From<pipelines::Error> for RpcError {
             E::Closed => codes::CLOSED,
             E::File(_) => codes::FILE,
             E::Encryption(_) => codes::ENCRYPTION,
+            E::IceServer(_) => codes::INVALID_PARAMS,
             E::MissingElement(_) | E::Bind(_) | E::Pipeline(_) => codes::MEDIA,
         };
         // The same classification the call layer answers SIP peers with.

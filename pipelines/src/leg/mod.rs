@@ -10,8 +10,14 @@
 //! RTP leg's sockets <-> srtp.rs (SDES-SRTP, keys from sdes.rs) <-> rtpbin / relay
 //! ```
 //!
+//! `ice.rs` holds the STUN/TURN servers webrtc.rs gives webrtcbin and the
+//! public address both kinds advertise behind a 1:1 NAT.
+//!
 //! `traffic.rs` counts the RTP packets and bytes plain RTP legs receive
-//! and send, process-wide, for the operator's metrics.
+//! and send, process-wide, for the operator's metrics. `quality.rs` keeps
+//! each leg's figures (loss, jitter, round trip; counted on an RTP leg's
+//! socket thread, read from webrtcbin's stats on a WebRTC leg) and rates
+//! them with the E-model (`emodel.rs`): [`Leg::stats`].
 //!
 //! What both kinds share lives in files of its own, which the kinds import
 //! and the facade re-exports: `options.rs` (how a leg is set up), `events.rs`
@@ -20,14 +26,17 @@
 //! sends).
 
 pub mod dtmf;
+mod emodel;
 mod events;
 mod gate;
+pub mod ice;
 mod jitter;
 mod lifecycle;
 mod media_watch;
 mod negotiation;
 mod options;
 pub(crate) mod port;
+mod quality;
 mod receive;
 pub(crate) mod relay;
 mod rtp;
@@ -40,6 +49,7 @@ mod webrtc;
 pub use events::{ConnectionState, EventHandler, LegEvent};
 pub use negotiation::{DescriptionKind, SessionDescriptionText};
 pub use options::{LegOptions, SymmetricRtp};
+pub use quality::{InboundStats, LegStats, OutboundStats, RemoteInboundStats};
 pub use sdes::SrtpPolicy;
 
 use crate::leg::port::MediaPort;
@@ -106,6 +116,15 @@ impl Leg {
         match self {
             Leg::WebRtc(l) => l.port(),
             Leg::Rtp(l) => l.port(),
+        }
+    }
+
+    /// The leg's quality figures now: what it receives and sends, what the
+    /// peer reports, and the MOS estimate ([`LegStats::mos`]).
+    pub fn stats(&self) -> Result<LegStats, Error> {
+        match self {
+            Leg::WebRtc(l) => l.stats(),
+            Leg::Rtp(l) => Ok(l.stats()),
         }
     }
 

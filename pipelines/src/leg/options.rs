@@ -2,6 +2,7 @@
 //! symmetric-RTP policy, with defaults for loopback tests and a LAN.
 
 use crate::codec::{Codec, DEFAULT_PREFERENCE};
+use crate::leg::ice::IceServer;
 use crate::leg::sdes::SrtpPolicy;
 use std::net::IpAddr;
 
@@ -11,12 +12,19 @@ pub struct LegOptions {
     /// Address we receive media on and write into SDP (RTP legs), and the
     /// addresses ICE gathers candidates on (WebRTC legs).
     pub media_addresses: Vec<IpAddr>,
+    /// The address the world reaches `media_addresses` at, behind a 1:1
+    /// NAT: written into SDP `c=` (RTP legs) and into host candidates
+    /// (WebRTC legs) in place of the bound address.
+    pub public_address: Option<IpAddr>,
+    /// STUN and TURN servers of WebRTC legs ([`crate::leg::ice`]).
+    pub ice_servers: Vec<IceServer>,
     /// Codecs we accept, in our order of preference for offers.
     pub codecs: Vec<Codec>,
     /// Jitter-buffer size. webrtcbin defaults to 200 ms, most of the delay a
     /// listener hears; 40 ms is plenty on a LAN.
     pub jitter_latency_ms: u32,
-    /// Lowest and highest UDP port for RTP legs (even ports, RTCP on +1).
+    /// Lowest and highest UDP port for RTP legs (even ports, RTCP on +1),
+    /// and for the UDP candidates of WebRTC legs.
     pub rtp_ports: (u16, u16),
     /// Opus encoder bit rate, bit/s.
     pub opus_bitrate: u32,
@@ -67,6 +75,8 @@ impl Default for LegOptions {
     fn default() -> Self {
         LegOptions {
             media_addresses: vec![IpAddr::from([127, 0, 0, 1])],
+            public_address: None,
+            ice_servers: Vec::new(),
             codecs: DEFAULT_PREFERENCE.to_vec(),
             jitter_latency_ms: 40,
             rtp_ports: (20000, 30000),

@@ -28,6 +28,7 @@
 
 use crate::codec::{Codec, CodecChoice};
 use crate::leg::gate::SendGate;
+use crate::leg::quality::Sent;
 use crate::leg::srtp::SrtpSession;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
@@ -57,8 +58,14 @@ impl RelayFormat {
 pub(crate) enum RelayOutput {
     /// A plain RTP leg's socket (the one it receives on and advertises),
     /// sending to where the leg sends RTP now (it moves with symmetric RTP),
-    /// encrypted with the leg's SRTP keys if it has any.
-    Socket { socket: UdpSocket, destination: Box<dyn Fn() -> Option<SocketAddr> + Send + Sync>, srtp: Arc<SrtpSession> },
+    /// encrypted with the leg's SRTP keys if it has any, counted in the
+    /// leg's `sent`.
+    Socket {
+        socket: UdpSocket,
+        destination: Box<dyn Fn() -> Option<SocketAddr> + Send + Sync>,
+        srtp: Arc<SrtpSession>,
+        sent: Arc<Sent>,
+    },
     /// A WebRTC leg's send chain, at RTP level; false until it has one.
     Chain(Box<dyn Fn(Vec<u8>) -> bool + Send + Sync>),
 }
@@ -89,7 +96,7 @@ impl RelayEnd {
             self.header.lock().unwrap().rewrite(out, to.payload_type, to.codec.clock_rate());
         };
         match &self.output {
-            RelayOutput::Socket { socket, destination, srtp } => {
+            RelayOutput::Socket { socket, destination, srtp, sent } => {
                 let Some(address) = destination() else { return false };
                 rewrite(&mut out);
                 match srtp.seal(&out, false) {
@@ -101,6 +108,7 @@ impl RelayEnd {
                 // packet only; the next one tries again, as multiudpsink would.
                 if socket.send_to(&out, address).is_ok() {
                     super::traffic::sent(out.len());
+                    sent.count(out.len());
                 }
                 true
             }

@@ -27,6 +27,7 @@ use crate::leg::media_watch::MediaWatch;
 use crate::leg::negotiation::{DescriptionKind, Negotiation, SessionDescriptionText};
 use crate::leg::options::LegOptions;
 use crate::leg::port::{InputPad, MediaPort};
+use crate::leg::quality::{LegStats, Reception, RemoteReports, Sent};
 use crate::leg::receive;
 use crate::leg::relay::{RelayEnd, RelayFormat, RelayOutput};
 use crate::leg::sdes::{self, Crypto, Keys};
@@ -70,6 +71,10 @@ struct Inner {
     srtp: Arc<SrtpSession>,
     /// The RTP and RTCP sockets being read; cleared on close.
     sockets: Mutex<Vec<reactor::Registration>>,
+    /// What we receive, send, and hear back about it (`quality.rs`).
+    reception: Arc<Reception>,
+    sent: Arc<Sent>,
+    reports: Arc<RemoteReports>,
     state: Mutex<State>,
 }
 
@@ -116,7 +121,8 @@ impl RtpLeg {
         let rtpbin = make("rtpbin")?;
         rtpbin.set_property("latency", options.jitter_latency_ms);
         let rtp_out = sink_on(&rtp_socket)?;
-        super::traffic::count_sent(&rtp_out);
+        let sent: Arc<Sent> = Arc::default();
+        super::traffic::count_sent(&rtp_out, sent.clone());
         let rtcp_out = sink_on(&rtcp_socket)?;
         let rtp_funnel = make("funnel")?;
         pipeline.add_many([&rtpbin, &rtp_funnel, &rtp_out, &rtcp_out])?;
@@ -145,6 +151,7 @@ impl RtpLeg {
                 socket: relay_socket,
                 destination: Box::new(move || relay_destination.lock().unwrap().rtp),
                 srtp: srtp.clone(),
+                sent: sent.clone(),
             },
             gate.clone(),
         );
@@ -170,6 +177,9 @@ impl RtpLeg {
                 watch,
                 srtp,
                 sockets: Mutex::default(),
+                reception: Arc::default(),
+                sent,
+                reports: Arc::default(),
                 state: Mutex::new(State {
                     negotiation: Negotiation::Stable,
                     session_id: crate::runtime::random_u32() as u64,
@@ -191,6 +201,7 @@ impl RtpLeg {
         let rtcp_only = inputs.rtcp.clone();
         let rtcp_watch = leg.inner.watch.clone();
         let rtcp_srtp = Decryptor::new(leg.inner.srtp.clone());
+        let (rtcp_reports, rtcp_reception) = (leg.inner.reports.clone(), leg.inner.reception.clone());
         let registered = [
             reactor::register(rtp_reader, leg.rtp_handler(inputs)),
             reactor::register(
@@ -199,6 +210,7 @@ impl RtpLeg {
                     if Packet::of(data) == Packet::Rtcp {
                         if let Some(plain) = rtcp_srtp.open(data, true, source).as_deref() {
                             rtcp_watch.rtcp();
+                            rtcp_reports.received(plain, rtcp_reception.clock_rate());
                             rtcp_only.push(arrived(plain), &RTCP_CAPS);
                         }
                     }
@@ -241,6 +253,7 @@ impl RtpLeg {
         let port = self.inner.port.clone();
         let symmetric = self.inner.options.symmetric_rtp;
         let srtp = Decryptor::new(self.inner.srtp.clone());
+        let (reception, reports) = (self.inner.reception.clone(), self.inner.reports.clone());
         Box::new(move |data, source| {
             let kind = Packet::of(data);
             if kind == Packet::Other {
@@ -250,9 +263,11 @@ impl RtpLeg {
             let data = opened.as_ref();
             if kind == Packet::Rtcp {
                 watch.rtcp();
+                reports.received(data, reception.clock_rate());
                 return inputs.rtcp.push(arrived(data), &RTCP_CAPS);
             }
             super::traffic::received(data.len());
+            reception.received(data);
             watch.rtp();
             {
                 let mut dest = destination.lock().unwrap();
@@ -434,7 +449,8 @@ impl RtpLeg {
     }
 
     fn describe(&self, state: &mut State, media: Vec<Media>) -> String {
-        let ip = self.inner.local.ip();
+        // Behind a 1:1 NAT the peer reaches us at the public address.
+        let ip = self.inner.options.public_address.unwrap_or(self.inner.local.ip());
         let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
         state.version += 1;
         SessionDescription {
@@ -508,6 +524,7 @@ impl RtpLeg {
         }
         inner.gate.set_may_send(direction.sends() && address.is_some());
         inner.port.set_relay_format(Some(RelayFormat::of(choice)));
+        inner.reception.set_audio(choice.payload_type, choice.codec.clock_rate());
         inner.may_receive.store(direction.receives(), Ordering::Relaxed);
         // A new description (hold, resume) restarts the peer's timeout.
         inner.watch.arm(direction != Direction::SendRecv);
@@ -550,6 +567,18 @@ impl RtpLeg {
         let chain = state.send.as_ref().ok_or_else(|| Error::Dtmf("the session is not negotiated yet".into()))?;
         // Hold the lock: tones from concurrent requests must not interleave.
         chain.dtmf_tone(code, duration)
+    }
+
+    /// The leg's quality figures now (`quality.rs`).
+    pub fn stats(&self) -> LegStats {
+        let inner = &self.inner;
+        LegStats {
+            codec: inner.port.send_codec(),
+            inbound: inner.reception.stats(),
+            outbound: inner.sent.stats(),
+            remote_inbound: inner.reports.stats(),
+            jitter_buffer_delay: inner.rtpbin.property::<u32>("latency") as f64 / 1000.0,
+        }
     }
 
     pub fn close(&self, reason: &str) {

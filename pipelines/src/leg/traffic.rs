@@ -3,8 +3,10 @@
 //! sockets, and sent from them, whether by `multiudpsink` or by the relay.
 //! RTCP and stray non-RTP datagrams are not counted.
 
+use crate::leg::quality::Sent;
 use gst::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 static RECEIVED_PACKETS: AtomicU64 = AtomicU64::new(0);
 static RECEIVED_BYTES: AtomicU64 = AtomicU64::new(0);
@@ -39,14 +41,22 @@ pub(crate) fn sent(bytes: usize) {
     SENT_BYTES.fetch_add(bytes as u64, Ordering::Relaxed);
 }
 
-/// Counts every buffer `sink` (an RTP leg's multiudpsink) is given as a
-/// packet sent.
-pub(crate) fn count_sent(sink: &gst::Element) {
+/// Counts every RTP packet `sink` (an RTP leg's multiudpsink) is given as
+/// sent, process-wide and in the leg's own count; RTCP (multiplexed onto
+/// the RTP socket) is not counted.
+pub(crate) fn count_sent(sink: &gst::Element, leg: Arc<Sent>) {
     let Some(pad) = sink.static_pad("sink") else { return };
-    pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, |_, info| {
+    let count = move |buffer: &gst::BufferRef| {
+        let rtcp = buffer.map_readable().is_ok_and(|m| m.get(1).is_some_and(|pt| (200..=204).contains(pt)));
+        if !rtcp {
+            sent(buffer.size());
+            leg.count(buffer.size());
+        }
+    };
+    pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, info| {
         match &info.data {
-            Some(gst::PadProbeData::Buffer(b)) => sent(b.size()),
-            Some(gst::PadProbeData::BufferList(list)) => list.iter().for_each(|b| sent(b.size())),
+            Some(gst::PadProbeData::Buffer(b)) => count(b),
+            Some(gst::PadProbeData::BufferList(list)) => list.iter().for_each(&count),
             _ => {}
         }
         gst::PadProbeReturn::Ok

@@ -14,19 +14,21 @@ use crate::codec::sdp::{Direction, SessionDescription};
 use crate::codec::{self, Codec, CodecChoice};
 use crate::leg::events::{ConnectionState, EventHandler, LegEvent};
 use crate::leg::gate::SendGate;
+use crate::leg::ice;
 use crate::leg::jitter;
 use crate::leg::lifecycle::{shut_down, watch_bus};
 use crate::leg::media_watch::MediaWatch;
 use crate::leg::negotiation::{DescriptionKind, Negotiation, SessionDescriptionText};
 use crate::leg::options::LegOptions;
 use crate::leg::port::MediaPort;
+use crate::leg::quality::{InboundStats, LegStats, OutboundStats, RemoteInboundStats};
 use crate::leg::receive;
 use crate::leg::relay::{RelayEnd, RelayFormat, RelayOutput};
 use crate::leg::send::{self, RtpInput, SendChain};
 use crate::runtime::{make, new_pipeline};
 use crate::Error;
 use gst::prelude::*;
-use gst_webrtc::{WebRTCRTPTransceiverDirection, WebRTCSDPType, WebRTCSessionDescription};
+use gst_webrtc::{WebRTCRTPTransceiverDirection, WebRTCSDPType, WebRTCSessionDescription, WebRTCStatsType};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -94,10 +96,19 @@ impl WebRtcLeg {
         pipeline.add(&webrtc)?;
 
         let ice_agent = webrtc.property::<gst_webrtc::WebRTCICE>("ice-agent");
+        // ICE-TCP: a browser behind a firewall that lets no UDP out can
+        // still reach us directly over TCP.
         if ice_agent.find_property("ice-tcp").is_some() {
-            ice_agent.set_property("ice-tcp", false);
+            ice_agent.set_property("ice-tcp", true);
+        }
+        // The same port range as RTP legs, so one firewall rule covers both.
+        let (low, high) = options.rtp_ports;
+        if (low, high) != (0, 0) && ice_agent.find_property("min-rtp-port").is_some() {
+            ice_agent.set_property("min-rtp-port", u32::from(low));
+            ice_agent.set_property("max-rtp-port", u32::from(high));
         }
         disable_upnp(&ice_agent);
+        ice::apply(&webrtc, &options.ice_servers)?;
         for address in &options.media_addresses {
             // libnice skips loopback when gathering; add it (and any other
             // configured address) explicitly.
@@ -165,9 +176,14 @@ impl WebRtcLeg {
         let inner = &self.inner;
         let events = inner.events.clone();
         let gathering = inner.gathering.clone();
+        let options = inner.options.clone();
         inner.webrtc.connect("on-ice-candidate", false, move |args| {
             let mline = args[1].get::<u32>().unwrap_or(0);
             let candidate = args[2].get::<String>().unwrap_or_default();
+            let candidate = match options.public_address {
+                Some(public) => ice::advertise_candidate(&candidate, &options.media_addresses, public),
+                None => candidate,
+            };
             let (lock, cvar) = &*gathering;
             lock.lock().unwrap().last_candidate = Some(Instant::now());
             cvar.notify_all();
@@ -243,8 +259,11 @@ impl WebRtcLeg {
         self.promise("set-local-description", Some(&description))?;
         self.wait_for_gathering();
         let local = self.inner.webrtc.property::<Option<WebRTCSessionDescription>>("local-description");
-        let sdp =
+        let mut sdp =
             local.map(|d| d.sdp().as_text()).transpose()?.ok_or(Error::Pipeline("no local description".into()))?;
+        if let Some(public) = self.inner.options.public_address {
+            sdp = ice::advertise_in_description(&sdp, &self.inner.options.media_addresses, public);
+        }
         state.negotiation = match kind {
             DescriptionKind::Offer => Negotiation::HaveLocalOffer(sdp.clone()),
             DescriptionKind::Answer => {
@@ -361,6 +380,58 @@ impl WebRtcLeg {
         shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
     }
 
+    /// The leg's quality figures, from webrtcbin's `get-stats` (the
+    /// figures a browser's RTCPeerConnection.getStats gives, from the same
+    /// RTCP machinery).
+    pub fn stats(&self) -> Result<LegStats, Error> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let promise = gst::Promise::with_change_func(move |reply| {
+            let _ = tx.send(reply.ok().flatten().map(|s| s.to_owned()));
+        });
+        self.inner.webrtc.emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
+        let reply = rx.recv_timeout(PROMISE_TIMEOUT).map_err(|_| Error::Timeout("webrtcbin stats"))?;
+        let mut stats = LegStats {
+            codec: self.inner.port.send_codec(),
+            jitter_buffer_delay: self.inner.options.jitter_latency_ms as f64 / 1000.0,
+            ..Default::default()
+        };
+        for (_, value) in reply.iter().flat_map(|r| r.iter()) {
+            let Ok(s) = value.get::<gst::Structure>() else { continue };
+            let u64_of = |name: &str| s.get::<u64>(name).ok().or_else(|| s.get::<u32>(name).ok().map(u64::from));
+            let i64_of = |name: &str| s.get::<i64>(name).ok().or_else(|| s.get::<i32>(name).ok().map(i64::from));
+            let f64_of = |name: &str| s.get::<f64>(name).ok();
+            let ssrc = s.get::<u32>("ssrc").unwrap_or(0);
+            match s.get::<WebRTCStatsType>("type") {
+                Ok(WebRTCStatsType::InboundRtp) => {
+                    stats.inbound = Some(InboundStats {
+                        ssrc,
+                        packets_received: u64_of("packets-received").unwrap_or(0),
+                        bytes_received: u64_of("bytes-received").unwrap_or(0),
+                        packets_lost: i64_of("packets-lost").unwrap_or(0),
+                        jitter: f64_of("jitter").unwrap_or(0.0),
+                    })
+                }
+                Ok(WebRTCStatsType::OutboundRtp) => {
+                    stats.outbound = OutboundStats {
+                        packets_sent: u64_of("packets-sent").unwrap_or(0),
+                        bytes_sent: u64_of("bytes-sent").unwrap_or(0),
+                    }
+                }
+                Ok(WebRTCStatsType::RemoteInboundRtp) => {
+                    stats.remote_inbound = Some(RemoteInboundStats {
+                        ssrc,
+                        fraction_lost: f64_of("fraction-lost").unwrap_or(0.0),
+                        packets_lost: i64_of("packets-lost").unwrap_or(0),
+                        jitter: f64_of("jitter").unwrap_or(0.0),
+                        round_trip_time: f64_of("round-trip-time").filter(|rtt| *rtt > 0.0),
+                    })
+                }
+                _ => {}
+            }
+        }
+        Ok(stats)
+    }
+
     /// Emits a webrtcbin action signal that takes a promise and waits for
     /// its reply; a reply carrying an `error` field becomes an error.
     fn promise(
@@ -385,20 +456,23 @@ impl WebRtcLeg {
 
     /// SIP needs complete SDP (no trickle), so wait until every candidate
     /// is in the local description.
-    /// Waits until the local description holds our candidates. We give
-    /// the ICE agent no STUN or TURN server, so its candidates are host
-    /// candidates only, which libnice finds at once; its "gathering
-    /// complete" comes about 200 ms later all the same (every WebRTC
-    /// answer waited for it: measured by the bench). So a short quiet spell
-    /// after the last candidate counts as complete too.
+    /// Without STUN or TURN servers the candidates are host candidates
+    /// only, which libnice finds at once; its "gathering complete" comes
+    /// about 200 ms later all the same (every WebRTC answer waited for it:
+    /// measured by the bench). So then a short quiet spell after the last
+    /// candidate counts as complete too. With servers, server-reflexive and
+    /// relay candidates come only after a round trip to each server:
+    /// gathering must complete (bounded by [`GATHERING_TIMEOUT`]).
     fn wait_for_gathering(&self) {
         let (lock, cvar) = &*self.inner.gathering;
         let deadline = Instant::now() + GATHERING_TIMEOUT;
+        let quiet_is_enough = self.inner.options.ice_servers.is_empty();
         let mut gathering = lock.lock().unwrap();
         loop {
             let now = Instant::now();
             let quiet_since = gathering.last_candidate.map(|t| now.saturating_duration_since(t));
-            if gathering.complete || quiet_since.is_some_and(|q| q >= CANDIDATES_QUIET) {
+            let quiet = quiet_is_enough && quiet_since.is_some_and(|q| q >= CANDIDATES_QUIET);
+            if gathering.complete || quiet {
                 return;
             }
             if now >= deadline {
@@ -407,7 +481,8 @@ impl WebRtcLeg {
                 );
                 return;
             }
-            let wait = CANDIDATES_QUIET.saturating_sub(quiet_since.unwrap_or_default()).min(deadline - now);
+            let until_quiet = CANDIDATES_QUIET.saturating_sub(quiet_since.unwrap_or_default());
+            let wait = if quiet_is_enough { until_quiet.min(deadline - now) } else { deadline - now };
             gathering = cvar.wait_timeout(gathering, wait).unwrap().0;
         }
     }

@@ -1,0 +1,262 @@
+//! WebRTC through TURN, in network namespaces (tests/src/netns.rs): a
+//! browser on a private network (192.0.2.0/24) behind a masquerading
+//! router calls through `sipbridge gateway` on the public side
+//! (198.51.100.10) to baresip beside it; coturn (203.0.113.10) is the TURN
+//! server, its REST API secret in the gateway's `media.ice_servers`, and the
+//! page gets short-lived credentials in the gateway's `ready`. Headless
+//! Chromium and Firefox ESR each call three ways:
+//!
+//! - direct: no firewall, no TURN server (the gateway learns the browser's
+//!   NAT address from its connectivity checks);
+//! - UDP relay: the router drops everything from the browser to the gateway
+//!   but the page's HTTP/WebSocket port, and everything to coturn but its
+//!   port 3478, so media must go through a relay the browser allocated;
+//! - TCP relay: as above, and UDP to coturn is dropped too: TURN over TCP.
+//!
+//! Audio is checked both ways (the page's WebAudio tone in baresip's
+//! recording, baresip's tone in what the page heard), the selected
+//! candidate pair is a relay (of the expected protocol) when it must be,
+//! and the setup time (offer made -> connected, as the page measures it) is
+//! printed for each.
+
+use e2e::audio::{tone, write_wav, Pcm};
+use e2e::autocall::{self, Browser, Call, CallReport};
+use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
+use e2e::bridge::Bridge;
+use e2e::coturn::{Coturn, TURN_PORT};
+use e2e::gateway::Gateway;
+use e2e::netns::{enable_forwarding, masquerade, Host};
+use e2e::process::test_dir;
+use e2e::ws_client::{Frame, WsClient};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+const PAGE_TONE: u32 = 660;
+const BARESIP_TONE: f64 = 440.0;
+const SECRET: &str = "turn-rest-secret";
+/// The router's chain for the firewall of a case (flushed between cases).
+const CHAIN: &str = "TURNTEST";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Direct,
+    UdpRelay,
+    TcpRelay,
+}
+
+struct Net {
+    browser: Host,
+    gateway: Host,
+    turn: Host,
+}
+
+fn iptables(args: &[&str]) {
+    let out = Command::new("iptables").args(args).output().unwrap();
+    assert!(out.status.success(), "iptables {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The case's firewall on the router, between the browser and the rest.
+fn firewall(net: &Net, route: Route) {
+    iptables(&["-F", CHAIN]);
+    if route == Route::Direct {
+        return;
+    }
+    let (browser, gw, turn) = (net.browser.subnet(), net.gateway.addr.to_string(), net.turn.addr.to_string());
+    iptables(&["-A", CHAIN, "-s", &browser, "-d", &gw, "-p", "tcp", "--dport", "8080", "-j", "ACCEPT"]);
+    iptables(&["-A", CHAIN, "-s", &browser, "-d", &gw, "-j", "DROP"]);
+    // Only coturn's port is open, so the browser cannot reach the
+    // gateway's own relay candidate (another port of coturn's) either.
+    let port = TURN_PORT.to_string();
+    for protocol in ["udp", "tcp"] {
+        if route == Route::UdpRelay || protocol == "tcp" {
+            iptables(&["-A", CHAIN, "-s", &browser, "-d", &turn, "-p", protocol, "--dport", &port, "-j", "ACCEPT"]);
+        }
+    }
+    iptables(&["-A", CHAIN, "-s", &browser, "-d", &turn, "-j", "DROP"]);
+}
+
+fn gateway_config(net: &Net, route: Route) -> String {
+    let turn = net.turn.addr;
+    let servers = match route {
+        Route::Direct => String::new(),
+        Route::UdpRelay => format!(
+            "[[media.ice_servers]]\nurls = [\"turn:{turn}:{TURN_PORT}?transport=udp\"]\nsecret = \"{SECRET}\"\nttl = 600\n"
+        ),
+        Route::TcpRelay => format!(
+            "[[media.ice_servers]]\nurls = [\"turn:{turn}:{TURN_PORT}?transport=tcp\"]\nsecret = \"{SECRET}\"\nttl = 600\n"
+        ),
+    };
+    format!("[media]\naddresses = [\"{}\"]\nrtp_ports = \"20000-20999\"\n{servers}", net.gateway.addr)
+}
+
+/// One call from `browser` over `route`; returns the page's report and what
+/// baresip heard.
+fn call(dir: &Path, net: &Net, browser: Browser, route: Route) -> (CallReport, Pcm) {
+    let dir = dir.join(format!("{}-{route:?}", browser.name()));
+    std::fs::create_dir_all(&dir).unwrap();
+    firewall(net, route);
+    let gw = Gateway::start_on(&dir, &net.gateway, &gateway_config(net, route), &[]).unwrap();
+    let wav = dir.join("bob.wav");
+    write_wav(&wav, &tone(BARESIP_TONE, 30.0, 8000, 0.3)).unwrap();
+    let mut bob_account = BaresipAccount::direct(&format!("sip:bob@{}", net.gateway.addr), "");
+    bob_account.auto_answer = true;
+    let options =
+        BaresipOptions { accounts: vec![bob_account], play: Some(wav), record: true, limit: Duration::from_secs(90) };
+    let bob = Baresip::start_on(&dir, &options, &net.gateway).unwrap();
+    let ws = format!("ws://{}:{}/ws", net.gateway.addr, gw.ws_port);
+    let target = format!("sip:bob@{}:{}", net.gateway.addr, bob.sip_port);
+    let from = format!("sip:page@{}", net.browser.addr);
+    let page = Call { ws: &ws, target: &target, from: &from, tone_hz: PAGE_TONE };
+    let server: SocketAddr = (net.browser.gateway, 0).into();
+    let report = autocall::run(&dir, browser, &net.browser, server, &page, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{} over {route:?}: {e:#}\ngateway log:\n{}", browser.name(), gw.log()));
+    bob.wait_event("call", "CALL_CLOSED", Duration::from_secs(10)).unwrap();
+    (report, bob.heard().unwrap())
+}
+
+fn check(browser: Browser, route: Route, report: &CallReport, bob_heard: &Pcm) {
+    let who = format!("{} over {route:?}", browser.name());
+    let heard = report.heard.slice(0.3, report.heard.seconds());
+    let share = heard.tone_share(BARESIP_TONE);
+    assert!(
+        share > 0.5,
+        "{who}: the page should hear baresip's {BARESIP_TONE} Hz: share {share:.3} of {:.1} s at rms {:.4}",
+        heard.seconds(),
+        heard.rms()
+    );
+    let share = bob_heard.slice(1.0, bob_heard.seconds()).tone_share(f64::from(PAGE_TONE));
+    assert!(share > 0.5, "{who}: baresip should hear the page's {PAGE_TONE} Hz: share {share:.3}");
+    // The gateway's UDP candidates take ports from media.rtp_ports.
+    for line in report.answer.lines().filter(|l| l.contains(" UDP ") && l.contains("typ host")) {
+        let port: u16 = line.split(' ').nth(5).and_then(|p| p.parse().ok()).unwrap_or_default();
+        assert!((20000..=20999).contains(&port), "{who}: a UDP candidate outside rtp_ports: {line}");
+    }
+    let pair = &report.pair;
+    match route {
+        Route::Direct => {
+            assert_ne!(pair["localType"], "relay", "{who}: {pair}");
+            assert!(report.ice_servers.as_array().is_some_and(|a| a.is_empty()), "{who}: {}", report.ice_servers);
+        }
+        Route::UdpRelay | Route::TcpRelay => {
+            assert_eq!(pair["localType"], "relay", "{who}: the browser must send through coturn: {pair}");
+            let protocol = if route == Route::UdpRelay { "udp" } else { "tcp" };
+            if !pair["relayProtocol"].is_null() {
+                assert_eq!(pair["relayProtocol"], protocol, "{who}: {pair}");
+            }
+            let username = report.ice_servers[0]["username"].as_str().unwrap_or_default();
+            assert!(username.contains(":web"), "{who}: REST credentials expected, got {}", report.ice_servers);
+            // The gateway's own description offers its relay candidate too.
+            assert!(report.answer.contains("typ relay"), "{who}: no relay candidate in the answer:\n{}", report.answer);
+        }
+    }
+    println!("{who}: setup {:.0} ms, selected pair {pair}", report.setup.as_secs_f64() * 1000.0);
+}
+
+/// One test: the router is this process's namespace, and every case uses
+/// the same hosts with the firewall of its own.
+#[test]
+fn browsers_behind_nat_call_directly_and_through_turn_over_udp_and_tcp() {
+    let dir = test_dir("net_turn");
+    let limit = Duration::from_secs(600);
+    let net = Net {
+        browser: Host::new(&dir, "browser", [192, 0, 2, 10].into(), limit).unwrap(),
+        gateway: Host::new(&dir, "gateway", [198, 51, 100, 10].into(), limit).unwrap(),
+        turn: Host::new(&dir, "turn", [203, 0, 113, 10].into(), limit).unwrap(),
+    };
+    enable_forwarding().unwrap();
+    masquerade(&net.browser, &net.gateway).unwrap();
+    masquerade(&net.browser, &net.turn).unwrap();
+    iptables(&["-N", CHAIN]);
+    iptables(&["-I", "FORWARD", "-j", CHAIN]);
+    let turn = Coturn::start_on(&dir, &net.turn, SECRET, limit).unwrap();
+
+    let mut setups = Vec::new();
+    for browser in [Browser::Firefox, Browser::Chromium] {
+        for route in [Route::Direct, Route::UdpRelay, Route::TcpRelay] {
+            let (report, bob_heard) = call(&dir, &net, browser, route);
+            check(browser, route, &report, &bob_heard);
+            setups.push(format!("{} {route:?} {:.2} s", browser.name(), report.setup.as_secs_f64()));
+        }
+    }
+    let log = turn.log();
+    assert!(log.contains("TCP") && log.contains("UDP"), "coturn served both transports:\n{log}");
+    println!("setup times: {}", setups.join(", "));
+}
+
+/// The gateway's `ready` carries TURN REST credentials that coturn would
+/// accept: `EXPIRY:webN` with EXPIRY the configured ttl from now, and
+/// base64(HMAC-SHA1(secret, username)) as the credential; the secret
+/// itself never leaves the gateway.
+#[test]
+fn the_gateway_hands_the_page_short_lived_turn_credentials() {
+    use openssl::{hash::MessageDigest, pkey::PKey, sign::Signer};
+    let dir = test_dir("net_turn_credentials");
+    let body = format!(
+        "[[media.ice_servers]]\nurls = \"stun:203.0.113.10\"\n\
+         [[media.ice_servers]]\nurls = [\"turn:203.0.113.10?transport=udp\", \"turn:203.0.113.10?transport=tcp\"]\n\
+         secret = \"{SECRET}\"\nttl = 600\n"
+    );
+    let gw = Gateway::start_with_config(&dir, &body).unwrap();
+    let mut ws = WsClient::connect(gw.ws_port, None, "/ws").unwrap();
+    let Some(Frame::Text(ready)) = ws.read_frame(Duration::from_secs(5)).unwrap() else { panic!("no ready") };
+    assert!(!ready.contains(SECRET), "the secret must stay in the gateway: {ready}");
+    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+    let servers = &ready["params"]["iceServers"];
+    assert_eq!(servers[0], serde_json::json!({ "urls": ["stun:203.0.113.10"] }), "{servers}");
+    let username = servers[1]["username"].as_str().unwrap();
+    let (expiry, user) = username.split_once(':').unwrap();
+    assert!(user.starts_with("web"), "{username}");
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    let expiry: u64 = expiry.parse().unwrap();
+    assert!((now + 590..=now + 610).contains(&expiry), "expiry {expiry} should be ttl (600 s) from {now}");
+    let key = PKey::hmac(SECRET.as_bytes()).unwrap();
+    let mut signer = Signer::new(MessageDigest::sha1(), &key).unwrap();
+    signer.update(username.as_bytes()).unwrap();
+    let expected = openssl::base64::encode_block(&signer.sign_to_vec().unwrap());
+    assert_eq!(servers[1]["credential"], expected.as_str(), "{servers}");
+    assert_eq!(servers[1]["urls"].as_array().unwrap().len(), 2);
+    // A second connection gets credentials of its own.
+    let mut other = WsClient::connect(gw.ws_port, None, "/ws").unwrap();
+    let Some(Frame::Text(second)) = other.read_frame(Duration::from_secs(5)).unwrap() else { panic!("no ready") };
+    assert!(!second.contains(username), "each connection gets its own username: {second}");
+}
+
+/// `sipbridge stdio` sessions take `iceServers` as RTCConfiguration has
+/// them: with coturn's secret, an offer waits for the relay candidate
+/// coturn allocates over UDP, or over TCP; a bad entry is refused with
+/// -32602 saying why, and the process goes on.
+#[test]
+fn stdio_sessions_gather_relay_candidates_from_their_ice_servers() {
+    let dir = test_dir("net_turn_stdio");
+    let _turn = Coturn::start(&dir, SECRET, Duration::from_secs(60)).unwrap();
+    let mut bridge = Bridge::start(&dir, &[]).unwrap();
+    for transport in ["udp", "tcp"] {
+        let servers = serde_json::json!([
+            { "urls": format!("stun:127.0.0.1:{TURN_PORT}") },
+            { "urls": [format!("turn:127.0.0.1:{TURN_PORT}?transport={transport}")], "secret": SECRET },
+        ]);
+        let session = bridge.create("webrtc", serde_json::json!({ "iceServers": servers })).unwrap();
+        let started = std::time::Instant::now();
+        let (kind, sdp) = bridge.local_description(&session).unwrap();
+        let took = started.elapsed();
+        assert_eq!(kind, "offer");
+        let relay: Vec<&str> = sdp.lines().filter(|l| l.contains("typ relay")).collect();
+        assert!(!relay.is_empty(), "TURN over {transport}: no relay candidate in\n{sdp}");
+        assert!(took < Duration::from_secs(5), "gathering took {took:?}");
+        assert!(sdp.contains("tcptype"), "ICE-TCP candidates expected:\n{sdp}");
+        println!("TURN over {transport}: complete offer in {took:?}: {relay:?}");
+        bridge.call("session.close", serde_json::json!({ "session": session })).unwrap();
+    }
+    let bad = bridge
+        .request(
+            "session.create",
+            serde_json::json!({ "kind": "webrtc", "iceServers": [{ "urls": "turn:127.0.0.1" }] }),
+        )
+        .unwrap();
+    assert_eq!(bad["error"]["code"], -32602, "{bad}");
+    let message = bad["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("iceServers") && message.contains("username and credential"), "{bad}");
+    assert!(bridge.is_running(), "a bad iceServers entry must not end the process");
+}
