@@ -6,6 +6,7 @@
 use crate::netns::Host;
 use crate::process::Child;
 use anyhow::Result;
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -18,8 +19,22 @@ pub struct Coturn {
 impl Coturn {
     /// Starts coturn on `host` with `secret`; returns once it listens.
     pub fn start_on(dir: &Path, host: &Host, secret: &str, limit: Duration) -> Result<Coturn> {
-        let addr = host.addr.to_string();
-        let mut cmd = host.command("turnserver");
+        Coturn::spawn(dir, host.command("turnserver"), host.addr, secret, limit)
+    }
+
+    /// Starts coturn on 127.0.0.1 (this namespace) with `secret`.
+    pub fn start(dir: &Path, secret: &str, limit: Duration) -> Result<Coturn> {
+        Coturn::spawn(dir, std::process::Command::new("turnserver"), Ipv4Addr::LOCALHOST, secret, limit)
+    }
+
+    fn spawn(
+        dir: &Path,
+        mut cmd: std::process::Command,
+        addr: Ipv4Addr,
+        secret: &str,
+        limit: Duration,
+    ) -> Result<Coturn> {
+        let addr = addr.to_string();
         cmd.args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--log-file", "stdout", "--simple-log", "--verbose"])
             .args(["--listening-ip", &addr, "--relay-ip", &addr, "--listening-port", &TURN_PORT.to_string()])
             .args(["--min-port", "49152", "--max-port", "49999", "--realm", "example.test"])

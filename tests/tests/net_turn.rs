@@ -22,6 +22,7 @@
 use e2e::audio::{tone, write_wav, Pcm};
 use e2e::autocall::{self, Browser, Call, CallReport};
 use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
+use e2e::bridge::Bridge;
 use e2e::coturn::{Coturn, TURN_PORT};
 use e2e::gateway::Gateway;
 use e2e::netns::{enable_forwarding, masquerade, Host};
@@ -127,6 +128,11 @@ fn check(browser: Browser, route: Route, report: &CallReport, bob_heard: &Pcm) {
     );
     let share = bob_heard.slice(1.0, bob_heard.seconds()).tone_share(f64::from(PAGE_TONE));
     assert!(share > 0.5, "{who}: baresip should hear the page's {PAGE_TONE} Hz: share {share:.3}");
+    // The gateway's UDP candidates take ports from media.rtp_ports.
+    for line in report.answer.lines().filter(|l| l.contains(" UDP ") && l.contains("typ host")) {
+        let port: u16 = line.split(' ').nth(5).and_then(|p| p.parse().ok()).unwrap_or_default();
+        assert!((20000..=20999).contains(&port), "{who}: a UDP candidate outside rtp_ports: {line}");
+    }
     let pair = &report.pair;
     match route {
         Route::Direct => {
@@ -215,4 +221,42 @@ fn the_gateway_hands_the_page_short_lived_turn_credentials() {
     let mut other = WsClient::connect(gw.ws_port, None, "/ws").unwrap();
     let Some(Frame::Text(second)) = other.read_frame(Duration::from_secs(5)).unwrap() else { panic!("no ready") };
     assert!(!second.contains(username), "each connection gets its own username: {second}");
+}
+
+/// `sipbridge stdio` sessions take `iceServers` as RTCConfiguration has
+/// them: with coturn's secret, an offer waits for the relay candidate
+/// coturn allocates over UDP, or over TCP; a bad entry is refused with
+/// -32602 saying why, and the process goes on.
+#[test]
+fn stdio_sessions_gather_relay_candidates_from_their_ice_servers() {
+    let dir = test_dir("net_turn_stdio");
+    let _turn = Coturn::start(&dir, SECRET, Duration::from_secs(60)).unwrap();
+    let mut bridge = Bridge::start(&dir, &[]).unwrap();
+    for transport in ["udp", "tcp"] {
+        let servers = serde_json::json!([
+            { "urls": format!("stun:127.0.0.1:{TURN_PORT}") },
+            { "urls": [format!("turn:127.0.0.1:{TURN_PORT}?transport={transport}")], "secret": SECRET },
+        ]);
+        let session = bridge.create("webrtc", serde_json::json!({ "iceServers": servers })).unwrap();
+        let started = std::time::Instant::now();
+        let (kind, sdp) = bridge.local_description(&session).unwrap();
+        let took = started.elapsed();
+        assert_eq!(kind, "offer");
+        let relay: Vec<&str> = sdp.lines().filter(|l| l.contains("typ relay")).collect();
+        assert!(!relay.is_empty(), "TURN over {transport}: no relay candidate in\n{sdp}");
+        assert!(took < Duration::from_secs(5), "gathering took {took:?}");
+        assert!(sdp.contains("tcptype"), "ICE-TCP candidates expected:\n{sdp}");
+        println!("TURN over {transport}: complete offer in {took:?}: {relay:?}");
+        bridge.call("session.close", serde_json::json!({ "session": session })).unwrap();
+    }
+    let bad = bridge
+        .request(
+            "session.create",
+            serde_json::json!({ "kind": "webrtc", "iceServers": [{ "urls": "turn:127.0.0.1" }] }),
+        )
+        .unwrap();
+    assert_eq!(bad["error"]["code"], -32602, "{bad}");
+    let message = bad["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("iceServers") && message.contains("username and credential"), "{bad}");
+    assert!(bridge.is_running(), "a bad iceServers entry must not end the process");
 }
