@@ -926,6 +926,10 @@ mod tests {
             ..Overrides::default()
         };
         assert!(Config::for_run("echo", &two_udp).unwrap_err().to_string().contains("udp is given twice"));
+        assert_eq!(parse_listen("wss:127.0.0.1:7443").unwrap().transport, signaling::Transport::Wss);
+        let wss_without_cert = Overrides { sip_listen: vec!["wss:127.0.0.1:7443".into()], ..Overrides::default() };
+        let err = Config::for_run("echo", &wss_without_cert).unwrap_err().to_string();
+        assert!(err.contains("a wss: listener needs sip.tls_cert"), "{err}");
         assert!(Config::for_run("echo", &o("transfer.policy=maybe")).is_err());
     }
 
