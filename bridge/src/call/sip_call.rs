@@ -3,7 +3,7 @@
 
 use super::error::CallError;
 use super::events::{DtmfMethod, Event, Events, Phase};
-use super::handover::Handover;
+use super::handover::{Handover, Referral};
 use super::negotiation::{self, blocking};
 use super::registry::{Calls, Slot};
 use crate::ops::CallTally;
@@ -60,6 +60,8 @@ pub(super) struct State {
     /// The call's metrics and record, written when it ends.
     tally: Option<CallTally>,
     pub(super) handover: Handover,
+    /// A REFER the front-end was asked about (policy `ask`).
+    pub(super) asked: Option<Referral>,
     /// The call that took this one's place (a transfer).
     pub(super) successor: Option<Arc<SipCall>>,
 }
@@ -616,6 +618,7 @@ impl State {
             slot: Some(slot),
             tally: Some(tally),
             handover: Handover::Idle,
+            asked: None,
             successor: None,
         }
     }
