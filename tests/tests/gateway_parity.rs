@@ -22,7 +22,7 @@ const PAGE_TONE: u32 = 660;
 const PREFIXES: [&str; 2] = ["X-", "P-Asserted"];
 
 /// A page on a fresh gateway, registered as a guest that chose to see
-/// `X-` and `P-Asserted...` headers.
+/// `X-` and `P-Asserted...` headers, and `stats` events every second.
 fn guest_page(dir: &std::path::Path) -> (Gateway, Softphone) {
     let gw = Gateway::start(dir, None, &[]).unwrap();
     let page = Softphone::start(dir, "softphone", &gw.url(), PAGE_TONE).unwrap();
@@ -30,7 +30,12 @@ fn guest_page(dir: &std::path::Path) -> (Gateway, Softphone) {
     let r = page
         .request(
             "sip.register",
-            json!({ "username": "sip:alice@127.0.0.1", "guest": true, "incomingHeaderPrefixes": PREFIXES }),
+            json!({
+                "username": "sip:alice@127.0.0.1",
+                "guest": true,
+                "incomingHeaderPrefixes": PREFIXES,
+                "statsIntervalMs": 1000,
+            }),
         )
         .unwrap();
     assert_eq!(r["result"]["guest"], true, "{r}");
@@ -70,6 +75,25 @@ fn headers_of_sipp_200_and_our_bye_and_cancel() {
     assert!(headers["P-Asserted-Identity"].as_str().is_some_and(|v| v.contains("sip:sipp@")), "{accepted}");
     assert!(headers.get("Y-Hidden").is_none(), "a header the page did not choose: {accepted}");
     println!("accepted headers: {headers}");
+
+    // Call quality: `stats` events every second, and sip.stats, with the
+    // browser's tone arriving on its leg (`user`; SIPp sends no RTP).
+    let received = |leg: &Value| {
+        let reports = leg.as_array().cloned().unwrap_or_default();
+        let inbound = reports.iter().find(|r| r["type"] == "inbound-rtp");
+        inbound.and_then(|r| r["packetsReceived"].as_u64()).unwrap_or(0)
+    };
+    let event = page.wait(|d| d["event"] == "stats" && d["call"] == call.as_str() && received(&d["user"]) > 0).unwrap();
+    println!("stats event: {event}");
+    let types = |leg: &Value| leg.as_array().unwrap().iter().map(|r| r["type"].clone()).collect::<Vec<_>>();
+    assert!(types(&event["peer"]).contains(&json!("outbound-rtp")), "{event}");
+    let stats = page.request("sip.stats", json!({ "call": call })).unwrap();
+    assert!(received(&stats["result"]["user"]) >= received(&event["user"]), "{stats}");
+    let missing = page.request("sip.stats", json!({ "call": "nope" })).unwrap();
+    assert_eq!(missing["error"]["code"], 2002, "{missing}");
+    let e =
+        refused(&page, "sip.register", json!({ "username": "sip:a@127.0.0.1", "guest": true, "statsIntervalMs": 10 }));
+    assert!(e["message"].as_str().unwrap_or("").contains("at least 1000"), "{e}");
 
     // What the user agent owns, and line breaks, are refused with a reason.
     for (name, value, why) in [

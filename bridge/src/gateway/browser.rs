@@ -14,11 +14,13 @@ pub struct Browser {
     call_ended: Arc<dyn Fn(&str) + Send + Sync>,
     /// Which of a SIP peer's header fields events carry (`sip.register`).
     header_prefixes: Arc<Mutex<HeaderPrefixes>>,
+    /// How often calls send a `stats` event (`sip.register`); none: never.
+    stats_interval: Arc<Mutex<Option<std::time::Duration>>>,
 }
 
 impl Browser {
     pub fn new(user: u64, out: mpsc::UnboundedSender<String>, call_ended: Arc<dyn Fn(&str) + Send + Sync>) -> Self {
-        Browser { user, out, call_ended, header_prefixes: Arc::default() }
+        Browser { user, out, call_ended, header_prefixes: Arc::default(), stats_interval: Arc::default() }
     }
 
     /// Sends a `sip.event` notification.
@@ -33,6 +35,14 @@ impl Browser {
     /// The user's choice of the SIP peer's header fields to see.
     pub fn set_header_prefixes(&self, prefixes: HeaderPrefixes) {
         *self.header_prefixes.lock().unwrap() = prefixes;
+    }
+
+    pub fn set_stats_interval(&self, interval: Option<std::time::Duration>) {
+        *self.stats_interval.lock().unwrap() = interval;
+    }
+
+    pub fn stats_interval(&self) -> Option<std::time::Duration> {
+        *self.stats_interval.lock().unwrap()
     }
 
     /// The fields of `headers` the user chose to see, as a JSON object.

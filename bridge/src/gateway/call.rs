@@ -9,7 +9,7 @@
 use super::browser::Browser;
 use super::errors::{call_state, codes, err, from_call, from_media};
 use crate::call::{blocking, CallError, Calls, DtmfMethod, Event, Events, Phase, SipCall};
-use crate::protocol::RpcError;
+use crate::protocol::{stats, RpcError};
 use pipelines::sdp::Direction;
 use pipelines::{DescriptionKind, Leg, LegEvent, Link, RecordFormat};
 use serde_json::{json, Value};
@@ -366,9 +366,25 @@ impl GwCall {
         Ok(v)
     }
 
+    /// Both legs' quality now: `peer` the SIP side's RTP leg, `user` the
+    /// browser's WebRTC leg (docs/protocol.md, `session.getStats`'s reports).
+    pub async fn stats(&self) -> Result<Value, RpcError> {
+        let (peer, user) = (self.sip.leg().clone(), self.webrtc.clone());
+        let (peer, user) = blocking(move || Ok((peer.stats()?, user.stats()?))).await.map_err(from_call)?;
+        Ok(json!({ "peer": stats::reports(&peer), "user": stats::reports(&user) }))
+    }
+
     async fn pump(self: Arc<Self>, mut events: Events, mut legs: LegRx) {
+        // `stats` events at the user's interval (sip.register), if any.
+        let interval = self.browser.stats_interval();
+        let mut ticks = tokio::time::interval(interval.unwrap_or(std::time::Duration::from_secs(3600)));
+        ticks.tick().await;
         loop {
             tokio::select! {
+                _ = ticks.tick(), if interval.is_some() => match self.stats().await {
+                    Ok(stats) => self.emit("stats", stats),
+                    Err(e) => tracing::debug!(error = %e.message, "no stats"),
+                },
                 ev = events.recv() => match ev {
                     Some(Event::Ended { by, code, reason }) => {
                         self.ended(by, code, &reason).await;

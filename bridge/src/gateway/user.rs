@@ -54,6 +54,9 @@ struct AccountState {
 }
 
 /// The browser's answer in a request's `jsep`.
+/// The shortest `statsIntervalMs`: each event reads webrtcbin's statistics.
+const MIN_STATS_INTERVAL_MS: u64 = 1000;
+
 fn browser_answer(jsep: Jsep, method: &str) -> Result<String, RpcError> {
     match jsep.parse()? {
         (DescriptionKind::Answer, sdp) => Ok(sdp),
@@ -270,6 +273,7 @@ impl User {
                 let st = self.state.lock().unwrap();
                 Ok(json!({ "calls": st.calls.values().map(|c| c.summary()).collect::<Vec<_>>() }))
             }
+            G::Stats(p) => self.call(&p.call)?.stats().await,
             G::Subscribe(p) => self.subscribe(p),
             G::Unsubscribe(p) => {
                 self.subscriptions.stop(&p.event).await?;
@@ -287,6 +291,14 @@ impl User {
         }
         let headers = check_headers(p.headers.clone())?;
         let prefixes = HeaderPrefixes::parse(p.incoming_header_prefixes.clone())?;
+        let stats_interval = match p.stats_interval_ms {
+            Some(ms) if ms < MIN_STATS_INTERVAL_MS => {
+                return Err(RpcError::invalid_params(format!(
+                    "statsIntervalMs must be at least {MIN_STATS_INTERVAL_MS}, not {ms}"
+                )))
+            }
+            ms => ms.map(std::time::Duration::from_millis),
+        };
         let mut st = self.state.lock().unwrap();
         if st.account.is_some() {
             return Err(err(
@@ -296,6 +308,7 @@ impl User {
         }
         if p.guest {
             self.browser.set_header_prefixes(prefixes);
+            self.browser.set_stats_interval(stats_interval);
             st.account = Some(AccountState {
                 caller: Caller::Guest { uri: p.username.clone(), display_name: p.display_name.clone() },
                 aor: p.username.clone(),
@@ -358,6 +371,7 @@ impl User {
         });
         drop(st);
         self.browser.set_header_prefixes(prefixes);
+        self.browser.set_stats_interval(stats_interval);
         tracing::info!(user = self.id, aor = %p.username, "registering");
         self.emit("registering", json!({ "username": p.username }));
         tokio::spawn(self.clone().keep_registered(registration, stop_rx, p.username));

@@ -48,6 +48,8 @@ pub enum GatewayRequest {
     Recording(RecordingParams),
     #[serde(rename = "sip.calls")]
     Calls(NoParams),
+    #[serde(rename = "sip.stats")]
+    Stats(CallOnly),
     #[serde(rename = "sip.subscribe")]
     Subscribe(SubscribeParams),
     #[serde(rename = "sip.unsubscribe")]
@@ -75,6 +77,7 @@ impl GatewayRequest {
         "sip.transfer",
         "sip.recording",
         "sip.calls",
+        "sip.stats",
         "sip.subscribe",
         "sip.unsubscribe",
     ];
@@ -106,6 +109,9 @@ pub struct RegisterParams {
     pub guest: bool,
     #[serde(default)]
     pub incoming_header_prefixes: Option<Vec<String>>,
+    /// Every this many ms, each call sends a `stats` event (off when absent).
+    #[serde(default)]
+    pub stats_interval_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
