@@ -12,7 +12,7 @@ use crate::codec::Codec;
 use crate::leg::relay::{self, RelayEnd, RelayFormat};
 use gst::prelude::*;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 /// Which form of audio a consumer wants right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,8 +53,12 @@ struct PortInner {
     inputs: Mutex<Option<SendInputs>>,
     /// When audio was last pushed (ms on the filler's clock), see [`filler`].
     last_push_ms: AtomicU64,
-    /// Set by legs that can send relayed packets (see [`crate::leg::relay`]).
-    relay: OnceLock<Arc<RelayEnd>>,
+    /// Set by legs that can send relayed packets (see [`crate::leg::relay`]);
+    /// taken on close: it holds the leg's RTP socket, which must close with
+    /// the leg even while something still holds the port (seen: one port
+    /// in ~1,000 closed linked pairs with packets in flight outlived its
+    /// leg, and with it a socket).
+    relay: RwLock<Option<Arc<RelayEnd>>>,
     /// What the leg negotiated, for relaying packets from or to it.
     relay_format: RwLock<Option<RelayFormat>>,
     /// The port this one's received packets are relayed to, if any.
@@ -127,7 +131,7 @@ impl MediaPort {
 
     /// Makes the port a relay target: its leg can send packets relayed to it.
     pub(crate) fn set_relay_end(&self, end: Arc<RelayEnd>) {
-        let _ = self.inner.relay.set(end);
+        *self.inner.relay.write().unwrap() = Some(end);
     }
 
     /// What the leg negotiated (`None` before, and once closed).
@@ -138,7 +142,7 @@ impl MediaPort {
     /// Relays what this port receives to `to` from now on, if `to`'s leg
     /// can send relayed packets; links and echoes call this.
     pub(crate) fn relay_to(&self, to: &MediaPort) {
-        if to.inner.relay.get().is_some() {
+        if to.inner.relay.read().unwrap().is_some() {
             *self.inner.relay_peer.write().unwrap() = Arc::downgrade(&to.inner);
         }
     }
@@ -182,7 +186,8 @@ impl MediaPort {
         }
         let Some(peer) = self.inner.relay_peer.read().unwrap().upgrade() else { return false };
         let Some(theirs) = *peer.relay_format.read().unwrap() else { return false };
-        let sent = peer.relay.get().is_some_and(|end| end.send(packet, &own, &theirs));
+        let end = peer.relay.read().unwrap().clone();
+        let sent = end.is_some_and(|end| end.send(packet, &own, &theirs));
         if sent {
             // Relayed audio counts as audio sent: no silence filling.
             peer.touch();
@@ -244,6 +249,7 @@ impl MediaPort {
     pub(crate) fn clear(&self) {
         self.inner.consumers.write().unwrap().clear();
         *self.inner.inputs.lock().unwrap() = None;
+        *self.inner.relay.write().unwrap() = None;
     }
 
     /// Sends raw audio (S16LE mono, any rate: it is resampled as needed).
@@ -434,4 +440,24 @@ pub(crate) fn gate_on_demand(pad: &gst::Pad, port: &MediaPort, want: Want) {
             gst::PadProbeReturn::Drop
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MediaPort;
+    use crate::leg::gate::SendGate;
+    use crate::leg::relay::{RelayEnd, RelayOutput};
+    use std::sync::Arc;
+
+    #[test]
+    fn closing_lets_go_of_the_relay_end_even_while_the_port_is_held() {
+        let port = MediaPort::default();
+        let end = Arc::new(RelayEnd::new(RelayOutput::Chain(Box::new(|_| true)), SendGate::default()));
+        let weak = Arc::downgrade(&end);
+        port.set_relay_end(end);
+        let still_held = port.clone();
+        port.clear();
+        assert!(weak.upgrade().is_none(), "the relay end (a leg's RTP socket) outlives the close");
+        drop(still_held);
+    }
 }
