@@ -18,7 +18,10 @@
 //! transferee) checks the REFER's Refer-To and Referred-By and its NOTIFYs
 //! come back as `transfer` events; attended,
 //! between two of the page's calls, the REFER's Refer-To names the second
-//! call's peer with a Replaces holding that call's dialog.
+//! call's peer with a Replaces holding that call's dialog. As the
+//! transferee (`transfer.policy = "accept"`), the page's call with a
+//! baresip caller is transferred by that caller to a third baresip: the
+//! page hears `transferred` and then the third phone, which hears the page.
 
 use e2e::audio::{tone, write_wav};
 use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
@@ -388,4 +391,64 @@ fn gateway_page_blind_transfers_a_baresip_caller_to_a_third_phone() {
         tail.tone_share(660.0),
         tail.rms()
     );
+}
+
+#[test]
+fn gateway_page_is_transferred_by_its_baresip_caller_to_a_third_phone() {
+    let dir = test_dir("call_transfer_gateway_transferee");
+    let k =
+        Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("alice", "a-pw"), ("bob", "b-pw")])).unwrap();
+    let bob_dir = dir.join("bob");
+    std::fs::create_dir_all(&bob_dir).unwrap();
+    let wav = bob_dir.join("tone.wav");
+    write_wav(&wav, &tone(440.0, 60.0, 8000, 0.3)).unwrap();
+    let options = BaresipOptions {
+        accounts: vec![k.baresip_account("bob", "b-pw", false)],
+        play: Some(wav),
+        record: true,
+        limit: Duration::from_secs(90),
+    };
+    let bob = Baresip::start(&bob_dir, &options).unwrap();
+    bob.wait_registered(1, Duration::from_secs(10)).unwrap();
+    let carol = phone(&dir, "carol", 700.0, 60.0, true);
+    let gw = Gateway::start(&dir, None, &["--set", "transfer.policy=\"accept\""]).unwrap();
+    let page = Softphone::start(&dir, "softphone", &gw.url(), 660).unwrap();
+    page.wait_ready().unwrap();
+    page.register(&k.aor("alice"), "a-pw", &k.proxy_uri("udp")).unwrap();
+    let ev = page.wait(|d| d["event"] == "registered" || d["event"] == "registration_failed").unwrap();
+    assert_eq!(ev["event"], "registered", "{ev}\n{}", gw.log());
+
+    bob.command("dial", &k.aor("alice")).unwrap();
+    page.wait_event("incomingcall").unwrap();
+    page.click("#answer").unwrap();
+    page.wait_event("accepted").unwrap();
+    bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(5)).unwrap();
+    bob.command("transfer", &format!("sip:carol@127.0.0.1:{}", carol.sip_port)).unwrap();
+    let transferred = page.wait_event("transferred").unwrap();
+    assert!(transferred["peer"].as_str().unwrap_or("").contains("sip:carol@"), "{transferred}\n{}", gw.log());
+    carol.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(10)).unwrap();
+    // The transferring phone is released.
+    bob.wait_event("call", "CALL_CLOSED", Duration::from_secs(10)).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let heard = page.record(2500, &dir.join("page-heard.wav")).unwrap();
+    let tail = heard.slice(0.5, 2.5);
+    assert!(
+        tail.tone_share(700.0) > 0.5,
+        "the page should hear carol's 700 Hz: share {}, bob's 440 Hz {}",
+        tail.tone_share(700.0),
+        tail.tone_share(440.0)
+    );
+    let r = page.request("sip.hangup", json!({ "call": transferred["call"] })).unwrap();
+    assert_eq!(r["result"], json!({}), "{r}");
+    carol.wait_event("call", "CALL_CLOSED", Duration::from_secs(5)).unwrap();
+    let carol_heard = carol.heard().unwrap();
+    let tail = carol_heard.slice(1.5, carol_heard.seconds() - 0.3);
+    assert!(tail.seconds() > 1.5, "carol's recording is too short: {} s", carol_heard.seconds());
+    assert!(
+        tail.tone_share(660.0) > 0.5,
+        "carol should hear the page's 660 Hz: share {}, rms {}",
+        tail.tone_share(660.0),
+        tail.rms()
+    );
+    assert!(gw.log().contains("transferred: the new call takes this one's place"), "{}", gw.log());
 }

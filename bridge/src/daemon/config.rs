@@ -78,7 +78,7 @@ impl Action {
 #[serde(deny_unknown_fields)]
 pub struct TransferSettings {
     /// `accept` (the presets' default) or `reject` (603; the gateway's
-    /// only choice so far).
+    /// default: a browser app may not expect its call to change peers).
     #[serde(default)]
     pub policy: Option<TransferPolicy>,
 }
@@ -656,9 +656,6 @@ impl Config {
             Action::Conference if !(8000..=48000).contains(&self.conference.rate) => {
                 bail!("conference.rate must be between 8000 and 48000 Hz")
             }
-            Action::Gateway if self.transfer.policy == Some(TransferPolicy::Accept) => {
-                bail!("transfer.policy: the gateway cannot carry out a transfer yet; leave it unset or reject")
-            }
             _ => {}
         }
         for a in &self.accounts {
@@ -928,8 +925,6 @@ mod tests {
             ..Overrides::default()
         };
         assert!(Config::for_run("echo", &two_udp).unwrap_err().to_string().contains("udp is given twice"));
-        let err = Config::for_run("gateway", &o("transfer.policy=accept")).unwrap_err().to_string();
-        assert!(err.contains("transfer.policy"), "{err}");
         assert!(Config::for_run("echo", &o("transfer.policy=maybe")).is_err());
     }
 
@@ -945,6 +940,8 @@ mod tests {
             Config::for_run("gateway", &Overrides::default()).unwrap().transfer_policy(),
             TransferPolicy::Reject
         );
+        let gateway_accepts = Config::for_run("gateway", &o("transfer.policy=accept")).unwrap();
+        assert_eq!(gateway_accepts.transfer_policy(), TransferPolicy::Accept);
     }
 
     #[test]

@@ -27,7 +27,8 @@ struct State {
 
 pub struct GwCall {
     pub id: String,
-    sip: Arc<SipCall>,
+    /// The SIP side; another call once the SIP peer transferred this one.
+    sip: Mutex<Arc<SipCall>>,
     webrtc: Leg,
     state: Mutex<State>,
     browser: Browser,
@@ -136,12 +137,16 @@ impl GwCall {
         let link = Link::new(webrtc.port(), sip.leg().port());
         Arc::new(GwCall {
             id,
-            sip,
+            sip: Mutex::new(sip),
             webrtc,
             state: Mutex::new(State { link: Some(link), dtmf_method, browser_answered: false }),
             browser,
             recordings_dir,
         })
+    }
+
+    fn sip(&self) -> Arc<SipCall> {
+        self.sip.lock().unwrap().clone()
     }
 
     fn emit(&self, event: &str, mut params: Value) {
@@ -150,14 +155,14 @@ impl GwCall {
     }
 
     pub fn is_ended(&self) -> bool {
-        self.sip.is_ended()
+        self.sip().is_ended()
     }
 
     /// `sip.progress`: the browser's answer to our offer, then 183 with SDP
     /// to the SIP caller: it hears the browser before the call is answered.
     pub async fn progress(self: &Arc<Self>, answer: String) -> Result<(), RpcError> {
         self.apply_browser_answer(answer).await?;
-        self.sip.progress().map_err(from_call)?;
+        self.sip().progress().map_err(from_call)?;
         self.emit("progress", json!({ "code": 183, "earlyMedia": true }));
         Ok(())
     }
@@ -180,18 +185,18 @@ impl GwCall {
         if let Some(m) = dtmf_method {
             self.state.lock().unwrap().dtmf_method = m;
         }
-        self.sip.answer_with(headers).map_err(from_call)?;
+        self.sip().answer_with(headers).map_err(from_call)?;
         self.media_joined();
-        self.emit("accepted", json!({ "username": self.sip.peer }));
+        self.emit("accepted", json!({ "username": self.sip().peer }));
         Ok(())
     }
 
     /// The browser's answer to the offer of `incomingcall`, once.
     async fn apply_browser_answer(&self, answer: String) -> Result<(), RpcError> {
-        if self.sip.direction != signaling::Direction::Incoming {
+        if self.sip().direction != signaling::Direction::Incoming {
             return Err(call_state("this is for incoming calls; this one is outgoing"));
         }
-        if self.sip.phase() != Phase::Ringing {
+        if self.sip().phase() != Phase::Ringing {
             return Err(call_state("the call has already been accepted or has ended"));
         }
         if self.state.lock().unwrap().browser_answered {
@@ -210,38 +215,38 @@ impl GwCall {
         if !(300..700).contains(&code) {
             return Err(err(codes::INVALID_PARAMS, format!("code must be a SIP failure status (300-699), not {code}")));
         }
-        if self.sip.direction != signaling::Direction::Incoming {
+        if self.sip().direction != signaling::Direction::Incoming {
             return Err(call_state("only an incoming call that has not been accepted can be declined"));
         }
-        self.sip.decline_with(code, headers).await.map_err(from_call)
+        self.sip().decline_with(code, headers).await.map_err(from_call)
     }
 
     /// `sip.hangup`: CANCEL, 603 or BYE, whichever fits, with `headers`.
     pub async fn hangup(self: &Arc<Self>, headers: &[(String, String)]) -> Result<(), RpcError> {
-        let reason = match self.sip.phase() {
+        let reason = match self.sip().phase() {
             Phase::Ended => return Err(call_state("the call has already ended")),
             Phase::Calling => "cancelled",
             Phase::Ringing => "declined",
             Phase::Active => "hangup",
         };
-        self.sip.hangup_with(reason, headers).await.map_err(from_call)
+        self.sip().hangup_with(reason, headers).await.map_err(from_call)
     }
 
     /// `sip.hold` (`sendonly` or `inactive`) and `sip.unhold` (`None`):
     /// re-INVITE towards the SIP peer; the link is cut while held.
     pub async fn set_hold(self: &Arc<Self>, hold: Option<Direction>) -> Result<Value, RpcError> {
-        if self.sip.phase() != Phase::Active {
+        if self.sip().phase() != Phase::Active {
             return Err(call_state("hold and unhold need an answered call"));
         }
-        if hold.is_some() && self.sip.held().is_none() {
+        if hold.is_some() && self.sip().held().is_none() {
             self.state.lock().unwrap().link = None; // the browser hears silence
         }
-        let result = self.sip.hold(hold).await;
-        let held = self.sip.held().is_some();
+        let result = self.sip().hold(hold).await;
+        let held = self.sip().held().is_some();
         {
             let mut st = self.state.lock().unwrap();
-            if !held && !self.sip.is_ended() && st.link.is_none() {
-                st.link = Some(Link::new(self.webrtc.port(), self.sip.leg().port()));
+            if !held && !self.sip().is_ended() && st.link.is_none() {
+                st.link = Some(Link::new(self.webrtc.port(), self.sip().leg().port()));
             }
         }
         let peer = result.map_err(from_call)?;
@@ -288,27 +293,27 @@ impl GwCall {
     ) -> Result<(), RpcError> {
         pipelines::dtmf::parse_tones(&tones).map_err(from_media)?;
         let method = method.unwrap_or(self.state.lock().unwrap().dtmf_method);
-        self.sip.send_dtmf(&tones, method, duration).await.map_err(from_call)
+        self.sip().send_dtmf(&tones, method, duration).await.map_err(from_call)
     }
 
     /// `sip.transfer` with `target`: the SIP peer is asked (REFER) to call
     /// it; its progress comes as `transfer` events.
     pub async fn transfer_to(&self, target: &str) -> Result<(), RpcError> {
-        self.sip.transfer_to(target).await.map_err(from_call)
+        self.sip().transfer_to(target).await.map_err(from_call)
     }
 
     /// `sip.transfer` with `replaces`: the SIP peer is asked to call
     /// `other`'s SIP peer, replacing that call (attended transfer).
     pub async fn transfer_replacing(&self, other: &GwCall) -> Result<(), RpcError> {
-        self.sip.transfer_replacing(&other.sip).await.map_err(from_call)
+        self.sip().transfer_replacing(&other.sip()).await.map_err(from_call)
     }
 
     pub async fn info(self: &Arc<Self>, content_type: &str, body: &str) -> Result<(), RpcError> {
-        self.sip.info(content_type, body).await.map_err(from_call)
+        self.sip().info(content_type, body).await.map_err(from_call)
     }
 
     pub async fn message(self: &Arc<Self>, content_type: &str, body: &str) -> Result<(), RpcError> {
-        self.sip.message(content_type, body).await.map_err(from_call)
+        self.sip().message(content_type, body).await.map_err(from_call)
     }
 
     /// `sip.recording`: WAV files of what the SIP peer sends (`peer`) and
@@ -324,7 +329,7 @@ impl GwCall {
             return Err(call_state("the call has ended"));
         }
         if !start {
-            let files = self.sip.stop_recording().await.map_err(recording_error)?;
+            let files = self.sip().stop_recording().await.map_err(recording_error)?;
             let v = json!({ "recording": false, "files": files });
             self.emit("recordingupdated", v.clone());
             return Ok(v);
@@ -355,12 +360,12 @@ impl GwCall {
         let dir = &self.recordings_dir;
         let mut targets = Vec::new();
         if peer {
-            targets.push((self.sip.leg().clone(), dir.join(format!("{base}-peer.wav"))));
+            targets.push((self.sip().leg().clone(), dir.join(format!("{base}-peer.wav"))));
         }
         if user {
             targets.push((self.webrtc.clone(), dir.join(format!("{base}-user.wav"))));
         }
-        let files = self.sip.start_recording(targets, RecordFormat::Wav).await.map_err(recording_error)?;
+        let files = self.sip().start_recording(targets, RecordFormat::Wav).await.map_err(recording_error)?;
         let v = json!({ "recording": true, "files": files });
         self.emit("recordingupdated", v.clone());
         Ok(v)
@@ -369,7 +374,7 @@ impl GwCall {
     /// Both legs' quality now: `peer` the SIP side's RTP leg, `user` the
     /// browser's WebRTC leg (docs/protocol.md, `session.getStats`'s reports).
     pub async fn stats(&self) -> Result<Value, RpcError> {
-        let (peer, user) = (self.sip.leg().clone(), self.webrtc.clone());
+        let (peer, user) = (self.sip().leg().clone(), self.webrtc.clone());
         let (peer, user) = blocking(move || Ok((peer.stats()?, user.stats()?))).await.map_err(from_call)?;
         Ok(json!({ "peer": stats::reports(&peer), "user": stats::reports(&user) }))
     }
@@ -404,7 +409,7 @@ impl GwCall {
         drop(link);
         close_leg(self.webrtc.clone()).await;
         let by = if by == Party::Local { "local" } else { "remote" };
-        let headers = self.browser.pick_headers(&self.sip.bye_headers());
+        let headers = self.browser.pick_headers(&self.sip().bye_headers());
         self.emit("hangup", json!({ "code": code, "reason": reason, "by": by, "headers": headers }));
         self.browser.call_ended(&self.id);
     }
@@ -413,7 +418,7 @@ impl GwCall {
     /// link go into the call's metrics and record.
     fn media_joined(&self) {
         let passthrough = self.state.lock().unwrap().link.as_ref().is_some_and(Link::is_passthrough);
-        self.sip.joined("webrtc", self.webrtc.port().send_codec().map(|c| c.sdp_name()), passthrough);
+        self.sip().joined("webrtc", self.webrtc.port().send_codec().map(|c| c.sdp_name()), passthrough);
     }
 
     fn on_call(&self, ev: Event) {
@@ -425,8 +430,8 @@ impl GwCall {
             ),
             Event::Answered => {
                 self.media_joined();
-                let headers = self.browser.pick_headers(&self.sip.answer_headers());
-                self.emit("accepted", json!({ "username": self.sip.peer, "headers": headers }))
+                let headers = self.browser.pick_headers(&self.sip().answer_headers());
+                self.emit("accepted", json!({ "username": self.sip().peer, "headers": headers }))
             }
             Event::Reoffered { kind, direction } => {
                 let request = if kind == OfferKind::Update { "UPDATE" } else { "re-INVITE" };
@@ -443,7 +448,7 @@ impl GwCall {
                 self.emit("info", json!({ "contentType": content_type, "content": body }))
             }
             Event::Message { content_type, body } => {
-                self.emit("message", json!({ "sender": self.sip.peer, "contentType": content_type, "content": body }))
+                self.emit("message", json!({ "sender": self.sip().peer, "contentType": content_type, "content": body }))
             }
             Event::TransferProgress { code, reason, done } => {
                 self.emit("transfer", json!({ "code": code, "reason": reason, "done": done }))
@@ -451,20 +456,31 @@ impl GwCall {
             Event::Media(pipelines::ConnectionState::Connected) => {
                 self.emit("mediastate", json!({ "leg": "sip", "state": "connected" }))
             }
-            // The gateway's calls refuse REFER (its transfer policy is
-            // reject), so none is transferred away.
-            Event::Confirmed | Event::Media(_) | Event::Ended { .. } | Event::Transferred { .. } => {}
+            Event::Transferred { call_id } => self.transferred(&call_id),
+            Event::Confirmed | Event::Media(_) | Event::Ended { .. } => {}
         }
+    }
+
+    /// The SIP peer transferred the call (`transfer.policy = "accept"`) and
+    /// the target answered: the browser's leg is linked to the new call's
+    /// leg (the old call gets its BYE from the call layer), and the browser
+    /// hears `transferred` with the new peer.
+    fn transferred(&self, call_id: &str) {
+        let Some(next) = self.sip().successor() else { return };
+        *self.sip.lock().unwrap() = next.clone();
+        self.state.lock().unwrap().link = Some(Link::new(self.webrtc.port(), next.leg().port()));
+        self.media_joined();
+        self.emit("transferred", json!({ "peer": next.peer, "sipCallId": call_id }));
     }
 
     fn on_browser_leg(self: &Arc<Self>, ev: LegEvent) {
         match ev {
-            LegEvent::Dtmf { tone } if self.sip.phase() == Phase::Active => {
+            LegEvent::Dtmf { tone } if self.sip().phase() == Phase::Active => {
                 // RTCDTMFSender in the browser: relay to the SIP peer.
                 let method = self.state.lock().unwrap().dtmf_method;
                 let me = self.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = me.sip.send_dtmf(&tone.to_string(), method, 100).await {
+                    if let Err(e) = me.sip().send_dtmf(&tone.to_string(), method, 100).await {
                         tracing::warn!(call = %me.id, error = %e, "DTMF relay failed");
                     }
                 });
@@ -473,10 +489,10 @@ impl GwCall {
                 self.emit("mediastate", json!({ "leg": "browser", "state": state.as_str() }))
             }
             // The browser went away without closing its WebSocket first.
-            LegEvent::MediaTimeout { .. } if self.sip.phase() == Phase::Active => {
+            LegEvent::MediaTimeout { .. } if self.sip().phase() == Phase::Active => {
                 let me = self.clone();
                 tokio::spawn(async move {
-                    let _ = me.sip.hangup("browser media timeout").await;
+                    let _ = me.sip().hangup("browser media timeout").await;
                 });
             }
             _ => {}
@@ -484,20 +500,20 @@ impl GwCall {
     }
 
     pub fn summary(&self) -> Value {
-        let phase = match self.sip.phase() {
+        let phase = match self.sip().phase() {
             Phase::Calling => "calling",
             Phase::Ringing => "incoming",
             Phase::Active => "active",
             Phase::Ended => "ended",
         };
-        let outgoing = self.sip.direction == signaling::Direction::Outgoing;
+        let outgoing = self.sip().direction == signaling::Direction::Outgoing;
         json!({
             "call": self.id,
             "direction": if outgoing { "outgoing" } else { "incoming" },
-            "peer": self.sip.peer,
+            "peer": self.sip().peer,
             "state": phase,
-            "held": self.sip.held().is_some(),
-            "recording": self.sip.is_recording(),
+            "held": self.sip().held().is_some(),
+            "recording": self.sip().is_recording(),
         })
     }
 }
