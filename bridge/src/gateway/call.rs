@@ -423,7 +423,7 @@ impl GwCall {
     /// link go into the call's metrics and record.
     fn media_joined(&self) {
         let passthrough = self.state.lock().unwrap().link.as_ref().is_some_and(Link::is_passthrough);
-        self.sip().joined("webrtc", self.webrtc.port().send_codec().map(|c| c.sdp_name()), passthrough);
+        self.sip().joined("webrtc", &self.webrtc, passthrough);
     }
 
     fn on_call(&self, ev: Event) {
