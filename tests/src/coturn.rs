@@ -1,7 +1,8 @@
 //! coturn (Debian `coturn`, binary `turnserver`) as the TURN server of a
 //! test: in the foreground with a command line only, TURN REST API
 //! credentials (`use-auth-secret`) from a shared secret, UDP and TCP
-//! listeners on one address, relays on the same address.
+//! listeners on one address (and TLS on [`TURNS_PORT`] for the loopback
+//! one, with a self-signed certificate), relays on the same address.
 
 use crate::netns::Host;
 use crate::process::Child;
@@ -11,6 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub const TURN_PORT: u16 = 3478;
+pub const TURNS_PORT: u16 = 5349;
 
 pub struct Coturn {
     pub child: Child,
@@ -19,12 +21,12 @@ pub struct Coturn {
 impl Coturn {
     /// Starts coturn on `host` with `secret`; returns once it listens.
     pub fn start_on(dir: &Path, host: &Host, secret: &str, limit: Duration) -> Result<Coturn> {
-        Coturn::spawn(dir, host.command("turnserver"), host.addr, secret, limit)
+        Coturn::spawn(dir, host.command("turnserver"), host.addr, secret, false, limit)
     }
 
-    /// Starts coturn on 127.0.0.1 (this namespace) with `secret`.
+    /// Starts coturn on 127.0.0.1 (this namespace) with `secret`, TLS too.
     pub fn start(dir: &Path, secret: &str, limit: Duration) -> Result<Coturn> {
-        Coturn::spawn(dir, std::process::Command::new("turnserver"), Ipv4Addr::LOCALHOST, secret, limit)
+        Coturn::spawn(dir, std::process::Command::new("turnserver"), Ipv4Addr::LOCALHOST, secret, true, limit)
     }
 
     fn spawn(
@@ -32,10 +34,18 @@ impl Coturn {
         mut cmd: std::process::Command,
         addr: Ipv4Addr,
         secret: &str,
+        tls: bool,
         limit: Duration,
     ) -> Result<Coturn> {
         let addr = addr.to_string();
-        cmd.args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--log-file", "stdout", "--simple-log", "--verbose"])
+        if tls {
+            let (cert, key) = (dir.join("turn-cert.pem"), dir.join("turn-key.pem"));
+            crate::certs::self_signed_cert(&cert, &key)?;
+            cmd.arg("--cert").arg(cert).arg("--pkey").arg(key).args(["--tls-listening-port", &TURNS_PORT.to_string()]);
+        } else {
+            cmd.arg("--no-tls");
+        }
+        cmd.args(["-n", "--no-cli", "--no-dtls", "--log-file", "stdout", "--simple-log", "--verbose"])
             .args(["--listening-ip", &addr, "--relay-ip", &addr, "--listening-port", &TURN_PORT.to_string()])
             .args(["--min-port", "49152", "--max-port", "49999", "--realm", "example.test"])
             .args(["--use-auth-secret", "--static-auth-secret", secret])

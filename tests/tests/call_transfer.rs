@@ -19,9 +19,11 @@
 //! come back as `transfer` events; attended,
 //! between two of the page's calls, the REFER's Refer-To names the second
 //! call's peer with a Replaces holding that call's dialog. As the
-//! transferee (`transfer.policy = "accept"`), the page's call with a
-//! baresip caller is transferred by that caller to a third baresip: the
-//! page hears `transferred` and then the third phone, which hears the page.
+//! transferee (`transfer.policy = "accept"`, or `"ask"` and the page
+//! accepting with `sip.answerTransfer`), the page's call with a baresip
+//! caller is transferred by that caller to a third baresip: the page hears
+//! `transferred` and then the third phone, which hears the page; declined,
+//! the caller gets 603 and the third phone is never called.
 
 use e2e::audio::{tone, write_wav};
 use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
@@ -393,62 +395,122 @@ fn gateway_page_blind_transfers_a_baresip_caller_to_a_third_phone() {
     );
 }
 
+/// Kamailio, the page registered there as alice under `policy`, bob
+/// (baresip, 440 Hz) calling the page and answered, and carol (baresip,
+/// 700 Hz, auto-answer, direct) to transfer to.
+struct TransfereePage {
+    _kamailio: Kamailio,
+    bob: Baresip,
+    carol: Baresip,
+    gw: Gateway,
+    page: Softphone,
+    dir: std::path::PathBuf,
+}
+
+impl TransfereePage {
+    fn start(name: &str, policy: &str) -> TransfereePage {
+        let dir = test_dir(name);
+        let k = Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("alice", "a-pw"), ("bob", "b-pw")]))
+            .unwrap();
+        let bob_dir = dir.join("bob");
+        std::fs::create_dir_all(&bob_dir).unwrap();
+        let wav = bob_dir.join("tone.wav");
+        write_wav(&wav, &tone(440.0, 60.0, 8000, 0.3)).unwrap();
+        let options = BaresipOptions {
+            accounts: vec![k.baresip_account("bob", "b-pw", false)],
+            play: Some(wav),
+            record: true,
+            limit: Duration::from_secs(90),
+        };
+        let bob = Baresip::start(&bob_dir, &options).unwrap();
+        bob.wait_registered(1, Duration::from_secs(10)).unwrap();
+        let carol = phone(&dir, "carol", 700.0, 60.0, true);
+        let set = format!("transfer.policy=\"{policy}\"");
+        let gw = Gateway::start(&dir, None, &["--set", set.as_str()]).unwrap();
+        let page = Softphone::start(&dir, "softphone", &gw.url(), 660).unwrap();
+        page.wait_ready().unwrap();
+        page.register(&k.aor("alice"), "a-pw", &k.proxy_uri("udp")).unwrap();
+        let ev = page.wait(|d| d["event"] == "registered" || d["event"] == "registration_failed").unwrap();
+        assert_eq!(ev["event"], "registered", "{ev}\n{}", gw.log());
+        bob.command("dial", &k.aor("alice")).unwrap();
+        page.wait_event("incomingcall").unwrap();
+        page.click("#answer").unwrap();
+        page.wait_event("accepted").unwrap();
+        bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(5)).unwrap();
+        TransfereePage { _kamailio: k, bob, carol, gw, page, dir }
+    }
+
+    fn bob_transfers_to_carol(&self) {
+        self.bob.command("transfer", &format!("sip:carol@127.0.0.1:{}", self.carol.sip_port)).unwrap();
+    }
+
+    /// The page hears `transferred`, then carol (and she the page); bob is released.
+    fn assert_transferred_to_carol(&self) {
+        let (page, carol) = (&self.page, &self.carol);
+        let transferred = page.wait_event("transferred").unwrap();
+        assert!(transferred["peer"].as_str().unwrap_or("").contains("sip:carol@"), "{transferred}\n{}", self.gw.log());
+        carol.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(10)).unwrap();
+        self.bob.wait_event("call", "CALL_CLOSED", Duration::from_secs(10)).unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        let heard = page.record(2500, &self.dir.join("page-heard.wav")).unwrap();
+        let tail = heard.slice(0.5, 2.5);
+        assert!(
+            tail.tone_share(700.0) > 0.5,
+            "the page should hear carol's 700 Hz: share {}, bob's 440 Hz {}",
+            tail.tone_share(700.0),
+            tail.tone_share(440.0)
+        );
+        let r = page.request("sip.hangup", json!({ "call": transferred["call"] })).unwrap();
+        assert_eq!(r["result"], json!({}), "{r}");
+        carol.wait_event("call", "CALL_CLOSED", Duration::from_secs(5)).unwrap();
+        let carol_heard = carol.heard().unwrap();
+        let tail = carol_heard.slice(1.5, carol_heard.seconds() - 0.3);
+        assert!(tail.seconds() > 1.5, "carol's recording is too short: {} s", carol_heard.seconds());
+        assert!(
+            tail.tone_share(660.0) > 0.5,
+            "carol should hear the page's 660 Hz: share {}, rms {}",
+            tail.tone_share(660.0),
+            tail.rms()
+        );
+        let log = self.gw.log();
+        assert!(log.contains("transferred: the new call takes this one's place"), "{log}");
+    }
+}
+
 #[test]
 fn gateway_page_is_transferred_by_its_baresip_caller_to_a_third_phone() {
-    let dir = test_dir("call_transfer_gateway_transferee");
-    let k =
-        Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("alice", "a-pw"), ("bob", "b-pw")])).unwrap();
-    let bob_dir = dir.join("bob");
-    std::fs::create_dir_all(&bob_dir).unwrap();
-    let wav = bob_dir.join("tone.wav");
-    write_wav(&wav, &tone(440.0, 60.0, 8000, 0.3)).unwrap();
-    let options = BaresipOptions {
-        accounts: vec![k.baresip_account("bob", "b-pw", false)],
-        play: Some(wav),
-        record: true,
-        limit: Duration::from_secs(90),
-    };
-    let bob = Baresip::start(&bob_dir, &options).unwrap();
-    bob.wait_registered(1, Duration::from_secs(10)).unwrap();
-    let carol = phone(&dir, "carol", 700.0, 60.0, true);
-    let gw = Gateway::start(&dir, None, &["--set", "transfer.policy=\"accept\""]).unwrap();
-    let page = Softphone::start(&dir, "softphone", &gw.url(), 660).unwrap();
-    page.wait_ready().unwrap();
-    page.register(&k.aor("alice"), "a-pw", &k.proxy_uri("udp")).unwrap();
-    let ev = page.wait(|d| d["event"] == "registered" || d["event"] == "registration_failed").unwrap();
-    assert_eq!(ev["event"], "registered", "{ev}\n{}", gw.log());
+    let t = TransfereePage::start("call_transfer_gateway_transferee", "accept");
+    t.bob_transfers_to_carol();
+    t.assert_transferred_to_carol();
+}
 
-    bob.command("dial", &k.aor("alice")).unwrap();
-    page.wait_event("incomingcall").unwrap();
-    page.click("#answer").unwrap();
-    page.wait_event("accepted").unwrap();
-    bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(5)).unwrap();
-    bob.command("transfer", &format!("sip:carol@127.0.0.1:{}", carol.sip_port)).unwrap();
-    let transferred = page.wait_event("transferred").unwrap();
-    assert!(transferred["peer"].as_str().unwrap_or("").contains("sip:carol@"), "{transferred}\n{}", gw.log());
-    carol.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(10)).unwrap();
-    // The transferring phone is released.
-    bob.wait_event("call", "CALL_CLOSED", Duration::from_secs(10)).unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let heard = page.record(2500, &dir.join("page-heard.wav")).unwrap();
-    let tail = heard.slice(0.5, 2.5);
-    assert!(
-        tail.tone_share(700.0) > 0.5,
-        "the page should hear carol's 700 Hz: share {}, bob's 440 Hz {}",
-        tail.tone_share(700.0),
-        tail.tone_share(440.0)
-    );
-    let r = page.request("sip.hangup", json!({ "call": transferred["call"] })).unwrap();
+#[test]
+fn gateway_page_asked_about_a_transfer_accepts_it() {
+    let t = TransfereePage::start("call_transfer_gateway_ask_accept", "ask");
+    t.bob_transfers_to_carol();
+    let asked = t.page.wait_event("transferrequest").unwrap();
+    assert!(asked["target"].as_str().unwrap_or("").contains("sip:carol@"), "{asked}");
+    let r = t.page.request("sip.answerTransfer", json!({ "call": asked["call"], "accept": true })).unwrap();
     assert_eq!(r["result"], json!({}), "{r}");
-    carol.wait_event("call", "CALL_CLOSED", Duration::from_secs(5)).unwrap();
-    let carol_heard = carol.heard().unwrap();
-    let tail = carol_heard.slice(1.5, carol_heard.seconds() - 0.3);
-    assert!(tail.seconds() > 1.5, "carol's recording is too short: {} s", carol_heard.seconds());
-    assert!(
-        tail.tone_share(660.0) > 0.5,
-        "carol should hear the page's 660 Hz: share {}, rms {}",
-        tail.tone_share(660.0),
-        tail.rms()
-    );
-    assert!(gw.log().contains("transferred: the new call takes this one's place"), "{}", gw.log());
+    let r = t.page.request("sip.answerTransfer", json!({ "call": asked["call"], "accept": true })).unwrap();
+    assert_eq!(r["error"]["code"], 2003, "nothing is waiting for an answer any more: {r}");
+    t.assert_transferred_to_carol();
+}
+
+#[test]
+fn gateway_page_asked_about_a_transfer_declines_it_with_603() {
+    let t = TransfereePage::start("call_transfer_gateway_ask_decline", "ask");
+    t.bob_transfers_to_carol();
+    let asked = t.page.wait_event("transferrequest").unwrap();
+    let r = t.page.request("sip.answerTransfer", json!({ "call": asked["call"], "accept": false })).unwrap();
+    assert_eq!(r["result"], json!({}), "{r}");
+    // bob hears 603 (baresip then ends the call whose transfer failed, its own choice).
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while !t.bob.child.log().contains("transfer failed: 603") {
+        assert!(std::time::Instant::now() < until, "bob did not get 603:\n{}", t.bob.child.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let carol_calls = std::fs::read_dir(&t.carol.rec_dir).unwrap().count();
+    assert_eq!(carol_calls, 0, "carol was called:\n{}", t.carol.child.log());
+    assert!(t.gw.log().contains("declined by the front-end"), "{}", t.gw.log());
 }

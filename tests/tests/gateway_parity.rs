@@ -12,6 +12,7 @@
 //! - MWI: a `message-summary` subscription (digest, refresh, unsubscribe)
 //!   with SIPp as the notifier, and an unsolicited NOTIFY.
 
+use e2e::admin::call_records;
 use e2e::gateway::{Gateway, Softphone};
 use e2e::process::test_dir;
 use e2e::sipp::Sipp;
@@ -24,7 +25,8 @@ const PREFIXES: [&str; 2] = ["X-", "P-Asserted"];
 /// A page on a fresh gateway, registered as a guest that chose to see
 /// `X-` and `P-Asserted...` headers, and `stats` events every second.
 fn guest_page(dir: &std::path::Path) -> (Gateway, Softphone) {
-    let gw = Gateway::start(dir, None, &[]).unwrap();
+    let records = format!("call_records.file={:?}", dir.join("calls.jsonl").to_string_lossy());
+    let gw = Gateway::start(dir, None, &["--set", &records]).unwrap();
     let page = Softphone::start(dir, "softphone", &gw.url(), PAGE_TONE).unwrap();
     page.wait_ready().unwrap();
     let r = page
@@ -111,6 +113,13 @@ fn headers_of_sipp_200_and_our_bye_and_cancel() {
     let h = page.wait_event("hangup").unwrap();
     assert_eq!(h["by"], "local", "{h}");
     sipp.expect_success(Duration::from_secs(10)).unwrap();
+    // The record has the browser leg's quality (SIPp sent no RTP: the
+    // SIP side's leg has none).
+    let record = &call_records(&dir.join("calls.jsonl"), 1)[0];
+    let webrtc = record["legs"].as_array().unwrap().iter().find(|l| l["kind"] == "webrtc").cloned();
+    let quality = webrtc.map(|l| l["quality"].clone()).unwrap_or_default();
+    assert!(quality["packets_received"].as_u64().unwrap_or(0) > 10, "{record}");
+    assert!(quality["mos"].as_f64().unwrap_or(0.0) > 4.0, "{record}");
 
     // Ringing only, then cancelled with a header on the CANCEL.
     let mut sipp = uas(&dir, "uas_headers_cancel.xml", "sipp-cancel");

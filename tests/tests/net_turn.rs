@@ -23,7 +23,7 @@ use e2e::audio::{tone, write_wav, Pcm};
 use e2e::autocall::{self, Browser, Call, CallReport};
 use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
 use e2e::bridge::Bridge;
-use e2e::coturn::{Coturn, TURN_PORT};
+use e2e::coturn::{Coturn, TURNS_PORT, TURN_PORT};
 use e2e::gateway::Gateway;
 use e2e::netns::{enable_forwarding, masquerade, Host};
 use e2e::process::test_dir;
@@ -225,17 +225,22 @@ fn the_gateway_hands_the_page_short_lived_turn_credentials() {
 
 /// `sipbridge stdio` sessions take `iceServers` as RTCConfiguration has
 /// them: with coturn's secret, an offer waits for the relay candidate
-/// coturn allocates over UDP, or over TCP; a bad entry is refused with
+/// coturn allocates over UDP, TCP or TLS; a bad entry is refused with
 /// -32602 saying why, and the process goes on.
 #[test]
 fn stdio_sessions_gather_relay_candidates_from_their_ice_servers() {
     let dir = test_dir("net_turn_stdio");
-    let _turn = Coturn::start(&dir, SECRET, Duration::from_secs(60)).unwrap();
+    let turn = Coturn::start(&dir, SECRET, Duration::from_secs(60)).unwrap();
     let mut bridge = Bridge::start(&dir, &[]).unwrap();
-    for transport in ["udp", "tcp"] {
+    let relays = [
+        ("udp", format!("turn:127.0.0.1:{TURN_PORT}?transport=udp")),
+        ("tcp", format!("turn:127.0.0.1:{TURN_PORT}?transport=tcp")),
+        ("tls", format!("turns:127.0.0.1:{TURNS_PORT}")),
+    ];
+    for (transport, url) in relays {
         let servers = serde_json::json!([
             { "urls": format!("stun:127.0.0.1:{TURN_PORT}") },
-            { "urls": [format!("turn:127.0.0.1:{TURN_PORT}?transport={transport}")], "secret": SECRET },
+            { "urls": [url], "secret": SECRET },
         ]);
         let session = bridge.create("webrtc", serde_json::json!({ "iceServers": servers })).unwrap();
         let started = std::time::Instant::now();
@@ -249,6 +254,8 @@ fn stdio_sessions_gather_relay_candidates_from_their_ice_servers() {
         println!("TURN over {transport}: complete offer in {took:?}: {relay:?}");
         bridge.call("session.close", serde_json::json!({ "session": session })).unwrap();
     }
+    let tls = format!("local 127.0.0.1:{TURNS_PORT}");
+    assert!(turn.log().contains(&tls), "an allocation over coturn's TLS listener:\n{}", turn.log());
     let bad = bridge
         .request(
             "session.create",

@@ -30,6 +30,9 @@ pub enum Event {
     /// place. Move the media link to its leg; its events follow on this
     /// channel, and this call ends without an [`Event::Ended`] of its own.
     Transferred { call_id: String },
+    /// The peer asks to transfer the call (REFER) and the policy is `ask`:
+    /// answer with `SipCall::answer_transfer`.
+    TransferRequested { target: String, referred_by: Option<String> },
     /// A transfer we asked for (`SipCall::transfer_to`,
     /// `SipCall::transfer_replacing`): the peer's NOTIFY with the status of
     /// its call to the target; `done` when it is the last.

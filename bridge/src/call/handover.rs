@@ -1,7 +1,16 @@
 //! Where a call is in being transferred away (see `transfer.rs`), kept in
-//! the call's state so its end can wait for the transfer's outcome.
+//! the call's state so its end can wait for the transfer's outcome, and a
+//! REFER waiting for the front-end's answer.
 
 use super::events::Event;
+
+/// A REFER waiting for the front-end's answer (policy `ask`).
+#[derive(Debug)]
+pub struct Referral {
+    pub target: String,
+    pub referred_by: Option<String>,
+    pub replaces: Option<String>,
+}
 
 #[derive(Debug)]
 pub enum Handover {

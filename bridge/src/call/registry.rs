@@ -24,6 +24,11 @@ pub enum TransferPolicy {
     /// Refuse with 603 Decline; the call goes on. An INVITE with
     /// Replaces is refused the same way.
     Reject,
+    /// Ask the front-end ([`Event::TransferRequested`](super::Event), answered
+    /// by `SipCall::answer_transfer`; 603 after 30 s without an answer).
+    /// Only the gateway has someone to ask: its browser. An INVITE with
+    /// Replaces is accepted.
+    Ask,
 }
 
 /// A live call as the registry holds it: weakly (a call lives as long as

@@ -3,7 +3,7 @@
 
 use super::error::CallError;
 use super::events::{DtmfMethod, Event, Events, Phase};
-use super::handover::Handover;
+use super::handover::{Handover, Referral};
 use super::negotiation::{self, blocking};
 use super::registry::{Calls, Slot};
 use crate::ops::CallTally;
@@ -59,7 +59,12 @@ pub(super) struct State {
     slot: Option<Slot>,
     /// The call's metrics and record, written when it ends.
     tally: Option<CallTally>,
+    /// A front-end's leg joined to ours (`joined`), whose figures go into
+    /// the record too.
+    joined: Option<(&'static str, Leg)>,
     pub(super) handover: Handover,
+    /// A REFER the front-end was asked about (policy `ask`).
+    pub(super) asked: Option<Referral>,
     /// The call that took this one's place (a transfer).
     pub(super) successor: Option<Arc<SipCall>>,
 }
@@ -408,13 +413,13 @@ impl SipCall {
     /// Ends the call once: recordings finished, the leg closed, the slot
     /// given back, [`Event::Ended`] sent.
     pub async fn end(&self, by: Party, code: u16, reason: &str) {
-        let (recorders, slot, mut tally) = {
+        let (recorders, slot, mut tally, joined) = {
             let mut st = self.state.lock().unwrap();
             if st.phase == Phase::Ended {
                 return;
             }
             st.phase = Phase::Ended;
-            (std::mem::take(&mut st.recorders), st.slot.take(), st.tally.take())
+            (std::mem::take(&mut st.recorders), st.slot.take(), st.tally.take(), st.joined.take())
         };
         self.calls.forget(&self.id);
         finish_recordings(recorders).await;
@@ -422,6 +427,13 @@ impl SipCall {
         // counters read without blocking).
         if let (Some(tally), Ok(stats)) = (&mut tally, self.rtp.stats()) {
             tally.leg_quality("rtp", &stats);
+        }
+        // A WebRTC leg's are webrtcbin's, read through a promise: off the
+        // async threads. Its owner closes it after our Event::Ended.
+        if let (Some(tally), Some((kind, leg))) = (&mut tally, joined) {
+            if let Ok(stats) = blocking(move || Ok(leg.stats()?)).await {
+                tally.leg_quality(kind, &stats);
+            }
         }
         negotiation::close(self.rtp.clone(), "call ended").await;
         let by_name = if by == Party::Local { "local" } else { "remote" };
@@ -590,12 +602,14 @@ impl SipCall {
     }
 
     /// A front-end joined this call's RTP leg to a leg of its own (`kind`
-    /// `webrtc` with `codec`), passing audio through or transcoding: for
-    /// the metrics and the call record.
-    pub fn joined(&self, kind: &'static str, codec: Option<&str>, passthrough: bool) {
-        if let Some(tally) = &mut self.state.lock().unwrap().tally {
-            tally.leg(kind, codec);
+    /// `webrtc`), passing audio through or transcoding: for the metrics and
+    /// the call record (its codec now, its quality at the end).
+    pub fn joined(&self, kind: &'static str, leg: &Leg, passthrough: bool) {
+        let mut st = self.state.lock().unwrap();
+        if let Some(tally) = &mut st.tally {
+            tally.leg(kind, leg.port().send_codec().map(|c| c.sdp_name()));
             tally.media_path(passthrough);
+            st.joined = Some((kind, leg.clone()));
         }
     }
 
@@ -615,7 +629,9 @@ impl State {
             recorders: Vec::new(),
             slot: Some(slot),
             tally: Some(tally),
+            joined: None,
             handover: Handover::Idle,
+            asked: None,
             successor: None,
         }
     }

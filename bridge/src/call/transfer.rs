@@ -10,12 +10,18 @@
 //! is ended with BYE. A failed target (busy, unreachable) leaves the old
 //! call as it was.
 
+use super::error::CallError;
 use super::events::{Event, Events};
-use super::handover::Handover;
+use super::handover::{Handover, Referral};
 use super::registry::TransferPolicy;
 use super::sip_call::SipCall;
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::{debug, info, warn, Instrument};
+
+/// How long the front-end has to answer a transfer request (policy `ask`)
+/// before the REFER is refused with 603.
+const ASK_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl SipCall {
     /// The peer's REFER: refused (policy, a target we cannot call, a call
@@ -27,11 +33,29 @@ impl SipCall {
         referred_by: Option<String>,
         replaces: Option<String>,
     ) {
-        if let Some((code, why)) = self.refer_refusal(&target) {
+        let ask = self.calls.transfer_policy == TransferPolicy::Ask;
+        if let Some((code, why)) = self.refer_refusal(&target, !ask) {
             info!(%target, code, why, "transfer refused");
             if let Err(e) = self.sip.reject_refer(code).await {
                 warn!(error = %e, "cannot refuse the REFER");
             }
+            return;
+        }
+        if ask {
+            info!(%target, "transfer requested: the front-end is asked");
+            let referral = Referral { target: target.clone(), referred_by: referred_by.clone(), replaces };
+            self.state.lock().unwrap().asked = Some(referral);
+            self.emit(Event::TransferRequested { target, referred_by });
+            let call = Arc::downgrade(self);
+            let unanswered = async move {
+                tokio::time::sleep(ASK_TIMEOUT).await;
+                let Some(call) = call.upgrade() else { return };
+                if call.state.lock().unwrap().asked.is_some() {
+                    info!("the transfer request went unanswered");
+                    let _ = call.answer_transfer(false).await;
+                }
+            };
+            tokio::spawn(unanswered.instrument(tracing::Span::current()));
             return;
         }
         info!(%target, referred_by = referred_by.as_deref().unwrap_or(""), "transfer accepted");
@@ -39,9 +63,29 @@ impl SipCall {
         tokio::spawn(task.instrument(tracing::Span::current()));
     }
 
-    /// Why a REFER to `target` is refused (status, words), if it is; marks
-    /// the transfer pending otherwise.
-    fn refer_refusal(&self, target: &str) -> Option<(u16, &'static str)> {
+    /// The front-end's answer to [`Event::TransferRequested`]: carry the
+    /// transfer out (as under `accept`) or refuse it (603). The REFER is
+    /// refused anyway if the call changed meanwhile.
+    pub async fn answer_transfer(self: &Arc<Self>, accept: bool) -> Result<(), CallError> {
+        let asked = self.state.lock().unwrap().asked.take();
+        let Some(Referral { target, referred_by, replaces }) = asked else {
+            return Err(CallError::WrongState("no transfer request is waiting for an answer".into()));
+        };
+        let refusal = if accept { self.refer_refusal(&target, true) } else { Some((603, "declined by the front-end")) };
+        if let Some((code, why)) = refusal {
+            info!(%target, code, why, "transfer refused");
+            self.sip.reject_refer(code).await?;
+            return Ok(());
+        }
+        info!(%target, "transfer accepted by the front-end");
+        let task = self.clone().transfer(target, referred_by, replaces);
+        tokio::spawn(task.instrument(tracing::Span::current()));
+        Ok(())
+    }
+
+    /// Why a REFER to `target` is refused (status, words), if it is; with
+    /// `claim`, marks the transfer pending otherwise.
+    fn refer_refusal(&self, target: &str, claim: bool) -> Option<(u16, &'static str)> {
         if self.calls.transfer_policy == TransferPolicy::Reject {
             return Some((603, "transfer.policy is reject"));
         }
@@ -53,10 +97,12 @@ impl SipCall {
         if st.phase != super::Phase::Active {
             return Some((603, "the call is not answered"));
         }
-        if !matches!(st.handover, Handover::Idle) {
+        if !matches!(st.handover, Handover::Idle) || (claim && st.asked.is_some()) {
             return Some((491, "a transfer is already going on"));
         }
-        st.handover = Handover::Pending(None);
+        if claim {
+            st.handover = Handover::Pending(None);
+        }
         None
     }
 

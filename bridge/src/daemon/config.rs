@@ -77,8 +77,9 @@ impl Action {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransferSettings {
-    /// `accept` (the presets' default) or `reject` (603; the gateway's
-    /// default: a browser app may not expect its call to change peers).
+    /// `accept` (the presets' default), `reject` (603; the gateway's
+    /// default: a browser app may not expect its call to change peers) or
+    /// `ask` (the gateway's browser decides).
     #[serde(default)]
     pub policy: Option<TransferPolicy>,
 }
@@ -656,6 +657,11 @@ impl Config {
             Action::Conference if !(8000..=48000).contains(&self.conference.rate) => {
                 bail!("conference.rate must be between 8000 and 48000 Hz")
             }
+            Action::Echo | Action::Play | Action::Record | Action::Conference
+                if self.transfer.policy == Some(TransferPolicy::Ask) =>
+            {
+                bail!("transfer.policy = \"ask\" needs someone to ask: only the gateway (its browser) has one")
+            }
             _ => {}
         }
         for a in &self.accounts {
@@ -931,6 +937,8 @@ mod tests {
         let err = Config::for_run("echo", &wss_without_cert).unwrap_err().to_string();
         assert!(err.contains("a wss: listener needs sip.tls_cert"), "{err}");
         assert!(Config::for_run("echo", &o("transfer.policy=maybe")).is_err());
+        let err = Config::for_run("echo", &o("transfer.policy=ask")).unwrap_err().to_string();
+        assert!(err.contains("only the gateway"), "{err}");
     }
 
     #[test]

@@ -308,6 +308,11 @@ impl GwCall {
         self.sip().transfer_replacing(&other.sip()).await.map_err(from_call)
     }
 
+    /// `sip.answerTransfer`: the browser's answer to `transferrequest`.
+    pub async fn answer_transfer(&self, accept: bool) -> Result<(), RpcError> {
+        self.sip().answer_transfer(accept).await.map_err(from_call)
+    }
+
     pub async fn info(self: &Arc<Self>, content_type: &str, body: &str) -> Result<(), RpcError> {
         self.sip().info(content_type, body).await.map_err(from_call)
     }
@@ -418,7 +423,7 @@ impl GwCall {
     /// link go into the call's metrics and record.
     fn media_joined(&self) {
         let passthrough = self.state.lock().unwrap().link.as_ref().is_some_and(Link::is_passthrough);
-        self.sip().joined("webrtc", self.webrtc.port().send_codec().map(|c| c.sdp_name()), passthrough);
+        self.sip().joined("webrtc", &self.webrtc, passthrough);
     }
 
     fn on_call(&self, ev: Event) {
@@ -449,6 +454,9 @@ impl GwCall {
             }
             Event::Message { content_type, body } => {
                 self.emit("message", json!({ "sender": self.sip().peer, "contentType": content_type, "content": body }))
+            }
+            Event::TransferRequested { target, referred_by } => {
+                self.emit("transferrequest", json!({ "target": target, "referredBy": referred_by }))
             }
             Event::TransferProgress { code, reason, done } => {
                 self.emit("transfer", json!({ "code": code, "reason": reason, "done": done }))

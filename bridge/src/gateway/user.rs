@@ -257,6 +257,10 @@ impl User {
                 }
                 Ok(json!({}))
             }
+            G::AnswerTransfer(p) => {
+                self.call(&p.call)?.answer_transfer(p.accept).await?;
+                Ok(json!({}))
+            }
             G::Recording(p) => {
                 let start = match p.action.as_str() {
                     "start" => true,

@@ -44,6 +44,8 @@ pub enum GatewayRequest {
     Message(MessageParams),
     #[serde(rename = "sip.transfer")]
     Transfer(TransferParams),
+    #[serde(rename = "sip.answerTransfer")]
+    AnswerTransfer(AnswerTransferParams),
     #[serde(rename = "sip.recording")]
     Recording(RecordingParams),
     #[serde(rename = "sip.calls")]
@@ -75,6 +77,7 @@ impl GatewayRequest {
         "sip.info",
         "sip.message",
         "sip.transfer",
+        "sip.answerTransfer",
         "sip.recording",
         "sip.calls",
         "sip.stats",
@@ -256,6 +259,13 @@ pub struct TransferParams {
     pub target: Option<String>,
     #[serde(default)]
     pub replaces: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AnswerTransferParams {
+    pub call: String,
+    pub accept: bool,
 }
 
 #[derive(Deserialize)]
