@@ -7,8 +7,9 @@
 //! released; SIPp
 //! scenarios check the NOTIFYs of an accepted REFER (the target's audio is
 //! echoed), an attended one (the Refer-To's Replaces passed on to the
-//! target), a REFER refused by `transfer.policy = "reject"` (603, the call
-//! goes on) and a busy target (NOTIFY 486, the original call kept with its
+//! target), a REFER refused by `transfer.policy = "reject"` or by the
+//! `transfer_policy = "reject"` of the account it came through, routed by
+//! Kamailio, while the service accepts (603, the call goes on) and a busy target (NOTIFY 486, the original call kept with its
 //! audio echoed). An INVITE with Replaces (RFC 3891) from the test's own
 //! user agent takes over a SIPp call: SIPp gets a BYE and the newcomer's
 //! tone is echoed.
@@ -242,11 +243,37 @@ fn sipp_refer_refused_by_policy_is_603_and_the_call_goes_on() {
     let config = format!("{ECHO}[transfer]\npolicy = \"reject\"\n");
     let daemon = Daemon::start(&dir, &config, &[]).unwrap();
     let mut transferor = Sipp::new("uac_transfer_refused.xml")
-        .args(["-s", "echo", "-key", "refer_to", "sip:carol@127.0.0.1:9"])
+        .args(["-s", "echo", "-key", "refer_to", "sip:carol@127.0.0.1:9", "-key", "domain", &daemon.addr()])
         .remote(daemon.addr())
         .spawn(&dir, "sipp-transferor")
         .unwrap();
     transferor.expect_success(Duration::from_secs(20)).unwrap();
+    daemon.wait_lines(&["transfer refused", "code=603"], 1, Duration::from_secs(1)).unwrap();
+    daemon.wait_lines(&["call ended", "by=remote"], 1, Duration::from_secs(5)).unwrap();
+}
+
+/// The service accepts transfers, its account `transfer_policy = "reject"`:
+/// SIPp's call to the account's AOR, routed by Kamailio, gets 603 for its
+/// REFER, and the call goes on.
+#[test]
+fn sipp_refer_through_an_account_with_policy_reject_is_603() {
+    let dir = test_dir("call_transfer_account_policy");
+    let k = Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("echo", "echo-pw")])).unwrap();
+    let config = format!(
+        "{ECHO}[transfer]\npolicy = \"accept\"\n\n[[account]]\naor = \"{}\"\nproxy = \"{}\"\npassword = \"echo-pw\"\n\
+         transfer_policy = \"reject\"\n",
+        k.aor("echo"),
+        k.proxy_uri("udp")
+    );
+    let daemon = Daemon::start(&dir, &config, &[]).unwrap();
+    daemon.wait_lines(&["account{aor=sip:echo@example.test}", "registered"], 1, Duration::from_secs(10)).unwrap();
+    let mut transferor = Sipp::new("uac_transfer_refused.xml")
+        .args(["-s", "echo", "-key", "refer_to", "sip:carol@127.0.0.1:9", "-key", "domain", "example.test"])
+        .remote(format!("127.0.0.1:{}", k.udp_port))
+        .spawn(&dir, "sipp-transferor")
+        .unwrap();
+    transferor.expect_success(Duration::from_secs(20)).unwrap();
+    daemon.wait_lines(&["incoming call", "to=sip:echo@example.test"], 1, Duration::from_secs(1)).unwrap();
     daemon.wait_lines(&["transfer refused", "code=603"], 1, Duration::from_secs(1)).unwrap();
     daemon.wait_lines(&["call ended", "by=remote"], 1, Duration::from_secs(5)).unwrap();
 }

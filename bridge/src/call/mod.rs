@@ -38,5 +38,5 @@ mod transfer;
 pub use error::{media_sip_status, CallError};
 pub use events::{DtmfMethod, Event, Events, Phase};
 pub use negotiation::blocking;
-pub use registry::{Calls, TransferPolicy};
+pub use registry::{Calls, TransferPolicies, TransferPolicy};
 pub use sip_call::SipCall;

@@ -31,6 +31,35 @@ pub enum TransferPolicy {
     Ask,
 }
 
+/// The service's transfer policy and the accounts' own (`transfer_policy`
+/// of an `[[account]]`), by AOR.
+#[derive(Debug, Clone)]
+pub struct TransferPolicies {
+    pub service: TransferPolicy,
+    pub accounts: Vec<(String, TransferPolicy)>,
+}
+
+impl TransferPolicies {
+    /// The policy of a call from or to `uri`: the account's whose AOR names
+    /// the same user at the same host (an incoming call's To keeps the AOR
+    /// its caller dialled), else the service's.
+    pub fn for_uri(&self, uri: &str) -> TransferPolicy {
+        let wanted = user_at_host(uri);
+        self.accounts.iter().find(|(aor, _)| user_at_host(aor) == wanted).map_or(self.service, |(_, p)| *p)
+    }
+}
+
+/// `user@host` of a SIP URI or name-addr, lowercased, without scheme,
+/// port, parameters or display name.
+fn user_at_host(uri: &str) -> String {
+    let uri = uri.rsplit_once('<').map_or(uri, |(_, inner)| inner);
+    let uri = uri.split(['>', ';', '?']).next().unwrap_or("");
+    let uri = uri.split_once(':').map_or(uri, |(_, rest)| rest);
+    let (user, host) = uri.rsplit_once('@').unwrap_or(("", uri));
+    let host = host.split(':').next().unwrap_or(host);
+    format!("{user}@{host}").to_ascii_lowercase()
+}
+
 /// A live call as the registry holds it: weakly (a call lives as long as
 /// its front-end and its pump hold it) and type-erased, since the call
 /// type is built on this file (`sip_call.rs` names it, this file cannot).
@@ -43,7 +72,7 @@ pub struct Calls {
     pub legs: LegOptions,
     /// Metrics and call records of every call.
     pub ops: CallOps,
-    pub transfer_policy: TransferPolicy,
+    pub transfer: TransferPolicies,
     max_calls: usize,
     /// New calls refused (a drain by POST /drain or SIGUSR1), running ones
     /// going on.
@@ -85,13 +114,13 @@ impl Calls {
         legs: LegOptions,
         max_calls: usize,
         ops: CallOps,
-        transfer_policy: TransferPolicy,
+        transfer: TransferPolicies,
     ) -> Arc<Calls> {
         Arc::new(Calls {
             ua: Arc::new(ua),
             legs,
             ops,
-            transfer_policy,
+            transfer,
             max_calls: max_calls.max(1),
             refusing: AtomicBool::new(false),
             live: Mutex::default(),

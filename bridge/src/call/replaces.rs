@@ -57,7 +57,7 @@ impl SipCall {
 /// Why the call named by a Replaces cannot be taken over (status, words),
 /// if it cannot; marks its handover pending otherwise.
 fn refusal(calls: &Calls, replaced: Option<&SipCall>) -> Option<(u16, &'static str)> {
-    if calls.transfer_policy == TransferPolicy::Reject {
+    if replaced.map_or(calls.transfer.service, |call| call.transfer_policy) == TransferPolicy::Reject {
         return Some((603, "transfer.policy is reject"));
     }
     let Some(replaced) = replaced else { return Some((481, "the call it replaces has ended")) };

@@ -36,6 +36,9 @@ pub struct SipCall {
     /// Who a transfer's new call is from: the account or URI this call
     /// was placed from, or the URI an incoming one was addressed to.
     pub(super) caller: Caller,
+    /// What a REFER (or an INVITE with Replaces) gets: the policy of the
+    /// account the call came through or was placed from, else the service's.
+    pub(super) transfer_policy: super::TransferPolicy,
 }
 
 impl std::fmt::Debug for SipCall {
@@ -148,6 +151,10 @@ impl SipCall {
             state: Mutex::new(state),
             events: tx,
             calls: calls.clone(),
+            transfer_policy: calls.transfer.for_uri(match &caller {
+                Caller::Account(account) => &account.aor,
+                Caller::Guest { uri, .. } => uri,
+            }),
             caller,
         });
         let indexed: std::sync::Weak<SipCall> = Arc::downgrade(&call);

@@ -33,7 +33,7 @@ impl SipCall {
         referred_by: Option<String>,
         replaces: Option<String>,
     ) {
-        let ask = self.calls.transfer_policy == TransferPolicy::Ask;
+        let ask = self.transfer_policy == TransferPolicy::Ask;
         if let Some((code, why)) = self.refer_refusal(&target, !ask) {
             info!(%target, code, why, "transfer refused");
             if let Err(e) = self.sip.reject_refer(code).await {
@@ -86,7 +86,7 @@ impl SipCall {
     /// Why a REFER to `target` is refused (status, words), if it is; with
     /// `claim`, marks the transfer pending otherwise.
     fn refer_refusal(&self, target: &str, claim: bool) -> Option<(u16, &'static str)> {
-        if self.calls.transfer_policy == TransferPolicy::Reject {
+        if self.transfer_policy == TransferPolicy::Reject {
             return Some((603, "transfer.policy is reject"));
         }
         let scheme = target.split(':').next().unwrap_or("").to_ascii_lowercase();

@@ -8,7 +8,7 @@
 //! See `examples/sipbridge.toml` for every key.
 
 use super::preset::Preset;
-use crate::call::TransferPolicy;
+use crate::call::{TransferPolicies, TransferPolicy};
 use anyhow::{bail, Context, Result};
 use pipelines::{Codec, LegOptions, SrtpPolicy, SymmetricRtp};
 use serde::Deserialize;
@@ -462,6 +462,10 @@ pub struct AccountSettings {
     pub password_env: Option<String>,
     #[serde(default = "default_expires")]
     pub expires: u32,
+    /// What a REFER gets in the calls through this account; the service's
+    /// `[transfer] policy` when unset.
+    #[serde(default)]
+    pub transfer_policy: Option<TransferPolicy>,
 }
 
 /// The admin listener (metrics, health, readiness, drain); off unless
@@ -511,6 +515,7 @@ impl std::fmt::Debug for AccountSettings {
             .field("password", &"<redacted>")
             .field("password_env", &self.password_env)
             .field("expires", &self.expires)
+            .field("transfer_policy", &self.transfer_policy)
             .finish()
     }
 }
@@ -658,7 +663,12 @@ impl Config {
                 bail!("conference.rate must be between 8000 and 48000 Hz")
             }
             Action::Echo | Action::Play | Action::Record | Action::Conference
-                if self.transfer.policy == Some(TransferPolicy::Ask) =>
+                if self
+                    .accounts
+                    .iter()
+                    .filter_map(|a| a.transfer_policy)
+                    .chain(self.transfer.policy)
+                    .any(|policy| policy == TransferPolicy::Ask) =>
             {
                 bail!("transfer.policy = \"ask\" needs someone to ask: only the gateway (its browser) has one")
             }
@@ -680,6 +690,13 @@ impl Config {
             (Action::Gateway, None) => TransferPolicy::Reject,
             (_, None) => TransferPolicy::Accept,
         }
+    }
+
+    /// The service's policy and the accounts' own.
+    pub fn transfer_policies(&self) -> TransferPolicies {
+        let accounts =
+            self.accounts.iter().filter_map(|a| a.transfer_policy.map(|policy| (a.aor.clone(), policy))).collect();
+        TransferPolicies { service: self.transfer_policy(), accounts }
     }
 
     pub fn leg_options(&self) -> LegOptions {
@@ -912,6 +929,7 @@ mod tests {
             password: Some("hunter2".into()),
             password_env: None,
             expires: 60,
+            transfer_policy: None,
         };
         assert!(!format!("{a:?}").contains("hunter2"));
         assert_eq!(a.account().unwrap().password, "hunter2");
@@ -955,6 +973,30 @@ mod tests {
         );
         let gateway_accepts = Config::for_run("gateway", &o("transfer.policy=accept")).unwrap();
         assert_eq!(gateway_accepts.transfer_policy(), TransferPolicy::Accept);
+    }
+
+    #[test]
+    fn an_account_s_transfer_policy_applies_to_its_calls_and_the_service_s_to_the_rest() {
+        let config = |text: &str| {
+            let mut table = Preset::load("echo").unwrap().table;
+            table.extend(text.parse::<toml::Table>().unwrap());
+            Config::from_table(table)
+        };
+        let c = config(
+            "[[account]]\naor = \"sip:desk@example.test\"\npassword = \"x\"\ntransfer_policy = \"reject\"\n\
+             [[account]]\naor = \"sip:free@example.test\"\npassword = \"x\"\n",
+        )
+        .unwrap();
+        let policies = c.transfer_policies();
+        assert_eq!(policies.for_uri("\"Desk\" <sip:DESK@example.test:5060;transport=udp>"), TransferPolicy::Reject);
+        assert_eq!(policies.for_uri("sip:free@example.test"), TransferPolicy::Accept, "unset: the service's");
+        assert_eq!(policies.for_uri("sip:desk@other.test"), TransferPolicy::Accept, "another host");
+        assert_eq!(policies.for_uri("sip:echo@127.0.0.1:5060"), TransferPolicy::Accept, "no account");
+        let err = config("[[account]]\naor = \"sip:a@b\"\npassword = \"x\"\ntransfer_policy = \"ask\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("only the gateway"), "{err}");
+        assert!(config("[[account]]\naor = \"sip:a@b\"\npassword = \"x\"\ntransfer_policy = \"maybe\"\n").is_err());
     }
 
     #[test]

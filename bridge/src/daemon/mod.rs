@@ -155,7 +155,7 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
     let records = CallRecords::new(config.call_records.file.as_deref(), config.call_records.log)
         .context("opening call_records.file")?;
     let ops = CallOps { metrics: metrics.clone(), records: Arc::new(records), service: config.preset.clone() };
-    let calls = Calls::new(ua, config.leg_options(), config.limits.max_calls, ops, config.transfer_policy());
+    let calls = Calls::new(ua, config.leg_options(), config.limits.max_calls, ops, config.transfer_policies());
     metrics.add_collector(crate::ops::sip_collector(calls.ua.clone()));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
