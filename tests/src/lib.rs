@@ -22,6 +22,7 @@ pub mod haproxy;
 pub mod janus;
 pub mod jsonlines;
 pub mod kamailio;
+pub mod linphone;
 pub mod mutate;
 pub mod netns;
 pub mod pacing;

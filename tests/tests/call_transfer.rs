@@ -2,8 +2,9 @@
 //! preset answering: a REFER from the caller makes sipbridge call the
 //! Refer-To target with the caller's Referred-By, report the progress by
 //! NOTIFY message/sipfrag, move the echo to the new call and BYE the
-//! caller. baresip blind-transfers its call to a third baresip, which hears
-//! its own tone echoed while the transferring baresip is released; SIPp
+//! caller. baresip and linphonec each blind-transfer their call to a third
+//! baresip, which hears its own tone echoed while the transferring phone is
+//! released; SIPp
 //! scenarios check the NOTIFYs of an accepted REFER (the target's audio is
 //! echoed), an attended one (the Refer-To's Replaces passed on to the
 //! target), a REFER refused by `transfer.policy = "reject"` (603, the call
@@ -31,6 +32,7 @@ use e2e::bridge::rtp_address;
 use e2e::daemon::{count_rtp, Daemon};
 use e2e::gateway::{Gateway, Softphone};
 use e2e::kamailio::{Kamailio, KamailioOptions};
+use e2e::linphone::Linphone;
 use e2e::process::{free_udp_port, test_dir};
 use e2e::rtp_peer::{PeerCodec, RtpPeer};
 use e2e::sipp::Sipp;
@@ -75,6 +77,12 @@ fn baresip_blind_transfers_the_echo_to_a_third_phone() {
     // The transferring phone is released...
     alice.wait_event("call", "CALL_CLOSED", Duration::from_secs(15)).unwrap();
     // ...and the third one is answered by the echo until its tone ends.
+    third_phone_hears_its_echo(&carol, &daemon);
+}
+
+/// After a blind transfer to `carol`, the echo answers her until her 700 Hz
+/// tone ends, and she hears that tone back (nothing of the transferor's).
+fn third_phone_hears_its_echo(carol: &Baresip, daemon: &Daemon) {
     carol.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(10)).unwrap();
     carol.wait_event("call", "CALL_CLOSED", Duration::from_secs(15)).unwrap();
     let pcm = carol.heard().unwrap();
@@ -89,6 +97,34 @@ fn baresip_blind_transfers_the_echo_to_a_third_phone() {
     );
     daemon.wait_lines(&["transfer accepted", "sip:carol@"], 1, Duration::from_secs(1)).unwrap();
     daemon.wait_lines(&["transferred: the preset's media moves to the new call"], 1, Duration::from_secs(1)).unwrap();
+}
+
+/// linphonec (a caller only: Debian 12's cannot receive calls) calls the
+/// echo playing 440 Hz and blind-transfers it with its `transfer` command.
+#[test]
+fn linphonec_blind_transfers_the_echo_to_a_third_phone() {
+    let dir = test_dir("call_transfer_linphonec");
+    let daemon = Daemon::start(&dir, ECHO, &[]).unwrap();
+    let carol = phone(&dir, "carol", 700.0, 5.0, true);
+    let own = dir.join("linphonec");
+    let rc = format!("[rtp]\naudio_rtp_port={}\n[sound]\nechocancellation=0\n", free_udp_port());
+    let mut alice = Linphone::start(&own, &rc);
+    let wav = own.join("tone.wav");
+    write_wav(&wav, &tone(440.0, 20.0, 8000, 0.3)).unwrap();
+    alice.send("soundcard use files");
+    alice.send(&format!("ports sip {}", free_udp_port()));
+    alice.wait_debug_log("Creating listening point");
+    alice.send(&format!("play {}", wav.display()));
+    let echo = daemon.uri("echo");
+    alice.send(&format!("call {echo}"));
+    alice.child.wait_for_log("Media streams established", Duration::from_secs(10)).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    alice.send(&format!("transfer sip:carol@127.0.0.1:{}", carol.sip_port));
+    // The transferring phone is released...
+    alice.child.wait_for_log(&format!("with {echo} ended"), Duration::from_secs(15)).unwrap();
+    // ...and the third one hears the echo.
+    third_phone_hears_its_echo(&carol, &daemon);
+    alice.send("quit");
 }
 
 /// The line SIPp logged (`<log>`, -trace_logs) after `prefix`, in the log

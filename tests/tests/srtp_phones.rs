@@ -19,6 +19,7 @@ use e2e::capture::{Datagram, UdpCapture};
 use e2e::certs::self_signed_cert;
 use e2e::daemon::{CallerScenario, Daemon, Ending};
 use e2e::kamailio::{Kamailio, KamailioOptions};
+use e2e::linphone::Linphone;
 use e2e::process::{free_tcp_port, free_udp_port, test_dir};
 use e2e::sipp::Sipp;
 use std::collections::BTreeMap;
@@ -142,54 +143,6 @@ fn baresip_srtp_calls_are_heard_and_encrypted_on_the_wire() {
     registered_over_tls_at_kamailio(&dir.join("kamailio-tls"), &wav);
     linphone_with_srtp_mandatory(&dir.join("linphone"), &uri, &wav);
     assert_every_packet_opened(&daemon);
-}
-
-/// linphonec, driven over stdin. Its core runs only between input lines,
-/// so a thread feeds it an empty line every 100 ms.
-struct Linphone {
-    child: e2e::process::Child,
-    lines: std::sync::mpsc::Sender<String>,
-    debug_log: PathBuf,
-}
-
-impl Linphone {
-    fn start(dir: &Path, rc: &str) -> Linphone {
-        std::fs::create_dir_all(dir).unwrap();
-        std::fs::write(dir.join("rc"), rc).unwrap();
-        let debug_log = dir.join("linphone-debug.log");
-        let mut cmd = std::process::Command::new("linphonec");
-        cmd.arg("-c").arg(dir.join("rc")).args(["-d", "6", "-l"]).arg(&debug_log);
-        cmd.env("HOME", dir).stdin(std::process::Stdio::piped());
-        let mut child = e2e::process::spawn(&mut cmd, dir, "linphonec", Duration::from_secs(60)).unwrap();
-        let mut stdin = child.std().stdin.take().unwrap();
-        let (lines, rx) = std::sync::mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            use std::io::Write;
-            loop {
-                let line = match rx.recv_timeout(Duration::from_millis(100)) {
-                    Ok(line) => line,
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => String::new(),
-                    Err(_) => return,
-                };
-                if writeln!(stdin, "{line}").is_err() {
-                    return;
-                }
-            }
-        });
-        Linphone { child, lines, debug_log }
-    }
-
-    fn send(&self, line: &str) {
-        self.lines.send(line.to_string()).unwrap();
-    }
-
-    fn wait_debug_log(&self, needle: &str) {
-        let until = Instant::now() + Duration::from_secs(10);
-        while !std::fs::read_to_string(&self.debug_log).unwrap_or_default().contains(needle) {
-            assert!(Instant::now() < until, "linphonec never logged {needle:?}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
 }
 
 /// linphone (`media_encryption=srtp`, mandatory: it offers RTP/SAVP with
