@@ -115,9 +115,10 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Kamailio with digest auth over db_text for `users` ([user, password]),
- * UDP, TCP and WebSocket listeners on free ports.
+ * UDP, TCP and WebSocket listeners on free ports; with `tls` ({cert, key}
+ * PEM paths) a secure WebSocket listener too (`wssUrl`).
  */
-export async function startKamailio(dir, { domain = "example.test", users, limitMs = 300_000 }) {
+export async function startKamailio(dir, { domain = "example.test", users, tls, limitMs = 300_000 }) {
   const base = join(dir, "kamailio");
   const db = join(base, "db");
   const run = join(base, "run");
@@ -131,18 +132,24 @@ export async function startKamailio(dir, { domain = "example.test", users, limit
   const tcpPort = await freeTcpPort();
   let wsPort = await freeTcpPort();
   while (wsPort === tcpPort) wsPort = await freeTcpPort();
+  let wssPort = null;
+  while (tls && (wssPort === null || wssPort === tcpPort || wssPort === wsPort)) wssPort = await freeTcpPort();
   const template = readFileSync(new URL("./kamailio.cfg", import.meta.url), "utf8");
   const cfg = template
     .replaceAll("%UDP_PORT%", String(udpPort))
     .replaceAll("%TCP_PORT%", String(tcpPort))
     .replaceAll("%WS_PORT%", String(wsPort))
+    .replaceAll("%WSS_PORT%", String(wssPort))
+    .replaceAll("%TLS_CERT%", tls?.cert ?? "")
+    .replaceAll("%TLS_KEY%", tls?.key ?? "")
     .replaceAll("%DOMAIN%", domain)
     .replaceAll("%ALGORITHM%", "MD5")
     .replaceAll("%NONCE_EXPIRE%", "300")
     .replaceAll("%DB_DIR%", db);
   const cfgPath = join(base, "kamailio.cfg");
   writeFileSync(cfgPath, cfg);
-  const proc = new Proc("kamailio", ["-f", cfgPath, "-DD", "-E", "-m", "32", "-M", "8", "-Y", run, "-w", base], { dir, name: "kamailio", limitMs });
+  const defines = tls ? ["-A", "WITH_TLS"] : [];
+  const proc = new Proc("kamailio", ["-f", cfgPath, ...defines, "-DD", "-E", "-m", "32", "-M", "8", "-Y", run, "-w", base], { dir, name: "kamailio", limitMs });
   // ready when it answers an OPTIONS probe over UDP
   const sock = dgram.createSocket("udp4");
   await new Promise((r) => sock.bind(0, "127.0.0.1", r));
@@ -178,6 +185,7 @@ export async function startKamailio(dir, { domain = "example.test", users, limit
     tcpPort,
     wsPort,
     wsUrl: `ws://127.0.0.1:${wsPort}`,
+    wssUrl: tls ? `wss://127.0.0.1:${wssPort}` : null,
     proxyUri: (t = "udp") => (t === "tcp" ? `sip:127.0.0.1:${tcpPort};transport=tcp` : `sip:127.0.0.1:${udpPort}`),
     aor: (user) => `sip:${user}@${domain}`,
     stop: () => proc.stop(),
