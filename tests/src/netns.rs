@@ -88,6 +88,8 @@ pub fn enable_forwarding() -> Result<()> {
 /// leaves with the router's address there (MASQUERADE), and nothing can
 /// reach `inside`'s private addresses from outside but replies to what it
 /// sent (as on the internet, where private addresses do not route).
+/// Every rule names one of the hosts' links, which go with the hosts, so a
+/// topology's rules never touch a later test's hosts at the same addresses.
 pub fn masquerade(inside: &Host, outside: &Host) -> Result<()> {
     let subnet = inside.subnet();
     run(Command::new("iptables").args([
@@ -105,6 +107,8 @@ pub fn masquerade(inside: &Host, outside: &Host) -> Result<()> {
     run(Command::new("iptables").args([
         "-A",
         "FORWARD",
+        "-o",
+        &inside.link,
         "-d",
         &subnet,
         "-m",

@@ -63,18 +63,20 @@ fn firewall(net: &Net, route: Route) {
     if route == Route::Direct {
         return;
     }
-    let (browser, gw, turn) = (net.browser.subnet(), net.gateway.addr.to_string(), net.turn.addr.to_string());
-    iptables(&["-A", CHAIN, "-s", &browser, "-d", &gw, "-p", "tcp", "--dport", "8080", "-j", "ACCEPT"]);
-    iptables(&["-A", CHAIN, "-s", &browser, "-d", &gw, "-j", "DROP"]);
+    // Matched on the browser's link too, so no rule left in the chain can
+    // touch the next test's hosts at the same addresses.
+    let (link, gw, turn) = (net.browser.link.as_str(), net.gateway.addr.to_string(), net.turn.addr.to_string());
+    iptables(&["-A", CHAIN, "-i", link, "-d", &gw, "-p", "tcp", "--dport", "8080", "-j", "ACCEPT"]);
+    iptables(&["-A", CHAIN, "-i", link, "-d", &gw, "-j", "DROP"]);
     // Only coturn's port is open, so the browser cannot reach the
     // gateway's own relay candidate (another port of coturn's) either.
     let port = TURN_PORT.to_string();
     for protocol in ["udp", "tcp"] {
         if route == Route::UdpRelay || protocol == "tcp" {
-            iptables(&["-A", CHAIN, "-s", &browser, "-d", &turn, "-p", protocol, "--dport", &port, "-j", "ACCEPT"]);
+            iptables(&["-A", CHAIN, "-i", link, "-d", &turn, "-p", protocol, "--dport", &port, "-j", "ACCEPT"]);
         }
     }
-    iptables(&["-A", CHAIN, "-s", &browser, "-d", &turn, "-j", "DROP"]);
+    iptables(&["-A", CHAIN, "-i", link, "-d", &turn, "-j", "DROP"]);
 }
 
 fn gateway_config(net: &Net, route: Route) -> String {
