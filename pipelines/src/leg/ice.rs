@@ -147,13 +147,12 @@ impl ServerUrl {
 
 /// Percent-escapes everything but RFC 3986's unreserved characters.
 fn escape(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(s, UNRESERVED).to_string()
 }
+
+/// RFC 3986's unreserved characters: everything else is escaped.
+const UNRESERVED: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// TURN REST API credentials for `user`, valid until `expiry` (Unix seconds).
 pub fn rest_credentials(secret: &str, user: &str, expiry: u64) -> Result<(String, String), Error> {
