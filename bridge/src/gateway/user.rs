@@ -155,9 +155,13 @@ impl User {
     }
 
     /// Reserves a call slot; `false` when the connection is at its limit.
+    /// A call whose SIP side has ended no longer holds its slot while its
+    /// teardown finishes: a phone redialing the moment it got our 486 is
+    /// not told busy by the call it was just refused on.
     fn reserve_call(&self) -> bool {
         let mut st = self.state.lock().unwrap();
-        if st.calls.len() + st.pending >= self.gw.config.max_calls_per_connection {
+        let live = st.calls.values().filter(|c| !c.is_ended()).count();
+        if live + st.pending >= self.gw.config.max_calls_per_connection {
             return false;
         }
         st.pending += 1;
