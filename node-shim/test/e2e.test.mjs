@@ -11,10 +11,11 @@ import assert from "node:assert/strict";
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
 import { WebSocket } from "ws";
-import { UserAgent, Registerer, RegistererState, Inviter, SessionState } from "sip.js";
+import { UserAgent, Inviter, SessionState } from "sip.js";
 import { createSessionDescriptionHandlerFactory, getDirection } from "../src/index.js";
-import { REPO, SIPBRIDGE_BIN, requireBinary, tone, writeWav, readWav, toneShare, rms } from "./helpers.mjs";
+import { REPO, SIPBRIDGE_BIN, requireBinary, tone, writeWav, readWav, toneShare } from "./helpers.mjs";
 import { scratchDir, startKamailio, startBaresip, Proc } from "./peers.mjs";
+import { register, reach, assertTone } from "./sipjs.mjs";
 
 globalThis.WebSocket ??= WebSocket;
 
@@ -68,18 +69,7 @@ before(async () => {
     },
   });
   await ua.start();
-  const registerer = new Registerer(ua, { expires: 300 });
-  const registered = new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`SIP.js did not register; kamailio log:\n${kamailio.proc.tail()}`)), 10_000);
-    registerer.stateChange.addListener((s) => {
-      if (s === RegistererState.Registered) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-  });
-  await registerer.register();
-  await registered;
+  await register(ua, kamailio);
 });
 
 after(async () => {
@@ -93,25 +83,6 @@ after(async () => {
   await dave?.stop();
   await kamailio?.stop();
 });
-
-/** Resolves when `session` reaches `state` (rejects after `ms`). */
-function reach(session, state, ms = 10_000) {
-  if (session.state === state) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      session.stateChange.removeListener(on);
-      reject(new Error(`session stuck in ${session.state}, wanted ${state}`));
-    }, ms);
-    const on = (s) => {
-      if (s === state) {
-        clearTimeout(t);
-        session.stateChange.removeListener(on);
-        resolve();
-      }
-    };
-    session.stateChange.addListener(on);
-  });
-}
 
 function nextInvitation(ms = 10_000) {
   if (invitations.length) return Promise.resolve(invitations.shift());
@@ -147,18 +118,6 @@ function bobRecordings(known) {
   const enc = fresh.find((f) => f.endsWith("-enc.wav"));
   assert.ok(dec && enc, `baresip recordings: ${fresh.join(", ")}`);
   return { dec: join(bob.recDir, dec), enc: join(bob.recDir, enc) };
-}
-
-function assertTone(path, freq, other, label) {
-  const pcm = readWav(path);
-  const secs = pcm.samples.length / pcm.rate;
-  const share = toneShare(pcm, freq);
-  const wrong = toneShare(pcm, other);
-  assert.ok(secs > 1.5, `${label}: only ${secs.toFixed(2)} s in ${path}`);
-  assert.ok(rms(pcm) > 0.02, `${label}: silent (rms ${rms(pcm).toFixed(4)}) in ${path}`);
-  assert.ok(share > 0.6, `${label}: ${freq} Hz share ${share.toFixed(3)} (${other} Hz ${wrong.toFixed(3)}) in ${path}`);
-  assert.ok(wrong < 0.1, `${label}: hears ${other} Hz (share ${wrong.toFixed(3)}) in ${path}`);
-  return { secs, share };
 }
 
 /** DTMF both ways on an established call; `sdh` is the app's handler. */
@@ -340,10 +299,7 @@ async function startUa(user, password, factoryOptions, delegate = {}) {
     delegate,
   });
   await agent.start();
-  const registerer = new Registerer(agent, { expires: 300 });
-  const registered = new Promise((resolve) => registerer.stateChange.addListener((st) => st === RegistererState.Registered && resolve()));
-  await registerer.register();
-  await registered;
+  await register(agent, kamailio, `SIP.js ${user}`);
   return { agent, factory: f };
 }
 

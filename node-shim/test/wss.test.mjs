@@ -10,10 +10,11 @@ import { execFileSync } from "node:child_process";
 import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { WebSocket } from "ws";
-import { UserAgent, Registerer, RegistererState, Inviter, SessionState } from "sip.js";
+import { UserAgent, Inviter, SessionState } from "sip.js";
 import { createSessionDescriptionHandlerFactory } from "../src/index.js";
-import { SIPBRIDGE_BIN, requireBinary, tone, writeWav, readWav, toneShare, rms } from "./helpers.mjs";
+import { SIPBRIDGE_BIN, requireBinary, tone, writeWav } from "./helpers.mjs";
 import { scratchDir, startKamailio, startBaresip, Proc } from "./peers.mjs";
+import { register, reach, assertTone } from "./sipjs.mjs";
 
 const APP_TONE = 1000; // what the SIP.js app plays
 const PEER_TONE = 440; // what baresip plays
@@ -79,18 +80,7 @@ before(async () => {
     logConnector: (level, category, label, content) => appendFileSync(join(dir, "sipjs.log"), `${level} ${category} ${content}\n`),
   });
   await ua.start();
-  const registerer = new Registerer(ua, { expires: 300 });
-  const registered = new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`SIP.js did not register over wss; kamailio log:\n${kamailio.proc.tail()}`)), 10_000);
-    registerer.stateChange.addListener((s) => {
-      if (s === RegistererState.Registered) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-  });
-  await registerer.register();
-  await registered;
+  await register(ua, kamailio, "SIP.js over wss");
 });
 
 after(async () => {
@@ -103,32 +93,6 @@ after(async () => {
   await bob?.stop();
   await kamailio?.stop();
 });
-
-/** Resolves when `session` reaches `state` (rejects after `ms`). */
-function reach(session, state, ms = 10_000) {
-  if (session.state === state) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`session stuck in ${session.state}, wanted ${state}`)), ms);
-    session.stateChange.addListener((s) => {
-      if (s === state) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-  });
-}
-
-function assertTone(path, freq, other, label) {
-  const pcm = readWav(path);
-  const secs = pcm.samples.length / pcm.rate;
-  const share = toneShare(pcm, freq);
-  const wrong = toneShare(pcm, other);
-  assert.ok(secs > 1.5, `${label}: only ${secs.toFixed(2)} s in ${path}`);
-  assert.ok(rms(pcm) > 0.02, `${label}: silent (rms ${rms(pcm).toFixed(4)}) in ${path}`);
-  assert.ok(share > 0.6, `${label}: ${freq} Hz share ${share.toFixed(3)} (${other} Hz ${wrong.toFixed(3)}) in ${path}`);
-  assert.ok(wrong < 0.1, `${label}: hears ${other} Hz (share ${wrong.toFixed(3)}) in ${path}`);
-  return share;
-}
 
 test("SIP.js registered over wss (Kamailio tls + websocket) calls baresip over udp: tones both ways", { timeout: 60_000 }, async (t) => {
   const known = bob.recordings();
@@ -153,7 +117,7 @@ test("SIP.js registered over wss (Kamailio tls + websocket) calls baresip over u
   assert.ok(heardByBob, `baresip recordings: ${bob.recordings().join(", ")}`);
   const a = assertTone(appRec, PEER_TONE, APP_TONE, "app heard baresip");
   const b = assertTone(join(bob.recDir, heardByBob), APP_TONE, PEER_TONE, "baresip heard the app");
-  t.diagnostic(`app heard ${PEER_TONE} Hz (share ${a.toFixed(3)}); baresip heard ${APP_TONE} Hz (share ${b.toFixed(3)})`);
+  t.diagnostic(`app heard ${PEER_TONE} Hz (share ${a.share.toFixed(3)}); baresip heard ${APP_TONE} Hz (share ${b.share.toFixed(3)})`);
 });
 
 test("a SIP.js client trusting another CA is refused: the TLS error is named, Kamailio keeps serving", { timeout: 60_000 }, async () => {
