@@ -176,7 +176,10 @@ impl Baresip {
              module_app\t\tctrl_tcp.so\n"
         );
         if opts.record {
-            config.push_str(&format!("module\t\t\tsndfile.so\nsnd_path\t\t{}\n", rec_dir.display()));
+            // Relative to baresip's working directory (`conf`): sndfile
+            // makes each file's path in a 128-byte buffer and cuts longer
+            // ones, ".wav" first, under a deep checkout.
+            config.push_str("module\t\t\tsndfile.so\nsnd_path\t\trec\n");
         }
         config.push_str(extra_config);
         std::fs::write(conf.join("config"), config)?;
@@ -186,7 +189,7 @@ impl Baresip {
             Some(h) => h.command("baresip"),
             None => Command::new("baresip"),
         };
-        cmd.arg("-f").arg(&conf).stdin(std::process::Stdio::null());
+        cmd.arg("-f").arg(&conf).current_dir(&conf).stdin(std::process::Stdio::null());
         let child = spawn(&mut cmd, dir, "baresip", opts.limit)?;
         let until = Instant::now() + Duration::from_secs(10);
         let stream = loop {
