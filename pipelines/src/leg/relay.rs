@@ -84,6 +84,24 @@ impl RelayEnd {
         RelayEnd { output, gate, header: Mutex::new(HeaderRewrite::new()) }
     }
 
+    /// The SSRC relayed packets leave with.
+    pub fn ssrc(&self) -> u32 {
+        self.header.lock().unwrap().ssrc
+    }
+
+    /// What has been relayed out so far, for a sender report; `None`
+    /// before the first packet.
+    pub fn sent_stream(&self) -> Option<SentStream> {
+        let header = self.header.lock().unwrap();
+        Some(SentStream {
+            packets: header.packets,
+            octets: header.octets,
+            last_timestamp: header.last_ts,
+            last_sent: header.last_sent?,
+            clock_rate: header.clock_rate,
+        })
+    }
+
     /// Sends `packet` (RTP received in `from`'s format) as this leg's own
     /// stream in its format `to`. Returns false when it was not sent: the
     /// formats differ, or this leg must not send now.
@@ -122,6 +140,28 @@ impl RelayEnd {
 
 const RTP_HEADER: usize = 12;
 
+/// The relayed stream's counts and its newest packet, as a sender report
+/// describes them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SentStream {
+    pub packets: u64,
+    /// Payload octets.
+    pub octets: u64,
+    /// The highest timestamp sent, and when.
+    pub last_timestamp: u32,
+    pub last_sent: Instant,
+    pub clock_rate: u32,
+}
+
+impl SentStream {
+    /// The RTP timestamp of instant `at`: the newest one sent, advanced by
+    /// the time since at the clock rate (RFC 3550 section 6.4.1).
+    pub fn timestamp_at(&self, at: Instant) -> u32 {
+        let elapsed = at.saturating_duration_since(self.last_sent).as_secs_f64();
+        self.last_timestamp.wrapping_add((elapsed * self.clock_rate as f64) as u32)
+    }
+}
+
 /// Maps incoming sequence numbers and timestamps onto our outgoing stream.
 struct HeaderRewrite {
     ssrc: u32,
@@ -132,6 +172,10 @@ struct HeaderRewrite {
     last_seq: u16,
     last_ts: u32,
     last_sent: Option<Instant>,
+    /// Packets and payload octets rewritten, and the clock they are timed by.
+    packets: u64,
+    octets: u64,
+    clock_rate: u32,
 }
 
 impl HeaderRewrite {
@@ -145,6 +189,9 @@ impl HeaderRewrite {
             last_seq: seed.rotate_left(16) as u16,
             last_ts: seed.rotate_left(8),
             last_sent: None,
+            packets: 0,
+            octets: 0,
+            clock_rate: 0,
         }
     }
 
@@ -172,11 +219,27 @@ impl HeaderRewrite {
             self.last_ts = out_ts;
             self.last_sent = Some(Instant::now());
         }
+        self.packets += 1;
+        self.octets += payload_len(packet) as u64;
+        self.clock_rate = clock_rate;
         packet[1] = marker | (payload_type & 0x7f);
         packet[2..4].copy_from_slice(&out_seq.to_be_bytes());
         packet[4..8].copy_from_slice(&out_ts.to_be_bytes());
         packet[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
     }
+}
+
+/// The payload octets of an RTP packet: less its header (CSRCs and
+/// extension included) and padding.
+fn payload_len(packet: &[u8]) -> usize {
+    let mut header = RTP_HEADER + 4 * (packet[0] & 0x0f) as usize;
+    if packet[0] & 0x10 != 0 {
+        if let Some(words) = packet.get(header + 2..header + 4) {
+            header += 4 + 4 * u16::from_be_bytes([words[0], words[1]]) as usize;
+        }
+    }
+    let padding = if packet[0] & 0x20 != 0 { packet.last().copied().unwrap_or(0) as usize } else { 0 };
+    packet.len().saturating_sub(header + padding)
 }
 
 /// The payload type of an RTP packet.
@@ -222,6 +285,7 @@ mod tests {
         assert_eq!(ssrc1, ssrc2);
         assert_ne!(ssrc1, 7, "the source's SSRC is not echoed back");
         assert_eq!(&second[12..], &[0xaa, 0xbb], "payload untouched");
+        assert_eq!((r.packets, r.octets), (2, 4), "payload octets counted for sender reports");
     }
 
     #[test]
