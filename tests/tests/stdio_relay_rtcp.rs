@@ -318,10 +318,11 @@ fn check_reports(phone: &str, seen: &Seen, reported: u32) -> Vec<(u32, Block, Sy
                 Rtcp::Sender { ntp, rtp, packets, octets, blocks: b, .. } => {
                     sender_reports += 1;
                     // Counts: what the phone had received by then, give or
-                    // take what was in flight.
+                    // take what was in flight (and what its receiving
+                    // threads stamped late on a loaded machine).
                     let got = relayed.iter().filter(|r| r.4 <= *arrival).count() as i64;
                     assert!(
-                        (*packets as i64 - got).abs() <= 2.max(got / 50),
+                        (*packets as i64 - got).abs() <= (got * 3 / 100).max(5),
                         "{phone}: SR says {packets} packets, got {got}"
                     );
                     assert_eq!(*octets as u64, *packets as u64 * 160, "{phone}: payload octets");

@@ -8,9 +8,9 @@
 //! randomised by 0.5-1.5 (RFC 3550 section 6.2), from the process's timer
 //! thread ([`crate::runtime::timer`]): a sender report for the relay SSRC
 //! (packets and payload octets relayed, the NTP time now with the RTP
-//! timestamp extrapolated from the newest packet sent), a report block
-//! about the peer's stream counted on the socket thread (`quality.rs`), and
-//! the SDES CNAME rtpbin uses (one participant, whichever path its packets
+//! timestamp extrapolated from the packet sent least late lately), a report
+//! block about the peer's stream counted on the socket thread
+//! (`quality.rs`), and the SDES CNAME rtpbin uses (one participant, whichever path its packets
 //! take); to the peer's RTCP address (the RTP one with rtcp-mux), as SRTCP
 //! when the leg has SDES-SRTP keys. rtpbin's own RTCP is held back
 //! meanwhile, so nothing contradicts it. On close, a BYE.
