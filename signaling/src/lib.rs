@@ -40,6 +40,7 @@ mod inbound;
 mod notify;
 mod outbound;
 mod outgoing_headers;
+pub mod pem;
 pub mod redact;
 mod redirect;
 mod registration;

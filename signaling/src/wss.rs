@@ -18,8 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::rustls::crypto::ring;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -59,14 +57,9 @@ fn acceptor(tls: &TlsSettings) -> Result<TlsAcceptor, Error> {
     let (Some(cert_pem), Some(key_pem)) = (&tls.cert_pem, &tls.key_pem) else {
         return Err(Error::Config("a WSS listener needs tls.cert_pem and tls.key_pem".into()));
     };
-    let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::Config(format!("WSS certificate: not PEM certificates: {e}")))?;
-    if chain.is_empty() {
-        return Err(Error::Config("WSS certificate: no CERTIFICATE in it".into()));
-    }
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
-        .map_err(|e| Error::Config(format!("WSS key: no PEM private key in it: {e}")))?;
+    let chain =
+        crate::pem::certificates(cert_pem.as_bytes()).map_err(|e| Error::Config(format!("WSS certificate: {e}")))?;
+    let key = crate::pem::private_key(key_pem.as_bytes()).map_err(|e| Error::Config(format!("WSS key: {e}")))?;
     let mut config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
         .with_safe_default_protocol_versions()
         .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))

@@ -8,11 +8,29 @@ use e2e::audio::{tone, write_wav};
 use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
 use e2e::daemon::{count_rtp, sipp_pcap, CallerScenario, Daemon, Ending};
 use e2e::process::{free_udp_port, test_dir};
-use e2e::sipp::Sipp;
+use e2e::sipp::{Sipp, SippRun};
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const ECHO: &str = "preset = \"echo\"\n";
+
+/// A SIPp caller playing g711a.pcap (236 PCMA packets of 30 ms) whose SDP
+/// names the returned socket of the test's: the echo lands there.
+fn pcap_caller(ending: Ending, hold_ms: u64) -> (UdpSocket, CallerScenario) {
+    let rtp_port = free_udp_port();
+    let sock = UdpSocket::bind(("127.0.0.1", rtp_port)).unwrap();
+    let mut scenario = CallerScenario::new(ending);
+    scenario.sdp_port = Some(rtp_port);
+    scenario.pcaps = vec![sipp_pcap("g711a.pcap")];
+    scenario.hold_ms = hold_ms;
+    (sock, scenario)
+}
+
+/// SIPp running `xml`, calling the echo preset of `daemon`.
+fn call_echo(dir: &Path, daemon: &Daemon, xml: &Path) -> SippRun {
+    Sipp::new(xml.to_str().unwrap()).args(["-s", "echo"]).remote(daemon.addr()).spawn(dir, "sipp").unwrap()
+}
 
 /// A baresip that calls out without a registrar, plays `wav`, records
 /// what it hears.
@@ -71,16 +89,9 @@ fn baresip_hears_its_own_tone_back() {
 fn sipp_pcap_audio_is_echoed() {
     let dir = test_dir("daemon_echo_sipp_pcap");
     let daemon = Daemon::start(&dir, ECHO, &[]).unwrap();
-    // Our SDP names a socket of the test's: the echo lands there.
-    let rtp_port = free_udp_port();
-    let sock = std::net::UdpSocket::bind(("127.0.0.1", rtp_port)).unwrap();
-    let mut scenario = CallerScenario::new(Ending::CallerHangsUp);
-    scenario.sdp_port = Some(rtp_port);
-    scenario.pcaps = vec![sipp_pcap("g711a.pcap")];
-    scenario.hold_ms = 8000;
+    let (sock, scenario) = pcap_caller(Ending::CallerHangsUp, 8000);
     let xml = scenario.write(&dir, "uac_pcap").unwrap();
-    let mut sipp =
-        Sipp::new(xml.to_str().unwrap()).args(["-s", "echo"]).remote(daemon.addr()).spawn(&dir, "sipp").unwrap();
+    let mut sipp = call_echo(&dir, &daemon, &xml);
     let (packets, pts) = count_rtp(&sock, Duration::from_secs(2), Duration::from_secs(20));
     sipp.expect_success(Duration::from_secs(20)).unwrap();
     // g711a.pcap holds 236 PCMA packets of 30 ms; G.711 payloaders may
@@ -97,18 +108,12 @@ fn sipp_pcap_audio_is_echoed() {
 fn audio_video_offer_is_answered_with_video_refused_and_audio_flows() {
     let dir = test_dir("daemon_echo_video_refused");
     let daemon = Daemon::start(&dir, ECHO, &[]).unwrap();
-    let rtp_port = free_udp_port();
-    let sock = std::net::UdpSocket::bind(("127.0.0.1", rtp_port)).unwrap();
-    let mut scenario = CallerScenario::new(Ending::CallerHangsUp);
-    scenario.sdp_port = Some(rtp_port);
-    scenario.pcaps = vec![sipp_pcap("g711a.pcap")];
-    scenario.hold_ms = 8000;
+    let (sock, mut scenario) = pcap_caller(Ending::CallerHangsUp, 8000);
     scenario.extra_media =
         "m=video 6000 RTP/AVP 96\na=rtpmap:96 H264/90000\na=sendrecv\nm=audio 6002 RTP/AVP 0\na=rtpmap:0 PCMU/8000\n";
     scenario.answer_must_match = Some("m=audio [1-9][0-9]* RTP/AVP 8 .*m=video 0 RTP/AVP 96.*m=audio 0 RTP/AVP 0");
     let xml = scenario.write(&dir, "uac_video").unwrap();
-    let mut sipp =
-        Sipp::new(xml.to_str().unwrap()).args(["-s", "echo"]).remote(daemon.addr()).spawn(&dir, "sipp").unwrap();
+    let mut sipp = call_echo(&dir, &daemon, &xml);
     let (packets, pts) = count_rtp(&sock, Duration::from_secs(2), Duration::from_secs(20));
     sipp.expect_success(Duration::from_secs(20)).unwrap();
     assert_eq!(pts, vec![8], "echo must be PCMA (pt 8)");
@@ -177,8 +182,7 @@ fn no_common_codec_is_488_and_options_is_200() {
     let mut scenario = CallerScenario::new(Ending::Refused(488));
     scenario.formats = "18";
     let xml = scenario.write(&dir, "uac_g729").unwrap();
-    let mut sipp =
-        Sipp::new(xml.to_str().unwrap()).args(["-s", "echo"]).remote(daemon.addr()).spawn(&dir, "sipp").unwrap();
+    let mut sipp = call_echo(&dir, &daemon, &xml);
     sipp.expect_success(Duration::from_secs(15)).unwrap();
     daemon.wait_lines(&["call refused", "code=488"], 1, Duration::from_secs(1)).unwrap();
 
@@ -200,17 +204,11 @@ fn no_common_codec_is_488_and_options_is_200() {
 fn offerless_invite_gets_our_offer_and_the_ack_answer_sets_up_media() {
     let dir = test_dir("daemon_echo_offerless");
     let daemon = Daemon::start(&dir, ECHO, &[]).unwrap();
-    let rtp_port = free_udp_port();
-    let sock = std::net::UdpSocket::bind(("127.0.0.1", rtp_port)).unwrap();
-    let mut scenario = CallerScenario::new(Ending::CallerHangsUp);
+    let (sock, mut scenario) = pcap_caller(Ending::CallerHangsUp, 3000);
     scenario.offerless = true;
     scenario.formats = "8 101";
-    scenario.sdp_port = Some(rtp_port);
-    scenario.pcaps = vec![sipp_pcap("g711a.pcap")];
-    scenario.hold_ms = 3000;
     let xml = scenario.write(&dir, "uac_offerless").unwrap();
-    let mut sipp =
-        Sipp::new(xml.to_str().unwrap()).args(["-s", "echo"]).remote(daemon.addr()).spawn(&dir, "sipp").unwrap();
+    let mut sipp = call_echo(&dir, &daemon, &xml);
     let (packets, pts) = count_rtp(&sock, Duration::from_secs(1), Duration::from_secs(10));
     sipp.expect_success(Duration::from_secs(15)).unwrap();
     daemon.wait_lines(&["media negotiated from the ACK", "codec=PCMA"], 1, Duration::from_secs(1)).unwrap();
@@ -225,12 +223,7 @@ fn a_call_over_sip_tcp_is_echoed() {
     let tcp = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap().local_addr().unwrap().port();
     let daemon = Daemon::start(&dir, ECHO, &["--sip-listen", &format!("tcp:127.0.0.1:{tcp}")]).unwrap();
     daemon.wait_lines(&["sipbridge daemon ready", &format!("tcp:127.0.0.1:{tcp}")], 1, Duration::from_secs(1)).unwrap();
-    let rtp_port = free_udp_port();
-    let sock = std::net::UdpSocket::bind(("127.0.0.1", rtp_port)).unwrap();
-    let mut scenario = CallerScenario::new(Ending::CallerHangsUp);
-    scenario.sdp_port = Some(rtp_port);
-    scenario.pcaps = vec![sipp_pcap("g711a.pcap")];
-    scenario.hold_ms = 3000;
+    let (sock, scenario) = pcap_caller(Ending::CallerHangsUp, 3000);
     let xml = scenario.write(&dir, "uac_tcp").unwrap();
     let mut sipp = Sipp::new(xml.to_str().unwrap())
         .args(["-s", "echo", "-t", "t1"])
@@ -248,12 +241,7 @@ fn a_phone_that_stops_sending_without_bye_is_hung_up_after_the_media_timeout() {
     let dir = test_dir("daemon_echo_media_timeout");
     let daemon = Daemon::start(&dir, &format!("{ECHO}[media]\ntimeout = {TIMEOUT_S}\n"), &[]).unwrap();
     // SIPp plays 7 s of audio, then stays silent and waits for our BYE.
-    let rtp_port = free_udp_port();
-    let sock = std::net::UdpSocket::bind(("127.0.0.1", rtp_port)).unwrap();
-    let mut scenario = CallerScenario::new(Ending::DaemonHangsUp);
-    scenario.sdp_port = Some(rtp_port);
-    scenario.pcaps = vec![sipp_pcap("g711a.pcap")];
-    scenario.hold_ms = 0;
+    let (sock, scenario) = pcap_caller(Ending::DaemonHangsUp, 0);
     let xml = scenario.write(&dir, "uac_goes_silent").unwrap();
     let mut sipp = Sipp::new(xml.to_str().unwrap())
         .args(["-s", "echo"])

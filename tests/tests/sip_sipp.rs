@@ -59,6 +59,36 @@ async fn next_final(call: &mut Call) -> CallEvent {
     }
 }
 
+/// Next event other than 100 Trying.
+async fn next_after_trying(call: &mut Call) -> CallEvent {
+    loop {
+        match next(call).await {
+            CallEvent::Trying => {}
+            other => return other,
+        }
+    }
+}
+
+/// SIPp running a callee `scenario`, given time to bind before we call it.
+async fn sipp_uas(dir: &std::path::Path, scenario: &str, name: &str) -> SippRun {
+    let sipp = Sipp::new(scenario).spawn(dir, name).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sipp
+}
+
+/// Our guest calls the SIPp callee, offering PCMU sendrecv.
+fn call_sipp(ua: &UserAgent, sipp: &SippRun) -> Call {
+    ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap()
+}
+
+/// Answers the next incoming call; returns it once the ACK has come.
+async fn answer_next(events: &mut tokio::sync::mpsc::UnboundedReceiver<UaEvent>) -> Call {
+    let mut call = wait_call(events).await.call;
+    call.answer(&sdp("sendrecv")).unwrap();
+    assert_eq!(next(&mut call).await, CallEvent::Confirmed { sdp: None });
+    call
+}
+
 async fn wait_call(events: &mut tokio::sync::mpsc::UnboundedReceiver<UaEvent>) -> IncomingCall {
     match tokio::time::timeout(Duration::from_secs(10), events.recv()).await.expect("incoming call in time") {
         Some(UaEvent::IncomingCall(c)) => c,
@@ -74,8 +104,7 @@ async fn register_at_sipp(
     ua: &UserAgent,
     adjust: impl FnOnce(&mut signaling::Account),
 ) -> signaling::Registration {
-    let mut registrar = Sipp::new(scenario).spawn(dir, "registrar").unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut registrar = sipp_uas(dir, scenario, "registrar").await;
     let mut account =
         signaling::Account::new("sip:alice@sipp.test", "a-pw").with_proxy(format!("sip:{}", registrar.addr()));
     adjust(&mut account);
@@ -111,10 +140,9 @@ fn count_received(dir: &std::path::Path, start: &str, needle: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callee_rings_then_answers_and_we_hang_up() {
     let dir = test_dir("sip_sipp_ring_answer");
-    let mut sipp = Sipp::new("uas_ring_answer.xml").spawn(&dir, "sipp").unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut sipp = sipp_uas(&dir, "uas_ring_answer.xml", "sipp").await;
     let ua = ua().await;
-    let mut call = ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
+    let mut call = call_sipp(&ua, &sipp);
     let mut seen = Vec::new();
     let answered = loop {
         match next(&mut call).await {
@@ -132,16 +160,10 @@ async fn callee_rings_then_answers_and_we_hang_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn early_media_183_then_far_end_hangs_up() {
     let dir = test_dir("sip_sipp_early_media");
-    let mut sipp = Sipp::new("uas_early_media.xml").spawn(&dir, "sipp").unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut sipp = sipp_uas(&dir, "uas_early_media.xml", "sipp").await;
     let ua = ua().await;
-    let mut call = ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
-    let progress = loop {
-        match next(&mut call).await {
-            CallEvent::Trying => {}
-            other => break other,
-        }
-    };
+    let mut call = call_sipp(&ua, &sipp);
+    let progress = next_after_trying(&mut call).await;
     assert!(
         matches!(progress, CallEvent::Progress { code: 183, sdp: Some(ref s) } if s.contains("s=early")),
         "{progress:?}"
@@ -158,16 +180,10 @@ async fn early_media_183_then_far_end_hangs_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reliable_183_is_pracked_and_reported() {
     let dir = test_dir("sip_sipp_reliable_183");
-    let mut sipp = Sipp::new("uas_reliable_183.xml").spawn(&dir, "sipp").unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut sipp = sipp_uas(&dir, "uas_reliable_183.xml", "sipp").await;
     let ua = ua().await;
-    let mut call = ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
-    let progress = loop {
-        match next(&mut call).await {
-            CallEvent::Trying => {}
-            other => break other,
-        }
-    };
+    let mut call = call_sipp(&ua, &sipp);
+    let progress = next_after_trying(&mut call).await;
     assert!(
         matches!(progress, CallEvent::Progress { code: 183, sdp: Some(ref s) } if s.contains("s=early")),
         "{progress:?}\n{}",
@@ -212,10 +228,9 @@ async fn require_100rel_gets_reliable_180_and_183() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_timer_422_then_three_refreshes() {
     let dir = test_dir("sip_sipp_session_timer");
-    let mut sipp = Sipp::new("uas_session_timer.xml").spawn(&dir, "sipp").unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut sipp = sipp_uas(&dir, "uas_session_timer.xml", "sipp").await;
     let ua = ua_with_timer(2, Duration::from_millis(500)).await;
-    let mut call = ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
+    let mut call = call_sipp(&ua, &sipp);
     let answered = next_final(&mut call).await;
     assert!(matches!(answered, CallEvent::Answered { .. }), "{answered:?}\n{}", sipp.traces());
     let ended = tokio::time::timeout(Duration::from_secs(15), call.next_event()).await.expect("BYE in time");
@@ -228,10 +243,9 @@ async fn session_timer_422_then_three_refreshes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unanswered_session_refresh_ends_the_call_with_bye() {
     let dir = test_dir("sip_sipp_refresh_unanswered");
-    let mut sipp = Sipp::new("uas_refresh_unanswered.xml").spawn(&dir, "sipp").unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut sipp = sipp_uas(&dir, "uas_refresh_unanswered.xml", "sipp").await;
     let ua = ua_with_timer(2, Duration::from_millis(50)).await;
-    let mut call = ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
+    let mut call = call_sipp(&ua, &sipp);
     let answered = next_final(&mut call).await;
     assert!(matches!(answered, CallEvent::Answered { .. }), "{answered:?}\n{}", sipp.traces());
     let ended = tokio::time::timeout(Duration::from_secs(15), call.next_event()).await.expect("end in time");
@@ -248,9 +262,7 @@ async fn session_not_refreshed_by_the_caller_is_ended_with_bye() {
     let mut events = ua.take_events().unwrap();
     let addr = ua.local_addr(Transport::Udp).unwrap();
     let mut sipp = Sipp::new("uac_session_not_refreshed.xml").remote(addr.to_string()).spawn(&dir, "sipp").unwrap();
-    let mut call = wait_call(&mut events).await.call;
-    call.answer(&sdp("sendrecv")).unwrap();
-    assert_eq!(next(&mut call).await, CallEvent::Confirmed { sdp: None });
+    let mut call = answer_next(&mut events).await;
     let started = std::time::Instant::now();
     assert_eq!(next(&mut call).await, CallEvent::Ended { by: Party::Local, reason: "session expired".into() });
     let after = started.elapsed();
@@ -278,17 +290,15 @@ async fn too_short_interval_is_422_and_unknown_extension_is_420() {
 async fn redirect_302_is_followed_and_a_loop_is_not() {
     let dir = test_dir("sip_sipp_redirect");
     let ua = ua().await;
-    let mut sipp = Sipp::new("uas_redirect.xml").spawn(&dir, "sipp").unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut call = ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
+    let mut sipp = sipp_uas(&dir, "uas_redirect.xml", "sipp").await;
+    let mut call = call_sipp(&ua, &sipp);
     let answered = next_final(&mut call).await;
     assert!(matches!(answered, CallEvent::Answered { .. }), "{answered:?}\n{}", sipp.traces());
     call.bye().await.unwrap();
     finish(&mut sipp);
 
-    let mut sipp = Sipp::new("uas_redirect_loop.xml").spawn(&dir, "sipp-loop").unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut call = ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
+    let mut sipp = sipp_uas(&dir, "uas_redirect_loop.xml", "sipp-loop").await;
+    let mut call = call_sipp(&ua, &sipp);
     let failed = next_final(&mut call).await;
     assert!(matches!(failed, CallEvent::Failed { code: 302, .. }), "{failed:?}\n{}", sipp.traces());
     finish(&mut sipp);
@@ -304,9 +314,7 @@ async fn incoming_refer_is_accepted_with_sipfrag_progress() {
     let mut events = ua.take_events().unwrap();
     let addr = ua.local_addr(Transport::Udp).unwrap();
     let mut sipp = Sipp::new("uac_refer.xml").remote(addr.to_string()).spawn(&dir, "sipp").unwrap();
-    let mut call = wait_call(&mut events).await.call;
-    call.answer(&sdp("sendrecv")).unwrap();
-    assert_eq!(next(&mut call).await, CallEvent::Confirmed { sdp: None });
+    let mut call = answer_next(&mut events).await;
     match next(&mut call).await {
         CallEvent::Refer { target, referred_by, replaces } => {
             assert_eq!(target, "sip:carol@127.0.0.1");
@@ -326,10 +334,9 @@ async fn incoming_refer_is_accepted_with_sipfrag_progress() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outgoing_refer_reports_the_transferees_progress() {
     let dir = test_dir("sip_sipp_refer_out");
-    let mut sipp = Sipp::new("uas_refer.xml").spawn(&dir, "sipp").unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut sipp = sipp_uas(&dir, "uas_refer.xml", "sipp").await;
     let ua = ua().await;
-    let mut call = ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
+    let mut call = call_sipp(&ua, &sipp);
     let answered = next_final(&mut call).await;
     assert!(matches!(answered, CallEvent::Answered { .. }), "{answered:?}");
     call.refer("sip:carol@127.0.0.1", None).await.unwrap();
@@ -344,10 +351,9 @@ async fn outgoing_refer_reports_the_transferees_progress() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_486_is_a_failure_with_code() {
     let dir = test_dir("sip_sipp_busy");
-    let mut sipp = Sipp::new("uas_busy.xml").spawn(&dir, "sipp").unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut sipp = sipp_uas(&dir, "uas_busy.xml", "sipp").await;
     let ua = ua().await;
-    let mut call = ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
+    let mut call = call_sipp(&ua, &sipp);
     let f = next_final(&mut call).await;
     assert!(matches!(f, CallEvent::Failed { code: 486, ref reason } if reason == "Busy Here"), "{f:?}");
     finish(&mut sipp);
@@ -361,7 +367,7 @@ async fn invite_is_retransmitted_when_the_first_goes_unanswered() {
     let mut sipp = Sipp::new("uas_ring_answer.xml").args(["-d", "1200"]).spawn(&dir, "sipp").unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let ua = ua().await;
-    let mut call = ua.invite(guest(), &format!("sip:sipp@{}", sipp.addr()), Some(sdp("sendrecv")), &[]).unwrap();
+    let mut call = call_sipp(&ua, &sipp);
     assert!(matches!(next_final(&mut call).await, CallEvent::Answered { .. }));
     call.bye().await.unwrap();
     finish(&mut sipp);
@@ -447,9 +453,7 @@ async fn incoming_call_we_hang_up() {
         .remote(addr.to_string())
         .spawn(&dir, "sipp")
         .unwrap();
-    let mut call = wait_call(&mut events).await.call;
-    call.answer(&sdp("sendrecv")).unwrap();
-    assert_eq!(next(&mut call).await, CallEvent::Confirmed { sdp: None });
+    let mut call = answer_next(&mut events).await;
     call.bye().await.unwrap();
     assert_eq!(next(&mut call).await, CallEvent::Ended { by: Party::Local, reason: "BYE".into() });
     finish(&mut sipp);
@@ -461,8 +465,7 @@ async fn incoming_call_we_hang_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn challenged_invite_and_in_dialog_reinvite_are_answered() {
     let dir = test_dir("sip_sipp_auth_reinvite");
-    let mut sipp = Sipp::new("uas_auth_reinvite.xml").spawn(&dir, "sipp").unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut sipp = sipp_uas(&dir, "uas_auth_reinvite.xml", "sipp").await;
     let ua = ua().await;
     let account = signaling::Account::new("sip:alice@sipp.test", "a-pw").with_proxy(format!("sip:{}", sipp.addr()));
     let mut call =
@@ -490,9 +493,7 @@ async fn our_bye_on_an_incoming_call_answers_a_challenge() {
     let addr = ua.local_addr(Transport::Udp).unwrap();
     let mut sipp =
         Sipp::new("uac_bye_challenged.xml").args(["-s", "alice"]).remote(addr.to_string()).spawn(&dir, "sipp").unwrap();
-    let mut call = wait_call(&mut events).await.call;
-    call.answer(&sdp("sendrecv")).unwrap();
-    assert_eq!(next(&mut call).await, CallEvent::Confirmed { sdp: None });
+    let mut call = answer_next(&mut events).await;
     call.bye().await.unwrap();
     assert_eq!(next(&mut call).await, CallEvent::Ended { by: Party::Local, reason: "BYE".into() });
     finish(&mut sipp);

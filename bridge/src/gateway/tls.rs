@@ -4,12 +4,10 @@
 //! follow, while connections already up keep the session they have, so no
 //! call drops. A pair that does not load leaves the old one in place.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use tokio_rustls::rustls::crypto::{ring, CryptoProvider};
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert};
 use tokio_rustls::rustls::sign::CertifiedKey;
 use tokio_rustls::rustls::ServerConfig;
@@ -64,15 +62,11 @@ impl ResolvesServerCert for Certificate {
 
 fn certified_key(cert_path: &Path, key_path: &Path) -> Result<CertifiedKey> {
     let cert_pem = std::fs::read(cert_path).with_context(|| format!("websocket.tls_cert {}", cert_path.display()))?;
-    let chain = CertificateDer::pem_slice_iter(&cert_pem)
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("websocket.tls_cert {}: not PEM certificates", cert_path.display()))?;
-    if chain.is_empty() {
-        bail!("websocket.tls_cert {}: no CERTIFICATE in it", cert_path.display());
-    }
+    let chain = signaling::pem::certificates(&cert_pem)
+        .map_err(|e| anyhow!("websocket.tls_cert {}: {e}", cert_path.display()))?;
     let key_pem = std::fs::read(key_path).with_context(|| format!("websocket.tls_key {}", key_path.display()))?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem)
-        .with_context(|| format!("websocket.tls_key {}: no PEM private key in it", key_path.display()))?;
+    let key =
+        signaling::pem::private_key(&key_pem).map_err(|e| anyhow!("websocket.tls_key {}: {e}", key_path.display()))?;
     let provider: CryptoProvider = ring::default_provider();
     CertifiedKey::from_der(chain, key, &provider).with_context(|| {
         format!("websocket.tls_key {} does not fit websocket.tls_cert {}", key_path.display(), cert_path.display())
