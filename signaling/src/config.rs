@@ -16,9 +16,10 @@ pub enum Transport {
     /// [`Config::tls`] with a certificate; connecting needs its trust
     /// anchors.
     Tls,
-    /// SIP over secure WebSocket (RFC 7118, `transport=wss`): a listener
-    /// only (TLS terminated in [`crate::wss`]); needs a certificate like
-    /// [`Transport::Tls`].
+    /// SIP over secure WebSocket (RFC 7118, `transport=wss`). Listening
+    /// needs a certificate like [`Transport::Tls`] (TLS terminated in
+    /// [`crate::wss`]); connecting ([`crate::wss_client`]) verifies the
+    /// server against [`Config::tls`]'s CA or the system roots.
     Wss,
 }
 
@@ -101,6 +102,10 @@ pub struct Config {
     /// Session timers (RFC 4028); `None` turns them off (no `timer` in
     /// Supported, a peer's Session-Expires ignored).
     pub session_timer: Option<SessionTimer>,
+    /// The HTTP path of the WebSocket upgrade when we connect over WS or
+    /// WSS (RFC 7118 leaves it to the server): `/` by default, which
+    /// Kamailio takes; Asterisk wants `/ws`.
+    pub ws_path: String,
 }
 
 /// Session-timer settings (RFC 4028).
@@ -140,20 +145,25 @@ impl TlsSettings {
     /// rsipstack's TLS settings. rsipstack trusts nothing by itself, so the
     /// system roots are handed to it when no CA is configured.
     pub(crate) fn to_rsip(&self) -> rsipstack::transport::tls::TlsConfig {
-        let ca = self.ca_pem.clone().or_else(|| {
+        rsipstack::transport::tls::TlsConfig {
+            cert: self.cert_pem.as_ref().map(|s| s.as_bytes().to_vec()),
+            key: self.key_pem.as_ref().map(|s| s.as_bytes().to_vec()),
+            ca_certs: self.trust_anchors_pem().map(String::into_bytes),
+            ..Default::default()
+        }
+    }
+
+    /// The certificates servers are verified against (PEM): the configured
+    /// CA, else the system's roots; `None` (logged) when there are none.
+    pub(crate) fn trust_anchors_pem(&self) -> Option<String> {
+        self.ca_pem.clone().or_else(|| {
             let path = std::env::var("SSL_CERT_FILE").unwrap_or_else(|_| SYSTEM_ROOTS.to_string());
             std::fs::read_to_string(&path)
                 .inspect_err(
                     |e| tracing::warn!(%path, %e, "no system trust roots: outgoing TLS will fail verification"),
                 )
                 .ok()
-        });
-        rsipstack::transport::tls::TlsConfig {
-            cert: self.cert_pem.as_ref().map(|s| s.as_bytes().to_vec()),
-            key: self.key_pem.as_ref().map(|s| s.as_bytes().to_vec()),
-            ca_certs: ca.map(String::into_bytes),
-            ..Default::default()
-        }
+        })
     }
 }
 
@@ -171,6 +181,7 @@ impl Default for Config {
             ring_timeout: Duration::from_secs(120),
             tls: None,
             session_timer: Some(SessionTimer::default()),
+            ws_path: "/".into(),
             dns_servers: Vec::new(),
         }
     }

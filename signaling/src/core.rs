@@ -40,6 +40,8 @@ pub(crate) struct Core {
     pub bye_headers: Mutex<HashMap<String, Vec<(String, String)>>>,
     /// Our live subscriptions by Call-ID, where their NOTIFYs go.
     pub subscriptions: Mutex<HashMap<String, crate::notify::Sink>>,
+    /// Outgoing WSS connections (rsipstack cannot open them).
+    pub wss: crate::wss_client::WssConnector,
 }
 
 /// Parses a URI given through the API.

@@ -1,5 +1,5 @@
 //! SIP user agent for sipbridge: registrations, calls and messages over
-//! UDP, TCP, TLS and WebSocket, with SDP as plain text at the boundary.
+//! UDP, TCP, TLS and (secure) WebSocket, with SDP as plain text at the boundary.
 //!
 //! rsipstack (pinned) does transactions, dialogs and transports; this crate
 //! wraps it behind [`UserAgent`], [`Registration`] and [`Call`] and their
@@ -57,6 +57,7 @@ mod ua_events;
 pub mod validate;
 pub mod wire;
 mod wss;
+mod wss_client;
 
 pub use call::{Call, Direction};
 pub use config::{Account, Config, Listen, SessionTimer, TlsSettings, Transport};

@@ -92,7 +92,7 @@ async fn drive(
     let mut answered_nonce = None;
     let mut target = option.callee.to_string();
     if let Some(destination) = &option.destination {
-        if let Err(e) = crate::transport::connect_tls(&inner.core.endpoint.transport_layer, destination).await {
+        if let Err(e) = crate::request::connect(&inner.core, destination).await {
             inner.emit(CallEvent::Failed { code: e.status_code(), reason: e.to_string() });
             return;
         }

@@ -16,10 +16,19 @@ pub(crate) struct Creds<'a> {
     pub password: &'a str,
 }
 
+/// Opens the TLS or WSS connection a request to `target` will go over, so
+/// that a server we cannot reach securely fails it at once with the reason
+/// (see [`crate::transport::connect_tls`], [`crate::wss_client`]).
+pub(crate) async fn connect(core: &Core, target: &SipAddr) -> Result<(), Error> {
+    let layer = &core.endpoint.transport_layer;
+    crate::transport::connect_tls(layer, target).await?;
+    core.wss.connect(layer, target).await
+}
+
 /// Sends `req` once and waits for its final response.
 pub(crate) async fn send_once(core: &Core, req: Request, destination: Option<SipAddr>) -> Result<Response, Error> {
     if let Some(target) = crate::transport::request_target(&req, destination.as_ref()) {
-        crate::transport::connect_tls(&core.endpoint.transport_layer, &target).await?;
+        connect(core, &target).await?;
     }
     let key = TransactionKey::from_request(&req, TransactionRole::Client)?;
     let mut tx = Transaction::new_client(key, req, core.endpoint.clone(), None);

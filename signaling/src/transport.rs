@@ -100,6 +100,7 @@ pub(crate) async fn bind(config: &Config, guard: Arc<Guard>, cancel: &Cancellati
     }
     // Trust anchors (and our certificate) for outgoing TLS connections.
     layer.set_tls_config(config.tls.clone().unwrap_or_default().to_rsip());
+    layer.set_ws_path(config.ws_path.clone());
     Ok(Transports { layer, bound, advertised })
 }
 

@@ -76,6 +76,11 @@ impl UserAgent {
             outgoing_headers,
             bye_headers: Mutex::default(),
             subscriptions: Mutex::default(),
+            wss: crate::wss_client::WssConnector::new(
+                &config.tls.clone().unwrap_or_default(),
+                &config.ws_path,
+                cancel.clone(),
+            )?,
             config,
         });
         let ep = endpoint.clone();

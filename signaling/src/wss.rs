@@ -7,8 +7,7 @@
 //! created secure, with the public address as its external one, so Via and
 //! Contact say `wss` and the port peers connected to.
 //!
-//! Connecting out over WSS is not offered: rsipstack's client side would
-//! need tokio-tungstenite's TLS support, which it is built without.
+//! Connecting out over WSS is [`crate::wss_client`]'s.
 
 use crate::config::TlsSettings;
 use crate::error::Error;

@@ -262,6 +262,29 @@ impl Baresip {
         }
     }
 
+    /// What baresip heard in its latest recorded call (the newest
+    /// `*-dec.wav` longer than a second), waiting up to 5 s for it.
+    pub fn heard_newest(&self) -> Result<crate::audio::Pcm> {
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut files: Vec<_> = std::fs::read_dir(&self.rec_dir)?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.to_string_lossy().ends_with("-dec.wav"))
+                .collect();
+            files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+            if let Some(pcm) = files.last().and_then(|p| crate::audio::read_wav(p).ok()) {
+                if pcm.seconds() > 1.0 {
+                    return Ok(pcm);
+                }
+            }
+            if Instant::now() >= until {
+                bail!("no baresip recording in {}", self.rec_dir.display());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Waits for (and removes) the first message matching `pred`.
     pub fn wait_for(&self, pred: impl Fn(&Value) -> bool, timeout: Duration) -> Result<Value> {
         let until = Instant::now() + timeout;

@@ -44,29 +44,6 @@ fn registered_page(dir: &Path, gw: &Gateway, k: &Kamailio) -> Softphone {
     page
 }
 
-/// The newest baresip recording of what it decoded (the far end's audio).
-fn baresip_heard(b: &Baresip) -> Pcm {
-    let until = Instant::now() + Duration::from_secs(5);
-    loop {
-        let mut files: Vec<_> = std::fs::read_dir(&b.rec_dir)
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.to_string_lossy().ends_with("-dec.wav"))
-            .collect();
-        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-        if let Some(last) = files.last() {
-            if let Ok(pcm) = e2e::audio::read_wav(last) {
-                if pcm.seconds() > 1.0 {
-                    return pcm;
-                }
-            }
-        }
-        assert!(Instant::now() < until, "no baresip recording in {}", b.rec_dir.display());
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 fn assert_hears(pcm: &Pcm, freq: f64, who: &str) {
     let share = pcm.tone_share(freq);
     assert!(share > 0.5, "{who} should hear {freq} Hz; share {share:.3}, rms {:.4}", pcm.rms());
@@ -207,7 +184,7 @@ fn page_calls_baresip(name: &str, gateway_args: &[&str]) {
     let h = page.wait_event("hangup").unwrap();
     assert_eq!(h["by"], "local", "{h}");
     bob.wait_event("call", "CALL_CLOSED", Duration::from_secs(5)).unwrap();
-    let heard = baresip_heard(&bob);
+    let heard = bob.heard_newest().unwrap();
     assert_hears(&heard.slice(1.5, heard.seconds().min(4.5)), PAGE_TONE as f64, "baresip");
 }
 
@@ -247,7 +224,7 @@ fn baresip_calls_page_accept_busy_decline_and_close() {
     let h = page.wait_event("hangup").unwrap();
     assert_eq!(h["by"], "remote", "{h}");
     bob.wait_event("call", "CALL_CLOSED", Duration::from_secs(5)).unwrap();
-    let heard = baresip_heard(&bob);
+    let heard = bob.heard_newest().unwrap();
     assert_hears(&heard.slice(1.5, heard.seconds().min(3.5)), PAGE_TONE as f64, "baresip");
 
     // Declined from the UI: the caller gets 486.

@@ -197,6 +197,10 @@ pub struct SipSettings {
     /// every call from one address is not cut short.
     #[serde(default)]
     pub max_calls_per_peer: Option<usize>,
+    /// HTTP path of the WebSocket upgrade when connecting to a
+    /// `transport=ws|wss` proxy (Asterisk: `/ws`).
+    #[serde(default = "default_ws_path")]
+    pub ws_path: String,
 }
 
 impl Default for SipSettings {
@@ -209,12 +213,16 @@ impl Default for SipSettings {
             advertised_host: None,
             user_agent: default_user_agent(),
             max_calls_per_peer: None,
+            ws_path: default_ws_path(),
         }
     }
 }
 
 fn default_listen() -> Vec<String> {
     vec!["udp:127.0.0.1:5060".into()]
+}
+fn default_ws_path() -> String {
+    "/".into()
 }
 fn default_user_agent() -> String {
     concat!("sipbridge/", env!("CARGO_PKG_VERSION")).into()
@@ -625,6 +633,9 @@ impl Config {
                 bail!("sip.listen: one listener per transport ({} is given twice)", t.param());
             }
             transports.push(t);
+        }
+        if !self.sip.ws_path.starts_with('/') || self.sip.ws_path.contains(char::is_whitespace) {
+            bail!("sip.ws_path must be a URL path such as \"/ws\", not {:?}", self.sip.ws_path);
         }
         for secure in [signaling::Transport::Tls, signaling::Transport::Wss] {
             if transports.contains(&secure) && (self.sip.tls_cert.is_none() || self.sip.tls_key.is_none()) {

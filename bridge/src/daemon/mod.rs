@@ -146,6 +146,7 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
         // peer sees.
         max_calls_per_peer: config.sip.max_calls_per_peer.unwrap_or(config.limits.max_calls + 1),
         tls: Some(config.tls()?),
+        ws_path: config.sip.ws_path.clone(),
         ..signaling::Config::default()
     })
     .await

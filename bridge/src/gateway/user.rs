@@ -331,8 +331,8 @@ impl User {
         let mut proxy = p.outbound_proxy.or(p.proxy);
         if let Some(t) = p.transport.as_deref() {
             let t = t.to_ascii_lowercase();
-            if !matches!(t.as_str(), "udp" | "tcp" | "ws" | "tls") {
-                return Err(RpcError::invalid_params(format!("transport must be udp, tcp, ws or tls, not {t:?}")));
+            if !matches!(t.as_str(), "udp" | "tcp" | "ws" | "tls" | "wss") {
+                return Err(RpcError::invalid_params(format!("transport must be udp, tcp, ws, tls or wss, not {t:?}")));
             }
             let base = proxy.clone().unwrap_or_else(|| {
                 let domain = aor_key(&p.username).map(|k| k.1).unwrap_or_default();

@@ -1,0 +1,191 @@
+//! SIP over secure WebSocket (RFC 7118 `transport=wss`) as a client: the
+//! connections towards a registrar, proxy or call target, opened before a
+//! request goes out so that rsipstack finds them ready.
+//!
+//! rsipstack's own WSS client cannot work: it calls tokio-tungstenite's
+//! `connect_async`, built without any TLS feature, so every `wss://` URL
+//! fails. Its WebSocket connection type holds a
+//! `WebSocketStream<MaybeTlsStream<TcpStream>>`, and `MaybeTlsStream` has
+//! only its plain variant in that build: a TLS stream cannot be put in it.
+//! Turning on tokio-tungstenite's TLS would change what rsipstack is built
+//! with (its own `connect_async` would then verify against an empty root
+//! store). So, as for the listener ([`crate::wss`]), TLS runs here: we
+//! connect and handshake with rustls (the configured CA or the system
+//! roots, SNI = the host), pipe the decrypted bytes to one end of a
+//! loopback TCP pair, run the WebSocket client handshake (subprotocol
+//! `sip`) over the other end, and hand rsipstack that WebSocket as a
+//! connection for the server's address. Its `lookup` then takes that
+//! connection for every request to the server, and the server's requests
+//! to us (calls to a registered account) arrive on it.
+
+use crate::config::TlsSettings;
+use crate::error::Error;
+use futures_util::StreamExt;
+use rsipstack::sip::{Host, HostWithPort, Transport as RsipTransport};
+use rsipstack::transport::websocket::{WebSocketConnection, WebSocketInner};
+use rsipstack::transport::{SipAddr, SipConnection, TransportLayer};
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::rustls::crypto::ring;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_rustls::TlsConnector;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::MaybeTlsStream;
+use tokio_util::sync::CancellationToken;
+
+/// TCP connect, TLS and WebSocket handshakes together must finish within this.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// RFC 7118 names no default port; `wss://` URLs default to HTTPS's.
+const DEFAULT_PORT: u16 = 443;
+
+/// Opens WSS connections and remembers the live ones.
+pub(crate) struct WssConnector {
+    tls: TlsConnector,
+    /// The upgrade request's path.
+    path: String,
+    /// Connections we opened, by the server address rsipstack looks them up
+    /// under; a token is cancelled once rsipstack retires the connection.
+    open: tokio::sync::Mutex<HashMap<SipAddr, CancellationToken>>,
+    cancel: CancellationToken,
+}
+
+impl WssConnector {
+    /// Trusts `tls`'s CA, else the system roots; upgrades at `path`;
+    /// everything it opens ends with `cancel`.
+    pub fn new(tls: &TlsSettings, path: &str, cancel: CancellationToken) -> Result<WssConnector, Error> {
+        let mut roots = RootCertStore::empty();
+        if let Some(pem) = tls.trust_anchors_pem() {
+            let certs = crate::pem::certificates(pem.as_bytes())
+                .map_err(|e| Error::Config(format!("trust anchors for WSS: {e}")))?;
+            roots.add_parsable_certificates(certs);
+        }
+        let mut config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Config(format!("WSS client: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        // The WebSocket upgrade is an HTTP/1.1 request.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(WssConnector {
+            tls: TlsConnector::from(Arc::new(config)),
+            path: path.to_string(),
+            open: Default::default(),
+            cancel,
+        })
+    }
+
+    /// Makes sure a WSS connection to `target` is up when it is a WSS
+    /// address (other transports are left to rsipstack). A server whose
+    /// certificate we do not trust, or that does not speak SIP over
+    /// WebSocket, is an error naming the cause.
+    pub async fn connect(&self, layer: &TransportLayer, target: &SipAddr) -> Result<(), Error> {
+        if target.r#type != Some(RsipTransport::Wss) {
+            return Ok(());
+        }
+        // rsipstack resolves a name the same way before its lookup, so the
+        // connection is filed under the address it will look for.
+        let key = match &target.addr.host {
+            Host::Domain(_) => layer.inner.domain_resolver.resolve(target).await.map_err(|e| wss_error(target, e))?,
+            Host::IpAddr(_) => target.clone(),
+        };
+        // One at a time: two requests racing would otherwise open two.
+        let mut open = self.open.lock().await;
+        if open.get(&key).is_some_and(|token| !token.is_cancelled()) {
+            return Ok(());
+        }
+        let token = self.cancel.child_token();
+        let connection = tokio::time::timeout(CONNECT_TIMEOUT, self.open_connection(target, &key, token.clone()))
+            .await
+            .map_err(|_| wss_error(target, "no connection within 10 s"))??;
+        layer.add_connection(SipConnection::WebSocket(connection));
+        open.insert(key, token);
+        Ok(())
+    }
+
+    async fn open_connection(
+        &self,
+        target: &SipAddr,
+        key: &SipAddr,
+        token: CancellationToken,
+    ) -> Result<WebSocketConnection, Error> {
+        let server = SocketAddr::new(
+            key.get_socketaddr().map_err(|e| wss_error(target, e))?.ip(),
+            key.addr.port.map_or(DEFAULT_PORT, |p| p.value().to_owned()),
+        );
+        let name = match &target.addr.host {
+            Host::Domain(d) => ServerName::try_from(d.to_string()).map_err(|e| wss_error(target, e))?,
+            Host::IpAddr(ip) => ServerName::IpAddress((*ip).into()),
+        };
+        let tcp = TcpStream::connect(server).await.map_err(|e| wss_error(target, e))?;
+        let tcp_local = tcp.local_addr().map_err(|e| wss_error(target, e))?;
+        let tls = self.tls.connect(name, tcp).await.map_err(|e| wss_error(target, format!("TLS: {e}")))?;
+        let (websocket_end, tls_end) = loopback_pair().await.map_err(|e| wss_error(target, e))?;
+        tokio::spawn(pipe(tls, tls_end, token.clone()));
+
+        let host = match &target.addr.host {
+            Host::IpAddr(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+            other => other.to_string(),
+        };
+        let mut request = format!("wss://{host}:{}{}", server.port(), self.path)
+            .into_client_request()
+            .map_err(|e| wss_error(target, e))?;
+        request.headers_mut().insert("sec-websocket-protocol", "sip".parse().expect("a valid header value"));
+        let handshake = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(websocket_end)).await;
+        let (websocket, response) = match handshake {
+            Ok(done) => done,
+            Err(e) => {
+                token.cancel();
+                return Err(wss_error(target, format!("WebSocket handshake: {e}")));
+            }
+        };
+        if response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()) != Some("sip") {
+            token.cancel();
+            return Err(wss_error(target, "the server did not accept the WebSocket subprotocol \"sip\""));
+        }
+        tracing::info!(server = %target.addr, local = %tcp_local, "WSS connection open");
+        let (ws_sink, ws_read) = websocket.split();
+        Ok(WebSocketConnection {
+            inner: Arc::new(WebSocketInner {
+                local_addr: SipAddr { r#type: Some(RsipTransport::Wss), addr: HostWithPort::from(tcp_local) },
+                remote_addr: key.clone(),
+                ws_sink: tokio::sync::Mutex::new(ws_sink),
+                ws_read: tokio::sync::Mutex::new(Some(ws_read)),
+            }),
+            cancel_token: Some(token),
+        })
+    }
+}
+
+fn wss_error(target: &SipAddr, e: impl std::fmt::Display) -> Error {
+    Error::Transport(format!("WSS to {}: {e}", target.addr))
+}
+
+/// Two ends of a TCP connection on loopback. The accepted end is checked
+/// to be our own connection, not another local process's.
+async fn loopback_pair() -> std::io::Result<(TcpStream, TcpStream)> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+    let near = TcpStream::connect(listener.local_addr()?).await?;
+    let near_addr = near.local_addr()?;
+    loop {
+        let (far, from) = listener.accept().await?;
+        if from == near_addr {
+            return Ok((near, far));
+        }
+    }
+}
+
+/// Relays the decrypted TLS stream to rsipstack's end until either side
+/// closes or rsipstack retires the connection.
+async fn pipe(mut tls: tokio_rustls::client::TlsStream<TcpStream>, mut plain: TcpStream, token: CancellationToken) {
+    tokio::select! {
+        _ = token.cancelled() => {}
+        ended = tokio::io::copy_bidirectional(&mut tls, &mut plain) => {
+            tracing::info!(outcome = ?ended.map(|_| "closed"), "WSS connection ended");
+        }
+    }
+    token.cancel();
+}

@@ -1,0 +1,160 @@
+//! SIP over secure WebSocket as a client transport: the gateway and the
+//! daemon register at Kamailio over `wss://` (kamailio-tls-modules and
+//! websocket, its certificate as the configured CA), and calls go both ways
+//! over that connection to baresip, registered at the same Kamailio over
+//! UDP. Audio is checked on both sides by tone. A daemon trusting another
+//! CA gets a registration failure naming the certificate error, and goes
+//! on answering calls.
+
+use e2e::audio::{tone, write_wav, Pcm};
+use e2e::baresip::{Baresip, BaresipOptions};
+use e2e::certs::TestCa;
+use e2e::daemon::Daemon;
+use e2e::gateway::{Gateway, Softphone};
+use e2e::kamailio::{Kamailio, KamailioOptions};
+use e2e::process::test_dir;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const PAGE_TONE: u32 = 660;
+const BARESIP_TONE: f64 = 440.0;
+
+/// Kamailio with SIP over TLS (which also takes WebSocket upgrades), its
+/// certificate written to `kamailio-ca.pem` as the trust anchor.
+fn kamailio(dir: &Path, users: &[(&str, &str)]) -> (Kamailio, PathBuf) {
+    let k =
+        Kamailio::start(dir, &KamailioOptions { tls: true, ..KamailioOptions::new("example.test", users) }).unwrap();
+    let ca = dir.join("kamailio-ca.pem");
+    std::fs::write(&ca, k.tls_cert_pem.as_deref().unwrap()).unwrap();
+    (k, ca)
+}
+
+fn wss_proxy(k: &Kamailio) -> String {
+    format!("sip:127.0.0.1:{};transport=wss", k.tls_port)
+}
+
+/// baresip as bob over UDP, playing [`BARESIP_TONE`] and recording.
+fn baresip(dir: &Path, k: &Kamailio, auto_answer: bool) -> Baresip {
+    let wav = dir.join("baresip-tone.wav");
+    write_wav(&wav, &tone(BARESIP_TONE, 60.0, 8000, 0.3)).unwrap();
+    let b = Baresip::start(
+        dir,
+        &BaresipOptions {
+            accounts: vec![k.baresip_account("bob", "b-pw", auto_answer)],
+            play: Some(wav),
+            record: true,
+            limit: Duration::from_secs(120),
+        },
+    )
+    .unwrap();
+    b.wait_registered(1, Duration::from_secs(10)).unwrap();
+    b
+}
+
+fn assert_hears(pcm: &Pcm, freq: f64, who: &str) {
+    let share = pcm.tone_share(freq);
+    assert!(share > 0.5, "{who} should hear {freq} Hz; share {share:.3}, rms {:.4}", pcm.rms());
+    println!("{who} hears {freq} Hz: share {share:.3}");
+}
+
+#[test]
+fn gateway_registers_and_calls_both_ways_through_kamailio_over_wss() {
+    let dir = test_dir("sip_wss_client_gateway");
+    let (k, ca) = kamailio(&dir, &[("alice", "a-pw"), ("bob", "b-pw")]);
+    let bob = baresip(&dir, &k, true);
+    let gw = Gateway::start(&dir, None, &["--set", &format!("sip.tls_ca={}", ca.display())]).unwrap();
+    let page = Softphone::start(&dir, "softphone", &gw.url(), PAGE_TONE).unwrap();
+    page.wait_ready().unwrap();
+    page.register(&k.aor("alice"), "a-pw", &wss_proxy(&k)).unwrap();
+    let ev = page.wait(|d| d["event"] == "registered" || d["event"] == "registration_failed").unwrap();
+    assert_eq!(ev["event"], "registered", "{ev}\ngateway log:\n{}\nkamailio log:\n{}", gw.log(), k.log());
+    assert!(k.log().contains("REQ REGISTER sip:example.test from 127.0.0.1"), "{}", k.log());
+    assert!(k.log().lines().any(|l| l.contains("REQ REGISTER") && l.ends_with("(wss)")), "{}", k.log());
+
+    // The page calls bob: the INVITE leaves over the WSS connection.
+    page.fill("#target", &k.aor("bob")).unwrap();
+    page.click("#call").unwrap();
+    let accepted = page.wait(|d| d["event"] == "accepted" || d["event"] == "hangup").unwrap();
+    assert_eq!(accepted["event"], "accepted", "{accepted}\n{}", gw.log());
+    assert!(k.log().lines().any(|l| l.contains("REQ INVITE sip:bob@example.test") && l.ends_with("(wss)")));
+    bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(5)).unwrap();
+    page.wait(|d| d["event"] == "pcstate" && d["state"] == "connected").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let heard = page.record(2500, &dir.join("page-heard-out.wav")).unwrap();
+    assert_hears(&heard.slice(0.5, 2.5), BARESIP_TONE, "the page calling");
+    page.click("#hangup").unwrap();
+    assert_eq!(page.wait_event("hangup").unwrap()["by"], "local");
+    bob.wait_event("call", "CALL_CLOSED", Duration::from_secs(5)).unwrap();
+    let heard = bob.heard_newest().unwrap();
+    assert_hears(&heard.slice(1.5, heard.seconds().min(3.5)), PAGE_TONE as f64, "baresip called");
+
+    // bob calls the page: Kamailio reaches alice over the same connection.
+    bob.command("dial", &k.aor("alice")).unwrap();
+    let inc = page.wait_event("incomingcall").unwrap();
+    assert!(inc["caller"].as_str().unwrap_or_default().contains("bob@example.test"), "{inc}");
+    page.click("#answer").unwrap();
+    page.wait(|d| d["event"] == "accepted" && d["call"] == inc["call"]).unwrap();
+    bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(5)).unwrap();
+    page.wait(|d| d["event"] == "pcstate" && d["state"] == "connected").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let heard = page.record(2500, &dir.join("page-heard-in.wav")).unwrap();
+    assert_hears(&heard.slice(0.5, 2.5), BARESIP_TONE, "the page called");
+    bob.command("hangup", "").unwrap();
+    let hangup = page.wait(|d| d["event"] == "hangup" && d["call"] == inc["call"]).unwrap();
+    assert_eq!(hangup["by"], "remote", "{hangup}");
+    bob.wait_event("call", "CALL_CLOSED", Duration::from_secs(5)).unwrap();
+    let heard = bob.heard_newest().unwrap();
+    assert_hears(&heard.slice(1.5, heard.seconds().min(3.5)), PAGE_TONE as f64, "baresip calling");
+}
+
+#[test]
+fn daemon_registers_over_wss_and_a_wrong_ca_is_a_clear_error_while_calls_go_on() {
+    let dir = test_dir("sip_wss_client_daemon");
+    let (k, ca) = kamailio(&dir, &[("echo", "e-pw"), ("other", "o-pw"), ("bob", "b-pw")]);
+    let wrong_ca = TestCa::create(&dir, "wrong").unwrap().cert;
+    let account = |user: &str, password: &str, ca: &Path, ws_path: &str| {
+        format!(
+            "preset = \"echo\"\n[sip]\ntls_ca = {:?}\nws_path = \"{ws_path}\"\n\n\
+             [[account]]\naor = \"{}\"\nproxy = \"{}\"\npassword = \"{password}\"\n",
+            ca.display().to_string(),
+            k.aor(user),
+            wss_proxy(&k)
+        )
+    };
+    let trusting = Daemon::start_named(&dir, "trusting", &account("echo", "e-pw", &ca, "/ws"), &[], &[]).unwrap();
+    let distrusting =
+        Daemon::start_named(&dir, "distrusting", &account("other", "o-pw", &wrong_ca, "/"), &[], &[]).unwrap();
+
+    // The wrong CA: the registration fails, and the reason says why.
+    let failed = distrusting
+        .wait_lines(&["account{aor=sip:other@example.test}", "registration failed"], 1, Duration::from_secs(10))
+        .unwrap();
+    assert!(failed[0].contains("invalid peer certificate: UnknownIssuer"), "{failed:?}");
+    trusting.wait_lines(&["account{aor=sip:echo@example.test}", "registered"], 1, Duration::from_secs(10)).unwrap();
+    assert!(k.log().contains("HTTP GET /ws (tls)"), "the upgrade asked for sip.ws_path:\n{}", k.log());
+
+    // bob calls the trusting daemon's account through Kamailio, which
+    // reaches it over the daemon's WSS connection: bob hears his tone back.
+    let bob = baresip(&dir, &k, false);
+    bob.command("dial", &k.aor("echo")).unwrap();
+    bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(10)).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    bob.command("hangup", "").unwrap();
+    bob.wait_event("call", "CALL_CLOSED", Duration::from_secs(5)).unwrap();
+    let heard = bob.heard_newest().unwrap();
+    assert_hears(&heard.slice(1.0, heard.seconds() - 0.3), BARESIP_TONE, "bob through the WSS-registered daemon");
+    assert!(
+        k.log().lines().any(|l| l.contains("REQ BYE") && l.ends_with("(udp)")),
+        "bob's BYE went through Kamailio:\n{}",
+        k.log()
+    );
+
+    // The daemon with the wrong CA is up and answers a direct call.
+    bob.command("dial", &distrusting.uri("echo")).unwrap();
+    bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(10)).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    bob.command("hangup", "").unwrap();
+    bob.wait_event("call", "CALL_CLOSED", Duration::from_secs(5)).unwrap();
+    let heard = bob.heard_newest().unwrap();
+    assert_hears(&heard.slice(1.0, heard.seconds() - 0.3), BARESIP_TONE, "bob through the daemon with the wrong CA");
+}
