@@ -75,6 +75,9 @@ struct Inner {
     /// Payload type -> caps, read by rtpbin's `request-pt-map`.
     pt_map: Arc<Mutex<HashMap<u8, gst::Caps>>>,
     may_receive: AtomicBool,
+    /// DTLS has completed once: from then on ICE alone says whether we
+    /// are connected.
+    secured: AtomicBool,
     connected: AtomicBool,
     /// Whether the peer still sends ([`crate::leg::media_watch`]).
     watch: MediaWatch,
@@ -151,6 +154,7 @@ impl LeanLeg {
                 rtp_in,
                 pt_map: Arc::default(),
                 may_receive: AtomicBool::new(true),
+                secured: AtomicBool::new(false),
                 connected: AtomicBool::new(false),
                 watch,
                 reception: Reception::default(),
@@ -401,18 +405,25 @@ impl Inner {
         for happening in happenings {
             match happening {
                 Happening::Connected => {
-                    self.connected.store(true, Ordering::Relaxed);
-                    self.gate.set_transport_up(true);
-                    (self.events)(LegEvent::ConnectionStateChange(ConnectionState::Connected));
+                    self.secured.store(true, Ordering::Relaxed);
+                    self.set_connected(true);
                 }
-                Happening::Disconnected => {
-                    self.connected.store(false, Ordering::Relaxed);
-                    self.gate.set_transport_up(false);
-                    (self.events)(LegEvent::ConnectionStateChange(ConnectionState::Disconnected));
-                }
+                Happening::IceUp if self.secured.load(Ordering::Relaxed) => self.set_connected(true),
+                Happening::IceUp => {}
+                Happening::Disconnected => self.set_connected(false),
                 Happening::Rtp(packet) => self.received(&packet),
             }
         }
+    }
+
+    /// Opens or closes the gate on what we send, reporting the change.
+    fn set_connected(&self, up: bool) {
+        if self.connected.swap(up, Ordering::Relaxed) == up {
+            return;
+        }
+        self.gate.set_transport_up(up);
+        let state = if up { ConnectionState::Connected } else { ConnectionState::Disconnected };
+        (self.events)(LegEvent::ConnectionStateChange(state));
     }
 
     /// A decrypted RTP packet: relayed to a linked leg, and into rtpbin

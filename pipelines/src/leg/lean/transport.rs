@@ -24,6 +24,9 @@ pub(super) enum Happening {
     Connected,
     /// ICE lost the peer (it may come back).
     Disconnected,
+    /// ICE has a working pair again (after a loss, or an ICE restart, which
+    /// str0m does not report as `Connected` a second time).
+    IceUp,
     /// A decrypted RTP packet from the peer, header and payload.
     Rtp(Vec<u8>),
 }
@@ -160,6 +163,9 @@ impl Transport {
                     Event::Connected => happenings.push(Happening::Connected),
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                         happenings.push(Happening::Disconnected)
+                    }
+                    Event::IceConnectionStateChange(IceConnectionState::Connected | IceConnectionState::Completed) => {
+                        happenings.push(Happening::IceUp)
                     }
                     Event::MediaAdded(added) if added.kind == MediaKind::Audio && state.mid.is_none() => {
                         state.mid = Some(added.mid);
