@@ -60,6 +60,10 @@ pub(crate) fn route_to(uri: &Uri) -> crate::resolve::Route {
         transport,
         explicit_transport: explicit.is_some(),
         dest: SipAddr { r#type: Some(transport.to_rsip()), addr: uri.host_with_port.clone() },
+        server_name: match &uri.host_with_port.host {
+            rsipstack::sip::Host::Domain(d) => Some(d.to_string()),
+            rsipstack::sip::Host::IpAddr(_) => None,
+        },
     }
 }
 

@@ -87,12 +87,13 @@ async fn drive(
         Some(servers) => servers,
         None => return,
     };
-    option.destination = servers.next().map(|s| s.dest);
+    let first = servers.next();
+    option.destination = first.as_ref().map(|s| s.dest.clone());
     let mut nonce = NonceState::default();
     let mut answered_nonce = None;
     let mut target = option.callee.to_string();
-    if let Some(destination) = &option.destination {
-        if let Err(e) = crate::request::connect(&inner.core, destination).await {
+    if let Some(first) = &first {
+        if let Err(e) = crate::request::connect(&inner.core, &first.dest, first.server_name.as_deref()).await {
             inner.emit(CallEvent::Failed { code: e.status_code(), reason: e.to_string() });
             return;
         }

@@ -171,7 +171,7 @@ async fn register(ctx: &mut Ctx, expires: u32) -> Result<u32, Error> {
                 Ok(req)
             },
             ctx.cseq,
-            Some(target.dest.clone()),
+            Some(&target),
             Some(Creds { username: &user, password: &password }),
             &mut ctx.nonce,
         )

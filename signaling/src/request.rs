@@ -5,6 +5,7 @@
 use crate::core::Core;
 use crate::digest::{Challenge, NonceState};
 use crate::error::Error;
+use crate::resolve::Route;
 use rsipstack::sip::{Header, Request, Response, SipMessage, StatusCodeKind};
 use rsipstack::transaction::key::{TransactionKey, TransactionRole};
 use rsipstack::transaction::transaction::Transaction;
@@ -19,20 +20,23 @@ pub(crate) struct Creds<'a> {
 /// Opens the TLS or WSS connection a request to `target` will go over, so
 /// that a server we cannot reach securely fails it at once with the reason
 /// (see [`crate::transport::connect_tls`], [`crate::wss_client`]).
-pub(crate) async fn connect(core: &Core, target: &SipAddr) -> Result<(), Error> {
+/// `server_name` is the host name the target was located from, if any.
+pub(crate) async fn connect(core: &Core, target: &SipAddr, server_name: Option<&str>) -> Result<(), Error> {
     let layer = &core.endpoint.transport_layer;
     crate::transport::connect_tls(layer, target).await?;
-    core.wss.connect(layer, target).await
+    core.wss.connect(layer, target, server_name).await
 }
 
-/// Sends `req` once and waits for its final response.
-pub(crate) async fn send_once(core: &Core, req: Request, destination: Option<SipAddr>) -> Result<Response, Error> {
-    if let Some(target) = crate::transport::request_target(&req, destination.as_ref()) {
-        connect(core, &target).await?;
+/// Sends `req` once (to `destination`, else where its URI points) and
+/// waits for its final response.
+pub(crate) async fn send_once(core: &Core, req: Request, destination: Option<&Route>) -> Result<Response, Error> {
+    let dest = destination.map(|r| r.dest.clone());
+    if let Some(target) = crate::transport::request_target(&req, dest.as_ref()) {
+        connect(core, &target, destination.and_then(|r| r.server_name.as_deref())).await?;
     }
     let key = TransactionKey::from_request(&req, TransactionRole::Client)?;
     let mut tx = Transaction::new_client(key, req, core.endpoint.clone(), None);
-    tx.destination = destination;
+    tx.destination = dest;
     tx.send().await?;
     while let Some(msg) = tx.receive().await {
         if let SipMessage::Response(resp) = msg {
@@ -91,7 +95,7 @@ pub(crate) async fn send_with_auth(
     core: &Core,
     mut build: impl FnMut(u32) -> Result<Request, Error>,
     first_cseq: u32,
-    destination: Option<SipAddr>,
+    destination: Option<&Route>,
     creds: Option<Creds<'_>>,
     nonce: &mut NonceState,
 ) -> Result<(Response, u32), Error> {
@@ -110,7 +114,7 @@ pub(crate) async fn send_with_auth(
                 });
             }
         }
-        let resp = send_once(core, req, destination.clone()).await?;
+        let resp = send_once(core, req, destination).await?;
         let code = resp.status_code.code();
         if (code == 401 || code == 407) && creds.is_some() && absorb_challenge(&resp, nonce, &mut answered)? {
             cseq += 1;

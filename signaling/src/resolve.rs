@@ -23,6 +23,10 @@ pub(crate) struct Route {
     /// only that transport's SRV records.
     pub explicit_transport: bool,
     pub dest: SipAddr,
+    /// The host name the URI gave, kept once `dest` is an address: the
+    /// name a TLS or WSS server's certificate must carry (RFC 5922), sent
+    /// as SNI. `None` when the URI named an address.
+    pub server_name: Option<String>,
 }
 
 /// A DNS resolver for SIP targets.
@@ -62,6 +66,7 @@ impl Resolver {
             Host::IpAddr(_) => return Ok(vec![route.clone()]),
             Host::Domain(d) => d.to_string(),
         };
+        let target = |transport, addr| target(transport, addr, &name);
         let explicit_transport = route.explicit_transport;
         let mut targets = Vec::new();
         if let Some(port) = port {
@@ -202,11 +207,12 @@ fn srv_name(transport: Transport, domain: &str) -> Option<(Transport, String)> {
     Some((transport, format!("{prefix}.{domain}")))
 }
 
-fn target(transport: Transport, addr: SocketAddr) -> Route {
+fn target(transport: Transport, addr: SocketAddr, server_name: &str) -> Route {
     Route {
         transport,
         explicit_transport: true,
         dest: SipAddr { r#type: Some(transport.to_rsip()), addr: addr.into() },
+        server_name: Some(server_name.to_string()),
     }
 }
 

@@ -164,7 +164,7 @@ impl UserAgent {
                 Ok(req)
             },
             1,
-            Some(route.dest.clone()),
+            Some(&route),
             creds.as_ref().map(|(u, p)| Creds { username: u, password: p }),
             &mut nonce,
         )

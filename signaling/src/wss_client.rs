@@ -48,8 +48,10 @@ pub(crate) struct WssConnector {
     /// The upgrade request's path.
     path: String,
     /// Connections we opened, by the server address rsipstack looks them up
-    /// under; a token is cancelled once rsipstack retires the connection.
-    open: tokio::sync::Mutex<HashMap<SipAddr, CancellationToken>>,
+    /// under and the name its certificate was checked for (another name for
+    /// the same address is checked on a connection of its own); a token is
+    /// cancelled once rsipstack retires the connection.
+    open: tokio::sync::Mutex<HashMap<(SipAddr, String), CancellationToken>>,
     cancel: CancellationToken,
 }
 
@@ -79,10 +81,17 @@ impl WssConnector {
     }
 
     /// Makes sure a WSS connection to `target` is up when it is a WSS
-    /// address (other transports are left to rsipstack). A server whose
-    /// certificate we do not trust, or that does not speak SIP over
-    /// WebSocket, is an error naming the cause.
-    pub async fn connect(&self, layer: &TransportLayer, target: &SipAddr) -> Result<(), Error> {
+    /// address (other transports are left to rsipstack). Its certificate
+    /// must name `server_name` (the host name `target` was located from),
+    /// else the name or address `target` holds. A server whose certificate
+    /// we do not trust, or that does not speak SIP over WebSocket, is an
+    /// error naming the cause.
+    pub async fn connect(
+        &self,
+        layer: &TransportLayer,
+        target: &SipAddr,
+        server_name: Option<&str>,
+    ) -> Result<(), Error> {
         if target.r#type != Some(RsipTransport::Wss) {
             return Ok(());
         }
@@ -92,17 +101,27 @@ impl WssConnector {
             Host::Domain(_) => layer.inner.domain_resolver.resolve(target).await.map_err(|e| wss_error(target, e))?,
             Host::IpAddr(_) => target.clone(),
         };
+        let name = match (server_name, &target.addr.host) {
+            (Some(name), _) => name.to_string(),
+            (None, host) => host.to_string(),
+        };
+        let server_name = match &target.addr.host {
+            Host::IpAddr(ip) if server_name.is_none() => ServerName::IpAddress((*ip).into()),
+            _ => ServerName::try_from(name.clone()).map_err(|e| wss_error(target, e))?,
+        };
         // One at a time: two requests racing would otherwise open two.
         let mut open = self.open.lock().await;
-        if open.get(&key).is_some_and(|token| !token.is_cancelled()) {
+        let slot = (key, name);
+        if open.get(&slot).is_some_and(|token| !token.is_cancelled()) {
             return Ok(());
         }
         let token = self.cancel.child_token();
-        let connection = tokio::time::timeout(CONNECT_TIMEOUT, self.open_connection(target, &key, token.clone()))
-            .await
-            .map_err(|_| wss_error(target, "no connection within 10 s"))??;
+        let connection =
+            tokio::time::timeout(CONNECT_TIMEOUT, self.open_connection(target, &slot.0, server_name, token.clone()))
+                .await
+                .map_err(|_| wss_error(target, "no connection within 10 s"))??;
         layer.add_connection(SipConnection::WebSocket(connection));
-        open.insert(key, token);
+        open.insert(slot, token);
         Ok(())
     }
 
@@ -110,15 +129,20 @@ impl WssConnector {
         &self,
         target: &SipAddr,
         key: &SipAddr,
+        name: ServerName<'static>,
         token: CancellationToken,
     ) -> Result<WebSocketConnection, Error> {
         let server = SocketAddr::new(
             key.get_socketaddr().map_err(|e| wss_error(target, e))?.ip(),
             key.addr.port.map_or(DEFAULT_PORT, |p| p.value().to_owned()),
         );
-        let name = match &target.addr.host {
-            Host::Domain(d) => ServerName::try_from(d.to_string()).map_err(|e| wss_error(target, e))?,
-            Host::IpAddr(ip) => ServerName::IpAddress((*ip).into()),
+        // The upgrade's Host header: the name the certificate was checked for.
+        let host = match &name {
+            ServerName::IpAddress(ip) => match std::net::IpAddr::from(*ip) {
+                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                v4 => v4.to_string(),
+            },
+            other => other.to_str().into_owned(),
         };
         let tcp = TcpStream::connect(server).await.map_err(|e| wss_error(target, e))?;
         let tcp_local = tcp.local_addr().map_err(|e| wss_error(target, e))?;
@@ -126,10 +150,6 @@ impl WssConnector {
         let (websocket_end, tls_end) = loopback_pair().await.map_err(|e| wss_error(target, e))?;
         tokio::spawn(pipe(tls, tls_end, token.clone()));
 
-        let host = match &target.addr.host {
-            Host::IpAddr(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
-            other => other.to_string(),
-        };
         let mut request = format!("wss://{host}:{}{}", server.port(), self.path)
             .into_client_request()
             .map_err(|e| wss_error(target, e))?;

@@ -110,20 +110,30 @@ fn gateway_registers_and_calls_both_ways_through_kamailio_over_wss() {
 #[test]
 fn daemon_registers_over_wss_and_a_wrong_ca_is_a_clear_error_while_calls_go_on() {
     let dir = test_dir("sip_wss_client_daemon");
-    let (k, ca) = kamailio(&dir, &[("echo", "e-pw"), ("other", "o-pw"), ("bob", "b-pw")]);
+    let (k, ca) = kamailio(&dir, &[("echo", "e-pw"), ("named", "n-pw"), ("other", "o-pw"), ("bob", "b-pw")]);
     let wrong_ca = TestCa::create(&dir, "wrong").unwrap().cert;
-    let account = |user: &str, password: &str, ca: &Path, ws_path: &str| {
+    let account = |user: &str, password: &str, proxy: &str| {
+        format!("[[account]]\naor = \"{}\"\nproxy = \"{proxy}\"\npassword = \"{password}\"\n", k.aor(user))
+    };
+    let config = |ca: &Path, ws_path: &str, accounts: &str| {
         format!(
-            "preset = \"echo\"\n[sip]\ntls_ca = {:?}\nws_path = \"{ws_path}\"\n\n\
-             [[account]]\naor = \"{}\"\nproxy = \"{}\"\npassword = \"{password}\"\n",
-            ca.display().to_string(),
-            k.aor(user),
-            wss_proxy(&k)
+            "preset = \"echo\"\n[sip]\ntls_ca = {:?}\nws_path = \"{ws_path}\"\n\n{accounts}",
+            ca.display().to_string()
         )
     };
-    let trusting = Daemon::start_named(&dir, "trusting", &account("echo", "e-pw", &ca, "/ws"), &[], &[]).unwrap();
-    let distrusting =
-        Daemon::start_named(&dir, "distrusting", &account("other", "o-pw", &wrong_ca, "/"), &[], &[]).unwrap();
+    // Trusting Kamailio's certificate, which names 127.0.0.1 and no host
+    // name: registered at 127.0.0.1, refused under the name "localhost".
+    let by_name = format!("sip:localhost:{};transport=wss", k.tls_port);
+    let accounts = account("echo", "e-pw", &wss_proxy(&k)) + &account("named", "n-pw", &by_name);
+    let trusting = Daemon::start_named(&dir, "trusting", &config(&ca, "/ws", &accounts), &[], &[]).unwrap();
+    let distrusting = Daemon::start_named(
+        &dir,
+        "distrusting",
+        &config(&wrong_ca, "/", &account("other", "o-pw", &wss_proxy(&k))),
+        &[],
+        &[],
+    )
+    .unwrap();
 
     // The wrong CA: the registration fails, and the reason says why.
     let failed = distrusting
@@ -132,6 +142,10 @@ fn daemon_registers_over_wss_and_a_wrong_ca_is_a_clear_error_while_calls_go_on()
     assert!(failed[0].contains("invalid peer certificate: UnknownIssuer"), "{failed:?}");
     trusting.wait_lines(&["account{aor=sip:echo@example.test}", "registered"], 1, Duration::from_secs(10)).unwrap();
     assert!(k.log().contains("HTTP GET /ws (tls)"), "the upgrade asked for sip.ws_path:\n{}", k.log());
+    let failed = trusting
+        .wait_lines(&["account{aor=sip:named@example.test}", "registration failed"], 1, Duration::from_secs(10))
+        .unwrap();
+    assert!(failed[0].contains("invalid peer certificate: certificate not valid for name \"localhost\""), "{failed:?}");
 
     // bob calls the trusting daemon's account through Kamailio, which
     // reaches it over the daemon's WSS connection: bob hears his tone back.
