@@ -7,7 +7,7 @@
 //!                                                 \-> rtp_in pad -> rtpbin.recv_rtp_sink_0 -> receive::attach (decode, DTMF)
 //! relay from a linked leg --\
 //! send chain ! appsink -------> outgoing.rs (one stream) -> str0m (encrypts) -> socket
-//! str0m's timers: one thread for every lean leg (timers.rs)
+//! str0m's timers: one task on the process timer for every lean leg (timers.rs)
 //! ```
 //! Passthrough is socket -> str0m -> relay -> socket on one thread, as
 //! between plain RTP legs. rtpbin is there for what must be decoded (a
