@@ -2,8 +2,8 @@
 //! RFC 3711 describes it, written here from the RFC on OpenSSL's AES-CTR
 //! and HMAC-SHA1 rather than taken from the product, so the load generator
 //! checks sipbridge's SRTP instead of agreeing with itself. Only what a
-//! phone needs for RTP: no SRTCP (the generator ignores RTCP), no MKI, key
-//! derivation rate 0.
+//! phone needs: RTP both ways, SRTCP received (the RTCP tests read the
+//! bridge's reports with it), no MKI, key derivation rate 0.
 
 use anyhow::{bail, Result};
 use openssl::base64;
@@ -62,20 +62,8 @@ pub struct Srtp {
 
 impl Srtp {
     pub fn new(key: &MasterKey) -> Srtp {
-        let (master, salt) = key.0.split_at(16);
-        let derive = |label: u8, len: usize| {
-            let mut iv = [0u8; 16];
-            iv[..14].copy_from_slice(salt);
-            iv[7] ^= label;
-            keystream(master, &iv, len)
-        };
-        Srtp {
-            encryption: derive(0, 16).try_into().expect("16 bytes"),
-            authentication: derive(1, 20).try_into().expect("20 bytes"),
-            salt: derive(2, 14).try_into().expect("14 bytes"),
-            roc: 0,
-            last_seq: None,
-        }
+        let (encryption, authentication, salt) = key.session_keys(0);
+        Srtp { encryption, authentication, salt, roc: 0, last_seq: None }
     }
 
     /// Encrypts and authenticates an RTP packet.
@@ -138,14 +126,84 @@ impl Srtp {
 
     /// HMAC-SHA1 over the packet and the rollover counter, cut to 80 bits.
     fn tag(&self, authenticated: &[u8], roc: u32) -> Result<Vec<u8>> {
-        let key = PKey::hmac(&self.authentication)?;
-        let mut signer = Signer::new(MessageDigest::sha1(), &key)?;
-        signer.update(authenticated)?;
-        signer.update(&roc.to_be_bytes())?;
-        let mut tag = signer.sign_to_vec()?;
-        tag.truncate(TAG_LEN);
-        Ok(tag)
+        hmac_80(&self.authentication, &[authenticated, &roc.to_be_bytes()])
     }
+}
+
+impl MasterKey {
+    /// The session encryption key, authentication key and salt derived
+    /// with labels `first`, `first + 1`, `first + 2` (RFC 3711 section 4.3:
+    /// 0 for SRTP, 3 for SRTCP).
+    fn session_keys(&self, first: u8) -> ([u8; 16], [u8; 20], [u8; 14]) {
+        let (master, salt) = self.0.split_at(16);
+        let derive = |label: u8, len: usize| {
+            let mut iv = [0u8; 16];
+            iv[..14].copy_from_slice(salt);
+            iv[7] ^= label;
+            keystream(master, &iv, len)
+        };
+        (
+            derive(first, 16).try_into().expect("16 bytes"),
+            derive(first + 1, 20).try_into().expect("20 bytes"),
+            derive(first + 2, 14).try_into().expect("14 bytes"),
+        )
+    }
+}
+
+/// Receiving SRTCP (RFC 3711 section 3.4) with one master key.
+pub struct Srtcp {
+    encryption: [u8; 16],
+    authentication: [u8; 20],
+    salt: [u8; 14],
+}
+
+impl Srtcp {
+    pub fn new(key: &MasterKey) -> Srtcp {
+        let (encryption, authentication, salt) = key.session_keys(3);
+        Srtcp { encryption, authentication, salt }
+    }
+
+    /// Checks and decrypts an SRTCP packet (E flag and index, then the
+    /// tag, after the compound packet); `None` when it does not authenticate.
+    pub fn unprotect(&self, packet: &[u8]) -> Option<Vec<u8>> {
+        if packet.len() < 8 + 4 + TAG_LEN {
+            return None;
+        }
+        let (authenticated, tag) = packet.split_at(packet.len() - TAG_LEN);
+        if hmac_80(&self.authentication, &[authenticated]).ok()? != tag {
+            return None;
+        }
+        let (body, trailer) = authenticated.split_at(authenticated.len() - 4);
+        let e_index = u32::from_be_bytes(trailer.try_into().ok()?);
+        let mut out = body[..8].to_vec();
+        if e_index >> 31 == 0 {
+            out.extend_from_slice(&body[8..]);
+            return Some(out);
+        }
+        // IV = salt ^ (SSRC << 64) ^ (index << 16).
+        let mut iv = [0u8; 16];
+        iv[..14].copy_from_slice(&self.salt);
+        for (i, b) in body[4..8].iter().enumerate() {
+            iv[4 + i] ^= b;
+        }
+        for (i, b) in (e_index & 0x7fff_ffff).to_be_bytes().iter().enumerate() {
+            iv[10 + i] ^= b;
+        }
+        out.extend(encrypt(Cipher::aes_128_ctr(), &self.encryption, Some(&iv), &body[8..]).ok()?);
+        Some(out)
+    }
+}
+
+/// HMAC-SHA1 over `parts`, cut to 80 bits.
+fn hmac_80(key: &[u8], parts: &[&[u8]]) -> Result<Vec<u8>> {
+    let key = PKey::hmac(key)?;
+    let mut signer = Signer::new(MessageDigest::sha1(), &key)?;
+    for part in parts {
+        signer.update(part)?;
+    }
+    let mut tag = signer.sign_to_vec()?;
+    tag.truncate(TAG_LEN);
+    Ok(tag)
 }
 
 /// `len` bytes of AES-CM keystream from `iv` (the key derivation's PRF).

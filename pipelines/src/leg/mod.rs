@@ -6,6 +6,7 @@
 //! network -> rtp.rs | webrtc.rs -> receive.rs (depay, decode, DTMF detector dtmf.rs) -> port.rs -> consumers
 //! consumers -> port.rs inputs -> send.rs (encode, payload, gate.rs) -> rtp.rs | webrtc.rs -> network
 //! a leg's received packets -> relay.rs -> a linked leg's socket or send chain (same codec: no rtpbin at all)
+//! an RTP leg that relays -> relay_rtcp.rs (its own SR/RR, SDES, BYE: rtcp_packets.rs) -> the peer's RTCP port
 //! rtpbin's jitter buffers (where audio is decoded) adapt their latency: jitter.rs
 //! RTP leg's sockets <-> srtp.rs (SDES-SRTP, keys from sdes.rs) <-> rtpbin / relay
 //! ```
@@ -39,6 +40,8 @@ pub(crate) mod port;
 mod quality;
 mod receive;
 pub(crate) mod relay;
+mod relay_rtcp;
+mod rtcp_packets;
 mod rtp;
 mod sdes;
 mod send;

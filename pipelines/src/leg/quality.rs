@@ -10,9 +10,10 @@
 
 use crate::codec::Codec;
 use crate::leg::emodel;
+use crate::leg::rtcp_packets::{ntp_middle, ntp_timestamp, ReportBlock};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 /// A leg's quality figures at one moment. Times are in seconds.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -107,6 +108,9 @@ struct Stream {
     /// RFC 3550 A.8's estimate, in clock units.
     jitter: f64,
     clock_rate: u32,
+    /// Expected and received at our previous report block (RFC 3550 A.3).
+    expected_prior: u64,
+    received_prior: u64,
 }
 
 impl Reception {
@@ -156,6 +160,34 @@ impl Reception {
     }
 }
 
+impl Reception {
+    /// A report block about the stream (RFC 3550 A.3), `lsr_dlsr` from the
+    /// peer's last sender report; the loss fraction counts from the previous
+    /// call.
+    pub fn report_block(&self, (lsr, dlsr): (u32, u32)) -> Option<ReportBlock> {
+        let mut state = self.state.lock().unwrap();
+        let s = state.stream.as_mut()?;
+        let expected = (s.max_seq - s.base_seq) as u64 + 1;
+        let expected_interval = expected.saturating_sub(s.expected_prior);
+        let lost_interval = expected_interval as i64 - s.received.saturating_sub(s.received_prior) as i64;
+        (s.expected_prior, s.received_prior) = (expected, s.received);
+        let fraction_lost = if expected_interval == 0 || lost_interval <= 0 {
+            0
+        } else {
+            ((lost_interval << 8) / expected_interval as i64) as u8
+        };
+        Some(ReportBlock {
+            ssrc: s.ssrc,
+            fraction_lost,
+            cumulative_lost: expected as i64 - s.received as i64,
+            highest_seq: s.max_seq,
+            jitter: s.jitter as u32,
+            lsr,
+            dlsr,
+        })
+    }
+}
+
 impl Stream {
     fn new(ssrc: u32, seq: u16) -> Stream {
         Stream {
@@ -167,6 +199,8 @@ impl Stream {
             transit: None,
             jitter: 0.0,
             clock_rate: 0,
+            expected_prior: 0,
+            received_prior: 0,
         }
     }
 
@@ -219,18 +253,36 @@ impl Sent {
     }
 }
 
-/// The latest report block a peer sent about our stream.
+/// The latest report block a peer sent about our stream, and its latest
+/// sender report (for the LSR and DLSR of our reports about its stream).
 #[derive(Default)]
 pub(crate) struct RemoteReports {
     latest: Mutex<Option<RemoteInboundStats>>,
+    sender_report: Mutex<Option<(u32, Instant)>>,
 }
 
 impl RemoteReports {
     /// Reads the report blocks of a (plain, compound) RTCP packet; `clock_rate`
     /// converts the reported jitter to seconds.
     pub fn received(&self, rtcp: &[u8], clock_rate: u32) {
-        if let Some(block) = last_report_block(rtcp, clock_rate, ntp_middle(SystemTime::now())) {
+        if let Some(block) = last_report_block(rtcp, clock_rate, ntp_middle(ntp_timestamp(SystemTime::now()))) {
             *self.latest.lock().unwrap() = Some(block);
+        }
+        // A sender report comes first in its compound packet; its NTP
+        // timestamp's middle 32 bits are what our LSR echoes.
+        if let [_, 200, _, _, _, _, _, _, ntp @ ..] = rtcp {
+            if let Some(middle) = ntp.get(2..6) {
+                let middle = u32::from_be_bytes([middle[0], middle[1], middle[2], middle[3]]);
+                *self.sender_report.lock().unwrap() = Some((middle, Instant::now()));
+            }
+        }
+    }
+
+    /// LSR and DLSR for a report block sent now: (0, 0) before any sender report.
+    pub fn lsr_dlsr(&self) -> (u32, u32) {
+        match *self.sender_report.lock().unwrap() {
+            Some((lsr, at)) => (lsr, (at.elapsed().as_secs_f64() * 65536.0) as u32),
+            None => (0, 0),
         }
     }
 
@@ -280,17 +332,6 @@ fn report_block(b: &[u8], clock_rate: u32, now: u32) -> RemoteInboundStats {
             .filter(|rtt| *rtt < 0x8000_0000)
             .map(|rtt| rtt as f64 / 65536.0),
     }
-}
-
-/// The middle 32 bits of the NTP timestamp of `t` (16.16 fixed point
-/// seconds), as LSR carries them; rtpbin stamps its sender reports from
-/// the same real-time clock.
-fn ntp_middle(t: SystemTime) -> u32 {
-    const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
-    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let seconds = since.as_secs() + NTP_UNIX_OFFSET;
-    let fraction = (since.subsec_nanos() as u64 * 65536 / 1_000_000_000) as u32;
-    ((seconds as u32) << 16) | fraction
 }
 
 #[cfg(test)]

@@ -84,6 +84,24 @@ impl RelayEnd {
         RelayEnd { output, gate, header: Mutex::new(HeaderRewrite::new()) }
     }
 
+    /// The SSRC relayed packets leave with.
+    pub fn ssrc(&self) -> u32 {
+        self.header.lock().unwrap().ssrc
+    }
+
+    /// What has been relayed out so far, for a sender report; `None`
+    /// before the first packet.
+    pub fn sent_stream(&self) -> Option<SentStream> {
+        let header = self.header.lock().unwrap();
+        Some(SentStream {
+            packets: header.packets,
+            octets: header.octets,
+            anchor: header.anchor?,
+            last_sent: header.last_sent?,
+            clock_rate: header.clock_rate,
+        })
+    }
+
     /// Sends `packet` (RTP received in `from`'s format) as this leg's own
     /// stream in its format `to`. Returns false when it was not sent: the
     /// formats differ, or this leg must not send now.
@@ -122,6 +140,54 @@ impl RelayEnd {
 
 const RTP_HEADER: usize = 12;
 
+/// The relayed stream's counts and timing, as a sender report describes them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SentStream {
+    pub packets: u64,
+    /// Payload octets.
+    pub octets: u64,
+    anchor: Anchor,
+    /// When the newest packet was sent.
+    pub last_sent: Instant,
+    clock_rate: u32,
+}
+
+impl SentStream {
+    /// The RTP timestamp of instant `at` (RFC 3550 section 6.4.1).
+    pub fn timestamp_at(&self, at: Instant) -> u32 {
+        self.anchor.timestamp_at(at, self.clock_rate)
+    }
+}
+
+/// The packet whose timestamp and send time map RTP time to wall-clock
+/// time in sender reports: the one sent least late for its timestamp
+/// lately. Extrapolating from the newest packet instead would carry its
+/// delay into the report (a burst after a stall upstream put the mapping
+/// 200 ms off in a test run).
+#[derive(Debug, Clone, Copy)]
+struct Anchor {
+    timestamp: u32,
+    at: Instant,
+}
+
+/// How long an anchor is trusted: the two clocks drift, and a newer one
+/// must take over even if it was late.
+const ANCHOR_AGE: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Anchor {
+    fn timestamp_at(&self, at: Instant, clock_rate: u32) -> u32 {
+        let elapsed = at.saturating_duration_since(self.at).as_secs_f64();
+        self.timestamp.wrapping_add((elapsed * clock_rate as f64) as u32)
+    }
+
+    /// Whether a packet with `timestamp` sent at `at` takes over: it left
+    /// earlier for its timestamp than this anchor predicts, or this one is old.
+    fn replaced_by(&self, timestamp: u32, at: Instant, clock_rate: u32) -> bool {
+        let early = timestamp.wrapping_sub(self.timestamp_at(at, clock_rate)) as i32 > 0;
+        early || at.saturating_duration_since(self.at) > ANCHOR_AGE
+    }
+}
+
 /// Maps incoming sequence numbers and timestamps onto our outgoing stream.
 struct HeaderRewrite {
     ssrc: u32,
@@ -132,6 +198,11 @@ struct HeaderRewrite {
     last_seq: u16,
     last_ts: u32,
     last_sent: Option<Instant>,
+    anchor: Option<Anchor>,
+    /// Packets and payload octets rewritten, and the clock they are timed by.
+    packets: u64,
+    octets: u64,
+    clock_rate: u32,
 }
 
 impl HeaderRewrite {
@@ -145,6 +216,10 @@ impl HeaderRewrite {
             last_seq: seed.rotate_left(16) as u16,
             last_ts: seed.rotate_left(8),
             last_sent: None,
+            anchor: None,
+            packets: 0,
+            octets: 0,
+            clock_rate: 0,
         }
     }
 
@@ -161,6 +236,7 @@ impl HeaderRewrite {
             self.seq_offset = self.last_seq.wrapping_add(1).wrapping_sub(seq);
             self.ts_offset = next_ts.wrapping_sub(ts);
             self.source = Some(ssrc);
+            self.anchor = None;
             marker = 0x80;
         }
         let out_seq = seq.wrapping_add(self.seq_offset);
@@ -170,13 +246,33 @@ impl HeaderRewrite {
         if out_seq.wrapping_sub(self.last_seq) < 0x8000 || self.last_sent.is_none() {
             self.last_seq = out_seq;
             self.last_ts = out_ts;
-            self.last_sent = Some(Instant::now());
+            let now = Instant::now();
+            self.last_sent = Some(now);
+            if self.anchor.is_none_or(|a| a.replaced_by(out_ts, now, clock_rate)) {
+                self.anchor = Some(Anchor { timestamp: out_ts, at: now });
+            }
         }
+        self.packets += 1;
+        self.octets += payload_len(packet) as u64;
+        self.clock_rate = clock_rate;
         packet[1] = marker | (payload_type & 0x7f);
         packet[2..4].copy_from_slice(&out_seq.to_be_bytes());
         packet[4..8].copy_from_slice(&out_ts.to_be_bytes());
         packet[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
     }
+}
+
+/// The payload octets of an RTP packet: less its header (CSRCs and
+/// extension included) and padding.
+fn payload_len(packet: &[u8]) -> usize {
+    let mut header = RTP_HEADER + 4 * (packet[0] & 0x0f) as usize;
+    if packet[0] & 0x10 != 0 {
+        if let Some(words) = packet.get(header + 2..header + 4) {
+            header += 4 + 4 * u16::from_be_bytes([words[0], words[1]]) as usize;
+        }
+    }
+    let padding = if packet[0] & 0x20 != 0 { packet.last().copied().unwrap_or(0) as usize } else { 0 };
+    packet.len().saturating_sub(header + padding)
 }
 
 /// The payload type of an RTP packet.
@@ -222,6 +318,7 @@ mod tests {
         assert_eq!(ssrc1, ssrc2);
         assert_ne!(ssrc1, 7, "the source's SSRC is not echoed back");
         assert_eq!(&second[12..], &[0xaa, 0xbb], "payload untouched");
+        assert_eq!((r.packets, r.octets), (2, 4), "payload octets counted for sender reports");
     }
 
     #[test]
@@ -236,6 +333,18 @@ mod tests {
         assert!(mb);
         assert_eq!(sb, sa.wrapping_add(1));
         assert!(tb.wrapping_sub(ta) < 8000, "timestamp moves on by the elapsed time, not by the source's jump");
+    }
+
+    #[test]
+    fn sender_report_timing_follows_the_packets_sent_least_late() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + std::time::Duration::from_millis(n);
+        let anchor = Anchor { timestamp: 1000, at: t0 };
+        assert!(!anchor.replaced_by(1160, ms(20), 8000), "on time: the anchor stays");
+        assert!(!anchor.replaced_by(1320, ms(240), 8000), "late after a stall: the anchor stays");
+        assert!(anchor.replaced_by(1480, ms(50), 8000), "earlier for its timestamp: it takes over");
+        assert!(anchor.replaced_by(1000 + 8000 * 11, ms(11_500), 8000), "an old anchor gives way");
+        assert_eq!(anchor.timestamp_at(ms(5000), 8000), 41000);
     }
 
     #[test]

@@ -30,10 +30,12 @@ use crate::leg::port::{InputPad, MediaPort};
 use crate::leg::quality::{LegStats, Reception, RemoteReports, Sent};
 use crate::leg::receive;
 use crate::leg::relay::{RelayEnd, RelayFormat, RelayOutput};
+use crate::leg::relay_rtcp::{self, RelayRtcp};
 use crate::leg::sdes::{self, Crypto, Keys};
 use crate::leg::send::{self, SendChain};
 use crate::leg::srtp::{Opened, SrtpSession};
 use crate::runtime::reactor;
+use crate::runtime::timer::Timer;
 use crate::runtime::{make, new_pipeline};
 use crate::Error;
 use gst::prelude::*;
@@ -75,6 +77,8 @@ struct Inner {
     reception: Arc<Reception>,
     sent: Arc<Sent>,
     reports: Arc<RemoteReports>,
+    /// The leg's own RTCP while it relays (`relay_rtcp.rs`); taken on close.
+    relay_rtcp: Mutex<Option<(Arc<RelayRtcp>, Timer)>>,
     state: Mutex<State>,
 }
 
@@ -114,6 +118,7 @@ impl RtpLeg {
         let local = rtp_socket.local_addr().map_err(|e| Error::Bind(e.to_string()))?;
         let clone = |s: &UdpSocket| s.try_clone().map_err(|e| Error::Bind(e.to_string()));
         let (rtp_reader, rtcp_reader, relay_socket) = (clone(&rtp_socket)?, clone(&rtcp_socket)?, clone(&rtp_socket)?);
+        let report_sockets = (clone(&rtp_socket)?, clone(&rtcp_socket)?);
         let rtp_socket = gio_socket(rtp_socket)?;
         let rtcp_socket = gio_socket(rtcp_socket)?;
 
@@ -146,7 +151,7 @@ impl RtpLeg {
         encrypt_on(&rtp_out, srtp.clone());
         encrypt_on(&rtcp_out, srtp.clone());
         let relay_destination = destination.clone();
-        let relay = RelayEnd::new(
+        let relay = Arc::new(RelayEnd::new(
             RelayOutput::Socket {
                 socket: relay_socket,
                 destination: Box::new(move || relay_destination.lock().unwrap().rtp),
@@ -154,9 +159,27 @@ impl RtpLeg {
                 sent: sent.clone(),
             },
             gate.clone(),
-        );
+        ));
         let port = MediaPort::default();
-        port.set_relay_end(Arc::new(relay));
+        port.set_relay_end(relay.clone());
+        let (reception, reports): (Arc<Reception>, Arc<RemoteReports>) = Default::default();
+        let report_destination = destination.clone();
+        let relay_rtcp = RelayRtcp::start(
+            relay_rtcp::Sources {
+                end: relay,
+                port: port.clone(),
+                reception: reception.clone(),
+                reports: reports.clone(),
+                srtp: srtp.clone(),
+            },
+            report_sockets.0,
+            report_sockets.1,
+            Box::new(move || {
+                let d = report_destination.lock().unwrap();
+                Some((d.rtcp?, d.rtcp_mux))
+            }),
+            rtpbin.property::<gst::Structure>("sdes").get::<String>("cname").unwrap_or_default(),
+        );
         let watch = MediaWatch::new(options.rtp_timeout_ms, events.clone(), true);
         jitter::adapt(&rtpbin, &port);
         let leg = RtpLeg {
@@ -177,9 +200,10 @@ impl RtpLeg {
                 watch,
                 srtp,
                 sockets: Mutex::default(),
-                reception: Arc::default(),
+                reception,
                 sent,
-                reports: Arc::default(),
+                reports,
+                relay_rtcp: Mutex::new(Some(relay_rtcp)),
                 state: Mutex::new(State {
                     negotiation: Negotiation::Stable,
                     session_id: crate::runtime::random_u32() as u64,
@@ -557,6 +581,9 @@ impl RtpLeg {
             if let Some(sink_pad) = sink_pad {
                 rtcp_src.link(&sink_pad)?;
             }
+            if let Some((relay_rtcp, _)) = inner.relay_rtcp.lock().unwrap().as_ref() {
+                hold_back_while_relaying(&rtcp_src, Arc::downgrade(relay_rtcp));
+            }
             state.rtcp_linked = true;
         }
         Ok(())
@@ -590,10 +617,30 @@ impl RtpLeg {
             state.closed = true;
         }
         self.inner.watch.disarm();
+        // Held until the pipeline is down: rtpbin's RTCP (its BYE) stays held
+        // back meanwhile.
+        let relay_rtcp = self.inner.relay_rtcp.lock().unwrap().take();
+        if let Some((reports, _)) = &relay_rtcp {
+            reports.bye();
+        }
         self.inner.port.set_relay_format(None);
         self.inner.sockets.lock().unwrap().clear();
         shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
+        drop(relay_rtcp);
     }
+}
+
+/// Drops rtpbin's RTCP while the leg relays: it reports then for itself
+/// (`relay_rtcp.rs`), and rtpbin, which sees none of the relayed packets,
+/// would contradict it.
+fn hold_back_while_relaying(rtcp_src: &gst::Pad, relay_rtcp: std::sync::Weak<RelayRtcp>) {
+    rtcp_src.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, _| {
+        if relay_rtcp.upgrade().is_some_and(|r| r.active()) {
+            gst::PadProbeReturn::Drop
+        } else {
+            gst::PadProbeReturn::Ok
+        }
+    });
 }
 
 /// The telephone-event payload type we offer.

@@ -1,8 +1,9 @@
 //! What the whole process shares, made once: GStreamer initialisation, the
 //! shared clock and base time every pipeline runs on (this file), the few
 //! threads that read every RTP leg's sockets (`reactor.rs`), the DTLS
-//! certificate every WebRTC leg presents (`dtls.rs`), and the thread that
-//! hands freed memory back to the system after closes (`memory.rs`).
+//! certificate every WebRTC leg presents (`dtls.rs`), the thread that
+//! hands freed memory back to the system after closes (`memory.rs`), and
+//! the one that runs periodic tasks such as RTCP reports (`timer.rs`).
 //! One-time costs are paid here at start-up instead of on the first call.
 //! Nothing in this folder knows about legs.
 
@@ -10,6 +11,7 @@ pub(crate) mod dtls;
 pub(crate) mod log_limit;
 pub(crate) mod memory;
 pub(crate) mod reactor;
+pub(crate) mod timer;
 
 use crate::Error;
 use gst::prelude::*;
