@@ -116,10 +116,7 @@ impl SecureConnector {
             }
             Host::IpAddr(_) => target.clone(),
         };
-        let name = match (server_name, &target.addr.host) {
-            (Some(name), _) => name.to_string(),
-            (None, host) => host.to_string(),
-        };
+        let name = slot_name(target, server_name);
         let server_name = match &target.addr.host {
             Host::IpAddr(ip) if server_name.is_none() => ServerName::IpAddress((*ip).into()),
             _ => ServerName::try_from(name.clone()).map_err(|e| connect_error(target, e))?,
@@ -148,6 +145,14 @@ impl SecureConnector {
         layer.add_connection(connection);
         open.insert(slot, token);
         Ok(())
+    }
+
+    /// A token that fires when the connection [`SecureConnector::connect`]
+    /// opened to `target` (an address located from `server_name`) closes;
+    /// `None` when no such connection is up.
+    pub async fn closed(&self, target: &SipAddr, server_name: Option<&str>) -> Option<CancellationToken> {
+        let slot = (target.clone(), slot_name(target, server_name));
+        self.open.lock().await.get(&slot).filter(|token| !token.is_cancelled()).cloned()
     }
 
     async fn open_websocket(
@@ -203,6 +208,12 @@ impl SecureConnector {
             cancel_token: Some(token),
         })
     }
+}
+
+/// The name a connection's certificate is checked for: the host name the
+/// target was located from, else its own host.
+fn slot_name(target: &SipAddr, server_name: Option<&str>) -> String {
+    server_name.map_or_else(|| target.addr.host.to_string(), str::to_string)
 }
 
 fn connect_error(target: &SipAddr, e: impl std::fmt::Display) -> Error {
