@@ -18,7 +18,7 @@ pub enum Transport {
     Tls,
     /// SIP over secure WebSocket (RFC 7118, `transport=wss`). Listening
     /// needs a certificate like [`Transport::Tls`] (TLS terminated in
-    /// [`crate::wss`]); connecting ([`crate::wss_client`]) verifies the
+    /// [`crate::wss`]); connecting ([`crate::secure_client`]) verifies the
     /// server against [`Config::tls`]'s CA or the system roots.
     Wss,
 }

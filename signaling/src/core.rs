@@ -40,8 +40,9 @@ pub(crate) struct Core {
     pub bye_headers: Mutex<HashMap<String, Vec<(String, String)>>>,
     /// Our live subscriptions by Call-ID, where their NOTIFYs go.
     pub subscriptions: Mutex<HashMap<String, crate::notify::Sink>>,
-    /// Outgoing WSS connections (rsipstack cannot open them).
-    pub wss: crate::wss_client::WssConnector,
+    /// Outgoing WSS connections, and TLS ones whose certificate must carry a
+    /// name (rsipstack cannot open those).
+    pub secure: crate::secure_client::SecureConnector,
 }
 
 /// Parses a URI given through the API.

@@ -47,6 +47,7 @@ mod registration;
 mod reliable;
 mod request;
 mod resolve;
+mod secure_client;
 mod session_timer;
 mod subscription;
 mod traffic;
@@ -57,7 +58,6 @@ mod ua_events;
 pub mod validate;
 pub mod wire;
 mod wss;
-mod wss_client;
 
 pub use call::{Call, Direction};
 pub use config::{Account, Config, Listen, SessionTimer, TlsSettings, Transport};

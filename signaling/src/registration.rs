@@ -15,6 +15,7 @@ use rsipstack::sip::{Header, Method, Response, Uri};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 /// A registration kept alive in the background. Dropping it stops the
@@ -98,13 +99,14 @@ pub(crate) fn start(core: Arc<Core>, account: Account) -> Result<Registration, E
 async fn run(mut ctx: Ctx, mut stop: StopRequest) {
     let cancel = ctx.core.cancel.clone();
     let mut failures = 0u32;
+    let mut recoveries = 0u32;
     loop {
         let expires = ctx.account.expires;
-        let wait = match register(&mut ctx, expires).await {
-            Ok(expires) => {
+        let (wait, flow) = match register(&mut ctx, expires).await {
+            Ok((expires, flow)) => {
                 failures = 0;
                 let _ = ctx.events.send(RegistrationEvent::Registered { expires });
-                refresh_after(expires)
+                (refresh_after(expires), flow)
             }
             Err(e) => {
                 failures += 1;
@@ -113,27 +115,56 @@ async fn run(mut ctx: Ctx, mut stop: StopRequest) {
                 let _ = ctx.events.send(RegistrationEvent::RegistrationFailed { code, reason });
                 // Back off: 5 s doubling to 5 min, so a wrong password does
                 // not hammer the registrar.
-                Duration::from_secs((5u64 << failures.min(6)).min(300))
+                (Duration::from_secs((5u64 << failures.min(6)).min(300)), None)
+            }
+        };
+        // The registrar reaches us only over the connection we registered
+        // on (WSS, and TLS to a named server): when it closes (the server
+        // restarted, or dropped it idle), register again at once on a new
+        // one rather than being unreachable until the refresh. A flow that
+        // keeps closing is retried 1 s, 2 s, 4 s ... up to 5 min apart.
+        let flow_closed = async move {
+            match flow {
+                Some(token) => token.cancelled_owned().await,
+                None => std::future::pending().await,
             }
         };
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            biased;
             _ = cancel.cancelled() => return,
-            done = &mut stop => {
-                let result = register(&mut ctx, 0).await;
-                let _ = ctx.events.send(match result.map_err(|e| e.outcome()) {
-                    Ok(_) => RegistrationEvent::Unregistered,
-                    Err((code, reason)) => RegistrationEvent::RegistrationFailed { code, reason },
-                });
-                if let Some(user) = ctx.aor.user() {
-                    ctx.core.accounts.lock().unwrap().remove(&user.to_ascii_lowercase());
+            done = &mut stop => return unregister(ctx, done).await,
+            _ = tokio::time::sleep(wait) => recoveries = 0,
+            _ = flow_closed => {
+                let delay = Duration::from_secs((1u64 << recoveries.min(9)).min(300));
+                recoveries += 1;
+                info!(aor = %ctx.aor, ?delay, "the connection to the registrar closed: registering again");
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => return,
+                    done = &mut stop => return unregister(ctx, done).await,
+                    _ = tokio::time::sleep(delay) => {}
                 }
-                if let Ok(done) = done {
-                    let _ = done.send(());
-                }
-                return;
             }
         }
+    }
+}
+
+/// Removes the binding (REGISTER with `Expires: 0`), reports the outcome
+/// and tells the one who asked.
+async fn unregister(
+    mut ctx: Ctx,
+    done: Result<tokio::sync::oneshot::Sender<()>, tokio::sync::oneshot::error::RecvError>,
+) {
+    let result = register(&mut ctx, 0).await;
+    let _ = ctx.events.send(match result.map_err(|e| e.outcome()) {
+        Ok(_) => RegistrationEvent::Unregistered,
+        Err((code, reason)) => RegistrationEvent::RegistrationFailed { code, reason },
+    });
+    if let Some(user) = ctx.aor.user() {
+        ctx.core.accounts.lock().unwrap().remove(&user.to_ascii_lowercase());
+    }
+    if let Ok(done) = done {
+        let _ = done.send(());
     }
 }
 
@@ -143,15 +174,16 @@ pub(crate) fn refresh_after(expires: u32) -> Duration {
     Duration::from_secs((e * 4 / 5).min(e.saturating_sub(5)).max(5))
 }
 
-/// One REGISTER exchange; the granted expiry on success.
-async fn register(ctx: &mut Ctx, expires: u32) -> Result<u32, Error> {
+/// One REGISTER exchange; on success the granted expiry, and what fires
+/// when the connection it went over closes (see [`crate::secure_client`]).
+async fn register(ctx: &mut Ctx, expires: u32) -> Result<(u32, Option<CancellationToken>), Error> {
     let core = ctx.core.clone();
     let user = ctx.account.auth_username.clone().or_else(|| ctx.aor.user().map(str::to_string)).unwrap_or_default();
     let password = ctx.account.password.clone();
     // RFC 3263 §4.3: a registrar that does not answer gives way to the next
     // target DNS names.
     let mut targets = core.resolver.locate(&ctx.route).await?.into_iter().peekable();
-    let (resp, last_cseq) = loop {
+    let (resp, last_cseq, target) = loop {
         let target = targets.next().expect("locate returns at least one target");
         let sent = send_with_auth(
             &core,
@@ -186,7 +218,10 @@ async fn register(ctx: &mut Ctx, expires: u32) -> Result<u32, Error> {
                 warn!(aor = %ctx.aor, target = %target.dest, error = %e, "registrar did not answer; next target");
                 ctx.cseq += 1;
             }
-            other => break other?,
+            other => {
+                let (resp, cseq) = other?;
+                break (resp, cseq, target);
+            }
         }
     };
     ctx.cseq = last_cseq + 1;
@@ -197,7 +232,8 @@ async fn register(ctx: &mut Ctx, expires: u32) -> Result<u32, Error> {
     }
     let granted = granted_expires(&resp, &ctx.contact).unwrap_or(expires);
     info!(aor = %ctx.aor, granted, "registered");
-    Ok(granted)
+    let flow = core.secure.closed(&target.dest, target.server_name.as_deref()).await;
+    Ok((granted, flow))
 }
 
 /// The reason phrase as sent, else the standard one.

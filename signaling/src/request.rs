@@ -19,12 +19,17 @@ pub(crate) struct Creds<'a> {
 
 /// Opens the TLS or WSS connection a request to `target` will go over, so
 /// that a server we cannot reach securely fails it at once with the reason
-/// (see [`crate::transport::connect_tls`], [`crate::wss_client`]).
+/// (see [`crate::transport::connect_tls`], [`crate::secure_client`]).
 /// `server_name` is the host name the target was located from, if any.
 pub(crate) async fn connect(core: &Core, target: &SipAddr, server_name: Option<&str>) -> Result<(), Error> {
+    use rsipstack::sip::{Host, Transport};
     let layer = &core.endpoint.transport_layer;
-    crate::transport::connect_tls(layer, target).await?;
-    core.wss.connect(layer, target, server_name).await
+    let named = server_name.is_some() && matches!(target.addr.host, Host::IpAddr(_));
+    match target.r#type {
+        Some(Transport::Wss) => core.secure.connect(layer, target, server_name).await,
+        Some(Transport::Tls) if named => core.secure.connect(layer, target, server_name).await,
+        _ => crate::transport::connect_tls(layer, target).await,
+    }
 }
 
 /// Sends `req` once (to `destination`, else where its URI points) and

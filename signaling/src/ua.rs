@@ -76,7 +76,7 @@ impl UserAgent {
             outgoing_headers,
             bye_headers: Mutex::default(),
             subscriptions: Mutex::default(),
-            wss: crate::wss_client::WssConnector::new(
+            secure: crate::secure_client::SecureConnector::new(
                 &config.tls.clone().unwrap_or_default(),
                 &config.ws_path,
                 cancel.clone(),

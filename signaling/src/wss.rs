@@ -7,7 +7,7 @@
 //! created secure, with the public address as its external one, so Via and
 //! Contact say `wss` and the port peers connected to.
 //!
-//! Connecting out over WSS is [`crate::wss_client`]'s.
+//! Connecting out over WSS is [`crate::secure_client`]'s.
 
 use crate::config::TlsSettings;
 use crate::error::Error;

@@ -15,10 +15,20 @@ const NEW_KEY: &[&str] = &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime
 /// A self-signed EC certificate for IP 127.0.0.1 (an end-entity, usable as
 /// its own trust anchor), valid one day, written as PEM.
 pub fn self_signed_cert(cert: &Path, key: &Path) -> Result<()> {
+    self_signed(cert, key, "127.0.0.1", "IP:127.0.0.1")
+}
+
+/// A self-signed EC certificate for the host name `name` only (no
+/// address), valid one day, written as PEM.
+pub fn self_signed_cert_for_name(cert: &Path, key: &Path, name: &str) -> Result<()> {
+    self_signed(cert, key, name, &format!("DNS:{name}"))
+}
+
+fn self_signed(cert: &Path, key: &Path, cn: &str, subject_alt_name: &str) -> Result<()> {
     let mut cmd = Command::new("openssl");
     cmd.args(["req", "-x509"])
         .args(NEW_KEY)
-        .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .args(["-subj", &format!("/CN={cn}"), "-addext", &format!("subjectAltName={subject_alt_name}")])
         .args(["-addext", "basicConstraints=critical,CA:FALSE", "-keyout"])
         .arg(key)
         .arg("-out")

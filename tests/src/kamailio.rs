@@ -62,6 +62,9 @@ pub struct Kamailio {
     pub tls_key_pem: Option<String>,
     /// Domain / realm.
     pub domain: String,
+    /// How it was started, for [`Kamailio::restart`].
+    dir: PathBuf,
+    opts: KamailioOptions,
 }
 
 impl Kamailio {
@@ -125,20 +128,8 @@ impl Kamailio {
             .replace("%ALGORITHM%", &opts.algorithm)
             .replace("%NONCE_EXPIRE%", &opts.nonce_expire.to_string())
             .replace("%DB_DIR%", &db.display().to_string());
-        let cfg_path = base.join("kamailio.cfg");
-        fs::write(&cfg_path, cfg)?;
-        let mut cmd = Command::new("kamailio");
-        cmd.arg("-f")
-            .arg(&cfg_path)
-            .args(["-DD", "-E", "-m", "32", "-M", "8"])
-            .arg("-Y")
-            .arg(&run)
-            .arg("-w")
-            .arg(&base);
-        if opts.tls {
-            cmd.args(["-A", "WITH_TLS"]);
-        }
-        let child = spawn(&mut cmd, dir, "kamailio", opts.limit)?;
+        fs::write(base.join("kamailio.cfg"), cfg)?;
+        let child = run_kamailio(dir, "kamailio", opts)?;
         let k = Kamailio {
             child,
             udp_port,
@@ -148,9 +139,20 @@ impl Kamailio {
             tls_cert_pem,
             tls_key_pem,
             domain: opts.domain.clone(),
+            dir: dir.to_path_buf(),
+            opts: opts.clone(),
         };
         k.wait_ready(Duration::from_secs(10))?;
         Ok(k)
+    }
+
+    /// Stops Kamailio and starts it again on the same ports, with no
+    /// registrations (they are kept in memory) and every connection to it
+    /// closed; its log starts afresh in `kamailio-restarted.log`.
+    pub fn restart(&mut self) -> Result<()> {
+        self.child.stop();
+        self.child = run_kamailio(&self.dir, "kamailio-restarted", &self.opts)?;
+        self.wait_ready(Duration::from_secs(10))
     }
 
     fn wait_ready(&self, timeout: Duration) -> Result<()> {
@@ -195,6 +197,23 @@ impl Kamailio {
     pub fn log_path(&self) -> PathBuf {
         self.child.log_path().to_path_buf()
     }
+}
+
+/// Starts Kamailio on the configuration [`Kamailio::start`] wrote under `dir`.
+fn run_kamailio(dir: &Path, name: &str, opts: &KamailioOptions) -> Result<Child> {
+    let base = dir.join("kamailio");
+    let mut cmd = Command::new("kamailio");
+    cmd.arg("-f")
+        .arg(base.join("kamailio.cfg"))
+        .args(["-DD", "-E", "-m", "32", "-M", "8"])
+        .arg("-Y")
+        .arg(base.join("run"))
+        .arg("-w")
+        .arg(&base);
+    if opts.tls {
+        cmd.args(["-A", "WITH_TLS"]);
+    }
+    spawn(&mut cmd, dir, name, opts.limit)
 }
 
 /// Sends OPTIONS to `127.0.0.1:<port>` over UDP until a 200 comes back.

@@ -2,7 +2,7 @@
 //! the configured CA, else the system roots; an untrusted one fails with an
 //! error that says so, and other requests of the same user agent go on.
 
-use e2e::certs::self_signed_cert;
+use e2e::certs::{self_signed_cert, self_signed_cert_for_name};
 use e2e::process::test_dir;
 use signaling::{Caller, Config, Listen, TlsSettings, Transport, UserAgent};
 
@@ -53,4 +53,33 @@ async fn an_untrusted_server_certificate_is_a_clear_error_and_nothing_else_break
     // The right CA: accepted.
     let trusting = TlsSettings { ca_pem: Some(read(&server_cert)), ..Default::default() };
     user_agent(&[Transport::Udp], Some(trusting)).await.options(&guest, &tls_target).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_certificate_must_carry_the_host_name_the_uri_gave() {
+    let dir = test_dir("sip_tls_name");
+    let (cert, key) = (dir.join("localhost.pem"), dir.join("localhost-key.pem"));
+    self_signed_cert_for_name(&cert, &key, "localhost").unwrap();
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap();
+    let server = user_agent(
+        &[Transport::Udp, Transport::Tls],
+        Some(TlsSettings { cert_pem: Some(read(&cert)), key_pem: Some(read(&key)), ca_pem: None }),
+    )
+    .await;
+    let port = server.local_addr(Transport::Tls).unwrap().port();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < until, "the TLS listener on port {port} never accepted");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let guest = Caller::Guest { uri: "sip:alice@127.0.0.1".into(), display_name: None };
+    let client =
+        user_agent(&[Transport::Udp], Some(TlsSettings { ca_pem: Some(read(&cert)), ..Default::default() })).await;
+
+    // Dialled by address: the certificate does not name 127.0.0.1.
+    let err = client.options(&guest, &format!("sip:bob@127.0.0.1:{port};transport=tls")).await.unwrap_err();
+    assert!(err.to_string().contains("certificate not valid for name \"127.0.0.1\""), "{err}");
+    // Dialled by name, located at 127.0.0.1: the certificate names it (the
+    // connection is then reused for the address too, rsipstack keys by address).
+    client.options(&guest, &format!("sip:bob@localhost:{port};transport=tls")).await.unwrap();
 }

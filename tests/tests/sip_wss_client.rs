@@ -4,7 +4,8 @@
 //! over that connection to baresip, registered at the same Kamailio over
 //! UDP. Audio is checked on both sides by tone. A daemon trusting another
 //! CA gets a registration failure naming the certificate error, and goes
-//! on answering calls.
+//! on answering calls; when Kamailio restarts, the daemon registers again
+//! on a new connection at once.
 
 use e2e::audio::{tone, write_wav, Pcm};
 use e2e::baresip::{Baresip, BaresipOptions};
@@ -110,7 +111,7 @@ fn gateway_registers_and_calls_both_ways_through_kamailio_over_wss() {
 #[test]
 fn daemon_registers_over_wss_and_a_wrong_ca_is_a_clear_error_while_calls_go_on() {
     let dir = test_dir("sip_wss_client_daemon");
-    let (k, ca) = kamailio(&dir, &[("echo", "e-pw"), ("named", "n-pw"), ("other", "o-pw"), ("bob", "b-pw")]);
+    let (mut k, ca) = kamailio(&dir, &[("echo", "e-pw"), ("named", "n-pw"), ("other", "o-pw"), ("bob", "b-pw")]);
     let wrong_ca = TestCa::create(&dir, "wrong").unwrap().cert;
     let account = |user: &str, password: &str, proxy: &str| {
         format!("[[account]]\naor = \"{}\"\nproxy = \"{proxy}\"\npassword = \"{password}\"\n", k.aor(user))
@@ -162,6 +163,22 @@ fn daemon_registers_over_wss_and_a_wrong_ca_is_a_clear_error_while_calls_go_on()
         "bob's BYE went through Kamailio:\n{}",
         k.log()
     );
+
+    // Kamailio restarts: the WSS connection closes and its registrations
+    // are gone. The daemon registers again at once on a new connection (not
+    // at the refresh, 8 minutes away), and bob reaches it again.
+    k.restart().unwrap();
+    trusting
+        .wait_lines(&["the connection to the registrar closed", "aor=sip:echo@example.test"], 1, Duration::from_secs(5))
+        .unwrap();
+    trusting.wait_lines(&["account{aor=sip:echo@example.test}", "registered"], 2, Duration::from_secs(20)).unwrap();
+    bob.command("dial", &k.aor("echo")).unwrap();
+    bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(10)).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    bob.command("hangup", "").unwrap();
+    bob.wait_event("call", "CALL_CLOSED", Duration::from_secs(5)).unwrap();
+    let heard = bob.heard_newest().unwrap();
+    assert_hears(&heard.slice(1.0, heard.seconds() - 0.3), BARESIP_TONE, "bob after Kamailio restarted");
 
     // The daemon with the wrong CA is up and answers a direct call.
     bob.command("dial", &distrusting.uri("echo")).unwrap();

@@ -1,8 +1,15 @@
-//! SIP over secure WebSocket (RFC 7118 `transport=wss`) as a client: the
-//! connections towards a registrar, proxy or call target, opened before a
-//! request goes out so that rsipstack finds them ready.
+//! Secure client connections that rsipstack cannot open right itself,
+//! opened before a request goes out so that its transport layer finds them
+//! ready: every SIP over secure WebSocket one (RFC 7118 `transport=wss`),
+//! and SIP over TLS to a server the URI named by host name.
 //!
-//! rsipstack's own WSS client cannot work: it calls tokio-tungstenite's
+//! TLS: RFC 3263 location turns the name into addresses before rsipstack
+//! sees the request, and rsipstack checks the certificate against what it
+//! is given, the address. The name the URI gave is what the certificate
+//! must carry (RFC 5922), so such a connection is made here with
+//! rsipstack's own TLS connection type, told the name.
+//!
+//! WSS: rsipstack's own client cannot work: it calls tokio-tungstenite's
 //! `connect_async`, built without any TLS feature, so every `wss://` URL
 //! fails. Its WebSocket connection type holds a
 //! `WebSocketStream<MaybeTlsStream<TcpStream>>`, and `MaybeTlsStream` has
@@ -22,6 +29,7 @@ use crate::config::TlsSettings;
 use crate::error::Error;
 use futures_util::StreamExt;
 use rsipstack::sip::{Host, HostWithPort, Transport as RsipTransport};
+use rsipstack::transport::tls::{TlsConfig, TlsConnection};
 use rsipstack::transport::websocket::{WebSocketConnection, WebSocketInner};
 use rsipstack::transport::{SipAddr, SipConnection, TransportLayer};
 use std::collections::HashMap;
@@ -42,9 +50,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// RFC 7118 names no default port; `wss://` URLs default to HTTPS's.
 const DEFAULT_PORT: u16 = 443;
 
-/// Opens WSS connections and remembers the live ones.
-pub(crate) struct WssConnector {
+/// Opens WSS and named TLS connections and remembers the live ones.
+pub(crate) struct SecureConnector {
     tls: TlsConnector,
+    /// rsipstack's settings for its TLS connections (CA, our certificate).
+    sip_tls: TlsConfig,
     /// The upgrade request's path.
     path: String,
     /// Connections we opened, by the server address rsipstack looks them up
@@ -55,10 +65,10 @@ pub(crate) struct WssConnector {
     cancel: CancellationToken,
 }
 
-impl WssConnector {
+impl SecureConnector {
     /// Trusts `tls`'s CA, else the system roots; upgrades at `path`;
     /// everything it opens ends with `cancel`.
-    pub fn new(tls: &TlsSettings, path: &str, cancel: CancellationToken) -> Result<WssConnector, Error> {
+    pub fn new(tls: &TlsSettings, path: &str, cancel: CancellationToken) -> Result<SecureConnector, Error> {
         let mut roots = RootCertStore::empty();
         if let Some(pem) = tls.trust_anchors_pem() {
             let certs = crate::pem::certificates(pem.as_bytes())
@@ -72,15 +82,16 @@ impl WssConnector {
             .with_no_client_auth();
         // The WebSocket upgrade is an HTTP/1.1 request.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(WssConnector {
+        Ok(SecureConnector {
             tls: TlsConnector::from(Arc::new(config)),
+            sip_tls: tls.to_rsip(),
             path: path.to_string(),
             open: Default::default(),
             cancel,
         })
     }
 
-    /// Makes sure a WSS connection to `target` is up when it is a WSS
+    /// Makes sure a connection to `target` is up when it is a WSS or TLS
     /// address (other transports are left to rsipstack). Its certificate
     /// must name `server_name` (the host name `target` was located from),
     /// else the name or address `target` holds. A server whose certificate
@@ -92,22 +103,23 @@ impl WssConnector {
         target: &SipAddr,
         server_name: Option<&str>,
     ) -> Result<(), Error> {
-        if target.r#type != Some(RsipTransport::Wss) {
-            return Ok(());
-        }
+        let tls = match target.r#type {
+            Some(RsipTransport::Wss) => false,
+            Some(RsipTransport::Tls) => true,
+            _ => return Ok(()),
+        };
         // rsipstack resolves a name the same way before its lookup, so the
         // connection is filed under the address it will look for.
         let key = match &target.addr.host {
-            Host::Domain(_) => layer.inner.domain_resolver.resolve(target).await.map_err(|e| wss_error(target, e))?,
+            Host::Domain(_) => {
+                layer.inner.domain_resolver.resolve(target).await.map_err(|e| connect_error(target, e))?
+            }
             Host::IpAddr(_) => target.clone(),
         };
-        let name = match (server_name, &target.addr.host) {
-            (Some(name), _) => name.to_string(),
-            (None, host) => host.to_string(),
-        };
+        let name = slot_name(target, server_name);
         let server_name = match &target.addr.host {
             Host::IpAddr(ip) if server_name.is_none() => ServerName::IpAddress((*ip).into()),
-            _ => ServerName::try_from(name.clone()).map_err(|e| wss_error(target, e))?,
+            _ => ServerName::try_from(name.clone()).map_err(|e| connect_error(target, e))?,
         };
         // One at a time: two requests racing would otherwise open two.
         let mut open = self.open.lock().await;
@@ -116,16 +128,34 @@ impl WssConnector {
             return Ok(());
         }
         let token = self.cancel.child_token();
-        let connection =
-            tokio::time::timeout(CONNECT_TIMEOUT, self.open_connection(target, &slot.0, server_name, token.clone()))
-                .await
-                .map_err(|_| wss_error(target, "no connection within 10 s"))??;
-        layer.add_connection(SipConnection::WebSocket(connection));
+        let opening = async {
+            if tls {
+                let config = TlsConfig { sni_hostname: Some(slot.1.clone()), ..self.sip_tls.clone() };
+                TlsConnection::connect(&slot.0, Some(&config), None, Some(token.clone()))
+                    .await
+                    .map(SipConnection::Tls)
+                    .map_err(|e| connect_error(target, e))
+            } else {
+                self.open_websocket(target, &slot.0, server_name, token.clone()).await.map(SipConnection::WebSocket)
+            }
+        };
+        let connection = tokio::time::timeout(CONNECT_TIMEOUT, opening)
+            .await
+            .map_err(|_| connect_error(target, "no connection within 10 s"))??;
+        layer.add_connection(connection);
         open.insert(slot, token);
         Ok(())
     }
 
-    async fn open_connection(
+    /// A token that fires when the connection [`SecureConnector::connect`]
+    /// opened to `target` (an address located from `server_name`) closes;
+    /// `None` when no such connection is up.
+    pub async fn closed(&self, target: &SipAddr, server_name: Option<&str>) -> Option<CancellationToken> {
+        let slot = (target.clone(), slot_name(target, server_name));
+        self.open.lock().await.get(&slot).filter(|token| !token.is_cancelled()).cloned()
+    }
+
+    async fn open_websocket(
         &self,
         target: &SipAddr,
         key: &SipAddr,
@@ -133,7 +163,7 @@ impl WssConnector {
         token: CancellationToken,
     ) -> Result<WebSocketConnection, Error> {
         let server = SocketAddr::new(
-            key.get_socketaddr().map_err(|e| wss_error(target, e))?.ip(),
+            key.get_socketaddr().map_err(|e| connect_error(target, e))?.ip(),
             key.addr.port.map_or(DEFAULT_PORT, |p| p.value().to_owned()),
         );
         // The upgrade's Host header: the name the certificate was checked for.
@@ -144,27 +174,27 @@ impl WssConnector {
             },
             other => other.to_str().into_owned(),
         };
-        let tcp = TcpStream::connect(server).await.map_err(|e| wss_error(target, e))?;
-        let tcp_local = tcp.local_addr().map_err(|e| wss_error(target, e))?;
-        let tls = self.tls.connect(name, tcp).await.map_err(|e| wss_error(target, format!("TLS: {e}")))?;
-        let (websocket_end, tls_end) = loopback_pair().await.map_err(|e| wss_error(target, e))?;
+        let tcp = TcpStream::connect(server).await.map_err(|e| connect_error(target, e))?;
+        let tcp_local = tcp.local_addr().map_err(|e| connect_error(target, e))?;
+        let tls = self.tls.connect(name, tcp).await.map_err(|e| connect_error(target, format!("TLS: {e}")))?;
+        let (websocket_end, tls_end) = loopback_pair().await.map_err(|e| connect_error(target, e))?;
         tokio::spawn(pipe(tls, tls_end, token.clone()));
 
         let mut request = format!("wss://{host}:{}{}", server.port(), self.path)
             .into_client_request()
-            .map_err(|e| wss_error(target, e))?;
+            .map_err(|e| connect_error(target, e))?;
         request.headers_mut().insert("sec-websocket-protocol", "sip".parse().expect("a valid header value"));
         let handshake = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(websocket_end)).await;
         let (websocket, response) = match handshake {
             Ok(done) => done,
             Err(e) => {
                 token.cancel();
-                return Err(wss_error(target, format!("WebSocket handshake: {e}")));
+                return Err(connect_error(target, format!("WebSocket handshake: {e}")));
             }
         };
         if response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()) != Some("sip") {
             token.cancel();
-            return Err(wss_error(target, "the server did not accept the WebSocket subprotocol \"sip\""));
+            return Err(connect_error(target, "the server did not accept the WebSocket subprotocol \"sip\""));
         }
         tracing::info!(server = %target.addr, local = %tcp_local, "WSS connection open");
         let (ws_sink, ws_read) = websocket.split();
@@ -180,8 +210,15 @@ impl WssConnector {
     }
 }
 
-fn wss_error(target: &SipAddr, e: impl std::fmt::Display) -> Error {
-    Error::Transport(format!("WSS to {}: {e}", target.addr))
+/// The name a connection's certificate is checked for: the host name the
+/// target was located from, else its own host.
+fn slot_name(target: &SipAddr, server_name: Option<&str>) -> String {
+    server_name.map_or_else(|| target.addr.host.to_string(), str::to_string)
+}
+
+fn connect_error(target: &SipAddr, e: impl std::fmt::Display) -> Error {
+    let kind = if target.r#type == Some(RsipTransport::Tls) { "TLS" } else { "WSS" };
+    Error::Transport(format!("{kind} to {}: {e}", target.addr))
 }
 
 /// Two ends of a TCP connection on loopback. The accepted end is checked
