@@ -235,6 +235,9 @@ impl Engine {
         if let Some(policy) = p.srtp {
             options.srtp = policy;
         }
+        if let Some(leg) = p.webrtc_leg {
+            options.webrtc_leg = leg;
+        }
         let id = format!("s{}", self.next_id.fetch_add(1, Ordering::Relaxed));
         let events = self.event_handler(&id);
         let leg = match p.kind {

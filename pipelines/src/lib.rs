@@ -32,6 +32,7 @@ pub use leg::ice::{self, IceServer};
 pub use leg::port::MediaPort;
 pub use leg::traffic::{rtp_totals, RtpTotals};
 pub use leg::SrtpPolicy;
+pub use leg::WebRtcLegKind;
 pub use leg::{
     ConnectionState, DescriptionKind, EventHandler, InboundStats, Leg, LegEvent, LegOptions, LegStats, OutboundStats,
     RemoteInboundStats, SessionDescriptionText, SymmetricRtp,

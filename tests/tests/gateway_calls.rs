@@ -51,11 +51,23 @@ fn assert_hears(pcm: &Pcm, freq: f64, who: &str) {
 
 #[test]
 fn page_calls_baresip_audio_dtmf_hold_hangup() {
-    let dir = test_dir("gateway_outgoing");
+    page_calls_baresip("gateway_outgoing", &[]);
+}
+
+/// The same call with the browser on the lean WebRTC leg
+/// (`media.webrtc_leg = "lean"`): audio, every DTMF path, recording, hold,
+/// renegotiation and an ICE restart from the browser.
+#[test]
+fn lean_page_calls_baresip_audio_dtmf_hold_hangup() {
+    page_calls_baresip("lean_gateway_outgoing", &["--set", "media.webrtc_leg=\"lean\""]);
+}
+
+fn page_calls_baresip(name: &str, gateway_args: &[&str]) {
+    let dir = test_dir(name);
     let k =
         Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("alice", "a-pw"), ("bob", "b-pw")])).unwrap();
     let mut bob = baresip(&dir, &k, true);
-    let gw = Gateway::start(&dir, None, &[]).unwrap();
+    let gw = Gateway::start(&dir, None, gateway_args).unwrap();
     let page = registered_page(&dir, &gw, &k);
 
     // A MESSAGE outside any call, typed into the page.
@@ -82,6 +94,8 @@ fn page_calls_baresip_audio_dtmf_hold_hangup() {
     let call = accepted["call"].as_str().unwrap().to_string();
     bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(5)).unwrap();
     page.wait(|d| d["event"] == "pcstate" && d["state"] == "connected").unwrap();
+    let lean = gw.log().contains("lean WebRTC leg (str0m)");
+    assert_eq!(lean, name.starts_with("lean_"), "the WebRTC leg is the one configured:\n{}", gw.log());
 
     // Audio both ways (skip the first second: jitter buffers filling).
     std::thread::sleep(Duration::from_millis(1500));

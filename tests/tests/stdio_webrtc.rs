@@ -1,6 +1,7 @@
 //! `sipbridge stdio` between a real WebRTC peer (headless Chromium or
 //! aiortc) and a plain RTP peer (gst-launch): each must hear the other's
-//! tone, with webrtcbin both answering and offering.
+//! tone, with webrtcbin both answering and offering. The `lean_` tests run
+//! the same against the lean WebRTC leg (`webrtcLeg: "lean"`).
 
 use e2e::bridge::{rtp_address, Bridge};
 use e2e::process::test_dir;
@@ -12,20 +13,24 @@ use std::time::{Duration, Instant};
 const BROWSER_TONE: u32 = 440;
 const PHONE_TONE: u32 = 1000;
 
+/// The two WebRTC legs, as `session.create` names them.
+const WEBRTCBIN: &str = "webrtcbin";
+const LEAN: &str = "lean";
+
 /// WebRTC peer <-> bridge (webrtc session) <-> bridge (rtp session) <-> RTP peer.
-fn webrtc_to_rtp(name: &str, stack: Stack, browser_offers: bool, phone: PeerCodec) {
-    webrtc_to_rtp_offering(name, stack, browser_offers, false, phone)
+fn webrtc_to_rtp(name: &str, leg: &str, stack: Stack, browser_offers: bool, phone: PeerCodec) {
+    webrtc_to_rtp_offering(name, leg, stack, browser_offers, false, phone)
 }
 
 /// As [`webrtc_to_rtp`]; `video`: the browser's offer also has a video
 /// m-line, which the answer must refuse (port 0, out of BUNDLE).
-fn webrtc_to_rtp_offering(name: &str, stack: Stack, browser_offers: bool, video: bool, phone: PeerCodec) {
+fn webrtc_to_rtp_offering(name: &str, leg: &str, stack: Stack, browser_offers: bool, video: bool, phone: PeerCodec) {
     let dir = test_dir(name);
     let bridge = Bridge::start(&dir, &[]).unwrap();
     let browser = WebRtcPeer::start(stack, &dir, "browser", BROWSER_TONE).unwrap();
     let mut rtp_peer = RtpPeer::start(&dir, "phone", phone).unwrap();
     let started = Instant::now();
-    let w = bridge.create("webrtc", json!({ "latencyMs": 40 })).unwrap();
+    let w = bridge.create("webrtc", json!({ "latencyMs": 40, "webrtcLeg": leg })).unwrap();
     let r = bridge.create("rtp", json!({})).unwrap();
 
     if browser_offers {
@@ -92,7 +97,8 @@ fn webrtc_to_rtp_offering(name: &str, stack: Stack, browser_offers: bool, video:
 
     let stats = browser.stats().unwrap();
     eprintln!("{name}: browser stats {stats}");
-    // The bridge's side of the WebRTC leg (webrtcbin's statistics).
+    // The bridge's side of the WebRTC leg (webrtcbin's statistics, or the
+    // lean leg's own counts).
     let ours = bridge.call("session.getStats", json!({ "session": w })).unwrap();
     eprintln!("{name}: bridge stats {ours}");
     let report = |kind: &str| {
@@ -109,22 +115,42 @@ fn webrtc_to_rtp_offering(name: &str, stack: Stack, browser_offers: bool, video:
 
 #[test]
 fn chromium_offers_bridge_answers_pcmu_phone() {
-    webrtc_to_rtp("chromium_offers_pcmu", Stack::Chromium, true, PeerCodec::Pcmu);
+    webrtc_to_rtp("chromium_offers_pcmu", WEBRTCBIN, Stack::Chromium, true, PeerCodec::Pcmu);
 }
 
 #[test]
 fn bridge_offers_chromium_answers_g722_phone() {
-    webrtc_to_rtp("bridge_offers_chromium_g722", Stack::Chromium, false, PeerCodec::G722);
+    webrtc_to_rtp("bridge_offers_chromium_g722", WEBRTCBIN, Stack::Chromium, false, PeerCodec::G722);
 }
 
 #[test]
 fn aiortc_offers_bridge_answers_pcma_phone() {
-    webrtc_to_rtp("aiortc_offers_pcma", Stack::Aiortc, true, PeerCodec::Pcma);
+    webrtc_to_rtp("aiortc_offers_pcma", WEBRTCBIN, Stack::Aiortc, true, PeerCodec::Pcma);
 }
 
 #[test]
 fn bridge_offers_aiortc_answers_pcmu_phone() {
-    webrtc_to_rtp("bridge_offers_aiortc_pcmu", Stack::Aiortc, false, PeerCodec::Pcmu);
+    webrtc_to_rtp("bridge_offers_aiortc_pcmu", WEBRTCBIN, Stack::Aiortc, false, PeerCodec::Pcmu);
+}
+
+#[test]
+fn lean_chromium_offers_bridge_answers_pcmu_phone() {
+    webrtc_to_rtp("lean_chromium_offers_pcmu", LEAN, Stack::Chromium, true, PeerCodec::Pcmu);
+}
+
+#[test]
+fn lean_bridge_offers_chromium_answers_g722_phone() {
+    webrtc_to_rtp("lean_bridge_offers_chromium_g722", LEAN, Stack::Chromium, false, PeerCodec::G722);
+}
+
+#[test]
+fn lean_aiortc_offers_bridge_answers_pcma_phone() {
+    webrtc_to_rtp("lean_aiortc_offers_pcma", LEAN, Stack::Aiortc, true, PeerCodec::Pcma);
+}
+
+#[test]
+fn lean_bridge_offers_aiortc_answers_pcmu_phone() {
+    webrtc_to_rtp("lean_bridge_offers_aiortc_pcmu", LEAN, Stack::Aiortc, false, PeerCodec::Pcmu);
 }
 
 /// DTMF both ways with a browser that offers: its RTCDTMFSender reaches us
@@ -133,15 +159,29 @@ fn bridge_offers_aiortc_answers_pcmu_phone() {
 /// the video one refused, and the call carries audio both ways.
 #[test]
 fn chromium_audio_video_offer_gets_video_refused_and_audio_flows() {
-    webrtc_to_rtp_offering("webrtc_video_refused", Stack::Chromium, true, true, PeerCodec::Pcmu);
+    webrtc_to_rtp_offering("webrtc_video_refused", WEBRTCBIN, Stack::Chromium, true, true, PeerCodec::Pcmu);
+}
+
+#[test]
+fn lean_chromium_audio_video_offer_gets_video_refused_and_audio_flows() {
+    webrtc_to_rtp_offering("lean_webrtc_video_refused", LEAN, Stack::Chromium, true, true, PeerCodec::Pcmu);
 }
 
 #[test]
 fn chromium_dtmf_reaches_the_bridge() {
-    let dir = test_dir("chromium_dtmf");
+    dtmf_reaches_the_bridge("chromium_dtmf", WEBRTCBIN);
+}
+
+#[test]
+fn lean_chromium_dtmf_reaches_the_bridge() {
+    dtmf_reaches_the_bridge("lean_chromium_dtmf", LEAN);
+}
+
+fn dtmf_reaches_the_bridge(name: &str, leg: &str) {
+    let dir = test_dir(name);
     let bridge = Bridge::start(&dir, &[]).unwrap();
     let browser = WebRtcPeer::start(Stack::Chromium, &dir, "browser", BROWSER_TONE).unwrap();
-    let w = bridge.create("webrtc", json!({})).unwrap();
+    let w = bridge.create("webrtc", json!({ "webrtcLeg": leg })).unwrap();
     let offer = browser.create_offer().unwrap();
     bridge.set_remote(&w, "offer", &offer).unwrap();
     let (_, answer) = bridge.local_description(&w).unwrap();
@@ -160,19 +200,31 @@ fn chromium_dtmf_reaches_the_bridge() {
 /// was depayloaded and payloaded again), and the phone hears the tone.
 #[test]
 fn webrtc_to_rtp_with_the_same_codec_is_relayed() {
+    relayed_to_rtp("webrtc_relay", WEBRTCBIN);
+}
+
+/// The same with the lean leg, which relays from str0m's packets: header
+/// extensions are not passed on, so the link's own word (`passthrough`),
+/// the packet count and the tone are what is checked.
+#[test]
+fn lean_webrtc_to_rtp_with_the_same_codec_is_relayed() {
+    relayed_to_rtp("lean_webrtc_relay", LEAN);
+}
+
+fn relayed_to_rtp(name: &str, leg: &str) {
     use e2e::audio::{tone, ulaw_decode, ulaw_encode, Pcm};
     use e2e::rtp_peer::rtp_payload;
     use e2e::webrtc_load::{Audio, Client, Shared};
     use std::net::UdpSocket;
     use std::sync::Arc;
 
-    let dir = test_dir("webrtc_relay");
+    let dir = test_dir(name);
     let bridge = Bridge::start(&dir, &[]).unwrap();
     let pcm = tone(PHONE_TONE as f64, 2.0, 8000, 0.5);
     let payloads: Vec<Vec<u8>> =
         pcm.samples.chunks(160).map(|c| c.iter().map(|s| ulaw_encode((*s * 32767.0) as i16)).collect()).collect();
     let mut client = Client::new(&Shared::new().unwrap(), Audio::Pcmu, Arc::new(payloads), 0).unwrap();
-    let sw = bridge.create("webrtc", json!({ "codecs": ["PCMU"] })).unwrap();
+    let sw = bridge.create("webrtc", json!({ "codecs": ["PCMU"], "webrtcLeg": leg })).unwrap();
     bridge.set_remote(&sw, "offer", client.offer()).unwrap();
     let (_, answer) = bridge.local_description(&sw).unwrap();
     client.accept_answer(&answer).unwrap();
@@ -198,7 +250,7 @@ fn webrtc_to_rtp_with_the_same_codec_is_relayed() {
         next += Duration::from_millis(20);
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
-    let relayed: Vec<&Vec<u8>> = received.iter().filter(|p| p[0] & 0x10 != 0).collect();
+    let relayed: Vec<&Vec<u8>> = received.iter().filter(|p| leg == LEAN || p[0] & 0x10 != 0).collect();
     assert!(
         relayed.len() >= 100,
         "{} of {} packets at the phone came through the relay ({})",
@@ -222,10 +274,19 @@ fn webrtc_to_rtp_with_the_same_codec_is_relayed() {
 /// not before, while its audio flows.
 #[test]
 fn a_vanished_browser_is_reported_as_a_media_timeout() {
-    let dir = test_dir("vanished_browser");
+    vanished_browser("vanished_browser", WEBRTCBIN);
+}
+
+#[test]
+fn lean_a_vanished_browser_is_reported_as_a_media_timeout() {
+    vanished_browser("lean_vanished_browser", LEAN);
+}
+
+fn vanished_browser(name: &str, leg: &str) {
+    let dir = test_dir(name);
     let bridge = Bridge::start(&dir, &[]).unwrap();
     let browser = WebRtcPeer::start(Stack::Aiortc, &dir, "browser", BROWSER_TONE).unwrap();
-    let w = bridge.create("webrtc", json!({ "rtpTimeoutMs": 2000 })).unwrap();
+    let w = bridge.create("webrtc", json!({ "rtpTimeoutMs": 2000, "webrtcLeg": leg })).unwrap();
     let offer = browser.create_offer().unwrap();
     bridge.set_remote(&w, "offer", &offer).unwrap();
     let (_, answer) = bridge.local_description(&w).unwrap();
@@ -254,10 +315,19 @@ fn a_vanished_browser_is_reported_as_a_media_timeout() {
 /// timeout about 20 s after the last report.
 #[test]
 fn on_hold_rtcp_keeps_a_webrtc_session_and_its_end_is_a_held_timeout() {
-    let dir = test_dir("held_webrtc_timeout");
+    held_timeout("held_webrtc_timeout", WEBRTCBIN);
+}
+
+#[test]
+fn lean_on_hold_rtcp_keeps_a_webrtc_session_and_its_end_is_a_held_timeout() {
+    held_timeout("lean_held_webrtc_timeout", LEAN);
+}
+
+fn held_timeout(name: &str, leg: &str) {
+    let dir = test_dir(name);
     let bridge = Bridge::start(&dir, &[]).unwrap();
-    let a = bridge.create("webrtc", json!({ "rtpTimeoutMs": 1000 })).unwrap();
-    let b = bridge.create("webrtc", json!({ "rtpTimeoutMs": 1000 })).unwrap();
+    let a = bridge.create("webrtc", json!({ "rtpTimeoutMs": 1000, "webrtcLeg": leg })).unwrap();
+    let b = bridge.create("webrtc", json!({ "rtpTimeoutMs": 1000, "webrtcLeg": leg })).unwrap();
     let (_, offer) = bridge.local_description(&a).unwrap();
     bridge.set_remote(&b, "offer", &offer.replace("a=sendrecv", "a=sendonly")).unwrap();
     let (_, answer) = bridge.local_description(&b).unwrap();
@@ -277,4 +347,26 @@ fn on_hold_rtcp_keeps_a_webrtc_session_and_its_end_is_a_held_timeout() {
     let event = bridge.wait_session_event(&a, "mediatimeout", Duration::from_secs(30), |_| true).unwrap();
     assert_eq!(event["held"], json!(true), "{event}");
     assert!(closed.elapsed() > Duration::from_secs(12), "the held timeout is at least 20 s: {:?}", closed.elapsed());
+}
+
+/// The lean leg has no STUN/TURN or public address yet: asking for them is
+/// a clear error, and the process and its other sessions carry on.
+#[test]
+fn lean_refuses_ice_servers_and_the_bridge_stays_up() {
+    let dir = test_dir("lean_refuses_ice_servers");
+    let bridge = Bridge::start(&dir, &[]).unwrap();
+    let kept = bridge.create("webrtc", json!({ "webrtcLeg": LEAN })).unwrap();
+    let refused = bridge
+        .request(
+            "session.create",
+            json!({ "kind": "webrtc", "webrtcLeg": LEAN, "iceServers": [{ "urls": "stun:127.0.0.1:3478" }] }),
+        )
+        .unwrap();
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("lean WebRTC leg") && message.contains("webrtcbin"), "{refused}");
+    let unknown = bridge.request("session.create", json!({ "kind": "webrtc", "webrtcLeg": "str0m" })).unwrap();
+    assert!(unknown.get("error").is_some(), "an unknown leg is refused: {unknown}");
+    let (kind, offer) = bridge.local_description(&kept).unwrap();
+    assert_eq!(kind, "offer");
+    assert!(offer.contains("a=fingerprint:") && offer.contains("a=candidate:"), "{offer}");
 }

@@ -266,6 +266,10 @@ pub struct MediaSettings {
     /// SDES-SRTP towards SIP peers: off, optional (default), mandatory.
     #[serde(default)]
     pub srtp: SrtpPolicy,
+    /// Which WebRTC leg browsers get: "webrtcbin" (default) or "lean"
+    /// (str0m on the shared socket threads; no STUN/TURN servers yet).
+    #[serde(default)]
+    pub webrtc_leg: pipelines::WebRtcLegKind,
     /// Seconds without RTP from a peer that should be sending before its
     /// call is hung up (BYE); 0 = never. On hold RTCP counts too, and the
     /// timeout is at least 20 s.
@@ -286,6 +290,7 @@ impl Default for MediaSettings {
             opus_complexity: default_opus_complexity(),
             symmetric_rtp: SymmetricRtp::Auto,
             srtp: SrtpPolicy::Optional,
+            webrtc_leg: pipelines::WebRtcLegKind::Webrtcbin,
             timeout: default_media_timeout(),
         }
     }
@@ -653,6 +658,10 @@ impl Config {
         }
         parse_range(&self.media.rtp_ports)?;
         pipelines::ice::validate(&self.media.ice_servers).context("media.ice_servers")?;
+        let lean = self.media.webrtc_leg == pipelines::WebRtcLegKind::Lean;
+        if lean && (!self.media.ice_servers.is_empty() || self.media.public_address.is_some()) {
+            bail!("media.webrtc_leg = \"lean\" takes no media.ice_servers or media.public_address yet");
+        }
         if self.media.codecs.is_empty() {
             bail!("media.codecs: give at least one codec");
         }
@@ -733,6 +742,7 @@ impl Config {
             opus_complexity: self.media.opus_complexity,
             symmetric_rtp: self.media.symmetric_rtp,
             srtp: self.media.srtp,
+            webrtc_leg: self.media.webrtc_leg,
             rtp_timeout_ms: self.media.timeout.saturating_mul(1000),
             ..LegOptions::default()
         }
@@ -898,6 +908,25 @@ mod tests {
         assert!(err.contains("media.ice_servers") && err.contains("needs username and credential"), "{err}");
         let err = format!("{:#}", with(r#"[{urls="http://x"}]"#).unwrap_err());
         assert!(err.contains("expected stun:, turn: or turns:"), "{err}");
+    }
+
+    #[test]
+    fn the_lean_webrtc_leg_is_chosen_by_config_and_refuses_ice_servers() {
+        let with = |set: &[&str]| {
+            Config::for_run(
+                "gateway",
+                &Overrides { set: set.iter().map(|s| s.to_string()).collect(), ..Overrides::default() },
+            )
+        };
+        assert_eq!(with(&[]).unwrap().leg_options().webrtc_leg, pipelines::WebRtcLegKind::Webrtcbin, "the default");
+        let lean = with(&["media.webrtc_leg=\"lean\""]).unwrap();
+        assert_eq!(lean.leg_options().webrtc_leg, pipelines::WebRtcLegKind::Lean);
+        let err = format!(
+            "{:#}",
+            with(&["media.webrtc_leg=\"lean\"", r#"media.ice_servers=[{urls="stun:203.0.113.5"}]"#]).unwrap_err()
+        );
+        assert!(err.contains("media.webrtc_leg") && err.contains("ice_servers"), "{err}");
+        assert!(with(&["media.webrtc_leg=\"str0m\""]).is_err(), "an unknown leg is refused");
     }
 
     #[test]

@@ -115,6 +115,9 @@ pub struct CreateParams {
     pub rtp_timeout_ms: Option<u32>,
     #[serde(default)]
     pub srtp: Option<SrtpPolicy>,
+    /// Which WebRTC leg a `webrtc` session is: webrtcbin (default) or lean.
+    #[serde(default)]
+    pub webrtc_leg: Option<pipelines::WebRtcLegKind>,
 }
 
 #[derive(Deserialize, Clone, Copy)]

@@ -11,6 +11,9 @@
 //! RTP leg's sockets <-> srtp.rs (SDES-SRTP, keys from sdes.rs) <-> rtpbin / relay
 //! ```
 //!
+//! `lean/` is the opt-in second WebRTC leg: str0m (ICE, DTLS-SRTP) on the
+//! shared socket threads, relaying like the RTP leg (see its mod.rs).
+//!
 //! `ice.rs` holds the STUN/TURN servers webrtc.rs gives webrtcbin and the
 //! public address both kinds advertise behind a 1:1 NAT.
 //!
@@ -32,6 +35,7 @@ mod events;
 mod gate;
 pub mod ice;
 mod jitter;
+mod lean;
 mod lifecycle;
 mod media_watch;
 mod negotiation;
@@ -51,25 +55,31 @@ mod webrtc;
 
 pub use events::{ConnectionState, EventHandler, LegEvent};
 pub use negotiation::{DescriptionKind, SessionDescriptionText};
-pub use options::{LegOptions, SymmetricRtp};
+pub use options::{LegOptions, SymmetricRtp, WebRtcLegKind};
 pub use quality::{InboundStats, LegStats, OutboundStats, RemoteInboundStats};
 pub use sdes::SrtpPolicy;
 
+use crate::leg::lean::LeanLeg;
 use crate::leg::port::MediaPort;
 use crate::leg::rtp::RtpLeg;
 use crate::leg::webrtc::WebRtcLeg;
 use crate::Error;
 
-/// A media leg: one peer's audio stream, WebRTC or plain RTP.
+/// A media leg: one peer's audio stream, WebRTC (webrtcbin, or the lean
+/// leg when [`LegOptions::webrtc_leg`] asks for it) or plain RTP.
 #[derive(Clone)]
 pub enum Leg {
     WebRtc(WebRtcLeg),
+    Lean(LeanLeg),
     Rtp(RtpLeg),
 }
 
 impl Leg {
     pub fn new_webrtc(name: &str, options: LegOptions, events: EventHandler) -> Result<Leg, Error> {
-        Ok(Leg::WebRtc(WebRtcLeg::new(name, options, events)?))
+        Ok(match options.webrtc_leg {
+            WebRtcLegKind::Webrtcbin => Leg::WebRtc(WebRtcLeg::new(name, options, events)?),
+            WebRtcLegKind::Lean => Leg::Lean(LeanLeg::new(name, options, events)?),
+        })
     }
 
     pub fn new_rtp(name: &str, options: LegOptions, events: EventHandler) -> Result<Leg, Error> {
@@ -81,6 +91,7 @@ impl Leg {
     pub fn local_description(&self) -> Result<SessionDescriptionText, Error> {
         match self {
             Leg::WebRtc(l) => l.local_description(),
+            Leg::Lean(l) => l.local_description(),
             Leg::Rtp(l) => l.local_description(),
         }
     }
@@ -88,6 +99,7 @@ impl Leg {
     pub fn set_remote_description(&self, kind: DescriptionKind, sdp: &str) -> Result<(), Error> {
         match self {
             Leg::WebRtc(l) => l.set_remote_description(kind, sdp),
+            Leg::Lean(l) => l.set_remote_description(kind, sdp),
             Leg::Rtp(l) => l.set_remote_description(kind, sdp),
         }
     }
@@ -96,6 +108,7 @@ impl Leg {
     pub fn add_ice_candidate(&self, candidate: &str, sdp_mline_index: u32) -> Result<(), Error> {
         match self {
             Leg::WebRtc(l) => l.add_ice_candidate(candidate, sdp_mline_index),
+            Leg::Lean(l) => l.add_ice_candidate(candidate),
             Leg::Rtp(_) => Ok(()),
         }
     }
@@ -107,6 +120,7 @@ impl Leg {
         for code in codes {
             match self {
                 Leg::WebRtc(l) => l.dtmf_tone(code, duration)?,
+                Leg::Lean(l) => l.dtmf_tone(code, duration)?,
                 Leg::Rtp(l) => l.dtmf_tone(code, duration)?,
             }
             // Inter-digit gap, as RFC 4733 senders leave one.
@@ -118,6 +132,7 @@ impl Leg {
     pub fn port(&self) -> &MediaPort {
         match self {
             Leg::WebRtc(l) => l.port(),
+            Leg::Lean(l) => l.port(),
             Leg::Rtp(l) => l.port(),
         }
     }
@@ -127,6 +142,7 @@ impl Leg {
     pub fn stats(&self) -> Result<LegStats, Error> {
         match self {
             Leg::WebRtc(l) => l.stats(),
+            Leg::Lean(l) => Ok(l.stats()),
             Leg::Rtp(l) => Ok(l.stats()),
         }
     }
@@ -135,6 +151,7 @@ impl Leg {
     pub fn close(&self, reason: &str) {
         match self {
             Leg::WebRtc(l) => l.close(reason),
+            Leg::Lean(l) => l.close(reason),
             Leg::Rtp(l) => l.close(reason),
         }
     }
@@ -143,7 +160,9 @@ impl Leg {
     /// legs; a WebRTC leg's direction is the browser's to set).
     pub fn set_direction(&self, wanted: crate::codec::sdp::Direction) -> Result<(), Error> {
         match self {
-            Leg::WebRtc(_) => Err(Error::WrongState("a WebRTC leg is held by renegotiating from the browser".into())),
+            Leg::WebRtc(_) | Leg::Lean(_) => {
+                Err(Error::WrongState("a WebRTC leg is held by renegotiating from the browser".into()))
+            }
             Leg::Rtp(l) => {
                 l.set_direction(wanted);
                 Ok(())
@@ -154,7 +173,7 @@ impl Leg {
     /// The local RTP address and port (RTP legs).
     pub fn local_rtp_address(&self) -> Option<std::net::SocketAddr> {
         match self {
-            Leg::WebRtc(_) => None,
+            Leg::WebRtc(_) | Leg::Lean(_) => None,
             Leg::Rtp(l) => Some(l.local_address()),
         }
     }

@@ -43,6 +43,18 @@ pub struct LegOptions {
     pub rtp_timeout_ms: u32,
     /// SDES-SRTP on RTP legs (WebRTC legs always use DTLS-SRTP).
     pub srtp: SrtpPolicy,
+    /// Which implementation a WebRTC leg is.
+    pub webrtc_leg: WebRtcLegKind,
+}
+
+/// The two WebRTC legs: webrtcbin (the default), or the lean leg
+/// (`leg/lean`: str0m on the shared socket threads, opt-in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebRtcLegKind {
+    #[default]
+    Webrtcbin,
+    Lean,
 }
 
 /// Symmetric RTP (RFC 4961) policy for RTP legs.
@@ -86,6 +98,7 @@ impl Default for LegOptions {
             symmetric_rtp: SymmetricRtp::Auto,
             rtp_timeout_ms: 10_000,
             srtp: SrtpPolicy::Optional,
+            webrtc_leg: WebRtcLegKind::Webrtcbin,
         }
     }
 }

@@ -189,7 +189,7 @@ impl Anchor {
 }
 
 /// Maps incoming sequence numbers and timestamps onto our outgoing stream.
-struct HeaderRewrite {
+pub(crate) struct HeaderRewrite {
     ssrc: u32,
     /// SSRC of the stream being relayed; a new one re-bases the offsets.
     source: Option<u32>,
@@ -206,7 +206,7 @@ struct HeaderRewrite {
 }
 
 impl HeaderRewrite {
-    fn new() -> HeaderRewrite {
+    pub fn new() -> HeaderRewrite {
         let seed = crate::runtime::random_u32();
         HeaderRewrite {
             ssrc: seed,
@@ -223,7 +223,7 @@ impl HeaderRewrite {
         }
     }
 
-    fn rewrite(&mut self, packet: &mut [u8], payload_type: u8, clock_rate: u32) {
+    pub fn rewrite(&mut self, packet: &mut [u8], payload_type: u8, clock_rate: u32) {
         let seq = u16::from_be_bytes([packet[2], packet[3]]);
         let ts = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
         let ssrc = u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]);

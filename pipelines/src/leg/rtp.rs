@@ -698,12 +698,12 @@ struct Inputs {
     rtcp: Arc<InputPad>,
 }
 
-static RTP_CAPS: LazyLock<gst::Caps> = LazyLock::new(|| gst::Caps::new_empty_simple("application/x-rtp"));
+pub(super) static RTP_CAPS: LazyLock<gst::Caps> = LazyLock::new(|| gst::Caps::new_empty_simple("application/x-rtp"));
 static RTCP_CAPS: LazyLock<gst::Caps> = LazyLock::new(|| gst::Caps::new_empty_simple("application/x-rtcp"));
 
 /// A received datagram as a buffer stamped with its arrival (running time
 /// on the shared timeline), which is what rtpbin's jitter buffer times from.
-fn arrived(data: &[u8]) -> gst::Buffer {
+pub(super) fn arrived(data: &[u8]) -> gst::Buffer {
     let mut buffer = gst::Buffer::from_slice(data.to_vec());
     let now = crate::runtime::now();
     let b = buffer.get_mut().expect("a new buffer is writable");

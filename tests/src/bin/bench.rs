@@ -401,20 +401,26 @@ trait System {
 }
 
 /// `sipbridge stdio`, one process per run: each call is two sessions
-/// joined by `session.connect`.
+/// joined by `session.connect`. `lean`: its WebRTC sessions are the lean
+/// leg (`webrtcLeg: "lean"`) instead of webrtcbin; shown as sipbridge-lean.
 struct Sipbridge {
     bridge: Bridge,
+    lean: bool,
 }
 
 impl Sipbridge {
-    fn start(dir: &Path) -> Result<Sipbridge> {
-        Ok(Sipbridge { bridge: Bridge::start(dir, &[])? })
+    fn start(dir: &Path, lean: bool) -> Result<Sipbridge> {
+        Ok(Sipbridge { bridge: Bridge::start(dir, &[])?, lean })
     }
 
     /// A session of `kind` answering `offer`; returns it and the answer.
     fn answer(&self, kind: &str, codec: Codec, offer: &str) -> Result<(String, String)> {
         let t0 = Instant::now();
-        let s = self.bridge.create(kind, json!({ "codecs": [codec.name()] }))?;
+        let mut options = json!({ "codecs": [codec.name()] });
+        if self.lean && kind == "webrtc" {
+            options["webrtcLeg"] = json!("lean");
+        }
+        let s = self.bridge.create(kind, options)?;
         let t1 = Instant::now();
         self.bridge.set_remote(&s, "offer", offer)?;
         let t2 = Instant::now();
@@ -442,7 +448,11 @@ impl Sipbridge {
 
 impl System for Sipbridge {
     fn name(&self) -> &'static str {
-        "sipbridge"
+        if self.lean {
+            "sipbridge-lean"
+        } else {
+            "sipbridge"
+        }
     }
 
     fn pid(&mut self) -> u32 {
@@ -1192,12 +1202,17 @@ fn main() -> Result<()> {
         };
         for &k in &levels {
             for mode in MODES.iter().filter(|m| filter("BENCH_MODES", m.name) && levels_of(m).contains(&k)) {
-                if filter("BENCH_SYSTEMS", "sipbridge") {
-                    eprintln!("bench: sipbridge, {}, {k} calls", mode.name);
-                    let mut system = Sipbridge::start(&dir)?;
+                // The lean WebRTC leg runs the WebRTC modes, next to webrtcbin.
+                let lean = (mode.transport == Transport::WebRtc).then_some("sipbridge-lean");
+                for system_name in std::iter::once("sipbridge").chain(lean) {
+                    if !filter("BENCH_SYSTEMS", system_name) {
+                        continue;
+                    }
+                    eprintln!("bench: {system_name}, {}, {k} calls", mode.name);
+                    let mut system = Sipbridge::start(&dir, system_name == "sipbridge-lean")?;
                     results.push(run(&mut system, mode, k, &payloads, &shared).unwrap_or_else(|e| {
                         eprintln!("bench: {e:#}");
-                        RunResult::failed("sipbridge", mode.name, k, format!("{e:#}"))
+                        RunResult::failed(system_name, mode.name, k, format!("{e:#}"))
                     }));
                 }
                 if filter("BENCH_SYSTEMS", "rtpengine") {
@@ -1261,7 +1276,7 @@ fn main() -> Result<()> {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
     println!(
-        "{:<10} {:<38} {:>6} {:>14} {:>10} {:>12} {:>10} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10}",
+        "{:<14} {:<38} {:>6} {:>14} {:>10} {:>12} {:>10} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10}",
         "system",
         "mode",
         "calls",
@@ -1288,7 +1303,7 @@ fn main() -> Result<()> {
             .map(|o| format!("{:.2}x", r.cpu_ms_per_call_second / o.cpu_ms_per_call_second))
             .unwrap_or_default();
         println!(
-            "{:<10} {:<38} {:>6} {:>14.2} {:>9.1}% {:>12.1} {:>10.1} {:>12.0} {:>12.2} {:>10} {:>10} {:>10.2} {:>10}",
+            "{:<14} {:<38} {:>6} {:>14.2} {:>9.1}% {:>12.1} {:>10.1} {:>12.0} {:>12.2} {:>10} {:>10} {:>10.2} {:>10}",
             r.system,
             r.mode,
             r.calls,
@@ -1304,15 +1319,15 @@ fn main() -> Result<()> {
             r.delivered.map(|d| format!("{:.1}%", d * 100.0)).unwrap_or_default()
         );
         if let Some(why) = &r.failed {
-            println!("{:<10} {:<38} {:>6}   FAILED: {why}", "", "", "");
+            println!("{:<14} {:<38} {:>6}   FAILED: {why}", "", "", "");
         }
         if let Some(why) = &r.over_capacity {
-            println!("{:<10} {:<38} {:>6}   OVER CAPACITY (not real time; {why})", "", "", "");
+            println!("{:<14} {:<38} {:>6}   OVER CAPACITY (not real time; {why})", "", "", "");
         }
     }
     if let Some(floor) = floor {
         println!(
-            "{:<10} {:<38} {:>6} {:>14.2}   (stock GStreamer elements, one pipeline, no network)",
+            "{:<14} {:<38} {:>6} {:>14.2}   (stock GStreamer elements, one pipeline, no network)",
             "floor", "transcoded PCMU<->Opus", 1, floor
         );
     }

@@ -1,0 +1,466 @@
+//! The lean WebRTC leg (opt-in; webrtcbin's `webrtc.rs` is the default):
+//! the same contract as the webrtcbin leg, with ICE, DTLS and SRTP done by
+//! str0m on the threads every leg shares instead of ten threads of its own.
+//!
+//! ```text
+//! socket --(shared socket thread: str0m decrypts)--> relay to a linked leg (same codec)
+//!                                                 \-> rtp_in pad -> rtpbin.recv_rtp_sink_0 -> receive::attach (decode, DTMF)
+//! relay from a linked leg --\
+//! send chain ! appsink -------> outgoing.rs (one stream) -> str0m (encrypts) -> socket
+//! str0m's timers: one task on the process timer for every lean leg (timers.rs)
+//! ```
+//! Passthrough is socket -> str0m -> relay -> socket on one thread, as
+//! between plain RTP legs. rtpbin is there for what must be decoded (a
+//! transcoded call, a recorder, DTMF), as in the RTP leg.
+//!
+//! `transport.rs` holds the socket and the str0m session, `setup.rs` its
+//! configuration and what its negotiation is given, `outgoing.rs` what it
+//! sends. ICE runs over one host candidate per leg (the first media
+//! address); STUN/TURN servers and a public address are not supported yet
+//! and are refused at creation.
+
+mod outgoing;
+mod setup;
+mod timers;
+mod transport;
+
+use crate::codec::sdp::{Direction, SessionDescription};
+use crate::codec::{self, CodecChoice};
+use crate::leg::events::{ConnectionState, EventHandler, LegEvent};
+use crate::leg::gate::SendGate;
+use crate::leg::jitter;
+use crate::leg::lifecycle::{shut_down, watch_bus};
+use crate::leg::media_watch::MediaWatch;
+use crate::leg::negotiation::{DescriptionKind, Negotiation, SessionDescriptionText};
+use crate::leg::options::LegOptions;
+use crate::leg::port::{InputPad, MediaPort};
+use crate::leg::quality::{LegStats, Reception, Sent};
+use crate::leg::receive;
+use crate::leg::relay::{RelayEnd, RelayFormat, RelayOutput};
+use crate::leg::rtp::{arrived, RTP_CAPS};
+use crate::leg::send::{self, SendChain};
+use crate::runtime::reactor;
+use crate::runtime::{make, new_pipeline};
+use crate::Error;
+use gst::prelude::*;
+use outgoing::Outgoing;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::media::MediaKind;
+use str0m::Candidate;
+use transport::{Happening, Transport};
+
+#[derive(Clone)]
+pub struct LeanLeg {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    options: LegOptions,
+    events: EventHandler,
+    pipeline: gst::Pipeline,
+    rtpbin: gst::Element,
+    /// Where the send chain's RTP leaves the pipeline for `outgoing`.
+    chain_out: gst_app::AppSink,
+    transport: Arc<Transport>,
+    outgoing: Arc<Outgoing>,
+    port: MediaPort,
+    gate: SendGate,
+    /// Where received packets enter rtpbin, to be decoded.
+    rtp_in: InputPad,
+    /// Payload type -> caps, read by rtpbin's `request-pt-map`.
+    pt_map: Arc<Mutex<HashMap<u8, gst::Caps>>>,
+    may_receive: AtomicBool,
+    /// DTLS has completed once: from then on ICE alone says whether we
+    /// are connected.
+    secured: AtomicBool,
+    connected: AtomicBool,
+    /// Whether the peer still sends ([`crate::leg::media_watch`]).
+    watch: MediaWatch,
+    reception: Reception,
+    sent: Arc<Sent>,
+    /// The socket being read; dropped on close.
+    socket: Mutex<Option<reactor::Registration>>,
+    state: Mutex<State>,
+}
+
+struct State {
+    negotiation: Negotiation,
+    /// Our offer, until its answer arrives.
+    pending: Option<SdpPendingOffer>,
+    /// Our answer to the remote offer, made when the offer was set.
+    answer: Option<String>,
+    send: Option<SendChain>,
+    closed: bool,
+}
+
+impl LeanLeg {
+    pub fn new(name: &str, options: LegOptions, events: EventHandler) -> Result<LeanLeg, Error> {
+        if !options.ice_servers.is_empty() || options.public_address.is_some() {
+            return Err(Error::IceServer(
+                "the lean WebRTC leg takes no STUN/TURN servers or public address yet; use the webrtcbin leg".into(),
+            ));
+        }
+        let address =
+            *options.media_addresses.first().ok_or_else(|| Error::Bind("no media address configured".into()))?;
+        let socket = bind(address, options.rtp_ports)?;
+        let reader = socket.try_clone().map_err(|e| Error::Bind(e.to_string()))?;
+        let local = socket.local_addr().map_err(|e| Error::Bind(e.to_string()))?;
+        let mut rtc = setup::config(&options.codecs).build(Instant::now());
+        let candidate =
+            Candidate::host(local, "udp").map_err(|e| Error::Bind(format!("ICE candidate {local}: {e}")))?;
+        rtc.add_local_candidate(candidate);
+        let transport = Arc::new(Transport::new(rtc, socket).map_err(|e| Error::Bind(e.to_string()))?);
+        let sent: Arc<Sent> = Arc::default();
+        let outgoing = Arc::new(Outgoing::new(transport.clone(), sent.clone()));
+
+        let pipeline = new_pipeline(name);
+        let rtpbin = make("rtpbin")?;
+        rtpbin.set_property("latency", options.jitter_latency_ms);
+        let chain_out = gst_app::AppSink::builder().sync(false).build();
+        chain_out.set_property("async", false);
+        pipeline.add_many([&rtpbin, chain_out.upcast_ref()])?;
+        let rtp_sink = rtpbin.request_pad_simple("recv_rtp_sink_0").ok_or(Error::Pipeline("rtpbin rtp pad".into()))?;
+        let rtp_in = InputPad::new("rtp_in", &rtp_sink)?;
+        // No probation: relayed audio never enters rtpbin, so what does
+        // (telephone-event between relayed packets) is never consecutive.
+        let session = rtpbin.emit_by_name::<gst::glib::Object>("get-internal-session", &[&0u32]);
+        session.set_property("probation", 0u32);
+
+        let gate = SendGate::default();
+        let relay_out = outgoing.clone();
+        let port = MediaPort::default();
+        port.set_relay_end(Arc::new(RelayEnd::new(
+            RelayOutput::Chain(Box::new(move |packet| relay_out.send(packet))),
+            gate.clone(),
+        )));
+        jitter::adapt(&rtpbin, &port);
+        let watch = MediaWatch::new(options.rtp_timeout_ms, events.clone(), false);
+        let leg = LeanLeg {
+            inner: Arc::new(Inner {
+                options,
+                events,
+                pipeline,
+                rtpbin,
+                chain_out,
+                transport,
+                outgoing,
+                port,
+                gate,
+                rtp_in,
+                pt_map: Arc::default(),
+                may_receive: AtomicBool::new(true),
+                secured: AtomicBool::new(false),
+                connected: AtomicBool::new(false),
+                watch,
+                reception: Reception::default(),
+                sent,
+                socket: Mutex::default(),
+                state: Mutex::new(State {
+                    negotiation: Negotiation::Stable,
+                    pending: None,
+                    answer: None,
+                    send: None,
+                    closed: false,
+                }),
+            }),
+        };
+        leg.connect_pipeline();
+        watch_bus(&leg.inner.pipeline, &leg.inner.events);
+        leg.inner.pipeline.set_state(gst::State::Playing)?;
+        let weak = Arc::downgrade(&leg.inner);
+        let registration = reactor::register(
+            reader,
+            Box::new(move |data, source| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.datagram(data, source);
+                }
+            }),
+        )
+        .map_err(|e| Error::Bind(e.to_string()))?;
+        *leg.inner.socket.lock().unwrap() = Some(registration);
+        let timed: Weak<dyn timers::Timed> = Arc::downgrade(&leg.inner) as Weak<dyn timers::Timed>;
+        timers::watch(timed);
+        tracing::info!(pipeline = name, %local, "lean WebRTC leg (str0m)");
+        (leg.inner.events)(LegEvent::ConnectionStateChange(ConnectionState::New));
+        Ok(leg)
+    }
+
+    /// rtpbin's payload types and decoded streams; the send chain's
+    /// packets into `outgoing`.
+    fn connect_pipeline(&self) {
+        let pt_map = self.inner.pt_map.clone();
+        self.inner.rtpbin.connect("request-pt-map", false, move |args| {
+            let pt = args[2].get::<u32>().unwrap_or(0) as u8;
+            // NULL caps for an unknown payload type, not "no value" (glib aborts).
+            Some(pt_map.lock().unwrap().get(&pt).cloned().to_value())
+        });
+        let weak = Arc::downgrade(&self.inner);
+        self.inner.rtpbin.connect_pad_added(move |_, pad| {
+            let Some(inner) = weak.upgrade() else { return };
+            if pad.name().starts_with("recv_rtp_src_") {
+                if let Err(err) = receive::attach(inner.pipeline.upcast_ref(), pad, &inner.port, &inner.events) {
+                    tracing::warn!(%err, "cannot receive WebRTC stream");
+                }
+            }
+        });
+        let outgoing = self.inner.outgoing.clone();
+        self.inner.chain_out.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) {
+                        outgoing.send(map.to_vec());
+                    }
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+    }
+
+    pub fn port(&self) -> &MediaPort {
+        &self.inner.port
+    }
+
+    pub fn local_description(&self) -> Result<SessionDescriptionText, Error> {
+        let mut state = self.inner.state.lock().unwrap();
+        if state.closed {
+            return Err(Error::Closed);
+        }
+        match &state.negotiation {
+            Negotiation::HaveLocalOffer(sdp) => {
+                Ok(SessionDescriptionText { kind: DescriptionKind::Offer, sdp: sdp.clone() })
+            }
+            Negotiation::HaveRemoteOffer => {
+                let sdp = state.answer.take().ok_or(Error::WrongState("no remote offer".into()))?;
+                state.negotiation = Negotiation::Stable;
+                Ok(SessionDescriptionText { kind: DescriptionKind::Answer, sdp })
+            }
+            Negotiation::Stable => {
+                if self.inner.transport.audio_mid().is_some() {
+                    return Err(Error::WrongState(
+                        "the lean WebRTC leg makes no re-offers yet: renegotiate from the WebRTC peer".into(),
+                    ));
+                }
+                let ((made, mid), happenings) = self.inner.transport.with_rtc(|rtc| {
+                    let mut change = rtc.sdp_api();
+                    let mid = change.add_media(MediaKind::Audio, str0m::media::Direction::SendRecv, None, None, None);
+                    (change.apply(), mid)
+                });
+                self.inner.act(happenings);
+                self.inner.transport.set_audio_mid(mid);
+                let (offer, pending) = made.ok_or(Error::WrongState("nothing to offer".into()))?;
+                let sdp = offer.to_sdp_string();
+                state.pending = Some(pending);
+                state.negotiation = Negotiation::HaveLocalOffer(sdp.clone());
+                Ok(SessionDescriptionText { kind: DescriptionKind::Offer, sdp })
+            }
+        }
+    }
+
+    pub fn set_remote_description(&self, kind: DescriptionKind, text: &str) -> Result<(), Error> {
+        let remote = SessionDescription::parse(text)?;
+        let (_, media) = remote.audio().ok_or_else(|| Error::InvalidSdp("there is no audio section".into()))?;
+        if !media.protocol.contains("SAVPF") {
+            return Err(Error::InvalidSdp(format!(
+                "a WebRTC session takes UDP/TLS/RTP/SAVPF media, not {} (use an rtp session for plain RTP peers)",
+                media.protocol
+            )));
+        }
+        if !media.has_attribute("fingerprint") && !remote.attributes.iter().any(|a| a.name == "fingerprint") {
+            return Err(Error::InvalidSdp("there is no a=fingerprint: WebRTC media needs DTLS".into()));
+        }
+        let mut state = self.inner.state.lock().unwrap();
+        if state.closed {
+            return Err(Error::Closed);
+        }
+        state.negotiation.check_remote(kind)?;
+        let direction = remote.direction_of(media).answer(Direction::SendRecv);
+        let refused = |e: str0m::RtcError| Error::InvalidSdp(format!("{}: {e}", kind.as_str()));
+        match kind {
+            DescriptionKind::Offer => {
+                let choice = codec::choose(media, &self.inner.options.codecs)?;
+                let offer = SdpOffer::from_sdp_string(&setup::narrow_offer(&remote, &choice)?)
+                    .map_err(|e| Error::InvalidSdp(format!("offer: {e}")))?;
+                let (answer, happenings) = self.inner.transport.with_rtc(|rtc| rtc.sdp_api().accept_offer(offer));
+                self.inner.act(happenings);
+                state.answer = Some(setup::with_refused_formats(&answer.map_err(refused)?.to_sdp_string(), &remote));
+                self.apply(&mut state, &choice, direction)?;
+                state.negotiation = Negotiation::HaveRemoteOffer;
+            }
+            DescriptionKind::Answer => {
+                let choice = codec::from_answer(&remote)?;
+                let answer = SdpAnswer::from_sdp_string(text).map_err(|e| Error::InvalidSdp(format!("answer: {e}")))?;
+                let pending = state.pending.take().ok_or(Error::WrongState("no offer of ours is pending".into()))?;
+                let (accepted, happenings) =
+                    self.inner.transport.with_rtc(|rtc| rtc.sdp_api().accept_answer(pending, answer));
+                self.inner.act(happenings);
+                accepted.map_err(refused)?;
+                self.apply(&mut state, &choice, direction)?;
+                state.negotiation = Negotiation::Stable;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts a negotiation into effect: payload map, direction, relay
+    /// format, and the send chain (rebuilt if the codec changed).
+    fn apply(&self, state: &mut State, choice: &CodecChoice, direction: Direction) -> Result<(), Error> {
+        let inner = &self.inner;
+        {
+            let mut map = inner.pt_map.lock().unwrap();
+            map.clear();
+            let opus = choice.codec == codec::Codec::Opus;
+            let rate = choice.codec.clock_rate();
+            map.insert(choice.payload_type, codec::rtp_caps(choice.codec.sdp_name(), rate, choice.payload_type, opus));
+            if let Some((pt, rate)) = choice.telephone_event {
+                map.insert(pt, codec::rtp_caps("TELEPHONE-EVENT", rate, pt, false));
+            }
+        }
+        inner.gate.set_may_send(direction.sends());
+        inner.may_receive.store(direction.receives(), Ordering::Relaxed);
+        inner.port.set_relay_format(Some(RelayFormat::of(choice)));
+        inner.reception.set_audio(choice.payload_type, choice.codec.clock_rate());
+        inner.outgoing.set_clock_rate(choice.codec.clock_rate());
+        inner.watch.arm(direction != Direction::SendRecv);
+        if !state.send.as_ref().is_some_and(|s| s.choice == *choice) {
+            if let Some(old) = state.send.take() {
+                old.remove();
+            }
+            let chain = send::build(inner.pipeline.upcast_ref(), &inner.port, choice, &inner.options, &inner.gate)?;
+            chain.src_pad.link(&inner.chain_out.static_pad("sink").expect("appsink has a sink pad"))?;
+            state.send = Some(chain);
+        }
+        if !inner.connected.load(Ordering::Relaxed) {
+            (inner.events)(LegEvent::ConnectionStateChange(ConnectionState::Connecting));
+        }
+        Ok(())
+    }
+
+    /// A trickled remote candidate (`candidate:...`, with or without `a=`).
+    pub fn add_ice_candidate(&self, candidate: &str) -> Result<(), Error> {
+        let line = candidate.trim().trim_start_matches("a=");
+        if line.is_empty() {
+            return Ok(()); // end of candidates
+        }
+        let candidate =
+            Candidate::from_sdp_string(line).map_err(|e| Error::InvalidCandidate(format!("{line:?}: {e}")))?;
+        let ((), happenings) = self.inner.transport.with_rtc(|rtc| rtc.add_remote_candidate(candidate));
+        self.inner.act(happenings);
+        Ok(())
+    }
+
+    pub fn dtmf_tone(&self, code: u8, duration: std::time::Duration) -> Result<(), Error> {
+        let state = self.inner.state.lock().unwrap();
+        let chain = state.send.as_ref().ok_or_else(|| Error::Dtmf("the session is not negotiated yet".into()))?;
+        chain.dtmf_tone(code, duration)
+    }
+
+    /// What the leg receives and sends (counted as packets pass).
+    pub fn stats(&self) -> LegStats {
+        let inner = &self.inner;
+        LegStats {
+            codec: inner.port.send_codec(),
+            inbound: inner.reception.stats(),
+            outbound: inner.sent.stats(),
+            remote_inbound: None,
+            jitter_buffer_delay: inner.rtpbin.property::<u32>("latency") as f64 / 1000.0,
+        }
+    }
+
+    pub fn close(&self, reason: &str) {
+        {
+            let mut state = self.inner.state.lock().unwrap();
+            if state.closed {
+                return;
+            }
+            state.closed = true;
+        }
+        self.inner.watch.disarm();
+        self.inner.port.set_relay_format(None);
+        self.inner.socket.lock().unwrap().take();
+        self.inner.transport.close();
+        shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
+    }
+}
+
+impl Inner {
+    /// A datagram on the leg's socket, on a shared socket thread.
+    fn datagram(&self, data: &[u8], source: SocketAddr) {
+        // SRTCP (RFC 7983 and 5761: RTP version, packet type 192-223):
+        // a held peer's sign of life.
+        if data.len() > 1 && (128..=191).contains(&data[0]) && (192..=223).contains(&data[1]) {
+            self.watch.rtcp();
+        }
+        let happenings = self.transport.receive(data, source);
+        self.act(happenings);
+    }
+
+    /// Acts on what the transport reported, outside its lock.
+    fn act(&self, happenings: Vec<Happening>) {
+        for happening in happenings {
+            match happening {
+                Happening::Connected => {
+                    self.secured.store(true, Ordering::Relaxed);
+                    self.set_connected(true);
+                }
+                Happening::IceUp if self.secured.load(Ordering::Relaxed) => self.set_connected(true),
+                Happening::IceUp => {}
+                Happening::Disconnected => self.set_connected(false),
+                Happening::Rtp(packet) => self.received(&packet),
+            }
+        }
+    }
+
+    /// Opens or closes the gate on what we send, reporting the change.
+    fn set_connected(&self, up: bool) {
+        if self.connected.swap(up, Ordering::Relaxed) == up {
+            return;
+        }
+        self.gate.set_transport_up(up);
+        let state = if up { ConnectionState::Connected } else { ConnectionState::Disconnected };
+        (self.events)(LegEvent::ConnectionStateChange(state));
+    }
+
+    /// A decrypted RTP packet: relayed to a linked leg, and into rtpbin
+    /// if anything wants it decoded (telephone-event always does).
+    fn received(&self, packet: &[u8]) {
+        self.reception.received(packet);
+        self.watch.rtp();
+        if !self.may_receive.load(Ordering::Relaxed) {
+            return;
+        }
+        if self.port.relay(packet) && !self.port.has_demand() {
+            return;
+        }
+        self.rtp_in.push(arrived(packet), &RTP_CAPS);
+    }
+}
+
+impl timers::Timed for Inner {
+    fn tick(&self, now: Instant) {
+        let happenings = self.transport.tick(now);
+        self.act(happenings);
+    }
+}
+
+/// A UDP socket on `address`, on a port in `range` from a random start so
+/// concurrent legs spread out ((0, 0): the kernel picks).
+fn bind(address: IpAddr, (low, high): (u16, u16)) -> Result<UdpSocket, Error> {
+    if (low, high) == (0, 0) {
+        return UdpSocket::bind((address, 0)).map_err(|e| Error::Bind(format!("{address}: {e}")));
+    }
+    let count = (high.saturating_sub(low) as u32 + 1).max(1);
+    let start = crate::runtime::random_u32() % count;
+    for i in 0..count {
+        let port = low + ((start + i) % count) as u16;
+        if let Ok(socket) = UdpSocket::bind((address, port)) {
+            return Ok(socket);
+        }
+    }
+    Err(Error::Bind(format!("no free port on {address} in {low}-{high}")))
+}
