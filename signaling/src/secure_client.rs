@@ -144,10 +144,15 @@ impl SecureConnector {
                 self.open_websocket(target, &slot.0, server_name, token.clone()).await.map(SipConnection::WebSocket)
             }
         };
-        let connection = tokio::time::timeout(CONNECT_TIMEOUT, opening)
+        let opened = tokio::time::timeout(CONNECT_TIMEOUT, opening)
             .await
-            .map_err(|_| connect_error(target, "no connection within 10 s"))??;
-        layer.add_connection(connection);
+            .map_err(|_| connect_error(target, "no connection within 10 s"))
+            .and_then(|opened| opened);
+        if opened.is_err() {
+            // Ends the TLS pipe of a WebSocket that got no further.
+            token.cancel();
+        }
+        layer.add_connection(opened?);
         open.insert(slot, token);
         Ok(())
     }
