@@ -106,6 +106,11 @@ pub struct Config {
     /// WSS (RFC 7118 leaves it to the server): `/` by default, which
     /// Kamailio takes; Asterisk wants `/ws`.
     pub ws_path: String,
+    /// A WebSocket Ping this often on our outgoing WSS connections (`None`:
+    /// none). The server's Pong keeps the connection from being closed as
+    /// idle (rsipstack closes a stream silent for 300 s) and NAT bindings
+    /// open, so the registrar can reach us over it.
+    pub ws_keepalive: Option<Duration>,
 }
 
 /// Session-timer settings (RFC 4028).
@@ -182,6 +187,7 @@ impl Default for Config {
             tls: None,
             session_timer: Some(SessionTimer::default()),
             ws_path: "/".into(),
+            ws_keepalive: Some(Duration::from_secs(30)),
             dns_servers: Vec::new(),
         }
     }

@@ -25,9 +25,9 @@
 //! connection for every request to the server, and the server's requests
 //! to us (calls to a registered account) arrive on it.
 
-use crate::config::TlsSettings;
+use crate::config::Config;
 use crate::error::Error;
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use rsipstack::sip::{Host, HostWithPort, Transport as RsipTransport};
 use rsipstack::transport::tls::{TlsConfig, TlsConnection};
 use rsipstack::transport::websocket::{WebSocketConnection, WebSocketInner};
@@ -42,6 +42,7 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::MaybeTlsStream;
 use tokio_util::sync::CancellationToken;
 
@@ -57,6 +58,8 @@ pub(crate) struct SecureConnector {
     sip_tls: TlsConfig,
     /// The upgrade request's path.
     path: String,
+    /// How often a WebSocket Ping goes out.
+    keepalive: Option<Duration>,
     /// Connections we opened, by the server address rsipstack looks them up
     /// under and the name its certificate was checked for (another name for
     /// the same address is checked on a connection of its own); a token is
@@ -66,26 +69,28 @@ pub(crate) struct SecureConnector {
 }
 
 impl SecureConnector {
-    /// Trusts `tls`'s CA, else the system roots; upgrades at `path`;
-    /// everything it opens ends with `cancel`.
-    pub fn new(tls: &TlsSettings, path: &str, cancel: CancellationToken) -> Result<SecureConnector, Error> {
+    /// Trusts `config.tls`'s CA, else the system roots; upgrades at
+    /// `config.ws_path`; everything it opens ends with `cancel`.
+    pub fn new(config: &Config, cancel: CancellationToken) -> Result<SecureConnector, Error> {
+        let tls = &config.tls.clone().unwrap_or_default();
         let mut roots = RootCertStore::empty();
         if let Some(pem) = tls.trust_anchors_pem() {
             let certs = crate::pem::certificates(pem.as_bytes())
                 .map_err(|e| Error::Config(format!("trust anchors for WSS: {e}")))?;
             roots.add_parsable_certificates(certs);
         }
-        let mut config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        let mut client = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::Config(format!("WSS client: {e}")))?
             .with_root_certificates(roots)
             .with_no_client_auth();
         // The WebSocket upgrade is an HTTP/1.1 request.
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        client.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(SecureConnector {
-            tls: TlsConnector::from(Arc::new(config)),
+            tls: TlsConnector::from(Arc::new(client)),
             sip_tls: tls.to_rsip(),
-            path: path.to_string(),
+            path: config.ws_path.clone(),
+            keepalive: config.ws_keepalive,
             open: Default::default(),
             cancel,
         })
@@ -139,10 +144,15 @@ impl SecureConnector {
                 self.open_websocket(target, &slot.0, server_name, token.clone()).await.map(SipConnection::WebSocket)
             }
         };
-        let connection = tokio::time::timeout(CONNECT_TIMEOUT, opening)
+        let opened = tokio::time::timeout(CONNECT_TIMEOUT, opening)
             .await
-            .map_err(|_| connect_error(target, "no connection within 10 s"))??;
-        layer.add_connection(connection);
+            .map_err(|_| connect_error(target, "no connection within 10 s"))
+            .and_then(|opened| opened);
+        if opened.is_err() {
+            // Ends the TLS pipe of a WebSocket that got no further.
+            token.cancel();
+        }
+        layer.add_connection(opened?);
         open.insert(slot, token);
         Ok(())
     }
@@ -198,15 +208,16 @@ impl SecureConnector {
         }
         tracing::info!(server = %target.addr, local = %tcp_local, "WSS connection open");
         let (ws_sink, ws_read) = websocket.split();
-        Ok(WebSocketConnection {
-            inner: Arc::new(WebSocketInner {
-                local_addr: SipAddr { r#type: Some(RsipTransport::Wss), addr: HostWithPort::from(tcp_local) },
-                remote_addr: key.clone(),
-                ws_sink: tokio::sync::Mutex::new(ws_sink),
-                ws_read: tokio::sync::Mutex::new(Some(ws_read)),
-            }),
-            cancel_token: Some(token),
-        })
+        let inner = Arc::new(WebSocketInner {
+            local_addr: SipAddr { r#type: Some(RsipTransport::Wss), addr: HostWithPort::from(tcp_local) },
+            remote_addr: key.clone(),
+            ws_sink: tokio::sync::Mutex::new(ws_sink),
+            ws_read: tokio::sync::Mutex::new(Some(ws_read)),
+        });
+        if let Some(interval) = self.keepalive {
+            tokio::spawn(keepalive(inner.clone(), interval, token.clone()));
+        }
+        Ok(WebSocketConnection { inner, cancel_token: Some(token) })
     }
 }
 
@@ -231,6 +242,20 @@ async fn loopback_pair() -> std::io::Result<(TcpStream, TcpStream)> {
         let (far, from) = listener.accept().await?;
         if from == near_addr {
             return Ok((near, far));
+        }
+    }
+}
+
+/// Pings the server every `interval` until the connection ends (see
+/// [`Config::ws_keepalive`]).
+async fn keepalive(connection: Arc<WebSocketInner>, interval: Duration, token: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        if let Err(e) = connection.ws_sink.lock().await.send(Message::Ping(Default::default())).await {
+            return tracing::debug!(%e, "WSS keepalive: the connection is gone");
         }
     }
 }

@@ -76,11 +76,7 @@ impl UserAgent {
             outgoing_headers,
             bye_headers: Mutex::default(),
             subscriptions: Mutex::default(),
-            secure: crate::secure_client::SecureConnector::new(
-                &config.tls.clone().unwrap_or_default(),
-                &config.ws_path,
-                cancel.clone(),
-            )?,
+            secure: crate::secure_client::SecureConnector::new(&config, cancel.clone())?,
             config,
         });
         let ep = endpoint.clone();

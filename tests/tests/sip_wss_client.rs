@@ -4,8 +4,9 @@
 //! over that connection to baresip, registered at the same Kamailio over
 //! UDP. Audio is checked on both sides by tone. A daemon trusting another
 //! CA gets a registration failure naming the certificate error, and goes
-//! on answering calls; when Kamailio restarts, the daemon registers again
-//! on a new connection at once.
+//! on answering calls; idle, the daemon's connection carries keepalive
+//! pings; when Kamailio restarts, the daemon registers again on a new
+//! connection at once.
 
 use e2e::audio::{tone, write_wav, Pcm};
 use e2e::baresip::{Baresip, BaresipOptions};
@@ -14,8 +15,12 @@ use e2e::daemon::Daemon;
 use e2e::gateway::{Gateway, Softphone};
 use e2e::kamailio::{Kamailio, KamailioOptions};
 use e2e::process::test_dir;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 const PAGE_TONE: u32 = 660;
 const BARESIP_TONE: f64 = 440.0;
@@ -50,6 +55,45 @@ fn baresip(dir: &Path, k: &Kamailio, auto_answer: bool) -> Baresip {
     .unwrap();
     b.wait_registered(1, Duration::from_secs(10)).unwrap();
     b
+}
+
+/// A TCP relay from a loopback port to `port` (accepting for 120 s),
+/// counting the bytes its clients send.
+fn counting_relay(port: u16) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let relay_port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    std::thread::spawn(move || {
+        let until = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < until {
+            let Ok((client, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            client.set_nonblocking(false).unwrap();
+            let Ok(server) = TcpStream::connect(("127.0.0.1", port)) else { continue };
+            let (client_back, server_back) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let counter = counter.clone();
+            std::thread::spawn(move || copy_counting(client, server, Some(&counter)));
+            std::thread::spawn(move || copy_counting(server_back, client_back, None));
+        }
+    });
+    (relay_port, sent)
+}
+
+fn copy_counting(mut from: TcpStream, mut to: TcpStream, counter: Option<&AtomicUsize>) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = from.read(&mut buf) {
+        if n == 0 || to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        if let Some(c) = counter {
+            c.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+    let _ = to.shutdown(Shutdown::Both);
 }
 
 fn assert_hears(pcm: &Pcm, freq: f64, who: &str) {
@@ -118,14 +162,18 @@ fn daemon_registers_over_wss_and_a_wrong_ca_is_a_clear_error_while_calls_go_on()
     };
     let config = |ca: &Path, ws_path: &str, accounts: &str| {
         format!(
-            "preset = \"echo\"\n[sip]\ntls_ca = {:?}\nws_path = \"{ws_path}\"\n\n{accounts}",
+            "preset = \"echo\"\n[sip]\ntls_ca = {:?}\nws_path = \"{ws_path}\"\nws_keepalive = 1\n\n{accounts}",
             ca.display().to_string()
         )
     };
+    // The echo account's connection runs through a relay that counts what
+    // the daemon sends.
+    let (relay_port, sent) = counting_relay(k.tls_port);
     // Trusting Kamailio's certificate, which names 127.0.0.1 and no host
     // name: registered at 127.0.0.1, refused under the name "localhost".
     let by_name = format!("sip:localhost:{};transport=wss", k.tls_port);
-    let accounts = account("echo", "e-pw", &wss_proxy(&k)) + &account("named", "n-pw", &by_name);
+    let through_relay = format!("sip:127.0.0.1:{relay_port};transport=wss");
+    let accounts = account("echo", "e-pw", &through_relay) + &account("named", "n-pw", &by_name);
     let trusting = Daemon::start_named(&dir, "trusting", &config(&ca, "/ws", &accounts), &[], &[]).unwrap();
     let distrusting = Daemon::start_named(
         &dir,
@@ -147,6 +195,14 @@ fn daemon_registers_over_wss_and_a_wrong_ca_is_a_clear_error_while_calls_go_on()
         .wait_lines(&["account{aor=sip:named@example.test}", "registration failed"], 1, Duration::from_secs(10))
         .unwrap();
     assert!(failed[0].contains("invalid peer certificate: certificate not valid for name \"localhost\""), "{failed:?}");
+
+    // Idle, the connection carries the keepalive Pings (sip.ws_keepalive =
+    // 1 s) that keep it open.
+    let before = sent.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(3500));
+    let pinged = sent.load(Ordering::Relaxed) - before;
+    assert!(pinged > 0, "nothing went out over the idle WSS connection in 3.5 s");
+    println!("idle WSS connection: {pinged} bytes in 3.5 s (pings every second)");
 
     // bob calls the trusting daemon's account through Kamailio, which
     // reaches it over the daemon's WSS connection: bob hears his tone back.

@@ -201,6 +201,10 @@ pub struct SipSettings {
     /// `transport=ws|wss` proxy (Asterisk: `/ws`).
     #[serde(default = "default_ws_path")]
     pub ws_path: String,
+    /// Seconds between WebSocket Pings on outgoing WSS connections (they
+    /// keep the connection a registrar reaches us over alive); 0: none.
+    #[serde(default = "default_ws_keepalive")]
+    pub ws_keepalive: u64,
 }
 
 impl Default for SipSettings {
@@ -214,12 +218,16 @@ impl Default for SipSettings {
             user_agent: default_user_agent(),
             max_calls_per_peer: None,
             ws_path: default_ws_path(),
+            ws_keepalive: default_ws_keepalive(),
         }
     }
 }
 
 fn default_listen() -> Vec<String> {
     vec!["udp:127.0.0.1:5060".into()]
+}
+fn default_ws_keepalive() -> u64 {
+    30
 }
 fn default_ws_path() -> String {
     "/".into()
@@ -636,6 +644,9 @@ impl Config {
         }
         if !self.sip.ws_path.starts_with('/') || self.sip.ws_path.contains(char::is_whitespace) {
             bail!("sip.ws_path must be a URL path such as \"/ws\", not {:?}", self.sip.ws_path);
+        }
+        if self.sip.ws_keepalive > 3600 {
+            bail!("sip.ws_keepalive must be at most 3600 seconds (0: no keepalive)");
         }
         for secure in [signaling::Transport::Tls, signaling::Transport::Wss] {
             if transports.contains(&secure) && (self.sip.tls_cert.is_none() || self.sip.tls_key.is_none()) {

@@ -147,6 +147,7 @@ pub async fn run(config: Config, mode: Mode) -> Result<()> {
         max_calls_per_peer: config.sip.max_calls_per_peer.unwrap_or(config.limits.max_calls + 1),
         tls: Some(config.tls()?),
         ws_path: config.sip.ws_path.clone(),
+        ws_keepalive: (config.sip.ws_keepalive > 0).then(|| std::time::Duration::from_secs(config.sip.ws_keepalive)),
         ..signaling::Config::default()
     })
     .await
