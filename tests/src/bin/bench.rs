@@ -21,7 +21,8 @@
 //! mode is the plain passthrough with both legs keyed by `a=crypto`
 //! (AES_CM_128_HMAC_SHA1_80, `e2e::sdes`): the relay's decrypt, rewrite and
 //! encrypt, against the same row in plain RTP.
-//! Systems: sipbridge (`sipbridge stdio`), rtpengine (userspace, ng) and,
+//! Systems: sipbridge (`sipbridge stdio`; on WebRTC modes also as
+//! sipbridge-lean, its WebRTC sessions on the lean leg), rtpengine (userspace, ng) and,
 //! on the passthrough WebRTC mode only, the Janus gateway's SIP plugin
 //! (`e2e::janus`: it does not transcode);
 //! another system plugs in by implementing [`System`].
