@@ -197,7 +197,8 @@ fn dtmf_reaches_the_bridge(name: &str, leg: &str) {
 /// joined by relaying: audio leaving webrtcbin (decrypted) goes straight out
 /// of the RTP leg's socket as the WebRTC peer sent it, header extensions
 /// included (which is how this test tells a relayed packet from one that
-/// was depayloaded and payloaded again), and the phone hears the tone.
+/// was depayloaded and payloaded again), and the phone hears the tone;
+/// the WebRTC leg's statistics still count what it relayed.
 #[test]
 fn webrtc_to_rtp_with_the_same_codec_is_relayed() {
     relayed_to_rtp("webrtc_relay", WEBRTCBIN);
@@ -266,6 +267,17 @@ fn relayed_to_rtp(name: &str, leg: &str) {
         heard.tone_share(PHONE_TONE as f64) > 0.8,
         "the phone hears the WebRTC peer's tone: share {}",
         heard.tone_share(PHONE_TONE as f64)
+    );
+    // webrtcbin's session counted the relayed packets: its statistics, and
+    // the receiver reports it sends the peer (made from the same counts),
+    // describe the stream (before, they saw none of it).
+    let stats = bridge.call("session.getStats", json!({ "session": sw })).unwrap();
+    let inbound = stats["stats"].as_array().unwrap().iter().find(|r| r["type"] == "inbound-rtp").cloned();
+    let counted = inbound.as_ref().and_then(|i| i["packetsReceived"].as_u64()).unwrap_or(0);
+    assert!(
+        counted as usize >= relayed.len() * 95 / 100,
+        "webrtcbin counted {counted} of the {} relayed: {stats}",
+        relayed.len()
     );
 }
 

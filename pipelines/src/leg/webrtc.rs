@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! send chain ! webrtcbin.sink_0        webrtcbin.src_* -> receive::attach
-//! (relayed RTP -> the chain's rtpdtmfmux)  (webrtcbin's rtpbin.recv_rtp_sink_*: relayed before its jitter buffer)
+//! (relayed RTP -> the chain's rtpdtmfmux)  (webrtcbin's rtpbin: relayed after its session, before its jitter buffer)
 //! ```
 //! What webrtcbin needs from us, learned the hard way (docs/architecture.md, "WebRTC leg"):
 //! loopback must be added to the ICE agent by hand; the DTLS certificate
@@ -138,7 +138,8 @@ impl WebRtcLeg {
             .downcast_ref::<gst::Bin>()
             .and_then(|bin| bin.by_name("rtpbin"))
             .ok_or(Error::Pipeline("webrtcbin has no rtpbin".into()))?;
-        // Before the relay's probe, which drops what it relays.
+        // Where the peer's RTP enters, upstream of the relay's probe (which
+        // drops what it relays).
         watch_peer(&rtpbin, &watch);
         relay_before_jitter_buffer(&rtpbin, &port);
         jitter::adapt(&rtpbin, &port);
@@ -532,18 +533,20 @@ fn watch_peer(rtpbin: &gst::Element, watch: &MediaWatch) {
     });
 }
 
-/// Audio RTP arriving on the leg (decrypted, before webrtcbin's internal
-/// rtpbin and its jitter buffer) for a linked leg with the same codec is
-/// relayed as it comes ([`crate::leg::relay`]): bursts and late packets
-/// included, which a jitter buffer here would have held or dropped. It goes
-/// on into rtpbin only if something else wants it decoded; telephone-event
-/// and RTCP always do.
+/// Audio RTP arriving on the leg (decrypted, counted by webrtcbin's
+/// internal rtpbin's session, before its jitter buffer) for a linked leg
+/// with the same codec is relayed as it comes ([`crate::leg::relay`]):
+/// bursts and late packets included, which a jitter buffer here would have
+/// held or dropped. It goes on into the jitter buffer only if something
+/// else wants it decoded; telephone-event always does. Taken after the
+/// session (on the jitter buffer's sink, same thread), not before it: the
+/// session's counts are what webrtcbin's receiver reports to the peer and
+/// its statistics say, and a session that never saw the relayed packets
+/// reported no loss, no jitter and a meaningless highest sequence number.
 fn relay_before_jitter_buffer(rtpbin: &gst::Element, port: &MediaPort) {
     let port = port.clone();
-    rtpbin.connect_pad_added(move |_, pad| {
-        if pad.direction() != gst::PadDirection::Sink || !pad.name().starts_with("recv_rtp_sink_") {
-            return;
-        }
+    rtpbin.connect("new-jitterbuffer", false, move |args| {
+        let pad = args[1].get::<gst::Element>().ok()?.static_pad("sink")?;
         let port = port.clone();
         pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, info| {
             let demand = port.has_demand();
@@ -563,6 +566,7 @@ fn relay_before_jitter_buffer(rtpbin: &gst::Element, port: &MediaPort) {
             }
             gst::PadProbeReturn::Ok
         });
+        None
     });
 }
 
