@@ -190,11 +190,21 @@ fn page_calls_baresip(name: &str, gateway_args: &[&str]) {
 
 #[test]
 fn baresip_calls_page_accept_busy_decline_and_close() {
-    let dir = test_dir("gateway_incoming");
+    baresip_calls_page("gateway_incoming", &[]);
+}
+
+/// The same with the page's calls on the lean WebRTC leg.
+#[test]
+fn lean_baresip_calls_page_accept_busy_decline_and_close() {
+    baresip_calls_page("lean_gateway_incoming", &["--set", "media.webrtc_leg=\"lean\""]);
+}
+
+fn baresip_calls_page(name: &str, gateway_args: &[&str]) {
+    let dir = test_dir(name);
     let k =
         Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("alice", "a-pw"), ("bob", "b-pw")])).unwrap();
     let bob = baresip(&dir, &k, false);
-    let gw = Gateway::start(&dir, None, &[]).unwrap();
+    let gw = Gateway::start(&dir, None, gateway_args).unwrap();
     let page = registered_page(&dir, &gw, &k);
 
     // baresip calls the page's account: incomingcall with the caller, the
@@ -207,6 +217,8 @@ fn baresip_calls_page_accept_busy_decline_and_close() {
     page.wait_event("accepted").unwrap();
     bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(5)).unwrap();
     page.wait(|d| d["event"] == "pcstate" && d["state"] == "connected").unwrap();
+    let lean = gw.log().contains("lean WebRTC leg (str0m)");
+    assert_eq!(lean, name.starts_with("lean_"), "the WebRTC leg is the one configured:\n{}", gw.log());
     std::thread::sleep(Duration::from_millis(1500));
     let heard = page.record(2500, &dir.join("page-heard.wav")).unwrap();
     assert_hears(&heard.slice(0.5, 2.5), BARESIP_TONE, "the page");

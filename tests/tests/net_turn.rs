@@ -17,7 +17,10 @@
 //! recording, baresip's tone in what the page heard), the selected
 //! candidate pair is a relay (of the expected protocol) when it must be,
 //! and the setup time (offer made -> connected, as the page measures it) is
-//! printed for each.
+//! printed for each. Both browsers then call directly once more with the
+//! gateway's WebRTC leg the lean one (`media.webrtc_leg = "lean"`, which
+//! takes no TURN servers of its own): its ICE must learn the browser's NAT
+//! address from the checks as webrtcbin's does.
 
 use e2e::audio::{tone, write_wav, Pcm};
 use e2e::autocall::{self, Browser, Call, CallReport};
@@ -79,7 +82,7 @@ fn firewall(net: &Net, route: Route) {
     iptables(&["-A", CHAIN, "-i", link, "-d", &turn, "-j", "DROP"]);
 }
 
-fn gateway_config(net: &Net, route: Route) -> String {
+fn gateway_config(net: &Net, route: Route, webrtc_leg: &str) -> String {
     let turn = net.turn.addr;
     let servers = match route {
         Route::Direct => String::new(),
@@ -90,16 +93,19 @@ fn gateway_config(net: &Net, route: Route) -> String {
             "[[media.ice_servers]]\nurls = [\"turn:{turn}:{TURN_PORT}?transport=tcp\"]\nsecret = \"{SECRET}\"\nttl = 600\n"
         ),
     };
-    format!("[media]\naddresses = [\"{}\"]\nrtp_ports = \"20000-20999\"\n{servers}", net.gateway.addr)
+    format!(
+        "[media]\naddresses = [\"{}\"]\nrtp_ports = \"20000-20999\"\nwebrtc_leg = \"{webrtc_leg}\"\n{servers}",
+        net.gateway.addr
+    )
 }
 
 /// One call from `browser` over `route`; returns the page's report and what
 /// baresip heard.
-fn call(dir: &Path, net: &Net, browser: Browser, route: Route) -> (CallReport, Pcm) {
-    let dir = dir.join(format!("{}-{route:?}", browser.name()));
+fn call(dir: &Path, net: &Net, browser: Browser, route: Route, webrtc_leg: &str) -> (CallReport, Pcm) {
+    let dir = dir.join(format!("{}-{route:?}-{webrtc_leg}", browser.name()));
     std::fs::create_dir_all(&dir).unwrap();
     firewall(net, route);
-    let gw = Gateway::start_on(&dir, &net.gateway, &gateway_config(net, route), &[]).unwrap();
+    let gw = Gateway::start_on(&dir, &net.gateway, &gateway_config(net, route, webrtc_leg), &[]).unwrap();
     let wav = dir.join("bob.wav");
     write_wav(&wav, &tone(BARESIP_TONE, 30.0, 8000, 0.3)).unwrap();
     let mut bob_account = BaresipAccount::direct(&format!("sip:bob@{}", net.gateway.addr), "");
@@ -177,10 +183,14 @@ fn browsers_behind_nat_call_directly_and_through_turn_over_udp_and_tcp() {
     let mut setups = Vec::new();
     for browser in [Browser::Firefox, Browser::Chromium] {
         for route in [Route::Direct, Route::UdpRelay, Route::TcpRelay] {
-            let (report, bob_heard) = call(&dir, &net, browser, route);
+            let (report, bob_heard) = call(&dir, &net, browser, route, "webrtcbin");
             check(browser, route, &report, &bob_heard);
             setups.push(format!("{} {route:?} {:.2} s", browser.name(), report.setup.as_secs_f64()));
         }
+        let (report, bob_heard) = call(&dir, &net, browser, Route::Direct, "lean");
+        check(browser, Route::Direct, &report, &bob_heard);
+        assert!(report.answer.contains("str0m"), "the lean leg answered:\n{}", report.answer);
+        setups.push(format!("{} Direct lean {:.2} s", browser.name(), report.setup.as_secs_f64()));
     }
     let log = turn.log();
     assert!(log.contains("TCP") && log.contains("UDP"), "coturn served both transports:\n{log}");
