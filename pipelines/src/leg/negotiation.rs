@@ -1,6 +1,7 @@
 //! Offer/answer (RFC 3264): the kinds of description, the text a leg hands
 //! out, and the state both leg kinds keep to enforce the order.
 
+use crate::codec::sdp::{Media, SessionDescription};
 use crate::Error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +52,23 @@ impl Negotiation {
     }
 }
 
+/// The audio section of a WebRTC peer's description; refused unless it is
+/// DTLS-SRTP media (`UDP/TLS/RTP/SAVPF` with a fingerprint), which both
+/// WebRTC leg kinds need.
+pub(crate) fn webrtc_audio(remote: &SessionDescription) -> Result<&Media, Error> {
+    let (_, media) = remote.audio().ok_or_else(|| Error::InvalidSdp("there is no audio section".into()))?;
+    if !media.protocol.contains("SAVPF") {
+        return Err(Error::InvalidSdp(format!(
+            "a WebRTC session takes UDP/TLS/RTP/SAVPF media, not {} (use an rtp session for plain RTP peers)",
+            media.protocol
+        )));
+    }
+    if !media.has_attribute("fingerprint") && !remote.attributes.iter().any(|a| a.name == "fingerprint") {
+        return Err(Error::InvalidSdp("there is no a=fingerprint: WebRTC media needs DTLS".into()));
+    }
+    Ok(media)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +82,22 @@ mod tests {
         assert!(ours.check_remote(DescriptionKind::Answer).is_ok());
         assert!(matches!(ours.check_remote(DescriptionKind::Offer), Err(Error::WrongState(m)) if m.contains("glare")));
         assert!(Negotiation::HaveRemoteOffer.check_remote(DescriptionKind::Offer).is_err());
+    }
+
+    #[test]
+    fn webrtc_media_must_be_dtls_srtp() {
+        let sdp = |proto: &str, fingerprint: &str| {
+            SessionDescription::parse(&format!(
+                "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                 m=audio 9 {proto} 0\r\na=rtpmap:0 PCMU/8000\r\n{fingerprint}"
+            ))
+            .unwrap()
+        };
+        let fingerprint = "a=fingerprint:sha-256 AB:CD\r\n";
+        assert!(webrtc_audio(&sdp("UDP/TLS/RTP/SAVPF", fingerprint)).is_ok());
+        let plain = sdp("RTP/AVP", fingerprint);
+        assert!(matches!(webrtc_audio(&plain), Err(Error::InvalidSdp(m)) if m.contains("not RTP/AVP")));
+        let no_dtls = sdp("UDP/TLS/RTP/SAVPF", "");
+        assert!(matches!(webrtc_audio(&no_dtls), Err(Error::InvalidSdp(m)) if m.contains("a=fingerprint")));
     }
 }

@@ -18,7 +18,7 @@ use crate::leg::ice;
 use crate::leg::jitter;
 use crate::leg::lifecycle::{shut_down, watch_bus};
 use crate::leg::media_watch::MediaWatch;
-use crate::leg::negotiation::{DescriptionKind, Negotiation, SessionDescriptionText};
+use crate::leg::negotiation::{webrtc_audio, DescriptionKind, Negotiation, SessionDescriptionText};
 use crate::leg::options::LegOptions;
 use crate::leg::port::MediaPort;
 use crate::leg::quality::{InboundStats, LegStats, OutboundStats, RemoteInboundStats};
@@ -280,16 +280,7 @@ impl WebRtcLeg {
 
     pub fn set_remote_description(&self, kind: DescriptionKind, text: &str) -> Result<(), Error> {
         let remote = SessionDescription::parse(text)?;
-        let (_, media) = remote.audio().ok_or_else(|| Error::InvalidSdp("there is no audio section".into()))?;
-        if !media.protocol.contains("SAVPF") {
-            return Err(Error::InvalidSdp(format!(
-                "a WebRTC session takes UDP/TLS/RTP/SAVPF media, not {} (use an rtp session for plain RTP peers)",
-                media.protocol
-            )));
-        }
-        if !media.has_attribute("fingerprint") && !remote.attributes.iter().any(|a| a.name == "fingerprint") {
-            return Err(Error::InvalidSdp("there is no a=fingerprint: WebRTC media needs DTLS".into()));
-        }
+        let media = webrtc_audio(&remote)?;
         let mut state = self.inner.state.lock().unwrap();
         if state.closed {
             return Err(Error::Closed);
