@@ -11,10 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-/// A running gateway; stopped (by PID) on drop.
 /// The gateway's log filter unless a test asks for another.
 const DEFAULT_LOG: &str = "info,sipbridge=debug";
 
+/// What a gateway says when a port it was given is no longer free.
+const PORT_TAKEN: &str = "Address already in use";
+
+/// A running gateway; stopped (by PID) on drop.
 pub struct Gateway {
     pub child: Child,
     pub ws_port: u16,
@@ -33,47 +36,70 @@ impl Gateway {
 
     /// [`Gateway::start`] with `SIPBRIDGE_LOG` set to `filter`.
     pub fn start_logging(dir: &Path, token: Option<&str>, extra: &[&str], filter: &str) -> Result<Gateway> {
-        let (ws_port, sip_port) = free_ports();
         let recordings = dir.join("recordings");
-        let mut cmd = Command::new(sipbridge_bin());
-        // Started as the issue documents it: the gateway preset.
-        cmd.args(["run", "--preset", "gateway"])
-            .args(["--ws-listen", &format!("127.0.0.1:{ws_port}")])
-            .args(["--sip-listen", &format!("127.0.0.1:{sip_port}")])
-            .args(["--rtp-ports", "0-0"])
-            .arg("--recordings-dir")
-            .arg(&recordings)
-            .args(extra);
-        match token {
-            Some(t) => cmd.env("SIPBRIDGE_WS_TOKEN", t),
-            None => cmd.env_remove("SIPBRIDGE_WS_TOKEN"),
-        };
-        cmd.env("SIPBRIDGE_LOG", filter);
-        Gateway::spawn(dir, cmd, ws_port, sip_port, token, recordings)
+        Gateway::start_on_free_ports(dir, token, &recordings, |ws_port, sip_port| {
+            let mut cmd = Command::new(sipbridge_bin());
+            // Started as the issue documents it: the gateway preset.
+            cmd.args(["run", "--preset", "gateway"])
+                .args(["--ws-listen", &format!("127.0.0.1:{ws_port}")])
+                .args(["--sip-listen", &format!("127.0.0.1:{sip_port}")])
+                .args(["--rtp-ports", "0-0"])
+                .arg("--recordings-dir")
+                .arg(&recordings)
+                .args(extra);
+            match token {
+                Some(t) => cmd.env("SIPBRIDGE_WS_TOKEN", t),
+                None => cmd.env_remove("SIPBRIDGE_WS_TOKEN"),
+            };
+            cmd.env("SIPBRIDGE_LOG", filter);
+            Ok(cmd)
+        })
     }
 
     /// Starts `sipbridge gateway --config FILE` with `body` (TOML) written
     /// after the listeners this picks: `[sip]`/`[websocket]` tables of its
     /// own are not allowed in `body`.
     pub fn start_with_config(dir: &Path, body: &str) -> Result<Gateway> {
-        let (ws_port, sip_port) = free_ports();
         let recordings = dir.join("recordings");
         let file = dir.join("gateway.toml");
-        std::fs::write(
-            &file,
-            format!(
-                "preset = \"gateway\"\n[sip]\nlisten = [\"udp:127.0.0.1:{sip_port}\", \"tcp:127.0.0.1:{sip_port}\"]\n\
-                 [websocket]\nlisten = \"127.0.0.1:{ws_port}\"\nrecordings_dir = \"{}\"\n{body}",
-                recordings.display()
-            ),
-        )?;
-        let mut cmd = Command::new(sipbridge_bin());
-        cmd.arg("gateway")
-            .arg("--config")
-            .arg(&file)
-            .env_remove("SIPBRIDGE_WS_TOKEN")
-            .env("SIPBRIDGE_LOG", DEFAULT_LOG);
-        Gateway::spawn(dir, cmd, ws_port, sip_port, None, recordings)
+        Gateway::start_on_free_ports(dir, None, &recordings, |ws_port, sip_port| {
+            std::fs::write(
+                &file,
+                format!(
+                    "preset = \"gateway\"\n[sip]\nlisten = [\"udp:127.0.0.1:{sip_port}\", \"tcp:127.0.0.1:{sip_port}\"]\n\
+                     [websocket]\nlisten = \"127.0.0.1:{ws_port}\"\nrecordings_dir = \"{}\"\n{body}",
+                    recordings.display()
+                ),
+            )?;
+            let mut cmd = Command::new(sipbridge_bin());
+            cmd.arg("gateway")
+                .arg("--config")
+                .arg(&file)
+                .env_remove("SIPBRIDGE_WS_TOKEN")
+                .env("SIPBRIDGE_LOG", DEFAULT_LOG);
+            Ok(cmd)
+        })
+    }
+
+    /// Ports are picked free, but a test running alongside (a browser's
+    /// connection, say) may take one before the gateway binds it: then the
+    /// gateway is started again on others.
+    fn start_on_free_ports(
+        dir: &Path,
+        token: Option<&str>,
+        recordings: &Path,
+        command: impl Fn(u16, u16) -> Result<Command>,
+    ) -> Result<Gateway> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (ws_port, sip_port) = free_ports();
+            let cmd = command(ws_port, sip_port)?;
+            match Gateway::spawn(dir, cmd, ws_port, sip_port, token, recordings.to_path_buf()) {
+                Err(e) if attempt < 3 && e.to_string().starts_with(PORT_TAKEN) => continue,
+                other => return other,
+            }
+        }
     }
 
     /// [`Gateway::start_with_config`] inside `host`'s network namespace,
@@ -111,7 +137,13 @@ impl Gateway {
         recordings: PathBuf,
     ) -> Result<Gateway> {
         let mut child = spawn(&mut cmd, dir, "gateway", Duration::from_secs(240))?;
-        child.wait_for_log("gateway listening", Duration::from_secs(15))?;
+        if let Err(e) = child.wait_for_log("gateway listening", Duration::from_secs(15)) {
+            // The error shows only the log's tail, under a backtrace.
+            if child.log().contains(PORT_TAKEN) {
+                bail!("{PORT_TAKEN}: {e}");
+            }
+            return Err(e);
+        }
         Ok(Gateway { child, ws_port, sip_port, token: token.map(str::to_string), recordings })
     }
 
