@@ -188,6 +188,30 @@ impl Kamailio {
         }
     }
 
+    /// baresip registered here as `user`, playing a `tone_hz` tone (60 s, in
+    /// `dir`) and recording what it hears; returns once it is registered.
+    pub fn registered_baresip(
+        &self,
+        dir: &Path,
+        (user, password): (&str, &str),
+        auto_answer: bool,
+        tone_hz: f64,
+    ) -> Result<crate::baresip::Baresip> {
+        let wav = dir.join("baresip-tone.wav");
+        crate::audio::write_wav(&wav, &crate::audio::tone(tone_hz, 60.0, 8000, 0.3))?;
+        let b = crate::baresip::Baresip::start(
+            dir,
+            &crate::baresip::BaresipOptions {
+                accounts: vec![self.baresip_account(user, password, auto_answer)],
+                play: Some(wav),
+                record: true,
+                limit: Duration::from_secs(120),
+            },
+        )?;
+        b.wait_registered(1, Duration::from_secs(10))?;
+        Ok(b)
+    }
+
     /// Kamailio's log so far.
     pub fn log(&self) -> String {
         self.child.log()

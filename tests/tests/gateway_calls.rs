@@ -5,8 +5,7 @@
 //! checked on both sides (Goertzel): the page's tone in baresip's
 //! recording, baresip's tone in what the page heard.
 
-use e2e::audio::{tone, write_wav, Pcm};
-use e2e::baresip::{Baresip, BaresipOptions};
+use e2e::audio::Pcm;
 use e2e::gateway::{Gateway, Softphone};
 use e2e::kamailio::{Kamailio, KamailioOptions};
 use e2e::process::{test_dir, workspace_root};
@@ -16,23 +15,6 @@ use std::time::{Duration, Instant};
 
 const PAGE_TONE: u32 = 660;
 const BARESIP_TONE: f64 = 440.0;
-
-fn baresip(dir: &Path, k: &Kamailio, auto_answer: bool) -> Baresip {
-    let wav = dir.join("baresip-tone.wav");
-    write_wav(&wav, &tone(BARESIP_TONE, 60.0, 8000, 0.3)).unwrap();
-    let b = Baresip::start(
-        dir,
-        &BaresipOptions {
-            accounts: vec![k.baresip_account("bob", "b-pw", auto_answer)],
-            play: Some(wav),
-            record: true,
-            limit: Duration::from_secs(120),
-        },
-    )
-    .unwrap();
-    b.wait_registered(1, Duration::from_secs(10)).unwrap();
-    b
-}
 
 fn registered_page(dir: &Path, gw: &Gateway, k: &Kamailio) -> Softphone {
     let page = Softphone::start(dir, "softphone", &gw.url(), PAGE_TONE).unwrap();
@@ -66,7 +48,7 @@ fn page_calls_baresip(name: &str, gateway_args: &[&str]) {
     let dir = test_dir(name);
     let k =
         Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("alice", "a-pw"), ("bob", "b-pw")])).unwrap();
-    let mut bob = baresip(&dir, &k, true);
+    let mut bob = k.registered_baresip(&dir, ("bob", "b-pw"), true, BARESIP_TONE).unwrap();
     let gw = Gateway::start(&dir, None, gateway_args).unwrap();
     let page = registered_page(&dir, &gw, &k);
 
@@ -203,7 +185,7 @@ fn baresip_calls_page(name: &str, gateway_args: &[&str]) {
     let dir = test_dir(name);
     let k =
         Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("alice", "a-pw"), ("bob", "b-pw")])).unwrap();
-    let bob = baresip(&dir, &k, false);
+    let bob = k.registered_baresip(&dir, ("bob", "b-pw"), false, BARESIP_TONE).unwrap();
     let gw = Gateway::start(&dir, None, gateway_args).unwrap();
     let page = registered_page(&dir, &gw, &k);
 

@@ -8,8 +8,7 @@
 //! pings; when Kamailio restarts, the daemon registers again on a new
 //! connection at once.
 
-use e2e::audio::{tone, write_wav, Pcm};
-use e2e::baresip::{Baresip, BaresipOptions};
+use e2e::audio::Pcm;
 use e2e::certs::TestCa;
 use e2e::daemon::Daemon;
 use e2e::gateway::{Gateway, Softphone};
@@ -37,24 +36,6 @@ fn kamailio(dir: &Path, users: &[(&str, &str)]) -> (Kamailio, PathBuf) {
 
 fn wss_proxy(k: &Kamailio) -> String {
     format!("sip:127.0.0.1:{};transport=wss", k.tls_port)
-}
-
-/// baresip as bob over UDP, playing [`BARESIP_TONE`] and recording.
-fn baresip(dir: &Path, k: &Kamailio, auto_answer: bool) -> Baresip {
-    let wav = dir.join("baresip-tone.wav");
-    write_wav(&wav, &tone(BARESIP_TONE, 60.0, 8000, 0.3)).unwrap();
-    let b = Baresip::start(
-        dir,
-        &BaresipOptions {
-            accounts: vec![k.baresip_account("bob", "b-pw", auto_answer)],
-            play: Some(wav),
-            record: true,
-            limit: Duration::from_secs(120),
-        },
-    )
-    .unwrap();
-    b.wait_registered(1, Duration::from_secs(10)).unwrap();
-    b
 }
 
 /// A TCP relay from a loopback port to `port` (accepting for 120 s),
@@ -96,6 +77,18 @@ fn copy_counting(mut from: TcpStream, mut to: TcpStream, counter: Option<&Atomic
     let _ = to.shutdown(Shutdown::Both);
 }
 
+/// bob calls `target` (an echo preset), talks 3 s and hangs up; he must
+/// have heard his own tone back.
+fn bob_hears_his_echo(bob: &e2e::baresip::Baresip, target: &str, who: &str) {
+    bob.command("dial", target).unwrap();
+    bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(10)).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    bob.command("hangup", "").unwrap();
+    bob.wait_event("call", "CALL_CLOSED", Duration::from_secs(5)).unwrap();
+    let heard = bob.heard_newest().unwrap();
+    assert_hears(&heard.slice(1.0, heard.seconds() - 0.3), BARESIP_TONE, who);
+}
+
 fn assert_hears(pcm: &Pcm, freq: f64, who: &str) {
     let share = pcm.tone_share(freq);
     assert!(share > 0.5, "{who} should hear {freq} Hz; share {share:.3}, rms {:.4}", pcm.rms());
@@ -106,7 +99,7 @@ fn assert_hears(pcm: &Pcm, freq: f64, who: &str) {
 fn gateway_registers_and_calls_both_ways_through_kamailio_over_wss() {
     let dir = test_dir("sip_wss_client_gateway");
     let (k, ca) = kamailio(&dir, &[("alice", "a-pw"), ("bob", "b-pw")]);
-    let bob = baresip(&dir, &k, true);
+    let bob = k.registered_baresip(&dir, ("bob", "b-pw"), true, BARESIP_TONE).unwrap();
     let gw = Gateway::start(&dir, None, &["--set", &format!("sip.tls_ca={}", ca.display())]).unwrap();
     let page = Softphone::start(&dir, "softphone", &gw.url(), PAGE_TONE).unwrap();
     page.wait_ready().unwrap();
@@ -206,14 +199,8 @@ fn daemon_registers_over_wss_and_a_wrong_ca_is_a_clear_error_while_calls_go_on()
 
     // bob calls the trusting daemon's account through Kamailio, which
     // reaches it over the daemon's WSS connection: bob hears his tone back.
-    let bob = baresip(&dir, &k, false);
-    bob.command("dial", &k.aor("echo")).unwrap();
-    bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(10)).unwrap();
-    std::thread::sleep(Duration::from_secs(3));
-    bob.command("hangup", "").unwrap();
-    bob.wait_event("call", "CALL_CLOSED", Duration::from_secs(5)).unwrap();
-    let heard = bob.heard_newest().unwrap();
-    assert_hears(&heard.slice(1.0, heard.seconds() - 0.3), BARESIP_TONE, "bob through the WSS-registered daemon");
+    let bob = k.registered_baresip(&dir, ("bob", "b-pw"), false, BARESIP_TONE).unwrap();
+    bob_hears_his_echo(&bob, &k.aor("echo"), "bob through the WSS-registered daemon");
     assert!(
         k.log().lines().any(|l| l.contains("REQ BYE") && l.ends_with("(udp)")),
         "bob's BYE went through Kamailio:\n{}",
@@ -228,20 +215,8 @@ fn daemon_registers_over_wss_and_a_wrong_ca_is_a_clear_error_while_calls_go_on()
         .wait_lines(&["the connection to the registrar closed", "aor=sip:echo@example.test"], 1, Duration::from_secs(5))
         .unwrap();
     trusting.wait_lines(&["account{aor=sip:echo@example.test}", "registered"], 2, Duration::from_secs(20)).unwrap();
-    bob.command("dial", &k.aor("echo")).unwrap();
-    bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(10)).unwrap();
-    std::thread::sleep(Duration::from_secs(3));
-    bob.command("hangup", "").unwrap();
-    bob.wait_event("call", "CALL_CLOSED", Duration::from_secs(5)).unwrap();
-    let heard = bob.heard_newest().unwrap();
-    assert_hears(&heard.slice(1.0, heard.seconds() - 0.3), BARESIP_TONE, "bob after Kamailio restarted");
+    bob_hears_his_echo(&bob, &k.aor("echo"), "bob after Kamailio restarted");
 
     // The daemon with the wrong CA is up and answers a direct call.
-    bob.command("dial", &distrusting.uri("echo")).unwrap();
-    bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(10)).unwrap();
-    std::thread::sleep(Duration::from_secs(3));
-    bob.command("hangup", "").unwrap();
-    bob.wait_event("call", "CALL_CLOSED", Duration::from_secs(5)).unwrap();
-    let heard = bob.heard_newest().unwrap();
-    assert_hears(&heard.slice(1.0, heard.seconds() - 0.3), BARESIP_TONE, "bob through the daemon with the wrong CA");
+    bob_hears_his_echo(&bob, &distrusting.uri("echo"), "bob through the daemon with the wrong CA");
 }

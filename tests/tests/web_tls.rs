@@ -6,15 +6,13 @@
 //! broken certificate file and a key that does not fit are refused with a
 //! clear error while the current certificate and the call stay.
 
-use e2e::audio::{tone, write_wav, Pcm};
-use e2e::baresip::{Baresip, BaresipOptions};
+use e2e::audio::Pcm;
 use e2e::certs::TestCa;
 use e2e::gateway::{Gateway, Softphone};
 use e2e::kamailio::{Kamailio, KamailioOptions};
 use e2e::process::test_dir;
 use serde_json::json;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 const PAGE_TONE: u32 = 660;
@@ -34,20 +32,6 @@ fn wait_logged(gw: &Gateway, needle: &str, times: usize) {
     }
 }
 
-fn baresip(dir: &Path, k: &Kamailio) -> Baresip {
-    let wav = dir.join("baresip-tone.wav");
-    write_wav(&wav, &tone(BARESIP_TONE, 60.0, 8000, 0.3)).unwrap();
-    let options = BaresipOptions {
-        accounts: vec![k.baresip_account("bob", "b-pw", true)],
-        play: Some(wav),
-        record: true,
-        limit: Duration::from_secs(120),
-    };
-    let b = Baresip::start(dir, &options).unwrap();
-    b.wait_registered(1, Duration::from_secs(10)).unwrap();
-    b
-}
-
 #[test]
 fn https_page_calls_over_wss_and_sighup_swaps_the_certificate_mid_call() {
     let dir = test_dir("web_tls");
@@ -56,7 +40,7 @@ fn https_page_calls_over_wss_and_sighup_swaps_the_certificate_mid_call() {
     ca.issue("gateway-v1", &cert, &key).unwrap();
     let k =
         Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("alice", "a-pw"), ("bob", "b-pw")])).unwrap();
-    let bob = baresip(&dir, &k);
+    let bob = k.registered_baresip(&dir, ("bob", "b-pw"), true, BARESIP_TONE).unwrap();
     let (cert_arg, key_arg) = (cert.to_string_lossy(), key.to_string_lossy());
     let gw = Gateway::start(&dir, None, &["--tls-cert", &cert_arg, "--tls-key", &key_arg]).unwrap();
     let served = SocketAddr::from(([127, 0, 0, 1], gw.ws_port));
