@@ -267,7 +267,7 @@ pub struct MediaSettings {
     #[serde(default)]
     pub srtp: SrtpPolicy,
     /// Which WebRTC leg browsers get: "webrtcbin" (default) or "lean"
-    /// (str0m on the shared socket threads; no STUN/TURN servers yet).
+    /// (str0m on the shared socket threads; TURN servers over UDP only).
     #[serde(default)]
     pub webrtc_leg: pipelines::WebRtcLegKind,
     /// Seconds without RTP from a peer that should be sending before its
