@@ -14,14 +14,18 @@
 //! transcoded call, a recorder, DTMF), as in the RTP leg.
 //!
 //! `transport.rs` holds the socket and the str0m session, `setup.rs` its
-//! configuration and what its negotiation is given, `outgoing.rs` what it
-//! sends. ICE runs from one socket per leg (on the first media address):
-//! its host candidate (naming the public address instead when one is
-//! set, as webrtcbin's leg does), and the server-reflexive and relayed ones
+//! configuration and what its negotiation is given, `offer.rs` our offers
+//! (the first and every later one), `outgoing.rs` what it sends,
+//! `reports.rs` what the peer's receiver reports say about it. ICE runs
+//! from one socket per leg (on the first media address): its host
+//! candidate (naming the public address instead when one is set, as
+//! webrtcbin's leg does), and the server-reflexive and relayed ones
 //! `gather.rs` gets from the STUN and TURN servers (`turn.rs`, over UDP).
 
 mod gather;
+mod offer;
 mod outgoing;
+mod reports;
 mod setup;
 mod stun;
 mod timers;
@@ -50,13 +54,13 @@ use crate::Error;
 use gather::Gatherer;
 use gst::prelude::*;
 use outgoing::Outgoing;
+use reports::PeerReports;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::media::MediaKind;
 use str0m::Candidate;
 use transport::{Happening, Transport};
 use turn::FromServer;
@@ -92,6 +96,8 @@ struct Inner {
     watch: MediaWatch,
     reception: Reception,
     sent: Arc<Sent>,
+    /// What the peer's receiver reports say about what we send.
+    peer_reports: PeerReports,
     /// The socket being read; dropped on close.
     socket: Mutex<Option<reactor::Registration>>,
     state: Mutex<State>,
@@ -103,6 +109,10 @@ struct State {
     pending: Option<SdpPendingOffer>,
     /// Our answer to the remote offer, made when the offer was set.
     answer: Option<String>,
+    /// The direction our offers ask for: sendrecv, or what we answered to
+    /// the peer's last offer (a peer that holds us stays held), as
+    /// webrtcbin's transceiver keeps it.
+    direction: Direction,
     send: Option<SendChain>,
     closed: bool,
 }
@@ -165,11 +175,13 @@ impl LeanLeg {
                 watch,
                 reception: Reception::default(),
                 sent,
+                peer_reports: PeerReports::default(),
                 socket: Mutex::default(),
                 state: Mutex::new(State {
                     negotiation: Negotiation::Stable,
                     pending: None,
                     answer: None,
+                    direction: Direction::SendRecv,
                     send: None,
                     closed: false,
                 }),
@@ -247,17 +259,11 @@ impl LeanLeg {
                 Ok(SessionDescriptionText { kind: DescriptionKind::Answer, sdp })
             }
             Negotiation::Stable => {
-                if self.inner.transport.audio_mid().is_some() {
-                    return Err(Error::WrongState(
-                        "the lean WebRTC leg makes no re-offers yet: renegotiate from the WebRTC peer".into(),
-                    ));
-                }
+                let (mid, direction) = (self.inner.transport.audio_mid(), state.direction);
                 let gathered = self.inner.gatherer.candidates();
                 let ((made, mid), happenings) = self.inner.transport.with_rtc(|rtc| {
                     gathered.into_iter().for_each(|c| _ = rtc.add_local_candidate(c));
-                    let mut change = rtc.sdp_api();
-                    let mid = change.add_media(MediaKind::Audio, str0m::media::Direction::SendRecv, None, None, None);
-                    (change.apply(), mid)
+                    offer::make(rtc, mid, direction)
                 });
                 self.inner.act(happenings);
                 self.inner.transport.set_audio_mid(mid);
@@ -294,6 +300,7 @@ impl LeanLeg {
                 let answer = setup::with_refused_formats(&answer.map_err(refused)?.to_sdp_string(), &remote);
                 state.answer = Some(self.inner.advertised(answer));
                 self.apply(&mut state, &choice, direction)?;
+                state.direction = direction;
                 state.negotiation = Negotiation::HaveRemoteOffer;
             }
             DescriptionKind::Answer => {
@@ -364,14 +371,15 @@ impl LeanLeg {
         chain.dtmf_tone(code, duration)
     }
 
-    /// What the leg receives and sends (counted as packets pass).
+    /// What the leg receives and sends (counted as packets pass), and what
+    /// the peer's receiver reports say about what it sends.
     pub fn stats(&self) -> LegStats {
         let inner = &self.inner;
         LegStats {
             codec: inner.port.send_codec(),
             inbound: inner.reception.stats(),
             outbound: inner.sent.stats(),
-            remote_inbound: None,
+            remote_inbound: inner.peer_reports.stats(),
             jitter_buffer_delay: inner.rtpbin.property::<u32>("latency") as f64 / 1000.0,
         }
     }
@@ -433,6 +441,7 @@ impl Inner {
                 Happening::IceUp => {}
                 Happening::Disconnected => self.set_connected(false),
                 Happening::Rtp(packet) => self.received(&packet),
+                Happening::Stats(stats) => self.peer_reports.update(&stats, self.reception.clock_rate()),
             }
         }
     }

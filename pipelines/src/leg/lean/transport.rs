@@ -10,6 +10,7 @@
 //! caller to act on outside the lock. What str0m sends from a relayed
 //! candidate goes through the leg's TURN client (`turn.rs`) instead.
 
+use super::reports::OutgoingStats;
 use super::turn::TurnClient;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +32,8 @@ pub(super) enum Happening {
     IceUp,
     /// A decrypted RTP packet from the peer, header and payload.
     Rtp(Vec<u8>),
+    /// Our stream's statistics, with what the peer's receiver reports said.
+    Stats(OutgoingStats),
 }
 
 pub(super) struct Transport {
@@ -189,6 +192,10 @@ impl Transport {
                         state.mid = Some(added.mid);
                     }
                     Event::RtpPacket(packet) => happenings.push(Happening::Rtp(rtp_bytes(&packet))),
+                    Event::MediaEgressStats(stats) => {
+                        let ssrc = state.rtc.direct_api().stream_tx_by_mid(stats.mid, None).map(|s| *s.ssrc());
+                        happenings.push(Happening::Stats(OutgoingStats { ssrc: ssrc.unwrap_or(0), stats }))
+                    }
                     _ => {}
                 },
                 Err(err) => {
