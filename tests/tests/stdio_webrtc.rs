@@ -364,21 +364,22 @@ fn held_timeout(name: &str, leg: &str) {
     assert!(closed.elapsed() > Duration::from_secs(12), "the held timeout is at least 20 s: {:?}", closed.elapsed());
 }
 
-/// The lean leg has no STUN/TURN or public address yet: asking for them is
-/// a clear error, and the process and its other sessions carry on.
+/// The lean leg reaches TURN servers over UDP only: one given only over TLS
+/// is a clear error, and the process and its other sessions carry on.
 #[test]
-fn lean_refuses_ice_servers_and_the_bridge_stays_up() {
-    let dir = test_dir("lean_refuses_ice_servers");
+fn lean_refuses_turn_over_tls_only_and_the_bridge_stays_up() {
+    let dir = test_dir("lean_refuses_turn_over_tls");
     let bridge = Bridge::start(&dir, &[]).unwrap();
     let kept = bridge.create("webrtc", json!({ "webrtcLeg": LEAN })).unwrap();
     let refused = bridge
         .request(
             "session.create",
-            json!({ "kind": "webrtc", "webrtcLeg": LEAN, "iceServers": [{ "urls": "stun:127.0.0.1:3478" }] }),
+            json!({ "kind": "webrtc", "webrtcLeg": LEAN, "iceServers": [{ "urls": "turns:127.0.0.1", "secret": "s" }] }),
         )
         .unwrap();
     let message = refused["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("lean WebRTC leg") && message.contains("webrtcbin"), "{refused}");
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    assert!(message.contains("lean WebRTC leg") && message.contains("over UDP only"), "{refused}");
     let unknown = bridge.request("session.create", json!({ "kind": "webrtc", "webrtcLeg": "str0m" })).unwrap();
     assert!(unknown.get("error").is_some(), "an unknown leg is refused: {unknown}");
     let (kind, offer) = bridge.local_description(&kept).unwrap();
