@@ -395,7 +395,13 @@ fn lean_refuses_turn_over_tls_only_and_the_bridge_stays_up() {
 /// next re-offer is `sendrecv` and the phone's tone is back.
 #[test]
 fn lean_bridge_reoffers_through_a_hold_and_resume() {
-    reoffers("lean_bridge_reoffers", LEAN, true);
+    reoffers("lean_bridge_reoffers", LEAN, Stack::Chromium, true);
+}
+
+/// The same with aiortc (which offers no telephone-event).
+#[test]
+fn lean_bridge_reoffers_aiortc_through_a_hold_and_resume() {
+    reoffers("lean_bridge_reoffers_aiortc", LEAN, Stack::Aiortc, true);
 }
 
 /// The same on webrtcbin, up to the hold: webrtcbin (1.22) refuses a
@@ -404,13 +410,13 @@ fn lean_bridge_reoffers_through_a_hold_and_resume() {
 /// offering `sendonly`.
 #[test]
 fn bridge_reoffers_and_audio_keeps_flowing() {
-    reoffers("bridge_reoffers", WEBRTCBIN, false);
+    reoffers("bridge_reoffers", WEBRTCBIN, Stack::Chromium, false);
 }
 
-fn reoffers(name: &str, leg: &str, through_hold: bool) {
+fn reoffers(name: &str, leg: &str, stack: Stack, through_hold: bool) {
     let dir = test_dir(name);
     let bridge = Bridge::start(&dir, &[]).unwrap();
-    let browser = WebRtcPeer::start(Stack::Chromium, &dir, "browser", BROWSER_TONE).unwrap();
+    let browser = WebRtcPeer::start(stack, &dir, "browser", BROWSER_TONE).unwrap();
     let mut phone = RtpPeer::start(&dir, "phone", PeerCodec::Pcmu).unwrap();
     let w = bridge.create("webrtc", json!({ "webrtcLeg": leg })).unwrap();
     let r = bridge.create("rtp", json!({})).unwrap();
@@ -419,21 +425,24 @@ fn reoffers(name: &str, leg: &str, through_hold: bool) {
     bridge.call("session.connect", json!({ "a": w, "b": r })).unwrap();
     phone.send_tone(PHONE_TONE, rtp_address(&phone_answer)).unwrap();
 
-    // The browser offers (in `direction`); the bridge answers.
+    // The browser offers (in `direction`); the bridge answers. Returns
+    // whether telephone-event was negotiated.
     let browser_offers = |direction: &str| {
         let offer = browser.create_offer().unwrap().replace("a=sendrecv", &format!("a={direction}"));
         bridge.set_remote(&w, "offer", &offer).unwrap();
         let (kind, answer) = bridge.local_description(&w).unwrap();
         assert_eq!(kind, "answer");
         browser.set_remote("answer", &answer).unwrap();
+        answer.to_lowercase().contains("telephone-event/")
     };
     // The bridge offers again; the browser answers. Returns the offer.
-    let bridge_offers = || {
+    let bridge_offers = |dtmf: bool| {
         let (kind, offer) = bridge.local_description(&w).unwrap();
         assert_eq!(kind, "offer", "once stable, the bridge offers:\n{offer}");
-        assert!(
-            offer.to_lowercase().contains("telephone-event/48000"),
-            "the negotiated DTMF is offered again:\n{offer}"
+        assert_eq!(
+            offer.to_lowercase().contains("telephone-event/"),
+            dtmf,
+            "telephone-event is offered again if it was negotiated:\n{offer}"
         );
         assert!(offer.contains("a=fingerprint:") && offer.contains("a=ice-ufrag:"), "{offer}");
         browser.set_remote("offer", &offer).unwrap();
@@ -447,12 +456,13 @@ fn reoffers(name: &str, leg: &str, through_hold: bool) {
         (heard.tone_share(PHONE_TONE as f64), heard.rms())
     };
 
-    browser_offers("sendrecv");
+    let dtmf = browser_offers("sendrecv");
+    assert_eq!(dtmf, stack == Stack::Chromium, "Chromium offers telephone-event, aiortc does not");
     browser.wait_connected().unwrap();
     let (share, rms) = hears_phone("browser-first.wav");
     assert!(share > 0.8 && rms > 0.05, "before any re-offer: share {share:.3}, rms {rms:.4}");
 
-    let again = bridge_offers();
+    let again = bridge_offers(dtmf);
     assert!(again.contains("a=sendrecv"), "{again}");
     let (share, rms) = hears_phone("browser-reoffered.wav");
     assert!(share > 0.8 && rms > 0.05, "after the bridge's re-offer: share {share:.3}, rms {rms:.4}");
@@ -460,14 +470,14 @@ fn reoffers(name: &str, leg: &str, through_hold: bool) {
         return;
     }
 
-    browser_offers("sendonly");
-    let held = bridge_offers();
+    assert_eq!(browser_offers("sendonly"), dtmf);
+    let held = bridge_offers(dtmf);
     assert!(held.contains("a=recvonly") && !held.contains("a=sendrecv"), "the hold stays in our re-offer:\n{held}");
     let (_, rms) = hears_phone("browser-held.wav");
     assert!(rms < 0.01, "a browser that holds hears nothing: rms {rms:.4}");
 
-    browser_offers("sendrecv");
-    let resumed = bridge_offers();
+    assert_eq!(browser_offers("sendrecv"), dtmf);
+    let resumed = bridge_offers(dtmf);
     assert!(resumed.contains("a=sendrecv"), "{resumed}");
     let (share, rms) = hears_phone("browser-resumed.wav");
     assert!(share > 0.8 && rms > 0.05, "after the resume: share {share:.3}, rms {rms:.4}");
