@@ -1,8 +1,8 @@
 //! coturn (Debian `coturn`, binary `turnserver`) as the TURN server of a
 //! test: in the foreground with a command line only, TURN REST API
-//! credentials (`use-auth-secret`) from a shared secret, UDP and TCP
-//! listeners on one address (and TLS on [`TURNS_PORT`] for the loopback
-//! one, with a self-signed certificate), relays on the same address.
+//! credentials (`use-auth-secret`) from a shared secret, UDP, TCP and TLS
+//! (on [`TURNS_PORT`], with a self-signed certificate) listeners on one
+//! address, relays on the same address.
 
 use crate::netns::Host;
 use crate::process::Child;
@@ -21,12 +21,12 @@ pub struct Coturn {
 impl Coturn {
     /// Starts coturn on `host` with `secret`; returns once it listens.
     pub fn start_on(dir: &Path, host: &Host, secret: &str, limit: Duration) -> Result<Coturn> {
-        Coturn::spawn(dir, host.command("turnserver"), host.addr, secret, false, limit)
+        Coturn::spawn(dir, host.command("turnserver"), host.addr, secret, limit)
     }
 
-    /// Starts coturn on 127.0.0.1 (this namespace) with `secret`, TLS too.
+    /// Starts coturn on 127.0.0.1 (this namespace) with `secret`.
     pub fn start(dir: &Path, secret: &str, limit: Duration) -> Result<Coturn> {
-        Coturn::spawn(dir, std::process::Command::new("turnserver"), Ipv4Addr::LOCALHOST, secret, true, limit)
+        Coturn::spawn(dir, std::process::Command::new("turnserver"), Ipv4Addr::LOCALHOST, secret, limit)
     }
 
     fn spawn(
@@ -34,17 +34,12 @@ impl Coturn {
         mut cmd: std::process::Command,
         addr: Ipv4Addr,
         secret: &str,
-        tls: bool,
         limit: Duration,
     ) -> Result<Coturn> {
         let addr = addr.to_string();
-        if tls {
-            let (cert, key) = (dir.join("turn-cert.pem"), dir.join("turn-key.pem"));
-            crate::certs::self_signed_cert(&cert, &key)?;
-            cmd.arg("--cert").arg(cert).arg("--pkey").arg(key).args(["--tls-listening-port", &TURNS_PORT.to_string()]);
-        } else {
-            cmd.arg("--no-tls");
-        }
+        let (cert, key) = (dir.join("turn-cert.pem"), dir.join("turn-key.pem"));
+        crate::certs::self_signed_cert(&cert, &key)?;
+        cmd.arg("--cert").arg(cert).arg("--pkey").arg(key).args(["--tls-listening-port", &TURNS_PORT.to_string()]);
         cmd.args(["-n", "--no-cli", "--no-dtls", "--log-file", "stdout", "--simple-log", "--verbose"])
             .args(["--listening-ip", &addr, "--relay-ip", &addr, "--listening-port", &TURN_PORT.to_string()])
             .args(["--min-port", "49152", "--max-port", "49999", "--realm", "example.test"])

@@ -243,55 +243,57 @@ pub fn apply(webrtc: &gst::Element, servers: &[IceServer]) -> Result<(), Error> 
     Ok(())
 }
 
-/// A server as the lean WebRTC leg reaches it: by host and port, over UDP
-/// or TCP.
+/// How the lean WebRTC leg reaches a TURN server.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GatherServer {
+pub(crate) enum TurnTransport {
+    Udp,
+    Tcp,
+    /// TLS over TCP, with the server's name (as in the URL) for SNI.
+    Tls(String),
+}
+
+/// A server as the lean WebRTC leg reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GatherServer {
     /// As written in the URL, without an IPv6 address's brackets.
     pub host: String,
     pub port: u16,
-    /// A TURN server reached over TCP (`?transport=tcp`).
-    pub tcp: bool,
+    pub transport: TurnTransport,
     /// A TURN server's username and password (none for STUN).
     pub credentials: Option<(String, String)>,
 }
 
-/// The STUN server and the first TURN server the lean WebRTC leg can use
-/// (its `turn:` URL over UDP, else over TCP), credentials made for our own
-/// use: what it gathers from. Its TURN client has no TLS, so a TURN server
-/// given only as `turns:` is refused; other URLs beside the one used are
-/// left to the browser.
-pub fn gather_servers(servers: &[IceServer]) -> Result<(Option<GatherServer>, Option<GatherServer>), Error> {
+/// The STUN server and the first TURN server, credentials made for our own
+/// use: what the lean WebRTC leg gathers from. Of a TURN server's URLs it
+/// takes one over UDP if there is one, else over TCP, else TLS (as a
+/// browser would prefer them); the others are left to the browser.
+pub(crate) fn gather_servers(servers: &[IceServer]) -> Result<(Option<GatherServer>, Option<GatherServer>), Error> {
     validate(servers)?;
     let (mut stun, mut turn) = (None, None);
     for server in with_credentials(servers, OUR_TURN_USER, SystemTime::now())? {
         let credentials = server.username.clone().zip(server.credential.clone());
         let urls = server.urls.iter().map(|u| ServerUrl::parse(u)).collect::<Result<Vec<_>, _>>()?;
-        let gather = |url: &ServerUrl| GatherServer {
-            host: url.host.trim_start_matches('[').trim_end_matches(']').to_string(),
-            port: url.port,
-            tcp: url.transport.as_deref() == Some("tcp"),
-            credentials: (url.scheme != Scheme::Stun).then(|| credentials.clone()).flatten(),
+        let gather = |url: &ServerUrl| {
+            let host = url.host.trim_start_matches('[').trim_end_matches(']').to_string();
+            let transport = match (url.scheme, url.transport.as_deref()) {
+                (Scheme::Turns, _) => TurnTransport::Tls(host.clone()),
+                (_, Some("tcp")) => TurnTransport::Tcp,
+                _ => TurnTransport::Udp,
+            };
+            let credentials = (url.scheme != Scheme::Stun).then(|| credentials.clone()).flatten();
+            GatherServer { host, port: url.port, transport, credentials }
         };
         for url in urls.iter().filter(|u| u.scheme == Scheme::Stun) {
             stun = Some(gather(url));
         }
-        let relays: Vec<&ServerUrl> = urls.iter().filter(|u| u.scheme != Scheme::Stun).collect();
-        let plain = |tcp: bool| {
-            relays.iter().find(|u| u.scheme == Scheme::Turn && (u.transport.as_deref() == Some("tcp")) == tcp)
+        let preference = |server: &GatherServer| match server.transport {
+            TurnTransport::Udp => 0,
+            TurnTransport::Tcp => 1,
+            TurnTransport::Tls(_) => 2,
         };
-        match plain(false).or_else(|| plain(true)) {
-            Some(url) => {
-                turn.get_or_insert_with(|| gather(url));
-            }
-            None if !relays.is_empty() => {
-                return Err(Error::IceServer(format!(
-                    "{:?}: the lean WebRTC leg reaches TURN servers over UDP or TCP, not TLS; add a turn: URL, \
-                     or use the webrtcbin leg for TURN over TLS",
-                    server.urls[0]
-                )))
-            }
-            None => {}
+        let relays = urls.iter().filter(|u| u.scheme != Scheme::Stun).map(gather);
+        if let Some(best) = relays.min_by_key(preference) {
+            turn.get_or_insert(best);
         }
     }
     Ok((stun, turn))
@@ -434,17 +436,20 @@ mod tests {
         let found_stun = found_stun.unwrap();
         assert_eq!((found_stun.host.as_str(), found_stun.port, found_stun.credentials), ("192.0.2.1", 3480, None));
         let found_turn = found_turn.unwrap();
-        assert_eq!((found_turn.host.as_str(), found_turn.port, found_turn.tcp), ("2001:db8::1", 3479, false));
+        assert_eq!((found_turn.host.as_str(), found_turn.port), ("2001:db8::1", 3479));
+        assert_eq!(found_turn.transport, TurnTransport::Udp);
         assert_eq!(found_turn.credentials, Some(("alice".into(), "p@ss:word".into())));
         let (_, made) = gather_servers(&[turn("turn:192.0.2.1", Some("s3cret"))]).unwrap();
         assert!(made.unwrap().credentials.unwrap().0.ends_with(":sipbridge"), "REST credentials for us");
-        let mut tcp_and_tls = turn("turns:192.0.2.1", None);
-        tcp_and_tls.urls.push("turn:192.0.2.1?transport=tcp".into());
-        let (_, tcp) = gather_servers(&[tcp_and_tls]).unwrap();
-        assert!(tcp.unwrap().tcp, "TCP when there is no UDP");
-        let err = gather_servers(&[turn("turns:192.0.2.1", None)]).unwrap_err().to_string();
-        assert!(err.contains("not TLS"), "{err}");
+        let mut tls_and_tcp = turn("turns:turn.example.com", None);
+        tls_and_tcp.urls.push("turn:192.0.2.1?transport=tcp".into());
+        let (_, tcp) = gather_servers(&[tls_and_tcp]).unwrap();
+        assert_eq!(tcp.unwrap().transport, TurnTransport::Tcp, "TCP when there is no UDP");
+        let (_, tls) = gather_servers(&[turn("turns:turn.example.com", None)]).unwrap();
+        let tls = tls.unwrap();
+        assert_eq!((tls.transport, tls.port), (TurnTransport::Tls("turn.example.com".into()), 5349));
         assert_eq!(gather_servers(&[]).unwrap(), (None, None));
+        assert!(gather_servers(&[stun("stun:192.0.2.1"), stun("stun:192.0.2.2")]).is_err(), "checked as for webrtcbin");
     }
 
     #[test]

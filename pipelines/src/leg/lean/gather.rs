@@ -1,5 +1,5 @@
 //! A lean leg's candidates beyond its host one, from the leg's own
-//! socket (or a TCP connection to the TURN server): a server-reflexive one from the STUN server (a Binding request,
+//! socket (or a TCP or TLS connection to the TURN server): a server-reflexive one from the STUN server (a Binding request,
 //! its XOR-MAPPED-ADDRESS) and a relayed one from the TURN server (`turn.rs`),
 //! whose allocation also tells the server-reflexive address when there is
 //! no STUN server.
@@ -54,7 +54,7 @@ struct Probe {
 
 impl Gatherer {
     /// Sends the first requests to the servers of `servers` (STUN, and TURN
-    /// over UDP or TCP) from `socket`, bound at `base`.
+    /// over UDP, TCP or TLS) from `socket`, bound at `base`.
     pub fn start(socket: &UdpSocket, base: SocketAddr, servers: &[IceServer]) -> Result<Gatherer, Error> {
         let (stun_server, turn_server) = ice::gather_servers(servers)?;
         let clone = || socket.try_clone().map_err(|e| Error::Bind(e.to_string()));
@@ -74,7 +74,7 @@ impl Gatherer {
             Some(server) => {
                 let address = resolve(&server, base)?;
                 let (username, password) = server.credentials.unwrap_or_default();
-                Some(TurnClient::start(clone()?, server.tcp, address, username, password))
+                Some(TurnClient::start(clone()?, &server.transport, address, username, password))
             }
             None => None,
         };

@@ -1,5 +1,5 @@
 //! A lean leg's TURN client (RFC 8656), over UDP from the leg's own
-//! socket or over a TCP connection (`turn_tcp.rs`): one allocation per
+//! socket or over a TCP or TLS connection (`turn_tcp.rs`): one allocation per
 //! leg, whose relayed address str0m gets as a relayed local candidate.
 //!
 //! - Allocate (whose answer also gives our server-reflexive address),
@@ -19,6 +19,7 @@
 
 use super::stun::{self, Builder, Class, Message, TransactionId};
 use super::turn_tcp::TcpLink;
+use crate::leg::ice::TurnTransport;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -104,19 +105,26 @@ struct Request {
 }
 
 impl TurnClient {
-    /// Asks `server` for an allocation, over UDP from `socket`, or over TCP.
+    /// Asks `server` for an allocation, over UDP from `socket`, or over TCP
+    /// (TLS with the server's name when `transport` says so).
     pub fn start(
         socket: UdpSocket,
-        tcp: bool,
+        transport: &TurnTransport,
         server: SocketAddr,
         username: String,
         password: String,
     ) -> Arc<TurnClient> {
         let client = Arc::new_cyclic(|weak: &std::sync::Weak<TurnClient>| {
-            let path = if tcp {
+            let tls_name = match transport {
+                TurnTransport::Udp => None,
+                TurnTransport::Tcp => Some(None),
+                TurnTransport::Tls(name) => Some(Some(name.clone())),
+            };
+            let path = if let Some(tls_name) = tls_name {
                 let (on_connect, on_message) = (weak.clone(), weak.clone());
                 Path::Tcp(TcpLink::start(
                     server,
+                    tls_name,
                     Box::new(move || on_connect.upgrade().into_iter().for_each(|c| c.send_pending())),
                     Box::new(move |message| on_message.upgrade().into_iter().for_each(|c| c.read_over_tcp(message))),
                 ))

@@ -1,57 +1,100 @@
 //! The TCP connection of a lean leg's TURN client to its server (`turn:`
-//! with `?transport=tcp`, RFC 8656 §3.1), for networks that let no UDP
-//! out: connected, and then read, by one thread of its own (the shared
-//! socket threads read UDP only; this is the fallback path, one thread per
-//! leg relayed over TCP). Messages on the stream are STUN messages, each
-//! as long as its header says (no channels are bound, so no ChannelData).
+//! with `?transport=tcp`, RFC 8656 §3.1), or TLS over it (`turns:`), for
+//! networks that let no UDP out: connected, and then read, by one thread
+//! of its own (the shared socket threads read UDP only; this is the
+//! fallback path, one thread per leg relayed over TCP). Messages on the
+//! stream are STUN messages, each as long as its header says (no channels
+//! are bound, so no ChannelData).
+//!
+//! Plain TCP is read from a clone of the socket while other threads write.
+//! A TLS session cannot be read and written at once, so its reader holds
+//! it for at most [`TLS_READ_SLICE`] at a time, and a writer may wait as
+//! long. The server's certificate is not checked, as libnice (the
+//! webrtcbin leg) does not: what crosses is DTLS-SRTP and STUN signed
+//! with the credentials, TLS is there to get through firewalls.
 
-use std::io::{Read, Write};
+use openssl::ssl::{SslConnector, SslMethod, SslStream, SslVerifyMode};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-/// How long connecting may take (the description waits at most as long
-/// for the whole allocation anyway).
+/// How long connecting (and the TLS handshake) may take: the description
+/// waits at most as long for the whole allocation anyway.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// A write the server does not take in this long loses its message rather
 /// than holding up the thread that sends (a socket thread, the timer).
 const WRITE_TIMEOUT: Duration = Duration::from_millis(200);
+/// The longest a TLS reader holds the session, and a writer waits for it.
+const TLS_READ_SLICE: Duration = Duration::from_millis(5);
 /// STUN's header: type, length, magic cookie, transaction id.
 const HEADER_LEN: usize = 20;
 
 /// Called with each message read.
 pub(super) type OnMessage = Box<dyn Fn(&[u8]) + Send>;
 
+enum Stream {
+    Tcp(TcpStream),
+    Tls(SslStream<TcpStream>),
+}
+
+impl Stream {
+    fn socket(&self) -> &TcpStream {
+        match self {
+            Stream::Tcp(socket) => socket,
+            Stream::Tls(tls) => tls.get_ref(),
+        }
+    }
+
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(socket) => socket.read(buffer),
+            Stream::Tls(tls) => tls.read(buffer),
+        }
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(socket) => socket.write_all(data),
+            Stream::Tls(tls) => tls.write_all(data),
+        }
+    }
+}
+
 pub(super) struct TcpLink {
-    stream: Mutex<Option<TcpStream>>,
+    stream: Mutex<Option<Stream>>,
     /// Closed, possibly before the connection was made.
     closed: AtomicBool,
 }
 
 impl TcpLink {
-    /// Connects to `server` on a thread of its own, then calls `connected`
-    /// and `message` for every message read, until the stream ends or
-    /// [`TcpLink::close`].
-    pub fn start(server: SocketAddr, connected: Box<dyn FnOnce() + Send>, message: OnMessage) -> Arc<TcpLink> {
+    /// Connects to `server` (TLS when `tls_name`, the server's name, is
+    /// given) on a thread of its own, then calls `connected`, and `message`
+    /// for every message read, until the stream ends or [`TcpLink::close`].
+    pub fn start(
+        server: SocketAddr,
+        tls_name: Option<String>,
+        connected: Box<dyn FnOnce() + Send>,
+        message: OnMessage,
+    ) -> Arc<TcpLink> {
         let link = Arc::new(TcpLink { stream: Mutex::new(None), closed: AtomicBool::new(false) });
         let weak = Arc::downgrade(&link);
         let spawned = std::thread::Builder::new().name("lean-turn-tcp".into()).spawn(move || {
-            let stream = match TcpStream::connect_timeout(&server, CONNECT_TIMEOUT) {
+            let stream = match connect(server, tls_name.as_deref()) {
                 Ok(stream) => stream,
-                Err(err) => return tracing::warn!(%server, %err, "lean WebRTC leg: no TCP connection to TURN server"),
+                Err(err) => return tracing::warn!(%server, %err, "lean WebRTC leg: no connection to TURN server"),
             };
-            let _ = stream.set_nodelay(true);
-            let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-            let Ok(mut reader) = stream.try_clone() else { return };
+            let own_reader = match &stream {
+                Stream::Tcp(socket) => socket.try_clone().ok().map(Stream::Tcp),
+                Stream::Tls(_) => None,
+            };
             match weak.upgrade() {
                 Some(link) if !link.closed.load(Ordering::Relaxed) => *link.stream.lock().unwrap() = Some(stream),
                 _ => return,
             }
             connected();
-            while let Some(frame) = read_message(&mut reader) {
-                message(&frame);
-            }
+            read_messages(&weak, own_reader, &message);
         });
         if let Err(err) = spawned {
             tracing::warn!(%err, "lean WebRTC leg: no thread for the TURN TCP connection");
@@ -71,30 +114,82 @@ impl TcpLink {
         let mut stream = self.stream.lock().unwrap();
         self.closed.store(true, Ordering::Relaxed);
         if let Some(stream) = stream.take() {
-            let _ = stream.shutdown(Shutdown::Both);
+            let _ = stream.socket().shutdown(Shutdown::Both);
         }
     }
 }
 
-/// The reading thread holds a clone of the stream: it ends only when the
-/// connection does.
+/// The reading thread may hold a clone of the socket: it ends only when
+/// the connection does.
 impl Drop for TcpLink {
     fn drop(&mut self) {
         self.close();
     }
 }
 
-/// The next STUN message on the stream, None at its end or on garbage.
-fn read_message(stream: &mut impl Read) -> Option<Vec<u8>> {
-    let mut message = vec![0u8; HEADER_LEN];
-    stream.read_exact(&mut message).ok()?;
-    if message[0] & 0xc0 != 0 {
-        return None;
+fn connect(server: SocketAddr, tls_name: Option<&str>) -> Result<Stream, String> {
+    let socket = TcpStream::connect_timeout(&server, CONNECT_TIMEOUT).map_err(|e| e.to_string())?;
+    let _ = socket.set_nodelay(true);
+    let _ = socket.set_write_timeout(Some(WRITE_TIMEOUT));
+    let Some(name) = tls_name else { return Ok(Stream::Tcp(socket)) };
+    let _ = socket.set_read_timeout(Some(CONNECT_TIMEOUT));
+    let mut connector = SslConnector::builder(SslMethod::tls_client()).map_err(|e| e.to_string())?;
+    connector.set_verify(SslVerifyMode::NONE);
+    let configured = connector.build().configure().map_err(|e| e.to_string())?.verify_hostname(false);
+    let tls = configured.connect(name, socket).map_err(|e| e.to_string())?;
+    let _ = tls.get_ref().set_read_timeout(Some(TLS_READ_SLICE));
+    Ok(Stream::Tls(tls))
+}
+
+/// Reads until the stream ends: from `own_reader` if there is one (plain
+/// TCP), else from the link's stream a slice at a time (TLS).
+fn read_messages(link: &Weak<TcpLink>, mut own_reader: Option<Stream>, message: &OnMessage) {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let read = match own_reader.as_mut() {
+            Some(reader) => reader.read(&mut chunk),
+            None => {
+                let Some(link) = link.upgrade() else { return };
+                let mut stream = link.stream.lock().unwrap();
+                match stream.as_mut() {
+                    Some(stream) => stream.read(&mut chunk),
+                    None => return,
+                }
+            }
+        };
+        match read {
+            Ok(0) => return,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+                continue
+            }
+            Err(_) => return,
+        }
+        loop {
+            match take_message(&mut buffer) {
+                Ok(Some(frame)) => message(&frame),
+                Ok(None) => break,
+                Err(()) => return,
+            }
+        }
     }
-    let length = u16::from_be_bytes([message[2], message[3]]) as usize;
-    message.resize(HEADER_LEN + length, 0);
-    stream.read_exact(&mut message[HEADER_LEN..]).ok()?;
-    Some(message)
+}
+
+/// The first whole STUN message in `buffer`, taken out; None until one
+/// has arrived whole; an error for what is not STUN.
+fn take_message(buffer: &mut Vec<u8>) -> Result<Option<Vec<u8>>, ()> {
+    if buffer.len() < HEADER_LEN {
+        return Ok(None);
+    }
+    if buffer[0] & 0xc0 != 0 {
+        return Err(());
+    }
+    let length = HEADER_LEN + u16::from_be_bytes([buffer[2], buffer[3]]) as usize;
+    if buffer.len() < length {
+        return Ok(None);
+    }
+    Ok(Some(buffer.drain(..length).collect()))
 }
 
 #[cfg(test)]
@@ -108,12 +203,12 @@ mod tests {
         first.extend_from_slice(&[1, 2, 3, 4]);
         let mut second = first.clone();
         second[1] = 0x17;
-        let mut stream: Vec<u8> = first.iter().chain(&second).copied().collect();
-        stream.extend_from_slice(&[0x01, 0x01]); // a truncated third
-        let mut reader = stream.as_slice();
-        assert_eq!(read_message(&mut reader), Some(first));
-        assert_eq!(read_message(&mut reader), Some(second));
-        assert_eq!(read_message(&mut reader), None);
-        assert_eq!(read_message(&mut [0x40u8; 24].as_slice()), None, "ChannelData is not expected");
+        let mut buffer: Vec<u8> = first.iter().chain(&second).copied().collect();
+        buffer.extend_from_slice(&[0x01, 0x01]); // the start of a third
+        assert_eq!(take_message(&mut buffer), Ok(Some(first)));
+        assert_eq!(take_message(&mut buffer), Ok(Some(second)));
+        assert_eq!(take_message(&mut buffer), Ok(None), "not whole yet");
+        assert_eq!(buffer, [0x01, 0x01]);
+        assert_eq!(take_message(&mut vec![0x40u8; 24]), Err(()), "ChannelData is not expected");
     }
 }
