@@ -583,6 +583,9 @@ struct RunResult {
     realtime_ratio: f64,
     setup_median_ms: f64,
     setup_p95_ms: f64,
+    /// What the process grew by with the first call, one-time costs included.
+    first_call_rss_kib: f64,
+    /// What each further call adds (see [`per_further_call`]).
     rss_kib_per_call: f64,
     threads_per_call: f64,
     /// The jitter mode: what leg B received of what leg A sent while measuring.
@@ -606,6 +609,7 @@ impl RunResult {
             realtime_ratio: f64::NAN,
             setup_median_ms: f64::NAN,
             setup_p95_ms: f64::NAN,
+            first_call_rss_kib: f64::NAN,
             rss_kib_per_call: f64::NAN,
             threads_per_call: f64::NAN,
             delivered: None,
@@ -665,6 +669,9 @@ fn run_calls(
     let what = format!("{} {} K={calls}", system.name(), mode.name);
     let pid = system.pid();
     let (rss0, threads0) = (status_field(pid, "VmRSS:"), status_field(pid, "Threads:"));
+    // The process as the first call left it: what that call added includes
+    // one-time costs (plugins loaded, shared threads and pools started).
+    let mut after_first = (rss0, threads0);
     let a = Codec::Pcmu;
     let mut legs: Vec<Leg> = Vec::new();
     let mut setups: Vec<f64> = Vec::new();
@@ -772,6 +779,9 @@ fn run_calls(
                 ms(legs[pair].first_rx()),
                 ms(legs[pair + 1].first_rx())
             );
+        }
+        if call == 0 {
+            after_first = (status_field(pid, "VmRSS:"), status_field(pid, "Threads:"));
         }
         match first {
             Some(f) => setups.push((f - started).as_secs_f64() * 1000.0),
@@ -903,13 +913,26 @@ fn run_calls(
         realtime_ratio: realtime,
         setup_median_ms: pct(0.5),
         setup_p95_ms: pct(0.95),
-        rss_kib_per_call: (rss1 - rss0) / calls as f64,
-        threads_per_call: (threads1 - threads0) / calls as f64,
+        first_call_rss_kib: after_first.0 - rss0,
+        rss_kib_per_call: per_further_call(rss0, after_first.0, rss1, calls),
+        threads_per_call: per_further_call(threads0, after_first.1, threads1, calls),
         delivered,
         checked: format!("{calls} calls: packets both ways, each leg decodes to the other leg's tone"),
         failed: summary.clone().filter(|_| !overloaded),
         over_capacity: summary.filter(|_| overloaded),
     })
+}
+
+/// A per-call cost (memory, threads): the growth from the first call to all
+/// `calls`, over the calls after the first, so that one-time costs the
+/// first call pays (and a process started for the row pays in full, one
+/// reused across rows does not) do not count as every call's. One call:
+/// its whole growth.
+fn per_further_call(before: f64, after_first: f64, after_all: f64, calls: usize) -> f64 {
+    match calls {
+        0 | 1 => after_all - before,
+        _ => (after_all - after_first) / (calls - 1) as f64,
+    }
 }
 
 /// Packets in a latency run: 12 s, a 200 ms tone burst at the start of
@@ -1277,7 +1300,7 @@ fn main() -> Result<()> {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
     println!(
-        "{:<14} {:<38} {:>6} {:>14} {:>10} {:>12} {:>10} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10}",
+        "{:<14} {:<38} {:>6} {:>14} {:>10} {:>12} {:>10} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10}",
         "system",
         "mode",
         "calls",
@@ -1285,6 +1308,7 @@ fn main() -> Result<()> {
         "real time",
         "setup med ms",
         "p95 ms",
+        "1st call KiB",
         "RSS KiB/call",
         "threads/call",
         "vs rtpe",
@@ -1304,7 +1328,7 @@ fn main() -> Result<()> {
             .map(|o| format!("{:.2}x", r.cpu_ms_per_call_second / o.cpu_ms_per_call_second))
             .unwrap_or_default();
         println!(
-            "{:<14} {:<38} {:>6} {:>14.2} {:>9.1}% {:>12.1} {:>10.1} {:>12.0} {:>12.2} {:>10} {:>10} {:>10.2} {:>10}",
+            "{:<14} {:<38} {:>6} {:>14.2} {:>9.1}% {:>12.1} {:>10.1} {:>12.0} {:>12.0} {:>12.2} {:>10} {:>10} {:>10.2} {:>10}",
             r.system,
             r.mode,
             r.calls,
@@ -1312,6 +1336,7 @@ fn main() -> Result<()> {
             r.realtime_ratio * 100.0,
             r.setup_median_ms,
             r.setup_p95_ms,
+            r.first_call_rss_kib,
             r.rss_kib_per_call,
             r.threads_per_call,
             ratio,
@@ -1369,7 +1394,7 @@ fn main() -> Result<()> {
             "system": r.system, "mode": r.mode, "calls": r.calls, "cpu_ms_per_call_second": r.cpu_ms_per_call_second,
             "generator_cpu_ms_per_call_second": r.gen_cpu_ms_per_call_second,
             "realtime": r.realtime_ratio, "setup_median_ms": r.setup_median_ms, "setup_p95_ms": r.setup_p95_ms,
-            "rss_kib_per_call": r.rss_kib_per_call, "threads_per_call": r.threads_per_call, "delivered": r.delivered,
+            "first_call_rss_kib": r.first_call_rss_kib, "rss_kib_per_call": r.rss_kib_per_call, "threads_per_call": r.threads_per_call, "delivered": r.delivered,
             "checked": r.checked,
             "failed": r.failed, "over_capacity": r.over_capacity,
         })).collect::<Vec<_>>(),

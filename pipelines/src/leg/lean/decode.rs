@@ -112,15 +112,19 @@ impl Decoding {
                 }
             };
             let mut buffer = gst::Buffer::from_mut_slice(packet);
-            buffer.get_mut().expect("a new buffer is writable").set_pts(gst::ClockTime::from_nseconds(pts_ns.max(0) as u64));
+            buffer
+                .get_mut()
+                .expect("a new buffer is writable")
+                .set_pts(gst::ClockTime::from_nseconds(pts_ns.max(0) as u64));
             chain.push(buffer, &format.caps);
         }
     }
 
     /// A receive chain for payload type `pt`.
     fn chain(&self, pt: u8, caps: &gst::Caps) -> Option<InputPad> {
-        let made = InputPad::unlinked(&format!("rtp_in_{pt}"))
-            .and_then(|input| receive::attach_as(&self.bin, input.pad(), caps, &self.port, &self.events).map(|()| input));
+        let made = InputPad::unlinked(&format!("rtp_in_{pt}")).and_then(|input| {
+            receive::attach_as(&self.bin, input.pad(), caps, &self.port, &self.events).map(|()| input)
+        });
         made.map_err(|err| tracing::warn!(%err, pt, "cannot receive WebRTC stream")).ok()
     }
 }

@@ -15,13 +15,16 @@
 //! has no rtpbin and no thread of its own.
 //!
 //! `transport.rs` holds the socket and the str0m session, `setup.rs` its
-//! configuration and what its negotiation is given, `outgoing.rs` what it
-//! sends. ICE runs over one host candidate per leg (the first media
+//! configuration and what its negotiation is given, `offer.rs` our offers
+//! (the first and every later one), `outgoing.rs` what it sends,
+//! `reports.rs` what the peer's receiver reports say about it. ICE runs over one host candidate per leg (the first media
 //! address); STUN/TURN servers and a public address are not supported yet
 //! and are refused at creation.
 
 mod decode;
+mod offer;
 mod outgoing;
+mod reports;
 mod setup;
 mod timers;
 mod transport;
@@ -38,18 +41,18 @@ use crate::leg::port::MediaPort;
 use crate::leg::quality::{LegStats, Reception, Sent};
 use crate::leg::relay::{RelayEnd, RelayFormat, RelayOutput};
 use crate::leg::send::{self, SendChain};
-use crate::runtime::reactor;
 use crate::runtime::new_pipeline;
+use crate::runtime::reactor;
 use crate::Error;
 use decode::Decoding;
 use gst::prelude::*;
 use outgoing::Outgoing;
+use reports::PeerReports;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::media::MediaKind;
 use str0m::Candidate;
 use transport::{Happening, Transport};
 
@@ -79,6 +82,8 @@ struct Inner {
     watch: MediaWatch,
     reception: Reception,
     sent: Arc<Sent>,
+    /// What the peer's receiver reports say about what we send.
+    peer_reports: PeerReports,
     /// The socket being read; dropped on close.
     socket: Mutex<Option<reactor::Registration>>,
     state: Mutex<State>,
@@ -90,6 +95,10 @@ struct State {
     pending: Option<SdpPendingOffer>,
     /// Our answer to the remote offer, made when the offer was set.
     answer: Option<String>,
+    /// The direction our offers ask for: sendrecv, or what we answered to
+    /// the peer's last offer (a peer that holds us stays held), as
+    /// webrtcbin's transceiver keeps it.
+    direction: Direction,
     send: Option<SendChain>,
     closed: bool,
 }
@@ -146,11 +155,13 @@ impl LeanLeg {
                 watch,
                 reception: Reception::default(),
                 sent,
+                peer_reports: PeerReports::default(),
                 socket: Mutex::default(),
                 state: Mutex::new(State {
                     negotiation: Negotiation::Stable,
                     pending: None,
                     answer: None,
+                    direction: Direction::SendRecv,
                     send: None,
                     closed: false,
                 }),
@@ -212,16 +223,8 @@ impl LeanLeg {
                 Ok(SessionDescriptionText { kind: DescriptionKind::Answer, sdp })
             }
             Negotiation::Stable => {
-                if self.inner.transport.audio_mid().is_some() {
-                    return Err(Error::WrongState(
-                        "the lean WebRTC leg makes no re-offers yet: renegotiate from the WebRTC peer".into(),
-                    ));
-                }
-                let ((made, mid), happenings) = self.inner.transport.with_rtc(|rtc| {
-                    let mut change = rtc.sdp_api();
-                    let mid = change.add_media(MediaKind::Audio, str0m::media::Direction::SendRecv, None, None, None);
-                    (change.apply(), mid)
-                });
+                let (mid, direction) = (self.inner.transport.audio_mid(), state.direction);
+                let ((made, mid), happenings) = self.inner.transport.with_rtc(|rtc| offer::make(rtc, mid, direction));
                 self.inner.act(happenings);
                 self.inner.transport.set_audio_mid(mid);
                 let (offer, pending) = made.ok_or(Error::WrongState("nothing to offer".into()))?;
@@ -252,6 +255,7 @@ impl LeanLeg {
                 self.inner.act(happenings);
                 state.answer = Some(setup::with_refused_formats(&answer.map_err(refused)?.to_sdp_string(), &remote));
                 self.apply(&mut state, &choice, direction)?;
+                state.direction = direction;
                 state.negotiation = Negotiation::HaveRemoteOffer;
             }
             DescriptionKind::Answer => {
@@ -313,14 +317,15 @@ impl LeanLeg {
         chain.dtmf_tone(code, duration)
     }
 
-    /// What the leg receives and sends (counted as packets pass).
+    /// What the leg receives and sends (counted as packets pass), and what
+    /// the peer's receiver reports say about what it sends.
     pub fn stats(&self) -> LegStats {
         let inner = &self.inner;
         LegStats {
             codec: inner.port.send_codec(),
             inbound: inner.reception.stats(),
             outbound: inner.sent.stats(),
-            remote_inbound: None,
+            remote_inbound: inner.peer_reports.stats(),
             jitter_buffer_delay: inner.decoding.latency_ms() as f64 / 1000.0,
         }
     }
@@ -365,6 +370,7 @@ impl Inner {
                 Happening::IceUp => {}
                 Happening::Disconnected => self.set_connected(false),
                 Happening::Rtp(packet) => self.received(&packet),
+                Happening::Stats(stats) => self.peer_reports.update(&stats, self.reception.clock_rate()),
             }
         }
     }

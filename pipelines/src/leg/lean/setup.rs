@@ -12,6 +12,7 @@ use crate::codec::sdp::SessionDescription;
 use crate::codec::{Codec, CodecChoice};
 use crate::Error;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 use str0m::config::{CryptoProvider, DtlsCert};
 use str0m::format::{Codec as RtcCodec, FormatParams};
 use str0m::media::Frequency;
@@ -40,6 +41,9 @@ pub(super) fn config(codecs: &[Codec]) -> RtcConfig {
         .set_crypto_provider(provider.clone())
         .set_dtls_cert(cert.clone())
         .set_rtp_mode(true)
+        // Our stream's statistics, which carry the peer's receiver reports
+        // (`reports.rs`): as often as browsers report.
+        .set_stats_interval(Some(Duration::from_secs(1)))
         .clear_codecs();
     for codec in codecs {
         config = match codec {

@@ -9,6 +9,7 @@
 //! calling thread; what it reports is returned as [`Happening`]s for the
 //! caller to act on outside the lock.
 
+use super::reports::OutgoingStats;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -29,6 +30,8 @@ pub(super) enum Happening {
     IceUp,
     /// A decrypted RTP packet from the peer, header and payload.
     Rtp(Vec<u8>),
+    /// Our stream's statistics, with what the peer's receiver reports said.
+    Stats(OutgoingStats),
 }
 
 pub(super) struct Transport {
@@ -171,6 +174,10 @@ impl Transport {
                         state.mid = Some(added.mid);
                     }
                     Event::RtpPacket(packet) => happenings.push(Happening::Rtp(rtp_bytes(&packet))),
+                    Event::MediaEgressStats(stats) => {
+                        let ssrc = state.rtc.direct_api().stream_tx_by_mid(stats.mid, None).map(|s| *s.ssrc());
+                        happenings.push(Happening::Stats(OutgoingStats { ssrc: ssrc.unwrap_or(0), stats }))
+                    }
                     _ => {}
                 },
                 Err(err) => {
