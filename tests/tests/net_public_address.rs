@@ -10,11 +10,23 @@
 //! - the gateway's WebRTC host candidates name 203.0.113.7 and never the
 //!   private address: headless Chromium behind a masquerading NAT
 //!   (192.0.2.10) calls through it to baresip, audio both ways, its
-//!   selected pair's remote address the public one.
+//!   selected pair's remote address the public one;
+//! - the same call with the lean WebRTC leg (`media.webrtc_leg = "lean"`):
+//!   its host candidate names 203.0.113.7 in the same way;
+//! - the lean leg again without `public_address` but with a STUN server
+//!   (coturn on the phone's host): its server-reflexive candidate is
+//!   203.0.113.7, the only address of its the browser can reach (the
+//!   browser gets the STUN server too, and its NAT lets in only what
+//!   answers its own checks, so the gateway's checks alone cannot make a
+//!   pair): the page's selected pair is that srflx candidate. baresip
+//!   runs beside the gateway for this call, as its RTP leg has no public
+//!   address to advertise.
 
 use e2e::audio::{tone, write_wav, Pcm};
+use e2e::autocall::CallReport;
 use e2e::autocall::{self, Browser, Call};
 use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
+use e2e::coturn::Coturn;
 use e2e::daemon::Daemon;
 use e2e::gateway::Gateway;
 use e2e::netns::{enable_forwarding, masquerade, one_to_one, Host};
@@ -90,33 +102,69 @@ fn a_bridge_behind_one_to_one_nat_advertises_its_public_address() {
     assert!(share < 0.1, "RTP to the private address must not arrive: share {share:.3}");
 
     // WebRTC: the gateway's host candidates carry the public address.
-    let dir = dir.join("webrtc");
-    std::fs::create_dir_all(&dir).unwrap();
-    let body =
-        format!("[media]\naddresses = [\"{private}\"]\npublic_address = \"{PUBLIC}\"\nrtp_ports = \"20000-20999\"\n");
-    let public = PUBLIC.to_string();
-    let gw = Gateway::start_on(&dir, &net.server, &body, &["--sip-advertised-host", &public]).unwrap();
-    let phone = baresip_playing(&dir, &net.phone, true);
-    let ws = format!("ws://{PUBLIC}:{}/ws", gw.ws_port);
-    let target = format!("sip:phone@{}:{}", net.phone.addr, phone.sip_port);
-    let from = format!("sip:page@{}", net.browser.addr);
-    let call = Call { ws: &ws, target: &target, from: &from, tone_hz: PAGE_TONE };
-    let server: SocketAddr = (net.browser.gateway, 0).into();
-    let report = autocall::run(&dir, Browser::Chromium, &net.browser, server, &call, Duration::from_secs(60))
-        .unwrap_or_else(|e| panic!("{e:#}\ngateway log:\n{}", gw.log()));
+    let public_address = format!("public_address = \"{PUBLIC}\"\n");
+    let report = webrtc_call(&dir.join("webrtc"), &net, &net.phone, &public_address);
+    advertises_public_host(&report, &private);
+    println!("webrtcbin behind 1:1 NAT: setup {:.0} ms, pair {}", ms(&report), report.pair);
+    let lean_public = format!("webrtc_leg = \"lean\"\n{public_address}");
+    let report = webrtc_call(&dir.join("webrtc-lean"), &net, &net.phone, &lean_public);
+    assert!(report.answer.contains("str0m"), "the lean leg answered:\n{}", report.answer);
+    advertises_public_host(&report, &private);
+    println!("lean behind 1:1 NAT (public address): setup {:.0} ms, pair {}", ms(&report), report.pair);
+
+    // The lean leg learns the public address from a STUN server instead.
+    let stun_dir = dir.join("webrtc-lean-stun");
+    std::fs::create_dir_all(&stun_dir).unwrap();
+    let _stun = Coturn::start_on(&stun_dir, &net.phone, "unused-secret", limit).unwrap();
+    let servers = format!("webrtc_leg = \"lean\"\n[[media.ice_servers]]\nurls = \"stun:{}\"\n", net.phone.addr);
+    let report = webrtc_call(&stun_dir, &net, &net.server, &servers);
+    let srflx: Vec<&str> = report.answer.lines().filter(|l| l.contains("typ srflx")).collect();
+    assert!(
+        srflx.iter().any(|c| c.contains(&format!(" {PUBLIC} "))),
+        "a server-reflexive candidate naming {PUBLIC} expected:\n{}",
+        report.answer
+    );
+    assert_eq!(report.pair["remoteAddress"], PUBLIC.to_string(), "{}", report.pair);
+    assert_eq!(report.pair["remoteType"], "srflx", "the page reached the gateway at its srflx: {}", report.pair);
+    println!("lean behind 1:1 NAT (STUN): setup {:.0} ms, pair {}", ms(&report), report.pair);
+}
+
+fn ms(report: &CallReport) -> f64 {
+    report.setup.as_secs_f64() * 1000.0
+}
+
+/// The gateway's host candidates name the public address, never the private one.
+fn advertises_public_host(report: &CallReport, private: &str) {
     let candidates: Vec<&str> = report.answer.lines().filter(|l| l.starts_with("a=candidate:")).collect();
     assert!(
         candidates.iter().any(|c| c.contains(&format!(" {PUBLIC} ")) && c.contains("typ host")),
         "host candidates should name {PUBLIC}: {candidates:#?}"
     );
-    assert!(!report.answer.contains(&private), "the private address must not be advertised:\n{}", report.answer);
+    assert!(!report.answer.contains(private), "the private address must not be advertised:\n{}", report.answer);
     assert_eq!(report.pair["remoteAddress"], PUBLIC.to_string(), "{}", report.pair);
+}
+
+/// Chromium behind its NAT calls through the gateway (its `[media]` with
+/// `media` added) to baresip on `phone_host`; audio checked both ways.
+fn webrtc_call(dir: &Path, net: &Net, phone_host: &Host, media: &str) -> CallReport {
+    std::fs::create_dir_all(dir).unwrap();
+    let body = format!("[media]\naddresses = [\"{}\"]\nrtp_ports = \"20000-20999\"\n{media}", net.server.addr);
+    let public = PUBLIC.to_string();
+    let gw = Gateway::start_on(dir, &net.server, &body, &["--sip-advertised-host", &public]).unwrap();
+    let phone = baresip_playing(dir, phone_host, true);
+    let ws = format!("ws://{PUBLIC}:{}/ws", gw.ws_port);
+    let target = format!("sip:phone@{}:{}", phone_host.addr, phone.sip_port);
+    let from = format!("sip:page@{}", net.browser.addr);
+    let call = Call { ws: &ws, target: &target, from: &from, tone_hz: PAGE_TONE };
+    let server: SocketAddr = (net.browser.gateway, 0).into();
+    let report = autocall::run(dir, Browser::Chromium, &net.browser, server, &call, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e:#}\ngateway log:\n{}", gw.log()));
     let heard = report.heard.slice(0.3, report.heard.seconds());
     let share = heard.tone_share(PHONE_TONE);
-    assert!(share > 0.5, "the page should hear the phone's {PHONE_TONE} Hz: share {share:.3}");
+    assert!(share > 0.5, "{media}: the page should hear the phone's {PHONE_TONE} Hz: share {share:.3}");
     phone.wait_event("call", "CALL_CLOSED", Duration::from_secs(10)).unwrap();
     let phone_heard = phone.heard().unwrap();
     let share = phone_heard.slice(1.0, phone_heard.seconds()).tone_share(f64::from(PAGE_TONE));
-    assert!(share > 0.5, "the phone should hear the page's {PAGE_TONE} Hz: share {share:.3}");
-    println!("webrtc behind 1:1 NAT: setup {:.0} ms, pair {}", report.setup.as_secs_f64() * 1000.0, report.pair);
+    assert!(share > 0.5, "{media}: the phone should hear the page's {PAGE_TONE} Hz: share {share:.3}");
+    report
 }

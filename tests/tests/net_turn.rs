@@ -17,10 +17,17 @@
 //! recording, baresip's tone in what the page heard), the selected
 //! candidate pair is a relay (of the expected protocol) when it must be,
 //! and the setup time (offer made -> connected, as the page measures it) is
-//! printed for each. Both browsers then call directly once more with the
-//! gateway's WebRTC leg the lean one (`media.webrtc_leg = "lean"`, which
-//! takes no TURN servers of its own): its ICE must learn the browser's NAT
-//! address from the checks as webrtcbin's does.
+//! printed for each. Both browsers then call twice more with the gateway's
+//! WebRTC leg the lean one (`media.webrtc_leg = "lean"`):
+//!
+//! - direct: its ICE must learn the browser's NAT address from the checks
+//!   as webrtcbin's does;
+//! - both relayed: as the UDP relay case, and the gateway too may exchange
+//!   UDP with coturn's port 3478 only, so neither side reaches the other's
+//!   address nor the other's relay port from outside: media goes from the
+//!   browser's allocation to the gateway's (the lean leg's own TURN client,
+//!   `leg/lean/turn.rs`) inside coturn, and both ends of the selected pair
+//!   are relays.
 
 use e2e::audio::{tone, write_wav, Pcm};
 use e2e::autocall::{self, Browser, Call, CallReport};
@@ -47,6 +54,8 @@ enum Route {
     Direct,
     UdpRelay,
     TcpRelay,
+    /// The UDP relay case, and the gateway reaches coturn's 3478 only.
+    BothRelayed,
 }
 
 struct Net {
@@ -75,18 +84,26 @@ fn firewall(net: &Net, route: Route) {
     // gateway's own relay candidate (another port of coturn's) either.
     let port = TURN_PORT.to_string();
     for protocol in ["udp", "tcp"] {
-        if route == Route::UdpRelay || protocol == "tcp" {
+        if route != Route::TcpRelay || protocol == "tcp" {
             iptables(&["-A", CHAIN, "-i", link, "-d", &turn, "-p", protocol, "--dport", &port, "-j", "ACCEPT"]);
         }
     }
     iptables(&["-A", CHAIN, "-i", link, "-d", &turn, "-j", "DROP"]);
+    if route == Route::BothRelayed {
+        let gateway_link = net.gateway.link.as_str();
+        let turn_link = net.turn.link.as_str();
+        iptables(&["-A", CHAIN, "-i", gateway_link, "-d", &turn, "-p", "udp", "--dport", &port, "-j", "ACCEPT"]);
+        iptables(&["-A", CHAIN, "-i", gateway_link, "-d", &turn, "-j", "DROP"]);
+        iptables(&["-A", CHAIN, "-i", turn_link, "-d", &gw, "-p", "udp", "--sport", &port, "-j", "ACCEPT"]);
+        iptables(&["-A", CHAIN, "-i", turn_link, "-d", &gw, "-j", "DROP"]);
+    }
 }
 
 fn gateway_config(net: &Net, route: Route, webrtc_leg: &str) -> String {
     let turn = net.turn.addr;
     let servers = match route {
         Route::Direct => String::new(),
-        Route::UdpRelay => format!(
+        Route::UdpRelay | Route::BothRelayed => format!(
             "[[media.ice_servers]]\nurls = [\"turn:{turn}:{TURN_PORT}?transport=udp\"]\nsecret = \"{SECRET}\"\nttl = 600\n"
         ),
         Route::TcpRelay => format!(
@@ -147,9 +164,12 @@ fn check(browser: Browser, route: Route, report: &CallReport, bob_heard: &Pcm) {
             assert_ne!(pair["localType"], "relay", "{who}: {pair}");
             assert!(report.ice_servers.as_array().is_some_and(|a| a.is_empty()), "{who}: {}", report.ice_servers);
         }
-        Route::UdpRelay | Route::TcpRelay => {
+        Route::UdpRelay | Route::TcpRelay | Route::BothRelayed => {
             assert_eq!(pair["localType"], "relay", "{who}: the browser must send through coturn: {pair}");
-            let protocol = if route == Route::UdpRelay { "udp" } else { "tcp" };
+            if route == Route::BothRelayed {
+                assert_eq!(pair["remoteType"], "relay", "{who}: to the gateway's relay: {pair}");
+            }
+            let protocol = if route == Route::TcpRelay { "tcp" } else { "udp" };
             if !pair["relayProtocol"].is_null() {
                 assert_eq!(pair["relayProtocol"], protocol, "{who}: {pair}");
             }
@@ -187,13 +207,16 @@ fn browsers_behind_nat_call_directly_and_through_turn_over_udp_and_tcp() {
             check(browser, route, &report, &bob_heard);
             setups.push(format!("{} {route:?} {:.2} s", browser.name(), report.setup.as_secs_f64()));
         }
-        let (report, bob_heard) = call(&dir, &net, browser, Route::Direct, "lean");
-        check(browser, Route::Direct, &report, &bob_heard);
-        assert!(report.answer.contains("str0m"), "the lean leg answered:\n{}", report.answer);
-        setups.push(format!("{} Direct lean {:.2} s", browser.name(), report.setup.as_secs_f64()));
+        for route in [Route::Direct, Route::BothRelayed] {
+            let (report, bob_heard) = call(&dir, &net, browser, route, "lean");
+            check(browser, route, &report, &bob_heard);
+            assert!(report.answer.contains("str0m"), "the lean leg answered:\n{}", report.answer);
+            setups.push(format!("{} {route:?} lean {:.2} s", browser.name(), report.setup.as_secs_f64()));
+        }
     }
     let log = turn.log();
     assert!(log.contains("TCP") && log.contains("UDP"), "coturn served both transports:\n{log}");
+    assert!(log.contains(":sipbridge>"), "the gateway's lean leg allocated on coturn:\n{log}");
     println!("setup times: {}", setups.join(", "));
 }
 
@@ -266,6 +289,22 @@ fn stdio_sessions_gather_relay_candidates_from_their_ice_servers() {
         println!("TURN over {transport}: complete offer in {took:?}: {relay:?}");
         bridge.call("session.close", serde_json::json!({ "session": session })).unwrap();
     }
+    // The lean leg allocates over UDP from its own socket, and refuses a
+    // TURN server it could reach only over TCP or TLS.
+    let servers = serde_json::json!([{ "urls": format!("turn:127.0.0.1:{TURN_PORT}"), "secret": SECRET }]);
+    let session = bridge.create("webrtc", serde_json::json!({ "iceServers": servers, "webrtcLeg": "lean" })).unwrap();
+    let started = std::time::Instant::now();
+    let (_, sdp) = bridge.local_description(&session).unwrap();
+    let took = started.elapsed();
+    assert!(sdp.lines().any(|l| l.contains("typ relay")), "lean leg: no relay candidate in\n{sdp}");
+    println!("lean leg, TURN over udp: complete offer in {took:?}");
+    bridge.call("session.close", serde_json::json!({ "session": session })).unwrap();
+    let servers = serde_json::json!([{ "urls": format!("turns:127.0.0.1:{TURNS_PORT}"), "secret": SECRET }]);
+    let tls_only = bridge
+        .request("session.create", serde_json::json!({ "kind": "webrtc", "iceServers": servers, "webrtcLeg": "lean" }))
+        .unwrap();
+    assert_eq!(tls_only["error"]["code"], -32602, "{tls_only}");
+    assert!(tls_only["error"]["message"].as_str().unwrap_or_default().contains("over UDP only"), "{tls_only}");
     let tls = format!("local 127.0.0.1:{TURNS_PORT}");
     assert!(turn.log().contains(&tls), "an allocation over coturn's TLS listener:\n{}", turn.log());
     let bad = bridge

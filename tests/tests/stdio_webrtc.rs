@@ -206,7 +206,8 @@ fn webrtc_to_rtp_with_the_same_codec_is_relayed() {
 
 /// The same with the lean leg, which relays from str0m's packets: header
 /// extensions are not passed on, so the link's own word (`passthrough`),
-/// the packet count and the tone are what is checked.
+/// the packet count (of packets without extensions) and the tone are what
+/// is checked.
 #[test]
 fn lean_webrtc_to_rtp_with_the_same_codec_is_relayed() {
     relayed_to_rtp("lean_webrtc_relay", LEAN);
@@ -251,7 +252,9 @@ fn relayed_to_rtp(name: &str, leg: &str) {
         next += Duration::from_millis(20);
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
-    let relayed: Vec<&Vec<u8>> = received.iter().filter(|p| leg == LEAN || p[0] & 0x10 != 0).collect();
+    // webrtcbin passes the peer's header extensions on (which tells a
+    // relayed packet here); the lean leg passes none.
+    let relayed: Vec<&Vec<u8>> = received.iter().filter(|p| (p[0] & 0x10 != 0) == (leg == WEBRTCBIN)).collect();
     assert!(
         relayed.len() >= 100,
         "{} of {} packets at the phone came through the relay ({})",
@@ -361,21 +364,22 @@ fn held_timeout(name: &str, leg: &str) {
     assert!(closed.elapsed() > Duration::from_secs(12), "the held timeout is at least 20 s: {:?}", closed.elapsed());
 }
 
-/// The lean leg has no STUN/TURN or public address yet: asking for them is
-/// a clear error, and the process and its other sessions carry on.
+/// The lean leg reaches TURN servers over UDP only: one given only over TLS
+/// is a clear error, and the process and its other sessions carry on.
 #[test]
-fn lean_refuses_ice_servers_and_the_bridge_stays_up() {
-    let dir = test_dir("lean_refuses_ice_servers");
+fn lean_refuses_turn_over_tls_only_and_the_bridge_stays_up() {
+    let dir = test_dir("lean_refuses_turn_over_tls");
     let bridge = Bridge::start(&dir, &[]).unwrap();
     let kept = bridge.create("webrtc", json!({ "webrtcLeg": LEAN })).unwrap();
     let refused = bridge
         .request(
             "session.create",
-            json!({ "kind": "webrtc", "webrtcLeg": LEAN, "iceServers": [{ "urls": "stun:127.0.0.1:3478" }] }),
+            json!({ "kind": "webrtc", "webrtcLeg": LEAN, "iceServers": [{ "urls": "turns:127.0.0.1", "secret": "s" }] }),
         )
         .unwrap();
     let message = refused["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("lean WebRTC leg") && message.contains("webrtcbin"), "{refused}");
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    assert!(message.contains("lean WebRTC leg") && message.contains("over UDP only"), "{refused}");
     let unknown = bridge.request("session.create", json!({ "kind": "webrtc", "webrtcLeg": "str0m" })).unwrap();
     assert!(unknown.get("error").is_some(), "an unknown leg is refused: {unknown}");
     let (kind, offer) = bridge.local_description(&kept).unwrap();
@@ -532,4 +536,64 @@ fn lean_browser_reports_what_it_lost() {
     assert!(remote["jitter"].as_f64().unwrap() < 0.03, "paced packets on loopback: {remote}");
     let rtt = remote["roundTripTime"].as_f64().unwrap_or_else(|| panic!("no round trip: {remote}"));
     assert!(rtt > 0.0 && rtt < 0.1, "loopback: {remote}");
+}
+
+/// RTP header extensions stay on the hop they were negotiated for: Chromium
+/// offers ssrc-audio-level, abs-send-time, transport-cc and mid; the lean
+/// leg answers mid alone (as webrtcbin answers none of the others), and
+/// what it relays from the browser reaches the phone (which negotiated no
+/// extension) without any, while the browser hears the phone's tone.
+#[test]
+fn lean_header_extensions_stay_on_their_hop() {
+    use e2e::audio::{tone, ulaw_encode};
+    use std::net::UdpSocket;
+
+    let dir = test_dir("lean_header_extensions");
+    let bridge = Bridge::start(&dir, &[]).unwrap();
+    let browser = WebRtcPeer::start(Stack::Chromium, &dir, "browser", BROWSER_TONE).unwrap();
+    let w = bridge.create("webrtc", json!({ "codecs": ["PCMU"], "webrtcLeg": LEAN })).unwrap();
+    let offer = browser.create_offer().unwrap();
+    assert!(offer.contains("transport-wide-cc") && offer.contains("ssrc-audio-level"), "{offer}");
+    bridge.set_remote(&w, "offer", &offer).unwrap();
+    let (_, answer) = bridge.local_description(&w).unwrap();
+    let extmaps: Vec<&str> = answer.lines().filter(|l| l.starts_with("a=extmap:")).collect();
+    assert_eq!(extmaps, ["a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid"], "{answer}");
+    browser.set_remote("answer", &answer).unwrap();
+    let phone = UdpSocket::bind("127.0.0.1:0").unwrap();
+    phone.set_nonblocking(true).unwrap();
+    let port = phone.local_addr().unwrap().port();
+    let sdp = format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=sendrecv\r\n");
+    let (r, to_bridge) = bridge.answer_rtp(&sdp, json!({})).unwrap();
+    let linked = bridge.call("session.connect", json!({ "a": w, "b": r })).unwrap();
+    assert_eq!(linked["passthrough"], json!(true), "{linked}");
+    browser.wait_connected().unwrap();
+
+    // 4 s of tone each way; what reaches the phone is kept.
+    let sender = std::thread::spawn(move || {
+        let pcm = tone(PHONE_TONE as f64, 4.0, 8000, 0.5);
+        let (start, mut buf, mut received) = (Instant::now(), vec![0u8; 2048], Vec::new());
+        for (i, chunk) in pcm.samples.chunks(160).enumerate() {
+            std::thread::sleep(
+                (start + Duration::from_millis(20 * i as u64)).saturating_duration_since(Instant::now()),
+            );
+            let mut packet = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78];
+            packet[2..4].copy_from_slice(&(i as u16).to_be_bytes());
+            packet[4..8].copy_from_slice(&(160 * i as u32).to_be_bytes());
+            packet.extend(chunk.iter().map(|s| ulaw_encode((*s * 32767.0) as i16)));
+            let _ = phone.send_to(&packet, to_bridge);
+            while let Ok(n) = phone.recv(&mut buf) {
+                received.push(buf[..n].to_vec());
+            }
+        }
+        received
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    let heard = browser.record(2000, &dir.join("browser-heard.wav")).unwrap().slice(0.2, 2.0);
+    assert!(heard.tone_share(PHONE_TONE as f64) > 0.8, "the browser hears the phone: rms {}", heard.rms());
+    let received = sender.join().unwrap();
+    let rtp: Vec<&Vec<u8>> =
+        received.iter().filter(|p| p.len() > 12 && (128..=191).contains(&p[0]) && p[1] & 0x7f == 0).collect();
+    assert!(rtp.len() > 100, "{} packets of the browser's audio reached the phone", rtp.len());
+    let extended = rtp.iter().filter(|p| p[0] & 0x10 != 0).count();
+    assert_eq!(extended, 0, "no header extension reaches the phone ({} packets)", rtp.len());
 }

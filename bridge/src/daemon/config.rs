@@ -267,7 +267,7 @@ pub struct MediaSettings {
     #[serde(default)]
     pub srtp: SrtpPolicy,
     /// Which WebRTC leg browsers get: "webrtcbin" (default) or "lean"
-    /// (str0m on the shared socket threads; no STUN/TURN servers yet).
+    /// (str0m on the shared socket threads; TURN servers over UDP only).
     #[serde(default)]
     pub webrtc_leg: pipelines::WebRtcLegKind,
     /// Seconds without RTP from a peer that should be sending before its
@@ -658,9 +658,9 @@ impl Config {
         }
         parse_range(&self.media.rtp_ports)?;
         pipelines::ice::validate(&self.media.ice_servers).context("media.ice_servers")?;
-        let lean = self.media.webrtc_leg == pipelines::WebRtcLegKind::Lean;
-        if lean && (!self.media.ice_servers.is_empty() || self.media.public_address.is_some()) {
-            bail!("media.webrtc_leg = \"lean\" takes no media.ice_servers or media.public_address yet");
+        if self.media.webrtc_leg == pipelines::WebRtcLegKind::Lean {
+            pipelines::ice::udp_servers(&self.media.ice_servers)
+                .context("media.ice_servers (media.webrtc_leg = \"lean\")")?;
         }
         if self.media.codecs.is_empty() {
             bail!("media.codecs: give at least one codec");
@@ -911,7 +911,7 @@ mod tests {
     }
 
     #[test]
-    fn the_lean_webrtc_leg_is_chosen_by_config_and_refuses_ice_servers() {
+    fn the_lean_webrtc_leg_is_chosen_by_config_and_refuses_turn_over_tcp_only() {
         let with = |set: &[&str]| {
             Config::for_run(
                 "gateway",
@@ -921,11 +921,11 @@ mod tests {
         assert_eq!(with(&[]).unwrap().leg_options().webrtc_leg, pipelines::WebRtcLegKind::Webrtcbin, "the default");
         let lean = with(&["media.webrtc_leg=\"lean\""]).unwrap();
         assert_eq!(lean.leg_options().webrtc_leg, pipelines::WebRtcLegKind::Lean);
-        let err = format!(
-            "{:#}",
-            with(&["media.webrtc_leg=\"lean\"", r#"media.ice_servers=[{urls="stun:203.0.113.5"}]"#]).unwrap_err()
-        );
-        assert!(err.contains("media.webrtc_leg") && err.contains("ice_servers"), "{err}");
+        let stun = r#"media.ice_servers=[{urls="stun:203.0.113.5"}]"#;
+        assert!(with(&["media.webrtc_leg=\"lean\"", stun, "media.public_address=\"203.0.113.7\""]).is_ok());
+        let tcp = r#"media.ice_servers=[{urls="turns:203.0.113.5",secret="s"}]"#;
+        let err = format!("{:#}", with(&["media.webrtc_leg=\"lean\"", tcp]).unwrap_err());
+        assert!(err.contains("media.webrtc_leg") && err.contains("over UDP only"), "{err}");
         assert!(with(&["media.webrtc_leg=\"str0m\""]).is_err(), "an unknown leg is refused");
     }
 

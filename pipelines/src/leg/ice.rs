@@ -243,6 +243,53 @@ pub fn apply(webrtc: &gst::Element, servers: &[IceServer]) -> Result<(), Error> 
     Ok(())
 }
 
+/// A server as the lean WebRTC leg reaches it: over UDP, by host and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpServer {
+    /// As written in the URL, without an IPv6 address's brackets.
+    pub host: String,
+    pub port: u16,
+    /// A TURN server's username and password (none for STUN).
+    pub credentials: Option<(String, String)>,
+}
+
+/// The STUN server and the first TURN server reachable over UDP (`turn:`
+/// without `?transport=tcp`), credentials made for our own use: what the
+/// lean WebRTC leg gathers from. Its TURN client speaks UDP only, so a
+/// TURN server given only over TCP or TLS is refused; `?transport=tcp` and
+/// `turns:` URLs beside a UDP one are left to the browser.
+pub fn udp_servers(servers: &[IceServer]) -> Result<(Option<UdpServer>, Option<UdpServer>), Error> {
+    validate(servers)?;
+    let (mut stun, mut turn) = (None, None);
+    for server in with_credentials(servers, OUR_TURN_USER, SystemTime::now())? {
+        let credentials = server.username.clone().zip(server.credential.clone());
+        let urls = server.urls.iter().map(|u| ServerUrl::parse(u)).collect::<Result<Vec<_>, _>>()?;
+        let udp = |url: &ServerUrl| UdpServer {
+            host: url.host.trim_start_matches('[').trim_end_matches(']').to_string(),
+            port: url.port,
+            credentials: (url.scheme != Scheme::Stun).then(|| credentials.clone()).flatten(),
+        };
+        for url in urls.iter().filter(|u| u.scheme == Scheme::Stun) {
+            stun = Some(udp(url));
+        }
+        let relays: Vec<&ServerUrl> = urls.iter().filter(|u| u.scheme != Scheme::Stun).collect();
+        match relays.iter().find(|u| u.scheme == Scheme::Turn && u.transport.as_deref() != Some("tcp")) {
+            Some(url) => {
+                turn.get_or_insert_with(|| udp(url));
+            }
+            None if !relays.is_empty() => {
+                return Err(Error::IceServer(format!(
+                    "{:?}: the lean WebRTC leg reaches TURN servers over UDP only; add a turn: URL with \
+                     ?transport=udp, or use the webrtcbin leg for TURN over TCP or TLS",
+                    server.urls[0]
+                )))
+            }
+            None => {}
+        }
+    }
+    Ok((stun, turn))
+}
+
 /// Writes `public` for `bound` in a host candidate line
 /// (`candidate:F C PROTO PRIO ADDR PORT typ host ...`, with or without
 /// `a=`): what a leg behind a 1:1 NAT tells its peer, as Janus's
@@ -368,6 +415,27 @@ mod tests {
         assert_eq!(servers[0].urls, ["stun:192.0.2.1"]);
         assert_eq!(servers[1].urls.len(), 2);
         assert!(!format!("{:?}", servers[1]).contains("\"c\""), "credentials are not logged");
+    }
+
+    #[test]
+    fn the_lean_leg_takes_one_stun_and_one_udp_turn_server() {
+        let stun =
+            |u: &str| IceServer { urls: vec![u.into()], username: None, credential: None, secret: None, ttl: None };
+        let mut both = turn("turn:[2001:db8::1]?transport=tcp", None);
+        both.urls.push("turn:[2001:db8::1]:3479".into());
+        let (found_stun, found_turn) = udp_servers(&[stun("stun:192.0.2.1:3480"), both]).unwrap();
+        let found_stun = found_stun.unwrap();
+        assert_eq!((found_stun.host.as_str(), found_stun.port, found_stun.credentials), ("192.0.2.1", 3480, None));
+        let found_turn = found_turn.unwrap();
+        assert_eq!((found_turn.host.as_str(), found_turn.port), ("2001:db8::1", 3479));
+        assert_eq!(found_turn.credentials, Some(("alice".into(), "p@ss:word".into())));
+        let (_, made) = udp_servers(&[turn("turn:192.0.2.1", Some("s3cret"))]).unwrap();
+        assert!(made.unwrap().credentials.unwrap().0.ends_with(":sipbridge"), "REST credentials for us");
+        for tcp_only in ["turn:192.0.2.1?transport=tcp", "turns:192.0.2.1"] {
+            let err = udp_servers(&[turn(tcp_only, None)]).unwrap_err().to_string();
+            assert!(err.contains("over UDP only"), "{err}");
+        }
+        assert_eq!(udp_servers(&[]).unwrap(), (None, None));
     }
 
     #[test]

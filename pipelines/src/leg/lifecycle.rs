@@ -34,6 +34,11 @@ pub(crate) fn watch_bus(pipeline: &gst::Pipeline, events: &EventHandler) {
     });
 }
 
+/// Marks a leg closed; false if it already was, as a leg closes once.
+pub(crate) fn close_once(closed: &mut bool) -> bool {
+    !std::mem::replace(closed, true)
+}
+
 /// Stops a leg's pipeline and reports it closed. Both leg kinds end alike.
 pub(crate) fn shut_down(pipeline: &gst::Pipeline, port: &MediaPort, events: &EventHandler, reason: &str) {
     port.clear();

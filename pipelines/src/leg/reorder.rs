@@ -59,11 +59,6 @@ impl Reorder {
         Reorder { latency_ms, stream: None }
     }
 
-    /// How long a gap is waited for now (ms).
-    pub fn latency_ms(&self) -> u32 {
-        self.latency_ms
-    }
-
     /// Takes a received RTP packet, arrived at `arrival_ns`; `rate` is the
     /// clock rate of its payload if its lateness is to be measured (the
     /// audio's, not telephone-event's). What may go on now is appended to
@@ -223,10 +218,10 @@ mod tests {
         for seq in 6..15u16 {
             r.push(&packet(seq, 7), 14 * 20 * MS, Some(8000), &mut out);
         }
-        assert!(r.latency_ms() >= 180, "raised to {}", r.latency_ms());
+        assert!(r.latency_ms >= 180, "raised to {}", r.latency_ms);
         r.expire(14 * 20 * MS + 100 * MS, &mut out);
         assert_eq!(out.len(), 5, "the gap is waited for at the raised latency");
-        r.expire(14 * 20 * MS + r.latency_ms() as i64 * MS, &mut out);
+        r.expire(14 * 20 * MS + r.latency_ms as i64 * MS, &mut out);
         assert_eq!(seqs(&out), [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
         assert_eq!(out[5].pts_ns, 6 * 20 * MS, "stamped with when it was due, not its arrival");
     }

@@ -22,7 +22,7 @@ use crate::codec::{self, CodecChoice};
 use crate::leg::events::{ConnectionState, EventHandler, LegEvent};
 use crate::leg::gate::SendGate;
 use crate::leg::jitter;
-use crate::leg::lifecycle::{shut_down, watch_bus};
+use crate::leg::lifecycle::{close_once, shut_down, watch_bus};
 use crate::leg::media_watch::MediaWatch;
 use crate::leg::negotiation::{DescriptionKind, Negotiation, SessionDescriptionText};
 use crate::leg::options::LegOptions;
@@ -590,10 +590,7 @@ impl RtpLeg {
     }
 
     pub fn dtmf_tone(&self, code: u8, duration: std::time::Duration) -> Result<(), Error> {
-        let state = self.inner.state.lock().unwrap();
-        let chain = state.send.as_ref().ok_or_else(|| Error::Dtmf("the session is not negotiated yet".into()))?;
-        // Hold the lock: tones from concurrent requests must not interleave.
-        chain.dtmf_tone(code, duration)
+        send::dtmf_tone_on(self.inner.state.lock().unwrap().send.as_ref(), code, duration)
     }
 
     /// The leg's quality figures now (`quality.rs`).
@@ -609,12 +606,8 @@ impl RtpLeg {
     }
 
     pub fn close(&self, reason: &str) {
-        {
-            let mut state = self.inner.state.lock().unwrap();
-            if state.closed {
-                return;
-            }
-            state.closed = true;
+        if !close_once(&mut self.inner.state.lock().unwrap().closed) {
+            return;
         }
         self.inner.watch.disarm();
         // Held until the pipeline is down: rtpbin's RTCP (its BYE) stays held

@@ -326,6 +326,13 @@ fn configure_ptime(payloader: &gst::Element, codec: Codec, ptime: u32) {
     }
 }
 
+/// Plays one DTMF tone on a leg's send chain, `None` until the leg is
+/// negotiated. Every leg calls it holding its state's lock, so that tones
+/// from concurrent requests do not interleave.
+pub(crate) fn dtmf_tone_on(chain: Option<&SendChain>, event: u8, duration: std::time::Duration) -> Result<(), Error> {
+    chain.ok_or_else(|| Error::Dtmf("the session is not negotiated yet".into()))?.dtmf_tone(event, duration)
+}
+
 impl SendChain {
     /// Plays one DTMF tone as RFC 4733 events for `duration`.
     pub fn dtmf_tone(&self, event: u8, duration: std::time::Duration) -> Result<(), Error> {

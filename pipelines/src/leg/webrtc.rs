@@ -16,7 +16,7 @@ use crate::leg::events::{ConnectionState, EventHandler, LegEvent};
 use crate::leg::gate::SendGate;
 use crate::leg::ice;
 use crate::leg::jitter;
-use crate::leg::lifecycle::{shut_down, watch_bus};
+use crate::leg::lifecycle::{close_once, shut_down, watch_bus};
 use crate::leg::media_watch::MediaWatch;
 use crate::leg::negotiation::{webrtc_audio, DescriptionKind, Negotiation, SessionDescriptionText};
 use crate::leg::options::LegOptions;
@@ -354,18 +354,12 @@ impl WebRtcLeg {
     }
 
     pub fn dtmf_tone(&self, code: u8, duration: Duration) -> Result<(), Error> {
-        let state = self.inner.state.lock().unwrap();
-        let chain = state.send.as_ref().ok_or_else(|| Error::Dtmf("the session is not negotiated yet".into()))?;
-        chain.dtmf_tone(code, duration)
+        send::dtmf_tone_on(self.inner.state.lock().unwrap().send.as_ref(), code, duration)
     }
 
     pub fn close(&self, reason: &str) {
-        {
-            let mut state = self.inner.state.lock().unwrap();
-            if state.closed {
-                return;
-            }
-            state.closed = true;
+        if !close_once(&mut self.inner.state.lock().unwrap().closed) {
+            return;
         }
         self.inner.watch.disarm();
         self.inner.port.set_relay_format(None);

@@ -92,11 +92,6 @@ impl Decoding {
         state.released = released;
     }
 
-    /// How long a gap is waited for now (ms).
-    pub fn latency_ms(&self) -> u32 {
-        self.state.lock().unwrap().reorder.latency_ms()
-    }
-
     /// Hands `released` to their receive chains, in order, under the lock
     /// (so packets released by the timer and the socket never interleave).
     fn deliver(&self, state: &mut State, released: &mut Vec<Released>) {

@@ -17,23 +17,29 @@
 //! `transport.rs` holds the socket and the str0m session, `setup.rs` its
 //! configuration and what its negotiation is given, `offer.rs` our offers
 //! (the first and every later one), `outgoing.rs` what it sends,
-//! `reports.rs` what the peer's receiver reports say about it. ICE runs over one host candidate per leg (the first media
-//! address); STUN/TURN servers and a public address are not supported yet
-//! and are refused at creation.
+//! `reports.rs` what the peer's receiver reports say about it. ICE runs
+//! from one socket per leg (on the first media address): its host
+//! candidate (naming the public address instead when one is set, as
+//! webrtcbin's leg does), and the server-reflexive and relayed ones
+//! `gather.rs` gets from the STUN and TURN servers (`turn.rs`, over UDP).
 
 mod decode;
+mod gather;
 mod offer;
 mod outgoing;
 mod reports;
 mod setup;
+mod stun;
 mod timers;
 mod transport;
+mod turn;
 
 use crate::codec::sdp::{Direction, SessionDescription};
 use crate::codec::{self, CodecChoice};
 use crate::leg::events::{ConnectionState, EventHandler, LegEvent};
 use crate::leg::gate::SendGate;
-use crate::leg::lifecycle::{shut_down, watch_bus};
+use crate::leg::ice;
+use crate::leg::lifecycle::{close_once, shut_down, watch_bus};
 use crate::leg::media_watch::MediaWatch;
 use crate::leg::negotiation::{webrtc_audio, DescriptionKind, Negotiation, SessionDescriptionText};
 use crate::leg::options::LegOptions;
@@ -45,6 +51,7 @@ use crate::runtime::new_pipeline;
 use crate::runtime::reactor;
 use crate::Error;
 use decode::Decoding;
+use gather::Gatherer;
 use gst::prelude::*;
 use outgoing::Outgoing;
 use reports::PeerReports;
@@ -55,6 +62,7 @@ use std::time::Instant;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::Candidate;
 use transport::{Happening, Transport};
+use turn::FromServer;
 
 #[derive(Clone)]
 pub struct LeanLeg {
@@ -68,6 +76,8 @@ struct Inner {
     /// Where the send chain's RTP leaves the pipeline for `outgoing`.
     chain_out: gst_app::AppSink,
     transport: Arc<Transport>,
+    /// The STUN/TURN servers' candidates and the TURN client.
+    gatherer: Gatherer,
     outgoing: Arc<Outgoing>,
     port: MediaPort,
     gate: SendGate,
@@ -105,11 +115,6 @@ struct State {
 
 impl LeanLeg {
     pub fn new(name: &str, options: LegOptions, events: EventHandler) -> Result<LeanLeg, Error> {
-        if !options.ice_servers.is_empty() || options.public_address.is_some() {
-            return Err(Error::IceServer(
-                "the lean WebRTC leg takes no STUN/TURN servers or public address yet; use the webrtcbin leg".into(),
-            ));
-        }
         let address =
             *options.media_addresses.first().ok_or_else(|| Error::Bind("no media address configured".into()))?;
         let socket = bind(address, options.rtp_ports)?;
@@ -119,7 +124,8 @@ impl LeanLeg {
         let candidate =
             Candidate::host(local, "udp").map_err(|e| Error::Bind(format!("ICE candidate {local}: {e}")))?;
         rtc.add_local_candidate(candidate);
-        let transport = Arc::new(Transport::new(rtc, socket).map_err(|e| Error::Bind(e.to_string()))?);
+        let gatherer = Gatherer::start(&socket, local, &options.ice_servers)?;
+        let transport = Arc::new(Transport::new(rtc, socket, gatherer.turn()).map_err(|e| Error::Bind(e.to_string()))?);
         let sent: Arc<Sent> = Arc::default();
         let outgoing = Arc::new(Outgoing::new(transport.clone(), sent.clone()));
 
@@ -145,6 +151,7 @@ impl LeanLeg {
                 pipeline,
                 chain_out,
                 transport,
+                gatherer,
                 outgoing,
                 port,
                 gate,
@@ -224,11 +231,15 @@ impl LeanLeg {
             }
             Negotiation::Stable => {
                 let (mid, direction) = (self.inner.transport.audio_mid(), state.direction);
-                let ((made, mid), happenings) = self.inner.transport.with_rtc(|rtc| offer::make(rtc, mid, direction));
+                let gathered = self.inner.gatherer.candidates();
+                let ((made, mid), happenings) = self.inner.transport.with_rtc(|rtc| {
+                    gathered.into_iter().for_each(|c| _ = rtc.add_local_candidate(c));
+                    offer::make(rtc, mid, direction)
+                });
                 self.inner.act(happenings);
                 self.inner.transport.set_audio_mid(mid);
                 let (offer, pending) = made.ok_or(Error::WrongState("nothing to offer".into()))?;
-                let sdp = offer.to_sdp_string();
+                let sdp = self.inner.advertised(offer.to_sdp_string());
                 state.pending = Some(pending);
                 state.negotiation = Negotiation::HaveLocalOffer(sdp.clone());
                 Ok(SessionDescriptionText { kind: DescriptionKind::Offer, sdp })
@@ -251,9 +262,14 @@ impl LeanLeg {
                 let choice = codec::choose(media, &self.inner.options.codecs)?;
                 let offer = SdpOffer::from_sdp_string(&setup::narrow_offer(&remote, &choice)?)
                     .map_err(|e| Error::InvalidSdp(format!("offer: {e}")))?;
-                let (answer, happenings) = self.inner.transport.with_rtc(|rtc| rtc.sdp_api().accept_offer(offer));
+                let gathered = self.inner.gatherer.candidates();
+                let (answer, happenings) = self.inner.transport.with_rtc(|rtc| {
+                    gathered.into_iter().for_each(|c| _ = rtc.add_local_candidate(c));
+                    rtc.sdp_api().accept_offer(offer)
+                });
                 self.inner.act(happenings);
-                state.answer = Some(setup::with_refused_formats(&answer.map_err(refused)?.to_sdp_string(), &remote));
+                let answer = setup::with_refused_formats(&answer.map_err(refused)?.to_sdp_string(), &remote);
+                state.answer = Some(self.inner.advertised(answer));
                 self.apply(&mut state, &choice, direction)?;
                 state.direction = direction;
                 state.negotiation = Negotiation::HaveRemoteOffer;
@@ -312,9 +328,7 @@ impl LeanLeg {
     }
 
     pub fn dtmf_tone(&self, code: u8, duration: std::time::Duration) -> Result<(), Error> {
-        let state = self.inner.state.lock().unwrap();
-        let chain = state.send.as_ref().ok_or_else(|| Error::Dtmf("the session is not negotiated yet".into()))?;
-        chain.dtmf_tone(code, duration)
+        send::dtmf_tone_on(self.inner.state.lock().unwrap().send.as_ref(), code, duration)
     }
 
     /// What the leg receives and sends (counted as packets pass), and what
@@ -326,22 +340,21 @@ impl LeanLeg {
             inbound: inner.reception.stats(),
             outbound: inner.sent.stats(),
             remote_inbound: inner.peer_reports.stats(),
-            jitter_buffer_delay: inner.decoding.latency_ms() as f64 / 1000.0,
+            // The configured latency, as the other legs report: a raised one
+            // delays only packets behind a gap, not the stream.
+            jitter_buffer_delay: inner.options.jitter_latency_ms as f64 / 1000.0,
         }
     }
 
     pub fn close(&self, reason: &str) {
-        {
-            let mut state = self.inner.state.lock().unwrap();
-            if state.closed {
-                return;
-            }
-            state.closed = true;
+        if !close_once(&mut self.inner.state.lock().unwrap().closed) {
+            return;
         }
         self.inner.watch.disarm();
         self.inner.port.set_relay_format(None);
         self.inner.socket.lock().unwrap().take();
         self.inner.transport.close();
+        self.inner.gatherer.close();
         shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
     }
 }
@@ -354,8 +367,24 @@ impl Inner {
         if data.len() > 1 && (128..=191).contains(&data[0]) && (192..=223).contains(&data[1]) {
             self.watch.rtcp();
         }
-        let happenings = self.transport.receive(data, source);
+        let happenings = match self.gatherer.handle(data, source) {
+            FromServer::NotOurs => self.transport.receive(data, source),
+            FromServer::Handled => return,
+            FromServer::Data { peer, data } => match self.transport.relayed() {
+                Some(relayed) => self.transport.receive_at(data, peer, relayed),
+                None => return,
+            },
+        };
         self.act(happenings);
+    }
+
+    /// `sdp` with the public address in place of the bound one in host
+    /// candidates, when one is set.
+    fn advertised(&self, sdp: String) -> String {
+        match self.options.public_address {
+            Some(public) => ice::advertise_in_description(&sdp, &self.options.media_addresses, public),
+            None => sdp,
+        }
     }
 
     /// Acts on what the transport reported, outside its lock.
@@ -402,6 +431,7 @@ impl Inner {
 
 impl timers::Timed for Inner {
     fn tick(&self, now: Instant) {
+        self.gatherer.tick(now);
         let happenings = self.transport.tick(now);
         self.act(happenings);
         self.decoding.expire();

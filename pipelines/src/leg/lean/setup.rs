@@ -16,7 +16,20 @@ use std::time::Duration;
 use str0m::config::{CryptoProvider, DtlsCert};
 use str0m::format::{Codec as RtcCodec, FormatParams};
 use str0m::media::Frequency;
+use str0m::rtp::Extension;
 use str0m::{Rtc, RtcConfig};
+
+/// The one RTP header extension negotiated, the section's mid (RFC 8843),
+/// at the id browsers give it. The others str0m offers are left out, as
+/// webrtcbin leaves them out: abs-send-time and transport-cc time one hop
+/// for a sender's bandwidth estimate, which nothing here runs on a call's
+/// audio, and with transport-cc (which browsers ask for on Opus) str0m
+/// sends the peer feedback every 50 ms; ssrc-audio-level describes a
+/// browser's audio to a mixer, and nothing here reads it. A relayed packet passes on no extension of the
+/// hop it came over either (its ids belong to that negotiation; a SIP
+/// phone negotiated none): the received packet is rebuilt without them
+/// (`transport.rs`), and what str0m sends carries only its own.
+const MID_EXTENSION_ID: u8 = 4;
 
 /// Payload types of the telephone-event we offer, at 8 and 48 kHz.
 pub(super) const TELEPHONE_EVENT_8K: u8 = 126;
@@ -44,6 +57,8 @@ pub(super) fn config(codecs: &[Codec]) -> RtcConfig {
         // Our stream's statistics, which carry the peer's receiver reports
         // (`reports.rs`): as often as browsers report.
         .set_stats_interval(Some(Duration::from_secs(1)))
+        .clear_extension_map()
+        .set_extension(MID_EXTENSION_ID, Extension::RtpMid)
         .clear_codecs();
     for codec in codecs {
         config = match codec {

@@ -7,12 +7,14 @@
 //! (`timers.rs`), outgoing RTP by whoever sends (the relay, the send
 //! chain's sink). Whatever str0m wants sent leaves at once from the
 //! calling thread; what it reports is returned as [`Happening`]s for the
-//! caller to act on outside the lock.
+//! caller to act on outside the lock. What str0m sends from a relayed
+//! candidate goes through the leg's TURN client (`turn.rs`) instead.
 
 use super::reports::OutgoingStats;
+use super::turn::TurnClient;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 use str0m::media::{MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
@@ -37,6 +39,8 @@ pub(super) enum Happening {
 pub(super) struct Transport {
     socket: UdpSocket,
     local: SocketAddr,
+    /// The TURN client whose relayed address is a local candidate.
+    turn: Option<Arc<TurnClient>>,
     state: Mutex<State>,
     /// When str0m next wants `Input::Timeout`, as ms on [`clock_ms`].
     deadline_ms: AtomicU64,
@@ -54,11 +58,12 @@ struct State {
 }
 
 impl Transport {
-    pub fn new(rtc: Rtc, socket: UdpSocket) -> std::io::Result<Transport> {
+    pub fn new(rtc: Rtc, socket: UdpSocket, turn: Option<Arc<TurnClient>>) -> std::io::Result<Transport> {
         let local = socket.local_addr()?;
         Ok(Transport {
             socket,
             local,
+            turn,
             state: Mutex::new(State { rtc, mid: None, sent_seq: None, dead: false }),
             deadline_ms: AtomicU64::new(0),
         })
@@ -70,6 +75,11 @@ impl Transport {
         let result = change(&mut state.rtc);
         let happenings = self.drain(&mut state);
         (result, happenings)
+    }
+
+    /// The TURN allocation's relayed address, if there is one.
+    pub fn relayed(&self) -> Option<SocketAddr> {
+        self.turn.as_ref().and_then(|t| t.relayed())
     }
 
     /// The audio section, once negotiated or offered.
@@ -85,13 +95,18 @@ impl Transport {
 
     /// A datagram from the socket.
     pub fn receive(&self, data: &[u8], source: SocketAddr) -> Vec<Happening> {
+        self.receive_at(data, source, self.local)
+    }
+
+    /// A datagram `destination` received: our socket's address, or the
+    /// relayed one (unwrapped from the TURN server's Data indication).
+    pub fn receive_at(&self, data: &[u8], source: SocketAddr, destination: SocketAddr) -> Vec<Happening> {
         let Ok(contents) = data.try_into() else { return Vec::new() };
         let mut state = self.state.lock().unwrap();
         if state.dead {
             return Vec::new();
         }
-        let input =
-            Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source, destination: self.local, contents });
+        let input = Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source, destination, contents });
         if let Err(err) = state.rtc.handle_input(input) {
             // A malformed datagram from anyone on the path: drop it, the
             // session goes on.
@@ -159,9 +174,12 @@ impl Transport {
                 }
                 // A full socket buffer loses this datagram only, as a
                 // multiudpsink would.
-                Ok(Output::Transmit(t)) => {
-                    let _ = self.socket.send_to(&t.contents, t.destination);
-                }
+                Ok(Output::Transmit(t)) => match &self.turn {
+                    Some(turn) if t.source != self.local => turn.send(&t.contents, t.destination),
+                    _ => {
+                        let _ = self.socket.send_to(&t.contents, t.destination);
+                    }
+                },
                 Ok(Output::Event(event)) => match event {
                     Event::Connected => happenings.push(Happening::Connected),
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {

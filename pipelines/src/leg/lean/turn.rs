@@ -1,0 +1,277 @@
+//! A lean leg's TURN client (RFC 8656), over UDP from the leg's own
+//! socket: one allocation per leg, whose relayed address str0m gets as a
+//! relayed local candidate.
+//!
+//! - Allocate (whose answer also gives our server-reflexive address),
+//!   first without credentials, then with the realm and nonce of
+//!   the 401 (long-term credentials; a 438 stale nonce is answered again
+//!   with the new one); Refresh before the lifetime runs out, and with a
+//!   lifetime of 0 when the leg closes.
+//! - A permission for each peer address str0m sends to (CreatePermission
+//!   when it first does, again every 4 minutes while in use: they last 5).
+//! - What str0m sends from the relayed address goes to the server in a Send
+//!   indication; Data indications from the server are what peers sent to
+//!   the relayed address. Channels (ChannelBind, ChannelData) would save 32
+//!   bytes a packet and are not used: indications need no state per peer.
+//!
+//! Requests are sent again (100 ms, doubling) until answered, from the
+//! leg's timer tick; nothing here has a thread.
+
+use super::stun::{self, Builder, Class, Message, TransactionId};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The first retransmission; each next one waits twice as long.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+/// Sends of one request before giving up (RFC 8489's Rc is 7).
+const MAX_SENDS: u32 = 7;
+/// Permissions last 300 s (RFC 8656 §9); renewed ahead of that.
+const PERMISSION_RENEWAL: Duration = Duration::from_secs(240);
+/// Lifetime we ask for, seconds (the server may give less).
+const LIFETIME: u32 = 600;
+/// REQUESTED-TRANSPORT's value for UDP (protocol 17, then 3 RFFU bytes).
+const UDP_TRANSPORT: u32 = 17 << 24;
+
+/// What a datagram from the server was.
+pub(super) enum FromServer<'a> {
+    /// Not a message of this client's.
+    NotOurs,
+    /// A response, handled here.
+    Handled,
+    /// What a peer sent to the relayed address.
+    Data { peer: SocketAddr, data: &'a [u8] },
+}
+
+pub(super) struct TurnClient {
+    socket: UdpSocket,
+    server: SocketAddr,
+    username: String,
+    password: String,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    relayed: Option<SocketAddr>,
+    /// Our address as the server saw it (XOR-MAPPED-ADDRESS).
+    mapped: Option<SocketAddr>,
+    /// The allocation failed or ended: nothing more is sent.
+    finished: bool,
+    auth: Option<Auth>,
+    pending: Vec<Request>,
+    /// Peer addresses with a permission, and when it was last asked for.
+    permissions: HashMap<IpAddr, Instant>,
+    refresh_at: Option<Instant>,
+}
+
+struct Auth {
+    realm: String,
+    nonce: String,
+    key: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Purpose {
+    Allocate,
+    Refresh(u32),
+    Permission(IpAddr),
+}
+
+struct Request {
+    id: TransactionId,
+    purpose: Purpose,
+    bytes: Vec<u8>,
+    next_send: Instant,
+    sends: u32,
+    /// The nonce it was signed with, to tell a fresh 401 from a repeated one.
+    nonce: Option<String>,
+}
+
+impl TurnClient {
+    /// Asks `server` for an allocation from `socket`.
+    pub fn start(socket: UdpSocket, server: SocketAddr, username: String, password: String) -> TurnClient {
+        let client = TurnClient { socket, server, username, password, state: Mutex::default() };
+        client.request(&mut client.state.lock().unwrap(), Purpose::Allocate);
+        client
+    }
+
+    pub fn server(&self) -> SocketAddr {
+        self.server
+    }
+
+    /// The relayed address, once allocated.
+    pub fn relayed(&self) -> Option<SocketAddr> {
+        self.state.lock().unwrap().relayed
+    }
+
+    /// Our address as the server saw it, once allocated.
+    pub fn mapped(&self) -> Option<SocketAddr> {
+        self.state.lock().unwrap().mapped
+    }
+
+    /// Whether allocating is over, one way or the other.
+    pub fn settled(&self) -> bool {
+        let state = self.state.lock().unwrap();
+        state.relayed.is_some() || state.finished
+    }
+
+    /// Sends `data` to `peer` through the relay, asking for a permission
+    /// first if there is none (the first packets may be dropped by the
+    /// server until it is granted; ICE sends its checks again).
+    pub fn send(&self, data: &[u8], peer: SocketAddr) {
+        let mut state = self.state.lock().unwrap();
+        if state.finished || state.relayed.is_none() {
+            return;
+        }
+        if let std::collections::hash_map::Entry::Vacant(entry) = state.permissions.entry(peer.ip()) {
+            entry.insert(Instant::now());
+            self.request(&mut state, Purpose::Permission(peer.ip()));
+        }
+        let indication = Builder::new(stun::SEND, Class::Indication, stun::transaction_id())
+            .address(stun::XOR_PEER_ADDRESS, peer)
+            .attribute(stun::DATA_ATTRIBUTE, data)
+            .finish(None);
+        let _ = self.socket.send_to(&indication, self.server);
+    }
+
+    /// A datagram from the server.
+    pub fn handle<'a>(&self, data: &'a [u8]) -> FromServer<'a> {
+        let Some(message) = Message::parse(data) else { return FromServer::NotOurs };
+        if message.method == stun::DATA && message.class == Class::Indication {
+            return match (message.address(stun::XOR_PEER_ADDRESS), message.attribute(stun::DATA_ATTRIBUTE)) {
+                (Some(peer), Some(data)) => FromServer::Data { peer, data },
+                _ => FromServer::Handled,
+            };
+        }
+        let mut state = self.state.lock().unwrap();
+        let Some(index) = state.pending.iter().position(|r| r.id == message.id) else { return FromServer::NotOurs };
+        let request = state.pending.swap_remove(index);
+        match message.class {
+            Class::Success => self.succeeded(&mut state, request.purpose, &message),
+            _ => self.refused(&mut state, request, &message),
+        }
+        FromServer::Handled
+    }
+
+    fn succeeded(&self, state: &mut State, purpose: Purpose, message: &Message) {
+        let lifetime = Duration::from_secs(message.lifetime().unwrap_or(LIFETIME).into());
+        // Refreshed a minute ahead, or halfway through a short lifetime.
+        let refresh_in = lifetime.saturating_sub(Duration::from_secs(60)).max(lifetime / 2);
+        match purpose {
+            Purpose::Allocate => {
+                let Some(relayed) = message.address(stun::XOR_RELAYED_ADDRESS) else {
+                    return self.fail(state, "an allocation without a relayed address");
+                };
+                tracing::info!(server = %self.server, %relayed, "lean WebRTC leg: TURN allocation");
+                state.relayed = Some(relayed);
+                state.mapped = message.address(stun::XOR_MAPPED_ADDRESS);
+                state.refresh_at = Some(Instant::now() + refresh_in);
+            }
+            Purpose::Refresh(0) => state.finished = true,
+            Purpose::Refresh(_) => state.refresh_at = Some(Instant::now() + refresh_in),
+            Purpose::Permission(_) => {}
+        }
+    }
+
+    fn refused(&self, state: &mut State, request: Request, message: &Message) {
+        let code = message.error_code().unwrap_or_default();
+        let nonce = message.text(stun::NONCE);
+        // 401 (no or wrong credentials) or 438 (stale nonce): signed again
+        // with the server's new nonce, once per nonce.
+        if matches!(code, 401 | 438) && nonce.is_some() && nonce != request.nonce {
+            let realm = message.text(stun::REALM).or_else(|| state.auth.as_ref().map(|a| a.realm.clone()));
+            if let (Some(realm), Some(nonce)) = (realm, nonce) {
+                let key = stun::long_term_key(&self.username, &realm, &self.password);
+                state.auth = Some(Auth { realm, nonce, key });
+                self.request(state, request.purpose);
+                return;
+            }
+        }
+        match request.purpose {
+            Purpose::Allocate | Purpose::Refresh(_) => self.fail(state, &format!("error {code}")),
+            Purpose::Permission(peer) => {
+                tracing::warn!(server = %self.server, %peer, code, "lean WebRTC leg: TURN permission refused");
+            }
+        }
+    }
+
+    fn fail(&self, state: &mut State, why: &str) {
+        tracing::warn!(server = %self.server, why, "lean WebRTC leg: TURN allocation failed");
+        state.finished = true;
+        state.relayed = None;
+        state.pending.clear();
+    }
+
+    /// Sends again what is unanswered, refreshes what is due.
+    pub fn tick(&self, now: Instant) {
+        let mut state = self.state.lock().unwrap();
+        if state.finished {
+            return;
+        }
+        let mut gave_up = None;
+        for request in state.pending.iter_mut().filter(|r| r.next_send <= now) {
+            if request.sends >= MAX_SENDS {
+                gave_up = Some(request.purpose);
+                continue;
+            }
+            let _ = self.socket.send_to(&request.bytes, self.server);
+            request.next_send = now + FIRST_RETRY * 2u32.pow(request.sends);
+            request.sends += 1;
+        }
+        state.pending.retain(|r| r.sends < MAX_SENDS || r.next_send > now);
+        match gave_up {
+            Some(Purpose::Allocate | Purpose::Refresh(_)) => return self.fail(&mut state, "no answer"),
+            Some(Purpose::Permission(peer)) => {
+                state.permissions.remove(&peer);
+            }
+            None => {}
+        }
+        if state.refresh_at.is_some_and(|at| at <= now) {
+            state.refresh_at = None;
+            self.request(&mut state, Purpose::Refresh(LIFETIME));
+        }
+        let stale: Vec<IpAddr> =
+            state.permissions.iter().filter(|(_, at)| now - **at >= PERMISSION_RENEWAL).map(|(ip, _)| *ip).collect();
+        for peer in stale {
+            state.permissions.insert(peer, now);
+            self.request(&mut state, Purpose::Permission(peer));
+        }
+    }
+
+    /// Gives the allocation back (a Refresh with lifetime 0, sent once).
+    pub fn close(&self) {
+        let mut state = self.state.lock().unwrap();
+        if state.relayed.is_some() && !state.finished {
+            self.request(&mut state, Purpose::Refresh(0));
+        }
+        state.finished = true;
+        state.pending.clear();
+    }
+
+    /// Sends a request for `purpose`, signed if the server asked for
+    /// credentials, and keeps it for retransmission.
+    fn request(&self, state: &mut State, purpose: Purpose) {
+        let id = stun::transaction_id();
+        let mut message = match purpose {
+            Purpose::Allocate => Builder::new(stun::ALLOCATE, Class::Request, id)
+                .u32(stun::REQUESTED_TRANSPORT, UDP_TRANSPORT)
+                .u32(stun::LIFETIME, LIFETIME),
+            Purpose::Refresh(lifetime) => Builder::new(stun::REFRESH, Class::Request, id).u32(stun::LIFETIME, lifetime),
+            Purpose::Permission(peer) => Builder::new(stun::CREATE_PERMISSION, Class::Request, id)
+                .address(stun::XOR_PEER_ADDRESS, SocketAddr::new(peer, 0)),
+        };
+        let auth = state.auth.as_ref();
+        if let Some(auth) = auth {
+            message = message
+                .attribute(stun::USERNAME, self.username.as_bytes())
+                .attribute(stun::REALM, auth.realm.as_bytes())
+                .attribute(stun::NONCE, auth.nonce.as_bytes());
+        }
+        let bytes = message.finish(auth.map(|a| a.key.as_slice()));
+        let _ = self.socket.send_to(&bytes, self.server);
+        let nonce = auth.map(|a| a.nonce.clone());
+        state.pending.push(Request { id, purpose, bytes, next_send: Instant::now() + FIRST_RETRY, sends: 1, nonce });
+    }
+}
