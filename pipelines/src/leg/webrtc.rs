@@ -254,7 +254,10 @@ impl WebRtcLeg {
             .ok_or_else(|| Error::Pipeline(format!("webrtcbin gave no {field}")))?;
         let telephone_event = match kind {
             DescriptionKind::Answer => state.answer_choice.as_ref().and_then(|c| c.telephone_event),
-            DescriptionKind::Offer => None,
+            // An offer after the first: webrtcbin offers what the linked
+            // send chain takes, without telephone-event, and an answer
+            // without it would rebuild the send chain (silence after).
+            DescriptionKind::Offer => state.send.as_ref().and_then(|s| s.choice.telephone_event),
         };
         let description = finish_local(&description, sdp_type, telephone_event)?;
         self.promise("set-local-description", Some(&description))?;
@@ -556,8 +559,8 @@ fn relay_before_jitter_buffer(rtpbin: &gst::Element, port: &MediaPort) {
 }
 
 /// Our local description as it must go out: every `a=fingerprint`
-/// replaced by our certificate's; in answers, telephone-event put back in
-/// the audio section and every other section refused.
+/// replaced by our certificate's; telephone-event put back in the audio
+/// section (answers, later offers); in answers every other section refused.
 fn finish_local(
     description: &WebRTCSessionDescription,
     sdp_type: WebRTCSDPType,
@@ -574,15 +577,14 @@ fn finish_local(
         let line = if line.starts_with("a=fingerprint:") { ours.clone() } else { line.to_string() };
         sections.last_mut().expect("a section").push(line);
     }
+    let audio = sections.iter().skip(1).position(|s| s[0].starts_with("m=audio ")).map(|i| i + 1);
+    if let (Some(i), Some((pt, rate))) = (audio, telephone_event) {
+        add_telephone_event(&mut sections[i], pt, rate);
+    }
     if sdp_type == WebRTCSDPType::Answer {
-        let audio = sections.iter().skip(1).position(|s| s[0].starts_with("m=audio ")).map(|i| i + 1);
         let mut refused_mids = Vec::new();
         for (i, section) in sections.iter_mut().enumerate().skip(1) {
-            if Some(i) == audio {
-                if let Some((pt, rate)) = telephone_event {
-                    add_telephone_event(section, pt, rate);
-                }
-            } else {
+            if Some(i) != audio {
                 refused_mids.extend(refuse_section(section));
             }
         }
