@@ -27,7 +27,10 @@
 //!   address nor the other's relay port from outside: media goes from the
 //!   browser's allocation to the gateway's (the lean leg's own TURN client,
 //!   `leg/lean/turn.rs`) inside coturn, and both ends of the selected pair
-//!   are relays.
+//!   are relays;
+//! - both relayed over TCP: the same with TCP to coturn's port 3478 the
+//!   gateway's only way out (its TURN client's connection,
+//!   `leg/lean/turn_tcp.rs`) and the TURN server given as `?transport=tcp`.
 
 use e2e::audio::{tone, write_wav, Pcm};
 use e2e::autocall::{self, Browser, Call, CallReport};
@@ -56,6 +59,8 @@ enum Route {
     TcpRelay,
     /// The UDP relay case, and the gateway reaches coturn's 3478 only.
     BothRelayed,
+    /// As BothRelayed, with TCP to 3478 the gateway's only way to coturn.
+    BothRelayedTcp,
 }
 
 struct Net {
@@ -89,12 +94,13 @@ fn firewall(net: &Net, route: Route) {
         }
     }
     iptables(&["-A", CHAIN, "-i", link, "-d", &turn, "-j", "DROP"]);
-    if route == Route::BothRelayed {
+    if let Route::BothRelayed | Route::BothRelayedTcp = route {
         let gateway_link = net.gateway.link.as_str();
         let turn_link = net.turn.link.as_str();
-        iptables(&["-A", CHAIN, "-i", gateway_link, "-d", &turn, "-p", "udp", "--dport", &port, "-j", "ACCEPT"]);
+        let protocol = if route == Route::BothRelayed { "udp" } else { "tcp" };
+        iptables(&["-A", CHAIN, "-i", gateway_link, "-d", &turn, "-p", protocol, "--dport", &port, "-j", "ACCEPT"]);
         iptables(&["-A", CHAIN, "-i", gateway_link, "-d", &turn, "-j", "DROP"]);
-        iptables(&["-A", CHAIN, "-i", turn_link, "-d", &gw, "-p", "udp", "--sport", &port, "-j", "ACCEPT"]);
+        iptables(&["-A", CHAIN, "-i", turn_link, "-d", &gw, "-p", protocol, "--sport", &port, "-j", "ACCEPT"]);
         iptables(&["-A", CHAIN, "-i", turn_link, "-d", &gw, "-j", "DROP"]);
     }
 }
@@ -106,7 +112,7 @@ fn gateway_config(net: &Net, route: Route, webrtc_leg: &str) -> String {
         Route::UdpRelay | Route::BothRelayed => format!(
             "[[media.ice_servers]]\nurls = [\"turn:{turn}:{TURN_PORT}?transport=udp\"]\nsecret = \"{SECRET}\"\nttl = 600\n"
         ),
-        Route::TcpRelay => format!(
+        Route::TcpRelay | Route::BothRelayedTcp => format!(
             "[[media.ice_servers]]\nurls = [\"turn:{turn}:{TURN_PORT}?transport=tcp\"]\nsecret = \"{SECRET}\"\nttl = 600\n"
         ),
     };
@@ -164,12 +170,13 @@ fn check(browser: Browser, route: Route, report: &CallReport, bob_heard: &Pcm) {
             assert_ne!(pair["localType"], "relay", "{who}: {pair}");
             assert!(report.ice_servers.as_array().is_some_and(|a| a.is_empty()), "{who}: {}", report.ice_servers);
         }
-        Route::UdpRelay | Route::TcpRelay | Route::BothRelayed => {
+        Route::UdpRelay | Route::TcpRelay | Route::BothRelayed | Route::BothRelayedTcp => {
             assert_eq!(pair["localType"], "relay", "{who}: the browser must send through coturn: {pair}");
-            if route == Route::BothRelayed {
+            if let Route::BothRelayed | Route::BothRelayedTcp = route {
                 assert_eq!(pair["remoteType"], "relay", "{who}: to the gateway's relay: {pair}");
             }
-            let protocol = if route == Route::TcpRelay { "tcp" } else { "udp" };
+            let tcp = matches!(route, Route::TcpRelay | Route::BothRelayedTcp);
+            let protocol = if tcp { "tcp" } else { "udp" };
             if !pair["relayProtocol"].is_null() {
                 assert_eq!(pair["relayProtocol"], protocol, "{who}: {pair}");
             }
@@ -207,7 +214,7 @@ fn browsers_behind_nat_call_directly_and_through_turn_over_udp_and_tcp() {
             check(browser, route, &report, &bob_heard);
             setups.push(format!("{} {route:?} {:.2} s", browser.name(), report.setup.as_secs_f64()));
         }
-        for route in [Route::Direct, Route::BothRelayed] {
+        for route in [Route::Direct, Route::BothRelayed, Route::BothRelayedTcp] {
             let (report, bob_heard) = call(&dir, &net, browser, route, "lean");
             check(browser, route, &report, &bob_heard);
             assert!(report.answer.contains("str0m"), "the lean leg answered:\n{}", report.answer);
@@ -289,22 +296,29 @@ fn stdio_sessions_gather_relay_candidates_from_their_ice_servers() {
         println!("TURN over {transport}: complete offer in {took:?}: {relay:?}");
         bridge.call("session.close", serde_json::json!({ "session": session })).unwrap();
     }
-    // The lean leg allocates over UDP from its own socket, and refuses a
-    // TURN server it could reach only over TCP or TLS.
-    let servers = serde_json::json!([{ "urls": format!("turn:127.0.0.1:{TURN_PORT}"), "secret": SECRET }]);
-    let session = bridge.create("webrtc", serde_json::json!({ "iceServers": servers, "webrtcLeg": "lean" })).unwrap();
-    let started = std::time::Instant::now();
-    let (_, sdp) = bridge.local_description(&session).unwrap();
-    let took = started.elapsed();
-    assert!(sdp.lines().any(|l| l.contains("typ relay")), "lean leg: no relay candidate in\n{sdp}");
-    println!("lean leg, TURN over udp: complete offer in {took:?}");
-    bridge.call("session.close", serde_json::json!({ "session": session })).unwrap();
+    // The lean leg allocates over UDP from its own socket or over TCP, and
+    // refuses a TURN server it could reach only over TLS.
+    for transport in ["udp", "tcp"] {
+        let url = format!("turn:127.0.0.1:{TURN_PORT}?transport={transport}");
+        let servers = serde_json::json!([{ "urls": url, "secret": SECRET }]);
+        let session =
+            bridge.create("webrtc", serde_json::json!({ "iceServers": servers, "webrtcLeg": "lean" })).unwrap();
+        let started = std::time::Instant::now();
+        let (_, sdp) = bridge.local_description(&session).unwrap();
+        let took = started.elapsed();
+        assert!(
+            sdp.lines().any(|l| l.contains("typ relay")),
+            "lean leg over {transport}: no relay candidate in\n{sdp}"
+        );
+        println!("lean leg, TURN over {transport}: complete offer in {took:?}");
+        bridge.call("session.close", serde_json::json!({ "session": session })).unwrap();
+    }
     let servers = serde_json::json!([{ "urls": format!("turns:127.0.0.1:{TURNS_PORT}"), "secret": SECRET }]);
     let tls_only = bridge
         .request("session.create", serde_json::json!({ "kind": "webrtc", "iceServers": servers, "webrtcLeg": "lean" }))
         .unwrap();
     assert_eq!(tls_only["error"]["code"], -32602, "{tls_only}");
-    assert!(tls_only["error"]["message"].as_str().unwrap_or_default().contains("over UDP only"), "{tls_only}");
+    assert!(tls_only["error"]["message"].as_str().unwrap_or_default().contains("not TLS"), "{tls_only}");
     let tls = format!("local 127.0.0.1:{TURNS_PORT}");
     assert!(turn.log().contains(&tls), "an allocation over coturn's TLS listener:\n{}", turn.log());
     let bad = bridge

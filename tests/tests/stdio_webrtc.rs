@@ -364,7 +364,7 @@ fn held_timeout(name: &str, leg: &str) {
     assert!(closed.elapsed() > Duration::from_secs(12), "the held timeout is at least 20 s: {:?}", closed.elapsed());
 }
 
-/// The lean leg reaches TURN servers over UDP only: one given only over TLS
+/// The lean leg reaches TURN servers over UDP or TCP: one given only over TLS
 /// is a clear error, and the process and its other sessions carry on.
 #[test]
 fn lean_refuses_turn_over_tls_only_and_the_bridge_stays_up() {
@@ -379,7 +379,7 @@ fn lean_refuses_turn_over_tls_only_and_the_bridge_stays_up() {
         .unwrap();
     let message = refused["error"]["message"].as_str().unwrap_or_default();
     assert_eq!(refused["error"]["code"], -32602, "{refused}");
-    assert!(message.contains("lean WebRTC leg") && message.contains("over UDP only"), "{refused}");
+    assert!(message.contains("lean WebRTC leg") && message.contains("not TLS"), "{refused}");
     let unknown = bridge.request("session.create", json!({ "kind": "webrtc", "webrtcLeg": "str0m" })).unwrap();
     assert!(unknown.get("error").is_some(), "an unknown leg is refused: {unknown}");
     let (kind, offer) = bridge.local_description(&kept).unwrap();

@@ -267,7 +267,7 @@ pub struct MediaSettings {
     #[serde(default)]
     pub srtp: SrtpPolicy,
     /// Which WebRTC leg browsers get: "webrtcbin" (default) or "lean"
-    /// (str0m on the shared socket threads; TURN servers over UDP only).
+    /// (str0m on the shared socket threads; no TURN over TLS).
     #[serde(default)]
     pub webrtc_leg: pipelines::WebRtcLegKind,
     /// Seconds without RTP from a peer that should be sending before its
@@ -659,7 +659,7 @@ impl Config {
         parse_range(&self.media.rtp_ports)?;
         pipelines::ice::validate(&self.media.ice_servers).context("media.ice_servers")?;
         if self.media.webrtc_leg == pipelines::WebRtcLegKind::Lean {
-            pipelines::ice::udp_servers(&self.media.ice_servers)
+            pipelines::ice::gather_servers(&self.media.ice_servers)
                 .context("media.ice_servers (media.webrtc_leg = \"lean\")")?;
         }
         if self.media.codecs.is_empty() {
@@ -911,7 +911,7 @@ mod tests {
     }
 
     #[test]
-    fn the_lean_webrtc_leg_is_chosen_by_config_and_refuses_turn_over_tcp_only() {
+    fn the_lean_webrtc_leg_is_chosen_by_config_and_refuses_turn_over_tls_only() {
         let with = |set: &[&str]| {
             Config::for_run(
                 "gateway",
@@ -923,9 +923,9 @@ mod tests {
         assert_eq!(lean.leg_options().webrtc_leg, pipelines::WebRtcLegKind::Lean);
         let stun = r#"media.ice_servers=[{urls="stun:203.0.113.5"}]"#;
         assert!(with(&["media.webrtc_leg=\"lean\"", stun, "media.public_address=\"203.0.113.7\""]).is_ok());
-        let tcp = r#"media.ice_servers=[{urls="turns:203.0.113.5",secret="s"}]"#;
-        let err = format!("{:#}", with(&["media.webrtc_leg=\"lean\"", tcp]).unwrap_err());
-        assert!(err.contains("media.webrtc_leg") && err.contains("over UDP only"), "{err}");
+        let tls = r#"media.ice_servers=[{urls="turns:203.0.113.5",secret="s"}]"#;
+        let err = format!("{:#}", with(&["media.webrtc_leg=\"lean\"", tls]).unwrap_err());
+        assert!(err.contains("media.webrtc_leg") && err.contains("not TLS"), "{err}");
         assert!(with(&["media.webrtc_leg=\"str0m\""]).is_err(), "an unknown leg is refused");
     }
 

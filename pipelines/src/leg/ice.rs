@@ -243,44 +243,51 @@ pub fn apply(webrtc: &gst::Element, servers: &[IceServer]) -> Result<(), Error> 
     Ok(())
 }
 
-/// A server as the lean WebRTC leg reaches it: over UDP, by host and port.
+/// A server as the lean WebRTC leg reaches it: by host and port, over UDP
+/// or TCP.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UdpServer {
+pub struct GatherServer {
     /// As written in the URL, without an IPv6 address's brackets.
     pub host: String,
     pub port: u16,
+    /// A TURN server reached over TCP (`?transport=tcp`).
+    pub tcp: bool,
     /// A TURN server's username and password (none for STUN).
     pub credentials: Option<(String, String)>,
 }
 
-/// The STUN server and the first TURN server reachable over UDP (`turn:`
-/// without `?transport=tcp`), credentials made for our own use: what the
-/// lean WebRTC leg gathers from. Its TURN client speaks UDP only, so a
-/// TURN server given only over TCP or TLS is refused; `?transport=tcp` and
-/// `turns:` URLs beside a UDP one are left to the browser.
-pub fn udp_servers(servers: &[IceServer]) -> Result<(Option<UdpServer>, Option<UdpServer>), Error> {
+/// The STUN server and the first TURN server the lean WebRTC leg can use
+/// (its `turn:` URL over UDP, else over TCP), credentials made for our own
+/// use: what it gathers from. Its TURN client has no TLS, so a TURN server
+/// given only as `turns:` is refused; other URLs beside the one used are
+/// left to the browser.
+pub fn gather_servers(servers: &[IceServer]) -> Result<(Option<GatherServer>, Option<GatherServer>), Error> {
     validate(servers)?;
     let (mut stun, mut turn) = (None, None);
     for server in with_credentials(servers, OUR_TURN_USER, SystemTime::now())? {
         let credentials = server.username.clone().zip(server.credential.clone());
         let urls = server.urls.iter().map(|u| ServerUrl::parse(u)).collect::<Result<Vec<_>, _>>()?;
-        let udp = |url: &ServerUrl| UdpServer {
+        let gather = |url: &ServerUrl| GatherServer {
             host: url.host.trim_start_matches('[').trim_end_matches(']').to_string(),
             port: url.port,
+            tcp: url.transport.as_deref() == Some("tcp"),
             credentials: (url.scheme != Scheme::Stun).then(|| credentials.clone()).flatten(),
         };
         for url in urls.iter().filter(|u| u.scheme == Scheme::Stun) {
-            stun = Some(udp(url));
+            stun = Some(gather(url));
         }
         let relays: Vec<&ServerUrl> = urls.iter().filter(|u| u.scheme != Scheme::Stun).collect();
-        match relays.iter().find(|u| u.scheme == Scheme::Turn && u.transport.as_deref() != Some("tcp")) {
+        let plain = |tcp: bool| {
+            relays.iter().find(|u| u.scheme == Scheme::Turn && (u.transport.as_deref() == Some("tcp")) == tcp)
+        };
+        match plain(false).or_else(|| plain(true)) {
             Some(url) => {
-                turn.get_or_insert_with(|| udp(url));
+                turn.get_or_insert_with(|| gather(url));
             }
             None if !relays.is_empty() => {
                 return Err(Error::IceServer(format!(
-                    "{:?}: the lean WebRTC leg reaches TURN servers over UDP only; add a turn: URL with \
-                     ?transport=udp, or use the webrtcbin leg for TURN over TCP or TLS",
+                    "{:?}: the lean WebRTC leg reaches TURN servers over UDP or TCP, not TLS; add a turn: URL, \
+                     or use the webrtcbin leg for TURN over TLS",
                     server.urls[0]
                 )))
             }
@@ -418,24 +425,26 @@ mod tests {
     }
 
     #[test]
-    fn the_lean_leg_takes_one_stun_and_one_udp_turn_server() {
+    fn the_lean_leg_takes_one_stun_and_one_turn_server_udp_first() {
         let stun =
             |u: &str| IceServer { urls: vec![u.into()], username: None, credential: None, secret: None, ttl: None };
         let mut both = turn("turn:[2001:db8::1]?transport=tcp", None);
         both.urls.push("turn:[2001:db8::1]:3479".into());
-        let (found_stun, found_turn) = udp_servers(&[stun("stun:192.0.2.1:3480"), both]).unwrap();
+        let (found_stun, found_turn) = gather_servers(&[stun("stun:192.0.2.1:3480"), both]).unwrap();
         let found_stun = found_stun.unwrap();
         assert_eq!((found_stun.host.as_str(), found_stun.port, found_stun.credentials), ("192.0.2.1", 3480, None));
         let found_turn = found_turn.unwrap();
-        assert_eq!((found_turn.host.as_str(), found_turn.port), ("2001:db8::1", 3479));
+        assert_eq!((found_turn.host.as_str(), found_turn.port, found_turn.tcp), ("2001:db8::1", 3479, false));
         assert_eq!(found_turn.credentials, Some(("alice".into(), "p@ss:word".into())));
-        let (_, made) = udp_servers(&[turn("turn:192.0.2.1", Some("s3cret"))]).unwrap();
+        let (_, made) = gather_servers(&[turn("turn:192.0.2.1", Some("s3cret"))]).unwrap();
         assert!(made.unwrap().credentials.unwrap().0.ends_with(":sipbridge"), "REST credentials for us");
-        for tcp_only in ["turn:192.0.2.1?transport=tcp", "turns:192.0.2.1"] {
-            let err = udp_servers(&[turn(tcp_only, None)]).unwrap_err().to_string();
-            assert!(err.contains("over UDP only"), "{err}");
-        }
-        assert_eq!(udp_servers(&[]).unwrap(), (None, None));
+        let mut tcp_and_tls = turn("turns:192.0.2.1", None);
+        tcp_and_tls.urls.push("turn:192.0.2.1?transport=tcp".into());
+        let (_, tcp) = gather_servers(&[tcp_and_tls]).unwrap();
+        assert!(tcp.unwrap().tcp, "TCP when there is no UDP");
+        let err = gather_servers(&[turn("turns:192.0.2.1", None)]).unwrap_err().to_string();
+        assert!(err.contains("not TLS"), "{err}");
+        assert_eq!(gather_servers(&[]).unwrap(), (None, None));
     }
 
     #[test]

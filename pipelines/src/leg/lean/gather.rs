@@ -1,5 +1,5 @@
 //! A lean leg's candidates beyond its host one, from the leg's own
-//! socket: a server-reflexive one from the STUN server (a Binding request,
+//! socket (or a TCP connection to the TURN server): a server-reflexive one from the STUN server (a Binding request,
 //! its XOR-MAPPED-ADDRESS) and a relayed one from the TURN server (`turn.rs`),
 //! whose allocation also tells the server-reflexive address when there is
 //! no STUN server.
@@ -11,7 +11,7 @@
 
 use super::stun::{self, Builder, Class, Message, TransactionId};
 use super::turn::{FromServer, TurnClient};
-use crate::leg::ice::{self, IceServer, UdpServer};
+use crate::leg::ice::{self, GatherServer, IceServer};
 use crate::Error;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,9 +54,9 @@ struct Probe {
 
 impl Gatherer {
     /// Sends the first requests to the servers of `servers` (STUN, and TURN
-    /// over UDP) from `socket`, bound at `base`.
+    /// over UDP or TCP) from `socket`, bound at `base`.
     pub fn start(socket: &UdpSocket, base: SocketAddr, servers: &[IceServer]) -> Result<Gatherer, Error> {
-        let (stun_server, turn_server) = ice::udp_servers(servers)?;
+        let (stun_server, turn_server) = ice::gather_servers(servers)?;
         let clone = || socket.try_clone().map_err(|e| Error::Bind(e.to_string()));
         let reflexive = match stun_server {
             Some(server) => {
@@ -74,7 +74,7 @@ impl Gatherer {
             Some(server) => {
                 let address = resolve(&server, base)?;
                 let (username, password) = server.credentials.unwrap_or_default();
-                Some(Arc::new(TurnClient::start(clone()?, address, username, password)))
+                Some(TurnClient::start(clone()?, server.tcp, address, username, password))
             }
             None => None,
         };
@@ -162,7 +162,7 @@ impl Gatherer {
 }
 
 /// The server's address, of the same IP family as our socket's.
-fn resolve(server: &UdpServer, base: SocketAddr) -> Result<SocketAddr, Error> {
+fn resolve(server: &GatherServer, base: SocketAddr) -> Result<SocketAddr, Error> {
     let found = (server.host.as_str(), server.port)
         .to_socket_addrs()
         .map_err(|e| Error::IceServer(format!("{}: {e}", server.host)))?

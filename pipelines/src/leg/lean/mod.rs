@@ -20,7 +20,8 @@
 //! from one socket per leg (on the first media address): its host
 //! candidate (naming the public address instead when one is set, as
 //! webrtcbin's leg does), and the server-reflexive and relayed ones
-//! `gather.rs` gets from the STUN and TURN servers (`turn.rs`, over UDP).
+//! `gather.rs` gets from the STUN and TURN servers (`turn.rs`, over UDP
+//! or TCP).
 
 mod gather;
 mod offer;
@@ -31,6 +32,7 @@ mod stun;
 mod timers;
 mod transport;
 mod turn;
+mod turn_tcp;
 
 use crate::codec::sdp::{Direction, SessionDescription};
 use crate::codec::{self, CodecChoice};
@@ -201,6 +203,14 @@ impl LeanLeg {
         )
         .map_err(|e| Error::Bind(e.to_string()))?;
         *leg.inner.socket.lock().unwrap() = Some(registration);
+        if let Some(turn) = leg.inner.gatherer.turn() {
+            let weak = Arc::downgrade(&leg.inner);
+            turn.set_data_receiver(Box::new(move |data, peer| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.relayed(data, peer);
+                }
+            }));
+        }
         let timed: Weak<dyn timers::Timed> = Arc::downgrade(&leg.inner) as Weak<dyn timers::Timed>;
         timers::watch(timed);
         tracing::info!(pipeline = name, %local, "lean WebRTC leg (str0m)");
@@ -403,15 +413,18 @@ impl Inner {
         if data.len() > 1 && (128..=191).contains(&data[0]) && (192..=223).contains(&data[1]) {
             self.watch.rtcp();
         }
-        let happenings = match self.gatherer.handle(data, source) {
-            FromServer::NotOurs => self.transport.receive(data, source),
-            FromServer::Handled => return,
-            FromServer::Data { peer, data } => match self.transport.relayed() {
-                Some(relayed) => self.transport.receive_at(data, peer, relayed),
-                None => return,
-            },
-        };
-        self.act(happenings);
+        match self.gatherer.handle(data, source) {
+            FromServer::NotOurs => self.act(self.transport.receive(data, source)),
+            FromServer::Handled => {}
+            FromServer::Data { peer, data } => self.relayed(data, peer),
+        }
+    }
+
+    /// What `peer` sent to our relayed address (unwrapped by the TURN client).
+    fn relayed(&self, data: &[u8], peer: SocketAddr) {
+        if let Some(relayed) = self.transport.relayed() {
+            self.act(self.transport.receive_at(data, peer, relayed));
+        }
     }
 
     /// `sdp` with the public address in place of the bound one in host

@@ -1,6 +1,6 @@
 //! A lean leg's TURN client (RFC 8656), over UDP from the leg's own
-//! socket: one allocation per leg, whose relayed address str0m gets as a
-//! relayed local candidate.
+//! socket or over a TCP connection (`turn_tcp.rs`): one allocation per
+//! leg, whose relayed address str0m gets as a relayed local candidate.
 //!
 //! - Allocate (whose answer also gives our server-reflexive address),
 //!   first without credentials, then with the realm and nonce of
@@ -14,13 +14,14 @@
 //!   the relayed address. Channels (ChannelBind, ChannelData) would save 32
 //!   bytes a packet and are not used: indications need no state per peer.
 //!
-//! Requests are sent again (100 ms, doubling) until answered, from the
-//! leg's timer tick; nothing here has a thread.
+//! Over UDP, requests are sent again (100 ms, doubling) until answered,
+//! from the leg's timer tick; over TCP once, given up after as long.
 
 use super::stun::{self, Builder, Class, Message, TransactionId};
+use super::turn_tcp::TcpLink;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The first retransmission; each next one waits twice as long.
@@ -44,9 +45,22 @@ pub(super) enum FromServer<'a> {
     Data { peer: SocketAddr, data: &'a [u8] },
 }
 
+/// What peers send to the relayed address, for a client whose server
+/// messages are read by a thread of its own (TCP) rather than by the leg.
+pub(super) type DataReceiver = Box<dyn Fn(&[u8], SocketAddr) + Send + Sync>;
+
+/// How the server is reached.
+enum Path {
+    /// From the leg's own socket (read by the leg).
+    Udp(UdpSocket),
+    Tcp(Arc<TcpLink>),
+}
+
 pub(super) struct TurnClient {
-    socket: UdpSocket,
+    path: Path,
     server: SocketAddr,
+    /// Where Data indications read on the TCP connection go.
+    data_receiver: OnceLock<DataReceiver>,
     username: String,
     password: String,
     state: Mutex<State>,
@@ -90,11 +104,60 @@ struct Request {
 }
 
 impl TurnClient {
-    /// Asks `server` for an allocation from `socket`.
-    pub fn start(socket: UdpSocket, server: SocketAddr, username: String, password: String) -> TurnClient {
-        let client = TurnClient { socket, server, username, password, state: Mutex::default() };
+    /// Asks `server` for an allocation, over UDP from `socket`, or over TCP.
+    pub fn start(
+        socket: UdpSocket,
+        tcp: bool,
+        server: SocketAddr,
+        username: String,
+        password: String,
+    ) -> Arc<TurnClient> {
+        let client = Arc::new_cyclic(|weak: &std::sync::Weak<TurnClient>| {
+            let path = if tcp {
+                let (on_connect, on_message) = (weak.clone(), weak.clone());
+                Path::Tcp(TcpLink::start(
+                    server,
+                    Box::new(move || on_connect.upgrade().into_iter().for_each(|c| c.send_pending())),
+                    Box::new(move |message| on_message.upgrade().into_iter().for_each(|c| c.read_over_tcp(message))),
+                ))
+            } else {
+                Path::Udp(socket)
+            };
+            let data_receiver = OnceLock::new();
+            TurnClient { path, server, data_receiver, username, password, state: Mutex::default() }
+        });
         client.request(&mut client.state.lock().unwrap(), Purpose::Allocate);
         client
+    }
+
+    /// Where Data indications read over TCP go (over UDP the leg reads them).
+    pub fn set_data_receiver(&self, receiver: DataReceiver) {
+        let _ = self.data_receiver.set(receiver);
+    }
+
+    fn read_over_tcp(&self, message: &[u8]) {
+        if let FromServer::Data { peer, data } = self.handle(message) {
+            if let Some(receiver) = self.data_receiver.get() {
+                receiver(data, peer);
+            }
+        }
+    }
+
+    /// Sends what waited for the TCP connection.
+    fn send_pending(&self) {
+        let state = self.state.lock().unwrap();
+        for request in &state.pending {
+            self.transmit(&request.bytes);
+        }
+    }
+
+    fn transmit(&self, message: &[u8]) {
+        match &self.path {
+            Path::Udp(socket) => {
+                let _ = socket.send_to(message, self.server);
+            }
+            Path::Tcp(link) => link.send(message),
+        }
     }
 
     pub fn server(&self) -> SocketAddr {
@@ -133,7 +196,7 @@ impl TurnClient {
             .address(stun::XOR_PEER_ADDRESS, peer)
             .attribute(stun::DATA_ATTRIBUTE, data)
             .finish(None);
-        let _ = self.socket.send_to(&indication, self.server);
+        self.transmit(&indication);
     }
 
     /// A datagram from the server.
@@ -216,7 +279,9 @@ impl TurnClient {
                 gave_up = Some(request.purpose);
                 continue;
             }
-            let _ = self.socket.send_to(&request.bytes, self.server);
+            if matches!(self.path, Path::Udp(_)) {
+                self.transmit(&request.bytes);
+            }
             request.next_send = now + FIRST_RETRY * 2u32.pow(request.sends);
             request.sends += 1;
         }
@@ -248,6 +313,9 @@ impl TurnClient {
         }
         state.finished = true;
         state.pending.clear();
+        if let Path::Tcp(link) = &self.path {
+            link.close();
+        }
     }
 
     /// Sends a request for `purpose`, signed if the server asked for
@@ -270,7 +338,7 @@ impl TurnClient {
                 .attribute(stun::NONCE, auth.nonce.as_bytes());
         }
         let bytes = message.finish(auth.map(|a| a.key.as_slice()));
-        let _ = self.socket.send_to(&bytes, self.server);
+        self.transmit(&bytes);
         let nonce = auth.map(|a| a.nonce.clone());
         state.pending.push(Request { id, purpose, bytes, next_send: Instant::now() + FIRST_RETRY, sends: 1, nonce });
     }
