@@ -120,11 +120,26 @@ impl Near {
     }
 }
 
-/// A WebRTC client offering `audio` and a session of the bridge answering it.
-fn webrtc_session(bridge: &Bridge, shared: &Shared, audio: Audio, payloads: Arc<Vec<Vec<u8>>>) -> (String, Client) {
+/// Opus payloads (48 kHz mono, 20 ms) of a continuous tone, one per packet.
+fn opus_tone(hz: f64) -> Arc<Vec<Vec<u8>>> {
+    let pcm = tone(hz, PACKETS as f64 * 0.02, 48000, 0.5);
+    let mut encoder = opus::Encoder::new(48000, opus::Channels::Mono, opus::Application::Audio).unwrap();
+    let frames = pcm.samples.chunks(960).map(|c| c.iter().map(|s| (*s * 32767.0) as i16).collect::<Vec<i16>>());
+    Arc::new(frames.map(|frame| encoder.encode_vec(&frame, 1500).unwrap()).collect())
+}
+
+/// A WebRTC client offering `audio` and a session of the bridge (its
+/// `leg`: webrtcbin or lean) answering it.
+fn webrtc_session(
+    bridge: &Bridge,
+    shared: &Shared,
+    audio: Audio,
+    payloads: Arc<Vec<Vec<u8>>>,
+    leg: &str,
+) -> (String, Client) {
     let mut client = Client::new(shared, audio, payloads, 0).unwrap();
     let codec = if audio == Audio::Pcmu { "PCMU" } else { "OPUS" };
-    let s = bridge.create("webrtc", json!({ "codecs": [codec] })).unwrap();
+    let s = bridge.create("webrtc", json!({ "codecs": [codec], "webrtcLeg": leg })).unwrap();
     bridge.set_remote(&s, "offer", client.offer()).unwrap();
     let (_, answer) = bridge.local_description(&s).unwrap();
     client.accept_answer(&answer).unwrap();
@@ -215,7 +230,7 @@ fn bursts_reach_a_webrtc_leg_whole() {
     let bridge = Bridge::start(&dir, &[]).unwrap();
     let shared = Shared::new().unwrap();
     let (near, sa) = rtp_near(&bridge, "PCMU");
-    let (sb, client) = webrtc_session(&bridge, &shared, Audio::Pcmu, pcmu_tone(1000.0));
+    let (sb, client) = webrtc_session(&bridge, &shared, Audio::Pcmu, pcmu_tone(1000.0), "webrtcbin");
     bridge.call("session.connect", json!({ "a": sa, "b": sb })).unwrap();
     let mut far = Far::WebRtc(Box::new(client));
     run(near, &mut far);
@@ -227,13 +242,30 @@ fn bursts_from_a_webrtc_leg_reach_an_rtp_leg_whole() {
     let dir = test_dir("jitter_webrtc_to_rtp");
     let bridge = Bridge::start(&dir, &[]).unwrap();
     let shared = Shared::new().unwrap();
-    let (sa, client) = webrtc_session(&bridge, &shared, Audio::Pcmu, pcmu_tone(TONE));
+    let (sa, client) = webrtc_session(&bridge, &shared, Audio::Pcmu, pcmu_tone(TONE), "webrtcbin");
     let (mut far, offer) = rtp_far("PCMU");
     let (sb, _) = bridge.answer_rtp(&offer, json!({})).unwrap();
     let linked = bridge.call("session.connect", json!({ "a": sa, "b": sb })).unwrap();
     assert_eq!(linked["passthrough"], json!(true), "{linked}");
     run(Near::WebRtc(Box::new(client)), &mut far);
     check("WebRTC -> RTP passthrough", &far, 0.99);
+}
+
+/// The lean WebRTC leg decodes behind a jitter buffer of its own, with no
+/// thread (`leg/reorder.rs`, not rtpbin's): a browser's bursty Opus,
+/// transcoded to a PCMU phone, must reach it whole and in tune.
+#[test]
+fn bursts_from_a_lean_webrtc_leg_are_transcoded_without_loss() {
+    let dir = test_dir("jitter_lean_transcoded");
+    let bridge = Bridge::start(&dir, &[]).unwrap();
+    let shared = Shared::new().unwrap();
+    let (sa, client) = webrtc_session(&bridge, &shared, Audio::Opus, opus_tone(TONE), "lean");
+    let (mut far, offer) = rtp_far("PCMU");
+    let (sb, _) = bridge.answer_rtp(&offer, json!({})).unwrap();
+    let linked = bridge.call("session.connect", json!({ "a": sa, "b": sb })).unwrap();
+    assert_eq!(linked["passthrough"], json!(false), "{linked}");
+    run(Near::WebRtc(Box::new(client)), &mut far);
+    check("lean WebRTC -> RTP transcoded", &far, 0.97);
 }
 
 /// A room decodes each member behind its jitter buffer and mixes on a

@@ -47,6 +47,9 @@ pub(crate) fn adapt(rtpbin: &gst::Element, port: &MediaPort) {
 fn watch(jitterbuffer: &gst::Element, port: MediaPort) {
     // A burst must not be cut to the latency's worth of packets either.
     jitterbuffer.set_property("drop-on-latency", false);
+    // The first packet goes on at once, not after the latency: waiting for
+    // packets before it only delays the call's first audio.
+    jitterbuffer.set_property("faststart-min-packets", 1u32);
     let Some(sink) = jitterbuffer.static_pad("sink") else { return };
     let weak = jitterbuffer.downgrade();
     let lateness = Mutex::new(Lateness::default());
@@ -57,18 +60,9 @@ fn watch(jitterbuffer: &gst::Element, port: MediaPort) {
         else {
             return gst::PadProbeReturn::Ok;
         };
-        let late_ms = lateness.lock().unwrap().observe(crate::runtime::now().nseconds() as i64, ts, rate);
+        let late_ms = lateness.lock().unwrap().observe(crate::runtime::now().nseconds() as i64, ts, rate).late_ms;
         if let Some(jitterbuffer) = weak.upgrade() {
-            let latency = jitterbuffer.property::<u32>("latency");
-            if late_ms + MARGIN_MS > latency as i64 && latency < MAX_LATENCY_MS {
-                // Whole packet times of 20 ms, so it is not raised packet by packet.
-                let raised = ((late_ms + MARGIN_MS + 19) / 20 * 20).min(MAX_LATENCY_MS as i64) as u32;
-                tracing::info!(
-                    from = latency,
-                    to = raised,
-                    late_ms,
-                    "packets arrive late: jitter buffer latency raised"
-                );
+            if let Some(raised) = raised_latency(jitterbuffer.property::<u32>("latency"), late_ms) {
                 jitterbuffer.set_property("latency", raised);
             }
         }
@@ -76,14 +70,26 @@ fn watch(jitterbuffer: &gst::Element, port: MediaPort) {
     });
 }
 
-fn rtp_timestamp(packet: &[u8]) -> Option<u32> {
+/// The latency a jitter buffer at `latency` ms must be raised to now that
+/// a packet came `late_ms` late, if it must.
+pub(crate) fn raised_latency(latency: u32, late_ms: i64) -> Option<u32> {
+    if late_ms + MARGIN_MS <= latency as i64 || latency >= MAX_LATENCY_MS {
+        return None;
+    }
+    // Whole packet times of 20 ms, so it is not raised packet by packet.
+    let raised = ((late_ms + MARGIN_MS + 19) / 20 * 20).min(MAX_LATENCY_MS as i64) as u32;
+    tracing::info!(from = latency, to = raised, late_ms, "packets arrive late: jitter buffer latency raised");
+    Some(raised)
+}
+
+pub(crate) fn rtp_timestamp(packet: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(packet.get(4..8)?.try_into().ok()?))
 }
 
 /// How late packets of one stream arrive, from their arrival times (ns)
 /// and RTP timestamps.
 #[derive(Default)]
-struct Lateness {
+pub(crate) struct Lateness {
     /// Arrival of the first packet, and the last timestamp seen.
     start_ns: i64,
     last_ts: Option<u32>,
@@ -95,9 +101,18 @@ struct Lateness {
     window_start_ns: i64,
 }
 
+/// What [`Lateness::observe`] makes of a packet.
+pub(crate) struct Observed {
+    /// How much later than the best case it came.
+    pub late_ms: i64,
+    /// When it would have arrived in the best case (ns, on the arrival
+    /// clock): its media time on the stream's best-case transit.
+    pub on_time_ns: i64,
+}
+
 impl Lateness {
-    /// Records a packet; returns how much later than the best case it came (ms).
-    fn observe(&mut self, arrival_ns: i64, ts: u32, rate: u32) -> i64 {
+    /// Records a packet.
+    pub(crate) fn observe(&mut self, arrival_ns: i64, ts: u32, rate: u32) -> Observed {
         match self.last_ts {
             None => {
                 *self = Lateness { start_ns: arrival_ns, window_start_ns: arrival_ns, ..Lateness::default() };
@@ -115,9 +130,9 @@ impl Lateness {
         let late_ms = (transit - best) / 1_000_000;
         if late_ms > DISCONTINUITY_MS {
             self.last_ts = None;
-            return 0;
+            return Observed { late_ms: 0, on_time_ns: arrival_ns };
         }
-        late_ms
+        Observed { late_ms, on_time_ns: arrival_ns - (transit - best) }
     }
 }
 
@@ -135,7 +150,9 @@ mod tests {
         for i in 0..30i64 {
             let due = i * 20 * MS;
             let arrival = if (5..15).contains(&i) { 14 * 20 * MS } else { due };
-            let late = l.observe(1_000 * MS + arrival, 1234 + 160 * i as u32, 8000);
+            let observed = l.observe(1_000 * MS + arrival, 1234 + 160 * i as u32, 8000);
+            assert_eq!(observed.on_time_ns, 1_000 * MS + due, "packet {i} stamped with when it was due");
+            let late = observed.late_ms;
             worst = worst.max(late);
             if !(5..15).contains(&i) {
                 assert_eq!(late, 0, "packet {i} on time");
@@ -149,12 +166,12 @@ mod tests {
         let mut l = Lateness::default();
         for i in 0..10i64 {
             let ts = (u32::MAX - 500).wrapping_add(960 * i as u32);
-            assert_eq!(l.observe(i * 20 * MS, ts, 48000), 0, "packet {i} across the wrap");
+            assert_eq!(l.observe(i * 20 * MS, ts, 48000).late_ms, 0, "packet {i} across the wrap");
         }
         // The sender restarts its timestamps 10 s back: not jitter.
         let restart = (u32::MAX - 500).wrapping_add(960 * 10).wrapping_sub(480_000);
-        assert_eq!(l.observe(10 * 20 * MS, restart, 48000), 0);
-        assert_eq!(l.observe(11 * 20 * MS, restart.wrapping_add(960), 48000), 0);
-        assert_eq!(l.observe(13 * 20 * MS, restart.wrapping_add(960 * 2), 48000), 20, "then measured anew");
+        assert_eq!(l.observe(10 * 20 * MS, restart, 48000).late_ms, 0);
+        assert_eq!(l.observe(11 * 20 * MS, restart.wrapping_add(960), 48000).late_ms, 0);
+        assert_eq!(l.observe(13 * 20 * MS, restart.wrapping_add(960 * 2), 48000).late_ms, 20, "then measured anew");
     }
 }

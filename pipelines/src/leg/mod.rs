@@ -8,6 +8,7 @@
 //! a leg's received packets -> relay.rs -> a linked leg's socket or send chain (same codec: no rtpbin at all)
 //! an RTP leg that relays -> relay_rtcp.rs (its own SR/RR, SDES, BYE: rtcp_packets.rs) -> the peer's RTCP port
 //! rtpbin's jitter buffers (where audio is decoded) adapt their latency: jitter.rs
+//! the lean leg decodes behind a jitter buffer of its own with no thread: reorder.rs
 //! RTP leg's sockets <-> srtp.rs (SDES-SRTP, keys from sdes.rs) <-> rtpbin / relay
 //! ```
 //!
@@ -45,6 +46,7 @@ mod quality;
 mod receive;
 pub(crate) mod relay;
 mod relay_rtcp;
+mod reorder;
 mod rtcp_packets;
 mod rtp;
 mod sdes;

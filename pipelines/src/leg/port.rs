@@ -85,10 +85,20 @@ pub(crate) struct InputPad {
 
 impl InputPad {
     pub fn new(name: &str, target: &gst::Pad) -> Result<InputPad, crate::Error> {
+        let input = InputPad::unlinked(name)?;
+        input.pad.link(target)?;
+        Ok(input)
+    }
+
+    /// One whose [`InputPad::pad`] the caller links.
+    pub fn unlinked(name: &str) -> Result<InputPad, crate::Error> {
         let pad = gst::Pad::builder(gst::PadDirection::Src).name(name).build();
         pad.set_active(true)?;
-        pad.link(target)?;
         Ok(InputPad { pad, caps: Mutex::new(None) })
+    }
+
+    pub fn pad(&self) -> &gst::Pad {
+        &self.pad
     }
 
     /// Pushes one buffer (already on the shared timeline), preceded by the

@@ -36,7 +36,18 @@ pub(crate) fn classify(caps: &gst::CapsRef) -> Stream {
 /// carries. Unknown payloads (comfort noise, RED) are consumed and dropped.
 pub(crate) fn attach(bin: &gst::Bin, pad: &gst::Pad, port: &MediaPort, events: &EventHandler) -> Result<(), Error> {
     let caps = pad.current_caps().or_else(|| pad.allowed_caps()).unwrap_or_else(gst::Caps::new_any);
-    match classify(&caps) {
+    attach_as(bin, pad, &caps, port, events)
+}
+
+/// [`attach`] for a pad that will carry `caps` (one not linked yet has none).
+pub(crate) fn attach_as(
+    bin: &gst::Bin,
+    pad: &gst::Pad,
+    caps: &gst::Caps,
+    port: &MediaPort,
+    events: &EventHandler,
+) -> Result<(), Error> {
+    match classify(caps) {
         Stream::Audio(codec) => {
             tracing::info!(pipeline = %bin.name(), pad = %pad.name(), ?codec, "receiving audio");
             attach_audio(bin, pad, codec, port)

@@ -4,14 +4,15 @@
 //!
 //! ```text
 //! socket --(shared socket thread: str0m decrypts)--> relay to a linked leg (same codec)
-//!                                                 \-> rtp_in pad -> rtpbin.recv_rtp_sink_0 -> receive::attach (decode, DTMF)
+//!                                                 \-> decode.rs: in sequence (no thread), per payload type -> receive::attach_as (decode, DTMF)
 //! relay from a linked leg --\
 //! send chain ! appsink -------> outgoing.rs (one stream) -> str0m (encrypts) -> socket
-//! str0m's timers: one task on the process timer for every lean leg (timers.rs)
+//! str0m's timers and the jitter buffer's gaps: one task on the process timer for every lean leg (timers.rs)
 //! ```
 //! Passthrough is socket -> str0m -> relay -> socket on one thread, as
-//! between plain RTP legs. rtpbin is there for what must be decoded (a
-//! transcoded call, a recorder, DTMF), as in the RTP leg.
+//! between plain RTP legs. What must be decoded (a transcoded call, a
+//! recorder, DTMF) is decoded on that thread too (`decode.rs`): the leg
+//! has no rtpbin and no thread of its own.
 //!
 //! `transport.rs` holds the socket and the str0m session, `setup.rs` its
 //! configuration and what its negotiation is given, `offer.rs` our offers
@@ -23,6 +24,7 @@
 //! `gather.rs` gets from the STUN and TURN servers (`turn.rs`, over UDP
 //! or TCP).
 
+mod decode;
 mod gather;
 mod offer;
 mod outgoing;
@@ -39,25 +41,22 @@ use crate::codec::{self, CodecChoice};
 use crate::leg::events::{ConnectionState, EventHandler, LegEvent};
 use crate::leg::gate::SendGate;
 use crate::leg::ice;
-use crate::leg::jitter;
 use crate::leg::lifecycle::{close_once, shut_down, watch_bus};
 use crate::leg::media_watch::MediaWatch;
 use crate::leg::negotiation::{webrtc_audio, DescriptionKind, Negotiation, SessionDescriptionText};
 use crate::leg::options::LegOptions;
-use crate::leg::port::{InputPad, MediaPort};
+use crate::leg::port::MediaPort;
 use crate::leg::quality::{LegStats, Reception, Sent};
-use crate::leg::receive;
 use crate::leg::relay::{RelayEnd, RelayFormat, RelayOutput};
-use crate::leg::rtp::{arrived, RTP_CAPS};
 use crate::leg::send::{self, SendChain};
+use crate::runtime::new_pipeline;
 use crate::runtime::reactor;
-use crate::runtime::{make, new_pipeline};
 use crate::Error;
+use decode::Decoding;
 use gather::Gatherer;
 use gst::prelude::*;
 use outgoing::Outgoing;
 use reports::PeerReports;
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -76,7 +75,6 @@ struct Inner {
     options: LegOptions,
     events: EventHandler,
     pipeline: gst::Pipeline,
-    rtpbin: gst::Element,
     /// Where the send chain's RTP leaves the pipeline for `outgoing`.
     chain_out: gst_app::AppSink,
     transport: Arc<Transport>,
@@ -85,10 +83,8 @@ struct Inner {
     outgoing: Arc<Outgoing>,
     port: MediaPort,
     gate: SendGate,
-    /// Where received packets enter rtpbin, to be decoded.
-    rtp_in: InputPad,
-    /// Payload type -> caps, read by rtpbin's `request-pt-map`.
-    pt_map: Arc<Mutex<HashMap<u8, gst::Caps>>>,
+    /// What received packets are decoded by, when they must be.
+    decoding: Decoding,
     may_receive: AtomicBool,
     /// DTLS has completed once: from then on ICE alone says whether we
     /// are connected.
@@ -136,17 +132,9 @@ impl LeanLeg {
         let outgoing = Arc::new(Outgoing::new(transport.clone(), sent.clone()));
 
         let pipeline = new_pipeline(name);
-        let rtpbin = make("rtpbin")?;
-        rtpbin.set_property("latency", options.jitter_latency_ms);
         let chain_out = gst_app::AppSink::builder().sync(false).build();
         chain_out.set_property("async", false);
-        pipeline.add_many([&rtpbin, chain_out.upcast_ref()])?;
-        let rtp_sink = rtpbin.request_pad_simple("recv_rtp_sink_0").ok_or(Error::Pipeline("rtpbin rtp pad".into()))?;
-        let rtp_in = InputPad::new("rtp_in", &rtp_sink)?;
-        // No probation: relayed audio never enters rtpbin, so what does
-        // (telephone-event between relayed packets) is never consecutive.
-        let session = rtpbin.emit_by_name::<gst::glib::Object>("get-internal-session", &[&0u32]);
-        session.set_property("probation", 0u32);
+        pipeline.add(&chain_out)?;
 
         let gate = SendGate::default();
         let relay_out = outgoing.clone();
@@ -155,22 +143,21 @@ impl LeanLeg {
             RelayOutput::Chain(Box::new(move |packet| relay_out.send(packet))),
             gate.clone(),
         )));
-        jitter::adapt(&rtpbin, &port);
+        let decoding =
+            Decoding::new(pipeline.clone().upcast(), port.clone(), events.clone(), options.jitter_latency_ms);
         let watch = MediaWatch::new(options.rtp_timeout_ms, events.clone(), false);
         let leg = LeanLeg {
             inner: Arc::new(Inner {
                 options,
                 events,
                 pipeline,
-                rtpbin,
                 chain_out,
                 transport,
                 gatherer,
                 outgoing,
                 port,
                 gate,
-                rtp_in,
-                pt_map: Arc::default(),
+                decoding,
                 may_receive: AtomicBool::new(true),
                 secured: AtomicBool::new(false),
                 connected: AtomicBool::new(false),
@@ -218,24 +205,8 @@ impl LeanLeg {
         Ok(leg)
     }
 
-    /// rtpbin's payload types and decoded streams; the send chain's
-    /// packets into `outgoing`.
+    /// The send chain's packets into `outgoing`.
     fn connect_pipeline(&self) {
-        let pt_map = self.inner.pt_map.clone();
-        self.inner.rtpbin.connect("request-pt-map", false, move |args| {
-            let pt = args[2].get::<u32>().unwrap_or(0) as u8;
-            // NULL caps for an unknown payload type, not "no value" (glib aborts).
-            Some(pt_map.lock().unwrap().get(&pt).cloned().to_value())
-        });
-        let weak = Arc::downgrade(&self.inner);
-        self.inner.rtpbin.connect_pad_added(move |_, pad| {
-            let Some(inner) = weak.upgrade() else { return };
-            if pad.name().starts_with("recv_rtp_src_") {
-                if let Err(err) = receive::attach(inner.pipeline.upcast_ref(), pad, &inner.port, &inner.events) {
-                    tracing::warn!(%err, "cannot receive WebRTC stream");
-                }
-            }
-        });
         let outgoing = self.inner.outgoing.clone();
         self.inner.chain_out.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
@@ -328,20 +299,11 @@ impl LeanLeg {
         Ok(())
     }
 
-    /// Puts a negotiation into effect: payload map, direction, relay
+    /// Puts a negotiation into effect: payload types, direction, relay
     /// format, and the send chain (rebuilt if the codec changed).
     fn apply(&self, state: &mut State, choice: &CodecChoice, direction: Direction) -> Result<(), Error> {
         let inner = &self.inner;
-        {
-            let mut map = inner.pt_map.lock().unwrap();
-            map.clear();
-            let opus = choice.codec == codec::Codec::Opus;
-            let rate = choice.codec.clock_rate();
-            map.insert(choice.payload_type, codec::rtp_caps(choice.codec.sdp_name(), rate, choice.payload_type, opus));
-            if let Some((pt, rate)) = choice.telephone_event {
-                map.insert(pt, codec::rtp_caps("TELEPHONE-EVENT", rate, pt, false));
-            }
-        }
+        inner.decoding.set_formats(choice);
         inner.gate.set_may_send(direction.sends());
         inner.may_receive.store(direction.receives(), Ordering::Relaxed);
         inner.port.set_relay_format(Some(RelayFormat::of(choice)));
@@ -388,7 +350,9 @@ impl LeanLeg {
             inbound: inner.reception.stats(),
             outbound: inner.sent.stats(),
             remote_inbound: inner.peer_reports.stats(),
-            jitter_buffer_delay: inner.rtpbin.property::<u32>("latency") as f64 / 1000.0,
+            // The configured latency, as the other legs report: a raised one
+            // delays only packets behind a gap, not the stream.
+            jitter_buffer_delay: inner.options.jitter_latency_ms as f64 / 1000.0,
         }
     }
 
@@ -463,8 +427,8 @@ impl Inner {
         (self.events)(LegEvent::ConnectionStateChange(state));
     }
 
-    /// A decrypted RTP packet: relayed to a linked leg, and into rtpbin
-    /// if anything wants it decoded (telephone-event always does).
+    /// A decrypted RTP packet: relayed to a linked leg, and decoded if
+    /// anything wants it (telephone-event always does).
     fn received(&self, packet: &[u8]) {
         self.reception.received(packet);
         self.watch.rtp();
@@ -474,7 +438,7 @@ impl Inner {
         if self.port.relay(packet) && !self.port.has_demand() {
             return;
         }
-        self.rtp_in.push(arrived(packet), &RTP_CAPS);
+        self.decoding.push(packet);
     }
 }
 
@@ -483,6 +447,7 @@ impl timers::Timed for Inner {
         self.gatherer.tick(now);
         let happenings = self.transport.tick(now);
         self.act(happenings);
+        self.decoding.expire();
     }
 }
 

@@ -1,5 +1,6 @@
 //! str0m's timers of every lean leg (ICE checks and keepalives, DTLS
-//! retransmits, RTCP reports), fired by one task on the process's timer
+//! retransmits, RTCP reports) and its jitter buffer's gaps (`decode.rs`),
+//! fired by one task on the process's timer
 //! thread (`runtime/timer.rs`) instead of a timer per leg: it runs every
 //! [`TICK`], and a leg whose next deadline has not come costs an atomic load.
 
@@ -7,8 +8,9 @@ use crate::runtime::timer::{self, Timer};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-/// Fine enough for ICE's pacing (50 ms between checks) and DTLS's
-/// retransmits (hundreds of ms); 100 runs a second for the process.
+/// Fine enough for ICE's pacing (50 ms between checks), DTLS's
+/// retransmits (hundreds of ms) and a jitter buffer's wait for a missing
+/// packet (40 ms and up); 100 runs a second for the process.
 const TICK: Duration = Duration::from_millis(10);
 
 /// Something with timers to fire.
