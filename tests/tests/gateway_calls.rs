@@ -5,6 +5,7 @@
 //! checked on both sides (Goertzel): the page's tone in baresip's
 //! recording, baresip's tone in what the page heard.
 
+use e2e::admin::call_records;
 use e2e::audio::Pcm;
 use e2e::gateway::{Gateway, Softphone};
 use e2e::kamailio::{Kamailio, KamailioOptions};
@@ -50,8 +51,9 @@ fn page_calls_baresip_audio_dtmf_hold_hangup() {
 
 /// The same call with the browser on the lean WebRTC leg
 /// (`media.webrtc_leg = "lean"`): audio, every DTMF path, recording, hold,
-/// renegotiation and an ICE restart from the browser, and an offer from the
-/// gateway (`sip.update` without JSEP), as on webrtcbin.
+/// renegotiation and an ICE restart from the browser, an offer from the
+/// gateway (`sip.update` without JSEP), and the call record's round trip
+/// from the browser's reports, as on webrtcbin.
 #[test]
 fn lean_page_calls_baresip_audio_dtmf_hold_hangup() {
     page_calls_baresip("lean_gateway_outgoing", &["--set", "media.webrtc_leg=\"lean\""]);
@@ -62,7 +64,8 @@ fn page_calls_baresip(name: &str, gateway_args: &[&str]) {
     let k =
         Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("alice", "a-pw"), ("bob", "b-pw")])).unwrap();
     let mut bob = k.registered_baresip(&dir, ("bob", "b-pw"), true, BARESIP_TONE).unwrap();
-    let gw = Gateway::start(&dir, None, gateway_args).unwrap();
+    let records = format!("call_records.file={:?}", dir.join("calls.jsonl").to_string_lossy());
+    let gw = Gateway::start(&dir, None, &[gateway_args, &["--set", &records]].concat()).unwrap();
     let page = registered_page(&dir, &gw, &k);
 
     // A MESSAGE outside any call, typed into the page.
@@ -188,6 +191,15 @@ fn page_calls_baresip(name: &str, gateway_args: &[&str]) {
     bob.wait_event("call", "CALL_CLOSED", Duration::from_secs(5)).unwrap();
     let heard = bob.heard_newest().unwrap();
     assert_hears(&heard.slice(1.5, heard.seconds().min(4.5)), PAGE_TONE as f64, "baresip");
+
+    // The call record has the browser leg's quality, with the round trip
+    // from the browser's receiver reports.
+    let record = &call_records(&dir.join("calls.jsonl"), 1)[0];
+    let webrtc = record["legs"].as_array().unwrap().iter().find(|l| l["kind"] == "webrtc").cloned();
+    let quality = webrtc.map(|l| l["quality"].clone()).unwrap_or_default();
+    assert!(quality["mos"].as_f64().unwrap_or(0.0) > 4.0, "{record}");
+    let rtt = quality["round_trip_ms"].as_f64().unwrap_or_else(|| panic!("no round trip: {record}"));
+    assert!(rtt > 0.0 && rtt < 100.0, "loopback: {record}");
 }
 
 #[test]

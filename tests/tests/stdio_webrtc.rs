@@ -3,11 +3,13 @@
 //! tone, with webrtcbin both answering and offering. The `lean_` tests run
 //! the same against the lean WebRTC leg (`webrtcLeg: "lean"`).
 
+use e2e::audio::ulaw_encode;
 use e2e::bridge::{rtp_address, Bridge};
 use e2e::process::test_dir;
 use e2e::rtp_peer::{PeerCodec, RtpPeer};
 use e2e::webrtc_peer::{Stack, WebRtcPeer};
 use serde_json::json;
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 const BROWSER_TONE: u32 = 440;
@@ -214,10 +216,9 @@ fn lean_webrtc_to_rtp_with_the_same_codec_is_relayed() {
 }
 
 fn relayed_to_rtp(name: &str, leg: &str) {
-    use e2e::audio::{tone, ulaw_decode, ulaw_encode, Pcm};
+    use e2e::audio::{tone, ulaw_decode, Pcm};
     use e2e::rtp_peer::rtp_payload;
     use e2e::webrtc_load::{Audio, Client, Shared};
-    use std::net::UdpSocket;
     use std::sync::Arc;
 
     let dir = test_dir(name);
@@ -231,13 +232,7 @@ fn relayed_to_rtp(name: &str, leg: &str) {
     let (_, answer) = bridge.local_description(&sw).unwrap();
     client.accept_answer(&answer).unwrap();
 
-    let phone = UdpSocket::bind("127.0.0.1:0").unwrap();
-    phone.set_nonblocking(true).unwrap();
-    let port = phone.local_addr().unwrap().port();
-    let sdp = format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=sendrecv\r\n");
-    let (sr, _) = bridge.answer_rtp(&sdp, json!({})).unwrap();
-    let linked = bridge.call("session.connect", json!({ "a": sw, "b": sr })).unwrap();
-    assert_eq!(linked["passthrough"], json!(true), "{linked}");
+    let (phone, _) = pcmu_phone_linked_to(&bridge, &sw);
 
     let mut buf = vec![0u8; 2048];
     let mut received: Vec<Vec<u8>> = Vec::new();
@@ -493,8 +488,7 @@ fn reoffers(name: &str, leg: &str, stack: Stack, through_hold: bool) {
 /// afresh, so its browser sees no gap to report.)
 #[test]
 fn lean_browser_reports_what_it_lost() {
-    use e2e::audio::{tone, ulaw_encode};
-    use std::net::UdpSocket;
+    use e2e::audio::tone;
 
     let name = "lean_browser_reports";
     let dir = test_dir(name);
@@ -504,12 +498,7 @@ fn lean_browser_reports_what_it_lost() {
     bridge.set_remote(&w, "offer", &browser.create_offer().unwrap()).unwrap();
     let (_, answer) = bridge.local_description(&w).unwrap();
     browser.set_remote("answer", &answer).unwrap();
-    let phone = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let port = phone.local_addr().unwrap().port();
-    let sdp = format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=sendrecv\r\n");
-    let (r, to_bridge) = bridge.answer_rtp(&sdp, json!({})).unwrap();
-    let linked = bridge.call("session.connect", json!({ "a": w, "b": r })).unwrap();
-    assert_eq!(linked["passthrough"], json!(true), "{linked}");
+    let (phone, to_bridge) = pcmu_phone_linked_to(&bridge, &w);
     browser.wait_connected().unwrap();
 
     // Up to 30 s of tone, every tenth packet never sent; the browser
@@ -531,11 +520,7 @@ fn lean_browser_reports_what_it_lost() {
                 if i % 10 == 9 {
                     continue;
                 }
-                let mut packet = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78];
-                packet[2..4].copy_from_slice(&(i as u16).to_be_bytes());
-                packet[4..8].copy_from_slice(&(160 * i as u32).to_be_bytes());
-                packet.extend(chunk.iter().map(|s| ulaw_encode((*s * 32767.0) as i16)));
-                let _ = phone.send_to(&packet, to_bridge);
+                let _ = phone.send_to(&pcmu_packet(i, chunk), to_bridge);
             }
         })
     };
@@ -573,8 +558,7 @@ fn lean_browser_reports_what_it_lost() {
 /// extension) without any, while the browser hears the phone's tone.
 #[test]
 fn lean_header_extensions_stay_on_their_hop() {
-    use e2e::audio::{tone, ulaw_encode};
-    use std::net::UdpSocket;
+    use e2e::audio::tone;
 
     let dir = test_dir("lean_header_extensions");
     let bridge = Bridge::start(&dir, &[]).unwrap();
@@ -587,13 +571,7 @@ fn lean_header_extensions_stay_on_their_hop() {
     let extmaps: Vec<&str> = answer.lines().filter(|l| l.starts_with("a=extmap:")).collect();
     assert_eq!(extmaps, ["a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid"], "{answer}");
     browser.set_remote("answer", &answer).unwrap();
-    let phone = UdpSocket::bind("127.0.0.1:0").unwrap();
-    phone.set_nonblocking(true).unwrap();
-    let port = phone.local_addr().unwrap().port();
-    let sdp = format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=sendrecv\r\n");
-    let (r, to_bridge) = bridge.answer_rtp(&sdp, json!({})).unwrap();
-    let linked = bridge.call("session.connect", json!({ "a": w, "b": r })).unwrap();
-    assert_eq!(linked["passthrough"], json!(true), "{linked}");
+    let (phone, to_bridge) = pcmu_phone_linked_to(&bridge, &w);
     browser.wait_connected().unwrap();
 
     // 4 s of tone each way; what reaches the phone is kept.
@@ -604,11 +582,7 @@ fn lean_header_extensions_stay_on_their_hop() {
             std::thread::sleep(
                 (start + Duration::from_millis(20 * i as u64)).saturating_duration_since(Instant::now()),
             );
-            let mut packet = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78];
-            packet[2..4].copy_from_slice(&(i as u16).to_be_bytes());
-            packet[4..8].copy_from_slice(&(160 * i as u32).to_be_bytes());
-            packet.extend(chunk.iter().map(|s| ulaw_encode((*s * 32767.0) as i16)));
-            let _ = phone.send_to(&packet, to_bridge);
+            let _ = phone.send_to(&pcmu_packet(i, chunk), to_bridge);
             while let Ok(n) = phone.recv(&mut buf) {
                 received.push(buf[..n].to_vec());
             }
@@ -624,4 +598,27 @@ fn lean_header_extensions_stay_on_their_hop() {
     assert!(rtp.len() > 100, "{} packets of the browser's audio reached the phone", rtp.len());
     let extended = rtp.iter().filter(|p| p[0] & 0x10 != 0).count();
     assert_eq!(extended, 0, "no header extension reaches the phone ({} packets)", rtp.len());
+}
+
+/// A plain RTP phone on a socket of the test's (PCMU, non-blocking), whose
+/// offer a new RTP session of the bridge answers, linked to the session
+/// `webrtc` (relayed: the same codec). The socket, and where to send.
+fn pcmu_phone_linked_to(bridge: &Bridge, webrtc: &str) -> (UdpSocket, SocketAddr) {
+    let phone = UdpSocket::bind("127.0.0.1:0").unwrap();
+    phone.set_nonblocking(true).unwrap();
+    let port = phone.local_addr().unwrap().port();
+    let sdp = format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=sendrecv\r\n");
+    let (rtp, to_bridge) = bridge.answer_rtp(&sdp, json!({})).unwrap();
+    let linked = bridge.call("session.connect", json!({ "a": webrtc, "b": rtp })).unwrap();
+    assert_eq!(linked["passthrough"], json!(true), "{linked}");
+    (phone, to_bridge)
+}
+
+/// Packet `i` of such a phone's stream: 20 ms of `samples` in PCMU.
+fn pcmu_packet(i: usize, samples: &[f32]) -> Vec<u8> {
+    let mut packet = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78];
+    packet[2..4].copy_from_slice(&(i as u16).to_be_bytes());
+    packet[4..8].copy_from_slice(&(160 * i as u32).to_be_bytes());
+    packet.extend(samples.iter().map(|s| ulaw_encode((*s * 32767.0) as i16)));
+    packet
 }
