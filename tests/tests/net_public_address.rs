@@ -20,7 +20,10 @@
 //!   answers its own checks, so the gateway's checks alone cannot make a
 //!   pair): the page's selected pair is that srflx candidate. baresip
 //!   runs beside the gateway for this call, as its RTP leg has no public
-//!   address to advertise.
+//!   address to advertise;
+//! - the lean leg once more with a TURN server (the same coturn) and no
+//!   STUN server: its server-reflexive candidate comes from the
+//!   allocation's answer (XOR-MAPPED-ADDRESS), beside its relay candidate.
 
 use e2e::audio::{tone, write_wav, Pcm};
 use e2e::autocall::CallReport;
@@ -38,6 +41,8 @@ use std::time::Duration;
 
 const PUBLIC: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 7);
 const PHONE_TONE: f64 = 440.0;
+/// coturn's REST secret, for the lean leg's TURN allocation.
+const TURN_SECRET: &str = "net-public-address-secret";
 const PAGE_TONE: u32 = 660;
 
 struct Net {
@@ -115,18 +120,34 @@ fn a_bridge_behind_one_to_one_nat_advertises_its_public_address() {
     // The lean leg learns the public address from a STUN server instead.
     let stun_dir = dir.join("webrtc-lean-stun");
     std::fs::create_dir_all(&stun_dir).unwrap();
-    let _stun = Coturn::start_on(&stun_dir, &net.phone, "unused-secret", limit).unwrap();
+    let _coturn = Coturn::start_on(&stun_dir, &net.phone, TURN_SECRET, limit).unwrap();
     let servers = format!("webrtc_leg = \"lean\"\n[[media.ice_servers]]\nurls = \"stun:{}\"\n", net.phone.addr);
     let report = webrtc_call(&stun_dir, &net, &net.server, &servers);
+    reflexive_is_public(&report);
+    assert_eq!(report.pair["remoteAddress"], PUBLIC.to_string(), "{}", report.pair);
+    assert_eq!(report.pair["remoteType"], "srflx", "the page reached the gateway at its srflx: {}", report.pair);
+    println!("lean behind 1:1 NAT (STUN): setup {:.0} ms, pair {}", ms(&report), report.pair);
+
+    // ... or from its TURN allocation's answer, with no STUN server.
+    let turn_dir = dir.join("webrtc-lean-turn");
+    let servers = format!(
+        "webrtc_leg = \"lean\"\n[[media.ice_servers]]\nurls = \"turn:{}\"\nsecret = \"{TURN_SECRET}\"\n",
+        net.phone.addr
+    );
+    let report = webrtc_call(&turn_dir, &net, &net.server, &servers);
+    reflexive_is_public(&report);
+    assert!(report.answer.contains("typ relay"), "a relay candidate too:\n{}", report.answer);
+    println!("lean behind 1:1 NAT (TURN): setup {:.0} ms, pair {}", ms(&report), report.pair);
+}
+
+/// The gateway's answer has a server-reflexive candidate at the public address.
+fn reflexive_is_public(report: &CallReport) {
     let srflx: Vec<&str> = report.answer.lines().filter(|l| l.contains("typ srflx")).collect();
     assert!(
         srflx.iter().any(|c| c.contains(&format!(" {PUBLIC} "))),
         "a server-reflexive candidate naming {PUBLIC} expected:\n{}",
         report.answer
     );
-    assert_eq!(report.pair["remoteAddress"], PUBLIC.to_string(), "{}", report.pair);
-    assert_eq!(report.pair["remoteType"], "srflx", "the page reached the gateway at its srflx: {}", report.pair);
-    println!("lean behind 1:1 NAT (STUN): setup {:.0} ms, pair {}", ms(&report), report.pair);
 }
 
 fn ms(report: &CallReport) -> f64 {
