@@ -351,3 +351,122 @@ impl TurnClient {
         state.pending.push(Request { id, purpose, bytes, next_send: Instant::now() + FIRST_RETRY, sends: 1, nonce });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The server's side of a test: a socket and what it reads.
+    struct Server {
+        socket: UdpSocket,
+    }
+
+    impl Server {
+        fn next(&self) -> Vec<u8> {
+            let mut buffer = [0u8; 1500];
+            let (n, _) = self.socket.recv_from(&mut buffer).expect("a message from the client");
+            buffer[..n].to_vec()
+        }
+    }
+
+    fn signed_with(bytes: &[u8], key: &[u8]) -> bool {
+        let message = Message::parse(bytes).unwrap();
+        let Some(mac) = message.attribute(stun::MESSAGE_INTEGRITY) else { return false };
+        // What a server checks: the same message, signed again under the key.
+        let unsigned = &bytes[..bytes.len() - 24];
+        let mut again = Builder::new(message.method, message.class, message.id);
+        let mut rest = &unsigned[20..];
+        while rest.len() >= 4 {
+            let kind = u16::from_be_bytes([rest[0], rest[1]]);
+            let len = u16::from_be_bytes([rest[2], rest[3]]) as usize;
+            again = again.attribute(kind, &rest[4..4 + len]);
+            rest = &rest[(4 + len).next_multiple_of(4)..];
+        }
+        let resigned = again.finish(Some(key));
+        Message::parse(&resigned).unwrap().attribute(stun::MESSAGE_INTEGRITY) == Some(mac)
+    }
+
+    /// Allocate through a 401 and a 438 (stale nonce), then a permission
+    /// and a Send indication for a new peer, a Data indication unwrapped,
+    /// the refresh when due, and the allocation given back on close.
+    #[test]
+    fn allocates_with_long_term_credentials_and_relays_both_ways() {
+        let server = Server { socket: UdpSocket::bind("127.0.0.1:0").unwrap() };
+        server.socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let client_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let address = server.socket.local_addr().unwrap();
+        let client = TurnClient::start(client_socket, &TurnTransport::Udp, address, "alice".into(), "pw".into());
+
+        let first = server.next();
+        let allocate = Message::parse(&first).unwrap();
+        assert_eq!((allocate.method, allocate.class), (stun::ALLOCATE, Class::Request));
+        assert_eq!(allocate.attribute(stun::REQUESTED_TRANSPORT), Some(&[17, 0, 0, 0][..]));
+        assert!(allocate.attribute(stun::USERNAME).is_none(), "the first Allocate carries no credentials");
+        let challenge = Builder::new(stun::ALLOCATE, Class::Error, allocate.id)
+            .attribute(stun::ERROR_CODE, &[0, 0, 4, 1])
+            .attribute(stun::REALM, b"example.test")
+            .attribute(stun::NONCE, b"n1")
+            .finish(None);
+        assert!(matches!(client.handle(&challenge), FromServer::Handled));
+
+        let key = stun::long_term_key("alice", "example.test", "pw");
+        let second = server.next();
+        let allocate = Message::parse(&second).unwrap();
+        assert_eq!(allocate.text(stun::NONCE).as_deref(), Some("n1"));
+        assert!(signed_with(&second, &key), "signed with MD5(user:realm:password)");
+        let stale = Builder::new(stun::ALLOCATE, Class::Error, allocate.id)
+            .attribute(stun::ERROR_CODE, &[0, 0, 4, 38])
+            .attribute(stun::NONCE, b"n2")
+            .finish(None);
+        client.handle(&stale);
+        let third = server.next();
+        let allocate = Message::parse(&third).unwrap();
+        assert_eq!(allocate.text(stun::NONCE).as_deref(), Some("n2"), "the stale nonce is replaced");
+        let relayed: SocketAddr = "192.0.2.9:50000".parse().unwrap();
+        let mapped: SocketAddr = "198.51.100.1:40000".parse().unwrap();
+        let granted = Builder::new(stun::ALLOCATE, Class::Success, allocate.id)
+            .address(stun::XOR_RELAYED_ADDRESS, relayed)
+            .address(stun::XOR_MAPPED_ADDRESS, mapped)
+            .u32(stun::LIFETIME, 120)
+            .finish(Some(&key));
+        client.handle(&granted);
+        assert_eq!((client.relayed(), client.mapped()), (Some(relayed), Some(mapped)));
+        assert!(client.settled());
+
+        let peer: SocketAddr = "203.0.113.5:7000".parse().unwrap();
+        client.send(b"check", peer);
+        let permission = server.next();
+        let request = Message::parse(&permission).unwrap();
+        assert_eq!(request.method, stun::CREATE_PERMISSION);
+        assert_eq!(request.address(stun::XOR_PEER_ADDRESS).map(|a| a.ip()), Some(peer.ip()));
+        assert!(signed_with(&permission, &key));
+        client.handle(&Builder::new(stun::CREATE_PERMISSION, Class::Success, request.id).finish(Some(&key)));
+        let indication = server.next();
+        let send = Message::parse(&indication).unwrap();
+        assert_eq!((send.method, send.class), (stun::SEND, Class::Indication));
+        assert_eq!(
+            (send.address(stun::XOR_PEER_ADDRESS), send.attribute(stun::DATA_ATTRIBUTE)),
+            (Some(peer), Some(&b"check"[..]))
+        );
+        client.send(b"again", peer);
+        let send = server.next();
+        assert_eq!(Message::parse(&send).unwrap().method, stun::SEND, "one permission per peer address");
+
+        let data = Builder::new(stun::DATA, Class::Indication, stun::transaction_id())
+            .address(stun::XOR_PEER_ADDRESS, peer)
+            .attribute(stun::DATA_ATTRIBUTE, b"answer")
+            .finish(None);
+        assert!(matches!(client.handle(&data), FromServer::Data { peer: p, data: b"answer" } if p == peer));
+
+        // Refreshed a minute before the 120 s lifetime ends (or halfway).
+        client.tick(Instant::now() + Duration::from_secs(30));
+        client.tick(Instant::now() + Duration::from_secs(61));
+        let refresh = server.next();
+        let request = Message::parse(&refresh).unwrap();
+        assert_eq!((request.method, request.lifetime()), (stun::REFRESH, Some(LIFETIME)));
+        client.close();
+        let release = server.next();
+        let request = Message::parse(&release).unwrap();
+        assert_eq!((request.method, request.lifetime()), (stun::REFRESH, Some(0)), "the allocation is given back");
+    }
+}
