@@ -15,11 +15,13 @@ pub(super) const REFRESH: u16 = 0x004;
 pub(super) const SEND: u16 = 0x006;
 pub(super) const DATA: u16 = 0x007;
 pub(super) const CREATE_PERMISSION: u16 = 0x008;
+pub(super) const CHANNEL_BIND: u16 = 0x009;
 
 /// Attributes we write or read.
 pub(super) const USERNAME: u16 = 0x0006;
 pub(super) const MESSAGE_INTEGRITY: u16 = 0x0008;
 pub(super) const ERROR_CODE: u16 = 0x0009;
+pub(super) const CHANNEL_NUMBER: u16 = 0x000C;
 pub(super) const LIFETIME: u16 = 0x000D;
 pub(super) const XOR_PEER_ADDRESS: u16 = 0x0012;
 pub(super) const DATA_ATTRIBUTE: u16 = 0x0013;

@@ -9,10 +9,11 @@
 //!   lifetime of 0 when the leg closes.
 //! - A permission for each peer address str0m sends to (CreatePermission
 //!   when it first does, again every 4 minutes while in use: they last 5).
-//! - What str0m sends from the relayed address goes to the server in a Send
-//!   indication; Data indications from the server are what peers sent to
-//!   the relayed address. Channels (ChannelBind, ChannelData) would save 32
-//!   bytes a packet and are not used: indications need no state per peer.
+//! - A channel for each peer transport address (ChannelBind, renewed with
+//!   the permissions: bindings last 10 minutes): once bound, what str0m
+//!   sends from the relayed address goes to the server as ChannelData (4
+//!   bytes of header), and what the server relays comes back so; until
+//!   then, and if the server refuses, in Send and Data indications (36).
 //!
 //! Over UDP, requests are sent again (100 ms, doubling) until answered,
 //! from the leg's timer tick; over TCP once, given up after as long.
@@ -35,6 +36,8 @@ const PERMISSION_RENEWAL: Duration = Duration::from_secs(240);
 const LIFETIME: u32 = 600;
 /// REQUESTED-TRANSPORT's value for UDP (protocol 17, then 3 RFFU bytes).
 const UDP_TRANSPORT: u32 = 17 << 24;
+/// Channel numbers a client may bind (RFC 8656 §12).
+const CHANNELS: std::ops::RangeInclusive<u16> = 0x4000..=0x4FFF;
 
 /// What a datagram from the server was.
 pub(super) enum FromServer<'a> {
@@ -78,7 +81,26 @@ struct State {
     pending: Vec<Request>,
     /// Peer addresses with a permission, and when it was last asked for.
     permissions: HashMap<IpAddr, Instant>,
+    channels: HashMap<SocketAddr, Channel>,
+    /// The channel number the next peer gets.
+    next_channel: u16,
     refresh_at: Option<Instant>,
+}
+
+struct Channel {
+    number: u16,
+    binding: Binding,
+    /// When the binding was last asked for.
+    asked: Instant,
+}
+
+#[derive(PartialEq)]
+enum Binding {
+    Asked,
+    /// The server confirmed it: ChannelData may be used.
+    Bound,
+    /// Indications carry on for this peer.
+    Refused,
 }
 
 struct Auth {
@@ -92,6 +114,7 @@ enum Purpose {
     Allocate,
     Refresh(u32),
     Permission(IpAddr),
+    Channel(SocketAddr, u16),
 }
 
 struct Request {
@@ -200,6 +223,20 @@ impl TurnClient {
             entry.insert(Instant::now());
             self.request(&mut state, Purpose::Permission(peer.ip()));
         }
+        match state.channels.get(&peer) {
+            Some(channel) if channel.binding == Binding::Bound => {
+                return self.transmit(&channel_data(channel.number, data))
+            }
+            Some(_) => {}
+            None => {
+                let number = CHANNELS.start() + state.next_channel;
+                if CHANNELS.contains(&number) {
+                    state.next_channel += 1;
+                    state.channels.insert(peer, Channel { number, binding: Binding::Asked, asked: Instant::now() });
+                    self.request(&mut state, Purpose::Channel(peer, number));
+                }
+            }
+        }
         let indication = Builder::new(stun::SEND, Class::Indication, stun::transaction_id())
             .address(stun::XOR_PEER_ADDRESS, peer)
             .attribute(stun::DATA_ATTRIBUTE, data)
@@ -209,6 +246,11 @@ impl TurnClient {
 
     /// A datagram from the server.
     pub fn handle<'a>(&self, data: &'a [u8]) -> FromServer<'a> {
+        if let Some((number, data)) = read_channel_data(data) {
+            let state = self.state.lock().unwrap();
+            let peer = state.channels.iter().find(|(_, c)| c.number == number).map(|(peer, _)| *peer);
+            return peer.map_or(FromServer::Handled, |peer| FromServer::Data { peer, data });
+        }
         let Some(message) = Message::parse(data) else { return FromServer::NotOurs };
         if message.method == stun::DATA && message.class == Class::Indication {
             return match (message.address(stun::XOR_PEER_ADDRESS), message.attribute(stun::DATA_ATTRIBUTE)) {
@@ -243,6 +285,11 @@ impl TurnClient {
             Purpose::Refresh(0) => state.finished = true,
             Purpose::Refresh(_) => state.refresh_at = Some(Instant::now() + refresh_in),
             Purpose::Permission(_) => {}
+            Purpose::Channel(peer, _) => {
+                if let Some(channel) = state.channels.get_mut(&peer) {
+                    channel.binding = Binding::Bound;
+                }
+            }
         }
     }
 
@@ -264,6 +311,12 @@ impl TurnClient {
             Purpose::Allocate | Purpose::Refresh(_) => self.fail(state, &format!("error {code}")),
             Purpose::Permission(peer) => {
                 tracing::warn!(server = %self.server, %peer, code, "lean WebRTC leg: TURN permission refused");
+            }
+            Purpose::Channel(peer, _) => {
+                tracing::debug!(server = %self.server, %peer, code, "lean WebRTC leg: TURN channel refused");
+                if let Some(channel) = state.channels.get_mut(&peer) {
+                    channel.binding = Binding::Refused;
+                }
             }
         }
     }
@@ -299,6 +352,9 @@ impl TurnClient {
             Some(Purpose::Permission(peer)) => {
                 state.permissions.remove(&peer);
             }
+            Some(Purpose::Channel(peer, _)) => {
+                state.channels.remove(&peer);
+            }
             None => {}
         }
         if state.refresh_at.is_some_and(|at| at <= now) {
@@ -310,6 +366,20 @@ impl TurnClient {
         for peer in stale {
             state.permissions.insert(peer, now);
             self.request(&mut state, Purpose::Permission(peer));
+        }
+        let stale: Vec<(SocketAddr, u16)> = state
+            .channels
+            .iter()
+            .filter(|(_, c)| {
+                c.binding != Binding::Refused && now.saturating_duration_since(c.asked) >= PERMISSION_RENEWAL
+            })
+            .map(|(peer, c)| (*peer, c.number))
+            .collect();
+        for (peer, number) in stale {
+            if let Some(channel) = state.channels.get_mut(&peer) {
+                channel.asked = now;
+            }
+            self.request(&mut state, Purpose::Channel(peer, number));
         }
     }
 
@@ -337,6 +407,9 @@ impl TurnClient {
             Purpose::Refresh(lifetime) => Builder::new(stun::REFRESH, Class::Request, id).u32(stun::LIFETIME, lifetime),
             Purpose::Permission(peer) => Builder::new(stun::CREATE_PERMISSION, Class::Request, id)
                 .address(stun::XOR_PEER_ADDRESS, SocketAddr::new(peer, 0)),
+            Purpose::Channel(peer, number) => Builder::new(stun::CHANNEL_BIND, Class::Request, id)
+                .u32(stun::CHANNEL_NUMBER, u32::from(number) << 16)
+                .address(stun::XOR_PEER_ADDRESS, peer),
         };
         let auth = state.auth.as_ref();
         if let Some(auth) = auth {
@@ -350,6 +423,27 @@ impl TurnClient {
         let nonce = auth.map(|a| a.nonce.clone());
         state.pending.push(Request { id, purpose, bytes, next_send: Instant::now() + FIRST_RETRY, sends: 1, nonce });
     }
+}
+
+/// A ChannelData message: channel number, length, `data` padded to 4 bytes
+/// (required over TCP, allowed over UDP).
+fn channel_data(number: u16, data: &[u8]) -> Vec<u8> {
+    let mut message = Vec::with_capacity(4 + data.len() + 3);
+    message.extend_from_slice(&number.to_be_bytes());
+    message.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    message.extend_from_slice(data);
+    message.resize(message.len().next_multiple_of(4), 0);
+    message
+}
+
+/// The channel number and data of a ChannelData message.
+fn read_channel_data(message: &[u8]) -> Option<(u16, &[u8])> {
+    let number = u16::from_be_bytes([*message.first()?, *message.get(1)?]);
+    if !CHANNELS.contains(&number) {
+        return None;
+    }
+    let length = u16::from_be_bytes([*message.get(2)?, *message.get(3)?]) as usize;
+    Some((number, message.get(4..4 + length)?))
 }
 
 #[cfg(test)]
@@ -441,16 +535,28 @@ mod tests {
         assert_eq!(request.address(stun::XOR_PEER_ADDRESS).map(|a| a.ip()), Some(peer.ip()));
         assert!(signed_with(&permission, &key));
         client.handle(&Builder::new(stun::CREATE_PERMISSION, Class::Success, request.id).finish(Some(&key)));
+        let bind = server.next();
+        let request = Message::parse(&bind).unwrap();
+        assert_eq!(request.method, stun::CHANNEL_BIND);
+        assert_eq!(request.address(stun::XOR_PEER_ADDRESS), Some(peer));
+        assert_eq!(request.attribute(stun::CHANNEL_NUMBER), Some(&[0x40, 0, 0, 0][..]));
+        assert!(signed_with(&bind, &key));
+        let channel_bound = Builder::new(stun::CHANNEL_BIND, Class::Success, request.id).finish(Some(&key));
         let indication = server.next();
         let send = Message::parse(&indication).unwrap();
-        assert_eq!((send.method, send.class), (stun::SEND, Class::Indication));
+        assert_eq!((send.method, send.class), (stun::SEND, Class::Indication), "until the channel is bound");
         assert_eq!(
             (send.address(stun::XOR_PEER_ADDRESS), send.attribute(stun::DATA_ATTRIBUTE)),
             (Some(peer), Some(&b"check"[..]))
         );
+        client.handle(&channel_bound);
         client.send(b"again", peer);
-        let send = server.next();
-        assert_eq!(Message::parse(&send).unwrap().method, stun::SEND, "one permission per peer address");
+        assert_eq!(server.next(), [0x40, 0, 0, 5, b'a', b'g', b'a', b'i', b'n', 0, 0, 0], "ChannelData once bound");
+        assert_eq!(read_channel_data(&[0x40, 0, 0, 2, 1, 2, 0, 0]), Some((0x4000, &[1u8, 2][..])));
+        assert!(matches!(
+            client.handle(&[0x40, 0, 0, 2, 1, 2, 0, 0]),
+            FromServer::Data { peer: p, data: [1, 2] } if p == peer
+        ));
 
         let data = Builder::new(stun::DATA, Class::Indication, stun::transaction_id())
             .address(stun::XOR_PEER_ADDRESS, peer)
@@ -464,6 +570,12 @@ mod tests {
         let refresh = server.next();
         let request = Message::parse(&refresh).unwrap();
         assert_eq!((request.method, request.lifetime()), (stun::REFRESH, Some(LIFETIME)));
+        client.handle(&Builder::new(stun::REFRESH, Class::Success, request.id).u32(stun::LIFETIME, 600).finish(None));
+        // Permissions and channels are asked for again before they lapse.
+        client.tick(Instant::now() + PERMISSION_RENEWAL);
+        let renewed: Vec<u16> =
+            [server.next(), server.next()].iter().map(|m| Message::parse(m).unwrap().method).collect();
+        assert_eq!(renewed, [stun::CREATE_PERMISSION, stun::CHANNEL_BIND]);
         client.close();
         let release = server.next();
         let request = Message::parse(&release).unwrap();

@@ -3,8 +3,8 @@
 //! networks that let no UDP out: connected, and then read, by one thread
 //! of its own (the shared socket threads read UDP only; this is the
 //! fallback path, one thread per leg relayed over TCP). Messages on the
-//! stream are STUN messages, each as long as its header says (no channels
-//! are bound, so no ChannelData).
+//! stream are STUN messages and ChannelData, each as long as its header
+//! says (ChannelData padded to 4 bytes).
 //!
 //! Plain TCP is read from a clone of the socket while other threads write.
 //! A TLS session cannot be read and written at once, so its reader holds
@@ -176,16 +176,18 @@ fn read_messages(link: &Weak<TcpLink>, mut own_reader: Option<Stream>, message: 
     }
 }
 
-/// The first whole STUN message in `buffer`, taken out; None until one
-/// has arrived whole; an error for what is not STUN.
+/// The first whole STUN or ChannelData message in `buffer`, taken out;
+/// None until one has arrived whole; an error for anything else.
 fn take_message(buffer: &mut Vec<u8>) -> Result<Option<Vec<u8>>, ()> {
-    if buffer.len() < HEADER_LEN {
+    if buffer.len() < 4 {
         return Ok(None);
     }
-    if buffer[0] & 0xc0 != 0 {
-        return Err(());
-    }
-    let length = HEADER_LEN + u16::from_be_bytes([buffer[2], buffer[3]]) as usize;
+    let declared = u16::from_be_bytes([buffer[2], buffer[3]]) as usize;
+    let length = match buffer[0] & 0xc0 {
+        0x00 => HEADER_LEN + declared,
+        0x40 => (4 + declared).next_multiple_of(4),
+        _ => return Err(()),
+    };
     if buffer.len() < length {
         return Ok(None);
     }
@@ -209,6 +211,8 @@ mod tests {
         assert_eq!(take_message(&mut buffer), Ok(Some(second)));
         assert_eq!(take_message(&mut buffer), Ok(None), "not whole yet");
         assert_eq!(buffer, [0x01, 0x01]);
-        assert_eq!(take_message(&mut vec![0x40u8; 24]), Err(()), "ChannelData is not expected");
+        let mut channel = vec![0x40, 0x00, 0, 3, 7, 8, 9, 0, 0x80];
+        assert_eq!(take_message(&mut channel), Ok(Some(vec![0x40, 0x00, 0, 3, 7, 8, 9, 0])), "padded to 4 bytes");
+        assert_eq!(take_message(&mut vec![0x80u8; 24]), Err(()), "neither STUN nor ChannelData");
     }
 }
