@@ -49,8 +49,9 @@ pub(super) enum FromServer<'a> {
     Data { peer: SocketAddr, data: &'a [u8] },
 }
 
-/// What peers send to the relayed address, for a client whose server
-/// messages are read by a thread of its own (TCP) rather than by the leg.
+/// What peers send to the relayed address (ChannelData or Data
+/// indications), for a client whose server messages are read by a thread
+/// of its own (TCP, TLS) rather than by the leg.
 pub(super) type DataReceiver = Box<dyn Fn(&[u8], SocketAddr) + Send + Sync>;
 
 /// How the server is reached.
@@ -161,7 +162,8 @@ impl TurnClient {
         client
     }
 
-    /// Where Data indications read over TCP go (over UDP the leg reads them).
+    /// Where what peers sent goes when read over TCP or TLS (over UDP the
+    /// leg reads it).
     pub fn set_data_receiver(&self, receiver: DataReceiver) {
         let _ = self.data_receiver.set(receiver);
     }
@@ -212,8 +214,9 @@ impl TurnClient {
     }
 
     /// Sends `data` to `peer` through the relay, asking for a permission
-    /// first if there is none (the first packets may be dropped by the
-    /// server until it is granted; ICE sends its checks again).
+    /// and a channel first if there are none (the first packets may be
+    /// dropped by the server until the permission is granted; ICE sends
+    /// its checks again).
     pub fn send(&self, data: &[u8], peer: SocketAddr) {
         let mut state = self.state.lock().unwrap();
         if state.finished || state.relayed.is_none() {
