@@ -36,88 +36,20 @@ async fn next(call: &mut Call) -> CallEvent {
         .expect("call event")
 }
 
+/// Our side on SIP over UDP, like baresip: Kamailio challenges our INVITE
+/// with 407 and we answer it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_both_ways_with_baresip_through_kamailio_407() {
-    let dir = test_dir("sip_baresip_calls");
-    let k =
-        Kamailio::start(&dir, &KamailioOptions::new("example.test", &[("alice", "a-pw"), ("bob", "b-pw")])).unwrap();
-    let wav = dir.join("tone.wav");
-    write_wav(&wav, &tone(440.0, 20.0, 8000, 0.3)).unwrap();
-    let bob = Baresip::start(
-        &dir,
-        &BaresipOptions {
-            accounts: vec![k.baresip_account("bob", "b-pw", true)],
-            play: Some(wav),
-            record: false,
-            limit: Duration::from_secs(60),
-        },
-    )
-    .unwrap();
-    bob.wait_registered(1, Duration::from_secs(10)).unwrap();
-
-    let ua = UserAgent::start(Config {
-        listen: vec![Listen { transport: Transport::Udp, addr: "127.0.0.1:0".parse().unwrap() }],
-        ..Config::default()
-    })
-    .await
-    .unwrap();
-    let mut events = ua.take_events().unwrap();
-    let alice = Account::new(k.aor("alice"), "a-pw").with_proxy(k.proxy_uri("udp"));
-    let mut reg = ua.register(alice.clone()).unwrap();
-    let ev = tokio::time::timeout(Duration::from_secs(10), reg.next_event()).await.unwrap().unwrap();
-    assert!(matches!(ev, RegistrationEvent::Registered { .. }), "{ev:?}");
-
-    // Us -> baresip: Kamailio challenges our INVITE with 407.
-    let (offer, rtp) = media();
-    let mut call = ua.invite(Caller::Account(alice.clone()), &k.aor("bob"), Some(offer), &[]).unwrap();
-    let answered = loop {
-        match next(&mut call).await {
-            CallEvent::Trying | CallEvent::Ringing | CallEvent::Progress { .. } => {}
-            other => break other,
-        }
-    };
-    assert!(
-        matches!(&answered, CallEvent::Answered { sdp: Some(s) } if s.contains("m=audio") && s.contains("PCMU")),
-        "{answered:?}\n{}",
-        k.log()
-    );
-    let est = bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(5)).unwrap();
-    assert_eq!(est["direction"], "incoming", "{est}");
-    assert!(
-        k.log().contains("PROXY-AUTHZ Digest username=\"alice\""),
-        "our INVITE was not challenged/answered:\n{}",
-        k.log()
-    );
-    expect_pcmu(&rtp);
-    call.bye().await.unwrap();
-    assert_eq!(next(&mut call).await, CallEvent::Ended { by: Party::Local, reason: "BYE".into() });
-    bob.wait_event("call", "CALL_CLOSED", Duration::from_secs(5)).unwrap();
-
-    // baresip -> us: baresip answers Kamailio's 407, Kamailio finds our
-    // binding, we answer; baresip hangs up.
-    bob.command("dial", &k.aor("alice")).unwrap();
-    let inc = match tokio::time::timeout(Duration::from_secs(10), events.recv()).await.expect("incoming call") {
-        Some(UaEvent::IncomingCall(c)) => c,
-        other => panic!("{other:?}"),
-    };
-    assert!(inc.from.contains("bob@example.test"), "{}", inc.from);
-    assert!(inc.sdp_offer.as_deref().is_some_and(|s| s.contains("m=audio")));
-    let mut call = inc.call;
-    call.ringing().unwrap();
-    let (answer, rtp) = media();
-    call.answer(&answer).unwrap();
-    assert_eq!(next(&mut call).await, CallEvent::Confirmed { sdp: None });
-    let est = bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(5)).unwrap();
-    assert_eq!(est["direction"], "outgoing", "{est}");
-    expect_pcmu(&rtp);
-    bob.command("hangup", "").unwrap();
-    assert_eq!(next(&mut call).await, CallEvent::Ended { by: Party::Remote, reason: "BYE".into() });
+    let log = calls_with_our_side_on(Transport::Udp, "sip_baresip_calls").await;
+    assert!(log.contains("PROXY-AUTHZ Digest username=\"alice\""), "our INVITE was not challenged/answered:\n{log}");
 }
 
-/// The same two calls with our account registered over `transport` (WS or
-/// TLS) and baresip over UDP: Kamailio bridges the transports, reaches us
-/// for the incoming call, and in-dialog requests (ACK, BYE) cross back in
-/// both directions. Returns Kamailio's log.
+/// Two calls, with our account registered over `transport` and baresip
+/// over UDP: us -> baresip through Kamailio's 407 challenge, then baresip
+/// -> us, each with baresip's PCMU reaching the address in our SDP. Over
+/// another transport than UDP (WS, TLS) Kamailio bridges the transports,
+/// reaches us for the incoming call, and in-dialog requests (ACK, BYE)
+/// cross back in both directions. Returns Kamailio's log.
 async fn calls_with_our_side_on(transport: Transport, name: &str) -> String {
     let dir = test_dir(name);
     let mut opts = KamailioOptions::new("example.test", &[("alice", "a-pw"), ("bob", "b-pw")]);
@@ -138,6 +70,10 @@ async fn calls_with_our_side_on(transport: Transport, name: &str) -> String {
     bob.wait_registered(1, Duration::from_secs(10)).unwrap();
 
     let any = "127.0.0.1:0".parse().unwrap();
+    let mut listen = vec![Listen { transport: Transport::Udp, addr: any }];
+    if transport != Transport::Udp {
+        listen.push(Listen { transport, addr: any });
+    }
     // Over TLS we trust Kamailio's self-signed certificate and listen with
     // the same one (Kamailio does not verify it).
     let tls = (transport == Transport::Tls).then(|| TlsSettings {
@@ -145,20 +81,14 @@ async fn calls_with_our_side_on(transport: Transport, name: &str) -> String {
         key_pem: k.tls_key_pem.clone(),
         ca_pem: k.tls_cert_pem.clone(),
     });
-    let ua = UserAgent::start(Config {
-        listen: vec![Listen { transport: Transport::Udp, addr: any }, Listen { transport, addr: any }],
-        tls,
-        ..Config::default()
-    })
-    .await
-    .unwrap();
+    let ua = UserAgent::start(Config { listen, tls, ..Config::default() }).await.unwrap();
     let mut events = ua.take_events().unwrap();
     let alice = Account::new(k.aor("alice"), "a-pw").with_proxy(k.proxy_uri(transport.param()));
     let mut reg = ua.register(alice.clone()).unwrap();
     let ev = tokio::time::timeout(Duration::from_secs(10), reg.next_event()).await.unwrap().unwrap();
     assert!(matches!(ev, RegistrationEvent::Registered { .. }), "{ev:?}\n{}", k.log());
 
-    // Us -> baresip (UDP), through the 407.
+    // Us -> baresip (UDP): Kamailio challenges our INVITE with 407.
     let (offer, rtp) = media();
     let mut call = ua.invite(Caller::Account(alice.clone()), &k.aor("bob"), Some(offer), &[]).unwrap();
     let answered = loop {
@@ -168,29 +98,34 @@ async fn calls_with_our_side_on(transport: Transport, name: &str) -> String {
         }
     };
     assert!(
-        matches!(&answered, CallEvent::Answered { sdp: Some(s) } if s.contains("PCMU")),
+        matches!(&answered, CallEvent::Answered { sdp: Some(s) } if s.contains("m=audio") && s.contains("PCMU")),
         "{answered:?}\n{}",
         k.log()
     );
-    bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(5)).unwrap();
+    let est = bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(5)).unwrap();
+    assert_eq!(est["direction"], "incoming", "{est}");
     expect_pcmu(&rtp);
     call.bye().await.unwrap();
     assert_eq!(next(&mut call).await, CallEvent::Ended { by: Party::Local, reason: "BYE".into() });
     bob.wait_event("call", "CALL_CLOSED", Duration::from_secs(5)).unwrap();
 
-    // baresip (UDP) -> us: Kamailio finds our binding and reaches us over
-    // our transport; baresip's BYE follows the same way.
+    // baresip (UDP) -> us: baresip answers Kamailio's 407, Kamailio finds
+    // our binding and reaches us over our transport; baresip's BYE follows
+    // the same way.
     bob.command("dial", &k.aor("alice")).unwrap();
     let inc = match tokio::time::timeout(Duration::from_secs(10), events.recv()).await.expect("incoming call") {
         Some(UaEvent::IncomingCall(c)) => c,
         other => panic!("{other:?}"),
     };
     assert!(inc.from.contains("bob@example.test"), "{}", inc.from);
+    assert!(inc.sdp_offer.as_deref().is_some_and(|s| s.contains("m=audio")));
     let mut call = inc.call;
+    call.ringing().unwrap();
     let (answer, rtp) = media();
     call.answer(&answer).unwrap();
     assert_eq!(next(&mut call).await, CallEvent::Confirmed { sdp: None }, "{}", k.log());
-    bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(5)).unwrap();
+    let est = bob.wait_event("call", "CALL_ESTABLISHED", Duration::from_secs(5)).unwrap();
+    assert_eq!(est["direction"], "outgoing", "{est}");
     expect_pcmu(&rtp);
     bob.command("hangup", "").unwrap();
     assert_eq!(next(&mut call).await, CallEvent::Ended { by: Party::Remote, reason: "BYE".into() }, "{}", k.log());
