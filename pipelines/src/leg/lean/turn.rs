@@ -16,7 +16,8 @@
 //!   then, and if the server refuses, in Send and Data indications (36).
 //!
 //! Over UDP, requests are sent again (100 ms, doubling) until answered,
-//! from the leg's timer tick; over TCP once, given up after as long.
+//! from the leg's timer tick; over TCP once, given up after as long. An
+//! answer to a signed request counts only if signed under the same key.
 
 use super::stun::{self, Builder, Class, Message, TransactionId};
 use super::turn_tcp::{TcpLink, TlsTarget};
@@ -272,6 +273,12 @@ impl TurnClient {
         }
         let mut state = self.state.lock().unwrap();
         let Some(index) = state.pending.iter().position(|r| r.id == message.id) else { return FromServer::NotOurs };
+        if !authentic(&state, &state.pending[index], &message, data) {
+            // As if never received: the request waits (over UDP, is sent
+            // again) for a genuine answer until it is given up.
+            tracing::warn!(server = %self.server, "lean WebRTC leg: TURN response dropped: MESSAGE-INTEGRITY does not check out");
+            return FromServer::Handled;
+        }
         let request = state.pending.swap_remove(index);
         match message.class {
             Class::Success => self.succeeded(&mut state, request.purpose, &message),
@@ -437,6 +444,20 @@ impl TurnClient {
     }
 }
 
+/// Whether `message` (raw: `data`), the answer to `request`, may be
+/// believed: the answer to a signed request must be signed under the
+/// same key (RFC 8489 §9.2.5), but for the 401 and 438 that tell the
+/// credentials or nonce are no good, which a server cannot sign.
+fn authentic(state: &State, request: &Request, message: &Message, data: &[u8]) -> bool {
+    let challenge = message.class == Class::Error && matches!(message.error_code(), Some(401 | 438));
+    match (&request.nonce, &state.auth) {
+        (None, _) => true,
+        (Some(_), _) if challenge => true,
+        (Some(_), Some(auth)) => stun::integrity_holds(data, &auth.key),
+        (Some(_), None) => false,
+    }
+}
+
 /// A ChannelData message: channel number, length, `data` padded to 4 bytes
 /// (required over TCP, allowed over UDP).
 fn channel_data(number: u16, data: &[u8]) -> Vec<u8> {
@@ -475,26 +496,10 @@ mod tests {
         }
     }
 
-    fn signed_with(bytes: &[u8], key: &[u8]) -> bool {
-        let message = Message::parse(bytes).unwrap();
-        let Some(mac) = message.attribute(stun::MESSAGE_INTEGRITY) else { return false };
-        // What a server checks: the same message, signed again under the key.
-        let unsigned = &bytes[..bytes.len() - 24];
-        let mut again = Builder::new(message.method, message.class, message.id);
-        let mut rest = &unsigned[20..];
-        while rest.len() >= 4 {
-            let kind = u16::from_be_bytes([rest[0], rest[1]]);
-            let len = u16::from_be_bytes([rest[2], rest[3]]) as usize;
-            again = again.attribute(kind, &rest[4..4 + len]);
-            rest = &rest[(4 + len).next_multiple_of(4)..];
-        }
-        let resigned = again.finish(Some(key));
-        Message::parse(&resigned).unwrap().attribute(stun::MESSAGE_INTEGRITY) == Some(mac)
-    }
-
-    /// Allocate through a 401 and a 438 (stale nonce), then a permission
-    /// and a Send indication for a new peer, a Data indication unwrapped,
-    /// the refresh when due, and the allocation given back on close.
+    /// Allocate through a 401 and a 438 (stale nonce), forged answers
+    /// dropped, then a permission and a Send indication for a new peer, a
+    /// Data indication unwrapped, the refresh when due, and the allocation
+    /// given back on close.
     #[test]
     fn allocates_with_long_term_credentials_and_relays_both_ways() {
         let server = Server { socket: UdpSocket::bind("127.0.0.1:0").unwrap() };
@@ -520,7 +525,7 @@ mod tests {
         let second = server.next();
         let allocate = Message::parse(&second).unwrap();
         assert_eq!(allocate.text(stun::NONCE).as_deref(), Some("n1"));
-        assert!(signed_with(&second, &key), "signed with MD5(user:realm:password)");
+        assert!(stun::integrity_holds(&second, &key), "signed with MD5(user:realm:password)");
         let stale = Builder::new(stun::ALLOCATE, Class::Error, allocate.id)
             .attribute(stun::ERROR_CODE, &[0, 0, 4, 38])
             .attribute(stun::NONCE, b"n2")
@@ -531,12 +536,23 @@ mod tests {
         assert_eq!(allocate.text(stun::NONCE).as_deref(), Some("n2"), "the stale nonce is replaced");
         let relayed: SocketAddr = "192.0.2.9:50000".parse().unwrap();
         let mapped: SocketAddr = "198.51.100.1:40000".parse().unwrap();
-        let granted = Builder::new(stun::ALLOCATE, Class::Success, allocate.id)
-            .address(stun::XOR_RELAYED_ADDRESS, relayed)
-            .address(stun::XOR_MAPPED_ADDRESS, mapped)
-            .u32(stun::LIFETIME, 120)
-            .finish(Some(&key));
-        client.handle(&granted);
+        let granted = |key: Option<&[u8]>| {
+            Builder::new(stun::ALLOCATE, Class::Success, allocate.id)
+                .address(stun::XOR_RELAYED_ADDRESS, relayed)
+                .address(stun::XOR_MAPPED_ADDRESS, mapped)
+                .u32(stun::LIFETIME, 120)
+                .finish(key)
+        };
+        // Answers to signed requests that are not signed under the key are dropped.
+        let forger = stun::long_term_key("alice", "example.test", "guess");
+        for forged in [granted(None), granted(Some(&forger))] {
+            assert!(matches!(client.handle(&forged), FromServer::Handled));
+            assert_eq!(client.relayed(), None, "a forged allocation");
+            assert!(!client.settled(), "still waiting for the server's own answer");
+        }
+        client.tick(Instant::now() + FIRST_RETRY);
+        assert_eq!(server.next(), third, "sent again, as if no answer came");
+        client.handle(&granted(Some(&key)));
         assert_eq!((client.relayed(), client.mapped()), (Some(relayed), Some(mapped)));
         assert!(client.settled());
 
@@ -546,14 +562,14 @@ mod tests {
         let request = Message::parse(&permission).unwrap();
         assert_eq!(request.method, stun::CREATE_PERMISSION);
         assert_eq!(request.address(stun::XOR_PEER_ADDRESS).map(|a| a.ip()), Some(peer.ip()));
-        assert!(signed_with(&permission, &key));
+        assert!(stun::integrity_holds(&permission, &key));
         client.handle(&Builder::new(stun::CREATE_PERMISSION, Class::Success, request.id).finish(Some(&key)));
         let bind = server.next();
         let request = Message::parse(&bind).unwrap();
         assert_eq!(request.method, stun::CHANNEL_BIND);
         assert_eq!(request.address(stun::XOR_PEER_ADDRESS), Some(peer));
         assert_eq!(request.attribute(stun::CHANNEL_NUMBER), Some(&[0x40, 0, 0, 0][..]));
-        assert!(signed_with(&bind, &key));
+        assert!(stun::integrity_holds(&bind, &key));
         let channel_bound = Builder::new(stun::CHANNEL_BIND, Class::Success, request.id).finish(Some(&key));
         let indication = server.next();
         let send = Message::parse(&indication).unwrap();
@@ -583,7 +599,9 @@ mod tests {
         let refresh = server.next();
         let request = Message::parse(&refresh).unwrap();
         assert_eq!((request.method, request.lifetime()), (stun::REFRESH, Some(LIFETIME)));
-        client.handle(&Builder::new(stun::REFRESH, Class::Success, request.id).u32(stun::LIFETIME, 600).finish(None));
+        client.handle(
+            &Builder::new(stun::REFRESH, Class::Success, request.id).u32(stun::LIFETIME, 600).finish(Some(&key)),
+        );
         // Permissions and channels are asked for again before they lapse.
         client.tick(Instant::now() + PERMISSION_RENEWAL);
         let renewed: Vec<u16> =
