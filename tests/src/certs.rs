@@ -4,7 +4,7 @@
 
 use crate::process::spawn;
 use anyhow::{bail, Context, Result};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -64,6 +64,11 @@ impl TestCa {
     /// by this CA: `chain` gets it followed by the CA certificate (as a
     /// server sends it), `key` its private key.
     pub fn issue(&self, cn: &str, chain: &Path, key: &Path) -> Result<()> {
+        self.issue_for(cn, IpAddr::from([127, 0, 0, 1]), chain, key)
+    }
+
+    /// [`TestCa::issue`] for the server at `address`.
+    pub fn issue_for(&self, cn: &str, address: IpAddr, chain: &Path, key: &Path) -> Result<()> {
         let leaf = chain.with_extension("leaf.pem");
         let mut cmd = Command::new("openssl");
         cmd.args(["req", "-x509"])
@@ -72,7 +77,7 @@ impl TestCa {
             .arg(&self.cert)
             .arg("-CAkey")
             .arg(&self.key)
-            .args(["-subj", &format!("/CN={cn}"), "-addext", "subjectAltName=IP:127.0.0.1"])
+            .args(["-subj", &format!("/CN={cn}"), "-addext", &format!("subjectAltName=IP:{address}")])
             .args(["-addext", "basicConstraints=critical,CA:FALSE", "-addext", "extendedKeyUsage=serverAuth"])
             .arg("-keyout")
             .arg(key)

@@ -1,9 +1,10 @@
 //! coturn (Debian `coturn`, binary `turnserver`) as the TURN server of a
 //! test: in the foreground with a command line only, TURN REST API
 //! credentials (`use-auth-secret`) from a shared secret, UDP, TCP and TLS
-//! (on [`TURNS_PORT`], with a self-signed certificate) listeners on one
-//! address, relays on the same address.
+//! (on [`TURNS_PORT`], with a certificate for its address from a test CA of
+//! its own) listeners on one address, relays on the same address.
 
+use crate::certs::TestCa;
 use crate::netns::Host;
 use crate::process::Child;
 use anyhow::Result;
@@ -16,6 +17,9 @@ pub const TURNS_PORT: u16 = 5349;
 
 pub struct Coturn {
     pub child: Child,
+    /// The CA that issued the TLS listener's certificate: what a client
+    /// that checks it must trust.
+    pub ca: TestCa,
 }
 
 impl Coturn {
@@ -36,9 +40,10 @@ impl Coturn {
         secret: &str,
         limit: Duration,
     ) -> Result<Coturn> {
-        let addr = addr.to_string();
+        let ca = TestCa::create(dir, "turn")?;
         let (cert, key) = (dir.join("turn-cert.pem"), dir.join("turn-key.pem"));
-        crate::certs::self_signed_cert(&cert, &key)?;
+        ca.issue_for("coturn", addr.into(), &cert, &key)?;
+        let addr = addr.to_string();
         cmd.arg("--cert").arg(cert).arg("--pkey").arg(key).args(["--tls-listening-port", &TURNS_PORT.to_string()]);
         cmd.args(["-n", "--no-cli", "--no-dtls", "--log-file", "stdout", "--simple-log", "--verbose"])
             .args(["--listening-ip", &addr, "--relay-ip", &addr, "--listening-port", &TURN_PORT.to_string()])
@@ -50,7 +55,7 @@ impl Coturn {
             .arg(dir.join("turndb"));
         let mut child = crate::process::spawn(&mut cmd, dir, "coturn", limit)?;
         child.wait_for_log("Total General servers", Duration::from_secs(10))?;
-        Ok(Coturn { child })
+        Ok(Coturn { child, ca })
     }
 
     pub fn log(&self) -> String {

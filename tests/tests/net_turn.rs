@@ -33,13 +33,15 @@
 //!   `leg/lean/turn_tcp.rs`) and the TURN server given as `?transport=tcp`;
 //! - both relayed over TLS: the same with TCP to coturn's TLS port 5349
 //!   the gateway's only way out, the gateway's first TURN server given as
-//!   `turns:` (the page's browsers, which would refuse coturn's self-signed
+//!   `turns:`, its certificate checked against coturn's test CA
+//!   (`media.turn_tls_ca`) (the page's browsers, which would refuse that
 //!   certificate, use the second, over UDP).
 
 use e2e::audio::{tone, write_wav, Pcm};
 use e2e::autocall::{self, Browser, Call, CallReport};
 use e2e::baresip::{Baresip, BaresipAccount, BaresipOptions};
 use e2e::bridge::Bridge;
+use e2e::certs::TestCa;
 use e2e::coturn::{Coturn, TURNS_PORT, TURN_PORT};
 use e2e::gateway::Gateway;
 use e2e::netns::{enable_forwarding, masquerade, Host};
@@ -120,7 +122,7 @@ fn firewall(net: &Net, route: Route) {
     }
 }
 
-fn gateway_config(net: &Net, route: Route, webrtc_leg: &str) -> String {
+fn gateway_config(net: &Net, route: Route, webrtc_leg: &str, turn_ca: &Path) -> String {
     let turn = net.turn.addr;
     let servers = match route {
         Route::Direct => String::new(),
@@ -131,8 +133,9 @@ fn gateway_config(net: &Net, route: Route, webrtc_leg: &str) -> String {
             "[[media.ice_servers]]\nurls = [\"turn:{turn}:{TURN_PORT}?transport=tcp\"]\nsecret = \"{SECRET}\"\nttl = 600\n"
         ),
         Route::BothRelayedTls => format!(
-            "[[media.ice_servers]]\nurls = [\"turns:{turn}:{TURNS_PORT}\"]\nsecret = \"{SECRET}\"\nttl = 600\n\
-             [[media.ice_servers]]\nurls = [\"turn:{turn}:{TURN_PORT}?transport=udp\"]\nsecret = \"{SECRET}\"\nttl = 600\n"
+            "turn_tls_ca = \"{}\"\n[[media.ice_servers]]\nurls = [\"turns:{turn}:{TURNS_PORT}\"]\nsecret = \"{SECRET}\"\nttl = 600\n\
+             [[media.ice_servers]]\nurls = [\"turn:{turn}:{TURN_PORT}?transport=udp\"]\nsecret = \"{SECRET}\"\nttl = 600\n",
+            turn_ca.display()
         ),
     };
     format!(
@@ -143,11 +146,12 @@ fn gateway_config(net: &Net, route: Route, webrtc_leg: &str) -> String {
 
 /// One call from `browser` over `route`; returns the page's report and what
 /// baresip heard.
-fn call(dir: &Path, net: &Net, browser: Browser, route: Route, webrtc_leg: &str) -> (CallReport, Pcm) {
+fn call(dir: &Path, net: &Net, turn: &Coturn, browser: Browser, route: Route, webrtc_leg: &str) -> (CallReport, Pcm) {
     let dir = dir.join(format!("{}-{route:?}-{webrtc_leg}", browser.name()));
     std::fs::create_dir_all(&dir).unwrap();
     firewall(net, route);
-    let gw = Gateway::start_on(&dir, &net.gateway, &gateway_config(net, route, webrtc_leg), &[]).unwrap();
+    let gw =
+        Gateway::start_on(&dir, &net.gateway, &gateway_config(net, route, webrtc_leg, &turn.ca.cert), &[]).unwrap();
     let wav = dir.join("bob.wav");
     write_wav(&wav, &tone(BARESIP_TONE, 30.0, 8000, 0.3)).unwrap();
     let mut bob_account = BaresipAccount::direct(&format!("sip:bob@{}", net.gateway.addr), "");
@@ -229,12 +233,12 @@ fn browsers_behind_nat_call_directly_and_through_turn_over_udp_and_tcp() {
     let mut setups = Vec::new();
     for browser in [Browser::Firefox, Browser::Chromium] {
         for route in [Route::Direct, Route::UdpRelay, Route::TcpRelay] {
-            let (report, bob_heard) = call(&dir, &net, browser, route, "webrtcbin");
+            let (report, bob_heard) = call(&dir, &net, &turn, browser, route, "webrtcbin");
             check(browser, route, &report, &bob_heard);
             setups.push(format!("{} {route:?} {:.2} s", browser.name(), report.setup.as_secs_f64()));
         }
         for route in [Route::Direct, Route::BothRelayed, Route::BothRelayedTcp, Route::BothRelayedTls] {
-            let (report, bob_heard) = call(&dir, &net, browser, route, "lean");
+            let (report, bob_heard) = call(&dir, &net, &turn, browser, route, "lean");
             check(browser, route, &report, &bob_heard);
             assert!(report.answer.contains("str0m"), "the lean leg answered:\n{}", report.answer);
             setups.push(format!("{} {route:?} lean {:.2} s", browser.name(), report.setup.as_secs_f64()));
@@ -286,13 +290,17 @@ fn the_gateway_hands_the_page_short_lived_turn_credentials() {
 
 /// `sipbridge stdio` sessions take `iceServers` as RTCConfiguration has
 /// them: with coturn's secret, an offer waits for the relay candidate
-/// coturn allocates over UDP, TCP or TLS; a bad entry is refused with
-/// -32602 saying why, and the process goes on.
+/// coturn allocates over UDP, TCP or TLS (the lean leg's TLS only when it
+/// trusts coturn's certificate); a bad entry is refused with -32602 saying
+/// why, and the process goes on.
 #[test]
 fn stdio_sessions_gather_relay_candidates_from_their_ice_servers() {
     let dir = test_dir("net_turn_stdio");
     let turn = Coturn::start(&dir, SECRET, Duration::from_secs(60)).unwrap();
-    let mut bridge = Bridge::start(&dir, &[]).unwrap();
+    // The lean leg checks the TLS listener's certificate against the
+    // system's roots, which OpenSSL reads from `SSL_CERT_FILE`.
+    let trusted = turn.ca.cert.to_str().unwrap();
+    let mut bridge = Bridge::start_with_env(&dir, &[], &[("SSL_CERT_FILE", trusted)]).unwrap();
     let relays = [
         ("udp", format!("turn:127.0.0.1:{TURN_PORT}?transport=udp")),
         ("tcp", format!("turn:127.0.0.1:{TURN_PORT}?transport=tcp")),
@@ -332,6 +340,26 @@ fn stdio_sessions_gather_relay_candidates_from_their_ice_servers() {
     }
     let tls = format!("local 127.0.0.1:{TURNS_PORT}");
     assert!(turn.log().contains(&tls), "an allocation over coturn's TLS listener:\n{}", turn.log());
+    // Trusting another CA, the lean leg's TLS allocation fails (and says
+    // why); the offer comes without a relay candidate, at once.
+    let other_dir = dir.join("other-ca");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let other = TestCa::create(&other_dir, "other").unwrap();
+    let distrustful =
+        Bridge::start_with_env(&other_dir, &[], &[("SSL_CERT_FILE", other.cert.to_str().unwrap())]).unwrap();
+    let servers = serde_json::json!([{ "urls": relays[2].1, "secret": SECRET }]);
+    let session =
+        distrustful.create("webrtc", serde_json::json!({ "iceServers": servers, "webrtcLeg": "lean" })).unwrap();
+    let started = std::time::Instant::now();
+    let (_, sdp) = distrustful.local_description(&session).unwrap();
+    let took = started.elapsed();
+    assert!(!sdp.lines().any(|l| l.contains("typ relay")), "a relay through an untrusted server:\n{sdp}");
+    assert!(sdp.lines().any(|l| l.contains("typ host")), "the call goes on with its host candidate:\n{sdp}");
+    let log = distrustful.io.log();
+    let refused = log.lines().find(|l| l.contains("TURN allocation failed") && l.contains("does not check out"));
+    assert!(refused.is_some(), "the reason in the log:\n{log}");
+    println!("lean leg, TURN over TLS to an untrusted certificate: offer without relay in {took:?}");
+    distrustful.call("session.close", serde_json::json!({ "session": session })).unwrap();
     let bad = bridge
         .request(
             "session.create",

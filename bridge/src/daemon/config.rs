@@ -250,6 +250,10 @@ pub struct MediaSettings {
     /// its page with short-lived credentials.
     #[serde(default)]
     pub ice_servers: Vec<pipelines::IceServer>,
+    /// Trust anchors (PEM file) for the `turns:` servers the lean WebRTC
+    /// leg allocates on; default: the system's roots.
+    #[serde(default)]
+    pub turn_tls_ca: Option<PathBuf>,
     /// `LOW-HIGH`; `0-0` lets the kernel pick.
     #[serde(default = "default_rtp_ports")]
     pub rtp_ports: String,
@@ -283,6 +287,7 @@ impl Default for MediaSettings {
             addresses: default_media_addresses(),
             public_address: None,
             ice_servers: Vec::new(),
+            turn_tls_ca: None,
             rtp_ports: default_rtp_ports(),
             latency_ms: default_latency(),
             codecs: default_codecs(),
@@ -631,6 +636,9 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
+        if let Some(path) = &self.media.turn_tls_ca {
+            std::fs::read(path).with_context(|| format!("media.turn_tls_ca {}", path.display()))?;
+        }
         if self.sip.listen.is_empty() {
             bail!("sip.listen: give at least one address");
         }
@@ -731,6 +739,7 @@ impl Config {
             media_addresses: self.media.addresses.clone(),
             public_address: self.media.public_address,
             ice_servers: self.media.ice_servers.clone(),
+            turn_tls_ca: self.media.turn_tls_ca.clone(),
             codecs: self.media.codecs.clone(),
             jitter_latency_ms: self.media.latency_ms,
             rtp_ports: parse_range(&self.media.rtp_ports).expect("validated"),

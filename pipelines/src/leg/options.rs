@@ -5,6 +5,7 @@ use crate::codec::{Codec, DEFAULT_PREFERENCE};
 use crate::leg::ice::IceServer;
 use crate::leg::sdes::SrtpPolicy;
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 /// Settings of one leg. Defaults suit loopback tests and a LAN.
 #[derive(Debug, Clone)]
@@ -18,6 +19,9 @@ pub struct LegOptions {
     pub public_address: Option<IpAddr>,
     /// STUN and TURN servers of WebRTC legs ([`crate::leg::ice`]).
     pub ice_servers: Vec<IceServer>,
+    /// Trust anchors (PEM file) for the lean WebRTC leg's `turns:` servers;
+    /// `None`: the system's roots.
+    pub turn_tls_ca: Option<PathBuf>,
     /// Codecs we accept, in our order of preference for offers.
     pub codecs: Vec<Codec>,
     /// Jitter-buffer size. webrtcbin defaults to 200 ms, most of the delay a
@@ -89,6 +93,7 @@ impl Default for LegOptions {
             media_addresses: vec![IpAddr::from([127, 0, 0, 1])],
             public_address: None,
             ice_servers: Vec::new(),
+            turn_tls_ca: None,
             codecs: DEFAULT_PREFERENCE.to_vec(),
             jitter_latency_ms: 40,
             rtp_ports: (20000, 30000),

@@ -14,6 +14,7 @@ use super::turn::{FromServer, TurnClient};
 use crate::leg::ice::{self, GatherServer, IceServer};
 use crate::Error;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -54,8 +55,14 @@ struct Probe {
 
 impl Gatherer {
     /// Sends the first requests to the servers of `servers` (STUN, and TURN
-    /// over UDP, TCP or TLS) from `socket`, bound at `base`.
-    pub fn start(socket: &UdpSocket, base: SocketAddr, servers: &[IceServer]) -> Result<Gatherer, Error> {
+    /// over UDP, TCP or TLS, trusting `turn_tls_ca` or the system's roots)
+    /// from `socket`, bound at `base`.
+    pub fn start(
+        socket: &UdpSocket,
+        base: SocketAddr,
+        servers: &[IceServer],
+        turn_tls_ca: Option<&Path>,
+    ) -> Result<Gatherer, Error> {
         let (stun_server, turn_server) = ice::gather_servers(servers)?;
         let clone = || socket.try_clone().map_err(|e| Error::Bind(e.to_string()));
         let reflexive = match stun_server {
@@ -73,8 +80,8 @@ impl Gatherer {
         let turn = match turn_server {
             Some(server) => {
                 let address = resolve(&server, base)?;
-                let (username, password) = server.credentials.unwrap_or_default();
-                Some(TurnClient::start(clone()?, &server.transport, address, username, password))
+                let credentials = server.credentials.unwrap_or_default();
+                Some(TurnClient::start(clone()?, &server.transport, address, credentials, turn_tls_ca))
             }
             None => None,
         };

@@ -126,7 +126,7 @@ impl LeanLeg {
         let candidate =
             Candidate::host(local, "udp").map_err(|e| Error::Bind(format!("ICE candidate {local}: {e}")))?;
         rtc.add_local_candidate(candidate);
-        let gatherer = Gatherer::start(&socket, local, &options.ice_servers)?;
+        let gatherer = Gatherer::start(&socket, local, &options.ice_servers, options.turn_tls_ca.as_deref())?;
         let transport = Arc::new(Transport::new(rtc, socket, gatherer.turn()).map_err(|e| Error::Bind(e.to_string()))?);
         let sent: Arc<Sent> = Arc::default();
         let outgoing = Arc::new(Outgoing::new(transport.clone(), sent.clone()));

@@ -19,10 +19,11 @@
 //! from the leg's timer tick; over TCP once, given up after as long.
 
 use super::stun::{self, Builder, Class, Message, TransactionId};
-use super::turn_tcp::TcpLink;
+use super::turn_tcp::{TcpLink, TlsTarget};
 use crate::leg::ice::TurnTransport;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -55,14 +56,14 @@ pub(super) enum FromServer<'a> {
 pub(super) type DataReceiver = Box<dyn Fn(&[u8], SocketAddr) + Send + Sync>;
 
 /// How the server is reached.
-enum Path {
+enum ServerPath {
     /// From the leg's own socket (read by the leg).
     Udp(UdpSocket),
     Tcp(Arc<TcpLink>),
 }
 
 pub(super) struct TurnClient {
-    path: Path,
+    path: ServerPath,
     server: SocketAddr,
     /// Where Data indications read on the TCP connection go.
     data_receiver: OnceLock<DataReceiver>,
@@ -130,30 +131,37 @@ struct Request {
 
 impl TurnClient {
     /// Asks `server` for an allocation, over UDP from `socket`, or over TCP
-    /// (TLS with the server's name when `transport` says so).
+    /// (TLS with the server's name when `transport` says so, its
+    /// certificate checked against `tls_ca`, else the system's roots).
     pub fn start(
         socket: UdpSocket,
         transport: &TurnTransport,
         server: SocketAddr,
-        username: String,
-        password: String,
+        (username, password): (String, String),
+        tls_ca: Option<&Path>,
     ) -> Arc<TurnClient> {
         let client = Arc::new_cyclic(|weak: &std::sync::Weak<TurnClient>| {
-            let tls_name = match transport {
+            let tls = match transport {
                 TurnTransport::Udp => None,
                 TurnTransport::Tcp => Some(None),
-                TurnTransport::Tls(name) => Some(Some(name.clone())),
+                TurnTransport::Tls(name) => {
+                    Some(Some(TlsTarget { name: name.clone(), ca_file: tls_ca.map(Path::to_path_buf) }))
+                }
             };
-            let path = if let Some(tls_name) = tls_name {
+            let path = if let Some(tls) = tls {
                 let (on_connect, on_message) = (weak.clone(), weak.clone());
-                Path::Tcp(TcpLink::start(
+                ServerPath::Tcp(TcpLink::start(
                     server,
-                    tls_name,
-                    Box::new(move || on_connect.upgrade().into_iter().for_each(|c| c.send_pending())),
+                    tls,
+                    Box::new(move |connected| {
+                        if let Some(client) = on_connect.upgrade() {
+                            client.connected(connected)
+                        }
+                    }),
                     Box::new(move |message| on_message.upgrade().into_iter().for_each(|c| c.read_over_tcp(message))),
                 ))
             } else {
-                Path::Udp(socket)
+                ServerPath::Udp(socket)
             };
             let data_receiver = OnceLock::new();
             TurnClient { path, server, data_receiver, username, password, state: Mutex::default() }
@@ -176,20 +184,21 @@ impl TurnClient {
         }
     }
 
-    /// Sends what waited for the TCP connection.
-    fn send_pending(&self) {
-        let state = self.state.lock().unwrap();
-        for request in &state.pending {
-            self.transmit(&request.bytes);
+    /// Sends what waited for the TCP connection, or gives up without one.
+    fn connected(&self, connected: Result<(), String>) {
+        let mut state = self.state.lock().unwrap();
+        match connected {
+            Ok(()) => state.pending.iter().for_each(|request| self.transmit(&request.bytes)),
+            Err(why) => self.fail(&mut state, &format!("no connection to the server: {why}")),
         }
     }
 
     fn transmit(&self, message: &[u8]) {
         match &self.path {
-            Path::Udp(socket) => {
+            ServerPath::Udp(socket) => {
                 let _ = socket.send_to(message, self.server);
             }
-            Path::Tcp(link) => link.send(message),
+            ServerPath::Tcp(link) => link.send(message),
         }
     }
 
@@ -343,7 +352,7 @@ impl TurnClient {
                 gave_up = Some(request.purpose);
                 continue;
             }
-            if matches!(self.path, Path::Udp(_)) {
+            if matches!(self.path, ServerPath::Udp(_)) {
                 self.transmit(&request.bytes);
             }
             request.next_send = now + FIRST_RETRY * 2u32.pow(request.sends);
@@ -394,7 +403,7 @@ impl TurnClient {
         }
         state.finished = true;
         state.pending.clear();
-        if let Path::Tcp(link) = &self.path {
+        if let ServerPath::Tcp(link) = &self.path {
             link.close();
         }
     }
@@ -492,7 +501,8 @@ mod tests {
         server.socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         let client_socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         let address = server.socket.local_addr().unwrap();
-        let client = TurnClient::start(client_socket, &TurnTransport::Udp, address, "alice".into(), "pw".into());
+        let client =
+            TurnClient::start(client_socket, &TurnTransport::Udp, address, ("alice".into(), "pw".into()), None);
 
         let first = server.next();
         let allocate = Message::parse(&first).unwrap();

@@ -9,13 +9,20 @@
 //! Plain TCP is read from a clone of the socket while other threads write.
 //! A TLS session cannot be read and written at once, so its reader holds
 //! it for at most [`TLS_READ_SLICE`] at a time, and a writer may wait as
-//! long. The server's certificate is not checked, as libnice (the
-//! webrtcbin leg) does not: what crosses is DTLS-SRTP and STUN signed
-//! with the credentials, TLS is there to get through firewalls.
+//! long.
+//!
+//! The server's certificate is checked (libnice, the webrtcbin leg's agent,
+//! does not): against the configured CA file (`media.turn_tls_ca`), else the
+//! system's roots (OpenSSL's default paths, which `SSL_CERT_FILE` moves),
+//! for the `turns:` URI's host (a name, or an address). One that does not
+//! check out fails the allocation: the leg goes on with its other candidates.
 
-use openssl::ssl::{SslConnector, SslMethod, SslStream, SslVerifyMode};
+use openssl::ssl::{HandshakeError, SslConnector, SslMethod, SslStream};
+use openssl::x509::store::X509StoreBuilder;
+use openssl::x509::{X509VerifyResult, X509};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -33,6 +40,16 @@ const HEADER_LEN: usize = 20;
 
 /// Called with each message read.
 pub(super) type OnMessage = Box<dyn Fn(&[u8]) + Send>;
+/// Called once connected, or with why there is no connection.
+pub(super) type OnConnect = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// Whom a TLS connection is made to, and whom it trusts.
+pub(super) struct TlsTarget {
+    /// The `turns:` URI's host: the name (or address) the certificate must carry.
+    pub name: String,
+    /// Trust anchors (PEM file); `None`: the system's roots.
+    pub ca_file: Option<PathBuf>,
+}
 
 enum Stream {
     Tcp(TcpStream),
@@ -69,21 +86,16 @@ pub(super) struct TcpLink {
 }
 
 impl TcpLink {
-    /// Connects to `server` (TLS when `tls_name`, the server's name, is
-    /// given) on a thread of its own, then calls `connected`, and `message`
-    /// for every message read, until the stream ends or [`TcpLink::close`].
-    pub fn start(
-        server: SocketAddr,
-        tls_name: Option<String>,
-        connected: Box<dyn FnOnce() + Send>,
-        message: OnMessage,
-    ) -> Arc<TcpLink> {
+    /// Connects to `server` (over TLS when `tls` is given) on a thread of
+    /// its own, then calls `connected`, and `message` for every message
+    /// read, until the stream ends or [`TcpLink::close`].
+    pub fn start(server: SocketAddr, tls: Option<TlsTarget>, connected: OnConnect, message: OnMessage) -> Arc<TcpLink> {
         let link = Arc::new(TcpLink { stream: Mutex::new(None), closed: AtomicBool::new(false) });
         let weak = Arc::downgrade(&link);
         let spawned = std::thread::Builder::new().name("lean-turn-tcp".into()).spawn(move || {
-            let stream = match connect(server, tls_name.as_deref()) {
+            let stream = match connect(server, tls.as_ref()) {
                 Ok(stream) => stream,
-                Err(err) => return tracing::warn!(%server, %err, "lean WebRTC leg: no connection to TURN server"),
+                Err(err) => return connected(Err(err)),
             };
             let own_reader = match &stream {
                 Stream::Tcp(socket) => socket.try_clone().ok().map(Stream::Tcp),
@@ -93,7 +105,7 @@ impl TcpLink {
                 Some(link) if !link.closed.load(Ordering::Relaxed) => *link.stream.lock().unwrap() = Some(stream),
                 _ => return,
             }
-            connected();
+            connected(Ok(()));
             read_messages(&weak, own_reader, &message);
         });
         if let Err(err) = spawned {
@@ -127,18 +139,38 @@ impl Drop for TcpLink {
     }
 }
 
-fn connect(server: SocketAddr, tls_name: Option<&str>) -> Result<Stream, String> {
-    let socket = TcpStream::connect_timeout(&server, CONNECT_TIMEOUT).map_err(|e| e.to_string())?;
+fn connect(server: SocketAddr, tls: Option<&TlsTarget>) -> Result<Stream, String> {
+    let socket = TcpStream::connect_timeout(&server, CONNECT_TIMEOUT).map_err(|e| format!("TCP: {e}"))?;
     let _ = socket.set_nodelay(true);
     let _ = socket.set_write_timeout(Some(WRITE_TIMEOUT));
-    let Some(name) = tls_name else { return Ok(Stream::Tcp(socket)) };
+    let Some(target) = tls else { return Ok(Stream::Tcp(socket)) };
     let _ = socket.set_read_timeout(Some(CONNECT_TIMEOUT));
-    let mut connector = SslConnector::builder(SslMethod::tls_client()).map_err(|e| e.to_string())?;
-    connector.set_verify(SslVerifyMode::NONE);
-    let configured = connector.build().configure().map_err(|e| e.to_string())?.verify_hostname(false);
-    let tls = configured.connect(name, socket).map_err(|e| e.to_string())?;
+    let connector = connector(target.ca_file.as_deref()).map_err(|e| format!("TLS setup: {e}"))?;
+    // The crate checks the name (or the address, for an IP literal) and
+    // sends it as SNI when it is a name.
+    let tls = connector.connect(&target.name, socket).map_err(|err| match &err {
+        HandshakeError::Failure(mid) if mid.ssl().verify_result() != X509VerifyResult::OK => {
+            format!("TLS: the certificate of {} does not check out: {}", target.name, mid.ssl().verify_result())
+        }
+        _ => format!("TLS: {err}"),
+    })?;
     let _ = tls.get_ref().set_read_timeout(Some(TLS_READ_SLICE));
     Ok(Stream::Tls(tls))
+}
+
+/// A TLS client that verifies servers against `ca_file`, else the system's roots.
+fn connector(ca_file: Option<&Path>) -> Result<SslConnector, String> {
+    let mut builder = SslConnector::builder(SslMethod::tls_client()).map_err(|e| e.to_string())?;
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let anchors = X509::stack_from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut store = X509StoreBuilder::new().map_err(|e| e.to_string())?;
+        for anchor in anchors {
+            store.add_cert(anchor).map_err(|e| e.to_string())?;
+        }
+        builder.set_cert_store(store.build());
+    }
+    Ok(builder.build())
 }
 
 /// Reads until the stream ends: from `own_reader` if there is one (plain
