@@ -309,21 +309,8 @@ impl CallerScenario {
 "#
                     ));
                 } else {
-                    body.push_str(
-                        r#"  <recv request="BYE"/>
-  <send><![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]></send>
-"#,
-                    );
+                    body.push_str("  <recv request=\"BYE\"/>\n");
+                    body.push_str(crate::sipp::SEND_200_TO_LAST);
                 }
             }
         }

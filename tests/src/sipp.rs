@@ -7,6 +7,21 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+/// A scenario step: SIPp's `200 OK` without a body to the request it just
+/// received (a BYE, a PRACK).
+pub const SEND_200_TO_LAST: &str = r#"  <send><![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]></send>
+"#;
+
 /// A SIPp invocation being built.
 pub struct Sipp {
     scenario: PathBuf,
