@@ -931,6 +931,14 @@ mod tests {
         let tls = r#"media.ice_servers=[{urls="turns:203.0.113.5",secret="s"}]"#;
         assert!(with(&["media.webrtc_leg=\"lean\"", tls]).is_ok());
         assert!(with(&["media.webrtc_leg=\"str0m\""]).is_err(), "an unknown leg is refused");
+        // Its turns: servers' trust anchors: a file that is there, or a clear error.
+        let ca = std::env::temp_dir().join(format!("sipbridge-turn-ca-{}.pem", std::process::id()));
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let trusting = with(&[tls, &format!("media.turn_tls_ca={:?}", ca.display().to_string())]).unwrap();
+        assert_eq!(trusting.leg_options().turn_tls_ca.as_deref(), Some(ca.as_path()));
+        std::fs::remove_file(&ca).unwrap();
+        let err = format!("{:#}", with(&[&format!("media.turn_tls_ca={:?}", ca.display().to_string())]).unwrap_err());
+        assert!(err.contains("media.turn_tls_ca"), "{err}");
     }
 
     #[test]
