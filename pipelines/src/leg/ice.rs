@@ -156,16 +156,20 @@ const UNRESERVED: &percent_encoding::AsciiSet =
 
 /// TURN REST API credentials for `user`, valid until `expiry` (Unix seconds).
 pub fn rest_credentials(secret: &str, user: &str, expiry: u64) -> Result<(String, String), Error> {
-    use openssl::{hash::MessageDigest, pkey::PKey, sign::Signer};
     let username = format!("{expiry}:{user}");
-    let hmac = || -> Result<Vec<u8>, openssl::error::ErrorStack> {
-        let key = PKey::hmac(secret.as_bytes())?;
-        let mut signer = Signer::new(MessageDigest::sha1(), &key)?;
-        signer.update(username.as_bytes())?;
-        signer.sign_to_vec()
-    };
-    let mac = hmac().map_err(|e| Error::IceServer(format!("HMAC-SHA1: {e}")))?;
+    let mac =
+        hmac_sha1(secret.as_bytes(), username.as_bytes()).map_err(|e| Error::IceServer(format!("HMAC-SHA1: {e}")))?;
     Ok((username, openssl::base64::encode_block(&mac)))
+}
+
+/// HMAC-SHA1 of `data` under `key`: TURN's REST credentials here, STUN's
+/// MESSAGE-INTEGRITY in the lean leg's TURN client.
+pub(crate) fn hmac_sha1(key: &[u8], data: &[u8]) -> Result<Vec<u8>, openssl::error::ErrorStack> {
+    use openssl::{hash::MessageDigest, pkey::PKey, sign::Signer};
+    let key = PKey::hmac(key)?;
+    let mut signer = Signer::new(MessageDigest::sha1(), &key)?;
+    signer.update(data)?;
+    signer.sign_to_vec()
 }
 
 /// Checks a list of ICE servers: URLs that parse, TURN servers with

@@ -230,14 +230,7 @@ pub(super) fn long_term_key(username: &str, realm: &str, password: &str) -> Vec<
 }
 
 fn hmac_sha1(key: &[u8], data: &[u8]) -> Vec<u8> {
-    use openssl::{hash::MessageDigest, pkey::PKey, sign::Signer};
-    let sign = || -> Result<Vec<u8>, openssl::error::ErrorStack> {
-        let key = PKey::hmac(key)?;
-        let mut signer = Signer::new(MessageDigest::sha1(), &key)?;
-        signer.update(data)?;
-        signer.sign_to_vec()
-    };
-    sign().unwrap_or_else(|_| vec![0; 20])
+    crate::leg::ice::hmac_sha1(key, data).unwrap_or_else(|_| vec![0; 20])
 }
 
 #[cfg(test)]
