@@ -1,10 +1,12 @@
 //! What audio is encoded as and how it is described. This file is the codec
 //! table: what each audio codec is called in SDP, which GStreamer elements
-//! encode, decode, payload and depayload it, and how an offer is matched
-//! against what we support. `sdp.rs` reads and writes the descriptions,
-//! `opus_decoder.rs` decodes Opus through libopus. Pure data and parsing, no
-//! pipelines: every other folder builds on it.
+//! encode, payload and depayload it, and how an offer is matched against
+//! what we support. `sdp.rs` reads and writes the descriptions,
+//! `opus_decoder.rs` decodes Opus through libopus, `g711.rs` decodes G.711
+//! (G.722 is decoded by `avdec_g722`, see `leg/receive.rs`). Pure data and
+//! parsing, no pipelines: every other folder builds on it.
 
+pub(crate) mod g711;
 pub(crate) mod opus_decoder;
 pub mod sdp;
 
@@ -108,15 +110,6 @@ impl Codec {
             Codec::G722 => "rtpg722pay",
             Codec::Pcmu => "rtppcmupay",
             Codec::Pcma => "rtppcmapay",
-        }
-    }
-
-    pub fn decoder(self) -> &'static str {
-        match self {
-            Codec::Opus => "opusdec",
-            Codec::G722 => "avdec_g722",
-            Codec::Pcmu => "mulawdec",
-            Codec::Pcma => "alawdec",
         }
     }
 

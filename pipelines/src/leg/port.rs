@@ -121,6 +121,14 @@ impl InputPad {
         // Not-linked or flushing means the leg is being torn down.
         let _ = self.pad.push(buffer);
     }
+
+    /// Pushes a sample from another pipeline, its timestamp turned into
+    /// running time on the shared timeline.
+    pub fn push_sample(&self, sample: &gst::Sample) {
+        if let Some((buffer, caps)) = retimed(sample) {
+            self.push(buffer, &caps);
+        }
+    }
 }
 
 impl MediaPort {
@@ -266,8 +274,8 @@ impl MediaPort {
     pub fn push_raw(&self, sample: &gst::Sample) {
         self.inner.touch();
         let input = self.inner.inputs.lock().unwrap().as_ref().map(|i| i.raw.clone());
-        if let (Some(input), Some((buffer, caps))) = (input, retimed(sample)) {
-            input.push(buffer, &caps);
+        if let Some(input) = input {
+            input.push_sample(sample);
         }
     }
 
@@ -285,8 +293,8 @@ impl MediaPort {
     pub fn push_encoded(&self, sample: &gst::Sample) {
         self.inner.touch();
         let input = self.inner.inputs.lock().unwrap().as_ref().map(|i| i.encoded.clone());
-        if let (Some(input), Some((buffer, caps))) = (input, retimed(sample)) {
-            input.push(buffer, &caps);
+        if let Some(input) = input {
+            input.push_sample(sample);
         }
     }
 }
@@ -437,19 +445,6 @@ pub(crate) fn port_src(name: &str) -> gst_app::AppSrc {
         .max_time(gst::ClockTime::from_mseconds(200))
         .leaky_type(gst_app::AppLeakyType::Downstream)
         .build()
-}
-
-/// Adds a probe on `pad` letting buffers through only while some consumer
-/// of `port` wants `want`.
-pub(crate) fn gate_on_demand(pad: &gst::Pad, port: &MediaPort, want: Want) {
-    let port = port.clone();
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-        if port.wanted(want) {
-            gst::PadProbeReturn::Ok
-        } else {
-            gst::PadProbeReturn::Drop
-        }
-    });
 }
 
 #[cfg(test)]

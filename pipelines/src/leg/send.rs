@@ -51,10 +51,14 @@ impl RtpInput {
 
 /// Builds, in `bin`:
 /// ```text
-/// (raw input pad) audioconvert ! audioresample ! caps ! encoder --\
-///                                                                   funnel ! payloader ! [gate] ! rtpdtmfmux ! src_pad
-/// (encoded input pad) --------------------------------------------/        rtpdtmfsrc --^
+/// (raw input pad) audioresample ! [caps] ! encoder --\
+///                                                     funnel ! payloader ! [gate] ! rtpdtmfmux ! src_pad
+/// (encoded input pad) -------------------------------/        rtpdtmfsrc --^
 /// ```
+/// Raw input is S16LE mono at any rate (what the port hands out, and what
+/// mixers, players and the silence filler make), the format every encoder
+/// and audioresample take: no audioconvert. The resampler settles on the
+/// rate the encoder takes (see [`encoder_rate_filter`]).
 pub(crate) fn build(
     bin: &gst::Bin,
     port: &MediaPort,
@@ -63,29 +67,30 @@ pub(crate) fn build(
     gate: &SendGate,
 ) -> Result<SendChain, Error> {
     let codec = choice.codec;
-    let convert = make("audioconvert")?;
     let resample = make("audioresample")?;
     align_resampler_output(&resample);
-    let caps = make("capsfilter")?;
-    caps.set_property(
-        "caps",
-        gst::Caps::builder("audio/x-raw").field("rate", encoder_rates(codec)).field("channels", 1).build(),
-    );
+    let mut raw_path = vec![resample.clone()];
+    if let Some(rates) = encoder_rate_filter(codec) {
+        let caps = make("capsfilter")?;
+        caps.set_property("caps", rates);
+        raw_path.push(caps);
+    }
     let encoder = make(codec.encoder())?;
     configure_encoder(&encoder, codec, choice.ptime, options);
+    raw_path.push(encoder.clone());
     let funnel = make("funnel")?;
     let payloader = make(codec.payloader())?;
     payloader.set_property("pt", choice.payload_type as u32);
     configure_ptime(&payloader, codec, choice.ptime);
     let mux = make("rtpdtmfmux")?;
 
-    let elements: Vec<gst::Element> =
-        vec![convert.clone(), resample, caps, encoder.clone(), funnel.clone(), payloader.clone(), mux.clone()];
+    let mut elements = raw_path.clone();
+    elements.extend([funnel.clone(), payloader.clone(), mux.clone()]);
     bin.add_many(&elements)?;
-    gst::Element::link_many(&elements[0..4])?;
+    gst::Element::link_many(&raw_path)?;
     encoder.link(&funnel)?;
     funnel.link(&payloader)?;
-    let raw_in = InputPad::new("raw_in", &convert.static_pad("sink").expect("audioconvert has a sink pad"))?;
+    let raw_in = InputPad::new("raw_in", &resample.static_pad("sink").expect("audioresample has a sink pad"))?;
     let encoded_in = InputPad::new(
         "encoded_in",
         &funnel.request_pad_simple("sink_%u").ok_or(Error::Pipeline("funnel pad".into()))?,
@@ -117,17 +122,23 @@ pub(crate) fn build(
     })
 }
 
-/// The input rates the encoder is given. Opus takes 8, 12, 16, 24 and
-/// 48 kHz natively, so audio is encoded at the rate it comes in at (the
-/// resampler passes it through): narrowband audio from a G.711 leg is not
-/// resampled to 48 kHz only to be encoded in bands that hold nothing. That
-/// costs less than half the CPU (50 against 117 us per 20 ms frame here)
-/// and sounds the same; the RTP clock stays 48 kHz. Anything else is
-/// resampled to 48 kHz, the first choice.
-fn encoder_rates(codec: Codec) -> gst::List {
+/// The rates to resample to, for encoders that would take others.
+///
+/// Opus takes 8, 12, 16, 24 and 48 kHz natively (and `opusenc` only
+/// those), so audio is encoded at the rate it comes in at (the resampler
+/// passes it through): narrowband audio from a G.711 leg is not resampled
+/// to 48 kHz only to be encoded in bands that hold nothing. That costs less
+/// than half the CPU (50 against 117 us per 20 ms frame here) and sounds
+/// the same; the RTP clock stays 48 kHz. Other rates are resampled to the
+/// nearest of those. `avenc_g722` takes only 16 kHz. Neither needs a filter;
+/// `mulawenc` and `alawenc` take any rate and would encode it as it is, so
+/// G.711 is held to its 8 kHz by one.
+fn encoder_rate_filter(codec: Codec) -> Option<gst::Caps> {
     match codec {
-        Codec::Opus => gst::List::new([48000i32, 24000, 16000, 12000, 8000]),
-        other => gst::List::new([other.sample_rate() as i32]),
+        Codec::Opus | Codec::G722 => None,
+        Codec::Pcmu | Codec::Pcma => {
+            Some(gst::Caps::builder("audio/x-raw").field("rate", codec.sample_rate() as i32).build())
+        }
     }
 }
 
