@@ -81,7 +81,11 @@ pub(crate) struct InputPad {
     pad: gst::Pad,
     /// Caps last sent downstream; `None` until the stream has started.
     caps: Mutex<Option<gst::Caps>>,
+    /// Called with new caps before they are sent, see [`InputPad::relinking`].
+    on_new_caps: Option<NewCapsHook>,
 }
+
+type NewCapsHook = Box<dyn Fn(&gst::Pad, &gst::Caps) + Send + Sync>;
 
 impl InputPad {
     pub fn new(name: &str, target: &gst::Pad) -> Result<InputPad, crate::Error> {
@@ -94,7 +98,20 @@ impl InputPad {
     pub fn unlinked(name: &str) -> Result<InputPad, crate::Error> {
         let pad = gst::Pad::builder(gst::PadDirection::Src).name(name).build();
         pad.set_active(true)?;
-        Ok(InputPad { pad, caps: Mutex::new(None) })
+        Ok(InputPad { pad, caps: Mutex::new(None), on_new_caps: None })
+    }
+
+    /// One linked to `target` that calls `on_new_caps` with the pad and
+    /// every new caps before sending them, with no push in progress: it may
+    /// link the pad elsewhere (the stream's events follow it there).
+    pub fn relinking(
+        name: &str,
+        target: &gst::Pad,
+        on_new_caps: impl Fn(&gst::Pad, &gst::Caps) + Send + Sync + 'static,
+    ) -> Result<InputPad, crate::Error> {
+        let input = InputPad { on_new_caps: Some(Box::new(on_new_caps)), ..InputPad::unlinked(name)? };
+        input.pad.link(target)?;
+        Ok(input)
     }
 
     pub fn pad(&self) -> &gst::Pad {
@@ -112,6 +129,9 @@ impl InputPad {
             self.pad.push_event(gst::event::StreamStart::new(&format!("{}-{:p}", self.pad.name(), self)));
         }
         if current.as_ref() != Some(caps) {
+            if let Some(hook) = &self.on_new_caps {
+                hook(&self.pad, caps);
+            }
             self.pad.push_event(gst::event::Caps::new(caps));
             *current = Some(caps.clone());
         }

@@ -2,6 +2,7 @@
 //! with the negotiated codec, payload type and packet time, plus RFC 4733
 //! DTMF from `rtpdtmfsrc` muxed into the same stream.
 
+use crate::codec::opus_decoder::native_rate;
 use crate::codec::{Codec, CodecChoice};
 use crate::leg::gate::SendGate;
 use crate::leg::options::LegOptions;
@@ -9,7 +10,7 @@ use crate::leg::port::{InputPad, MediaPort, SendInputs};
 use crate::runtime::make;
 use crate::Error;
 use gst::prelude::*;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A built send chain. Dropping it does not remove the elements; call
 /// [`SendChain::remove`] for that.
@@ -17,12 +18,13 @@ pub(crate) struct SendChain {
     pub choice: CodecChoice,
     bin: gst::Bin,
     elements: Vec<gst::Element>,
+    raw_path: Arc<RawPath>,
     mux: gst::Element,
     payloader_src: gst::Pad,
     /// Made on the first key press: a live `rtpdtmfsrc` pushes its
     /// telephone-event caps through the mux at once, and webrtcbin would
     /// then answer with telephone-event as the only codec.
-    dtmf_src: std::sync::Mutex<Option<gst::Element>>,
+    dtmf_src: Mutex<Option<gst::Element>>,
     /// The chain's output: RTP to link into webrtcbin or rtpbin.
     pub src_pad: gst::Pad,
 }
@@ -51,14 +53,14 @@ impl RtpInput {
 
 /// Builds, in `bin`:
 /// ```text
-/// (raw input pad) audioresample ! [caps] ! encoder --\
+/// (raw input pad) [audioresample ! caps] ! encoder --\
 ///                                                     funnel ! payloader ! [gate] ! rtpdtmfmux ! src_pad
 /// (encoded input pad) -------------------------------/        rtpdtmfsrc --^
 /// ```
-/// Raw input is S16LE mono at any rate (what the port hands out, and what
-/// mixers, players and the silence filler make), the format every encoder
-/// and audioresample take: no audioconvert. The resampler settles on the
-/// rate the encoder takes (see [`encoder_rate_filter`]).
+/// Raw input is S16LE mono (what the port hands out, and what mixers,
+/// players and the silence filler make), the format every encoder takes:
+/// no audioconvert. The resampler is made only when audio comes at a rate
+/// the encoder does not take (see [`RawPath`]).
 pub(crate) fn build(
     bin: &gst::Bin,
     port: &MediaPort,
@@ -67,30 +69,28 @@ pub(crate) fn build(
     gate: &SendGate,
 ) -> Result<SendChain, Error> {
     let codec = choice.codec;
-    let resample = make("audioresample")?;
-    align_resampler_output(&resample);
-    let mut raw_path = vec![resample.clone()];
-    if let Some(rates) = encoder_rate_filter(codec) {
-        let caps = make("capsfilter")?;
-        caps.set_property("caps", rates);
-        raw_path.push(caps);
-    }
     let encoder = make(codec.encoder())?;
     configure_encoder(&encoder, codec, choice.ptime, options);
-    raw_path.push(encoder.clone());
     let funnel = make("funnel")?;
     let payloader = make(codec.payloader())?;
     payloader.set_property("pt", choice.payload_type as u32);
     configure_ptime(&payloader, codec, choice.ptime);
     let mux = make("rtpdtmfmux")?;
 
-    let mut elements = raw_path.clone();
-    elements.extend([funnel.clone(), payloader.clone(), mux.clone()]);
+    let elements: Vec<gst::Element> = vec![encoder.clone(), funnel.clone(), payloader.clone(), mux.clone()];
     bin.add_many(&elements)?;
-    gst::Element::link_many(&raw_path)?;
     encoder.link(&funnel)?;
     funnel.link(&payloader)?;
-    let raw_in = InputPad::new("raw_in", &resample.static_pad("sink").expect("audioresample has a sink pad"))?;
+    let encoder_sink = encoder.static_pad("sink").expect("encoders have a sink pad");
+    let raw_path = Arc::new(RawPath {
+        bin: bin.clone(),
+        codec,
+        encoder_sink: encoder_sink.clone(),
+        resampler: Mutex::new(Resampler::NotNeeded),
+    });
+    let path = raw_path.clone();
+    let raw_in = InputPad::relinking("raw_in", &encoder_sink, move |pad, caps| path.route(pad, caps))?;
+    clear_discont(raw_in.pad());
     let encoded_in = InputPad::new(
         "encoded_in",
         &funnel.request_pad_simple("sink_%u").ok_or(Error::Pipeline("funnel pad".into()))?,
@@ -115,6 +115,7 @@ pub(crate) fn build(
         choice: choice.clone(),
         bin: bin.clone(),
         elements,
+        raw_path,
         src_pad: mux.static_pad("src").unwrap(),
         payloader_src: payloader.static_pad("src").unwrap(),
         mux,
@@ -122,17 +123,93 @@ pub(crate) fn build(
     })
 }
 
+/// The raw input's way into the encoder. Audio at a rate the encoder takes
+/// goes straight in: a link from a G.711 leg to an Opus leg, or from an Opus
+/// leg decoding at 8 kHz for a G.711 one, and the silence filler at the
+/// codec's rate, need no resampler (an element, its converter and filter
+/// state: about 10 KB a chain). The first audio at another rate puts
+/// `audioresample` (aligned, see [`align_resampler_output`]) in front of
+/// the encoder, kept for the chain's life.
+struct RawPath {
+    bin: gst::Bin,
+    codec: Codec,
+    encoder_sink: gst::Pad,
+    resampler: Mutex<Resampler>,
+}
+
+enum Resampler {
+    NotNeeded,
+    Made(Vec<gst::Element>),
+    /// The chain is being taken out: nothing more is made for it.
+    Removed,
+}
+
+impl RawPath {
+    /// Called by the raw input with new caps before it sends them.
+    fn route(&self, input: &gst::Pad, caps: &gst::Caps) {
+        let rate = caps.structure(0).and_then(|s| s.get::<i32>("rate").ok()).unwrap_or(0) as u32;
+        if encodes_at(self.codec, rate) {
+            return;
+        }
+        let mut resampler = self.resampler.lock().unwrap();
+        if !matches!(*resampler, Resampler::NotNeeded) {
+            return;
+        }
+        match self.put_resampler(input) {
+            Ok(elements) => *resampler = Resampler::Made(elements),
+            Err(err) => tracing::warn!(%err, rate, codec = ?self.codec, "cannot resample a leg's audio"),
+        }
+    }
+
+    fn put_resampler(&self, input: &gst::Pad) -> Result<Vec<gst::Element>, Error> {
+        let resample = make("audioresample")?;
+        align_resampler_output(&resample);
+        let mut elements = vec![resample.clone()];
+        if let Some(rates) = encoder_rate_filter(self.codec) {
+            let caps = make("capsfilter")?;
+            caps.set_property("caps", rates);
+            elements.push(caps);
+        }
+        self.bin.add_many(&elements)?;
+        gst::Element::link_many(&elements)?;
+        for e in &elements {
+            e.sync_state_with_parent()?;
+        }
+        input.unlink(&self.encoder_sink)?;
+        let last = elements.last().expect("the resampler at least");
+        last.static_pad("src").expect("a src pad").link(&self.encoder_sink)?;
+        input.link(&resample.static_pad("sink").expect("audioresample has a sink pad"))?;
+        tracing::debug!(codec = ?self.codec, "resampling a leg's audio");
+        Ok(elements)
+    }
+
+    /// The resampler's elements, if made; none will be made from now on.
+    fn take_for_removal(&self) -> Vec<gst::Element> {
+        match std::mem::replace(&mut *self.resampler.lock().unwrap(), Resampler::Removed) {
+            Resampler::Made(elements) => elements,
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Whether the encoder takes audio at `rate` as it is. Opus takes 8, 12, 16,
+/// 24 and 48 kHz natively, so audio is encoded at the rate it comes in at:
+/// narrowband audio from a G.711 leg is not resampled to 48 kHz only to be
+/// encoded in bands that hold nothing. That costs less than half the CPU
+/// (50 against 117 us per 20 ms frame here) and sounds the same; the RTP
+/// clock stays 48 kHz. The others take their codec's rate.
+fn encodes_at(codec: Codec, rate: u32) -> bool {
+    match codec {
+        Codec::Opus => native_rate(rate) == rate,
+        other => other.sample_rate() == rate,
+    }
+}
+
 /// The rates to resample to, for encoders that would take others.
-///
-/// Opus takes 8, 12, 16, 24 and 48 kHz natively (and `opusenc` only
-/// those), so audio is encoded at the rate it comes in at (the resampler
-/// passes it through): narrowband audio from a G.711 leg is not resampled
-/// to 48 kHz only to be encoded in bands that hold nothing. That costs less
-/// than half the CPU (50 against 117 us per 20 ms frame here) and sounds
-/// the same; the RTP clock stays 48 kHz. Other rates are resampled to the
-/// nearest of those. `avenc_g722` takes only 16 kHz. Neither needs a filter;
-/// `mulawenc` and `alawenc` take any rate and would encode it as it is, so
-/// G.711 is held to its 8 kHz by one.
+/// `opusenc` takes only the rates Opus encodes natively (the resampler
+/// settles on the nearest), `avenc_g722` only 16 kHz; `mulawenc` and
+/// `alawenc` take any rate and would encode it as it is, so G.711 is held
+/// to its 8 kHz by a filter.
 fn encoder_rate_filter(codec: Codec) -> Option<gst::Caps> {
     match codec {
         Codec::Opus | Codec::G722 => None,
@@ -140,6 +217,21 @@ fn encoder_rate_filter(codec: Codec) -> Option<gst::Caps> {
             Some(gst::Caps::builder("audio/x-raw").field("rate", codec.sample_rate() as i32).build())
         }
     }
+}
+
+/// Clears DISCONT on the raw input, as the resampler's alignment does on
+/// its input: the encoders and payloaders (which work in whole packets)
+/// see the same stream whether a resampler is in front of them or not. The
+/// timestamps still say where audio is missing.
+fn clear_discont(input: &gst::Pad) {
+    input.add_probe(gst::PadProbeType::BUFFER, |_, info| {
+        if let Some(buffer) = info.buffer_mut() {
+            if buffer.flags().contains(gst::BufferFlags::DISCONT) {
+                buffer.make_mut().unset_flags(gst::BufferFlags::DISCONT);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
 }
 
 /// Hides audioresample's lookahead from the encoder's packet framing.
@@ -180,7 +272,7 @@ fn align_resampler_output(resample: &gst::Element) {
         /// An event that makes audioresample drain is being handled.
         draining: bool,
     }
-    let state = Arc::new(std::sync::Mutex::new(State::default()));
+    let state = Arc::new(Mutex::new(State::default()));
     let sink = resample.static_pad("sink").expect("audioresample has a sink pad");
     let src = resample.static_pad("src").expect("audioresample has a src pad");
     let st = state.clone();
@@ -404,6 +496,7 @@ impl SendChain {
         if let Some(dtmf) = self.dtmf_src.lock().unwrap().take() {
             self.elements.push(dtmf);
         }
+        self.elements.extend(self.raw_path.take_for_removal());
         if let Some(peer) = self.src_pad.peer() {
             let _ = self.src_pad.unlink(&peer);
             if let Some(parent) = peer.parent_element() {
@@ -423,7 +516,6 @@ impl SendChain {
 mod tests {
     use super::*;
     use crate::leg::port::InputPad;
-    use std::sync::Mutex;
 
     /// Input buffer `i`: its gap before it (ms beyond the usual 20) and
     /// whether it is flagged DISCONT, as after a lost packet.
@@ -525,6 +617,80 @@ mod tests {
         let rates: Vec<u32> = (0..24).map(|i| if (i / 4) % 2 == 0 { 48000 } else { 8000 }).collect();
         for (i, (packets, _)) in outputs_after_each_push_at(&rates, pcmu).into_iter().enumerate() {
             assert_eq!(packets, i as u64 + 1, "packets out after input {i} ({} Hz)", rates[i]);
+        }
+    }
+
+    /// Raw input at a rate the encoder takes goes straight in; the first at
+    /// another rate gets a resampler in front of the encoder, and a packet
+    /// leaves with each 20 ms of input throughout, across the change, lost
+    /// packets and gaps.
+    #[test]
+    fn a_resampler_is_made_only_for_rates_the_encoder_does_not_take() {
+        gst::init().unwrap();
+        for (codec, payload_type, direct, other) in [(Codec::Pcmu, 0, 8000, 16000), (Codec::Opus, 111, 8000, 44100)] {
+            let pipeline = gst::Pipeline::new();
+            let port = MediaPort::default();
+            let choice = CodecChoice { codec, payload_type, telephone_event: None, ptime: 20 };
+            let gate = SendGate::default();
+            gate.set_transport_up(true);
+            gate.set_may_send(true);
+            let chain = build(pipeline.upcast_ref(), &port, &choice, &LegOptions::default(), &gate).unwrap();
+            let packets = Arc::new(Mutex::new(0u64));
+            let counted = packets.clone();
+            let sink = gst_app::AppSink::builder()
+                .sync(false)
+                .async_(false)
+                .callbacks(
+                    gst_app::AppSinkCallbacks::builder()
+                        .new_sample(move |s| {
+                            s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                            *counted.lock().unwrap() += 1;
+                            Ok(gst::FlowSuccess::Ok)
+                        })
+                        .build(),
+                )
+                .build();
+            pipeline.add(&sink).unwrap();
+            chain.src_pad.link(&sink.static_pad("sink").unwrap()).unwrap();
+            pipeline.set_state(gst::State::Playing).unwrap();
+            let resamplers = || {
+                pipeline
+                    .iterate_elements()
+                    .into_iter()
+                    .flatten()
+                    .filter(|e| e.factory().is_some_and(|f| f.name() == "audioresample"))
+                    .count()
+            };
+            let mut pts = gst::ClockTime::from_seconds(1);
+            for i in 0..24usize {
+                let rate = if i < 12 { direct } else { other };
+                let (gap, discont) = PATTERN.iter().find(|p| p.0 == i % 12).map_or((0, false), |p| (p.1, p.2));
+                pts += gst::ClockTime::from_mseconds(gap);
+                let frames = rate as usize / 50;
+                let tone = (0..frames)
+                    .flat_map(|n| (((n as f64 * 0.3).sin() * 8000.0) as i16).to_le_bytes())
+                    .collect::<Vec<u8>>();
+                let mut buffer = gst::Buffer::from_mut_slice(tone);
+                {
+                    let b = buffer.get_mut().unwrap();
+                    b.set_pts(pts);
+                    b.set_duration(gst::ClockTime::from_mseconds(20));
+                    if discont {
+                        b.set_flags(gst::BufferFlags::DISCONT);
+                    }
+                }
+                port.push_raw_buffer(buffer, &crate::runtime::raw_caps(rate));
+                assert_eq!(
+                    *packets.lock().unwrap(),
+                    i as u64 + 1,
+                    "{codec:?}: packets out after input {i} ({rate} Hz)"
+                );
+                assert_eq!(resamplers(), usize::from(i >= 12), "{codec:?}: resamplers after input {i} ({rate} Hz)");
+                pts += gst::ClockTime::from_mseconds(20);
+            }
+            pipeline.set_state(gst::State::Null).unwrap();
+            chain.remove();
+            assert_eq!(resamplers(), 0, "{codec:?}: the resampler leaves with the chain");
         }
     }
 }
