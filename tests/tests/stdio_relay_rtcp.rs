@@ -1,12 +1,13 @@
 //! RTCP of relayed (passthrough) RTP legs: two "phones" (UDP sockets the
 //! test drives, 20 ms PCMU packets each way) joined by `sipbridge stdio`
 //! with the same codec, so their packets go socket to socket and never
-//! enter rtpbin. Each phone must still get sender reports for the stream
+//! enter a pipeline. Each phone must still get sender reports for the stream
 //! it receives (the bridge's SSRC, counts matching what it got, an NTP/RTP
 //! mapping matching the timestamps it saw), with a report block about the
-//! stream it sends and the CNAME, nothing from rtpbin contradicting them,
+//! stream it sends and the CNAME, nothing under another SSRC contradicting them,
 //! and a BYE at the end; plain with RTCP on its own port, and as SRTCP
-//! with rtcp-mux.
+//! with rtcp-mux. The same holds when the phones' codecs differ and the
+//! bridge transcodes: the reports are then about each send chain's stream.
 
 use e2e::bridge::Bridge;
 use e2e::process::test_dir;
@@ -22,6 +23,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// A phone's sockets: RTP, and RTCP on the next port unless multiplexed.
 struct Phone {
     ssrc: u32,
+    /// PCMU (0) or PCMA (8).
+    payload_type: u8,
     rtp: UdpSocket,
     rtcp: Option<UdpSocket>,
     /// Our key when SDES-SRTP is on; the bridge's is learnt from its answer.
@@ -29,7 +32,7 @@ struct Phone {
 }
 
 impl Phone {
-    fn new(ssrc: u32, mux: bool, secure: bool) -> Phone {
+    fn new(ssrc: u32, payload_type: u8, mux: bool, secure: bool) -> Phone {
         let (rtp, rtcp) = loop {
             let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
             if mux {
@@ -40,13 +43,14 @@ impl Phone {
                 break (rtp, Some(rtcp));
             }
         };
-        Phone { ssrc, rtp, rtcp, key: secure.then(MasterKey::random) }
+        Phone { ssrc, payload_type, rtp, rtcp, key: secure.then(MasterKey::random) }
     }
 
     fn offer(&self) -> String {
         let port = self.rtp.local_addr().unwrap().port();
         let profile = if self.key.is_some() { "RTP/SAVP" } else { "RTP/AVP" };
-        let mut sdp = format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} {profile} 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=sendrecv\r\n");
+        let (pt, name) = (self.payload_type, if self.payload_type == 8 { "PCMA" } else { "PCMU" });
+        let mut sdp = format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} {profile} {pt}\r\na=rtpmap:{pt} {name}/8000\r\na=ptime:20\r\na=sendrecv\r\n");
         if self.rtcp.is_none() {
             sdp += "a=rtcp-mux\r\n";
         }
@@ -144,7 +148,7 @@ struct Leg {
     rtp: SocketAddr,
     rtcp: SocketAddr,
     /// SRTP from the phone, and the bridge's key for its SRTP (a context per
-    /// SSRC: silence from rtpbin before the link has one of its own) and SRTCP.
+    /// SSRC: the send chain's silence before the link has one of its own) and SRTCP.
     protect: Option<Srtp>,
     bridge_key: Option<MasterKey>,
     open_rtp: HashMap<u32, Srtp>,
@@ -238,18 +242,20 @@ impl Receiver {
     }
 }
 
-/// Runs a relayed call for `seconds`: each phone sends 20 ms PCMU packets
-/// (phone B skips five), phone B a sender report of its own after 1 s.
+/// Runs a call for `seconds`, relayed, or transcoded when phone B speaks
+/// PCMA: each phone sends 20 ms packets (phone B skips five), phone B a
+/// sender report of its own after 1 s.
 /// Returns what each phone saw, the sessions closed at the end (BYE), and
 /// the sequence number of the phones' last packets and the NTP time of B's
 /// sender report.
-fn relayed_call(name: &str, mux: bool, secure: bool, seconds: u64) -> ([Seen; 2], u16, u64) {
+fn call(name: &str, mux: bool, secure: bool, transcoded: bool, seconds: u64) -> ([Seen; 2], u16, u64) {
     let dir = test_dir(name);
     let bridge = Bridge::start(&dir, &[]).unwrap();
-    let phones = [Phone::new(0xa0a0_0001, mux, secure), Phone::new(0xb0b0_0002, mux, secure)];
+    let b_codec = if transcoded { 8 } else { 0 };
+    let phones = [Phone::new(0xa0a0_0001, 0, mux, secure), Phone::new(0xb0b0_0002, b_codec, mux, secure)];
     let mut legs = [answer(&bridge, &phones[0]), answer(&bridge, &phones[1])];
     let linked = bridge.call("session.connect", json!({ "a": legs[0].session, "b": legs[1].session })).unwrap();
-    assert_eq!(linked["passthrough"], json!(true), "{linked}");
+    assert_eq!(linked["passthrough"], json!(!transcoded), "{linked}");
 
     let receivers = [Receiver::start(&phones[0]), Receiver::start(&phones[1])];
     let packets = seconds * 50;
@@ -261,7 +267,7 @@ fn relayed_call(name: &str, mux: bool, secure: bool, seconds: u64) -> ([Seen; 2]
             if n == 1 && lost_from_b.contains(&i) {
                 continue;
             }
-            let mut packet = vec![0x80, 0];
+            let mut packet = vec![0x80, phone.payload_type];
             packet.extend((1000 + i as u16).to_be_bytes());
             packet.extend((5000 + 160 * i as u32).to_be_bytes());
             packet.extend(phone.ssrc.to_be_bytes());
@@ -296,10 +302,10 @@ fn relayed_call(name: &str, mux: bool, secure: bool, seconds: u64) -> ([Seen; 2]
 /// The checks on what one phone saw; `reported` is the SSRC of the stream
 /// it sends. Returns the report blocks about it, with their arrival.
 fn check_reports(phone: &str, seen: &Seen, reported: u32) -> Vec<(u32, Block, SystemTime)> {
-    // The relayed stream: the SSRC of the last packets (silence from
-    // rtpbin before the link may have come under another).
-    let relay_ssrc = seen.rtp.last().unwrap_or_else(|| panic!("{phone} got no RTP")).2;
-    let relayed: Vec<_> = seen.rtp.iter().filter(|p| p.2 == relay_ssrc).collect();
+    // The stream it gets: the SSRC of the last packets (relayed, the send
+    // chain's silence before the link may have come under another).
+    let stream_ssrc = seen.rtp.last().unwrap_or_else(|| panic!("{phone} got no RTP")).2;
+    let relayed: Vec<_> = seen.rtp.iter().filter(|p| p.2 == stream_ssrc).collect();
     let first_relayed = relayed[0].4;
     let mut sender_reports = 0;
     let mut blocks = Vec::new();
@@ -309,10 +315,10 @@ fn check_reports(phone: &str, seen: &Seen, reported: u32) -> Vec<(u32, Block, Sy
             Some(Rtcp::Sender { ssrc, .. } | Rtcp::Receiver { ssrc, .. }) => *ssrc,
             other => panic!("{phone}: a compound packet must start with SR or RR: {other:?}"),
         };
-        if *arrival < first_relayed + Duration::from_millis(500) && first_ssrc != relay_ssrc {
-            continue; // rtpbin's, about the silence before the link.
+        if *arrival < first_relayed + Duration::from_millis(500) && first_ssrc != stream_ssrc {
+            continue; // about the send chain's silence before the link.
         }
-        assert_eq!(first_ssrc, relay_ssrc, "{phone}: while relaying, only the relay's reports: {parsed:?}");
+        assert_eq!(first_ssrc, stream_ssrc, "{phone}: only reports about the stream it gets: {parsed:?}");
         for p in &parsed {
             match p {
                 Rtcp::Sender { ntp, rtp, packets, octets, blocks: b, .. } => {
@@ -343,25 +349,26 @@ fn check_reports(phone: &str, seen: &Seen, reported: u32) -> Vec<(u32, Block, Sy
                 }
                 Rtcp::Receiver { blocks: b, .. } => blocks.extend(b.iter().map(|b| (*b, *arrival))),
                 Rtcp::Cname { ssrc, cname } => {
-                    assert_eq!(*ssrc, relay_ssrc, "{phone}");
+                    assert_eq!(*ssrc, stream_ssrc, "{phone}");
                     assert!(!cname.is_empty(), "{phone}: CNAME");
                 }
                 Rtcp::Bye { .. } | Rtcp::Other => {}
             }
         }
     }
-    assert!(sender_reports >= 2, "{phone}: {sender_reports} sender reports for the relayed stream");
+    assert!(sender_reports >= 2, "{phone}: {sender_reports} sender reports for the stream it gets");
     assert!(
-        seen.rtcp.iter().any(|(c, _)| parse(c).iter().any(|p| matches!(p, Rtcp::Bye { ssrc } if *ssrc == relay_ssrc))),
-        "{phone}: a BYE for the relay's SSRC on close"
+        seen.rtcp.iter().any(|(c, _)| parse(c).iter().any(|p| matches!(p, Rtcp::Bye { ssrc } if *ssrc == stream_ssrc))),
+        "{phone}: a BYE for that stream's SSRC on close"
     );
     assert!(blocks.iter().all(|(b, _)| b.ssrc == reported), "{phone}: blocks about its own stream only");
     blocks.into_iter().map(|(b, t)| (reported, b, t)).collect()
 }
 
-#[test]
-fn relayed_legs_send_sender_reports_for_what_they_relay() {
-    let (seen, last_seq, b_report_ntp) = relayed_call("relay_rtcp_plain", false, false, 12);
+/// A call with RTCP on its own port: each phone's reports, the blocks about
+/// its stream (B lost 5), and B's sender report echoed back.
+fn plain_call_reports(name: &str, transcoded: bool) {
+    let (seen, last_seq, b_report_ntp) = call(name, false, false, transcoded, 12);
     let about_a = check_reports("phone A", &seen[0], 0xa0a0_0001);
     let about_b = check_reports("phone B", &seen[1], 0xb0b0_0002);
     for (phone, blocks, lost) in [("A", &about_a, 0), ("B", &about_b, 5)] {
@@ -383,8 +390,18 @@ fn relayed_legs_send_sender_reports_for_what_they_relay() {
 }
 
 #[test]
+fn relayed_legs_send_sender_reports_for_what_they_relay() {
+    plain_call_reports("relay_rtcp_plain", false);
+}
+
+#[test]
+fn transcoded_legs_send_sender_reports_for_their_send_chains() {
+    plain_call_reports("rtcp_transcoded", true);
+}
+
+#[test]
 fn srtp_relayed_legs_send_srtcp_reports_with_rtcp_mux() {
-    let (seen, _, _) = relayed_call("relay_rtcp_srtp", true, true, 10);
+    let (seen, _, _) = call("relay_rtcp_srtp", true, true, false, 10);
     check_reports("phone A", &seen[0], 0xa0a0_0001);
     check_reports("phone B", &seen[1], 0xb0b0_0002);
 }

@@ -28,6 +28,9 @@ use std::time::{Duration, Instant};
 
 /// Mixing period: one frame per participant per tick.
 const FRAME: Duration = Duration::from_millis(20);
+/// What a member's feed holds before dropping: the playout queue's cap
+/// (`playout.rs`, 1 s).
+const MAX_BURST: gst::ClockTime = gst::ClockTime::from_seconds(1);
 
 #[derive(Clone)]
 pub struct Room {
@@ -85,6 +88,10 @@ impl Room {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let queue = Arc::new(Mutex::new(Playout::new(frame_len(self.inner.rate))));
         let src = port_src(&format!("p{id}"));
+        // Bursts are the playout queue's to absorb (up to its cap), not the
+        // feed's to drop: a phone holding 250 ms of packets back delivers
+        // them at once, stamped with the times they were due.
+        src.set_max_time(MAX_BURST);
         let convert = make("audioconvert")?;
         let resample = make("audioresample")?;
         let caps = make("capsfilter")?;

@@ -30,6 +30,7 @@
 //! its pipeline fails and ends), `media_watch.rs` (whether its peer still
 //! sends).
 
+mod decode;
 pub mod dtmf;
 mod emodel;
 mod events;
@@ -45,12 +46,14 @@ pub(crate) mod port;
 mod quality;
 mod receive;
 pub(crate) mod relay;
-mod relay_rtcp;
 mod reorder;
 mod rtcp_packets;
 mod rtp;
+mod rtp_out;
+mod rtp_rtcp;
 mod sdes;
 mod send;
+mod send_tally;
 mod srtp;
 pub(crate) mod traffic;
 mod webrtc;

@@ -205,12 +205,6 @@ impl MediaPort {
         self.inner.relay_format.read().unwrap().map(|f| f.ptime)
     }
 
-    /// Whether audio received here is relayed to another leg now.
-    pub(crate) fn relaying(&self) -> bool {
-        let Some(peer) = self.inner.relay_peer.read().unwrap().upgrade() else { return false };
-        self.relays_to(&MediaPort { inner: peer })
-    }
-
     /// Whether audio received here reaches `to` by the relay, so that the
     /// link between them has nothing to do.
     pub(crate) fn relays_to(&self, to: &MediaPort) -> bool {

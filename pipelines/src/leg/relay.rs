@@ -28,11 +28,9 @@
 
 use crate::codec::{Codec, CodecChoice};
 use crate::leg::gate::SendGate;
-use crate::leg::quality::Sent;
-use crate::leg::srtp::SrtpSession;
-use std::net::{SocketAddr, UdpSocket};
+use crate::leg::rtp_out::RtpOut;
+use crate::leg::send_tally::{payload_len, SendTally, SentStream};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 /// What a leg negotiated, as far as relaying is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,16 +54,9 @@ impl RelayFormat {
 
 /// Where a leg puts relayed packets once their header is rewritten.
 pub(crate) enum RelayOutput {
-    /// A plain RTP leg's socket (the one it receives on and advertises),
-    /// sending to where the leg sends RTP now (it moves with symmetric RTP),
-    /// encrypted with the leg's SRTP keys if it has any, counted in the
-    /// leg's `sent`.
-    Socket {
-        socket: UdpSocket,
-        destination: Box<dyn Fn() -> Option<SocketAddr> + Send + Sync>,
-        srtp: Arc<SrtpSession>,
-        sent: Arc<Sent>,
-    },
+    /// A plain RTP leg's socket (`rtp_out.rs`): sealed with the leg's SRTP
+    /// keys, sent to where the leg sends RTP now, counted.
+    Socket(Arc<RtpOut>),
     /// A WebRTC leg's send chain, at RTP level; false until it has one.
     Chain(Box<dyn Fn(Vec<u8>) -> bool + Send + Sync>),
 }
@@ -92,14 +83,7 @@ impl RelayEnd {
     /// What has been relayed out so far, for a sender report; `None`
     /// before the first packet.
     pub fn sent_stream(&self) -> Option<SentStream> {
-        let header = self.header.lock().unwrap();
-        Some(SentStream {
-            packets: header.packets,
-            octets: header.octets,
-            anchor: header.anchor?,
-            last_sent: header.last_sent?,
-            clock_rate: header.clock_rate,
-        })
+        self.header.lock().unwrap().tally.stream()
     }
 
     /// Sends `packet` (RTP received in `from`'s format) as this leg's own
@@ -109,84 +93,21 @@ impl RelayEnd {
         if !from.relays_as(to) || !self.gate.open() || packet.len() < RTP_HEADER {
             return false;
         }
+        if let RelayOutput::Socket(socket) = &self.output {
+            if !socket.has_destination() {
+                return false;
+            }
+        }
         let mut out = packet.to_vec();
-        let rewrite = |out: &mut Vec<u8>| {
-            self.header.lock().unwrap().rewrite(out, to.payload_type, to.codec.clock_rate());
-        };
+        self.header.lock().unwrap().rewrite(&mut out, to.payload_type, to.codec.clock_rate());
         match &self.output {
-            RelayOutput::Socket { socket, destination, srtp, sent } => {
-                let Some(address) = destination() else { return false };
-                rewrite(&mut out);
-                match srtp.seal(&out, false) {
-                    None => {}
-                    Some(Ok(sealed)) => out = sealed,
-                    Some(Err(_)) => return false,
-                }
-                // A full socket buffer or an unreachable peer loses this
-                // packet only; the next one tries again, as multiudpsink would.
-                if socket.send_to(&out, address).is_ok() {
-                    super::traffic::sent(out.len());
-                    sent.count(out.len());
-                }
-                true
-            }
-            RelayOutput::Chain(push) => {
-                rewrite(&mut out);
-                push(out)
-            }
+            RelayOutput::Socket(socket) => socket.send(out),
+            RelayOutput::Chain(push) => push(out),
         }
     }
 }
 
 const RTP_HEADER: usize = 12;
-
-/// The relayed stream's counts and timing, as a sender report describes them.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct SentStream {
-    pub packets: u64,
-    /// Payload octets.
-    pub octets: u64,
-    anchor: Anchor,
-    /// When the newest packet was sent.
-    pub last_sent: Instant,
-    clock_rate: u32,
-}
-
-impl SentStream {
-    /// The RTP timestamp of instant `at` (RFC 3550 section 6.4.1).
-    pub fn timestamp_at(&self, at: Instant) -> u32 {
-        self.anchor.timestamp_at(at, self.clock_rate)
-    }
-}
-
-/// The packet whose timestamp and send time map RTP time to wall-clock
-/// time in sender reports: the one sent least late for its timestamp
-/// lately. Extrapolating from the newest packet instead would carry its
-/// delay into the report (a burst after a stall upstream put the mapping
-/// 200 ms off in a test run).
-#[derive(Debug, Clone, Copy)]
-struct Anchor {
-    timestamp: u32,
-    at: Instant,
-}
-
-/// How long an anchor is trusted: the two clocks drift, and a newer one
-/// must take over even if it was late.
-const ANCHOR_AGE: std::time::Duration = std::time::Duration::from_secs(10);
-
-impl Anchor {
-    fn timestamp_at(&self, at: Instant, clock_rate: u32) -> u32 {
-        let elapsed = at.saturating_duration_since(self.at).as_secs_f64();
-        self.timestamp.wrapping_add((elapsed * clock_rate as f64) as u32)
-    }
-
-    /// Whether a packet with `timestamp` sent at `at` takes over: it left
-    /// earlier for its timestamp than this anchor predicts, or this one is old.
-    fn replaced_by(&self, timestamp: u32, at: Instant, clock_rate: u32) -> bool {
-        let early = timestamp.wrapping_sub(self.timestamp_at(at, clock_rate)) as i32 > 0;
-        early || at.saturating_duration_since(self.at) > ANCHOR_AGE
-    }
-}
 
 /// Maps incoming sequence numbers and timestamps onto our outgoing stream.
 pub(crate) struct HeaderRewrite {
@@ -197,12 +118,7 @@ pub(crate) struct HeaderRewrite {
     ts_offset: u32,
     last_seq: u16,
     last_ts: u32,
-    last_sent: Option<Instant>,
-    anchor: Option<Anchor>,
-    /// Packets and payload octets rewritten, and the clock they are timed by.
-    packets: u64,
-    octets: u64,
-    clock_rate: u32,
+    tally: SendTally,
 }
 
 impl HeaderRewrite {
@@ -215,11 +131,7 @@ impl HeaderRewrite {
             ts_offset: 0,
             last_seq: seed.rotate_left(16) as u16,
             last_ts: seed.rotate_left(8),
-            last_sent: None,
-            anchor: None,
-            packets: 0,
-            octets: 0,
-            clock_rate: 0,
+            tally: SendTally::default(),
         }
     }
 
@@ -231,48 +143,29 @@ impl HeaderRewrite {
         if self.source != Some(ssrc) {
             // A new source: carry on from our last packet, the timestamp
             // advanced by the time since (a receiver plays the gap as such).
-            let elapsed = self.last_sent.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0);
+            let elapsed = self.tally.last_sent().map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0);
             let next_ts = self.last_ts.wrapping_add((elapsed * clock_rate as f64) as u32);
             self.seq_offset = self.last_seq.wrapping_add(1).wrapping_sub(seq);
             self.ts_offset = next_ts.wrapping_sub(ts);
             self.source = Some(ssrc);
-            self.anchor = None;
+            self.tally.restart_timing();
             marker = 0x80;
         }
         let out_seq = seq.wrapping_add(self.seq_offset);
         let out_ts = ts.wrapping_add(self.ts_offset);
         // Late and reordered packets keep their place but do not move the
         // stream's high-water mark back.
-        if out_seq.wrapping_sub(self.last_seq) < 0x8000 || self.last_sent.is_none() {
+        let newest = out_seq.wrapping_sub(self.last_seq) < 0x8000 || self.tally.last_sent().is_none();
+        if newest {
             self.last_seq = out_seq;
             self.last_ts = out_ts;
-            let now = Instant::now();
-            self.last_sent = Some(now);
-            if self.anchor.is_none_or(|a| a.replaced_by(out_ts, now, clock_rate)) {
-                self.anchor = Some(Anchor { timestamp: out_ts, at: now });
-            }
         }
-        self.packets += 1;
-        self.octets += payload_len(packet) as u64;
-        self.clock_rate = clock_rate;
+        self.tally.count(payload_len(packet), out_ts, newest, clock_rate);
         packet[1] = marker | (payload_type & 0x7f);
         packet[2..4].copy_from_slice(&out_seq.to_be_bytes());
         packet[4..8].copy_from_slice(&out_ts.to_be_bytes());
         packet[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
     }
-}
-
-/// The payload octets of an RTP packet: less its header (CSRCs and
-/// extension included) and padding.
-fn payload_len(packet: &[u8]) -> usize {
-    let mut header = RTP_HEADER + 4 * (packet[0] & 0x0f) as usize;
-    if packet[0] & 0x10 != 0 {
-        if let Some(words) = packet.get(header + 2..header + 4) {
-            header += 4 + 4 * u16::from_be_bytes([words[0], words[1]]) as usize;
-        }
-    }
-    let padding = if packet[0] & 0x20 != 0 { packet.last().copied().unwrap_or(0) as usize } else { 0 };
-    packet.len().saturating_sub(header + padding)
 }
 
 /// The payload type of an RTP packet.
@@ -318,7 +211,8 @@ mod tests {
         assert_eq!(ssrc1, ssrc2);
         assert_ne!(ssrc1, 7, "the source's SSRC is not echoed back");
         assert_eq!(&second[12..], &[0xaa, 0xbb], "payload untouched");
-        assert_eq!((r.packets, r.octets), (2, 4), "payload octets counted for sender reports");
+        let counted = r.tally.stream().unwrap();
+        assert_eq!((counted.packets, counted.octets), (2, 4), "payload octets counted for sender reports");
     }
 
     #[test]
@@ -333,18 +227,6 @@ mod tests {
         assert!(mb);
         assert_eq!(sb, sa.wrapping_add(1));
         assert!(tb.wrapping_sub(ta) < 8000, "timestamp moves on by the elapsed time, not by the source's jump");
-    }
-
-    #[test]
-    fn sender_report_timing_follows_the_packets_sent_least_late() {
-        let t0 = Instant::now();
-        let ms = |n: u64| t0 + std::time::Duration::from_millis(n);
-        let anchor = Anchor { timestamp: 1000, at: t0 };
-        assert!(!anchor.replaced_by(1160, ms(20), 8000), "on time: the anchor stays");
-        assert!(!anchor.replaced_by(1320, ms(240), 8000), "late after a stall: the anchor stays");
-        assert!(anchor.replaced_by(1480, ms(50), 8000), "earlier for its timestamp: it takes over");
-        assert!(anchor.replaced_by(1000 + 8000 * 11, ms(11_500), 8000), "an old anchor gives way");
-        assert_eq!(anchor.timestamp_at(ms(5000), 8000), 41000);
     }
 
     #[test]

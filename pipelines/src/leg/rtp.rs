@@ -1,12 +1,13 @@
 //! The RTP leg: plain RTP/AVP over UDP for SIP peers (phones, PBXs, trunks).
 //!
 //! ```text
-//! rtp socket  --(shared socket thread: screen, latch, relay)--> rtp_in pad  -> rtpbin.recv_rtp_sink_0
-//!                                     (RTCP with rtcp-mux) --+
-//! rtcp socket --(shared socket thread)--------------------------> rtcp_in pad -> rtpbin.recv_rtcp_sink_0
-//! rtpbin.recv_rtp_src_* -> receive::attach (audio to the port, telephone-event to DTMF)
-//! send chain ! rtpbin.send_rtp_sink_0 ; rtpbin.send_rtp_src_0 ! multiudpsink(rtp socket)
-//! rtpbin.send_rtcp_src_0 ! multiudpsink(rtcp socket, or the rtp one with rtcp-mux)
+//! rtp socket --(shared socket thread: screen, decrypt, latch)--> relay to a linked leg (same codec)
+//!                                                            \-> decode.rs: in sequence (no thread), per payload type
+//!                                                                 -> receive::attach_as (audio to the port, telephone-event to DTMF)
+//! RTCP (its own socket, or rtcp-mux) --(socket thread)--> quality.rs (the peer's reports)
+//! send chain ! appsink --\
+//! relay from a linked leg -> rtp_out.rs (seal, send from the rtp socket)
+//! rtp_rtcp.rs: our SR/RR, SDES, BYE every ~5 s (timer thread), from the rtp socket (rtcp-mux) or the rtcp one
 //! ```
 //! Sending and receiving share one socket per port, so we send from the
 //! port we advertise (symmetric RTP), and we send to wherever the peer's RTP
@@ -14,35 +15,38 @@
 //! that wrote a wrong address into its SDP). The sockets are read by a few
 //! threads shared by all legs ([`crate::runtime::reactor`]), not a `udpsrc` each;
 //! audio for a linked leg with the same codec is relayed from there (out
-//! of an RTP leg's socket, into a WebRTC leg's send chain: [`crate::leg::relay`])
-//! and never enters rtpbin.
+//! of an RTP leg's socket, into a WebRTC leg's send chain: [`crate::leg::relay`]).
+//! No rtpbin: what must be decoded is put in sequence and decoded on the
+//! socket thread (`decode.rs`), RTCP is ours (`rtp_rtcp.rs`), and what the
+//! send chain makes leaves from the socket (`rtp_out.rs`). rtpbin's session
+//! and jitter buffer had cost three threads and a dozen elements per leg.
 
 use crate::codec::sdp::{Attribute, Direction, Media, SessionDescription};
 use crate::codec::{self, CodecChoice};
+use crate::leg::decode::Decoding;
 use crate::leg::events::{ConnectionState, EventHandler, LegEvent};
 use crate::leg::gate::SendGate;
-use crate::leg::jitter;
 use crate::leg::lifecycle::{close_once, shut_down, watch_bus};
 use crate::leg::media_watch::MediaWatch;
 use crate::leg::negotiation::{DescriptionKind, Negotiation, SessionDescriptionText};
 use crate::leg::options::LegOptions;
-use crate::leg::port::{InputPad, MediaPort};
+use crate::leg::port::{sample_sink, MediaPort};
 use crate::leg::quality::{LegStats, Reception, RemoteReports, Sent};
-use crate::leg::receive;
 use crate::leg::relay::{RelayEnd, RelayFormat, RelayOutput};
-use crate::leg::relay_rtcp::{self, RelayRtcp};
+use crate::leg::rtp_out::RtpOut;
+use crate::leg::rtp_rtcp::{self, RtpRtcp};
 use crate::leg::sdes::{self, Crypto, Keys};
 use crate::leg::send::{self, SendChain};
 use crate::leg::srtp::{Opened, SrtpSession};
+use crate::runtime::new_pipeline;
 use crate::runtime::reactor;
+use crate::runtime::ticker;
 use crate::runtime::timer::Timer;
-use crate::runtime::{make, new_pipeline};
 use crate::Error;
 use gst::prelude::*;
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 #[derive(Clone)]
 pub struct RtpLeg {
@@ -53,23 +57,22 @@ struct Inner {
     options: LegOptions,
     events: EventHandler,
     pipeline: gst::Pipeline,
-    rtpbin: gst::Element,
-    /// Funnel in front of the RTP socket's sink: RTP, and RTCP with rtcp-mux.
-    rtp_funnel: gst::Element,
-    rtp_out: gst::Element,
-    rtcp_out: gst::Element,
+    /// Where the send chain's packets leave the pipeline, for `out`.
+    chain_out: gst_app::AppSink,
+    /// What the leg sends, from its RTP socket.
+    out: Arc<RtpOut>,
     local: SocketAddr,
     port: MediaPort,
     gate: SendGate,
-    /// Payload type -> caps, read by rtpbin's `request-pt-map`.
-    pt_map: Arc<Mutex<HashMap<u8, gst::Caps>>>,
+    /// What received packets are decoded by, when they must be.
+    decoding: Decoding,
     /// Where we send, and whether we re-learn it from incoming packets.
     destination: Arc<Mutex<Destination>>,
     may_receive: Arc<AtomicBool>,
     /// Whether the peer still sends ([`crate::media_watch`]).
     watch: MediaWatch,
-    /// SDES-SRTP keys in effect, used by the socket handlers, the sinks'
-    /// probes and the relay.
+    /// SDES-SRTP keys in effect, used by the socket handlers, `out` and the
+    /// reports.
     srtp: Arc<SrtpSession>,
     /// The RTP and RTCP sockets being read; cleared on close.
     sockets: Mutex<Vec<reactor::Registration>>,
@@ -77,8 +80,8 @@ struct Inner {
     reception: Arc<Reception>,
     sent: Arc<Sent>,
     reports: Arc<RemoteReports>,
-    /// The leg's own RTCP while it relays (`relay_rtcp.rs`); taken on close.
-    relay_rtcp: Mutex<Option<(Arc<RelayRtcp>, Timer)>>,
+    /// The leg's RTCP (`rtp_rtcp.rs`); taken on close.
+    rtcp: Mutex<Option<(Arc<RtpRtcp>, Timer)>>,
     state: Mutex<State>,
 }
 
@@ -99,7 +102,6 @@ struct State {
     send: Option<SendChain>,
     /// The remote offer being answered.
     remote_offer: Option<SessionDescription>,
-    rtcp_linked: bool,
     /// The `a=crypto` lines of our pending offer.
     srtp_offered: Vec<Crypto>,
     /// The `a=crypto` line we send with, once negotiated.
@@ -117,84 +119,65 @@ impl RtpLeg {
         let (rtp_socket, rtcp_socket) = bind_pair(address, options.rtp_ports)?;
         let local = rtp_socket.local_addr().map_err(|e| Error::Bind(e.to_string()))?;
         let clone = |s: &UdpSocket| s.try_clone().map_err(|e| Error::Bind(e.to_string()));
-        let (rtp_reader, rtcp_reader, relay_socket) = (clone(&rtp_socket)?, clone(&rtcp_socket)?, clone(&rtp_socket)?);
-        let report_sockets = (clone(&rtp_socket)?, clone(&rtcp_socket)?);
-        let rtp_socket = gio_socket(rtp_socket)?;
-        let rtcp_socket = gio_socket(rtcp_socket)?;
+        let (rtp_reader, rtcp_reader) = (clone(&rtp_socket)?, clone(&rtcp_socket)?);
+        let report_socket = clone(&rtp_socket)?;
 
         let pipeline = new_pipeline(name);
-        let rtpbin = make("rtpbin")?;
-        rtpbin.set_property("latency", options.jitter_latency_ms);
-        let rtp_out = sink_on(&rtp_socket)?;
         let sent: Arc<Sent> = Arc::default();
-        super::traffic::count_sent(&rtp_out, sent.clone());
-        let rtcp_out = sink_on(&rtcp_socket)?;
-        let rtp_funnel = make("funnel")?;
-        pipeline.add_many([&rtpbin, &rtp_funnel, &rtp_out, &rtcp_out])?;
-        rtp_funnel.link(&rtp_out)?;
-        let entry = |name: &str, rtpbin_pad: &str| -> Result<Arc<InputPad>, Error> {
-            let target =
-                rtpbin.request_pad_simple(rtpbin_pad).ok_or_else(|| Error::Pipeline(format!("rtpbin {rtpbin_pad}")))?;
-            Ok(Arc::new(InputPad::new(name, &target)?))
-        };
-        let inputs = Inputs { rtp: entry("rtp_in", "recv_rtp_sink_0")?, rtcp: entry("rtcp_in", "recv_rtcp_sink_0")? };
-        // No probation: a relayed stream reaches rtpbin only in part (its
-        // telephone-event packets, between relayed audio), so its sequence
-        // numbers are never consecutive, and a source on probation would
-        // never be validated. The socket handler screens packets already.
-        let session = rtpbin.emit_by_name::<gst::glib::Object>("get-internal-session", &[&0u32]);
-        session.set_property("probation", 0u32);
-
         let destination: Arc<Mutex<Destination>> = Arc::default();
-        let gate = SendGate::default();
         let srtp: Arc<SrtpSession> = Arc::default();
-        encrypt_on(&rtp_out, srtp.clone());
-        encrypt_on(&rtcp_out, srtp.clone());
-        let relay_destination = destination.clone();
-        let relay = Arc::new(RelayEnd::new(
-            RelayOutput::Socket {
-                socket: relay_socket,
-                destination: Box::new(move || relay_destination.lock().unwrap().rtp),
-                srtp: srtp.clone(),
-                sent: sent.clone(),
-            },
-            gate.clone(),
+        let out_destination = destination.clone();
+        let out = Arc::new(RtpOut::new(
+            rtp_socket,
+            Box::new(move || out_destination.lock().unwrap().rtp),
+            srtp.clone(),
+            sent.clone(),
         ));
+        let chain_out = {
+            let out = out.clone();
+            sample_sink(move |sample| {
+                if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) {
+                    out.send_from_chain(map.to_vec());
+                }
+            })
+        };
+        pipeline.add(&chain_out)?;
+        let gate = SendGate::default();
+        let relay = Arc::new(RelayEnd::new(RelayOutput::Socket(out.clone()), gate.clone()));
         let port = MediaPort::default();
         port.set_relay_end(relay.clone());
         let (reception, reports): (Arc<Reception>, Arc<RemoteReports>) = Default::default();
         let report_destination = destination.clone();
-        let relay_rtcp = RelayRtcp::start(
-            relay_rtcp::Sources {
+        let rtcp = RtpRtcp::start(
+            rtp_rtcp::Sources {
                 end: relay,
-                port: port.clone(),
+                out: out.clone(),
                 reception: reception.clone(),
                 reports: reports.clone(),
                 srtp: srtp.clone(),
             },
-            report_sockets.0,
-            report_sockets.1,
+            report_socket,
+            rtcp_socket,
             Box::new(move || {
                 let d = report_destination.lock().unwrap();
                 Some((d.rtcp?, d.rtcp_mux))
             }),
-            rtpbin.property::<gst::Structure>("sdes").get::<String>("cname").unwrap_or_default(),
+            cname(),
         );
+        let decoding =
+            Decoding::new(pipeline.clone().upcast(), port.clone(), events.clone(), options.jitter_latency_ms);
         let watch = MediaWatch::new(options.rtp_timeout_ms, events.clone(), true);
-        jitter::adapt(&rtpbin, &port);
         let leg = RtpLeg {
             inner: Arc::new(Inner {
                 options,
                 events,
                 pipeline,
-                rtpbin,
-                rtp_funnel,
-                rtp_out,
-                rtcp_out,
+                chain_out,
+                out,
                 local,
                 port,
                 gate,
-                pt_map: Arc::default(),
+                decoding,
                 destination,
                 may_receive: Arc::new(AtomicBool::new(true)),
                 watch,
@@ -203,14 +186,13 @@ impl RtpLeg {
                 reception,
                 sent,
                 reports,
-                relay_rtcp: Mutex::new(Some(relay_rtcp)),
+                rtcp: Mutex::new(Some(rtcp)),
                 state: Mutex::new(State {
                     negotiation: Negotiation::Stable,
                     session_id: crate::runtime::random_u32() as u64,
                     version: 1,
                     send: None,
                     remote_offer: None,
-                    rtcp_linked: false,
                     srtp_offered: Vec::new(),
                     srtp_local: None,
                     closed: false,
@@ -219,15 +201,14 @@ impl RtpLeg {
             }),
         };
         leg.inner.gate.set_transport_up(true);
-        leg.connect_rtpbin();
         watch_bus(&leg.inner.pipeline, &leg.inner.events);
         leg.inner.pipeline.set_state(gst::State::Playing)?;
-        let rtcp_only = inputs.rtcp.clone();
+        ticker::watch(Arc::downgrade(&leg.inner) as Weak<dyn ticker::Timed>);
         let rtcp_watch = leg.inner.watch.clone();
         let rtcp_srtp = Decryptor::new(leg.inner.srtp.clone());
         let (rtcp_reports, rtcp_reception) = (leg.inner.reports.clone(), leg.inner.reception.clone());
         let registered = [
-            reactor::register(rtp_reader, leg.rtp_handler(inputs)),
+            reactor::register(rtp_reader, leg.rtp_handler()),
             reactor::register(
                 rtcp_reader,
                 Box::new(move |data, source| {
@@ -235,7 +216,6 @@ impl RtpLeg {
                         if let Some(plain) = rtcp_srtp.open(data, true, source).as_deref() {
                             rtcp_watch.rtcp();
                             rtcp_reports.received(plain, rtcp_reception.clock_rate());
-                            rtcp_only.push(arrived(plain), &RTCP_CAPS);
                         }
                     }
                 }),
@@ -267,11 +247,10 @@ impl RtpLeg {
     /// (STUN from phones that probe even with ICE off) is dropped, the
     /// peer's real address is learnt, the connection reported up at the
     /// first packet, and audio for a linked leg relayed straight to it
-    /// ([`crate::leg::relay`]); the rest goes into rtpbin.
-    fn rtp_handler(&self, inputs: Inputs) -> reactor::Handler {
+    /// ([`crate::leg::relay`]); what must be decoded goes to `decode.rs`.
+    fn rtp_handler(&self) -> reactor::Handler {
+        let inner = Arc::downgrade(&self.inner);
         let destination = self.inner.destination.clone();
-        let rtp_out = self.inner.rtp_out.clone();
-        let rtcp_out = self.inner.rtcp_out.clone();
         let may_receive = self.inner.may_receive.clone();
         let watch = self.inner.watch.clone();
         let port = self.inner.port.clone();
@@ -288,7 +267,7 @@ impl RtpLeg {
             if kind == Packet::Rtcp {
                 watch.rtcp();
                 reports.received(data, reception.clock_rate());
-                return inputs.rtcp.push(arrived(data), &RTCP_CAPS);
+                return;
             }
             super::traffic::received(data.len());
             reception.received(data);
@@ -305,7 +284,6 @@ impl RtpLeg {
                         } else {
                             SocketAddr::new(source.ip(), source.port().wrapping_add(1))
                         });
-                        apply_destination(&dest, &rtp_out, &rtcp_out);
                     }
                 }
             }
@@ -316,27 +294,10 @@ impl RtpLeg {
             if port.relay(data) && !port.has_demand() {
                 return;
             }
-            inputs.rtp.push(arrived(data), &RTP_CAPS);
-        })
-    }
-
-    fn connect_rtpbin(&self) {
-        let pt_map = self.inner.pt_map.clone();
-        self.inner.rtpbin.connect("request-pt-map", false, move |args| {
-            let pt = args[2].get::<u32>().unwrap_or(0) as u8;
-            // An unknown payload type (RTP before the answer, a stray PT)
-            // must get NULL caps, not "no value": glib aborts on the latter.
-            Some(pt_map.lock().unwrap().get(&pt).cloned().to_value())
-        });
-        let weak = Arc::downgrade(&self.inner);
-        self.inner.rtpbin.connect_pad_added(move |_, pad| {
-            let Some(inner) = weak.upgrade() else { return };
-            if pad.name().starts_with("recv_rtp_src_") {
-                if let Err(err) = receive::attach(inner.pipeline.upcast_ref(), pad, &inner.port, &inner.events) {
-                    tracing::warn!(%err, "cannot receive RTP stream");
-                }
+            if let Some(inner) = inner.upgrade() {
+                inner.decoding.push(data);
             }
-        });
+        })
     }
 
     pub fn local_description(&self) -> Result<SessionDescriptionText, Error> {
@@ -514,22 +475,8 @@ impl RtpLeg {
         direction: Direction,
     ) -> Result<(), Error> {
         let inner = &self.inner;
-        {
-            let mut map = inner.pt_map.lock().unwrap();
-            map.clear();
-            map.insert(
-                choice.payload_type,
-                codec::rtp_caps(
-                    choice.codec.sdp_name(),
-                    choice.codec.clock_rate(),
-                    choice.payload_type,
-                    choice.codec == codec::Codec::Opus,
-                ),
-            );
-            if let Some((pt, rate)) = choice.telephone_event {
-                map.insert(pt, codec::rtp_caps("TELEPHONE-EVENT", rate, pt, false));
-            }
-        }
+        inner.decoding.set_formats(choice);
+        inner.out.set_clock_rate(choice.codec.clock_rate());
         let rtcp_mux = media.has_attribute("rtcp-mux");
         let address = remote.address_of(media).filter(|a| !a.is_unspecified() && media.port != 0);
         {
@@ -544,7 +491,6 @@ impl RtpLeg {
                 }
             });
             dest.latch = true;
-            apply_destination(&dest, &inner.rtp_out, &inner.rtcp_out);
         }
         inner.gate.set_may_send(direction.sends() && address.is_some());
         inner.port.set_relay_format(Some(RelayFormat::of(choice)));
@@ -559,32 +505,8 @@ impl RtpLeg {
                 old.remove();
             }
             let chain = send::build(inner.pipeline.upcast_ref(), &inner.port, choice, &inner.options, &inner.gate)?;
-            chain.src_pad.link(
-                &inner.rtpbin.request_pad_simple("send_rtp_sink_0").ok_or(Error::Pipeline("rtpbin send pad".into()))?,
-            )?;
-            if let Some(src) = inner.rtpbin.static_pad("send_rtp_src_0") {
-                if !src.is_linked() {
-                    src.link(&inner.rtp_funnel.request_pad_simple("sink_%u").unwrap())?;
-                }
-            }
+            chain.src_pad.link(&inner.chain_out.static_pad("sink").expect("appsink has a sink pad"))?;
             state.send = Some(chain);
-        }
-        if !state.rtcp_linked {
-            let rtcp_src =
-                inner.rtpbin.request_pad_simple("send_rtcp_src_0").ok_or(Error::Pipeline("rtpbin rtcp pad".into()))?;
-            // With rtcp-mux, RTCP leaves through the RTP socket's sink.
-            let sink_pad = if rtcp_mux {
-                inner.rtp_funnel.request_pad_simple("sink_%u")
-            } else {
-                inner.rtcp_out.static_pad("sink")
-            };
-            if let Some(sink_pad) = sink_pad {
-                rtcp_src.link(&sink_pad)?;
-            }
-            if let Some((relay_rtcp, _)) = inner.relay_rtcp.lock().unwrap().as_ref() {
-                hold_back_while_relaying(&rtcp_src, Arc::downgrade(relay_rtcp));
-            }
-            state.rtcp_linked = true;
         }
         Ok(())
     }
@@ -601,7 +523,9 @@ impl RtpLeg {
             inbound: inner.reception.stats(),
             outbound: inner.sent.stats(),
             remote_inbound: inner.reports.stats(),
-            jitter_buffer_delay: inner.rtpbin.property::<u32>("latency") as f64 / 1000.0,
+            // The configured latency, as the other legs report: a raised one
+            // delays only packets behind a gap, not the stream.
+            jitter_buffer_delay: inner.options.jitter_latency_ms as f64 / 1000.0,
         }
     }
 
@@ -610,55 +534,34 @@ impl RtpLeg {
             return;
         }
         self.inner.watch.disarm();
-        // Held until the pipeline is down: rtpbin's RTCP (its BYE) stays held
-        // back meanwhile.
-        let relay_rtcp = self.inner.relay_rtcp.lock().unwrap().take();
-        if let Some((reports, _)) = &relay_rtcp {
+        if let Some((reports, _)) = self.inner.rtcp.lock().unwrap().take() {
             reports.bye();
         }
         self.inner.port.set_relay_format(None);
         self.inner.sockets.lock().unwrap().clear();
         shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
-        drop(relay_rtcp);
     }
 }
 
-/// Drops rtpbin's RTCP while the leg relays: it reports then for itself
-/// (`relay_rtcp.rs`), and rtpbin, which sees none of the relayed packets,
-/// would contradict it.
-fn hold_back_while_relaying(rtcp_src: &gst::Pad, relay_rtcp: std::sync::Weak<RelayRtcp>) {
-    rtcp_src.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, _| {
-        if relay_rtcp.upgrade().is_some_and(|r| r.active()) {
-            gst::PadProbeReturn::Drop
-        } else {
-            gst::PadProbeReturn::Ok
-        }
-    });
+impl ticker::Timed for Inner {
+    fn tick(&self, _now: std::time::Instant) {
+        self.decoding.expire();
+    }
+}
+
+/// The leg's SDES CNAME: random, as RFC 7022 recommends (no user or host
+/// name leaks to the peer).
+fn cname() -> String {
+    format!(
+        "{:08x}{:08x}{:08x}",
+        crate::runtime::random_u32(),
+        crate::runtime::random_u32(),
+        crate::runtime::random_u32()
+    )
 }
 
 /// The telephone-event payload type we offer.
 const TELEPHONE_EVENT_PT: u8 = 101;
-
-/// A multiudpsink sending from `socket`, with no destination until one is
-/// negotiated (a plain udpsink would default to localhost:5004).
-fn sink_on(socket: &gio::Socket) -> Result<gst::Element, Error> {
-    let sink = make("multiudpsink")?;
-    sink.set_property("socket", socket);
-    sink.set_property("close-socket", false);
-    sink.set_property("sync", false);
-    sink.set_property("async", false);
-    Ok(sink)
-}
-
-fn apply_destination(dest: &Destination, rtp_out: &gst::Element, rtcp_out: &gst::Element) {
-    let clients = |a: Option<SocketAddr>| a.map(|a| format!("{}:{}", a.ip(), a.port())).unwrap_or_default();
-    rtp_out.set_property("clients", clients(dest.rtp));
-    if dest.rtcp_mux {
-        rtcp_out.set_property("clients", "");
-    } else {
-        rtcp_out.set_property("clients", clients(dest.rtcp));
-    }
-}
 
 /// What arrived on an RTP socket.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -683,26 +586,6 @@ impl Packet {
             _ => Packet::Other,
         }
     }
-}
-
-/// Where received packets enter the pipeline: rtpbin's RTP and RTCP sinks.
-struct Inputs {
-    rtp: Arc<InputPad>,
-    rtcp: Arc<InputPad>,
-}
-
-pub(super) static RTP_CAPS: LazyLock<gst::Caps> = LazyLock::new(|| gst::Caps::new_empty_simple("application/x-rtp"));
-static RTCP_CAPS: LazyLock<gst::Caps> = LazyLock::new(|| gst::Caps::new_empty_simple("application/x-rtcp"));
-
-/// A received datagram as a buffer stamped with its arrival (running time
-/// on the shared timeline), which is what rtpbin's jitter buffer times from.
-pub(super) fn arrived(data: &[u8]) -> gst::Buffer {
-    let mut buffer = gst::Buffer::from_slice(data.to_vec());
-    let now = crate::runtime::now();
-    let b = buffer.get_mut().expect("a new buffer is writable");
-    b.set_pts(now);
-    b.set_dts(now);
-    buffer
 }
 
 /// Binds an even RTP port and the RTCP port above it, trying ports in
@@ -731,46 +614,6 @@ fn bind_pair(address: IpAddr, range: (u16, u16)) -> Result<(UdpSocket, UdpSocket
         }
     }
     Err(Error::Bind(format!("no free port pair on {address} in {low}-{high}")))
-}
-
-fn gio_socket(socket: UdpSocket) -> Result<gio::Socket, Error> {
-    gio::Socket::from_fd(std::os::fd::OwnedFd::from(socket)).map_err(|e| Error::Bind(e.to_string()))
-}
-
-/// Encrypts what a multiudpsink sends when the leg has SRTP keys (RTP, and
-/// RTCP told apart by its packet type with rtcp-mux).
-fn encrypt_on(sink: &gst::Element, srtp: Arc<SrtpSession>) {
-    let seal = move |buffer: &gst::BufferRef| -> Option<Option<gst::Buffer>> {
-        let map = buffer.map_readable().ok()?;
-        match srtp.seal(&map, Packet::of(&map) == Packet::Rtcp) {
-            None => Some(None),
-            Some(Ok(sealed)) => Some(Some(gst::Buffer::from_mut_slice(sealed))),
-            Some(Err(_)) => None,
-        }
-    };
-    let pad = sink.static_pad("sink").expect("multiudpsink has a sink pad");
-    pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, info| {
-        match &mut info.data {
-            Some(gst::PadProbeData::Buffer(buffer)) => match seal(buffer) {
-                Some(Some(sealed)) => *buffer = sealed,
-                Some(None) => {}
-                None => return gst::PadProbeReturn::Drop,
-            },
-            Some(gst::PadProbeData::BufferList(list)) => {
-                let mut sealed = gst::BufferList::new_sized(list.len());
-                for buffer in list.iter() {
-                    match seal(buffer) {
-                        Some(Some(b)) => sealed.get_mut().unwrap().add(b),
-                        Some(None) => sealed.get_mut().unwrap().add(buffer.to_owned()),
-                        None => {}
-                    }
-                }
-                *list = sealed;
-            }
-            _ => {}
-        }
-        gst::PadProbeReturn::Ok
-    });
 }
 
 /// Decrypts what arrives on a socket, logging rejected packets (the first,

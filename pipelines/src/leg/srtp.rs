@@ -4,9 +4,9 @@
 //! Done here on the leg's socket threads rather than by GStreamer's
 //! `srtpenc`/`srtpdec`, because relayed packets never enter the pipeline
 //! ([`crate::leg::relay`]): a packet is decrypted as it arrives (before it is
-//! screened, relayed or handed to rtpbin) and encrypted as it leaves, by
-//! multiudpsink or by the relay, through one [`Context`] per direction, so
-//! both senders share the stream state (rollover counter, SRTCP index).
+//! screened, relayed or decoded) and encrypted as it leaves
+//! (`crate::leg::rtp_out`, `crate::leg::rtp_rtcp`), through one [`Context`]
+//! per direction, so both streams share the state (rollover counter, SRTCP index).
 //! The cipher contexts are keyed once per master key and reused for every
 //! packet (Debian's libsrtp2 builds a crypto context per packet).
 //! Keys never reach a log: [`MasterKey`] prints as its suite only.

@@ -11,6 +11,7 @@ pub(crate) mod dtls;
 pub(crate) mod log_limit;
 pub(crate) mod memory;
 pub(crate) mod reactor;
+pub(crate) mod ticker;
 pub(crate) mod timer;
 
 use crate::Error;

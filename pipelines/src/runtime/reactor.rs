@@ -6,8 +6,8 @@
 //! switching between them (docs/performance.md). Here one thread per core
 //! (at most [`MAX_THREADS`]) waits on many sockets with epoll (through mio)
 //! and drains every ready socket per wake-up, as rtpengine does. What it
-//! reads goes to the leg's handler on that thread: relayed, or pushed into
-//! the leg's pipeline. Handlers must not block.
+//! reads goes to the leg's handler on that thread: relayed, or decoded
+//! (and the linked leg's audio encoded) on it. Handlers must not block.
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
@@ -21,7 +21,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// Called with every datagram a registered socket receives, and its source.
 pub(crate) type Handler = Box<dyn Fn(&[u8], SocketAddr) + Send + Sync>;
 
-const MAX_THREADS: usize = 4;
+/// Transcoded calls are decoded and encoded on these threads, so they
+/// should cover every core of a large host; the bound only keeps an odd
+/// `available_parallelism` from starting hundreds.
+const MAX_THREADS: usize = 64;
 /// Larger than any RTP packet a voice peer sends (MTU-sized at most).
 const MAX_DATAGRAM: usize = 4096;
 

@@ -4,14 +4,14 @@
 //!
 //! ```text
 //! socket --(shared socket thread: str0m decrypts)--> relay to a linked leg (same codec)
-//!                                                 \-> decode.rs: in sequence (no thread), per payload type -> receive::attach_as (decode, DTMF)
+//!                                                 \-> leg/decode.rs: in sequence (no thread), per payload type -> receive::attach_as (decode, DTMF)
 //! relay from a linked leg --\
 //! send chain ! appsink -------> outgoing.rs (one stream) -> str0m (encrypts) -> socket
-//! str0m's timers and the jitter buffer's gaps: one task on the process timer for every lean leg (timers.rs)
+//! str0m's timers and the jitter buffer's gaps: one task on the process timer for every leg (runtime/ticker.rs)
 //! ```
 //! Passthrough is socket -> str0m -> relay -> socket on one thread, as
 //! between plain RTP legs. What must be decoded (a transcoded call, a
-//! recorder, DTMF) is decoded on that thread too (`decode.rs`): the leg
+//! recorder, DTMF) is decoded on that thread too (`leg/decode.rs`): the leg
 //! has no rtpbin and no thread of its own.
 //!
 //! `transport.rs` holds the socket and the str0m session, `setup.rs` its
@@ -24,20 +24,19 @@
 //! `gather.rs` gets from the STUN and TURN servers (`turn.rs`, over UDP
 //! or TCP).
 
-mod decode;
 mod gather;
 mod offer;
 mod outgoing;
 mod reports;
 mod setup;
 mod stun;
-mod timers;
 mod transport;
 mod turn;
 mod turn_tcp;
 
 use crate::codec::sdp::{Direction, SessionDescription};
 use crate::codec::{self, CodecChoice};
+use crate::leg::decode::Decoding;
 use crate::leg::events::{ConnectionState, EventHandler, LegEvent};
 use crate::leg::gate::SendGate;
 use crate::leg::ice;
@@ -51,8 +50,8 @@ use crate::leg::relay::{RelayEnd, RelayFormat, RelayOutput};
 use crate::leg::send::{self, SendChain};
 use crate::runtime::new_pipeline;
 use crate::runtime::reactor;
+use crate::runtime::ticker;
 use crate::Error;
-use decode::Decoding;
 use gather::Gatherer;
 use gst::prelude::*;
 use outgoing::Outgoing;
@@ -198,8 +197,8 @@ impl LeanLeg {
                 }
             }));
         }
-        let timed: Weak<dyn timers::Timed> = Arc::downgrade(&leg.inner) as Weak<dyn timers::Timed>;
-        timers::watch(timed);
+        let timed: Weak<dyn ticker::Timed> = Arc::downgrade(&leg.inner) as Weak<dyn ticker::Timed>;
+        ticker::watch(timed);
         tracing::info!(pipeline = name, %local, "lean WebRTC leg (str0m)");
         (leg.inner.events)(LegEvent::ConnectionStateChange(ConnectionState::New));
         Ok(leg)
@@ -442,7 +441,7 @@ impl Inner {
     }
 }
 
-impl timers::Timed for Inner {
+impl ticker::Timed for Inner {
     fn tick(&self, now: Instant) {
         self.gatherer.tick(now);
         let happenings = self.transport.tick(now);

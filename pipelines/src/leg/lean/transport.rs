@@ -4,7 +4,7 @@
 //!
 //! Nothing here has a thread. Datagrams are fed in by a shared socket
 //! thread ([`crate::runtime::reactor`]), timers by the shared timer thread
-//! (`timers.rs`), outgoing RTP by whoever sends (the relay, the send
+//! (`runtime/ticker.rs`), outgoing RTP by whoever sends (the relay, the send
 //! chain's sink). Whatever str0m wants sent leaves at once from the
 //! calling thread; what it reports is returned as [`Happening`]s for the
 //! caller to act on outside the lock. What str0m sends from a relayed
@@ -172,8 +172,8 @@ impl Transport {
                     self.deadline_ms.store(clock_ms(at), Ordering::Relaxed);
                     break;
                 }
-                // A full socket buffer loses this datagram only, as a
-                // multiudpsink would.
+                // A full socket buffer loses this datagram only, as it
+                // would any other.
                 Ok(Output::Transmit(t)) => match &self.turn {
                     Some(turn) if t.source != self.local => turn.send(&t.contents, t.destination),
                     _ => {

@@ -1,14 +1,15 @@
-//! What a lean leg decodes (a transcoded call, a recorder, DTMF): received
-//! packets put back in sequence by a jitter buffer with no thread of its
-//! own (`leg/reorder.rs`; its gaps are given up on the lean legs' shared
-//! timer, `timers.rs`), then each payload type into a receive chain of its
-//! own (`leg/receive.rs`), made at its first packet.
+//! What a lean WebRTC leg or a plain RTP leg decodes (a transcoded call, a
+//! room, a recorder, DTMF): received packets put back in sequence by a
+//! jitter buffer with no thread of its own (`leg/reorder.rs`; its gaps are
+//! given up on the legs' shared ticker, `runtime/ticker.rs`), then each
+//! payload type into a receive chain of its own (`leg/receive.rs`), made at
+//! its first packet.
 //!
-//! No rtpbin: str0m does the leg's RTCP, so rtpbin's session would be dead
-//! weight, and its session and jitter buffer cost three threads per leg and
-//! a dozen elements. Packets are decoded on the thread that received them
-//! (or the timer's, for those held behind a gap), as the relay forwards
-//! them: no hand-off.
+//! No rtpbin: its session and jitter buffer cost three threads per leg and
+//! a dozen elements, and neither leg needs its RTCP (str0m does the lean
+//! leg's, `relay_rtcp.rs` the RTP leg's). Packets are decoded on the thread
+//! that received them (or the ticker's, for those held behind a gap), as
+//! the relay forwards them: no hand-off.
 
 use crate::codec::{self, CodecChoice};
 use crate::leg::events::EventHandler;
@@ -18,7 +19,7 @@ use crate::leg::reorder::{Released, Reorder};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-pub(super) struct Decoding {
+pub(crate) struct Decoding {
     bin: gst::Bin,
     port: MediaPort,
     events: EventHandler,

@@ -1,8 +1,9 @@
-//! str0m's timers of every lean leg (ICE checks and keepalives, DTLS
-//! retransmits, RTCP reports) and its jitter buffer's gaps (`decode.rs`),
-//! fired by one task on the process's timer
-//! thread (`runtime/timer.rs`) instead of a timer per leg: it runs every
-//! [`TICK`], and a leg whose next deadline has not come costs an atomic load.
+//! The legs' fine-grained timers, fired by one task on the process's timer
+//! thread (`runtime/timer.rs`) instead of a timer per leg: str0m's on every
+//! lean leg (ICE checks and keepalives, DTLS retransmits, RTCP reports) and
+//! the gaps of the thread-less jitter buffers (`leg/decode.rs`) on lean and
+//! plain RTP legs. The task runs every [`TICK`]; a leg with nothing due
+//! costs a check.
 
 use crate::runtime::timer::{self, Timer};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -14,12 +15,12 @@ use std::time::{Duration, Instant};
 const TICK: Duration = Duration::from_millis(10);
 
 /// Something with timers to fire.
-pub(super) trait Timed: Send + Sync {
+pub(crate) trait Timed: Send + Sync {
     fn tick(&self, now: Instant);
 }
 
 /// Fires `leg`'s timers from now on, until it is dropped.
-pub(super) fn watch(leg: Weak<dyn Timed>) {
+pub(crate) fn watch(leg: Weak<dyn Timed>) {
     legs().lock().unwrap().push(leg);
 }
 
