@@ -17,6 +17,7 @@ use crate::leg::port::{InputPad, MediaPort};
 use crate::leg::receive;
 use crate::leg::reorder::{Released, Reorder};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 pub(crate) struct Decoding {
@@ -24,6 +25,10 @@ pub(crate) struct Decoding {
     port: MediaPort,
     events: EventHandler,
     state: Mutex<State>,
+    /// Whether the jitter buffer holds packets behind a gap: the ticker
+    /// calls [`Decoding::expire`] on every leg 100 times a second, and a
+    /// leg with nothing held must cost it no lock.
+    holding: AtomicBool,
 }
 
 struct State {
@@ -54,6 +59,7 @@ impl Decoding {
                 chains: HashMap::new(),
                 released: Vec::new(),
             }),
+            holding: AtomicBool::new(false),
         }
     }
 
@@ -79,16 +85,21 @@ impl Decoding {
         let rate = state.formats.get(&(second & 0x7f)).and_then(|f| f.audio_rate);
         let mut released = std::mem::take(&mut state.released);
         state.reorder.push(packet, now, rate, &mut released);
+        self.holding.store(state.reorder.holding(), Ordering::Relaxed);
         self.deliver(&mut state, &mut released);
         state.released = released;
     }
 
     /// Gives up the gaps waited for long enough (on the timer's thread).
     pub fn expire(&self) {
+        if !self.holding.load(Ordering::Relaxed) {
+            return;
+        }
         let now = crate::runtime::now().nseconds() as i64;
         let mut state = self.state.lock().unwrap();
         let mut released = std::mem::take(&mut state.released);
         state.reorder.expire(now, &mut released);
+        self.holding.store(state.reorder.holding(), Ordering::Relaxed);
         self.deliver(&mut state, &mut released);
         state.released = released;
     }

@@ -97,6 +97,11 @@ impl Reorder {
         stream.release(out);
     }
 
+    /// Whether packets are held behind a gap (something for [`Reorder::expire`] to do).
+    pub fn holding(&self) -> bool {
+        self.stream.as_ref().is_some_and(|s| !s.held.is_empty())
+    }
+
     /// Gives up the gaps waited for longer than the latency at `now_ns`,
     /// appending what goes on then to `out`.
     pub fn expire(&mut self, now_ns: i64, out: &mut Vec<Released>) {
