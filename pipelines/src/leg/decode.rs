@@ -7,7 +7,7 @@
 //!
 //! No rtpbin: its session and jitter buffer cost three threads per leg and
 //! a dozen elements, and neither leg needs its RTCP (str0m does the lean
-//! leg's, `relay_rtcp.rs` the RTP leg's). Packets are decoded on the thread
+//! leg's, `rtp_rtcp.rs` the RTP leg's). Packets are decoded on the thread
 //! that received them (or the ticker's, for those held behind a gap), as
 //! the relay forwards them: no hand-off.
 

@@ -3,13 +3,12 @@
 //! the two kinds of leg:
 //!
 //! ```text
-//! network -> rtp.rs | webrtc.rs -> receive.rs (depay, decode, DTMF detector dtmf.rs) -> port.rs -> consumers
-//! consumers -> port.rs inputs -> send.rs (encode, payload, gate.rs) -> rtp.rs | webrtc.rs -> network
-//! a leg's received packets -> relay.rs -> a linked leg's socket or send chain (same codec: no rtpbin at all)
-//! an RTP leg that relays -> relay_rtcp.rs (its own SR/RR, SDES, BYE: rtcp_packets.rs) -> the peer's RTCP port
-//! rtpbin's jitter buffers (where audio is decoded) adapt their latency: jitter.rs
-//! the lean leg decodes behind a jitter buffer of its own with no thread: reorder.rs
-//! RTP leg's sockets <-> srtp.rs (SDES-SRTP, keys from sdes.rs) <-> rtpbin / relay
+//! network -> rtp.rs | webrtc.rs | lean/ -> [decode.rs: reorder.rs, no thread] -> receive.rs (depay, decode, DTMF detector dtmf.rs) -> port.rs -> consumers
+//! consumers -> port.rs inputs -> send.rs (encode, payload, gate.rs) -> rtp_out.rs | webrtc.rs | lean/ -> network
+//! a leg's received packets -> relay.rs -> a linked leg's socket or send chain (same codec: decoded by nobody)
+//! an RTP leg -> rtp_rtcp.rs (its own SR/RR, SDES, BYE: rtcp_packets.rs, send_tally.rs) -> the peer's RTCP port
+//! webrtcbin's jitter buffers (where its audio is decoded) adapt their latency: jitter.rs, as reorder.rs does
+//! RTP leg's sockets <-> srtp.rs (SDES-SRTP, keys from sdes.rs) <-> decode / relay / rtp_out.rs
 //! ```
 //!
 //! `lean/` is the opt-in second WebRTC leg: str0m (ICE, DTLS-SRTP) on the

@@ -1,5 +1,5 @@
 //! RTCP packets we build ourselves (RFC 3550 section 6): the compound
-//! packet a relayed leg reports its stream with (`relay_rtcp.rs`): a sender
+//! packet an RTP leg reports its stream with (`rtp_rtcp.rs`): a sender
 //! or receiver report, the SDES CNAME, and a BYE when the leg closes.
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -9,7 +9,7 @@
 //! chain's: DTMF from the send chain may go out while audio is relayed,
 //! and an RFC 4733 event keeps one timestamp across its packets, which a
 //! mapping onto one stream would re-base at every switch between them.
-//! Each stream's counts feed its sender reports (`relay_rtcp.rs`).
+//! Each stream's counts feed its sender reports (`rtp_rtcp.rs`).
 
 use crate::leg::quality::Sent;
 use crate::leg::send_tally::{payload_len, SendTally, SentStream};
