@@ -515,7 +515,7 @@ impl SendChain {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::leg::port::InputPad;
+    use crate::leg::port::{sample_sink, InputPad};
 
     /// Input buffer `i`: its gap before it (ms beyond the usual 20) and
     /// whether it is flagged DISCONT, as after a lost packet.
@@ -538,21 +538,11 @@ mod tests {
         let tail = gst::parse::bin_from_description(tail, true).unwrap();
         let out = Arc::new(Mutex::new((0u64, 0u64)));
         let counted = out.clone();
-        let sink = gst_app::AppSink::builder()
-            .sync(false)
-            .async_(false)
-            .callbacks(
-                gst_app::AppSinkCallbacks::builder()
-                    .new_sample(move |s| {
-                        let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                        let mut c = counted.lock().unwrap();
-                        c.0 += 1;
-                        c.1 += sample.buffer().map_or(0, |b| b.size() as u64);
-                        Ok(gst::FlowSuccess::Ok)
-                    })
-                    .build(),
-            )
-            .build();
+        let sink = sample_sink(move |sample| {
+            let mut c = counted.lock().unwrap();
+            c.0 += 1;
+            c.1 += sample.buffer().map_or(0, |b| b.size() as u64);
+        });
         pipeline.add_many([&resample, tail.upcast_ref(), sink.upcast_ref()]).unwrap();
         gst::Element::link_many([&resample, tail.upcast_ref(), sink.upcast_ref()]).unwrap();
         pipeline.set_state(gst::State::Playing).unwrap();
@@ -637,19 +627,7 @@ mod tests {
             let chain = build(pipeline.upcast_ref(), &port, &choice, &LegOptions::default(), &gate).unwrap();
             let packets = Arc::new(Mutex::new(0u64));
             let counted = packets.clone();
-            let sink = gst_app::AppSink::builder()
-                .sync(false)
-                .async_(false)
-                .callbacks(
-                    gst_app::AppSinkCallbacks::builder()
-                        .new_sample(move |s| {
-                            s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                            *counted.lock().unwrap() += 1;
-                            Ok(gst::FlowSuccess::Ok)
-                        })
-                        .build(),
-                )
-                .build();
+            let sink = sample_sink(move |_| *counted.lock().unwrap() += 1);
             pipeline.add(&sink).unwrap();
             chain.src_pad.link(&sink.static_pad("sink").unwrap()).unwrap();
             pipeline.set_state(gst::State::Playing).unwrap();
