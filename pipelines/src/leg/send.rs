@@ -529,6 +529,21 @@ mod tests {
         outputs_after_each_push_at(&[from; 24], tail)
     }
 
+    /// 20 ms of a tone at `rate` Hz (S16LE mono), stamped `pts`.
+    fn tone_frame(rate: u32, pts: gst::ClockTime, discont: bool) -> gst::Buffer {
+        let frames = rate as usize / 50;
+        let tone =
+            (0..frames).flat_map(|n| (((n as f64 * 0.3).sin() * 8000.0) as i16).to_le_bytes()).collect::<Vec<u8>>();
+        let mut buffer = gst::Buffer::from_mut_slice(tone);
+        let b = buffer.get_mut().unwrap();
+        b.set_pts(pts);
+        b.set_duration(gst::ClockTime::from_mseconds(20));
+        if discont {
+            b.set_flags(gst::BufferFlags::DISCONT);
+        }
+        buffer
+    }
+
     /// Like [`outputs_after_each_push`], input buffer `i` at `rates[i]` Hz.
     fn outputs_after_each_push_at(rates: &[u32], tail: &str) -> Vec<(u64, u64)> {
         gst::init().unwrap();
@@ -553,19 +568,7 @@ mod tests {
             let caps = crate::runtime::raw_caps(from);
             let (gap, discont) = PATTERN.iter().find(|p| p.0 == i).map_or((0, i == 0), |p| (p.1, p.2));
             pts += gst::ClockTime::from_mseconds(gap);
-            let frames = from as usize / 50;
-            let tone =
-                (0..frames).flat_map(|n| (((n as f64 * 0.3).sin() * 8000.0) as i16).to_le_bytes()).collect::<Vec<u8>>();
-            let mut buffer = gst::Buffer::from_mut_slice(tone);
-            {
-                let b = buffer.get_mut().unwrap();
-                b.set_pts(pts);
-                b.set_duration(gst::ClockTime::from_mseconds(20));
-                if discont {
-                    b.set_flags(gst::BufferFlags::DISCONT);
-                }
-            }
-            input.push(buffer, &caps);
+            input.push(tone_frame(from, pts, discont), &caps);
             after.push(*out.lock().unwrap());
             pts += gst::ClockTime::from_mseconds(20);
         }
@@ -644,20 +647,7 @@ mod tests {
                 let rate = if i < 12 { direct } else { other };
                 let (gap, discont) = PATTERN.iter().find(|p| p.0 == i % 12).map_or((0, false), |p| (p.1, p.2));
                 pts += gst::ClockTime::from_mseconds(gap);
-                let frames = rate as usize / 50;
-                let tone = (0..frames)
-                    .flat_map(|n| (((n as f64 * 0.3).sin() * 8000.0) as i16).to_le_bytes())
-                    .collect::<Vec<u8>>();
-                let mut buffer = gst::Buffer::from_mut_slice(tone);
-                {
-                    let b = buffer.get_mut().unwrap();
-                    b.set_pts(pts);
-                    b.set_duration(gst::ClockTime::from_mseconds(20));
-                    if discont {
-                        b.set_flags(gst::BufferFlags::DISCONT);
-                    }
-                }
-                port.push_raw_buffer(buffer, &crate::runtime::raw_caps(rate));
+                port.push_raw_buffer(tone_frame(rate, pts, discont), &crate::runtime::raw_caps(rate));
                 assert_eq!(
                     *packets.lock().unwrap(),
                     i as u64 + 1,
