@@ -93,16 +93,16 @@ impl RelayEnd {
         if !from.relays_as(to) || !self.gate.open() || packet.len() < RTP_HEADER {
             return false;
         }
-        if let RelayOutput::Socket(socket) = &self.output {
-            if !socket.has_destination() {
-                return false;
-            }
-        }
         let mut out = packet.to_vec();
-        self.header.lock().unwrap().rewrite(&mut out, to.payload_type, to.codec.clock_rate());
+        let rewrite = |out: &mut [u8]| {
+            self.header.lock().unwrap().rewrite(out, to.payload_type, to.codec.clock_rate());
+        };
         match &self.output {
-            RelayOutput::Socket(socket) => socket.send(out),
-            RelayOutput::Chain(push) => push(out),
+            RelayOutput::Socket(socket) => socket.send(out, rewrite),
+            RelayOutput::Chain(push) => {
+                rewrite(&mut out);
+                push(out)
+            }
         }
     }
 }

@@ -30,7 +30,7 @@ use crate::leg::lifecycle::{close_once, shut_down, watch_bus};
 use crate::leg::media_watch::MediaWatch;
 use crate::leg::negotiation::{DescriptionKind, Negotiation, SessionDescriptionText};
 use crate::leg::options::LegOptions;
-use crate::leg::port::{sample_sink, MediaPort};
+use crate::leg::port::MediaPort;
 use crate::leg::quality::{LegStats, Reception, RemoteReports, Sent};
 use crate::leg::relay::{RelayEnd, RelayFormat, RelayOutput};
 use crate::leg::rtp_out::RtpOut;
@@ -135,11 +135,7 @@ impl RtpLeg {
         ));
         let chain_out = {
             let out = out.clone();
-            sample_sink(move |sample| {
-                if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) {
-                    out.send_from_chain(map.to_vec());
-                }
-            })
+            send::packet_sink(move |packet| out.send_from_chain(packet))
         };
         pipeline.add(&chain_out)?;
         let gate = SendGate::default();

@@ -55,15 +55,13 @@ impl RtpOut {
         self.clock_rate.store(rate, Ordering::Relaxed);
     }
 
-    /// Whether there is anywhere to send yet.
-    pub fn has_destination(&self) -> bool {
-        (self.destination)().is_some()
-    }
-
-    /// Sends one RTP packet whose header is final; false when it cannot go
-    /// (no destination yet, or it cannot be sealed).
-    pub fn send(&self, mut packet: Vec<u8>) -> bool {
+    /// Sends one RTP packet; false when it cannot go (no destination yet,
+    /// or it cannot be sealed). `finish` completes its header once there is
+    /// somewhere to send it (the relay's rewrite, which counts the packet
+    /// in the relayed stream).
+    pub fn send(&self, mut packet: Vec<u8>, finish: impl FnOnce(&mut [u8])) -> bool {
         let Some(address) = (self.destination)() else { return false };
+        finish(&mut packet);
 
         match self.srtp.seal(&packet, false) {
             None => {}
@@ -94,7 +92,7 @@ impl RtpOut {
         let ssrc = u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]);
         let timestamp = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
         let octets = payload_len(&packet);
-        if self.send(packet) {
+        if self.send(packet, |_| {}) {
             let mut chain = self.chain.lock().unwrap();
             if chain.as_ref().is_none_or(|(s, _)| *s != ssrc) {
                 // A new send chain (a new codec) is a new stream.

@@ -6,7 +6,7 @@ use crate::codec::opus_decoder::native_rate;
 use crate::codec::{Codec, CodecChoice};
 use crate::leg::gate::SendGate;
 use crate::leg::options::LegOptions;
-use crate::leg::port::{InputPad, MediaPort, SendInputs};
+use crate::leg::port::{sample_sink, InputPad, MediaPort, SendInputs};
 use crate::runtime::make;
 use crate::Error;
 use gst::prelude::*;
@@ -25,7 +25,7 @@ pub(crate) struct SendChain {
     /// telephone-event caps through the mux at once, and webrtcbin would
     /// then answer with telephone-event as the only codec.
     dtmf_src: Mutex<Option<gst::Element>>,
-    /// The chain's output: RTP to link into webrtcbin or rtpbin.
+    /// The chain's output: RTP to link into webrtcbin or a [`packet_sink`].
     pub src_pad: gst::Pad,
 }
 
@@ -49,6 +49,17 @@ impl RtpInput {
         buffer.get_mut().expect("a new buffer is writable").set_pts(crate::runtime::now());
         self.pad.push(buffer, &caps);
     }
+}
+
+/// Where a send chain's packets leave the pipeline on a leg that sends
+/// them itself (the RTP leg's socket, the lean leg's str0m session): an
+/// appsink calling `on_packet` with each one, on the thread that made it.
+pub(crate) fn packet_sink(on_packet: impl Fn(Vec<u8>) + Send + Sync + 'static) -> gst_app::AppSink {
+    sample_sink(move |sample| {
+        if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) {
+            on_packet(map.to_vec());
+        }
+    })
 }
 
 /// Builds, in `bin`:

@@ -131,8 +131,12 @@ impl LeanLeg {
         let outgoing = Arc::new(Outgoing::new(transport.clone(), sent.clone()));
 
         let pipeline = new_pipeline(name);
-        let chain_out = gst_app::AppSink::builder().sync(false).build();
-        chain_out.set_property("async", false);
+        let chain_out = {
+            let outgoing = outgoing.clone();
+            send::packet_sink(move |packet| {
+                outgoing.send(packet);
+            })
+        };
         pipeline.add(&chain_out)?;
 
         let gate = SendGate::default();
@@ -175,7 +179,6 @@ impl LeanLeg {
                 }),
             }),
         };
-        leg.connect_pipeline();
         watch_bus(&leg.inner.pipeline, &leg.inner.events);
         leg.inner.pipeline.set_state(gst::State::Playing)?;
         let weak = Arc::downgrade(&leg.inner);
@@ -202,22 +205,6 @@ impl LeanLeg {
         tracing::info!(pipeline = name, %local, "lean WebRTC leg (str0m)");
         (leg.inner.events)(LegEvent::ConnectionStateChange(ConnectionState::New));
         Ok(leg)
-    }
-
-    /// The send chain's packets into `outgoing`.
-    fn connect_pipeline(&self) {
-        let outgoing = self.inner.outgoing.clone();
-        self.inner.chain_out.set_callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |sink| {
-                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) {
-                        outgoing.send(map.to_vec());
-                    }
-                    Ok(gst::FlowSuccess::Ok)
-                })
-                .build(),
-        );
     }
 
     pub fn port(&self) -> &MediaPort {
