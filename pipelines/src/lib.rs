@@ -6,9 +6,9 @@
 //!
 //! Data flow of one leg (see docs/architecture.md):
 //! ```text
-//!  network -> [webrtcbin | udpsrc+rtpbin] -> depay -+-> (encoded frames) -> MediaPort consumers
-//!                                                    +-> decode -> (raw S16 mono) -> consumers
-//!  MediaPort inputs -> (raw) encode -+-> payload -> [webrtcbin | rtpbin+udpsink] -> network
+//!  network -> [webrtcbin | socket thread -> in sequence] -> depay -+-> (encoded frames) -> MediaPort consumers
+//!                                                                  +-> decode -> (raw S16 mono) -> consumers
+//!  MediaPort inputs -> (raw) encode -+-> payload -> [webrtcbin | appsink -> socket] -> network
 //!                    (encoded) ------+
 //! ```
 

@@ -182,8 +182,8 @@ pub fn from_answer(answer: &SessionDescription) -> Result<CodecChoice, Error> {
     choose(media, &DEFAULT_PREFERENCE)
 }
 
-/// RTP caps for a payload type, as rtpbin's payload-type map and relayed
-/// packets need them (Opus says `encoding-params=2`).
+/// RTP caps for a payload type, as the receive chains (`leg/decode.rs`) and
+/// relayed packets need them (Opus says `encoding-params=2`).
 pub(crate) fn rtp_caps(encoding: &str, clock_rate: u32, pt: u8, stereo_params: bool) -> gst::Caps {
     let mut caps = gst::Caps::builder("application/x-rtp")
         .field("media", "audio")

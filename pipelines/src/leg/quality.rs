@@ -4,9 +4,9 @@
 //! report blocks (loss, jitter, and the round-trip time from LSR and DLSR,
 //! RFC 3550 section 6.4.1), and an MOS estimate from them (`emodel.rs`).
 //!
-//! An RTP leg counts on its socket thread, before rtpbin: relayed
-//! (passthrough) packets never reach rtpbin, so its statistics would miss
-//! them. A WebRTC leg reads webrtcbin's `get-stats` instead (`webrtc.rs`).
+//! An RTP leg (and the lean WebRTC leg) counts on its socket thread, before
+//! the relay and decoding: relayed (passthrough) packets are never decoded.
+//! The webrtcbin leg reads webrtcbin's `get-stats` instead (`webrtc.rs`).
 
 use crate::codec::Codec;
 use crate::leg::emodel;

@@ -1,5 +1,5 @@
-//! The receive half of a leg: from an RTP source pad (webrtcbin's or
-//! rtpbin's) to the leg's media port, or to the DTMF detector for
+//! The receive half of a leg: from an RTP source pad (webrtcbin's, or a
+//! pad of ours per payload type, `decode.rs`) to the leg's media port, or to the DTMF detector for
 //! telephone-event streams.
 
 use crate::codec::g711::{self, Law};

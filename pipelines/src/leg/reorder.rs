@@ -1,5 +1,5 @@
-//! A jitter buffer with no thread of its own (the lean WebRTC leg's, in
-//! place of rtpbin's): packets are put back in sequence on the thread that
+//! A jitter buffer with no thread of its own (the RTP and lean WebRTC legs',
+//! in place of rtpbin's): packets are put back in sequence on the thread that
 //! received them, and a missing packet is waited for until a timer that
 //! calls [`Reorder::expire`] finds the wait over.
 //!
