@@ -332,10 +332,18 @@ fn check_reports(phone: &str, seen: &Seen, reported: u32) -> Vec<(u32, Block, Sy
                         "{phone}: SR says {packets} packets, got {got}"
                     );
                     assert_eq!(*octets as u64, *packets as u64 * 160, "{phone}: payload octets");
-                    // The NTP/RTP mapping: each relayed packet's timestamp
-                    // against its arrival, through the report's mapping.
+                    // The NTP/RTP mapping: the timestamp of each packet
+                    // that came within a second of the report against its
+                    // arrival, through the report's mapping. Only those: a
+                    // report describes the stream as it is, and a
+                    // transcoded stream's timing may start again after a
+                    // gap (the encoder re-bases its timestamps on its
+                    // input's once they part by more than its tolerance).
                     let mut errors: Vec<f64> = relayed
                         .iter()
+                        .filter(|r| {
+                            r.4 + Duration::from_secs(1) >= *arrival && r.4 <= *arrival + Duration::from_secs(1)
+                        })
                         .map(|r| {
                             let since = r.4.duration_since(UNIX_EPOCH).unwrap().as_secs_f64() + 2_208_988_800.0;
                             let predicted = (since - ntp_seconds(*ntp)) * 8000.0;
