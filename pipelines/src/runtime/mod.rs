@@ -39,8 +39,6 @@ pub fn init() -> Result<(), Error> {
 const REQUIRED_ELEMENTS: &[&str] = &[
     "webrtcbin",
     "rtpbin",
-    "udpsrc",
-    "udpsink",
     "appsrc",
     "appsink",
     "funnel",
