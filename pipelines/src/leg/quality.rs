@@ -57,6 +57,26 @@ pub struct RemoteInboundStats {
 }
 
 impl LegStats {
+    /// The figures of a leg that counts its own packets (the RTP and lean
+    /// legs). The jitter buffer delay is the configured latency, as the
+    /// webrtcbin leg reports it: a raised one delays only packets behind a
+    /// gap, not the stream.
+    pub(crate) fn counted(
+        codec: Option<Codec>,
+        reception: &Reception,
+        sent: &Sent,
+        remote_inbound: Option<RemoteInboundStats>,
+        jitter_latency_ms: u32,
+    ) -> LegStats {
+        LegStats {
+            codec,
+            inbound: reception.stats(),
+            outbound: sent.stats(),
+            remote_inbound,
+            jitter_buffer_delay: jitter_latency_ms as f64 / 1000.0,
+        }
+    }
+
     /// Received packets lost, as a percentage of those expected.
     pub fn loss_percent(&self) -> Option<f64> {
         let inbound = self.inbound.as_ref()?;

@@ -495,16 +495,15 @@ impl RtpLeg {
         // A new description (hold, resume) restarts the peer's timeout.
         inner.watch.arm(direction != Direction::SendRecv);
 
-        let same_stream = state.send.as_ref().is_some_and(|s| s.choice == *choice);
-        if !same_stream {
-            if let Some(old) = state.send.take() {
-                old.remove();
-            }
-            let chain = send::build(inner.pipeline.upcast_ref(), &inner.port, choice, &inner.options, &inner.gate)?;
-            chain.src_pad.link(&inner.chain_out.static_pad("sink").expect("appsink has a sink pad"))?;
-            state.send = Some(chain);
-        }
-        Ok(())
+        send::renew(
+            &mut state.send,
+            choice,
+            inner.pipeline.upcast_ref(),
+            &inner.port,
+            &inner.options,
+            &inner.gate,
+            &inner.chain_out.static_pad("sink").expect("appsink has a sink pad"),
+        )
     }
 
     pub fn dtmf_tone(&self, code: u8, duration: std::time::Duration) -> Result<(), Error> {
@@ -514,15 +513,13 @@ impl RtpLeg {
     /// The leg's quality figures now (`quality.rs`).
     pub fn stats(&self) -> LegStats {
         let inner = &self.inner;
-        LegStats {
-            codec: inner.port.send_codec(),
-            inbound: inner.reception.stats(),
-            outbound: inner.sent.stats(),
-            remote_inbound: inner.reports.stats(),
-            // The configured latency, as the other legs report: a raised one
-            // delays only packets behind a gap, not the stream.
-            jitter_buffer_delay: inner.options.jitter_latency_ms as f64 / 1000.0,
-        }
+        LegStats::counted(
+            inner.port.send_codec(),
+            &inner.reception,
+            &inner.sent,
+            inner.reports.stats(),
+            inner.options.jitter_latency_ms,
+        )
     }
 
     pub fn close(&self, reason: &str) {

@@ -62,6 +62,32 @@ pub(crate) fn packet_sink(on_packet: impl Fn(Vec<u8>) + Send + Sync + 'static) -
     })
 }
 
+/// Puts in `slot` a send chain for `choice` linked to `sink`, unless the
+/// one there already sends `choice`: a renegotiation that keeps the codec
+/// keeps the stream (its SSRC, sequence numbers and timestamps). For the
+/// legs whose chains end in a [`packet_sink`]; webrtcbin's leg also moves
+/// its relay input when the chain changes.
+pub(crate) fn renew(
+    slot: &mut Option<SendChain>,
+    choice: &CodecChoice,
+    bin: &gst::Bin,
+    port: &MediaPort,
+    options: &LegOptions,
+    gate: &SendGate,
+    sink: &gst::Pad,
+) -> Result<(), Error> {
+    if slot.as_ref().is_some_and(|s| s.choice == *choice) {
+        return Ok(());
+    }
+    if let Some(old) = slot.take() {
+        old.remove();
+    }
+    let chain = build(bin, port, choice, options, gate)?;
+    chain.src_pad.link(sink)?;
+    *slot = Some(chain);
+    Ok(())
+}
+
 /// Builds, in `bin`:
 /// ```text
 /// (raw input pad) [audioresample ! caps] ! encoder --\

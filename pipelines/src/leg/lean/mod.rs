@@ -296,14 +296,15 @@ impl LeanLeg {
         inner.reception.set_audio(choice.payload_type, choice.codec.clock_rate());
         inner.outgoing.set_clock_rate(choice.codec.clock_rate());
         inner.watch.arm(direction != Direction::SendRecv);
-        if !state.send.as_ref().is_some_and(|s| s.choice == *choice) {
-            if let Some(old) = state.send.take() {
-                old.remove();
-            }
-            let chain = send::build(inner.pipeline.upcast_ref(), &inner.port, choice, &inner.options, &inner.gate)?;
-            chain.src_pad.link(&inner.chain_out.static_pad("sink").expect("appsink has a sink pad"))?;
-            state.send = Some(chain);
-        }
+        send::renew(
+            &mut state.send,
+            choice,
+            inner.pipeline.upcast_ref(),
+            &inner.port,
+            &inner.options,
+            &inner.gate,
+            &inner.chain_out.static_pad("sink").expect("appsink has a sink pad"),
+        )?;
         if !inner.connected.load(Ordering::Relaxed) {
             (inner.events)(LegEvent::ConnectionStateChange(ConnectionState::Connecting));
         }
@@ -331,15 +332,13 @@ impl LeanLeg {
     /// the peer's receiver reports say about what it sends.
     pub fn stats(&self) -> LegStats {
         let inner = &self.inner;
-        LegStats {
-            codec: inner.port.send_codec(),
-            inbound: inner.reception.stats(),
-            outbound: inner.sent.stats(),
-            remote_inbound: inner.peer_reports.stats(),
-            // The configured latency, as the other legs report: a raised one
-            // delays only packets behind a gap, not the stream.
-            jitter_buffer_delay: inner.options.jitter_latency_ms as f64 / 1000.0,
-        }
+        LegStats::counted(
+            inner.port.send_codec(),
+            &inner.reception,
+            &inner.sent,
+            inner.peer_reports.stats(),
+            inner.options.jitter_latency_ms,
+        )
     }
 
     pub fn close(&self, reason: &str) {
