@@ -37,25 +37,6 @@ const GATHERING_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long after the last host candidate gathering counts as done.
 const CANDIDATES_QUIET: Duration = Duration::from_millis(20);
 /// How long a webrtcbin promise may take.
-/// A leaky queue (200 ms) between the send chains and webrtcbin's sink
-/// pad, returning its sink pad. webrtcbin blocks its input until DTLS is
-/// up, and audio reaches the send chain on the thread that received it:
-/// for a transcoding RTP leg that is a shared socket thread, which must not
-/// wait for one call's handshake (50 transcoded calls setting up at once
-/// stalled every RTP leg's reception). Audio from before the handshake is
-/// dropped, not sent late in a burst.
-fn send_queue(bin: &gst::Bin, webrtc_sink: &gst::Pad) -> Result<gst::Pad, Error> {
-    let queue = make("queue")?;
-    queue.set_property("max-size-buffers", 0u32);
-    queue.set_property("max-size-bytes", 0u32);
-    queue.set_property("max-size-time", gst::ClockTime::from_mseconds(200).nseconds());
-    queue.set_property_from_str("leaky", "downstream");
-    bin.add(&queue)?;
-    queue.static_pad("src").expect("queue has a src pad").link(webrtc_sink)?;
-    queue.sync_state_with_parent()?;
-    Ok(queue.static_pad("sink").expect("queue has a sink pad"))
-}
-
 const PROMISE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
@@ -70,8 +51,7 @@ struct Inner {
     webrtc: gst::Element,
     /// webrtcbin frees its ICE agent if nobody else holds it: keep it.
     _ice_agent: gst_webrtc::WebRTCICE,
-    /// Where send chains link: a queue in front of webrtcbin's sink pad.
-    send_queue_pad: gst::Pad,
+    sink_pad: gst::Pad,
     transceiver: gst_webrtc::WebRTCRTPTransceiver,
     port: MediaPort,
     gate: SendGate,
@@ -137,7 +117,6 @@ impl WebRtcLeg {
 
         let sink_pad = webrtc.request_pad_simple("sink_%u").ok_or(Error::Pipeline("webrtcbin sink pad".into()))?;
         let transceiver = sink_pad.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
-        let send_queue_pad = send_queue(pipeline.upcast_ref(), &sink_pad)?;
         transceiver.set_property("direction", WebRTCRTPTransceiverDirection::Sendrecv);
         transceiver.set_property("codec-preferences", offer_caps(&options.codecs));
 
@@ -171,7 +150,7 @@ impl WebRtcLeg {
                 pipeline,
                 webrtc,
                 _ice_agent: ice_agent,
-                send_queue_pad,
+                sink_pad,
                 transceiver,
                 port,
                 gate,
@@ -356,7 +335,7 @@ impl WebRtcLeg {
             old.remove();
         }
         let chain = send::build(bin, &self.inner.port, choice, &self.inner.options, &self.inner.gate)?;
-        chain.src_pad.link(&self.inner.send_queue_pad)?;
+        chain.src_pad.link(&self.inner.sink_pad)?;
         *self.inner.relay_input.lock().unwrap() = Some(Arc::new(chain.rtp_input()?));
         state.send = Some(chain);
         Ok(())
