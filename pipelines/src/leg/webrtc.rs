@@ -7,8 +7,9 @@
 //! What webrtcbin needs from us, learned the hard way (docs/architecture.md, "WebRTC leg"):
 //! loopback must be added to the ICE agent by hand; the DTLS certificate
 //! must be ECDSA for aiortc; outgoing audio is dropped until the connection
-//! is up so the far side does not get a burst; payload types follow the
-//! remote offer, and Opus caps carry `encoding-params=2`.
+//! is up so the far side does not get a burst; webrtcbin's own `clocksync`
+//! must not wait on the shared threads that push into it; payload types
+//! follow the remote offer, and Opus caps carry `encoding-params=2`.
 
 use crate::codec::sdp::{Direction, SessionDescription};
 use crate::codec::{self, Codec, CodecChoice};
@@ -86,10 +87,21 @@ impl WebRtcLeg {
         // writes the SDP fingerprint before these elements join the bin,
         // from its default certificate, so local descriptions get their
         // fingerprint rewritten to ours (see `with_our_fingerprint`).
+        //
+        // webrtcbin (1.22) puts a `clocksync` in front of its rtpbin that
+        // holds each buffer until its running time. Our send chain is fed on
+        // the thread that made the audio (an RTP leg's socket thread, shared
+        // by every call), and an encoder's output runs up to a packet time
+        // ahead of the clock (its timeline is anchored at its first input,
+        // which may have come late): the wait would stall every call on that
+        // thread. What we push is live already, paced by its source, as the
+        // other legs' send chains, which have no clock wait either.
         webrtc.connect("deep-element-added", false, |args| {
             let element = args[2].get::<gst::Element>().ok()?;
-            if element.factory().is_some_and(|f| f.name() == "dtlsdec") {
-                element.set_property("pem", crate::runtime::dtls::certificate());
+            match element.factory().map(|f| f.name()) {
+                Some(name) if name == "dtlsdec" => element.set_property("pem", crate::runtime::dtls::certificate()),
+                Some(name) if name == "clocksync" => element.set_property("sync", false),
+                _ => {}
             }
             None
         });
