@@ -203,23 +203,17 @@ impl RtpLeg {
         let rtcp_watch = leg.inner.watch.clone();
         let rtcp_srtp = Decryptor::new(leg.inner.srtp.clone());
         let (rtcp_reports, rtcp_reception) = (leg.inner.reports.clone(), leg.inner.reception.clone());
-        let registered = [
-            reactor::register(rtp_reader, leg.rtp_handler()),
-            reactor::register(
-                rtcp_reader,
-                Box::new(move |data, source| {
-                    if Packet::of(data) == Packet::Rtcp {
-                        if let Some(plain) = rtcp_srtp.open(data, true, source).as_deref() {
-                            rtcp_watch.rtcp();
-                            rtcp_reports.received(plain, rtcp_reception.clock_rate());
-                        }
-                    }
-                }),
-            ),
-        ];
-        for registration in registered {
-            leg.inner.sockets.lock().unwrap().push(registration.map_err(|e| Error::Bind(e.to_string()))?);
-        }
+        let rtcp_handler: reactor::Handler = Box::new(move |data, source| {
+            if Packet::of(data) == Packet::Rtcp {
+                if let Some(plain) = rtcp_srtp.open(data, true, source).as_deref() {
+                    rtcp_watch.rtcp();
+                    rtcp_reports.received(plain, rtcp_reception.clock_rate());
+                }
+            }
+        });
+        *leg.inner.sockets.lock().unwrap() =
+            reactor::register(vec![(rtp_reader, leg.rtp_handler()), (rtcp_reader, rtcp_handler)])
+                .map_err(|e| Error::Bind(e.to_string()))?;
         (leg.inner.events)(LegEvent::ConnectionStateChange(ConnectionState::New));
         Ok(leg)
     }

@@ -5,7 +5,8 @@
 //! second, and the profile of a passthrough run was mostly the kernel
 //! switching between them (docs/performance.md). Here one thread per core
 //! (at most [`MAX_THREADS`]) waits on many sockets with epoll (through mio)
-//! and drains every ready socket per wake-up, as rtpengine does. What it
+//! and drains every ready socket per wake-up, as rtpengine does; a leg's
+//! sockets go to the thread reading the fewest. What it
 //! reads goes to the leg's handler on that thread: relayed, or decoded
 //! (and the linked leg's audio encoded) on it. Handlers must not block.
 
@@ -54,21 +55,28 @@ struct Entry {
     handler: Handler,
 }
 
-/// Starts reading `socket`, handing each datagram to `handler` on one of
-/// the shared threads.
-pub(crate) fn register(socket: UdpSocket, handler: Handler) -> std::io::Result<Registration> {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let reactor = &reactors()[n % reactors().len()];
-    socket.set_nonblocking(true)?;
-    let token = Token(n);
-    let fd = socket.as_raw_fd();
-    reactor.entries.lock().unwrap().insert(token, Arc::new(Entry { socket, handler }));
-    if let Err(err) = reactor.registry.register(&mut SourceFd(&fd), token, Interest::READABLE) {
-        reactor.entries.lock().unwrap().remove(&token);
-        return Err(err);
+/// Starts reading a leg's sockets, handing each datagram to its socket's
+/// handler. A leg's sockets share one thread, the one reading the fewest
+/// sockets: the load is spread by leg. (Spread by socket, round the
+/// threads, an RTP leg's two sockets went to two threads in turn, so on two
+/// cores every RTP socket, with all the decoding and encoding, was read by
+/// one thread and every RTCP socket by the other.)
+pub(crate) fn register(sockets: Vec<(UdpSocket, Handler)>) -> std::io::Result<Vec<Registration>> {
+    static NEXT_TOKEN: AtomicUsize = AtomicUsize::new(0);
+    let reactor =
+        reactors().iter().min_by_key(|r| r.entries.lock().unwrap().len()).expect("there is at least one socket thread");
+    let mut registrations = Vec::with_capacity(sockets.len());
+    for (socket, handler) in sockets {
+        socket.set_nonblocking(true)?;
+        let token = Token(NEXT_TOKEN.fetch_add(1, Ordering::Relaxed));
+        let fd = socket.as_raw_fd();
+        reactor.entries.lock().unwrap().insert(token, Arc::new(Entry { socket, handler }));
+        // Held from here, so a failure below drops what was registered.
+        let registration = Registration { reactor, token };
+        reactor.registry.register(&mut SourceFd(&fd), token, Interest::READABLE)?;
+        registrations.push(registration);
     }
-    Ok(Registration { reactor, token })
+    Ok(registrations)
 }
 
 fn reactors() -> &'static [Reactor] {
@@ -153,15 +161,12 @@ mod tests {
         let other_handle = socket.try_clone().unwrap();
         let count = Arc::new(AtomicUsize::new(0));
         let seen = count.clone();
-        let registration = register(
-            socket,
-            Box::new(move |data, _| {
-                if data == b"rtp" {
-                    seen.fetch_add(1, Ordering::SeqCst);
-                }
-            }),
-        )
-        .unwrap();
+        let handler: Handler = Box::new(move |data, _| {
+            if data == b"rtp" {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let registration = register(vec![(socket, handler)]).unwrap();
         let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
         for _ in 0..3 {
             peer.send_to(b"rtp", address).unwrap();
@@ -177,5 +182,31 @@ mod tests {
         let mut buf = [0u8; 8];
         let (n, _) = other_handle.recv_from(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"rtp", "the datagram stays on the socket for its other handles");
+    }
+
+    /// Legs of two sockets each (RTP, RTCP), as many as two per thread:
+    /// each leg's sockets on one thread, and every thread reading as many
+    /// legs as the next, give or take one (another test's socket may be
+    /// registered meanwhile).
+    #[test]
+    fn a_legs_sockets_share_a_thread_and_legs_spread_over_the_threads() {
+        let threads = reactors().len();
+        let legs: Vec<Vec<Registration>> = (0..2 * threads)
+            .map(|_| {
+                let socket = || (UdpSocket::bind("127.0.0.1:0").unwrap(), Box::new(|_: &[u8], _| {}) as Handler);
+                register(vec![socket(), socket()]).unwrap()
+            })
+            .collect();
+        let mut per_thread = vec![0; threads];
+        for leg in &legs {
+            let reactor = leg[0].reactor;
+            assert!(
+                std::ptr::eq(reactor, leg[1].reactor),
+                "a leg's RTP and RTCP sockets are read by different threads"
+            );
+            per_thread[reactors().iter().position(|r| std::ptr::eq(r, reactor)).unwrap()] += 1;
+        }
+        let (least, most) = (per_thread.iter().min().unwrap(), per_thread.iter().max().unwrap());
+        assert!(most - least <= 1, "legs per socket thread: {per_thread:?}");
     }
 }

@@ -96,7 +96,7 @@ struct Inner {
     /// What the peer's receiver reports say about what we send.
     peer_reports: PeerReports,
     /// The socket being read; dropped on close.
-    socket: Mutex<Option<reactor::Registration>>,
+    socket: Mutex<Vec<reactor::Registration>>,
     state: Mutex<State>,
 }
 
@@ -182,16 +182,13 @@ impl LeanLeg {
         watch_bus(&leg.inner.pipeline, &leg.inner.events);
         leg.inner.pipeline.set_state(gst::State::Playing)?;
         let weak = Arc::downgrade(&leg.inner);
-        let registration = reactor::register(
-            reader,
-            Box::new(move |data, source| {
-                if let Some(inner) = weak.upgrade() {
-                    inner.datagram(data, source);
-                }
-            }),
-        )
-        .map_err(|e| Error::Bind(e.to_string()))?;
-        *leg.inner.socket.lock().unwrap() = Some(registration);
+        let handler: reactor::Handler = Box::new(move |data, source| {
+            if let Some(inner) = weak.upgrade() {
+                inner.datagram(data, source);
+            }
+        });
+        *leg.inner.socket.lock().unwrap() =
+            reactor::register(vec![(reader, handler)]).map_err(|e| Error::Bind(e.to_string()))?;
         if let Some(turn) = leg.inner.gatherer.turn() {
             let weak = Arc::downgrade(&leg.inner);
             turn.set_data_receiver(Box::new(move |data, peer| {
@@ -347,7 +344,7 @@ impl LeanLeg {
         }
         self.inner.watch.disarm();
         self.inner.port.set_relay_format(None);
-        self.inner.socket.lock().unwrap().take();
+        self.inner.socket.lock().unwrap().clear();
         self.inner.transport.close();
         self.inner.gatherer.close();
         shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
