@@ -95,8 +95,8 @@ struct Inner {
     sent: Arc<Sent>,
     /// What the peer's receiver reports say about what we send.
     peer_reports: PeerReports,
-    /// The socket being read; dropped on close.
-    socket: Mutex<Vec<reactor::Registration>>,
+    /// The leg's socket (one) being read, as `reactor::register` returns it; cleared on close.
+    sockets: Mutex<Vec<reactor::Registration>>,
     state: Mutex<State>,
 }
 
@@ -168,7 +168,7 @@ impl LeanLeg {
                 reception: Reception::default(),
                 sent,
                 peer_reports: PeerReports::default(),
-                socket: Mutex::default(),
+                sockets: Mutex::default(),
                 state: Mutex::new(State {
                     negotiation: Negotiation::Stable,
                     pending: None,
@@ -187,7 +187,7 @@ impl LeanLeg {
                 inner.datagram(data, source);
             }
         });
-        *leg.inner.socket.lock().unwrap() =
+        *leg.inner.sockets.lock().unwrap() =
             reactor::register(vec![(reader, handler)]).map_err(|e| Error::Bind(e.to_string()))?;
         if let Some(turn) = leg.inner.gatherer.turn() {
             let weak = Arc::downgrade(&leg.inner);
@@ -344,7 +344,7 @@ impl LeanLeg {
         }
         self.inner.watch.disarm();
         self.inner.port.set_relay_format(None);
-        self.inner.socket.lock().unwrap().clear();
+        self.inner.sockets.lock().unwrap().clear();
         self.inner.transport.close();
         self.inner.gatherer.close();
         shut_down(&self.inner.pipeline, &self.inner.port, &self.inner.events, reason);
